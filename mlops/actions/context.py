@@ -1,0 +1,81 @@
+"""What every action needs: output/home directories, the data source, the plan.
+
+This is the only layer that reads a DictConfig; it hands the engine plain values.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from omegaconf import DictConfig
+
+from mlops.config.validate import feature_spec, plain, synthetic_params
+from mlops.data.files import scan_files
+from mlops.data.synthetic import generate
+from mlops.errors import ConfigError
+from mlops.features.compile import FeaturePlan, compile_plan
+
+
+@dataclass
+class RunContext:
+    cfg: DictConfig
+    output_dir: Path
+    home: Path
+    overrides: list[str] = field(default_factory=list)
+    multirun: bool = False
+    _events: pl.DataFrame | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, *, overrides=(), multirun=False) -> "RunContext":
+        out = Path(str(cfg.paths.output_dir)).resolve()
+        home_value = os.environ.get("MLOPS_HOME") or str(cfg.paths.home)
+        home = Path(home_value).expanduser().resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(cfg=cfg, output_dir=out, home=home, overrides=list(overrides),
+                   multirun=multirun)
+
+    # ---- data -----------------------------------------------------------------
+    def source_name(self) -> str:
+        data = self.cfg.data
+        if data is None:
+            raise ConfigError("no data source selected", key="data",
+                              fix="pass data=synthetic or data=files data.path=...")
+        return str(data.source)
+
+    def scan_events(self) -> pl.LazyFrame:
+        """The event source as a LazyFrame (synthetic data is generated once)."""
+        source = self.source_name()
+        if source == "synthetic":
+            if self._events is None:
+                self._events = generate(synthetic_params(self.cfg.data))
+            return self._events.lazy()
+        if source == "files":
+            d = self.cfg.data
+            spec = self.cfg.features
+            ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
+            return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
+                              timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
+        raise ConfigError(f"must be 'synthetic' or 'files'; got {source!r}", key="data.source")
+
+    def data_description(self) -> dict:
+        d = plain(self.cfg.data)
+        return {k: v for k, v in d.items()}
+
+    def plan(self, schema: dict | None = None) -> FeaturePlan:
+        """Compile the configured feature spec against the source schema."""
+        if schema is None:
+            schema = dict(self.scan_events().collect_schema())
+        return compile_plan(feature_spec(self.cfg.features), schema)
+
+    def data_hash(self) -> str:
+        """Content hash of the source: frame values (synthetic) or file bytes (files)."""
+        import glob
+
+        from mlops.data.fingerprint import files_hash, frame_hash
+        if self.source_name() == "synthetic":
+            self.scan_events()
+            return frame_hash(self._events)
+        return files_hash(sorted(glob.glob(str(self.cfg.data.path), recursive=True)))

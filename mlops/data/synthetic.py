@@ -1,0 +1,202 @@
+"""Seeded synthetic card transactions: the default data source.
+
+Every user has a home country, a usual device and a spending level; normal
+transactions arrive as a Poisson process. Fraud arrives in bursts on a
+compromised card (several fast transactions, unusual country/device, high
+amounts), so per-user window features carry signal. Each transaction gets its
+fraud label after a delay (chargebacks take days), recorded in ``label_ts``.
+
+Drift scenarios switch on at ``drift_start`` (day offset from the start):
+
+- ``none``: stationary.
+- ``covariate_shift``: inputs move (amounts up, more online, new devices); the
+  input->label relation stays.
+- ``concept_drift``: fraudsters change tactics (small domestic "card testing"
+  amounts on digital goods), so the input->label relation changes while the
+  inputs barely move: the Zillow failure mode.
+- ``sudden``: both at once at ``drift_start``.
+- ``gradual``: both, ramping linearly over ``ramp_days``.
+- ``recurring``: both, switching on and off every ``period_days``.
+
+Same seed and parameters give byte-identical frames.
+
+Example:
+    >>> df = generate(SyntheticParams(n_users=50, days=10, seed=1))
+    >>> df.columns[:3]
+    ['transaction_id', 'user_id', 'event_ts']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from mlops.errors import ConfigError
+
+SCENARIOS = ("none", "covariate_shift", "concept_drift", "sudden", "gradual", "recurring")
+CATEGORIES = ("grocery", "restaurants", "fuel", "travel", "electronics", "fashion",
+              "digital_goods", "gambling", "health", "utilities")
+COUNTRIES = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "NG")
+DEVICES = ("ios", "android", "web_chrome", "web_safari", "pos_terminal")
+CHANNELS = ("pos", "online", "atm")
+
+_CAT_P = np.array([0.26, 0.16, 0.1, 0.05, 0.06, 0.1, 0.07, 0.02, 0.08, 0.1])
+_HOME_P = np.array([0.35, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02])
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Parameters of :func:`generate` (mirrors ``conf/data/synthetic.yaml``)."""
+
+    n_users: int = 2000
+    days: int = 120
+    start: str = "2024-01-01"
+    seed: int = 7
+    tx_per_user_day: float = 0.35
+    fraud_rate: float = 0.015
+    label_delay_days: float = 5.0
+    scenario: str = "none"
+    drift_start: float = 60.0
+    magnitude: float = 1.0
+    ramp_days: float = 20.0
+    period_days: float = 14.0
+
+    def validate(self, prefix: str = "data") -> None:
+        """Raise ConfigError naming the key when a value is out of range."""
+        checks = [
+            ("n_users", self.n_users >= 1, "must be >= 1"),
+            ("days", self.days >= 1, "must be >= 1"),
+            ("tx_per_user_day", self.tx_per_user_day > 0, "must be > 0"),
+            ("fraud_rate", 0 <= self.fraud_rate < 0.5, "must be in [0, 0.5)"),
+            ("label_delay_days", self.label_delay_days >= 0, "must be >= 0"),
+            ("magnitude", self.magnitude >= 0, "must be >= 0"),
+            ("ramp_days", self.ramp_days > 0, "must be > 0"),
+            ("period_days", self.period_days > 0, "must be > 0"),
+        ]
+        for key, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"{rule}; got {getattr(self, key)!r}", key=f"{prefix}.{key}",
+                                  fix=f"set {prefix}.{key} to a value that {rule.replace('must be', 'is')}")
+        if self.scenario not in SCENARIOS:
+            raise ConfigError(f"must be one of {list(SCENARIOS)}; got {self.scenario!r}",
+                              key=f"{prefix}.scenario", fix=f"use e.g. {prefix}.scenario=sudden")
+        try:
+            datetime.fromisoformat(self.start)
+        except ValueError:
+            raise ConfigError(f"must be an ISO date like 2024-01-01; got {self.start!r}",
+                              key=f"{prefix}.start", fix="write the date as YYYY-MM-DD") from None
+
+
+def drift_intensity(params: SyntheticParams, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (covariate, concept) drift intensity in [0, 1] for each day offset."""
+    on = (day >= params.drift_start).astype(float)
+    if params.scenario == "gradual":
+        on = np.clip((day - params.drift_start) / params.ramp_days, 0.0, 1.0)
+    elif params.scenario == "recurring":
+        phase = np.floor(np.maximum(day - params.drift_start, 0) / params.period_days)
+        on = on * (phase % 2 == 0)
+    zero = np.zeros_like(on)
+    cov = on if params.scenario in ("covariate_shift", "sudden", "gradual", "recurring") else zero
+    con = on if params.scenario in ("concept_drift", "sudden", "gradual", "recurring") else zero
+    return cov * params.magnitude, con * min(params.magnitude, 1.0)
+
+
+def generate(params: SyntheticParams) -> pl.DataFrame:
+    """Generate the transaction table, sorted by event time (see module docstring)."""
+    params.validate()
+    rng = np.random.default_rng(params.seed)
+    n_u = params.n_users
+    home = rng.choice(len(COUNTRIES), size=n_u, p=_HOME_P)
+    usual_device = rng.integers(0, len(DEVICES), size=n_u)
+    spend = rng.lognormal(3.3, 0.6, size=n_u)  # typical ticket per user, ~USD 30
+    activity = rng.gamma(2.0, params.tx_per_user_day / 2.0, size=n_u)
+
+    # normal traffic: Poisson count per user, uniform times with a daytime bias
+    counts = rng.poisson(activity * params.days)
+    user = np.repeat(np.arange(n_u), counts)
+    n = user.size
+    day = rng.uniform(0, params.days, size=n)
+    hour_shift = rng.normal(0, 0.12, size=n)  # pulls events towards afternoon
+    day = np.clip(np.floor(day) + np.clip(0.58 + hour_shift, 0.0, 0.999), 0, params.days - 1e-6)
+    cov, _ = drift_intensity(params, day)
+    amount = rng.lognormal(np.log(spend[user]), 0.5) * (1.0 + 0.6 * cov)
+    category = rng.choice(len(CATEGORIES), size=n, p=_CAT_P)
+    abroad = rng.random(n) < 0.03 + 0.05 * np.minimum(cov, 1)
+    country = np.where(abroad, rng.integers(0, len(COUNTRIES), size=n), home[user])
+    new_dev = rng.random(n) < 0.05 + 0.25 * np.minimum(cov, 1)
+    device = np.where(new_dev, rng.integers(0, len(DEVICES), size=n), usual_device[user])
+    online_p = np.clip(0.3 + 0.35 * np.minimum(cov, 1), 0, 0.95)
+    u = rng.random(n)
+    channel = np.where(u < online_p, 1, np.where(u < online_p + 0.08, 2, 0))
+    fraud = np.zeros(n, dtype=np.int8)
+
+    f_user, f_day, f_amt, f_cat, f_cty, f_dev, f_chn = _fraud_bursts(params, rng, spend, home, n)
+    user = np.concatenate([user, f_user])
+    day = np.concatenate([day, f_day])
+    amount = np.concatenate([amount, f_amt])
+    category = np.concatenate([category, f_cat])
+    country = np.concatenate([country, f_cty])
+    device = np.concatenate([device, f_dev])
+    channel = np.concatenate([channel, f_chn])
+    fraud = np.concatenate([fraud, np.ones(f_user.size, dtype=np.int8)])
+
+    # timestamps at 1-second resolution: ties happen, as in real logs
+    seconds = np.floor(day * 86400).astype(np.int64)
+    order = np.lexsort((user, seconds))
+    delay = rng.exponential(params.label_delay_days * 86400, size=user.size).astype(np.int64)
+    start = datetime.fromisoformat(params.start)
+    base = pl.Series([start]).cast(pl.Datetime("us"))
+    ts = (base.to_numpy()[0] + seconds[order].astype("timedelta64[s]")).astype("datetime64[us]")
+    label_ts = (ts + (delay[order] + 3600).astype("timedelta64[s]")).astype("datetime64[us]")
+    idx = np.arange(user.size)
+    return pl.DataFrame({
+        "transaction_id": _ids("t", idx, 9),
+        "user_id": _ids("u", user[order], 6),
+        "event_ts": ts,
+        "amount": np.round(amount[order], 2),
+        "merchant_category": np.array(CATEGORIES)[category[order]],
+        "country": np.array(COUNTRIES)[country[order]],
+        "device": np.array(DEVICES)[device[order]],
+        "channel": np.array(CHANNELS)[channel[order]],
+        "is_fraud": fraud[order],
+        "label_ts": label_ts,
+    })
+
+
+def _ids(prefix: str, values: np.ndarray, width: int) -> pl.Series:
+    digits = pl.Series(values).cast(pl.String).str.zfill(width)
+    return pl.select(pl.concat_str(pl.lit(prefix), digits)).to_series()
+
+
+def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.ndarray,
+                  home: np.ndarray, n_normal: int):
+    """Fraud as bursts of 2-6 fast transactions on a compromised card."""
+    n_events = int(round(n_normal * params.fraud_rate / (1 - params.fraud_rate)))
+    n_bursts = max(n_events // 4, 1) if params.fraud_rate > 0 else 0
+    size = rng.integers(2, 7, size=n_bursts)
+    b_user = rng.integers(0, params.n_users, size=n_bursts)
+    b_day = rng.uniform(0, params.days - 0.1, size=n_bursts)
+    _, con = drift_intensity(params, b_day)
+    new_tactic = rng.random(n_bursts) < con  # concept drift: fraud looks ordinary
+    user = np.repeat(b_user, size)
+    tactic = np.repeat(new_tactic, size)
+    gaps = rng.exponential(6 * 60, size=user.size) / 86400  # minutes apart
+    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    within = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first] - gaps[first], size)
+    day = np.minimum(np.repeat(b_day, size) + within, params.days - 1e-6)
+    m = user.size
+    old_amt = rng.lognormal(np.log(spend[user]) + 1.4, 0.7)
+    new_amt = rng.lognormal(np.log(spend[user]) - 0.2, 0.5)
+    amount = np.where(tactic, new_amt, old_amt)
+    risky = np.array([CATEGORIES.index(c) for c in ("electronics", "travel", "gambling")])
+    usual = rng.choice(len(CATEGORIES), size=m, p=_CAT_P)
+    category = np.where(tactic, CATEGORIES.index("digital_goods"),
+                        np.where(rng.random(m) < 0.45, rng.choice(risky, size=m), usual))
+    foreign = rng.integers(0, len(COUNTRIES), size=m)
+    country = np.where(tactic, home[user], np.where(rng.random(m) < 0.5, foreign, home[user]))
+    device = np.where(tactic, rng.integers(0, len(DEVICES), size=m),
+                      rng.choice([DEVICES.index("web_chrome"), DEVICES.index("android")], size=m))
+    channel = np.where(tactic | (rng.random(m) < 0.85), 1, 0)
+    return user, day, amount, category, country, device, channel

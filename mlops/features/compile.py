@@ -1,0 +1,257 @@
+"""Compile a feature spec into one :class:`FeaturePlan` of polars expressions.
+
+The plan is the only place feature logic exists: training evaluates it over
+history (:mod:`mlops.features.offline`), serving evaluates the same expressions
+at request time. Compilation validates every column and SQL expression against
+the source schema, orders derived features by dependency, rejects cycles, and
+hashes the resolved spec so a model can record exactly which plan it saw.
+
+Example:
+    >>> import polars as pl
+    >>> schema = {"user_id": pl.String, "event_ts": pl.Datetime("us"), "amount": pl.Float64,
+    ...           "is_fraud": pl.Int8, "label_ts": pl.Datetime("us")}
+    >>> plan = compile_plan({"name": "demo", "raw": ["amount"],
+    ...     "windows": [{"column": "amount", "aggs": ["mean"], "periods": ["1d"]}],
+    ...     "derived": [{"name": "ratio", "expr": "amount / (amount_mean_1d + 1)"}]}, schema)
+    >>> plan.feature_names
+    ['amount', 'amount_mean_1d', 'ratio']
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from mlops.errors import FeatureSpecError
+from mlops.features.spec import FeatureSpec, parse_spec, resolve
+
+PLAN_FORMAT = 1  # bump when evaluation semantics change: old models then fail the skew guard
+MISSING_CATEGORY = "__missing__"
+_NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64,
+            pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean, pl.Decimal)
+
+
+@dataclass(frozen=True)
+class WindowFeature:
+    name: str
+    column: str | None
+    agg: str
+    period: str
+    seconds: int
+    default: float | None
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str      # "numeric" | "categorical"
+    source: str    # "raw" | "categorical" | "window" | "derived"
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Compiled, hashed feature logic. Evaluate with :mod:`mlops.features.offline`."""
+
+    name: str
+    version: int
+    entity: str
+    timestamp: str
+    label: dict
+    features: tuple[Feature, ...]
+    row_exprs: tuple[tuple[str, pl.Expr], ...]      # before windows (raw, row-level derived)
+    windows: tuple[WindowFeature, ...]
+    post_exprs: tuple[tuple[str, pl.Expr], ...]     # after windows, in dependency order
+    source_columns: tuple[str, ...]                 # columns read from the source
+    spec_hash: str
+    resolved: dict = field(repr=False, compare=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    @property
+    def max_period_seconds(self) -> int:
+        """History an online store must keep per entity to evaluate every window."""
+        return max((w.seconds for w in self.windows), default=0)
+
+    @property
+    def short_hash(self) -> str:
+        return self.spec_hash[:12]
+
+
+def plan_hash(resolved: dict) -> str:
+    """sha256 of the canonical JSON of the semantic part of a resolved spec."""
+    def strip(entry):
+        return {k: v for k, v in entry.items() if k != "key"}
+    canon = {**resolved, "windows": [strip(w) for w in resolved["windows"]],
+             "derived": [strip(d) for d in resolved["derived"]], "plan_format": PLAN_FORMAT}
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unknown_column(col: str, known: list[str], key: str) -> FeatureSpecError:
+    close = difflib.get_close_matches(col, known, n=1)
+    hint = f' Did you mean "{close[0]}"?' if close else ""
+    return FeatureSpecError(f'unable to find column "{col}"; valid columns: {sorted(known)}.{hint}',
+                            key=key, fix="fix the name or add the column to the source")
+
+
+def _sql(expr_text: str, key: str) -> pl.Expr:
+    try:
+        return pl.sql_expr(expr_text)
+    except Exception as exc:  # polars raises several types for SQL parse errors
+        raise FeatureSpecError(f"invalid SQL expression {expr_text!r}: {exc}".split("\n")[0],
+                               key=f"{key}.expr",
+                               fix="write a SQL expression such as 'amount / (x + 1)'; "
+                                   "use ln(), log10() or log1p() for logarithms") from None
+
+
+def _order_derived(derived: list[dict], deps: dict[str, set[str]]) -> list[dict]:
+    """Topological order; a cycle is an error naming the cycle."""
+    by_name = {d["name"]: d for d in derived}
+    order, state = [], {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = path[path.index(name):] + [name]
+            raise FeatureSpecError(f"derived features form a cycle: {' -> '.join(cycle)}",
+                                   key=by_name[name]["key"], fix="break the cycle")
+        state[name] = "active"
+        for dep in sorted(deps[name]):
+            if dep in by_name:
+                visit(dep, path + [name])
+        state[name] = "done"
+        order.append(by_name[name])
+
+    for d in derived:
+        visit(d["name"], [])
+    return order
+
+
+def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.Schema) -> FeaturePlan:
+    """Validate ``spec`` against the source ``schema`` and build the FeaturePlan."""
+    resolved = resolve(parse_spec(spec))
+    schema = dict(schema)
+    known = list(schema)
+    entity, ts = resolved["entity"], resolved["timestamp"]
+    for col, key in ((entity, "features.entity"), (ts, "features.timestamp")):
+        if col not in schema:
+            raise _unknown_column(col, known, key)
+    if not schema[ts].is_temporal():
+        raise FeatureSpecError(f'timestamp column "{ts}" must be a datetime; got {schema[ts]}',
+                               key="features.timestamp", fix="parse it as a datetime in the source")
+
+    row_exprs: list[tuple[str, pl.Expr]] = []
+    features: list[Feature] = []
+    for i, col in enumerate(resolved["raw"]):
+        if col not in schema:
+            raise _unknown_column(col, known, f"features.raw[{i}]")
+        if schema[col] not in _NUMERIC and not isinstance(schema[col], _NUMERIC):
+            raise FeatureSpecError(f'raw feature "{col}" must be numeric; got {schema[col]}',
+                                   key=f"features.raw[{i}]", fix="list it under `categorical`")
+        row_exprs.append((col, pl.col(col).cast(pl.Float64)))
+        features.append(Feature(col, "numeric", "raw"))
+    for i, col in enumerate(resolved["categorical"]):
+        if col not in schema:
+            raise _unknown_column(col, known, f"features.categorical[{i}]")
+        row_exprs.append((col, pl.col(col).cast(pl.String).fill_null(MISSING_CATEGORY)))
+        features.append(Feature(col, "categorical", "categorical"))
+
+    window_names = {w["name"] for w in resolved["windows"]}
+    derived_names = {d["name"] for d in resolved["derived"]}
+    parsed, deps = {}, {}
+    for d in resolved["derived"]:
+        expr = _sql(d["expr"], d["key"])
+        roots = set(expr.meta.root_names())
+        for r in sorted(roots):
+            if r not in schema and r not in window_names and r not in derived_names:
+                raise _unknown_column(r, known + sorted(window_names | derived_names),
+                                      f"{d['key']}.expr")
+        parsed[d["name"]], deps[d["name"]] = expr, roots
+    ordered = _order_derived(resolved["derived"], deps)
+
+    # a derived feature is row-level (computed before windows, usable as a window
+    # column) when nothing it depends on, transitively, is a window feature
+    row_level: set[str] = set()
+    for d in ordered:
+        if all(r in schema or r in row_level for r in deps[d["name"]]):
+            row_level.add(d["name"])
+    pre = [d for d in ordered if d["name"] in row_level]
+    post = [d for d in ordered if d["name"] not in row_level]
+
+    frame_schema = dict(schema)
+    for d in pre:
+        frame_schema[d["name"]] = _check_dtype(parsed[d["name"]], frame_schema, d)
+        row_exprs.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
+
+    windows = []
+    for w in resolved["windows"]:
+        col = w["column"]
+        if col is not None and col not in frame_schema:
+            raise _unknown_column(col, list(frame_schema), f"{w['key']}.column")
+        if w["agg"] not in ("count", "distinct", "last", "since_last") and col is not None \
+                and frame_schema[col] not in _NUMERIC and not isinstance(frame_schema[col], _NUMERIC):
+            raise FeatureSpecError(f'aggregation {w["agg"]!r} needs a numeric column; "{col}" is '
+                                   f"{frame_schema[col]}", key=f"{w['key']}.aggs",
+                                   fix="use count, distinct or last for non-numeric columns")
+        windows.append(WindowFeature(w["name"], col, w["agg"], w["period"], w["seconds"],
+                                     w["default"]))
+        frame_schema[w["name"]] = pl.Float64
+        kind = "categorical" if w["agg"] == "last" and col is not None and \
+            frame_schema[col] == pl.String else "numeric"
+        features.append(Feature(w["name"], kind, "window"))
+    for d in pre:
+        features.append(Feature(d["name"], d["kind"], "derived"))
+    post_exprs = []
+    for d in post:
+        frame_schema[d["name"]] = _check_dtype(parsed[d["name"]], frame_schema, d)
+        post_exprs.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
+        features.append(Feature(d["name"], d["kind"], "derived"))
+    # features keep the declaration order of the spec within each source kind
+    order = resolved["raw"] + resolved["categorical"] + [w["name"] for w in resolved["windows"]] \
+        + [d["name"] for d in resolved["derived"]]
+    features.sort(key=lambda f: order.index(f.name))
+
+    label = resolved["label"]
+    needed = {entity, ts} | {c for c in resolved["raw"] + resolved["categorical"]}
+    needed |= {r for d in pre for r in deps[d["name"]] if r in schema}
+    needed |= {w.column for w in windows if w.column in schema}
+    needed |= {r for d in post for r in deps[d["name"]] if r in schema}
+    return FeaturePlan(
+        name=resolved["name"], version=resolved["version"], entity=entity, timestamp=ts,
+        label=label, features=tuple(features), row_exprs=tuple(row_exprs),
+        windows=tuple(windows), post_exprs=tuple(post_exprs),
+        source_columns=tuple(c for c in schema if c in needed),
+        spec_hash=plan_hash(resolved), resolved=resolved)
+
+
+def _finish(expr: pl.Expr, kind: str) -> pl.Expr:
+    return expr.cast(pl.String).fill_null(MISSING_CATEGORY) if kind == "categorical" \
+        else expr.cast(pl.Float64)
+
+
+def _check_dtype(expr: pl.Expr, schema: dict, d: dict) -> pl.DataType:
+    """Type-check on an empty frame so errors surface at compile time, not mid-run."""
+    try:
+        out = pl.LazyFrame(schema=schema).select(expr.alias("__x")).collect_schema()["__x"]
+    except Exception as exc:
+        raise FeatureSpecError(f"expression {d['expr']!r} does not evaluate: "
+                               f"{str(exc).splitlines()[0]}", key=f"{d['key']}.expr",
+                               fix="check the column types used in the expression") from None
+    if d["kind"] == "numeric" and out not in _NUMERIC and not isinstance(out, _NUMERIC):
+        raise FeatureSpecError(f"expression {d['expr']!r} gives {out}, not a number",
+                               key=f"{d['key']}.expr", fix="set kind: categorical or fix it")
+    return pl.String if d["kind"] == "categorical" else pl.Float64

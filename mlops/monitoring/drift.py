@@ -1,0 +1,205 @@
+"""Data drift: compare a current window with the fitted reference, feature by feature.
+
+:func:`detect_drift` returns the ``monitor.json`` contract::
+
+    {"features": {name: {...}}, "drift_share", "dataset_drift", "n_features",
+     "n_drifted", "policy"}
+
+Each numeric feature: ``type, test, threshold, drift, score, psi, js, ks_stat, ks_pvalue,
+wasserstein, ref_rows, cur_rows, ref_null_share, cur_null_share, cur_nonfinite, hist, note``;
+each categorical feature has ``chi2_stat, chi2_pvalue, unseen_share`` instead of the KS and
+Wasserstein fields. ``score`` is the deciding statistic (the p-value for KS and chi-square).
+``*_rows`` count all rows, nulls and NaN/inf included; statistics use the valid values only.
+``hist`` is ``{"edges" | "categories", "ref", "cur"}`` shares for an overlaid histogram;
+categorical hists keep the ``HIST_MAX_CATEGORIES - 1`` most frequent reference categories
+and pool the rest into ``"<other>"``, and always end with the ``"<unseen>"`` bin.
+Undefined values (an empty window, an all-NaN column) are ``None`` with a ``note``, never NaN.
+
+Speed: each current column is sorted once (polars, in parallel) and reused for binning
+(binary searches on the edges), KS and Wasserstein (one merge with the pre-sorted reference).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from mlops.errors import ConfigError
+from mlops.monitoring import stats
+from mlops.monitoring.columns import (categorical_column, category_counts, numeric_column,
+                                      require_columns)
+from mlops.monitoring.policy import DriftPolicy, is_drift
+from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
+
+__all__ = ["DriftPolicy", "detect_drift", "HIST_MAX_CATEGORIES"]
+
+HIST_MAX_CATEGORIES = 30
+UNSEEN_LABEL = "<unseen>"
+OTHER_LABEL = "<other>"
+
+
+def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolicy | None = None,
+                 *, progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Compare ``current`` with ``reference``: all statistics per feature, drift decisions,
+    and the dataset-level rule. ``progress(done, total, feature)`` is called after each feature.
+
+    >>> from mlops.monitoring.reference import fit_reference
+    >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(100)]}),
+    ...                     numeric=["x"], categorical=[])
+    >>> out = detect_drift(ref, pl.DataFrame({"x": [float(i) + 50 for i in range(100)]}))
+    >>> out["features"]["x"]["test"], out["features"]["x"]["drift"], out["dataset_drift"]
+    ('ks', True, True)
+    """
+    policy = policy if policy is not None else DriftPolicy(n_bins=reference.n_bins)
+    if policy.n_bins != reference.n_bins:
+        raise ConfigError(f"the policy asks for {policy.n_bins} bins but the reference was "
+                          f"fitted with {reference.n_bins}", key="n_bins",
+                          fix=f"refit the reference with n_bins={policy.n_bins}, or set "
+                              f"n_bins={reference.n_bins}")
+    unknown = sorted(set(policy.overrides) - set(reference.features))
+    if unknown:
+        hints = [f"{name!r}" + _did_you_mean(name, reference.features) for name in unknown]
+        raise ConfigError(f"overrides name feature(s) {', '.join(hints)} that the reference "
+                          f"does not have; it has {reference.features}", key="overrides",
+                          fix="fix the feature name or refit the reference with that column")
+    require_columns(current, reference.features, what="current data")
+    features: dict[str, dict] = {}
+    total = len(reference.features)
+    for done, name in enumerate(reference.features, start=1):
+        series = current.get_column(name)
+        if name in reference.numeric:
+            features[name] = _numeric_feature(name, reference.numeric[name], series, policy)
+        else:
+            features[name] = _categorical_feature(name, reference.categorical[name], series, policy)
+        if progress is not None:
+            progress(done, total, name)
+    n_drifted = sum(1 for f in features.values() if f["drift"])
+    drift_share = n_drifted / total if total else 0.0
+    return _json_safe({"features": features, "drift_share": drift_share,
+                       "dataset_drift": bool(total) and drift_share >= policy.drift_share,
+                       "n_features": total, "n_drifted": n_drifted,
+                       "policy": policy.to_dict()})
+
+
+def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
+                     policy: DriftPolicy) -> dict:
+    col = numeric_column(series)
+    cur = col.sorted_values
+    test, threshold = policy.decide(name, "numeric", ref.valid)
+    cur_counts = stats.bin_counts(cur, ref.edges, is_sorted=True)
+    out = _base(test, threshold, "numeric")
+    out.update(psi=None, js=None, ks_stat=None, ks_pvalue=None, wasserstein=None,
+               ref_rows=ref.rows, cur_rows=col.rows,
+               ref_null_share=_share(ref.nulls, ref.rows), cur_null_share=_share(col.nulls, col.rows),
+               cur_nonfinite=col.nonfinite,
+               hist={"edges": ref.edges.tolist(), "ref": _shares_list(ref.counts),
+                     "cur": _shares_list(cur_counts)})
+    notes = _empty_notes(ref.valid, col.rows, cur.size, col.nulls, col.nonfinite)
+    if not notes:
+        ref_shares, cur_shares = stats.shares(ref.counts), stats.shares(cur_counts)
+        ks_stat, ks_pvalue, wasserstein = stats.ks_and_wasserstein(
+            ref.sorted_values, cur, ref.std, ref_n=ref.valid)
+        out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
+                   ks_stat=ks_stat, ks_pvalue=ks_pvalue, wasserstein=wasserstein)
+        out["score"] = {"ks": ks_pvalue, "wasserstein": wasserstein, "psi": out["psi"],
+                        "js": out["js"]}[test]
+        out["drift"] = is_drift(test, out["score"], threshold)
+        if ref.std is not None and ref.std < stats.WASSERSTEIN_STD_FLOOR:
+            notes.append("reference is (nearly) constant: Wasserstein is divided by 1e-3")
+    if col.nonfinite:
+        notes.append(f"{col.nonfinite} NaN/inf value(s) in the current window were dropped")
+    out["note"] = "; ".join(notes) or None
+    return out
+
+
+def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series,
+                         policy: DriftPolicy) -> dict:
+    col = categorical_column(series)
+    categories = list(ref.categories)
+    seen, unseen = category_counts(col.values, categories)
+    cur_valid = col.values.len()
+    test, threshold = policy.decide(name, "categorical", ref.valid)
+    ref_bins = np.append(ref.counts, 0)
+    cur_bins = np.append(seen, unseen)
+    out = _base(test, threshold, "categorical")
+    out.update(psi=None, js=None, chi2_stat=None, chi2_pvalue=None, unseen_share=None,
+               ref_rows=ref.rows, cur_rows=col.rows,
+               ref_null_share=_share(ref.nulls, ref.rows), cur_null_share=_share(col.nulls, col.rows),
+               cur_nonfinite=0, hist=_categorical_hist(categories, ref_bins, cur_bins))
+    notes = _empty_notes(ref.valid, col.rows, cur_valid, col.nulls, 0)
+    if not notes:
+        ref_shares, cur_shares = stats.shares(ref_bins), stats.shares(cur_bins)
+        chi2_stat, chi2_pvalue = stats.chi2_gof(ref.counts, seen)
+        if chi2_stat is None:
+            notes.append("chi-square is undefined: it needs >= 2 reference categories and "
+                         "current rows in them (unseen values are caught by PSI/JS)")
+        out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
+                   chi2_stat=chi2_stat, chi2_pvalue=chi2_pvalue, unseen_share=unseen / cur_valid)
+        out["score"] = {"chi2": chi2_pvalue, "psi": out["psi"], "js": out["js"]}[test]
+        out["drift"] = is_drift(test, out["score"], threshold)
+    out["note"] = "; ".join(notes) or None
+    return out
+
+
+def _base(test: str, threshold: float, kind: str) -> dict:
+    return {"type": kind, "test": test, "threshold": threshold, "drift": False, "score": None}
+
+
+def _empty_notes(ref_valid: int, cur_rows: int, cur_valid: int, cur_nulls: int,
+                 cur_nonfinite: int) -> list[str]:
+    if ref_valid == 0:
+        return ["reference has no valid (non-null, finite) value: statistics are undefined"]
+    if cur_rows == 0:
+        return ["current window is empty (0 rows): statistics are undefined"]
+    if cur_valid == 0:
+        return [f"current window has no valid value ({cur_nulls} null, {cur_nonfinite} "
+                f"NaN/inf): statistics are undefined"]
+    return []
+
+
+def _categorical_hist(categories: list[str], ref_bins: np.ndarray, cur_bins: np.ndarray) -> dict:
+    k = len(categories)
+    if k + 1 <= HIST_MAX_CATEGORIES:
+        labels, ref_h, cur_h = [*categories, UNSEEN_LABEL], ref_bins, cur_bins
+    else:
+        # Keep the most frequent reference categories; the rest share one "<other>" bar.
+        top = np.sort(np.argsort(-ref_bins[:k], kind="stable")[:HIST_MAX_CATEGORIES - 2])
+        rest = np.setdiff1d(np.arange(k), top)
+        labels = [categories[i] for i in top] + [OTHER_LABEL, UNSEEN_LABEL]
+        ref_h = np.concatenate((ref_bins[top], [ref_bins[rest].sum(), ref_bins[k]]))
+        cur_h = np.concatenate((cur_bins[top], [cur_bins[rest].sum(), cur_bins[k]]))
+    return {"categories": labels, "ref": _shares_list(ref_h), "cur": _shares_list(cur_h)}
+
+
+def _shares_list(counts: np.ndarray) -> list[float]:
+    # An empty side is drawn as zero bars; its statistics are None with a note.
+    s = stats.shares(counts)
+    return np.zeros(len(counts)).tolist() if s is None else s.tolist()
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _json_safe(value: object) -> object:
+    """Plain Python values only; NaN/inf become None (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value

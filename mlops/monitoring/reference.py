@@ -1,0 +1,268 @@
+"""Reference statistics, fitted once from training data and stored with the model.
+
+Per numeric column: the sorted finite values (for KS and Wasserstein), the population std,
+the bin edges and bin counts (for PSI/JS), and the null / non-finite counts. Per categorical
+column: the count of every category. The reference saves to one ``.npz`` file (arrays plus
+a JSON header, loaded with ``allow_pickle=False``) and summarises to a small JSON dict used
+by reports and by the serving circuit breaker (PSI bins per feature and for the score).
+
+Large references: when a column has more than ``max_rows`` finite values, only an evenly
+spaced subsample of its *sorted* values is kept, ``sorted[round(linspace(0, n-1, max_rows))]``
+(the minimum and maximum included). Its ECDF is within ``1 / max_rows`` of the full one, so
+KS and Wasserstein change by at most about that much. The KS p-value still uses the true
+row count. Edges, bin counts, std, min and max always come from all the finite values.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mlops.errors import ConfigError, DataError
+from mlops.monitoring import stats
+from mlops.monitoring.columns import (categorical_column, category_counts, numeric_column,
+                                      require_columns)
+
+FORMAT = "mlops.monitoring.reference"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    """Fitted statistics of one numeric column (``valid`` = non-null finite values)."""
+
+    rows: int
+    nulls: int
+    nonfinite: int
+    valid: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    edges: np.ndarray
+    counts: np.ndarray
+    sorted_values: np.ndarray
+
+    @property
+    def subsampled(self) -> bool:
+        return self.sorted_values.size < self.valid
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    """Fitted category counts of one categorical column (categories sorted as strings)."""
+
+    rows: int
+    nulls: int
+    categories: tuple[str, ...]
+    counts: np.ndarray
+
+    @property
+    def valid(self) -> int:
+        return self.rows - self.nulls
+
+
+@dataclass
+class Reference:
+    """Reference statistics per feature; build it with :func:`fit_reference`."""
+
+    numeric: dict[str, NumericReference]
+    categorical: dict[str, CategoricalReference]
+    n_bins: int = 10
+    max_rows: int | None = 200_000
+    features: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            self.features = [*self.numeric, *self.categorical]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the reference to one ``.npz`` file (atomically) and return its path."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {}
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "n_bins": self.n_bins,
+                  "max_rows": self.max_rows, "features": self.features,
+                  "numeric": {}, "categorical": {}}
+        for i, (name, ref) in enumerate(self.numeric.items()):
+            header["numeric"][name] = {"index": i, "rows": ref.rows, "nulls": ref.nulls,
+                                       "nonfinite": ref.nonfinite, "valid": ref.valid,
+                                       "mean": ref.mean, "std": ref.std,
+                                       "min": ref.min, "max": ref.max}
+            arrays[f"num{i}_edges"] = ref.edges
+            arrays[f"num{i}_counts"] = ref.counts
+            arrays[f"num{i}_sorted"] = ref.sorted_values
+        for j, (name, ref) in enumerate(self.categorical.items()):
+            header["categorical"][name] = {"index": j, "rows": ref.rows, "nulls": ref.nulls,
+                                           "categories": list(ref.categories)}
+            arrays[f"cat{j}_counts"] = ref.counts
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Reference:
+        """Read a reference written by :meth:`save` (no pickle is ever loaded)."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"no reference file at {str(path)!r}", key="reference",
+                            fix="fit the reference (fit_reference(...).save(path)) first")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{str(path)!r} is not a readable reference file ({exc})",
+                            key="reference", fix="refit and save the reference") from exc
+        if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+            raise DataError(f"{str(path)!r} has format {header.get('format')!r} version "
+                            f"{header.get('version')!r}; expected {FORMAT!r} version {FORMAT_VERSION}",
+                            key="reference", fix="refit and save the reference")
+        numeric = {}
+        for name, h in header["numeric"].items():
+            i = h["index"]
+            numeric[name] = NumericReference(
+                rows=h["rows"], nulls=h["nulls"], nonfinite=h["nonfinite"], valid=h["valid"],
+                mean=h["mean"], std=h["std"], min=h["min"], max=h["max"],
+                edges=arrays[f"num{i}_edges"], counts=arrays[f"num{i}_counts"],
+                sorted_values=arrays[f"num{i}_sorted"])
+        categorical = {
+            name: CategoricalReference(rows=h["rows"], nulls=h["nulls"],
+                                       categories=tuple(h["categories"]),
+                                       counts=arrays[f"cat{h['index']}_counts"])
+            for name, h in header["categorical"].items()}
+        return cls(numeric=numeric, categorical=categorical, n_bins=header["n_bins"],
+                   max_rows=header["max_rows"], features=list(header["features"]))
+
+    def summary(self) -> dict:
+        """Small JSON-safe description: per feature its bins (edges or categories), counts,
+        shares and row counts. This is what reports and the serving circuit breaker read.
+
+        Numeric entries: ``type, rows, nulls, nonfinite, valid, mean, std, min, max,
+        edges, counts, shares``; categorical entries: ``type, rows, nulls, valid,
+        categories, counts, shares`` (shares are ``None`` when there is no valid value).
+        """
+        features: dict[str, dict] = {}
+        for name, ref in self.numeric.items():
+            ref_shares = stats.shares(ref.counts)
+            features[name] = {
+                "type": "numeric", "rows": ref.rows, "nulls": ref.nulls,
+                "nonfinite": ref.nonfinite, "valid": ref.valid, "mean": ref.mean,
+                "std": ref.std, "min": ref.min, "max": ref.max,
+                "edges": ref.edges.tolist(), "counts": ref.counts.tolist(),
+                "shares": None if ref_shares is None else ref_shares.tolist()}
+        for name, ref in self.categorical.items():
+            ref_shares = stats.shares(ref.counts)
+            features[name] = {
+                "type": "categorical", "rows": ref.rows, "nulls": ref.nulls,
+                "valid": ref.valid, "categories": list(ref.categories),
+                "counts": ref.counts.tolist(),
+                "shares": None if ref_shares is None else ref_shares.tolist()}
+        return {"n_bins": self.n_bins, "max_rows": self.max_rows,
+                "features": {name: features[name] for name in self.features}}
+
+
+def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str],
+                  n_bins: int = 10, max_rows: int | None = 200_000) -> Reference:
+    """Fit reference statistics once from training data.
+
+    ``max_rows=None`` keeps every sorted value (exact KS/Wasserstein on any size).
+
+    >>> ref = fit_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", None]}),
+    ...                     numeric=["x"], categorical=["c"], n_bins=2)
+    >>> ref.numeric["x"].edges.tolist(), ref.categorical["c"].categories
+    ([2.5], ('a', 'b'))
+    """
+    numeric, categorical = list(numeric), list(categorical)
+    _validate_fit_args(numeric, categorical, n_bins, max_rows)
+    require_columns(df, numeric + categorical, what="reference data")
+    numeric_refs = {name: _fit_numeric(df.get_column(name), n_bins, max_rows) for name in numeric}
+    categorical_refs = {name: _fit_categorical(df.get_column(name)) for name in categorical}
+    return Reference(numeric=numeric_refs, categorical=categorical_refs, n_bins=n_bins,
+                     max_rows=max_rows, features=numeric + categorical)
+
+
+def window_psi(entry: dict, values: np.ndarray | list) -> float | None:
+    """PSI of a window of raw values against one :meth:`Reference.summary` feature entry.
+
+    For the serving circuit breaker: numeric values are binned on the entry's ``edges``
+    (NaN/inf and None dropped), categorical values on its ``categories`` plus one
+    unseen bin. Returns None when the window or the reference has no valid value.
+
+    >>> entry = {"type": "categorical", "categories": ["a", "b"], "counts": [50, 50]}
+    >>> round(window_psi(entry, ["a"] * 7 + ["b"] * 3), 5)
+    0.16946
+    """
+    if entry["type"] == "numeric":
+        x = np.asarray([v for v in values if v is not None], dtype=np.float64)
+        x = x[np.isfinite(x)]
+        ref_counts = np.asarray(entry["counts"], dtype=np.float64)
+        cur_counts = stats.bin_counts(x, np.asarray(entry["edges"], dtype=np.float64))
+    else:
+        series = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
+        seen, unseen = category_counts(series.drop_nulls(), list(entry["categories"]))
+        ref_counts = np.append(np.asarray(entry["counts"], dtype=np.float64), 0.0)
+        cur_counts = np.append(seen, unseen)
+    ref_shares, cur_shares = stats.shares(ref_counts), stats.shares(cur_counts)
+    if ref_shares is None or cur_shares is None:
+        return None
+    return stats.psi(ref_shares, cur_shares)
+
+
+def _fit_numeric(series: pl.Series, n_bins: int, max_rows: int | None) -> NumericReference:
+    col = numeric_column(series)
+    values = col.sorted_values
+    edges = stats.numeric_edges(values, n_bins)
+    counts = stats.bin_counts(values, edges, is_sorted=True)
+    kept = values
+    if max_rows is not None and values.size > max_rows:
+        kept = values[np.round(np.linspace(0, values.size - 1, max_rows)).astype(np.int64)]
+    has = values.size > 0
+    return NumericReference(
+        rows=col.rows, nulls=col.nulls, nonfinite=col.nonfinite, valid=int(values.size),
+        mean=float(values.mean()) if has else None, std=float(values.std()) if has else None,
+        min=float(values[0]) if has else None, max=float(values[-1]) if has else None,
+        edges=edges, counts=counts, sorted_values=np.ascontiguousarray(kept))
+
+
+def _fit_categorical(series: pl.Series) -> CategoricalReference:
+    col = categorical_column(series)
+    counted = col.values.rename("value").value_counts(name="n").sort("value")
+    return CategoricalReference(rows=col.rows, nulls=col.nulls,
+                                categories=tuple(counted["value"].to_list()),
+                                counts=counted["n"].to_numpy().astype(np.int64))
+
+
+def _validate_fit_args(numeric: list[str], categorical: list[str], n_bins: object,
+                       max_rows: object) -> None:
+    if not numeric and not categorical:
+        raise ConfigError("at least one numeric or categorical column is needed; got none",
+                          key="features", fix="list the feature columns to monitor")
+    for key, names in (("numeric", numeric), ("categorical", categorical)):
+        bad = [n for n in names if not isinstance(n, str)]
+        if bad:
+            raise ConfigError(f"The '{key}' parameter must be a list of column names; got {bad!r}",
+                              key=key)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"The '{key}' columns must be unique; got {dupes} more than once",
+                              key=key, fix="list each column once")
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        raise ConfigError(f"columns {both} are listed as both numeric and categorical",
+                          key="categorical", fix="list each column under one type only")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
+        raise ConfigError(f"The 'n_bins' parameter must be an int >= 2; got {n_bins!r} instead",
+                          key="n_bins")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
+                                 or max_rows < 2):
+        raise ConfigError(f"The 'max_rows' parameter must be an int >= 2 or None; got "
+                          f"{max_rows!r} instead", key="max_rows")

@@ -1,0 +1,183 @@
+"""SQLite index of the registry: schema, connections and write transactions.
+
+One file (``<home>/registry/registry.db``) in WAL mode so readers never block the
+writer and parallel sweep jobs can register at the same time. Every write runs in
+a ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so two writers
+never both read ``MAX(version)`` and pick the same number. Versions, alias history
+and the audit log are append-only, enforced by triggers that raise on UPDATE/DELETE.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import RegistryError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+# Columns without a declared type keep whatever Python type was stored (int or str),
+# which matters for feature_plan_version.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    name                 TEXT    NOT NULL,
+    version              INTEGER NOT NULL CHECK (version >= 1),
+    created_at           TEXT    NOT NULL,
+    who                  TEXT    NOT NULL,
+    code_version         TEXT,
+    parent               INTEGER,
+    artifact_sha256      TEXT    NOT NULL,
+    artifact_path        TEXT    NOT NULL,
+    artifact_size        INTEGER NOT NULL,
+    model_class          TEXT    NOT NULL,
+    reference_sha256     TEXT,
+    reference_path       TEXT,
+    training_data_hash   TEXT,
+    feature_plan_hash    TEXT,
+    feature_plan_name    TEXT,
+    feature_plan_version,
+    description          TEXT,
+    config               TEXT    NOT NULL,
+    hyperparameters      TEXT    NOT NULL,
+    metrics              TEXT    NOT NULL,
+    fairness             TEXT    NOT NULL,
+    tags                 TEXT    NOT NULL,
+    PRIMARY KEY (name, version),
+    FOREIGN KEY (name, parent) REFERENCES versions (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name       TEXT    NOT NULL,
+    alias      TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES versions (name, version)
+);
+CREATE TABLE IF NOT EXISTS alias_history (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts       TEXT    NOT NULL,
+    name     TEXT    NOT NULL,
+    alias    TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    previous INTEGER,
+    action   TEXT    NOT NULL CHECK (action IN ('promote', 'rollback')),
+    actor    TEXT    NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES versions (name, version)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    name     TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    approver TEXT    NOT NULL,
+    ts       TEXT    NOT NULL,
+    comment  TEXT,
+    PRIMARY KEY (name, version, approver),
+    FOREIGN KEY (name, version) REFERENCES versions (name, version)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts      TEXT    NOT NULL,
+    model   TEXT    NOT NULL,
+    version INTEGER,
+    action  TEXT    NOT NULL,
+    alias   TEXT,
+    actor   TEXT    NOT NULL,
+    details TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_model ON audit (model, id);
+CREATE INDEX IF NOT EXISTS alias_history_by_alias ON alias_history (name, alias, id);
+"""
+
+_APPEND_ONLY = ("versions", "alias_history", "approvals", "audit")
+
+
+def _statements() -> list[str]:
+    statements = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
+    for table in _APPEND_ONLY:
+        for op in ("UPDATE", "DELETE"):
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} is not allowed'); END"
+            )
+    return statements
+
+
+def utc_now() -> str:
+    """Current time as UTC ISO 8601 with microseconds, e.g. ``2025-01-31T12:00:00.000001+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit) with a busy timeout."""
+    conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # FULL: a commit survives power loss, not only a killed process; writes are rare.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def initialize(db_path: Path) -> None:
+    """Create the database (WAL mode, tables, append-only triggers) if needed.
+
+    Safe to call from many processes at once: switching to WAL can briefly report
+    "locked" while another process does the same, so it is retried.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        conn = connect(db_path)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RegistryError(
+                    f"could not switch {db_path} to WAL journal mode (got {mode!r})",
+                    fix="put the registry home on a local filesystem that supports SQLite WAL",
+                )
+            with transaction(conn):
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+                if found > SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"registry database {db_path} has schema version {found}, newer than "
+                        f"this code understands ({SCHEMA_VERSION})",
+                        fix="upgrade the mlops package",
+                    )
+                # executescript() would COMMIT first, so statements run one by one.
+                for statement in _statements():
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise RegistryError(f"cannot open the registry database {db_path}: {exc}") from exc
+            time.sleep(0.05)
+        finally:
+            conn.close()
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a metadata column (keys sorted so equal dicts give equal text)."""
+    return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+def loads(text: str | None) -> Any:
+    """Inverse of :func:`dumps`; ``None`` stays ``None``."""
+    return None if text is None else json.loads(text)

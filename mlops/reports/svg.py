@@ -1,0 +1,397 @@
+"""Inline SVG charts for reports, drawn by our own code (no JS, no CDN).
+
+Every function returns ``markupsafe.Markup`` built only from escaped values, with a
+``<title>``/``aria-label``, axis labels and nicely rounded ticks; coordinates are
+rounded to one decimal. Put a chart in a template with ``{{ m.chart(svg, "caption") }}``.
+
+>>> svg = bar_chart([("amount", 0.31), ("country", 0.02)], xlabel="PSI", ylabel="feature",
+...                 threshold=(0.2, "alert"))
+>>> str(svg).startswith("<svg")
+True
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import Any
+
+from markupsafe import Markup
+
+from mlops.reports.axes import (
+    ALERT, AXIS, CUR_FILL, GRID, INK, MARKER, MUTED, PALETTE, REF_FILL, Frame, clip, document,
+    empty, esc, finite, legend, line, nice_ticks, num, rect, short, text, text_width,
+    tick_label, time_ticks, to_epoch, x_axis, y_axis,
+)
+
+
+def _bin_labels(bins: Sequence[Any], n: int) -> list[str]:
+    """Labels for ``n`` bins from categories or numeric edges (inner edges: open outer bins)."""
+    bins = list(bins)
+    numeric = bool(bins) and all(isinstance(b, Real) and not isinstance(b, bool) for b in bins)
+    if not numeric:
+        if len(bins) != n:
+            raise ValueError(f"The 'edges_or_categories' parameter must list one category per "
+                             f"bin ({n}); got {len(bins)} instead")
+        return [str(b) for b in bins]
+    e = [short(float(b)) for b in bins]
+    if len(bins) == n - 1:  # inner edges: first and last bins are open to -inf/+inf
+        if n == 1:
+            return ["all"]
+        return [f"< {e[0]}"] + [f"[{a}, {b})" for a, b in zip(e, e[1:])] + [f">= {e[-1]}"]
+    if len(bins) == n + 1:  # full edges
+        return [f"[{a}, {b})" for a, b in zip(e, e[1:])]
+    raise ValueError(f"The 'edges_or_categories' parameter must hold {n - 1} inner edges or "
+                     f"{n + 1} full edges for {n} bins; got {len(bins)} numbers instead")
+
+
+def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[float],
+                      cur_shares: Sequence[float], *, xlabel: str, ylabel: str = "share of rows",
+                      labels: tuple[str, str] = ("reference", "current"), title: str | None = None,
+                      percent: bool | None = None, width: int = 640, height: int = 280) -> Markup:
+    """Reference vs current shares per bin: wide light bars (reference) under narrow dark
+    bars (current). Numeric bins given as inner edges are labelled ``< e1`` ... ``>= ek``.
+
+    >>> histogram_overlay([0.5, 1.5], [0.2, 0.5, 0.3], [0.1, 0.4, 0.5], xlabel="amount (EUR)")  # doctest: +SKIP
+    """
+    ref = [finite(v) or 0.0 for v in ref_shares]
+    cur = [finite(v) or 0.0 for v in cur_shares]
+    title = title or f"{ylabel} by {xlabel}: {labels[0]} vs {labels[1]}"
+    if len(ref) != len(cur):
+        raise ValueError(f"The 'cur_shares' parameter must have as many bins as 'ref_shares' "
+                         f"({len(ref)}); got {len(cur)} instead")
+    if not ref:
+        return empty(title)
+    names = _bin_labels(edges_or_categories, len(ref))
+    top_v = max(ref + cur) or 1.0
+    percent = top_v <= 1.0 if percent is None else percent
+    ticks = nice_ticks(0.0, top_v, 4)
+    shown = [clip(s, 18) for s in names]
+    slot = (width - 80) / len(ref)
+    longest = max(text_width(s, 10) for s in shown)
+    rotate = longest > slot - 4
+    every = max(1, math.ceil(len(ref) / 40))
+    bottom = 26 + (longest * 0.62 if rotate else 14) + 16
+    f = Frame(width, height + (bottom - 44), left=58, right=16, top=28, bottom=bottom,
+              y0=0.0, y1=ticks[-1])
+    parts = y_axis(f, ticks, ylabel, percent=percent)
+    slot = f.pw / len(ref)
+    base = f.sy(0)
+    for i, (name, r, c) in enumerate(zip(names, ref, cur)):
+        x = f.left + i * slot
+        tip = f"{name}: {labels[0]} {_val(r, percent)}, {labels[1]} {_val(c, percent)}"
+        parts.append(f"<g><title>{esc(tip)}</title>")
+        parts.append(rect(x + slot * 0.08, f.sy(r), slot * 0.84, base - f.sy(r), REF_FILL))
+        parts.append(rect(x + slot * 0.3, f.sy(c), slot * 0.4, base - f.sy(c), CUR_FILL,
+                          extra=' fill-opacity="0.9"'))
+        parts.append("</g>")
+        if i % every == 0:
+            cx = x + slot / 2
+            if rotate:
+                parts.append(text(cx + 3, base + 10, shown[i], anchor="end", size=10, fill=MUTED,
+                                  rotate=-40))
+            else:
+                parts.append(text(cx, base + 15, shown[i], anchor="middle", size=10, fill=MUTED))
+    parts.append(line(f.left, base, f.left + f.pw, base))
+    parts.append(text(f.left + f.pw / 2, f.height - 8, xlabel, anchor="middle"))
+    parts += legend([(labels[0], REF_FILL, "box"), (labels[1], CUR_FILL, "box")], f.left, 14,
+                    max_x=width)
+    return document(width, f.height, title, parts)
+
+
+def _val(v: float, percent: bool) -> str:
+    return f"{v * 100:.1f}%" if percent else short(v, 4)
+
+
+def _path(points: list[tuple[float, float]]) -> str:
+    """'M x y L x y ...' skipping points that round onto the previous one."""
+    out, last = [], None
+    for x, y in points:
+        p = (num(x), num(y))
+        if p != last:
+            out.append(("M" if last is None else "L") + f"{p[0]} {p[1]}")
+            last = p
+    return "".join(out)
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[Any, Any]]], *, xlabel: str, ylabel: str,
+               thresholds: Sequence[tuple[float, str]] = (), markers: Sequence[tuple[Any, str]] = (),
+               x_is_time: bool = False, title: str | None = None, width: int = 720,
+               height: int = 300) -> Markup:
+    """Lines over x (numbers, or datetimes/ISO strings with ``x_is_time=True``). A ``None``/NaN
+    y breaks the line. ``thresholds`` draw dashed horizontal lines, ``markers`` dashed
+    vertical event lines (e.g. a detector hit).
+
+    >>> line_chart({"AUC": [(1, 0.91), (2, None), (3, 0.88)]}, xlabel="week", ylabel="AUC",
+    ...            thresholds=[(0.85, "gate")])  # doctest: +SKIP
+    """
+    title = title or f"{ylabel} over {xlabel}"
+    conv = to_epoch if x_is_time else finite
+    data = {str(k): [(conv(x), finite(y)) for x, y in pts] for k, pts in series.items()}
+    xs = [x for pts in data.values() for x, _ in pts if x is not None]
+    ys = [y for pts in data.values() for _, y in pts if y is not None]
+    mks = [(conv(x), lab) for x, lab in markers]
+    mks = [(x, lab) for x, lab in mks if x is not None]
+    ths = [(float(y), lab) for y, lab in thresholds if finite(y) is not None]
+    if not ys:
+        return empty(title)
+    xs += [x for x, _ in mks]
+    ys += [y for y, _ in ths]
+    x0, x1 = min(xs), max(xs)
+    if x0 == x1:
+        x0, x1 = x0 - 1, x1 + 1
+    yt = nice_ticks(min(ys), max(ys), 5)
+    f = Frame(width, height, left=62, right=18, top=34 + 15 * (len(data) > 5), bottom=44,
+              x0=x0, x1=x1, y0=yt[0], y1=yt[-1])
+    parts = y_axis(f, yt, ylabel)
+    if x_is_time:
+        xt = time_ticks(x0, x1)
+        xlabel = f"{xlabel} (UTC)"
+    else:
+        ticks = nice_ticks(x0, x1, 6, extend=False)
+        xt = [(t, tick_label(t, ticks)) for t in ticks]
+    parts += x_axis(f, xt, xlabel)
+    items = []
+    for i, (name, pts) in enumerate(data.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        items.append((name, colour, "line"))
+        segments, cur = [], []
+        for x, y in pts:
+            if x is None or y is None:
+                if cur:
+                    segments.append(cur)
+                cur = []
+            else:
+                cur.append((f.sx(x), f.sy(y)))
+        if cur:
+            segments.append(cur)
+        d = "".join(_path(seg) for seg in segments if len(seg) > 1)
+        parts.append(f"<g><title>{esc(name)}</title>")
+        if d:
+            parts.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.8" '
+                         f'stroke-linejoin="round" stroke-linecap="round"/>')
+        dots = [p for seg in segments for p in seg] if len(pts) <= 60 else \
+            [seg[0] for seg in segments if len(seg) == 1]  # isolated points stay visible
+        parts += [f'<circle cx="{num(x)}" cy="{num(y)}" r="2.6" fill="{colour}"/>' for x, y in dots]
+        parts.append("</g>")
+    for y, lab in ths:
+        sy = f.sy(y)
+        parts.append(line(f.left, sy, f.left + f.pw, sy, stroke=ALERT, width=1.2, dash="6 4"))
+        parts.append(text(f.left + f.pw - 4, sy - 4, f"{lab} ({short(y, 4)})", anchor="end",
+                          size=10, fill=ALERT))
+    for j, (x, lab) in enumerate(mks):
+        sx = f.sx(x)
+        parts.append(f"<g><title>{esc(lab)}</title>")
+        parts.append(line(sx, f.top, sx, f.top + f.ph, stroke=MARKER, width=1.2, dash="3 3"))
+        anchor, dx = ("end", -3) if sx > f.left + f.pw * 0.75 else ("start", 3)
+        parts.append(text(sx + dx, f.top + 11 + 12 * (j % 3), clip(lab, 30), anchor=anchor,
+                          size=10, fill=MARKER))
+        parts.append("</g>")
+    parts += legend(items + [(lab, ALERT, "dash") for _, lab in ths[:1]], f.left, 14,
+                    max_x=width)
+    return document(width, height, title, parts)
+
+
+def forest_plot(rows: Sequence[Mapping[str, Any]], *, xlabel: str, ref_line: float = 0.0,
+                title: str | None = None, width: int = 680) -> Markup:
+    """Effects with confidence intervals, one row each (``label, estimate, low, high``).
+    Intervals that exclude ``ref_line`` are drawn in colour, the others in grey.
+
+    >>> forest_plot([{"label": "B vs A", "estimate": 0.02, "low": 0.005, "high": 0.035}],
+    ...             xlabel="lift in conversion rate")  # doctest: +SKIP
+    """
+    title = title or f"{xlabel} with confidence intervals"
+    clean = [{"label": str(r.get("label", "")), "est": finite(r.get("estimate")),
+              "lo": finite(r.get("low")), "hi": finite(r.get("high"))} for r in rows]
+    vals = [v for r in clean for v in (r["est"], r["lo"], r["hi"]) if v is not None]
+    if not vals:
+        return empty(title)
+    ticks = nice_ticks(min(vals + [ref_line]), max(vals + [ref_line]), 5)
+    names = [clip(r["label"], 30) for r in clean]
+    left = min(max(text_width(s, 11) for s in names) + 18, 210)
+    height = 30 + 28 * len(clean) + 44
+    f = Frame(width, height, left=left, right=150, top=24, bottom=44,
+              x0=ticks[0], x1=ticks[-1], y0=0, y1=len(clean))
+    parts = [text(f.left + f.pw + 8, 16, "estimate [interval]", size=10, fill=MUTED)]
+    parts += x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
+    parts.append(line(f.sx(ref_line), f.top, f.sx(ref_line), f.top + f.ph, stroke=INK, dash="4 3"))
+    for i, (r, name) in enumerate(zip(clean, names)):
+        cy = f.top + 28 * i + 14
+        if i % 2:
+            parts.append(rect(0, cy - 14, width, 28, "#f8fafc", extra=' fill-opacity="0.7"'))
+        sig = (r["lo"] is not None and r["hi"] is not None
+               and (r["lo"] > ref_line or r["hi"] < ref_line))
+        colour = CUR_FILL if sig else MUTED
+        note = f"{short(r['est'], 3)} [{short(r['lo'], 3)}, {short(r['hi'], 3)}]"
+        parts.append(f"<g><title>{esc(r['label'] + ': ' + note)}</title>")
+        parts.append(text(f.left - 10, cy + 4, name, anchor="end", size=11))
+        if r["lo"] is not None and r["hi"] is not None:
+            a, b = f.sx(r["lo"]), f.sx(r["hi"])
+            parts += [line(a, cy, b, cy, stroke=colour, width=2),
+                      line(a, cy - 5, a, cy + 5, stroke=colour, width=2),
+                      line(b, cy - 5, b, cy + 5, stroke=colour, width=2)]
+        if r["est"] is not None:
+            parts.append(rect(f.sx(r["est"]) - 4.5, cy - 4.5, 9, 9, colour))
+        parts.append(text(f.left + f.pw + 8, cy + 4, note, size=10, fill=INK if sig else MUTED))
+        parts.append("</g>")
+    return document(width, height, title, parts)
+
+
+def calibration_curve(points: Sequence[tuple[float, float, Any]], *,
+                      xlabel: str = "mean predicted probability",
+                      ylabel: str = "observed frequency", title: str | None = None,
+                      size: int = 320) -> Markup:
+    """Reliability diagram: observed frequency against mean prediction per bin, the
+    diagonal as reference; dot area grows with the bin's row count.
+
+    >>> calibration_curve([(0.1, 0.08, 500), (0.5, 0.55, 120), (0.9, 0.85, 40)])  # doctest: +SKIP
+    """
+    title = title or f"calibration: {ylabel} vs {xlabel}"
+    pts = []
+    for t in points:
+        t = tuple(t)
+        p, o, c = finite(t[0]), finite(t[1]), finite(t[2]) if len(t) > 2 else None
+        if p is not None and o is not None:
+            pts.append((p, o, c))
+    pts.sort(key=lambda t: t[0])
+    width, height = size + 76, size + 72
+    f = Frame(width, height, left=58, right=18, top=28, bottom=44)
+    ticks = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    parts = y_axis(f, ticks, ylabel)
+    parts += x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
+    parts.append(line(f.sx(0), f.sy(0), f.sx(1), f.sy(1), stroke=AXIS, width=1.2, dash="5 4"))
+    if pts:
+        parts.append(f'<path d="{_path([(f.sx(p), f.sy(o)) for p, o, _ in pts])}" fill="none" '
+                     f'stroke="{CUR_FILL}" stroke-width="1.8"/>')
+        top = max((c or 0) for _, _, c in pts) or 1.0
+        for p, o, c in pts:
+            r = 2.5 + 5.5 * math.sqrt((c or 0) / top) if c is not None else 3.0
+            tip = f"predicted {p:.3f}, observed {o:.3f}" + (f", {c:,.0f} rows" if c is not None else "")
+            parts.append(f'<circle cx="{num(f.sx(p))}" cy="{num(f.sy(o))}" r="{num(r)}" '
+                         f'fill="{CUR_FILL}" fill-opacity="0.75"><title>{esc(tip)}</title></circle>')
+    else:
+        parts.append(text(f.sx(0.5), f.sy(0.5), "no data", anchor="middle", fill=MUTED))
+    parts += legend([("model", CUR_FILL, "line"), ("perfectly calibrated", AXIS, "dash")],
+                    f.left, 14, max_x=width)
+    return document(width, height, title, parts)
+
+
+def _blend(t: float) -> str:
+    """White (t=0) to dark blue (t=1)."""
+    lo, hi = (248, 250, 252), (29, 78, 216)
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(lo, hi))
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
+                     xlabel: str = "predicted class", ylabel: str = "actual class",
+                     title: str | None = None) -> Markup:
+    """Counts as a heat grid; colour is the share of the actual class (row-normalised).
+
+    >>> confusion_matrix([[90, 10], [5, 45]], ["legit", "fraud"])  # doctest: +SKIP
+    """
+    title = title or f"confusion matrix: {ylabel} vs {xlabel}"
+    n = len(labels)
+    if len(matrix) != n or any(len(r) != n for r in matrix):
+        raise ValueError(f"The 'matrix' parameter must be {n}x{n} to match 'labels'; got "
+                         f"{[len(r) for r in matrix]} row lengths instead")
+    if n == 0:
+        return empty(title)
+    cell = max(22.0, min(64.0, 420.0 / n))
+    names = [clip(s, 16) for s in labels]
+    lab_w = max(text_width(s, 10) for s in names)
+    rotate = lab_w > cell - 4
+    left = 30 + lab_w + 10
+    top = 24
+    bottom = 30 + (lab_w * 0.7 if rotate else 16) + 6
+    width, height = left + n * cell + 20, top + n * cell + bottom
+    parts = []
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        for j, value in enumerate(row):
+            share = value / total
+            x, y = left + j * cell, top + i * cell
+            ink = "#ffffff" if share > 0.55 else INK
+            tip = f"actual {labels[i]}, predicted {labels[j]}: {value:,} ({share:.1%} of actual {labels[i]})"
+            parts.append(f"<g><title>{esc(tip)}</title>")
+            parts.append(rect(x, y, cell - 1, cell - 1, _blend(share)))
+            big = cell >= 44
+            parts.append(text(x + cell / 2, y + cell / 2 + (0 if big else 4), short(value, 4),
+                              anchor="middle", size=12 if big else 9, fill=ink,
+                              weight="600" if i == j else None))
+            if big:
+                parts.append(text(x + cell / 2, y + cell / 2 + 14, f"{share:.0%}", anchor="middle",
+                                  size=9, fill=ink))
+            parts.append("</g>")
+    for k, name in enumerate(names):
+        parts.append(text(left - 6, top + k * cell + cell / 2 + 4, name, anchor="end", size=10))
+        cx, base = left + k * cell + cell / 2, top + n * cell + 12
+        parts.append(text(cx + 3, base, name, anchor="end", size=10, rotate=-40) if rotate else
+                     text(cx, base + 2, name, anchor="middle", size=10))
+    parts.append(text(left + n * cell / 2, height - 8, xlabel, anchor="middle"))
+    parts.append(text(13, top + n * cell / 2, ylabel, anchor="middle", rotate=-90))
+    return document(width, height, title, parts)
+
+
+def bar_chart(items: Sequence[tuple[str, Any]], *, xlabel: str, ylabel: str,
+              threshold: float | tuple[float, str] | None = None, higher_is_worse: bool = True,
+              title: str | None = None, width: int = 640) -> Markup:
+    """Horizontal bars (label, value); bars past ``threshold`` are red (``higher_is_worse``
+    says which side is bad). ``threshold`` may be a number or ``(number, label)``.
+
+    >>> bar_chart([("amount", 0.31), ("country", 0.02)], xlabel="PSI", ylabel="feature",
+    ...           threshold=(0.2, "alert"))  # doctest: +SKIP
+    """
+    title = title or f"{xlabel} by {ylabel}"
+    rows = [(str(k), finite(v)) for k, v in items]
+    thr, thr_label = (threshold if isinstance(threshold, (tuple, list)) else (threshold, "threshold"))
+    thr = finite(thr)
+    vals = [v for _, v in rows if v is not None] + ([thr] if thr is not None else [])
+    if not vals:
+        return empty(title)
+    ticks = nice_ticks(min(vals + [0.0]), max(vals + [0.0]), 5)
+    names = [clip(k, 28) for k, _ in rows]
+    left = min(max(text_width(s, 11) for s in names) + 34, 220)
+    height = 34 + 22 * len(rows) + 44
+    f = Frame(width, height, left=left, right=56, top=30, bottom=44, x0=ticks[0], x1=ticks[-1])
+    parts = x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
+    zero = f.sx(0.0)
+    for i, ((label, v), name) in enumerate(zip(rows, names)):
+        cy = f.top + 22 * i + 11
+        bad = thr is not None and v is not None and (v > thr if higher_is_worse else v < thr)
+        parts.append(f"<g><title>{esc(label)}: {esc(short(v, 4))}</title>")
+        parts.append(text(f.left - 8, cy + 4, name, anchor="end"))
+        if v is not None:
+            a, b = sorted((zero, f.sx(v)))
+            parts.append(rect(a, cy - 7, b - a, 14, ALERT if bad else CUR_FILL))
+        vx = f.sx(v) if v is not None else zero
+        parts.append(text(vx + (4 if (v or 0) >= 0 else -4), cy + 4, short(v, 3),
+                          anchor="start" if (v or 0) >= 0 else "end", size=10, fill=MUTED))
+        parts.append("</g>")
+    parts.append(line(zero, f.top, zero, f.top + f.ph))
+    if thr is not None:
+        tx = f.sx(thr)
+        parts.append(line(tx, f.top - 6, tx, f.top + f.ph, stroke=ALERT, width=1.2, dash="5 3"))
+        parts.append(text(tx, f.top - 10, f"{thr_label} {short(thr, 4)}", anchor="middle",
+                          size=10, fill=ALERT))
+    parts.append(text(12, f.top + f.ph / 2, ylabel, anchor="middle", rotate=-90, fill=MUTED))
+    return document(width, height, title, parts)
+
+
+def sparkline_hist(counts: Sequence[Any], *, width: int = 80, height: int = 22,
+                   title: str | None = None, colour: str = "#64748b") -> Markup:
+    """A tiny fixed-size histogram for a table cell (no axes; the numbers are in the title).
+
+    >>> sparkline_hist([1, 4, 9, 4, 1])  # doctest: +SKIP
+    """
+    vals = [max(finite(c) or 0.0, 0.0) for c in counts]
+    top = max(vals, default=0.0)
+    title = title or f"histogram of {len(vals)} bins, largest bin {short(top, 4)}"
+    parts = [line(0, height - 0.5, width, height - 0.5, stroke=GRID)]
+    if vals and top > 0:
+        w = width / len(vals)
+        gap = 1.0 if w >= 4 else 0.0
+        for i, v in enumerate(vals):
+            h = (height - 2) * v / top
+            if h > 0:
+                parts.append(rect(i * w, height - 1 - h, max(w - gap, 0.6), h, colour))
+    return document(width, height, title, parts, fixed=True)
