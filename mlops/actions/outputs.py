@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.actions.context import RunContext
-from mlops.reports.render import render_report, write_json
+from mlops.reports.render import write_json
+from mlops.reports.render import write_report as _publish
 
 
 @dataclass
@@ -27,16 +28,20 @@ class ActionResult:
 
 
 def write_report(ctx: RunContext, name: str, result: dict[str, Any], *, title: str,
-                 template: str | None = None) -> Path:
-    """Write ``<name>.json`` and ``<name>.html`` into the run directory; return the HTML path."""
-    write_json(result, ctx.output_dir / f"{name}.json")
-    html = ctx.output_dir / f"{name}.html"
-    if ctx.cfg.report.html:
-        render_report(template or f"{name}.html", {"r": result, "run": run_info(ctx)}, html,
-                      title=title)
+                 context: dict[str, Any] | None = None, template: str | None = None) -> Path:
+    """Write ``<name>.json`` (+ ``<name>.html`` and the run's index) into the run directory.
+
+    ``result`` is the machine-readable contract (it must hold ``status`` and
+    ``headline``); ``context`` holds display-only values such as SVG charts.
+    """
+    if not ctx.cfg.report.html:
+        write_json({"action": name, "title": title, **result}, ctx.output_dir / f"{name}.json")
+        return ctx.output_dir / f"{name}.json"
+    _, html = _publish(ctx.output_dir, name, result, title=title, template=template,
+                       context=context, run=run_info(ctx))
     return html
 
 
 def run_info(ctx: RunContext) -> dict:
-    return {"output_dir": str(ctx.output_dir), "overrides": ctx.overrides,
-            "action": str(ctx.cfg.action)}
+    return {"output dir": str(ctx.output_dir),
+            "overrides": " ".join(ctx.overrides) if ctx.overrides else None}
