@@ -58,6 +58,65 @@ class ReportConfig:
 
 
 @dataclass
+class ModelConfig:
+    """``conf/model/*.yaml``: an estimator (allowlisted ``_target_``) + preprocessing."""
+
+    name: str = "fraud_detector"          # registry model name
+    _target_: str = "???"
+    params: dict[str, Any] = field(default_factory=dict)
+    scale_numeric: bool = True
+    max_categories: int = 30
+
+
+@dataclass
+class FairnessConfig:
+    attribute: Optional[str] = "channel"  # sensitive attribute column; null = no audit
+    min_group_rows: int = 30
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "roc_auc"
+    split: str = "valid"                  # what sweepers optimise: never the test window
+
+
+@dataclass
+class ReferenceConfig:
+    n_bins: int = 10
+    max_rows: int = 200_000
+
+
+@dataclass
+class TrainingConfig:
+    """``conf/training/*.yaml``: time-based split, threshold, fairness, registration."""
+
+    start: Optional[str] = None           # first day of the train window; null = first event
+    train_days: float = 40.0
+    valid_days: float = 10.0
+    test_days: float = 10.0
+    threshold: float = 0.5
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    register: bool = True
+    description: str = ""
+
+
+@dataclass
+class RegistryConfig:
+    """``conf/registry/*.yaml``: promotion gates per alias and the CLI's targets."""
+
+    model_name: Optional[str] = None      # null = model.name
+    version: Optional[int] = None         # promote/approve target
+    alias: str = "production"
+    approver: Optional[str] = None
+    actor: Optional[str] = None
+    comment: Optional[str] = None
+    policies: dict[str, list[Any]] = field(default_factory=dict)
+    trusted_types: list[str] = field(default_factory=list)
+
+
+@dataclass
 class AppConfig:
     """The primary config. Group nodes carry their own schemas."""
 
@@ -84,4 +143,7 @@ SCHEMAS: dict[tuple[str | None, str], type] = {
     ("feature_group", "feature_group_schema"): FeatureGroupSpec,
     ("paths", "paths_schema"): PathsConfig,
     ("report", "report_schema"): ReportConfig,
+    ("model", "model_schema"): ModelConfig,
+    ("training", "training_schema"): TrainingConfig,
+    ("registry", "registry_schema"): RegistryConfig,
 }

@@ -172,10 +172,10 @@ def _ids(prefix: str, values: np.ndarray, width: int) -> pl.Series:
 
 def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.ndarray,
                   home: np.ndarray, n_normal: int):
-    """Fraud as bursts of 2-6 fast transactions on a compromised card."""
+    """Fraud as bursts of 1-5 fast transactions on a compromised card."""
     n_events = int(round(n_normal * params.fraud_rate / (1 - params.fraud_rate)))
-    n_bursts = max(n_events // 4, 1) if params.fraud_rate > 0 else 0
-    size = rng.integers(2, 7, size=n_bursts)
+    n_bursts = max(n_events // 3, 1) if params.fraud_rate > 0 else 0
+    size = rng.integers(1, 6, size=n_bursts)
     b_user = rng.integers(0, params.n_users, size=n_bursts)
     b_day = rng.uniform(0, params.days - 0.1, size=n_bursts)
     _, con = drift_intensity(params, b_day)
@@ -187,16 +187,16 @@ def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.n
     within = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first] - gaps[first], size)
     day = np.minimum(np.repeat(b_day, size) + within, params.days - 1e-6)
     m = user.size
-    old_amt = rng.lognormal(np.log(spend[user]) + 1.4, 0.7)
+    old_amt = rng.lognormal(np.log(spend[user]) + 0.6, 0.8)
     new_amt = rng.lognormal(np.log(spend[user]) - 0.2, 0.5)
     amount = np.where(tactic, new_amt, old_amt)
     risky = np.array([CATEGORIES.index(c) for c in ("electronics", "travel", "gambling")])
     usual = rng.choice(len(CATEGORIES), size=m, p=_CAT_P)
     category = np.where(tactic, CATEGORIES.index("digital_goods"),
-                        np.where(rng.random(m) < 0.45, rng.choice(risky, size=m), usual))
+                        np.where(rng.random(m) < 0.3, rng.choice(risky, size=m), usual))
     foreign = rng.integers(0, len(COUNTRIES), size=m)
-    country = np.where(tactic, home[user], np.where(rng.random(m) < 0.5, foreign, home[user]))
-    device = np.where(tactic, rng.integers(0, len(DEVICES), size=m),
+    country = np.where(tactic, home[user], np.where(rng.random(m) < 0.25, foreign, home[user]))
+    device = np.where(tactic | (rng.random(m) < 0.5), rng.integers(0, len(DEVICES), size=m),
                       rng.choice([DEVICES.index("web_chrome"), DEVICES.index("android")], size=m))
-    channel = np.where(tactic | (rng.random(m) < 0.85), 1, 0)
+    channel = np.where(tactic | (rng.random(m) < 0.6), 1, 0)
     return user, day, amount, category, country, device, channel

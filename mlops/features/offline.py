@@ -86,8 +86,8 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
         >>> lf = compute_features(plan, events, keep=["is_fraud"])  # doctest: +SKIP
     """
     lf = events.lazy()
-    base_cols = [plan.entity, plan.timestamp, *[k for k in keep if k not in
-                                                 (plan.entity, plan.timestamp)]]
+    skip = {plan.entity, plan.timestamp, *plan.feature_names}
+    base_cols = [plan.entity, plan.timestamp, *[k for k in keep if k not in skip]]
     lf = (lf.select(list(dict.fromkeys([*plan.source_columns, *base_cols])))
           .sort([plan.entity, plan.timestamp], maintain_order=True)
           .with_columns([e.alias(n) for n, e in plan.row_exprs]))

@@ -1,0 +1,111 @@
+"""``action=promote | approve | rollback | registry``: the registry from the CLI.
+
+Every refusal (failed gate, unknown version, self-approval) is a RegistryError:
+a short message, exit code 2, registry unchanged (the refusal itself is audited).
+"""
+from __future__ import annotations
+
+from mlops.actions.context import RunContext
+from mlops.actions.outputs import ActionResult, write_report
+from mlops.config.validate import plain
+from mlops.errors import ConfigError, GateFailedError
+from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
+
+
+def model_name(ctx: RunContext) -> str:
+    r = ctx.cfg.registry
+    return str(r.model_name) if r is not None and r.model_name else str(ctx.cfg.model.name)
+
+
+def open_registry(ctx: RunContext) -> Registry:
+    """The registry under ``paths.home`` with the YAML-declared gate policies."""
+    return Registry(ctx.home, policies=plain(ctx.cfg.registry.policies))
+
+
+def trusted_types(ctx: RunContext) -> list[str]:
+    return [*DEFAULT_TRUSTED_TYPES, *plain(ctx.cfg.registry.trusted_types)]
+
+
+def _version(ctx: RunContext, action: str) -> int:
+    v = ctx.cfg.registry.version
+    if v is None:
+        raise ConfigError(f"action={action} needs a version", key="registry.version",
+                          fix=f"pass registry.version=<n> (see action=registry for the list)")
+    return int(v)
+
+
+def run(ctx: RunContext, action: str) -> ActionResult:
+    reg = open_registry(ctx)
+    name, rc = model_name(ctx), ctx.cfg.registry
+    status, headline, details = "ok", "", {}
+    if action == "promote":
+        version = _version(ctx, action)
+        reg.load_model(name, version, trusted_types(ctx))  # never promote a tampered artefact
+        try:
+            mv = reg.promote(name, version, str(rc.alias), actor=rc.actor)
+        except GateFailedError as exc:
+            _report(ctx, reg, "fail", f"promotion of {name} v{version} to {rc.alias} refused",
+                    {"action_taken": "promote", "refused": str(exc),
+                     "gates": _gates(reg, name, version, str(rc.alias))})
+            raise
+        headline = f"{name} v{mv.version} is now {rc.alias}"
+        details = {"gates": _gates(reg, name, version, str(rc.alias))}
+    elif action == "approve":
+        version = _version(ctx, action)
+        if not rc.approver:
+            raise ConfigError("action=approve needs an approver", key="registry.approver",
+                              fix="pass registry.approver=<name> (not the trainer)")
+        reg.approve(name, version, str(rc.approver), comment=rc.comment)
+        headline = f"{rc.approver} approved {name} v{version}"
+    elif action == "rollback":
+        before = reg.aliases(name).get(str(rc.alias))
+        mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
+        headline = f"{rc.alias} rolled back from v{before} to v{mv.version}"
+        details = {"from": before, "to": mv.version}
+    else:
+        headline = f"{len(reg.list_versions(name))} versions of {name}; aliases: " + (
+            ", ".join(f"{a} -> v{v}" for a, v in sorted(reg.aliases(name).items())) or "none")
+    _report(ctx, reg, status, headline, {"action_taken": action, **details})
+    registry_info = {"model": name, "aliases": reg.aliases(name)}
+    return ActionResult(result={"headline": headline}, registry=registry_info,
+                        report="registry.html")
+
+
+def _gates(reg: Registry, name: str, version: int, alias: str) -> list[dict]:
+    return [g.to_dict() for g in reg.check_gates(name, version, alias)]
+
+
+def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details: dict) -> None:
+    snap = reg.snapshot()
+    name = model_name(ctx)
+    model = next((m for m in snap["models"] if m["name"] == name), None)
+    integrity = reg.verify()
+    result = {"status": status, "headline": headline, "model": name, "details": details,
+              "integrity": integrity, "registry": snap}
+    write_report(ctx, "registry", result, title=f"Registry: {name}",
+                 context=_display(model, snap))
+
+
+def _display(model: dict | None, snap: dict) -> dict:
+    from mlops.reports import svg
+    versions = model["versions"] if model else []
+    aliases = model["aliases"] if model else {}
+    metric_names = ["roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall"]
+    rows = []
+    for v in versions:
+        on = [a for a, n in aliases.items() if n == v["version"]]
+        rows.append({"version": v["version"], "aliases": ", ".join(on) or "",
+                     "created": v["created_at"], "who": v["who"],
+                     "estimator": (v.get("tags") or {}).get("estimator", v["model_class"]),
+                     "plan": f"{v.get('feature_plan_name')} ({(v.get('feature_plan_hash') or '')[:8]})",
+                     "approvals": ", ".join(a["approver"] if isinstance(a, dict) else str(a)
+                                            for a in v.get("approvals", [])),
+                     **{m: v["metrics"].get(m) for m in metric_names}})
+    chart = None
+    if versions:
+        chart = svg.bar_chart([(f"v{v['version']}", v["metrics"].get("roc_auc")) for v in versions],
+                              xlabel="test ROC-AUC", ylabel="version")
+    return {"version_rows": rows, "metric_names": metric_names, "auc_chart": chart,
+            "audit_rows": list(reversed(snap["audit"]))[:200], "versions": versions,
+            "cards": [{"label": "versions", "value": len(versions)},
+                      *[{"label": a, "value": f"v{n}"} for a, n in sorted(aliases.items())]]}

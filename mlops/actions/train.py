@@ -1,0 +1,177 @@
+"""``action=train``: point-in-time features -> time split -> fit -> evaluate -> register.
+
+Writes ``train.json`` + ``train.html`` (the model card) and returns the
+objective (validation window) so Hydra sweepers can optimise it.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.actions.outputs import ActionResult, write_report
+from mlops.actions.registry_ops import open_registry, model_name
+from mlops.config.validate import plain
+from mlops.data.fingerprint import frame_hash
+from mlops.errors import ConfigError, DataError
+from mlops.features.compile import FeaturePlan
+from mlops.features.offline import compute_features
+from mlops.monitoring.reference import fit_reference
+from mlops.training.estimator import build_estimator, build_pipeline
+from mlops.training.metrics import HIGHER_IS_BETTER, classification_metrics, fairness_audit
+from mlops.training.split import split_bounds, time_split
+
+PREDICTION_COLUMN = "prediction"  # model score column in the monitoring reference
+
+
+def feature_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) -> pl.DataFrame:
+    """Point-in-time features for every event, with label, label time and extras."""
+    events = ctx.scan_events()
+    schema = events.collect_schema()
+    label = plan.label["column"]
+    if label not in schema:
+        raise DataError(f'label column "{label}" is not in the data; columns: {list(schema)}',
+                        key="features.label.column", fix="point it at the label column")
+    keep = [c for c in ("transaction_id", label, plan.label.get("available_at"), *extra)
+            if c and c in schema]
+    return compute_features(plan, events, keep=list(dict.fromkeys(keep))).collect()
+
+
+def fit_model(ctx: RunContext, plan: FeaturePlan, train: pl.DataFrame):
+    m = ctx.cfg.model
+    est = build_estimator(str(m._target_), plain(m.params))
+    pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
+                          scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))
+    y = train[plan.label["column"]].to_numpy()
+    if len(np.unique(y)) < 2:
+        raise DataError("the train window holds a single class", key="training.train_days",
+                        fix="widen the train window so it contains both classes")
+    return pipe.fit(train.select(plan.feature_names), y)
+
+
+def score(model, plan: FeaturePlan, df: pl.DataFrame) -> np.ndarray:
+    return model.predict_proba(df.select(plan.feature_names))[:, 1]
+
+
+def run(ctx: RunContext) -> ActionResult:
+    t0 = time.perf_counter()
+    cfg, tcfg = ctx.cfg, ctx.cfg.training
+    plan = ctx.plan()
+    attribute = tcfg.fairness.attribute
+    table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
+    label, ts = plan.label["column"], plan.timestamp
+    start = datetime.fromisoformat(tcfg.start) if tcfg.start else table[ts].min()
+    bounds = split_bounds(start, train_days=tcfg.train_days, valid_days=tcfg.valid_days,
+                          test_days=tcfg.test_days)
+    parts, split_info = time_split(table, timestamp=ts, bounds=bounds,
+                                   available_at=plan.label.get("available_at"))
+    model = fit_model(ctx, plan, parts["train"])
+    evaluation = {}
+    for name in ("train", "valid", "test"):
+        p = score(model, plan, parts[name])
+        evaluation[name] = classification_metrics(parts[name][label].to_numpy(), p,
+                                                  float(tcfg.threshold))
+    test_pred = (score(model, plan, parts["test"]) >= tcfg.threshold).astype(int)
+    fairness = {}
+    if attribute:
+        if attribute not in table.columns:
+            raise ConfigError(f'"{attribute}" is not a column of the data',
+                              key="training.fairness.attribute", fix="name a data column or null")
+        fairness = fairness_audit(parts["test"][label].to_numpy(), test_pred,
+                                  parts["test"][attribute].to_numpy(), attribute=attribute,
+                                  min_group_rows=int(tcfg.fairness.min_group_rows))
+    metric = str(tcfg.objective.metric)
+    if metric not in HIGHER_IS_BETTER:
+        raise ConfigError(f"unknown metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}",
+                          key="training.objective.metric", fix="pick one of the valid metrics")
+    split = str(tcfg.objective.split)
+    if split not in evaluation:
+        raise ConfigError(f"must be train, valid or test; got {split!r}",
+                          key="training.objective.split")
+    objective = {"name": f"{split}_{metric}", "value": evaluation[split].get(metric),
+                 "direction": "maximize" if HIGHER_IS_BETTER[metric] else "minimize"}
+    flat = {k: v for k, v in evaluation["test"].items()
+            if isinstance(v, (int, float)) and v is not None and np.isfinite(v)}
+    flat.update({f"valid_{k}": v for k, v in evaluation["valid"].items()
+                 if k in HIGHER_IS_BETTER and v is not None})
+
+    registry_info, version = None, None
+    if tcfg.register:
+        version = _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info)
+        registry_info = {"model": version.name, "version": version.version}
+    headline = (f"{model_name(ctx)}"
+                f"{' v' + str(version.version) if version else ''}: test ROC-AUC "
+                f"{_f(evaluation['test']['roc_auc'])}, PR-AUC {_f(evaluation['test']['pr_auc'])}"
+                f" on {evaluation['test']['rows']:,} later rows")
+    result = {
+        "action": "train", "status": "ok", "headline": headline,
+        "model": {"name": model_name(ctx), "target": str(cfg.model._target_),
+                  "params": plain(cfg.model.params)},
+        "plan": {"name": plan.name, "version": plan.version, "hash": plan.spec_hash,
+                 "features": plan.feature_names},
+        "split": split_info, "evaluation": evaluation, "fairness": fairness,
+        "objective": objective, "registry": registry_info,
+        "duration_s": round(time.perf_counter() - t0, 3),
+    }
+    write_report(ctx, "train", result, title=f"Model card: {model_name(ctx)}",
+                 context=_display(result))
+    return ActionResult(result=result, metrics=flat, objective=objective, registry=registry_info)
+
+
+def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info):
+    train = parts["train"]
+    ref_frame = train.select(plan.feature_names).with_columns(
+        pl.Series(PREDICTION_COLUMN, score(model, plan, train)))
+    rc = ctx.cfg.training.reference
+    reference = fit_reference(ref_frame, numeric=[*plan.numeric, PREDICTION_COLUMN],
+                              categorical=plan.categorical, n_bins=int(rc.n_bins),
+                              max_rows=int(rc.max_rows))
+    registry = open_registry(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = reference.save(Path(tmp) / "reference.npz")
+        est = model.named_steps["model"]
+        hyper = {k: v for k, v in est.get_params().items()
+                 if isinstance(v, (int, float, str, bool, type(None)))}
+        return registry.register(model_name(ctx), model, reference_file=ref_path, metadata={
+            "training_data_hash": frame_hash(train),
+            "feature_plan_hash": plan.spec_hash, "feature_plan_name": plan.name,
+            "feature_plan_version": plan.version,
+            "config": plain(ctx.cfg), "hyperparameters": hyper, "metrics": flat,
+            "fairness": fairness, "description": str(ctx.cfg.training.description),
+            "tags": {"split": split_info, "estimator": str(ctx.cfg.model._target_),
+                     "calibration": evaluation["test"]["calibration"],
+                     "source_data_hash": ctx.data_hash()},
+        })
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _display(result: dict) -> dict:
+    from mlops.reports import svg
+    ev = result["evaluation"]
+    rows = [{"split": k, **{m: ev[k].get(m) for m in ("rows", "positives", "roc_auc", "pr_auc",
+                                                      "log_loss", "brier", "precision", "recall")}}
+            for k in ("train", "valid", "test")]
+    charts = {
+        "calibration": svg.calibration_curve([tuple(p) for p in ev["test"]["calibration"]]),
+        "confusion": svg.confusion_matrix(ev["test"]["confusion"], ["legit", "fraud"]),
+    }
+    fair = result["fairness"]
+    if fair:
+        charts["fairness"] = svg.bar_chart(
+            [(g["group"], g["selection_rate"]) for g in fair["groups"]],
+            xlabel="share flagged (selection rate)", ylabel=fair["attribute"])
+    t = ev["test"]
+    return {"metric_rows": rows, "charts": charts, "cards": [
+        {"label": "test ROC-AUC", "value": t["roc_auc"]},
+        {"label": "test PR-AUC", "value": t["pr_auc"]},
+        {"label": f"precision @ {t['threshold']}", "value": t["precision"], "format": "pct"},
+        {"label": f"recall @ {t['threshold']}", "value": t["recall"], "format": "pct"},
+        {"label": "registry version", "value": (result["registry"] or {}).get("version", "—")}]}

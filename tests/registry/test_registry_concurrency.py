@@ -1,0 +1,98 @@
+"""Concurrent writers in separate processes, and processes killed mid-registration.
+
+The writers are forked by ``registry_worker.py`` (one interpreter start for all of
+them); every writer is its own OS process with its own SQLite connection.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
+
+WORKER = Path(__file__).resolve().with_name("registry_worker.py")
+ROOT = WORKER.parents[2]
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def _run_worker(*args, cwd) -> dict:
+    # Single-threaded BLAS: children are forked from a process that imported numpy.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(WORKER), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    spec = importlib.util.spec_from_file_location("registry_worker_recipe", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fitted
+
+
+def _assert_consistent(reg, fitted):
+    report = reg.verify()
+    assert report["ok"], report
+    versions = reg.list_versions("fraud") if reg.list_models() else []
+    assert [v.version for v in versions] == list(range(1, len(versions) + 1))
+    for mv in versions:
+        model, _ = reg.load_model("fraud", mv.version, trusted=DEFAULT_TRUSTED_TYPES)
+        np.testing.assert_array_equal(model.coef_, fitted(int(mv.metrics["seed"])).coef_)
+    registered = [e for e in reg.audit_log("fraud") if e["action"] == "register"]
+    assert sorted(e["version"] for e in registered) == [v.version for v in versions]
+    return versions
+
+
+def test_eight_concurrent_registrations_get_gapless_versions(tmp_path, fitted):
+    home = tmp_path / "home"  # fresh: the eight also race to create the schema
+    out = _run_worker("concurrent", home, 8, cwd=tmp_path)
+    assert out["statuses"] == [0] * 8
+    got = out["results"]
+    assert sorted(version for _, _, version in got) == list(range(1, 9))
+    assert len({pid for _, pid, _ in got}) == 8
+    versions = _assert_consistent(Registry(home), fitted)
+    assert len(versions) == 8
+    assert {(v.who, v.version) for v in versions} == {(f"worker-{s}", v) for s, _, v in got}
+    assert len({v.artifact_sha256 for v in versions}) == 8
+
+
+@pytest.fixture(scope="module")
+def crashed(tmp_path_factory):
+    base = tmp_path_factory.mktemp("crash")
+    out = _run_worker("crash", base / "die", base / "loop", 4, 1234, cwd=base)
+    return base, out
+
+
+def test_kill_between_file_write_and_insert_leaves_only_an_orphan(crashed):
+    base, out = crashed
+    assert out["die_status"] == -signal.SIGKILL
+    reg = Registry(base / "die")
+    assert reg.list_models() == [] and reg.audit_log() == []
+    files = [p for p in reg.artifacts_dir.rglob("*") if p.is_file()]
+    assert len(files) == 1  # the artefact reached the disk; no row points at it
+    assert reg.verify()["ok"]
+    assert reg.gc_orphans() == []  # too young: could be a registration in progress
+    assert reg.gc_orphans(min_age_seconds=0) == files
+    assert not files[0].exists()
+
+
+def test_random_sigkills_during_registration_keep_registry_consistent(crashed, fitted):
+    base, out = crashed
+    assert out["loop_statuses"] == [-signal.SIGKILL] * 4
+    reg = Registry(base / "loop")
+    versions = _assert_consistent(reg, fitted)
+    assert len(versions) >= 4  # each loop signals "ready" after its first registration
+    removed = reg.gc_orphans(min_age_seconds=0)
+    assert not {v.artifact_path for v in versions} & set(removed)
+    _assert_consistent(reg, fitted)

@@ -1,0 +1,32 @@
+"""Test support: compose the real config (Hydra compose API), run the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from mlops.config import register
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SMALL = ["data.n_users=400", "data.days=70"]
+
+register()
+
+
+def compose_cfg(overrides: list[str], tmp: Path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config",
+                       overrides=[f"paths.output_dir={tmp / 'out'}", f"paths.home={tmp / 'home'}",
+                                  *overrides])
+
+
+def run_cli(args: list[str], *, cwd: Path, env: dict | None = None, timeout: int = 300):
+    """``python run.py ...`` in a subprocess (for exit codes, stderr, multirun)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
