@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,12 @@ def run(ctx: RunContext) -> ActionResult:
     attribute = tcfg.fairness.attribute
     table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
     label, ts = plan.label["column"], plan.timestamp
-    start = datetime.fromisoformat(tcfg.start) if tcfg.start else table[ts].min()
+    if tcfg.start:
+        start = datetime.fromisoformat(tcfg.start)
+    else:  # skip the warm-up: early rows see windows that are not full yet
+        warmup = (plan.max_period_seconds / 86400 if tcfg.warmup_days is None
+                  else float(tcfg.warmup_days))
+        start = table[ts].min() + timedelta(days=warmup)
     bounds = split_bounds(start, train_days=tcfg.train_days, valid_days=tcfg.valid_days,
                           test_days=tcfg.test_days)
     parts, split_info = time_split(table, timestamp=ts, bounds=bounds,
@@ -120,7 +125,9 @@ def run(ctx: RunContext) -> ActionResult:
     }
     write_report(ctx, "train", result, title=f"Model card: {model_name(ctx)}",
                  context=_display(result))
-    return ActionResult(result=result, metrics=flat, objective=objective, registry=registry_info)
+    shown = {k: flat[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall",
+                                  "valid_roc_auc", "valid_pr_auc") if k in flat}
+    return ActionResult(result=result, metrics=shown, objective=objective, registry=registry_info)
 
 
 def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info):

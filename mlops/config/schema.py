@@ -19,14 +19,14 @@ class SyntheticDataConfig:
 
     source: str = "synthetic"
     n_users: int = 2000
-    days: int = 120
+    days: int = 150
     start: str = "2024-01-01"
     seed: int = 7
     tx_per_user_day: float = 0.35
     fraud_rate: float = 0.015
     label_delay_days: float = 5.0
     scenario: str = "none"
-    drift_start: float = 60.0
+    drift_start: float = 90.0
     magnitude: float = 1.0
     ramp_days: float = 20.0
     period_days: float = 14.0
@@ -70,7 +70,7 @@ class ModelConfig:
 
 @dataclass
 class FairnessConfig:
-    attribute: Optional[str] = "channel"  # sensitive attribute column; null = no audit
+    attribute: Optional[str] = "customer_age_band"  # sensitive attribute column; null = no audit
     min_group_rows: int = 30
 
 
@@ -90,7 +90,8 @@ class ReferenceConfig:
 class TrainingConfig:
     """``conf/training/*.yaml``: time-based split, threshold, fairness, registration."""
 
-    start: Optional[str] = None           # first day of the train window; null = first event
+    start: Optional[str] = None           # first day of the train window; null = first event + warm-up
+    warmup_days: Optional[float] = None   # skip rows whose windows are not full yet; null = longest window
     train_days: float = 40.0
     valid_days: float = 10.0
     test_days: float = 10.0
@@ -114,6 +115,41 @@ class RegistryConfig:
     comment: Optional[str] = None
     policies: dict[str, list[Any]] = field(default_factory=dict)
     trusted_types: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WindowConfig:
+    start_day: Optional[float] = None     # day offset from the first event; null = last `days`
+    days: float = 14.0
+    label_wait_days: float = 0.0          # labels known by window end + this many days
+
+
+@dataclass
+class PerformanceConfig:
+    metric: str = "roc_auc"
+    chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
+    max_drop: float = 0.05                # drop vs the training-time value that flags concept drift
+    threshold: float = 0.5                # decision threshold for 0/1 errors (DDM, ADWIN)
+
+
+@dataclass
+class MonitoringConfig:
+    """``conf/monitoring/*.yaml``: what to compare, thresholds, and what to do on drift."""
+
+    source: str = "window"                # window | prediction_log | files
+    current: Optional[str] = None         # files: parquet/csv glob of current rows
+    reference: Optional[str] = None       # a reference .npz; null = the model's own
+    alias: str = "production"             # whose reference and model
+    window: WindowConfig = field(default_factory=WindowConfig)
+    n_bins: int = 10
+    thresholds: dict[str, float] = field(default_factory=dict)
+    small_sample_rows: int = 1000
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drift_share: float = 0.5
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_drift: list[str] = field(default_factory=lambda: ["alert"])
+    retrain_days: float = 30.0            # retrain: days of recent labelled data to train on
 
 
 @dataclass
@@ -146,4 +182,5 @@ SCHEMAS: dict[tuple[str | None, str], type] = {
     ("model", "model_schema"): ModelConfig,
     ("training", "training_schema"): TrainingConfig,
     ("registry", "registry_schema"): RegistryConfig,
+    ("monitoring", "monitoring_schema"): MonitoringConfig,
 }

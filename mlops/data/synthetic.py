@@ -41,6 +41,7 @@ CATEGORIES = ("grocery", "restaurants", "fuel", "travel", "electronics", "fashio
 COUNTRIES = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "NG")
 DEVICES = ("ios", "android", "web_chrome", "web_safari", "pos_terminal")
 CHANNELS = ("pos", "online", "atm")
+AGE_BANDS = ("18-25", "26-40", "41-65", "65+")  # a sensitive attribute for the fairness audit
 
 _CAT_P = np.array([0.26, 0.16, 0.1, 0.05, 0.06, 0.1, 0.07, 0.02, 0.08, 0.1])
 _HOME_P = np.array([0.35, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02])
@@ -51,14 +52,14 @@ class SyntheticParams:
     """Parameters of :func:`generate` (mirrors ``conf/data/synthetic.yaml``)."""
 
     n_users: int = 2000
-    days: int = 120
+    days: int = 150
     start: str = "2024-01-01"
     seed: int = 7
     tx_per_user_day: float = 0.35
     fraud_rate: float = 0.015
     label_delay_days: float = 5.0
     scenario: str = "none"
-    drift_start: float = 60.0
+    drift_start: float = 90.0
     magnitude: float = 1.0
     ramp_days: float = 20.0
     period_days: float = 14.0
@@ -112,6 +113,7 @@ def generate(params: SyntheticParams) -> pl.DataFrame:
     usual_device = rng.integers(0, len(DEVICES), size=n_u)
     spend = rng.lognormal(3.3, 0.6, size=n_u)  # typical ticket per user, ~USD 30
     activity = rng.gamma(2.0, params.tx_per_user_day / 2.0, size=n_u)
+    age_band = rng.choice(len(AGE_BANDS), size=n_u, p=[0.18, 0.34, 0.36, 0.12])
 
     # normal traffic: Poisson count per user, uniform times with a daytime bias
     counts = rng.poisson(activity * params.days)
@@ -160,6 +162,7 @@ def generate(params: SyntheticParams) -> pl.DataFrame:
         "country": np.array(COUNTRIES)[country[order]],
         "device": np.array(DEVICES)[device[order]],
         "channel": np.array(CHANNELS)[channel[order]],
+        "customer_age_band": np.array(AGE_BANDS)[age_band[user[order]]],
         "is_fraud": fraud[order],
         "label_ts": label_ts,
     })

@@ -36,7 +36,7 @@ def test_train_registers_with_lineage_and_is_deterministic(run_action, tmp_path)
     assert v1.feature_plan_hash == t["plan"]["hash"]
     assert v1.config["model"]["_target_"] == "sklearn.linear_model.LogisticRegression"
     assert v1.metrics["roc_auc"] == pytest.approx(t["evaluation"]["test"]["roc_auc"])
-    assert v1.fairness["attribute"] == "channel"
+    assert v1.fairness["attribute"] == "customer_age_band"
     assert reg.reference_path("fraud_detector", 1).exists()
     model, _ = reg.load_model("fraud_detector", 1, trusted=__import__(
         "mlops.registry", fromlist=["x"]).DEFAULT_TRUSTED_TYPES)

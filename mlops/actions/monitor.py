@@ -1,0 +1,172 @@
+"""``action=monitor``: data drift, prediction drift, performance with delayed labels, detectors.
+
+Exit code 3 when drift is found and ``alert`` is among ``monitoring.on_drift``,
+so cron/CI notice. ``retrain`` registers a candidate trained on the recent window
+as ``staging`` (continuous training); ``trip_breaker`` opens the serving circuit
+breaker (state file under ``paths.home``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.actions.monitor_sources import current_frame
+from mlops.actions.outputs import ActionResult, write_report
+from mlops.actions.registry_ops import model_name, open_registry, trusted_types
+from mlops.config.validate import plain
+from mlops.errors import ConfigError, SkewError
+from mlops.monitoring import detectors as det
+from mlops.monitoring.drift import detect_drift
+from mlops.monitoring.performance import performance_by_chunk
+from mlops.monitoring.policy import DriftPolicy
+from mlops.monitoring.reference import Reference
+
+PREDICTION = "prediction"
+ON_DRIFT = ("alert", "retrain", "trip_breaker")
+DETECTORS = {"page_hinkley": det.PageHinkley, "ddm": det.DDM, "adwin": det.ADWIN}
+
+
+def policy_from(mc) -> DriftPolicy:
+    try:
+        return DriftPolicy(n_bins=int(mc.n_bins), thresholds=plain(mc.thresholds),
+                           small_sample_rows=int(mc.small_sample_rows),
+                           overrides=plain(mc.features), drift_share=float(mc.drift_share))
+    except ConfigError as exc:  # the policy names its own keys; prefix the config group
+        raise ConfigError(str(exc), key="monitoring") from None
+
+
+def _split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
+    """Inputs only (data drift) and the model score alone (prediction drift)."""
+    numeric = {k: v for k, v in ref.numeric.items() if k != PREDICTION}
+    inputs = Reference(numeric=numeric, categorical=dict(ref.categorical), n_bins=ref.n_bins,
+                       max_rows=ref.max_rows)
+    pred = (Reference(numeric={PREDICTION: ref.numeric[PREDICTION]}, categorical={},
+                      n_bins=ref.n_bins, max_rows=ref.max_rows) if PREDICTION in ref.numeric else None)
+    return inputs, pred
+
+
+def run_detectors(errors: np.ndarray, losses: np.ndarray, times: list, params: dict) -> dict:
+    """First detection per configured detector over the time-ordered error stream."""
+    out = {}
+    for name, kwargs in params.items():
+        if name not in DETECTORS:
+            raise ConfigError(f"unknown detector {name!r}; valid: {sorted(DETECTORS)}",
+                              key=f"monitoring.detectors.{name}", fix="remove or rename it")
+        try:
+            d = DETECTORS[name](**(kwargs or {}))
+        except (TypeError, ConfigError) as exc:
+            raise ConfigError(str(exc), key=f"monitoring.detectors.{name}") from None
+        stream = losses if name == "page_hinkley" else errors
+        idx = det.first_detection(d, stream.tolist())
+        out[name] = {"first_detection": idx, "time": str(times[idx]) if idx is not None else None,
+                     "stream": "log loss" if name == "page_hinkley" else "0/1 error",
+                     "n": int(len(stream))}
+    return out
+
+
+def run(ctx: RunContext) -> ActionResult:
+    t0 = time.perf_counter()
+    mc = ctx.cfg.monitoring
+    bad = [a for a in plain(mc.on_drift) if a not in ON_DRIFT]
+    if bad:
+        raise ConfigError(f"unknown action(s) {bad}; valid: {list(ON_DRIFT)}",
+                          key="monitoring.on_drift", fix="use alert, retrain and/or trip_breaker")
+    policy = policy_from(mc)
+    reg, name = open_registry(ctx), model_name(ctx)
+    model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
+    plan = ctx.plan()
+    if mv.feature_plan_hash != plan.spec_hash:
+        raise SkewError(f"model {name} v{mv.version} was trained on feature plan "
+                        f"{str(mv.feature_plan_hash)[:12]} but the config compiles plan "
+                        f"{plan.short_hash}", key="features",
+                        fix=f"select features={mv.feature_plan_name} (the model's spec)")
+    ref_path = mc.reference or reg.reference_path(name, mv.version)
+    inputs_ref, pred_ref = _split_reference(Reference.load(ref_path))
+    cur, info = current_frame(ctx, plan, model)
+    drift = detect_drift(inputs_ref, cur, policy)
+    pred_drift = (detect_drift(pred_ref, cur, policy)["features"][PREDICTION]
+                  if pred_ref is not None and PREDICTION in cur.columns else None)
+
+    label, pc = plan.label["column"], mc.performance
+    performance, detections = [], {}
+    labelled = cur.filter(pl.col("__labelled")) if "__labelled" in cur.columns else cur.head(0)
+    baseline = mv.metrics.get(str(pc.metric))
+    if labelled.height and baseline is not None:
+        chunk = int(pc.chunk) if str(pc.chunk).isdigit() else str(pc.chunk)
+        performance = performance_by_chunk(
+            labelled, time_col=plan.timestamp, label_col=label, score_col=PREDICTION,
+            chunk=chunk, metric=str(pc.metric), baseline=float(baseline),
+            max_drop=float(pc.max_drop))
+        ordered = labelled.sort(plan.timestamp)
+        y = ordered[label].to_numpy().astype(float)
+        p = np.clip(ordered[PREDICTION].to_numpy(), 1e-6, 1 - 1e-6)
+        errors = ((p >= float(pc.threshold)).astype(float) != y).astype(float)
+        losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        detections = run_detectors(errors, losses, ordered[plan.timestamp].to_list(),
+                                   plain(mc.detectors))
+    concept = any(c.get("flag") for c in performance)
+    data_drift = bool(drift["dataset_drift"])
+    found = data_drift or concept
+    actions = _act(ctx, found, data_drift, concept, drift, name, mv, info) if found else []
+    status = "fail" if found else "ok"
+    headline = (f"{drift['n_drifted']} of {drift['n_features']} features drifted "
+                f"({drift['drift_share']:.0%}); "
+                + ("dataset drift" if data_drift else "no dataset drift")
+                + ("; performance dropped (concept drift)" if concept else "")
+                + (f"; actions: {', '.join(a['action'] for a in actions)}" if actions else ""))
+    result = {
+        "status": status, "headline": headline,
+        "model": {"name": name, "version": mv.version, "alias": str(mc.alias)},
+        "current": info, "reference": {"path": str(ref_path)},
+        **drift, "prediction_drift": pred_drift,
+        "performance": {"metric": str(pc.metric), "baseline": baseline,
+                        "max_drop": float(pc.max_drop), "chunks": performance,
+                        "concept_drift": concept, "labelled_rows": labelled.height},
+        "detectors": detections, "data_drift": data_drift, "actions": actions,
+        "duration_s": round(time.perf_counter() - t0, 3),
+    }
+    from mlops.actions.monitor_view import display
+    write_report(ctx, "monitor", result, title=f"Monitoring: {name} v{mv.version}",
+                 context=display(result, int(ctx.cfg.report.max_chart_features)))
+    code = 3 if found and "alert" in plain(mc.on_drift) else 0
+    return ActionResult(result=result, exit_code=code,
+                        metrics={"drift_share": drift["drift_share"],
+                                 "n_drifted": drift["n_drifted"]})
+
+
+def _act(ctx, found, data_drift, concept, drift, name, mv, info) -> list[dict]:
+    actions = []
+    reasons = ([f"data drift in {drift['n_drifted']} features"] if data_drift else []) + \
+        (["performance drop"] if concept else [])
+    now = datetime.now(timezone.utc).isoformat()
+    for action in plain(ctx.cfg.monitoring.on_drift):
+        if action == "alert":
+            record = {"time": now, "model": name, "version": mv.version, "reasons": reasons,
+                      "run": str(ctx.output_dir)}
+            with open(ctx.home / "alerts.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            actions.append({"action": "alert", "detail": "; ".join(reasons),
+                            "record": str(ctx.home / "alerts.jsonl")})
+        elif action == "trip_breaker":
+            state = {"state": "open", "reason": "monitor: " + "; ".join(reasons), "since": now,
+                     "model": name, "version": mv.version}
+            (ctx.home / "breaker.json").write_text(json.dumps(state, indent=2))
+            actions.append({"action": "trip_breaker", "detail": state["reason"]})
+        elif action == "retrain":
+            from mlops.actions.retrain import retrain_candidate
+            actions.append(retrain_candidate(ctx, info))
+    return actions
+
+
+def window_bounds(first: datetime, last: datetime, start_day, days: float) -> tuple[datetime, datetime]:
+    if days <= 0:
+        raise ConfigError(f"must be > 0; got {days}", key="monitoring.window.days")
+    if start_day is None:
+        return last - timedelta(days=days), last + timedelta(microseconds=1)
+    lo = first + timedelta(days=float(start_day))
+    return lo, lo + timedelta(days=days)

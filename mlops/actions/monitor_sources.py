@@ -1,0 +1,76 @@
+"""Where the monitor's current rows come from: a data window, files, or the prediction log."""
+from __future__ import annotations
+
+import glob
+from datetime import timedelta
+
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.data.files import scan_files
+from mlops.errors import ConfigError, DataError
+from mlops.features.compile import FeaturePlan
+from mlops.features.offline import compute_features
+
+PREDICTION = "prediction"
+
+
+def _score(model, plan: FeaturePlan, df: pl.DataFrame) -> pl.DataFrame:
+    if PREDICTION in df.columns or df.height == 0:
+        return df if PREDICTION in df.columns else df.with_columns(
+            pl.lit(None, pl.Float64).alias(PREDICTION))
+    return df.with_columns(pl.Series(PREDICTION, model.predict_proba(
+        df.select(plan.feature_names))[:, 1]))
+
+
+def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
+    label, avail = plan.label["column"], plan.label.get("available_at")
+    if label not in df.columns:
+        return df.with_columns(pl.lit(False).alias("__labelled"))
+    known = pl.col(label).is_not_null()
+    if avail and avail in df.columns and known_by is not None:
+        known = known & (pl.col(avail) <= known_by)
+    return df.with_columns(known.alias("__labelled"))
+
+
+def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFrame, dict]:
+    """Current rows with every plan feature, ``prediction`` and ``__labelled``; plus a description."""
+    mc = ctx.cfg.monitoring
+    source = str(mc.source)
+    if source == "window":
+        from mlops.actions.monitor import window_bounds
+        from mlops.actions.train import feature_table
+        table = feature_table(ctx, plan)
+        ts = plan.timestamp
+        lo, hi = window_bounds(table[ts].min(), table[ts].max(), mc.window.start_day,
+                               float(mc.window.days))
+        cur = table.filter((pl.col(ts) >= lo) & (pl.col(ts) < hi))
+        known_by = hi + timedelta(days=float(mc.window.label_wait_days))
+        cur = _label_flags(_score(model, plan, cur), plan, known_by)
+        info = {"source": "window", "start": lo.isoformat(), "end": hi.isoformat(),
+                "labels_known_by": known_by.isoformat(), "rows": cur.height}
+    elif source == "files":
+        if not mc.current:
+            raise ConfigError("source=files needs a path", key="monitoring.current",
+                              fix="pass monitoring.current=<parquet/csv glob>")
+        lf = scan_files(str(mc.current), key="monitoring.current",
+                        timestamp_cols=(plan.timestamp, plan.label.get("available_at") or ""))
+        cols = lf.collect_schema().names()
+        if not set(plan.feature_names) <= set(cols):  # raw events: compute the features first
+            keep = [c for c in (plan.label["column"], plan.label.get("available_at"), PREDICTION)
+                    if c and c in cols]
+            lf = compute_features(plan, lf, keep=keep)
+        cur = _label_flags(_score(model, plan, lf.collect()), plan, None)
+        info = {"source": "files", "path": str(mc.current),
+                "files": len(glob.glob(str(mc.current))), "rows": cur.height}
+    elif source == "prediction_log":
+        from mlops.actions.prediction_log_source import prediction_log_frame
+        cur, info = prediction_log_frame(ctx, plan)
+        cur = _label_flags(cur, plan, None)
+    else:
+        raise ConfigError(f"must be window, files or prediction_log; got {source!r}",
+                          key="monitoring.source")
+    if cur.height == 0:
+        raise DataError("the current window has no rows", key="monitoring.window",
+                        fix="check monitoring.window / monitoring.current points at data")
+    return cur, info
