@@ -12,7 +12,7 @@ from mlops.config import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-SMALL = ["data.n_users=400", "data.days=70"]
+SMALL = ["data.n_users=400", "data.days=110"]
 
 register()
 

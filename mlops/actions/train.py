@@ -61,6 +61,7 @@ def score(model, plan: FeaturePlan, df: pl.DataFrame) -> np.ndarray:
 def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     cfg, tcfg = ctx.cfg, ctx.cfg.training
+    metric, split = _check_objective(tcfg)
     plan = ctx.plan()
     attribute = tcfg.fairness.attribute
     table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
@@ -90,14 +91,6 @@ def run(ctx: RunContext) -> ActionResult:
         fairness = fairness_audit(parts["test"][label].to_numpy(), test_pred,
                                   parts["test"][attribute].to_numpy(), attribute=attribute,
                                   min_group_rows=int(tcfg.fairness.min_group_rows))
-    metric = str(tcfg.objective.metric)
-    if metric not in HIGHER_IS_BETTER:
-        raise ConfigError(f"unknown metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}",
-                          key="training.objective.metric", fix="pick one of the valid metrics")
-    split = str(tcfg.objective.split)
-    if split not in evaluation:
-        raise ConfigError(f"must be train, valid or test; got {split!r}",
-                          key="training.objective.split")
     objective = {"name": f"{split}_{metric}", "value": evaluation[split].get(metric),
                  "direction": "maximize" if HIGHER_IS_BETTER[metric] else "minimize"}
     flat = {k: v for k, v in evaluation["test"].items()
@@ -128,6 +121,18 @@ def run(ctx: RunContext) -> ActionResult:
     shown = {k: flat[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall",
                                   "valid_roc_auc", "valid_pr_auc") if k in flat}
     return ActionResult(result=result, metrics=shown, objective=objective, registry=registry_info)
+
+
+def _check_objective(tcfg) -> tuple[str, str]:
+    """Validate before any work, so a typo fails in milliseconds, not after training."""
+    metric, split = str(tcfg.objective.metric), str(tcfg.objective.split)
+    if metric not in HIGHER_IS_BETTER:
+        raise ConfigError(f"unknown metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}",
+                          key="training.objective.metric", fix="pick one of the valid metrics")
+    if split not in ("train", "valid", "test"):
+        raise ConfigError(f"must be train, valid or test; got {split!r}",
+                          key="training.objective.split")
+    return metric, split
 
 
 def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info):

@@ -8,7 +8,7 @@ from support import SMALL
 
 from mlops.registry import Registry
 
-TRAIN = ["action=train", *SMALL, "training.train_days=35", "training.valid_days=10",
+TRAIN = ["action=train", *SMALL, "training.warmup_days=5", "training.train_days=35", "training.valid_days=10",
          "training.test_days=10"]
 
 
