@@ -15,6 +15,7 @@ class MlopsError(Exception):
     def __init__(self, message: str, *, key: str | None = None, fix: str | None = None):
         self.key = key
         self.fix = fix
+        self.message = message
         text = f"{key}: {message}" if key else message
         if fix:
             text = f"{text}. Fix: {fix}"
@@ -25,6 +26,11 @@ class ConfigError(MlopsError):
     """A config value is missing, of the wrong type or out of range."""
 
     exit_code = 2
+
+    def under(self, prefix: str) -> "ConfigError":
+        """The same error with its key prefixed by the config group (``monitoring.``)."""
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        return type(self)(self.message, key=key, fix=self.fix)
 
 
 class FeatureSpecError(ConfigError):

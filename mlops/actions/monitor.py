@@ -37,7 +37,7 @@ def policy_from(mc) -> DriftPolicy:
                            small_sample_rows=int(mc.small_sample_rows),
                            overrides=plain(mc.features), drift_share=float(mc.drift_share))
     except ConfigError as exc:  # the policy names its own keys; prefix the config group
-        raise ConfigError(str(exc), key="monitoring") from None
+        raise exc.under("monitoring") from None
 
 
 def _split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
@@ -50,7 +50,23 @@ def _split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
     return inputs, pred
 
 
-def run_detectors(errors: np.ndarray, losses: np.ndarray, times: list, params: dict) -> dict:
+def error_stream(y: np.ndarray, p: np.ndarray, threshold: float, kind: str) -> np.ndarray:
+    """0/1 errors in time order: on every labelled row, or only on labelled positives.
+
+    With rare positives (fraud) a concept change that makes new positives look
+    ordinary barely moves the overall error rate but jumps the miss rate, so
+    ``missed_positives`` sees it within a few dozen labels.
+    """
+    wrong = ((p >= threshold).astype(float) != y).astype(float)
+    if kind == "errors":
+        return wrong
+    if kind == "missed_positives":
+        return wrong[y == 1]
+    raise ConfigError(f"must be 'errors' or 'missed_positives'; got {kind!r}",
+                      key="monitoring.detector_stream")
+
+
+def run_detectors(stream: np.ndarray, times: list, params: dict, kind: str) -> dict:
     """First detection per configured detector over the time-ordered error stream."""
     out = {}
     for name, kwargs in params.items():
@@ -61,11 +77,9 @@ def run_detectors(errors: np.ndarray, losses: np.ndarray, times: list, params: d
             d = DETECTORS[name](**(kwargs or {}))
         except (TypeError, ConfigError) as exc:
             raise ConfigError(str(exc), key=f"monitoring.detectors.{name}") from None
-        stream = losses if name == "page_hinkley" else errors
         idx = det.first_detection(d, stream.tolist())
         out[name] = {"first_detection": idx, "time": str(times[idx]) if idx is not None else None,
-                     "stream": "log loss" if name == "page_hinkley" else "0/1 error",
-                     "n": int(len(stream))}
+                     "stream": kind, "n": int(len(stream))}
     return out
 
 
@@ -87,14 +101,15 @@ def run(ctx: RunContext) -> ActionResult:
                         fix=f"select features={mv.feature_plan_name} (the model's spec)")
     ref_path = mc.reference or reg.reference_path(name, mv.version)
     inputs_ref, pred_ref = _split_reference(Reference.load(ref_path))
-    cur, info = current_frame(ctx, plan, model)
+    stream, info = current_frame(ctx, plan, model)
+    cur = stream.filter(pl.col("__in_window"))
     drift = detect_drift(inputs_ref, cur, policy)
     pred_drift = (detect_drift(pred_ref, cur, policy)["features"][PREDICTION]
                   if pred_ref is not None and PREDICTION in cur.columns else None)
 
     label, pc = plan.label["column"], mc.performance
     performance, detections = [], {}
-    labelled = cur.filter(pl.col("__labelled")) if "__labelled" in cur.columns else cur.head(0)
+    labelled = cur.filter(pl.col("__labelled"))
     baseline = mv.metrics.get(str(pc.metric))
     if labelled.height and baseline is not None:
         chunk = int(pc.chunk) if str(pc.chunk).isdigit() else str(pc.chunk)
@@ -102,13 +117,14 @@ def run(ctx: RunContext) -> ActionResult:
             labelled, time_col=plan.timestamp, label_col=label, score_col=PREDICTION,
             chunk=chunk, metric=str(pc.metric), baseline=float(baseline),
             max_drop=float(pc.max_drop))
-        ordered = labelled.sort(plan.timestamp)
+        ordered = stream.filter(pl.col("__labelled")).sort(plan.timestamp)
+        info["detector_burn_in_rows"] = int((~ordered["__in_window"]).sum())
         y = ordered[label].to_numpy().astype(float)
-        p = np.clip(ordered[PREDICTION].to_numpy(), 1e-6, 1 - 1e-6)
-        errors = ((p >= float(pc.threshold)).astype(float) != y).astype(float)
-        losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-        detections = run_detectors(errors, losses, ordered[plan.timestamp].to_list(),
-                                   plain(mc.detectors))
+        kind = str(mc.detector_stream)
+        stream = error_stream(y, ordered[PREDICTION].to_numpy(), float(pc.threshold), kind)
+        times = ordered[plan.timestamp].to_list()
+        times = times if kind == "errors" else [t for t, v in zip(times, y) if v == 1]
+        detections = run_detectors(stream, times, plain(mc.detectors), kind)
     concept = any(c.get("flag") for c in performance)
     data_drift = bool(drift["dataset_drift"])
     found = data_drift or concept

@@ -34,7 +34,11 @@ def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
 
 
 def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFrame, dict]:
-    """Current rows with every plan feature, ``prediction`` and ``__labelled``; plus a description."""
+    """Current rows with every plan feature, ``prediction``, ``__labelled`` and ``__in_window``.
+
+    Rows before the window (``__in_window`` false) are the detectors' burn-in: a
+    streaming detector needs the error level before a change to see the change.
+    """
     mc = ctx.cfg.monitoring
     source = str(mc.source)
     if source == "window":
@@ -44,7 +48,9 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFra
         ts = plan.timestamp
         lo, hi = window_bounds(table[ts].min(), table[ts].max(), mc.window.start_day,
                                float(mc.window.days))
-        cur = table.filter((pl.col(ts) >= lo) & (pl.col(ts) < hi))
+        burn = lo - timedelta(days=float(mc.window.detector_burn_in_days))
+        cur = (table.filter((pl.col(ts) >= burn) & (pl.col(ts) < hi))
+               .with_columns((pl.col(ts) >= lo).alias("__in_window")))
         known_by = hi + timedelta(days=float(mc.window.label_wait_days))
         cur = _label_flags(_score(model, plan, cur), plan, known_by)
         info = {"source": "window", "start": lo.isoformat(), "end": hi.isoformat(),
@@ -70,7 +76,9 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFra
     else:
         raise ConfigError(f"must be window, files or prediction_log; got {source!r}",
                           key="monitoring.source")
-    if cur.height == 0:
+    if "__in_window" not in cur.columns:
+        cur = cur.with_columns(pl.lit(True).alias("__in_window"))
+    if cur.filter(pl.col("__in_window")).height == 0:
         raise DataError("the current window has no rows", key="monitoring.window",
                         fix="check monitoring.window / monitoring.current points at data")
     return cur, info

@@ -122,6 +122,7 @@ class WindowConfig:
     start_day: Optional[float] = None     # day offset from the first event; null = last `days`
     days: float = 14.0
     label_wait_days: float = 0.0          # labels known by window end + this many days
+    detector_burn_in_days: float = 14.0   # labelled days before the window fed to detectors first
 
 
 @dataclass
@@ -148,6 +149,7 @@ class MonitoringConfig:
     drift_share: float = 0.5
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detector_stream: str = "errors"       # errors | missed_positives
     on_drift: list[str] = field(default_factory=lambda: ["alert"])
     retrain_days: float = 30.0            # retrain: days of recent labelled data to train on
 

@@ -134,7 +134,8 @@ def generate(params: SyntheticParams) -> pl.DataFrame:
     channel = np.where(u < online_p, 1, np.where(u < online_p + 0.08, 2, 0))
     fraud = np.zeros(n, dtype=np.int8)
 
-    f_user, f_day, f_amt, f_cat, f_cty, f_dev, f_chn = _fraud_bursts(params, rng, spend, home, n)
+    f_user, f_day, f_amt, f_cat, f_cty, f_dev, f_chn = _fraud_bursts(params, rng, spend, home, n,
+                                                                      usual_device)
     user = np.concatenate([user, f_user])
     day = np.concatenate([day, f_day])
     amount = np.concatenate([amount, f_amt])
@@ -174,7 +175,7 @@ def _ids(prefix: str, values: np.ndarray, width: int) -> pl.Series:
 
 
 def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.ndarray,
-                  home: np.ndarray, n_normal: int):
+                  home: np.ndarray, n_normal: int, usual_device: np.ndarray):
     """Fraud as bursts of 1-5 fast transactions on a compromised card."""
     n_events = int(round(n_normal * params.fraud_rate / (1 - params.fraud_rate)))
     n_bursts = max(n_events // 3, 1) if params.fraud_rate > 0 else 0
@@ -195,11 +196,15 @@ def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.n
     amount = np.where(tactic, new_amt, old_amt)
     risky = np.array([CATEGORIES.index(c) for c in ("electronics", "travel", "gambling")])
     usual = rng.choice(len(CATEGORIES), size=m, p=_CAT_P)
-    category = np.where(tactic, CATEGORIES.index("digital_goods"),
+    # the new tactic mimics the card holder: usual shops, device, country, channel mix
+    category = np.where(tactic, np.where(rng.random(m) < 0.4, CATEGORIES.index("digital_goods"),
+                                         usual),
                         np.where(rng.random(m) < 0.3, rng.choice(risky, size=m), usual))
     foreign = rng.integers(0, len(COUNTRIES), size=m)
     country = np.where(tactic, home[user], np.where(rng.random(m) < 0.25, foreign, home[user]))
-    device = np.where(tactic | (rng.random(m) < 0.5), rng.integers(0, len(DEVICES), size=m),
-                      rng.choice([DEVICES.index("web_chrome"), DEVICES.index("android")], size=m))
-    channel = np.where(tactic | (rng.random(m) < 0.6), 1, 0)
+    device = np.where(tactic, usual_device[user],
+                      np.where(rng.random(m) < 0.5, rng.integers(0, len(DEVICES), size=m),
+                               rng.choice([DEVICES.index("web_chrome"), DEVICES.index("android")],
+                                          size=m)))
+    channel = np.where(tactic, (rng.random(m) < 0.35).astype(int), (rng.random(m) < 0.6).astype(int))
     return user, day, amount, category, country, device, channel

@@ -1,0 +1,71 @@
+"""action=monitor on the generator's drift scenarios, end to end through the registry."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+DATA = ["data.n_users=1000", "data.days=120", "data.drift_start=90"]
+POST = ["monitoring.window.start_day=92", "monitoring.window.days=28"]
+PRE = ["monitoring.window.start_day=70", "monitoring.window.days=20"]
+
+
+def _live(run_action, scenario: str) -> list[str]:
+    data = [*DATA, f"data.scenario={scenario}"]
+    assert run_action("action=train", *data, out="train")[0] == 0
+    assert run_action("action=approve", *data, "registry.version=1", "registry.approver=alice",
+                      out="approve")[0] == 0
+    assert run_action("action=promote", *data, "registry.version=1", out="promote")[0] == 0
+    return data
+
+
+def _monitor(run_action, data, window, *extra, out="mon"):
+    code, d = run_action("action=monitor", *data, *window, *extra, out=out)
+    return code, json.loads((d / "monitor.json").read_text())
+
+
+def test_no_drift_scenario_is_quiet(run_action):
+    data = _live(run_action, "none")
+    code, m = _monitor(run_action, data, POST)
+    assert code == 0 and m["status"] == "ok"
+    assert m["dataset_drift"] is False and m["n_drifted"] <= 1
+    assert m["performance"]["concept_drift"] is False
+    for name in ("ks_stat", "ks_pvalue", "wasserstein", "psi", "js"):
+        assert name in m["features"]["amount"]
+    assert {"chi2_stat", "chi2_pvalue", "unseen_share"} <= set(m["features"]["channel"])
+
+
+def test_covariate_shift_is_data_drift_and_alerts(run_action, tmp_path):
+    data = _live(run_action, "covariate_shift")
+    code, m = _monitor(run_action, data, PRE, out="pre")
+    assert code == 0 and not m["dataset_drift"]
+    code, m = _monitor(run_action, data, POST, out="post")
+    assert code == 3  # alert: cron and CI notice
+    assert m["dataset_drift"] and m["features"]["amount"]["drift"]
+    assert m["features"]["channel"]["drift"]
+    alerts = (tmp_path / "home" / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1 and json.loads(alerts[0])["version"] == 1
+
+
+def test_concept_drift_drops_performance_and_retrains(run_action):
+    data = _live(run_action, "concept_drift")
+    code, m = _monitor(run_action, data, POST, "monitoring.on_drift=[retrain]")
+    perf = m["performance"]
+    assert perf["concept_drift"] and any(c["flag"] for c in perf["chunks"])
+    assert any(d["first_detection"] is not None for d in m["detectors"].values())
+    retrain = [a for a in m["actions"] if a["action"] == "retrain"][0]
+    assert retrain["staged"] and retrain["version"] == 2
+    assert code == 0  # no alert configured: drift found but the run itself succeeds
+    from mlops.registry import Registry
+    from support import ROOT  # noqa: F401
+    reg_aliases = Registry(m["reference"]["path"].split("/registry/")[0]).aliases("fraud_detector")
+    assert reg_aliases == {"production": 1, "staging": 2}
+
+
+def test_bad_monitoring_config_names_the_key(run_action):
+    data = _live(run_action, "none")
+    code, d = run_action("action=monitor", *data, "monitoring.thresholds.js=7", out="bad")
+    err = json.loads((d / "result.json").read_text())["error"]
+    assert code == 2 and "thresholds.js" in err
+    code, d = run_action("action=monitor", *data, "monitoring.on_drift=[page_me]", out="bad2")
+    assert code == 2 and "monitoring.on_drift" in json.loads((d / "result.json").read_text())["error"]
