@@ -6,6 +6,7 @@ directly with a config from Hydra's compose API.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -51,7 +52,8 @@ def execute(cfg: DictConfig) -> tuple[int, float | None]:
         action = check_action(cfg)
         ctx = RunContext.from_config(cfg, overrides=overrides, multirun=multirun)
         module = importlib.import_module(f"mlops.actions.{MODULES[action]}")
-        res = module.run(ctx) if MODULES[action] == action else module.run(ctx, action)
+        takes_action = len(inspect.signature(module.run).parameters) == 2
+        res = module.run(ctx, action) if takes_action else module.run(ctx)
         code = res.exit_code
         report = res.report or f"{action}.html"
         record.update(metrics=res.metrics, objective=res.objective, registry=res.registry,

@@ -15,7 +15,7 @@ from mlops.errors import MlopsError
 def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     """Train on the last ``monitoring.retrain_days`` before the current window's end.
 
-    The window splits 60/20/20 into train/valid/test by time, so the candidate is
+    The window splits 70/15/15 into train/valid/test by time, so the candidate is
     still evaluated on later data than it saw. It goes to ``staging`` through the
     staging gates; promotion to production stays a separate, gated, approved step.
     """
@@ -27,7 +27,7 @@ def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     cfg.training.warmup_days = 0.0  # the window starts well after the data does
     cfg.training.start = (end - timedelta(days=days)).isoformat()
     cfg.training.train_days, cfg.training.valid_days, cfg.training.test_days = (
-        days * 0.6, days * 0.2, days * 0.2)
+        days * 0.7, days * 0.15, days * 0.15)
     cfg.training.description = f"continuous training after drift ({ctx.output_dir.name})"
     sub = replace(ctx, cfg=cfg, output_dir=ctx.output_dir / "retrain", _events=ctx._events)
     sub.output_dir.mkdir(exist_ok=True)

@@ -151,7 +151,60 @@ class MonitoringConfig:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     detector_stream: str = "errors"       # errors | missed_positives
     on_drift: list[str] = field(default_factory=lambda: ["alert"])
-    retrain_days: float = 30.0            # retrain: days of recent labelled data to train on
+    retrain_days: float = 40.0            # retrain: days of recent labelled data to train on
+
+
+@dataclass
+class OutcomesConfig:
+    source: str = "simulate"              # simulate | units | sufficient
+    path: Optional[str] = None            # units/sufficient: parquet/csv glob
+    variant_col: str = "variant"
+    period_col: Optional[str] = "day"     # per-period rows for the novelty check
+
+
+@dataclass
+class SimulationConfig:
+    """Live traffic from the embedded data, scored by each variant's model."""
+
+    start_day: Optional[float] = None     # null = the last `days` of the data
+    days: float = 21.0
+    threshold: float = 0.5                # decline a transaction at or above this score
+    pre_days: float = 28.0                # pre-period for the CUPED covariate
+    false_decline_cost: float = 10.0      # USD cost of declining a legit transaction
+
+
+@dataclass
+class ExperimentConfig:
+    """``conf/experiment/*.yaml``: an A/B test between registry versions or aliases."""
+
+    key: str = "???"
+    seed: str = ""
+    name: str = ""
+    unit: str = "user_id"
+    control: Optional[str] = None
+    variants: list[Any] = field(default_factory=list)
+    primary_metric: dict[str, Any] = field(default_factory=dict)
+    secondary_metrics: list[Any] = field(default_factory=list)
+    guardrails: list[Any] = field(default_factory=list)
+    alpha: float = 0.05
+    power: float = 0.8
+    mde: float = 0.02
+    mde_type: str = "relative"
+    min_duration_days: float = 7.0
+    cuped_covariate: Optional[str] = None
+    sequential: bool = False
+    sequential_tuning: float = 5000.0
+    correction: str = "holm"
+    days_elapsed: Optional[float] = None  # files: how long it ran; simulate: its days
+    outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    daily_units: Optional[float] = None   # plan: units entering per day; null = estimate
+
+
+SPEC_FIELDS = ("key", "seed", "name", "unit", "control", "variants", "primary_metric",
+               "secondary_metrics", "guardrails", "alpha", "power", "mde", "mde_type",
+               "min_duration_days", "cuped_covariate", "sequential", "sequential_tuning",
+               "correction")
 
 
 @dataclass
@@ -185,4 +238,5 @@ SCHEMAS: dict[tuple[str | None, str], type] = {
     ("training", "training_schema"): TrainingConfig,
     ("registry", "registry_schema"): RegistryConfig,
     ("monitoring", "monitoring_schema"): MonitoringConfig,
+    ("experiment", "experiment_schema"): ExperimentConfig,
 }

@@ -54,7 +54,8 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _normalise(spec: ExperimentSpec, stats: StatsTable, where: str = "stats") -> dict[str, dict[str, SufficientStats]]:
+def _normalise(spec: ExperimentSpec, stats: StatsTable,
+               where: str = "stats") -> dict[str, dict[str, SufficientStats]]:
     """Served variants x spec metrics, as SufficientStats; missing arms become empty."""
     if not isinstance(stats, Mapping):
         raise ExperimentError(f"{where} must be a dict {{variant: {{metric: SufficientStats}}}}; "
@@ -211,12 +212,14 @@ def analyze(spec: ExperimentSpec, stats: StatsTable, *, per_period: Mapping[str,
     minimum is 0). Each treatment is compared with the control. p-values are adjusted
     (``spec.correction``) within two families: the primary metric across treatments, and
     all secondary metrics across treatments. With ``spec.sequential`` a result is
-    significant only if the always-valid interval excludes 0 as well.
+    significant only if the always-valid interval excludes 0 as well. Guardrails and the
+    novelty check (primary metric only) use fixed-horizon tests.
     """
     if not isinstance(spec, ExperimentSpec):
         raise ExperimentError(f"spec must be an ExperimentSpec; got {type(spec).__name__}", key="spec")
-    if days_elapsed is not None and (isinstance(days_elapsed, bool) or not isinstance(days_elapsed, (int, float))
-                                     or not days_elapsed >= 0):
+    bad_days = (isinstance(days_elapsed, bool)
+                or not isinstance(days_elapsed, (int, float, np.number)) or not days_elapsed >= 0)
+    if days_elapsed is not None and bad_days:
         raise ExperimentError(f"The 'days_elapsed' parameter must be a number >= 0 or None; "
                               f"got {days_elapsed!r} instead")
     table = _normalise(spec, stats)

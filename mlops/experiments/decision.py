@@ -7,7 +7,8 @@ Rules (in order):
    direction, there is no sample ratio mismatch and none of its guardrails failed. With
    several such treatments the one with the largest improvement is the ``winner``.
 3. ``do_not_ship`` when every treatment is significantly worse on the primary metric or
-   has a failed guardrail (non-inferiority not shown).
+   has a failed guardrail (non-inferiority not shown). A guardrail that could not be
+   tested at all (too few units) blocks shipping but does not count as failed.
 4. Otherwise ``keep_running``, with the power achieved and the sample still needed.
 
 A novelty flag does not block shipping but is reported as a reason to look closer.
@@ -51,14 +52,23 @@ def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:
             f"{ {k: round(v, 1) for k, v in srm_info['expected'].items()} }. Assignment or logging "
             "is broken; the results cannot be trusted until it is fixed.")
     failed: dict[str, list[str]] = {}
+    unverified: dict[str, list[str]] = {}
     for g in guardrails:
-        if not g["passed"]:
-            failed.setdefault(g["variant"], []).append(g["metric"])
-            what = ("not enough data" if g["status"] == "insufficient_data"
-                    else f"estimate {_fmt(g['estimate'])}, one-sided bound {_fmt(g['bound'])} "
-                         f"vs threshold {_fmt(g['threshold'])}, p={_fmt(g['p_value'])}")
-            reasons.append(f"Guardrail '{g['metric']}' failed for '{g['variant']}': non-inferiority "
-                           f"within a {g['margin_type']} margin of {g['margin']} not shown ({what}).")
+        if g["passed"]:
+            continue
+        if g["status"] != "ok":
+            # No test could be run (too few units, or a relative margin on a zero control
+            # mean): this blocks shipping but is no evidence of harm.
+            unverified.setdefault(g["variant"], []).append(g["metric"])
+            reasons.append(f"Guardrail '{g['metric']}' could not be checked for '{g['variant']}' "
+                           f"({g['status'].replace('_', ' ')}); shipping needs it checked.")
+            continue
+        failed.setdefault(g["variant"], []).append(g["metric"])
+        reasons.append(
+            f"Guardrail '{g['metric']}' failed for '{g['variant']}': non-inferiority within a "
+            f"{g['margin_type']} margin of {g['margin']} not shown (estimate {_fmt(g['estimate'])}, "
+            f"one-sided bound {_fmt(g['bound'])} vs threshold {_fmt(g['threshold'])}, "
+            f"p={_fmt(g['p_value'])}).")
     novelty_info = analysis.get("novelty") or {}
     if novelty_info.get("flagged"):
         reasons.append(f"Novelty check: the effect on '{primary}' differs between the early and "
@@ -93,7 +103,8 @@ def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:
                           "days): no decision before then.")
         return {"decision": "keep_running", "winner": None, "reasons": reasons}
 
-    shippable = [v for v in better if v not in failed and not srm_info.get("flagged")]
+    shippable = [v for v in better
+                 if v not in failed and v not in unverified and not srm_info.get("flagged")]
     if shippable:
         sign = 1.0 if direction == "increase" else -1.0
 

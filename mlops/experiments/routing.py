@@ -6,8 +6,16 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from mlops.errors import ExperimentError
 from mlops.experiments.assignment import assign_many, bucket, bucket_ranges, choose_variant
 from mlops.experiments.spec import ExperimentSpec, Variant
+
+
+def _empty_id(spec: ExperimentSpec) -> ExperimentError:
+    # GrowthBook leaves units with an empty id out of the experiment; hashing "" would
+    # pile every anonymous request into one variant, so refuse it instead.
+    return ExperimentError(f"an empty unit id cannot be assigned in experiment {spec.key!r}",
+                           key=spec.unit, fix="send a non-empty unit id (or skip the experiment)")
 
 
 def route(spec: ExperimentSpec, unit_id: str | int) -> tuple[Variant, list[Variant]]:
@@ -25,6 +33,8 @@ def route(spec: ExperimentSpec, unit_id: str | int) -> tuple[Variant, list[Varia
     >>> [v.name for v in shadows]
     ['s']
     """
+    if unit_id == "":
+        raise _empty_id(spec)
     served = spec.served_variants
     index = choose_variant(bucket(spec.seed, unit_id), bucket_ranges([v.weight for v in served]))
     # Weights sum to 1 and buckets are < 1, so a miss can only come from float rounding at
@@ -35,6 +45,10 @@ def route(spec: ExperimentSpec, unit_id: str | int) -> tuple[Variant, list[Varia
 
 def assign_units(spec: ExperimentSpec, unit_ids: Sequence[str | int] | pl.Series) -> list[str] | pl.Series:
     """Served variant name for each unit (vectorised ``route``, shadows left out)."""
+    empty = (unit_ids.cast(pl.String) == "").any() if isinstance(unit_ids, pl.Series) \
+        else any(u == "" for u in unit_ids)
+    if empty:
+        raise _empty_id(spec)
     served = spec.served_variants
     idx = assign_many(spec.seed, unit_ids, [v.weight for v in served])
     arr = idx.to_numpy() if isinstance(idx, pl.Series) else idx

@@ -125,6 +125,16 @@ def _coerce(kind: type, value: Any, key: str) -> Any:
 class ExperimentSpec:
     """An A/B test: who is randomised, which models are compared, how it is judged.
 
+    - ``seed`` (default: ``key``) and the served variants' ordered weights decide who gets
+      what; ``control`` defaults to the first variant.
+    - ``alpha`` (two-sided), ``power`` and ``mde`` (``mde_type`` "relative" to the control
+      mean, or "absolute") drive significance and the power / remaining-sample report.
+    - ``min_duration_days``: no ship / do-not-ship decision before that.
+    - ``cuped_covariate``: name of the pre-period column; the caller aggregates it with
+      ``aggregate_units(covariate_col=...)`` and the analysis then applies CUPED.
+    - ``sequential`` / ``sequential_tuning`` (N*): always-valid intervals gate significance.
+    - ``correction``: "holm" | "bh" | "none" across treatments and secondary metrics.
+
     >>> spec = ExperimentSpec(key="ranker-v2", seed="ranker-v2", variants=[
     ...     {"name": "control", "model": "ranker@champion", "weight": 0.5},
     ...     {"name": "treatment", "model": "ranker@challenger", "weight": 0.5}],

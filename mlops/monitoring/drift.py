@@ -16,12 +16,16 @@ and pool the rest into ``"<other>"``, and always end with the ``"<unseen>"`` bin
 Undefined values (an empty window, an all-NaN column) are ``None`` with a ``note``, never NaN.
 
 Speed: each current column is sorted once (polars, in parallel) and reused for binning
-(binary searches on the edges), KS and Wasserstein (one merge with the pre-sorted reference).
+(binary searches on the edges), KS and Wasserstein (one merge with the pre-sorted reference);
+features run on a thread pool (numpy and polars release the GIL). On 1M x 1M rows x 20
+columns this is ~10x faster than a per-column scipy loop (benchmarks/bench_drift.py).
 """
 from __future__ import annotations
 
 import difflib
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -42,9 +46,12 @@ OTHER_LABEL = "<other>"
 
 
 def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolicy | None = None,
-                 *, progress: Callable[[int, int, str], None] | None = None) -> dict:
+                 *, progress: Callable[[int, int, str], None] | None = None,
+                 n_jobs: int | None = None) -> dict:
     """Compare ``current`` with ``reference``: all statistics per feature, drift decisions,
-    and the dataset-level rule. ``progress(done, total, feature)`` is called after each feature.
+    and the dataset-level rule. ``progress(done, total, feature)`` is called after each feature
+    (in feature order). Features run on ``n_jobs`` threads (default: the CPU count, at most 8);
+    the sorts and merges release the GIL. Results do not depend on ``n_jobs``.
 
     >>> from mlops.monitoring.reference import fit_reference
     >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(100)]}),
@@ -66,16 +73,30 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
                           f"does not have; it has {reference.features}", key="overrides",
                           fix="fix the feature name or refit the reference with that column")
     require_columns(current, reference.features, what="current data")
-    features: dict[str, dict] = {}
-    total = len(reference.features)
-    for done, name in enumerate(reference.features, start=1):
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+        raise ConfigError(f"The 'n_jobs' parameter must be an int >= 1 or None; got {n_jobs!r} "
+                          f"instead", key="n_jobs")
+    # Decide every feature's test first, so a bad override fails before any work.
+    for name in reference.features:
+        kind = "numeric" if name in reference.numeric else "categorical"
+        ref_valid = (reference.numeric[name] if kind == "numeric" else reference.categorical[name]).valid
+        policy.decide(name, kind, ref_valid)
+
+    def one(name: str) -> dict:
         series = current.get_column(name)
         if name in reference.numeric:
-            features[name] = _numeric_feature(name, reference.numeric[name], series, policy)
-        else:
-            features[name] = _categorical_feature(name, reference.categorical[name], series, policy)
-        if progress is not None:
-            progress(done, total, name)
+            return _numeric_feature(name, reference.numeric[name], series, policy)
+        return _categorical_feature(name, reference.categorical[name], series, policy)
+
+    total = len(reference.features)
+    workers = min(n_jobs or min(os.cpu_count() or 1, 8), max(total, 1))
+    features: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (name, result) in enumerate(
+                zip(reference.features, pool.map(one, reference.features)), start=1):
+            features[name] = result
+            if progress is not None:
+                progress(done, total, name)
     n_drifted = sum(1 for f in features.values() if f["drift"])
     drift_share = n_drifted / total if total else 0.0
     return _json_safe({"features": features, "drift_share": drift_share,

@@ -36,6 +36,9 @@ KS_EXACT_MAX_N = 10_000
 # value is within a factor ~2 there, and no decision depends on it.
 KS_ASYMPTOTIC_BELOW = 1e-13
 KS_SHORTCUT_MIN_N = 1_000
+# scipy.special.smirnov sums exactly up to this n (then uses an approximation itself).
+_SMIRNOV_EXACT_MAX_N = 1_000_000
+_SMIRNOV_MAX_TERMS = 200_000
 
 
 def numeric_edges(ref: np.ndarray, n_bins: int = 10) -> np.ndarray:
@@ -112,29 +115,61 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
 
     Returns ``(statistic, pvalue)``: in the exact regime scipy rounds the statistic to a
     multiple of ``1 / lcm(n1, n2)``, and so does this function. Exact when both samples
-    have at most 10,000 rows (unless both have over 1,000 rows and the asymptotic p-value
-    is below 1e-13: then the slow exact value is skipped), otherwise Smirnov's asymptotic distribution
-    ``kstwo.sf(d, round(n1*n2/(n1+n2)))`` exactly as scipy.
+    have at most 10,000 rows, otherwise ``kstwo.sf(d, round(n1*n2/(n1+n2)))`` as scipy.
+    Below an asymptotic p-value of 1e-13 the asymptotic value is returned instead of the
+    slow exact one (both samples over 1,000 rows; within a factor ~2, no decision depends on it).
     """
     d = float(d)
     m, n = sorted((float(n1), float(n2)), reverse=True)
-    en = m * n / (m + n)
+    en = int(np.round(m * n / (m + n)))
+    asymptotic = _clip01(sps.kstwobign.sf(d * math.sqrt(en)))
+    shortcut = min(n1, n2) > KS_SHORTCUT_MIN_N and asymptotic < KS_ASYMPTOTIC_BELOW
     if max(n1, n2) > KS_EXACT_MAX_N:
-        return d, _clip01(sps.kstwo.sf(d, np.round(en)))
+        return d, asymptotic if shortcut else kstwo_sf(d, en)
     g = math.gcd(int(n1), int(n2))
     lcm = (int(n1) // g) * int(n2)
     h = int(np.round(d * lcm))
     d = h * 1.0 / lcm
     if h == 0:
         return d, 1.0
-    asymptotic = _clip01(sps.kstwo.sf(d, np.round(en)))  # what scipy falls back to
-    shortcut = min(n1, n2) > KS_SHORTCUT_MIN_N and asymptotic < KS_ASYMPTOTIC_BELOW
     if shortcut or _attempt_exact_2kssamp is None:
-        return d, asymptotic
+        return d, asymptotic if shortcut else kstwo_sf(d, en)
     success, d, prob = _attempt_exact_2kssamp(int(n1), int(n2), g, d, "two-sided")
-    if not success:  # scipy falls back to the asymptotic formula too
-        return d, asymptotic
+    if not success:  # scipy falls back to the asymptotic distribution too
+        return float(d), kstwo_sf(d, en)
     return float(d), _clip01(prob)
+
+
+def kstwo_sf(d: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(d, n)``, with scipy's O(n) branch computed vectorised.
+
+    For 140 < n <= 1e6 and 2.2 <= n*d^2 < 370, scipy evaluates ``2 * smirnov(n, d)`` by the
+    Birnbaum-Tingey sum, one term at a time (~0.6 s at n = 5e5). The same sum is done here
+    in log space with numpy (agrees with scipy to ~1e-9 relative); everything else is scipy.
+    """
+    n = int(n)
+    t = n * d
+    if 140 < n <= _SMIRNOV_EXACT_MAX_N and 0.0 < d < 0.5 and 1.0 < t < n - 1 and 2.2 <= t * d < 370.0:
+        return _clip01(2.0 * _smirnov_sum(n, d))
+    return _clip01(sps.kstwo.sf(d, n))
+
+
+def _smirnov_sum(n: int, e: float) -> float:
+    """One-sided ``P(D+_n >= e)`` by the Birnbaum-Tingey formula, summed in log space.
+
+    ``e * sum_j C(n, j) (1 - e - j/n)^(n-j) (e + j/n)^(j-1)``, j = 0..floor(n(1-e)). The
+    summand is smooth in j, spread over most of the range and negligible at both ends
+    (< e^-190 of its peak in the band used), so a strided sum of at most 200,000 terms
+    times the stride equals the full sum to rounding (trapezoid rule).
+    """
+    jmax = int(np.floor(n * (1.0 - e)))
+    step = max(1, -(-(jmax + 1) // _SMIRNOV_MAX_TERMS))
+    j = np.arange(0, jmax + 1, step, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # the last term can be log(0) = -inf, i.e. 0
+        log_terms = (-np.log(n + 1.0) - special.betaln(n - j + 1.0, j + 1.0)
+                     + (n - j) * np.log1p(-e - j / n) + (j - 1.0) * np.log(e + j / n))
+    peak = log_terms.max()
+    return float(e * step * np.exp(peak) * np.sum(np.exp(log_terms - peak)))
 
 
 def ks_from_sorted(ref_sorted: np.ndarray, cur: np.ndarray, *, cur_is_sorted: bool = False,
@@ -215,11 +250,15 @@ def _merged_ecdf_diff(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[n
     n1, n2 = ref_sorted.size, cur_sorted.size
     pooled = np.concatenate((ref_sorted, cur_sorted))
     order = np.argsort(pooled, kind="stable")
-    merged = pooled[order]
-    from_ref = order < n1
-    ref_count = np.cumsum(from_ref)
-    cur_count = np.arange(1, n1 + n2 + 1) - ref_count
-    return merged, ref_count / n1 - cur_count / n2
+    merged = np.take(pooled, order)
+    ref_count = np.cumsum(order < n1)
+    # In place, fewer temporaries; the same float values as count / n.
+    cur_share = np.arange(1, n1 + n2 + 1, dtype=np.float64)
+    cur_share -= ref_count
+    cur_share /= n2
+    diff = ref_count / n1
+    diff -= cur_share
+    return merged, diff
 
 
 def _ks_statistic(merged: np.ndarray, diff: np.ndarray) -> float:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import skops.io as sio
+
 from mlops.errors import ArtifactIntegrityError
 
 MODEL_SUFFIX = ".skops"
@@ -161,8 +163,6 @@ def _fsync_dir(directory: Path) -> None:
 
 def dump_model(model: Any) -> bytes:
     """Serialise ``model`` with ``skops.io.dumps``; refuses what skops cannot store safely."""
-    import skops.io as sio
-
     try:
         return sio.dumps(model)
     except Exception as exc:  # skops raises TypeError/ValueError/... for unsupported objects
@@ -225,8 +225,6 @@ def load_trusted(data: bytes, *, trusted: Sequence[str], what: str) -> Any:
             "refusing to load it",
             fix="if you trust this model, add these dotted names to the trusted types you pass",
         )
-    import skops.io as sio
-
     try:
         # skops audits again with the same caller list, as a second line of defence.
         return sio.loads(data, trusted=sorted(allowed))

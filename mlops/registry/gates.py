@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
 from mlops.errors import ConfigError
+
+_ALIAS = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 # Metric names whose lower value is better, used when a relative gate does not say.
 _LOWER_IS_BETTER_HINTS = ("loss", "error", "mse", "mae", "rmse", "brier", "ece", "deviance")
@@ -189,6 +192,9 @@ class GatePolicy:
             raise ConfigError(f"must be a mapping of alias -> list of gates; got {spec!r} instead", key=key)
         parsed: dict[str, tuple[Gate, ...]] = {}
         for alias, gates in spec.items():
+            if not isinstance(alias, str) or not _ALIAS.match(alias) or alias.isdigit():
+                raise ConfigError(f"alias names must match [a-z0-9_-]+ (not all digits); got {alias!r} instead",
+                                  key=f"{key}.{alias}")
             if isinstance(gates, (str, bytes, Mapping)) or not isinstance(gates, Sequence):
                 raise ConfigError(f"must be a list of gates; got {gates!r} instead", key=f"{key}.{alias}")
             parsed[str(alias)] = tuple(

@@ -74,6 +74,12 @@ def model_names(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
 
 
+def _did_you_mean(word: str, options: list[str]) -> str:
+    prefixed = [o for o in options if o.startswith(word) or word.startswith(o)]
+    close = prefixed or difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f". Did you mean '{close[0]}'?" if close else ""
+
+
 def _short(numbers: list[int]) -> str:
     if len(numbers) <= 20:
         return str(numbers)
@@ -94,9 +100,9 @@ def require_model(conn: sqlite3.Connection, name: str) -> list[int]:
     numbers = version_numbers(conn, name)
     if not numbers:
         known = model_names(conn)
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f". Did you mean '{close[0]}'?" if close else ""
-        raise NotFoundError(f"model '{name}' is not registered; registered models: {known}{hint}")
+        raise NotFoundError(
+            f"model '{name}' is not registered; registered models: {known}{_did_you_mean(name, known)}"
+        )
     return numbers
 
 
@@ -118,8 +124,7 @@ def resolve(conn: sqlite3.Connection, name: str, version_or_alias: int | str) ->
         return numbers[-1]
     aliases = alias_map(conn, name)
     if ref not in aliases:
-        close = difflib.get_close_matches(ref, list(aliases), n=1)
-        hint = f". Did you mean '{close[0]}'?" if close else ""
+        hint = _did_you_mean(ref, list(aliases))
         raise NotFoundError(f"model '{name}' has no alias '{ref}'; {describe(conn, name)}{hint}")
     return aliases[ref]
 

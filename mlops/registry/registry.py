@@ -111,12 +111,15 @@ class Registry:
             with self._read() as conn:
                 queries.resolve(conn, name, parent)  # fail before writing anything
 
+        reference = None if reference_file is None else self._read_reference(Path(reference_file))
         data = artifacts.dump_model(model)
         sha = artifacts.sha256_bytes(data)
         path = artifacts.write_atomic(self.artifacts_dir, sha, artifacts.MODEL_SUFFIX, data)
         ref_sha, ref_rel = None, None
-        if reference_file is not None:
-            ref_sha, ref_path = self._store_reference(Path(reference_file))
+        if reference is not None:
+            ref_bytes, suffix = reference
+            ref_sha = artifacts.sha256_bytes(ref_bytes)
+            ref_path = artifacts.write_atomic(self.artifacts_dir, ref_sha, suffix, ref_bytes)
             ref_rel = ref_path.relative_to(self.root).as_posix()
         if self._after_artifact_write is not None:
             self._after_artifact_write()
@@ -150,14 +153,13 @@ class Registry:
             )
             return queries.get(conn, name, version, self.root)
 
-    def _store_reference(self, source: Path) -> tuple[str, Path]:
+    @staticmethod
+    def _read_reference(source: Path) -> tuple[bytes, str]:
         if not source.is_file():
             raise DataError(f"reference file {source} does not exist or is not a file", key="reference_file",
                             fix="pass the path of the reference statistics written at training time")
-        data = source.read_bytes()
-        sha = artifacts.sha256_bytes(data)
         suffix = source.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", source.suffix) else ".bin"
-        return sha, artifacts.write_atomic(self.artifacts_dir, sha, suffix, data)
+        return source.read_bytes(), suffix
 
     def approve(self, name: str, version: int | str, approver: str, comment: str | None = None) -> dict[str, Any]:
         """Record ``approver``'s approval of a version (idempotent per approver).

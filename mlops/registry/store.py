@@ -152,6 +152,8 @@ def initialize(db_path: Path) -> None:
                     f"could not switch {db_path} to WAL journal mode (got {mode!r})",
                     fix="put the registry home on a local filesystem that supports SQLite WAL",
                 )
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return  # already set up: no write lock needed
             with transaction(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
                 if found > SCHEMA_VERSION:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+FONT = "system-ui, 'Segoe UI', Roboto, sans-serif"
+BASE_SIZE = 11  # font-size set on the <svg> root; text at this size needs no attribute
 INK, MUTED, GRID, AXIS = "#1f2937", "#6b7280", "#e5e7eb", "#9ca3af"
 REF_FILL, CUR_FILL = "#cbd5e1", "#2563eb"
 ALERT, MARKER = "#dc2626", "#b45309"
@@ -31,7 +32,7 @@ def num(x: float) -> str:
     return str(int(r)) if r == int(r) else f"{r:.1f}"
 
 
-def text_width(s: str, size: float = 11) -> float:
+def text_width(s: str, size: float = 12) -> float:
     """Rough rendered width of ``s`` in px (no font metrics available server-side)."""
     return len(s) * size * CHAR_W
 
@@ -94,9 +95,8 @@ def tick_label(v: float, ticks: Sequence[float], percent: bool = False) -> str:
         v, step = v * 100, step * 100
     if max(abs(ticks[0]), abs(ticks[-1])) * (100 if percent else 1) >= 1e4 and not percent:
         return short(v)
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if decimals and round(step * 10**decimals, 6) % 1:  # steps like 0.25
-        decimals += 1
+    # fewest decimals that show the step exactly (0.25 -> 2, 2.5 -> 1, 20 -> 0)
+    decimals = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6), 6)
     out = f"{v:,.{decimals}f}"
     if out.startswith("-") and float(out.replace(",", "")) == 0:
         out = out[1:]
@@ -174,20 +174,23 @@ class Frame:
         return self.top + self.ph - (v - self.y0) / span * self.ph
 
 
-def text(x: float, y: float, content: object, *, anchor: str = "start", size: float | None = None,
+def text(x: float, y: float, content: object, *, anchor: str = "start", size: float | None = 11,
          fill: str = INK, weight: str | None = None, rotate: float | None = None,
-         baseline: str | None = None) -> str:
-    """An escaped ``<text>`` element."""
+         baseline: str | None = None, halo: bool = False) -> str:
+    """An escaped ``<text>`` element; ``halo`` outlines it in white to stay legible over data."""
     attrs = [f'x="{num(x)}"', f'y="{num(y)}"']
     if anchor != "start":
         attrs.append(f'text-anchor="{anchor}"')
-    if size:
+    if size and size != BASE_SIZE:
         attrs.append(f'font-size="{size}"')
-    attrs.append(f'fill="{fill}"')
+    if fill != INK:  # INK is inherited from the <svg> root
+        attrs.append(f'fill="{fill}"')
     if weight:
         attrs.append(f'font-weight="{weight}"')
     if baseline:
         attrs.append(f'dominant-baseline="{baseline}"')
+    if halo:
+        attrs.append('stroke="#fff" stroke-width="3" paint-order="stroke" stroke-linejoin="round"')
     if rotate is not None:
         attrs.append(f'transform="rotate({num(rotate)} {num(x)} {num(y)})"')
     return f"<text {' '.join(attrs)}>{esc(content)}</text>"
@@ -195,9 +198,10 @@ def text(x: float, y: float, content: object, *, anchor: str = "start", size: fl
 
 def line(x1: float, y1: float, x2: float, y2: float, *, stroke: str = AXIS, width: float = 1,
          dash: str | None = None) -> str:
-    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    extra = f' stroke-width="{width}"' if width != 1 else ""
+    extra += f' stroke-dasharray="{dash}"' if dash else ""
     return (f'<line x1="{num(x1)}" y1="{num(y1)}" x2="{num(x2)}" y2="{num(y2)}" '
-            f'stroke="{stroke}" stroke-width="{width}"{extra}/>')
+            f'stroke="{stroke}"{extra}/>')
 
 
 def rect(x: float, y: float, w: float, h: float, fill: str, *, extra: str = "") -> str:
@@ -214,10 +218,10 @@ def y_axis(f: Frame, ticks: Sequence[float], label: str, *, percent: bool = Fals
         if grid:
             out.append(line(f.left, y, f.left + f.pw, y, stroke=GRID))
         out.append(text(f.left - 6, y + 3.5, tick_label(t, ticks, percent), anchor="end",
-                        size=10, fill=MUTED))
+                        size=11, fill=MUTED))
     out.append(line(f.left, f.top, f.left, f.top + f.ph))
     cy = f.top + f.ph / 2
-    out.append(text(13, cy, label, anchor="middle", size=11, fill=INK, rotate=-90))
+    out.append(text(13, cy, label, anchor="middle", size=12, fill=INK, rotate=-90))
     return out
 
 
@@ -230,8 +234,8 @@ def x_axis(f: Frame, ticks: Iterable[tuple[float, str]], label: str, *, grid: bo
         if grid:
             out.append(line(x, f.top, x, base, stroke=GRID))
         out.append(line(x, base, x, base + 4))
-        out.append(text(x, base + 16, lab, anchor="middle", size=10, fill=MUTED))
-    out.append(text(f.left + f.pw / 2, f.height - 8, label, anchor="middle", size=11))
+        out.append(text(x, base + 16, lab, anchor="middle", size=11, fill=MUTED))
+    out.append(text(f.left + f.pw / 2, f.height - 8, label, anchor="middle", size=12))
     return out
 
 
@@ -240,7 +244,7 @@ def legend(items: Sequence[tuple[str, str, str]], x: float, y: float, *, max_x: 
     out, cx, cy = [], x, y
     for name, colour, kind in items:
         name = clip(name, 32)
-        w = 18 + text_width(name, 11) + 14
+        w = 18 + text_width(name, 12) + 14
         if cx + w > max_x and cx > x:
             cx, cy = x, cy + 15
         if kind == "box":
@@ -248,9 +252,40 @@ def legend(items: Sequence[tuple[str, str, str]], x: float, y: float, *, max_x: 
         else:
             out.append(line(cx, cy - 3, cx + 14, cy - 3, stroke=colour, width=2,
                             dash="4 3" if kind == "dash" else None))
-        out.append(text(cx + 18, cy + 1, name, size=11))
+        out.append(text(cx + 18, cy + 1, name, size=12))
         cx += w
     return out
+
+
+def decimate(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Per pixel column keep only the first, lowest, highest and last point (M4
+    decimation): the drawn line looks the same, the SVG stays small for long series."""
+    out: list[tuple[float, float]] = []
+    i = 0
+    while i < len(points):
+        j, col = i, round(points[i][0])
+        while j < len(points) and round(points[j][0]) == col:
+            j += 1
+        group = points[i:j]
+        if len(group) <= 4:
+            out += group
+        else:
+            keep = {0, len(group) - 1, min(range(len(group)), key=lambda k: group[k][1]),
+                    max(range(len(group)), key=lambda k: group[k][1])}
+            out += [group[k] for k in sorted(keep)]
+        i = j
+    return out
+
+
+def polyline_path(points: list[tuple[float, float]]) -> str:
+    """'M x y L x y ...' (decimated), skipping points that round onto the previous one."""
+    out, last = [], None
+    for x, y in decimate(points):
+        p = (num(x), num(y))
+        if p != last:
+            out.append(("M" if last is None else "L") + f"{p[0]} {p[1]}")
+            last = p
+    return "".join(out)
 
 
 def document(width: float, height: float, title: str, parts: Iterable[str], *,
@@ -264,7 +299,8 @@ def document(width: float, height: float, title: str, parts: Iterable[str], *,
     size = (f'width="{num(width)}" height="{num(height)}"' if fixed else
             f'width="100%" style="max-width:{num(width)}px;height:auto"')
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {num(width)} {num(height)}" '
-            f'{size} role="img" aria-label="{t}" font-family="{FONT}" font-size="11">'
+            f'{size} role="img" aria-label="{t}" font-family="{FONT}" font-size="{BASE_SIZE}" '
+            f'fill="{INK}">'
             f"<title>{t}</title>")
     return Markup(head + "".join(parts) + "</svg>")
 
@@ -273,7 +309,7 @@ def empty(title: str, message: str = "no data", width: float = 640, height: floa
     """A placeholder chart saying why there is nothing to draw."""
     return document(width, height, title, [
         rect(0.5, 0.5, width - 1, height - 1, "none", extra=f' stroke="{GRID}"'),
-        text(width / 2, height / 2 + 4, message, anchor="middle", fill=MUTED, size=12),
+        text(width / 2, height / 2 + 4, message, anchor="middle", fill=MUTED, size=13),
     ])
 
 

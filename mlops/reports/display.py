@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from mlops.reports.jsonio import to_jsonable
 
@@ -43,7 +43,7 @@ def fmt(value: Any, digits: int = 4) -> str:
         return DASH
     if isinstance(value, Markup):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
         return "yes" if value else "no"
     if isinstance(value, Integral):
         return f"{int(value):,}"
@@ -205,7 +205,7 @@ def format_cell(value: Any, kind: str = "auto") -> Any:
     """
     if isinstance(value, Markup):
         return value
-    if value is None:
+    if value is None or (isinstance(value, (list, tuple, Mapping)) and not value):
         return DASH
     if kind == "pct":
         return pct(value)

@@ -76,7 +76,9 @@ def write_index(run_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: s
         headline = f"{worst[0]['title']} needs attention: {worst[0]['headline']}"
     else:
         headline = f"All {len(rows)} reports are ok"
-    reasons = [f"{r['title']}: {r['headline']}" for r in worst[1:]] if status in ("fail", "warn") else []
+    # the banner names the first worst report; every other report that is not ok is listed below it
+    reasons = [f"{r['title']}: {r['headline']}" for r in rows
+               if r["status"] in ("fail", "warn") and r is not worst[0]]
     cards = [{"label": "reports", "value": len(rows)},
              {"label": "ok", "value": counts["ok"], "status": "ok" if counts["ok"] else None},
              {"label": "warnings", "value": counts["warn"], "status": "warn" if counts["warn"] else None},

@@ -20,8 +20,8 @@ from markupsafe import Markup
 
 from mlops.reports.axes import (
     ALERT, AXIS, CUR_FILL, GRID, INK, MARKER, MUTED, PALETTE, REF_FILL, Frame, clip, document,
-    empty, esc, finite, legend, line, nice_ticks, num, rect, short, text, text_width,
-    tick_label, time_ticks, to_epoch, x_axis, y_axis,
+    empty, esc, finite, legend, line, nice_ticks, num, polyline_path, rect, short, text,
+    text_width, tick_label, time_ticks, to_epoch, x_axis, y_axis,
 )
 
 
@@ -68,11 +68,13 @@ def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[f
     ticks = nice_ticks(0.0, top_v, 4)
     shown = [clip(s, 18) for s in names]
     slot = (width - 80) / len(ref)
-    longest = max(text_width(s, 10) for s in shown)
+    longest = max(text_width(s, 11) for s in shown)
     rotate = longest > slot - 4
     every = max(1, math.ceil(len(ref) / 40))
-    bottom = 26 + (longest * 0.62 if rotate else 14) + 16
-    f = Frame(width, height + (bottom - 44), left=58, right=16, top=28, bottom=bottom,
+    bottom = 22 + (longest * 0.62 if rotate else 10) + 14
+    # rotated labels hang left of their bin: keep the first one inside the picture
+    left = max(58.0, longest * 0.77 - slot / 2 + 6) if rotate else 58.0
+    f = Frame(width, height + (bottom - 44), left=left, right=16, top=28, bottom=bottom,
               y0=0.0, y1=ticks[-1])
     parts = y_axis(f, ticks, ylabel, percent=percent)
     slot = f.pw / len(ref)
@@ -88,10 +90,10 @@ def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[f
         if i % every == 0:
             cx = x + slot / 2
             if rotate:
-                parts.append(text(cx + 3, base + 10, shown[i], anchor="end", size=10, fill=MUTED,
+                parts.append(text(cx + 3, base + 10, shown[i], anchor="end", size=11, fill=MUTED,
                                   rotate=-40))
             else:
-                parts.append(text(cx, base + 15, shown[i], anchor="middle", size=10, fill=MUTED))
+                parts.append(text(cx, base + 15, shown[i], anchor="middle", size=11, fill=MUTED))
     parts.append(line(f.left, base, f.left + f.pw, base))
     parts.append(text(f.left + f.pw / 2, f.height - 8, xlabel, anchor="middle"))
     parts += legend([(labels[0], REF_FILL, "box"), (labels[1], CUR_FILL, "box")], f.left, 14,
@@ -101,17 +103,6 @@ def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[f
 
 def _val(v: float, percent: bool) -> str:
     return f"{v * 100:.1f}%" if percent else short(v, 4)
-
-
-def _path(points: list[tuple[float, float]]) -> str:
-    """'M x y L x y ...' skipping points that round onto the previous one."""
-    out, last = [], None
-    for x, y in points:
-        p = (num(x), num(y))
-        if p != last:
-            out.append(("M" if last is None else "L") + f"{p[0]} {p[1]}")
-            last = p
-    return "".join(out)
 
 
 def line_chart(series: Mapping[str, Sequence[tuple[Any, Any]]], *, xlabel: str, ylabel: str,
@@ -165,7 +156,7 @@ def line_chart(series: Mapping[str, Sequence[tuple[Any, Any]]], *, xlabel: str, 
                 cur.append((f.sx(x), f.sy(y)))
         if cur:
             segments.append(cur)
-        d = "".join(_path(seg) for seg in segments if len(seg) > 1)
+        d = "".join(polyline_path(seg) for seg in segments if len(seg) > 1)
         parts.append(f"<g><title>{esc(name)}</title>")
         if d:
             parts.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.8" '
@@ -178,14 +169,14 @@ def line_chart(series: Mapping[str, Sequence[tuple[Any, Any]]], *, xlabel: str, 
         sy = f.sy(y)
         parts.append(line(f.left, sy, f.left + f.pw, sy, stroke=ALERT, width=1.2, dash="6 4"))
         parts.append(text(f.left + f.pw - 4, sy - 4, f"{lab} ({short(y, 4)})", anchor="end",
-                          size=10, fill=ALERT))
+                          size=11, fill=ALERT, halo=True))
     for j, (x, lab) in enumerate(mks):
         sx = f.sx(x)
         parts.append(f"<g><title>{esc(lab)}</title>")
         parts.append(line(sx, f.top, sx, f.top + f.ph, stroke=MARKER, width=1.2, dash="3 3"))
         anchor, dx = ("end", -3) if sx > f.left + f.pw * 0.75 else ("start", 3)
         parts.append(text(sx + dx, f.top + 11 + 12 * (j % 3), clip(lab, 30), anchor=anchor,
-                          size=10, fill=MARKER))
+                          size=11, fill=MARKER, halo=True))
         parts.append("</g>")
     parts += legend(items + [(lab, ALERT, "dash") for _, lab in ths[:1]], f.left, 14,
                     max_x=width)
@@ -208,23 +199,22 @@ def forest_plot(rows: Sequence[Mapping[str, Any]], *, xlabel: str, ref_line: flo
         return empty(title)
     ticks = nice_ticks(min(vals + [ref_line]), max(vals + [ref_line]), 5)
     names = [clip(r["label"], 30) for r in clean]
-    left = min(max(text_width(s, 11) for s in names) + 18, 210)
+    left = min(max(text_width(s, 12) for s in names) + 18, 210)
     height = 30 + 28 * len(clean) + 44
     f = Frame(width, height, left=left, right=150, top=24, bottom=44,
               x0=ticks[0], x1=ticks[-1], y0=0, y1=len(clean))
-    parts = [text(f.left + f.pw + 8, 16, "estimate [interval]", size=10, fill=MUTED)]
+    parts = [rect(0, f.top + 28 * i, width, 28, "#f8fafc") for i in range(1, len(clean), 2)]
+    parts.append(text(f.left + f.pw + 8, 16, "estimate [interval]", size=11, fill=MUTED))
     parts += x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
     parts.append(line(f.sx(ref_line), f.top, f.sx(ref_line), f.top + f.ph, stroke=INK, dash="4 3"))
     for i, (r, name) in enumerate(zip(clean, names)):
         cy = f.top + 28 * i + 14
-        if i % 2:
-            parts.append(rect(0, cy - 14, width, 28, "#f8fafc", extra=' fill-opacity="0.7"'))
         sig = (r["lo"] is not None and r["hi"] is not None
                and (r["lo"] > ref_line or r["hi"] < ref_line))
         colour = CUR_FILL if sig else MUTED
         note = f"{short(r['est'], 3)} [{short(r['lo'], 3)}, {short(r['hi'], 3)}]"
         parts.append(f"<g><title>{esc(r['label'] + ': ' + note)}</title>")
-        parts.append(text(f.left - 10, cy + 4, name, anchor="end", size=11))
+        parts.append(text(f.left - 10, cy + 4, name, anchor="end", size=12))
         if r["lo"] is not None and r["hi"] is not None:
             a, b = f.sx(r["lo"]), f.sx(r["hi"])
             parts += [line(a, cy, b, cy, stroke=colour, width=2),
@@ -232,7 +222,7 @@ def forest_plot(rows: Sequence[Mapping[str, Any]], *, xlabel: str, ref_line: flo
                       line(b, cy - 5, b, cy + 5, stroke=colour, width=2)]
         if r["est"] is not None:
             parts.append(rect(f.sx(r["est"]) - 4.5, cy - 4.5, 9, 9, colour))
-        parts.append(text(f.left + f.pw + 8, cy + 4, note, size=10, fill=INK if sig else MUTED))
+        parts.append(text(f.left + f.pw + 8, cy + 4, note, size=11, fill=INK if sig else MUTED))
         parts.append("</g>")
     return document(width, height, title, parts)
 
@@ -261,7 +251,7 @@ def calibration_curve(points: Sequence[tuple[float, float, Any]], *,
     parts += x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
     parts.append(line(f.sx(0), f.sy(0), f.sx(1), f.sy(1), stroke=AXIS, width=1.2, dash="5 4"))
     if pts:
-        parts.append(f'<path d="{_path([(f.sx(p), f.sy(o)) for p, o, _ in pts])}" fill="none" '
+        parts.append(f'<path d="{polyline_path([(f.sx(p), f.sy(o)) for p, o, _ in pts])}" fill="none" '
                      f'stroke="{CUR_FILL}" stroke-width="1.8"/>')
         top = max((c or 0) for _, _, c in pts) or 1.0
         for p, o, c in pts:
@@ -298,7 +288,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
         return empty(title)
     cell = max(22.0, min(64.0, 420.0 / n))
     names = [clip(s, 16) for s in labels]
-    lab_w = max(text_width(s, 10) for s in names)
+    lab_w = max(text_width(s, 11) for s in names)
     rotate = lab_w > cell - 4
     left = 30 + lab_w + 10
     top = 24
@@ -316,17 +306,17 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
             parts.append(rect(x, y, cell - 1, cell - 1, _blend(share)))
             big = cell >= 44
             parts.append(text(x + cell / 2, y + cell / 2 + (0 if big else 4), short(value, 4),
-                              anchor="middle", size=12 if big else 9, fill=ink,
+                              anchor="middle", size=13 if big else 10, fill=ink,
                               weight="600" if i == j else None))
             if big:
                 parts.append(text(x + cell / 2, y + cell / 2 + 14, f"{share:.0%}", anchor="middle",
-                                  size=9, fill=ink))
+                                  size=10, fill=ink))
             parts.append("</g>")
     for k, name in enumerate(names):
-        parts.append(text(left - 6, top + k * cell + cell / 2 + 4, name, anchor="end", size=10))
+        parts.append(text(left - 6, top + k * cell + cell / 2 + 4, name, anchor="end", size=11))
         cx, base = left + k * cell + cell / 2, top + n * cell + 12
-        parts.append(text(cx + 3, base, name, anchor="end", size=10, rotate=-40) if rotate else
-                     text(cx, base + 2, name, anchor="middle", size=10))
+        parts.append(text(cx + 3, base, name, anchor="end", size=11, rotate=-40) if rotate else
+                     text(cx, base + 2, name, anchor="middle", size=11))
     parts.append(text(left + n * cell / 2, height - 8, xlabel, anchor="middle"))
     parts.append(text(13, top + n * cell / 2, ylabel, anchor="middle", rotate=-90))
     return document(width, height, title, parts)
@@ -350,7 +340,7 @@ def bar_chart(items: Sequence[tuple[str, Any]], *, xlabel: str, ylabel: str,
         return empty(title)
     ticks = nice_ticks(min(vals + [0.0]), max(vals + [0.0]), 5)
     names = [clip(k, 28) for k, _ in rows]
-    left = min(max(text_width(s, 11) for s in names) + 34, 220)
+    left = min(max(text_width(s, 12) for s in names) + 34, 220)
     height = 34 + 22 * len(rows) + 44
     f = Frame(width, height, left=left, right=56, top=30, bottom=44, x0=ticks[0], x1=ticks[-1])
     parts = x_axis(f, [(t, tick_label(t, ticks)) for t in ticks], xlabel, grid=True)
@@ -365,14 +355,14 @@ def bar_chart(items: Sequence[tuple[str, Any]], *, xlabel: str, ylabel: str,
             parts.append(rect(a, cy - 7, b - a, 14, ALERT if bad else CUR_FILL))
         vx = f.sx(v) if v is not None else zero
         parts.append(text(vx + (4 if (v or 0) >= 0 else -4), cy + 4, short(v, 3),
-                          anchor="start" if (v or 0) >= 0 else "end", size=10, fill=MUTED))
+                          anchor="start" if (v or 0) >= 0 else "end", size=11, fill=MUTED))
         parts.append("</g>")
     parts.append(line(zero, f.top, zero, f.top + f.ph))
     if thr is not None:
         tx = f.sx(thr)
         parts.append(line(tx, f.top - 6, tx, f.top + f.ph, stroke=ALERT, width=1.2, dash="5 3"))
         parts.append(text(tx, f.top - 10, f"{thr_label} {short(thr, 4)}", anchor="middle",
-                          size=10, fill=ALERT))
+                          size=11, fill=ALERT))
     parts.append(text(12, f.top + f.ph / 2, ylabel, anchor="middle", rotate=-90, fill=MUTED))
     return document(width, height, title, parts)
 
@@ -389,9 +379,9 @@ def sparkline_hist(counts: Sequence[Any], *, width: int = 80, height: int = 22,
     parts = [line(0, height - 0.5, width, height - 0.5, stroke=GRID)]
     if vals and top > 0:
         w = width / len(vals)
-        gap = 1.0 if w >= 4 else 0.0
-        for i, v in enumerate(vals):
-            h = (height - 2) * v / top
-            if h > 0:
-                parts.append(rect(i * w, height - 1 - h, max(w - gap, 0.6), h, colour))
+        bar = num(max(w - (1.0 if w >= 4 else 0.0), 0.6))
+        # one path for all bars keeps a table of 100 sparklines small
+        d = "".join(f"M{num(i * w)} {num(height - 1)}v-{num((height - 2) * v / top)}h{bar}V{num(height - 1)}z"
+                    for i, v in enumerate(vals) if v > 0)
+        parts.append(f'<path d="{d}" fill="{colour}"/>')
     return document(width, height, title, parts, fixed=True)

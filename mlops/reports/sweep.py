@@ -196,8 +196,6 @@ def _charts(summary: dict) -> dict:
     if len(ranked) < 2:
         return {}
     direction = summary["objective"]["direction"]
-    bars = svg.bar_chart([(f"job {r['job']}", r["objective"]) for r in ranked[:30]],
-                         xlabel=f"{name} ({direction})", ylabel="job")
     by_num = sorted((r for r in ranked if r["job_num"] is not None), key=lambda r: r["job_num"])
     best_so_far, pts, best_pts = None, [], []
     for r in by_num:
@@ -206,9 +204,10 @@ def _charts(summary: dict) -> dict:
         best_so_far = v if better else best_so_far
         pts.append((r["job_num"], v))
         best_pts.append((r["job_num"], best_so_far))
-    progress = svg.line_chart({name: pts, "best so far": best_pts}, xlabel="job number",
-                              ylabel=name) if len(by_num) >= 2 else None
-    return {"objective_chart": bars, "progress_chart": progress}
+    if len(by_num) < 2:
+        return {}
+    return {"progress_chart": svg.line_chart({name: pts, "best so far": best_pts},
+                                             xlabel="job number", ylabel=f"{name} ({direction})")}
 
 
 def build_sweep_report(sweep_dir: Path, *, final: bool = True,

@@ -1,0 +1,342 @@
+"""The HTTP app: ``create_app(state)`` and the uvicorn runner ``serve(state)``.
+
+Endpoints:
+
+- ``POST /predict`` ``{"records": [{...event fields...}]}`` -> ``{"predictions",
+  "probabilities", "model": {"name", "version"}, "plan_hash", "warnings" (a list per
+  record), "request_ids", "served_by"}``; in ``mode="hybrid"`` also ``"features_as_of"``;
+  in ``mode="batch"`` also ``"age_seconds"``, ``"scored_at"`` and ``"scored_by"`` (from
+  the precomputed prediction cache).
+- ``POST /invocations``: MLflow's ``{"dataframe_records": [...]}`` or
+  ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` -> ``{"predictions": [...]}``.
+- ``GET /health`` (alive), ``GET /ready`` (model, plan hash, store, breaker; 503 when not
+  ready), ``GET /metadata``, ``GET /metrics`` (Prometheus text).
+- ``POST /admin/reload`` ``{"version": "4"}``, ``POST /admin/breaker/reset``: bearer token
+  from ``settings.admin_token`` or env ``MLOPS_ADMIN_TOKEN``; none configured -> 403,
+  wrong or missing -> 401.
+
+Bad requests answer 422 with the field named; errors inside a batch answer 503/500 for
+that batch only; the server stays up.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from mlops.errors import MlopsError, NotFoundError, SkewError
+from mlops.serving.features_online import check_materialized
+from mlops.serving.micro_batch import MicroBatcher
+from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
+                                        process_batch, request_ids)
+from mlops.serving.skew import check_plan
+from mlops.serving.state import ServingState
+from mlops.serving.validation import (RequestValidationError, check_payload, error,
+                                      validate_records)
+
+_PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
+          "/admin/reload", "/admin/breaker/reset"}
+
+
+class _RequestMetrics:
+    """Pure ASGI middleware: request counts by path/status and a latency histogram."""
+
+    def __init__(self, app, state: ServingState):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope["path"] if scope["path"] in _PATHS else "other"
+            m = self.state.metrics
+            m.counter("mlops_http_requests_total", "HTTP requests by path and status.",
+                      path=path, status=str(status["code"]))
+            m.observe("mlops_http_request_duration_seconds", "HTTP request latency.",
+                      time.perf_counter() - start, path=path)
+
+
+def _error(status: int, detail) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _unprocessable(exc: RequestValidationError) -> JSONResponse:
+    return _error(422, exc.details)
+
+
+async def _json_body(request: Request, limit: int):
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestValidationError([error(["body"], f"payload is {declared} bytes; the "
+                                            f"limit is {limit} bytes: split the request",
+                                            "too_large")])
+    raw = await request.body()
+    if len(raw) > limit:
+        raise RequestValidationError([error(["body"], f"payload is {len(raw)} bytes; the "
+                                            f"limit is {limit} bytes: split the request",
+                                            "too_large")])
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestValidationError([error(["body"], f"invalid JSON: {exc}",
+                                            "json_invalid")]) from None
+
+
+def _check_admin(state: ServingState, request: Request) -> JSONResponse | None:
+    token = state.settings.resolved_admin_token()
+    if not token:
+        return _error(403, "admin endpoints are disabled: no admin token is configured "
+                           "(set serving.admin_token or MLOPS_ADMIN_TOKEN)")
+    auth = request.headers.get("authorization", "")
+    scheme, _, given = auth.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                             token.encode()):
+        return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _records_from_mlflow(body) -> list:
+    if isinstance(body, dict) and "dataframe_records" in body:
+        return check_payload(body, max_records=10**9, key="dataframe_records")
+    if isinstance(body, dict) and "dataframe_split" in body:
+        split = body["dataframe_split"]
+        if not isinstance(split, dict) or not isinstance(split.get("columns"), list) \
+                or not isinstance(split.get("data"), list):
+            raise RequestValidationError([error(["dataframe_split"], "must be {\"columns\": "
+                                                "[...], \"data\": [[...], ...]}", "type_error")])
+        cols = split["columns"]
+        out = []
+        for i, row in enumerate(split["data"]):
+            if not isinstance(row, list) or len(row) != len(cols):
+                raise RequestValidationError([error(["dataframe_split", "data", i],
+                                                    f"must be a list of {len(cols)} values",
+                                                    "type_error")])
+            out.append(dict(zip(cols, row)))
+        return out
+    raise RequestValidationError([error(["body"], "expected MLflow's dataframe_records or "
+                                        "dataframe_split format", "missing")])
+
+
+def create_app(state: ServingState) -> FastAPI:
+    """Build the FastAPI app around a :class:`ServingState`.
+
+    Example:
+        >>> from fastapi.testclient import TestClient
+        >>> with TestClient(create_app(state)) as client:        # doctest: +SKIP
+        ...     client.post("/predict", json={"records": [event]}).json()["probabilities"]
+    """
+    s = state.settings
+    batcher = MicroBatcher(lambda reqs: process_batch(state, reqs),
+                           max_wait_s=s.batch_wait_ms / 1000.0, max_batch=s.max_batch)
+    state.batcher = batcher
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        await batcher.close()
+        await run_in_threadpool(state.close)
+
+    app = FastAPI(title="mlops serving", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    async def _score(records: list) -> Outcome:
+        ids = request_ids(records)
+        if s.mode == "batch":
+            ents = []
+            for i, r in enumerate(records):
+                e = r.get(state.plan.entity) if isinstance(r, dict) else None
+                if not isinstance(e, str) or not e:
+                    raise RequestValidationError([error(["records", i, state.plan.entity],
+                                                        "field required (a non-empty string)",
+                                                        "missing")])
+                ents.append(e)
+            return await run_in_threadpool(answer_from_cache, state, ents, ids)
+        cols, warnings = validate_records(records, state.request_schema, now_us=state.now_us(),
+                                          known_categories=state.categories)
+        return await batcher.submit(ParsedRequest(cols, warnings, ids), len(ids))
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        try:
+            body = await _json_body(request, s.max_body_bytes)
+            records = check_payload(body, max_records=s.max_records)
+            out = await _score(records)
+        except RequestValidationError as exc:
+            return _unprocessable(exc)
+        if out.status != 200:
+            return _error(out.status, out.detail)
+        return JSONResponse(out.body)
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        try:
+            body = await _json_body(request, s.max_body_bytes)
+            records = _records_from_mlflow(body)
+            if len(records) > s.max_records:
+                raise RequestValidationError([error(["records"], f"at most {s.max_records} "
+                                                    f"records per request; got {len(records)}",
+                                                    "too_long")])
+            if not records:
+                raise RequestValidationError([error(["records"], "no records", "too_short")])
+            out = await _score(records)
+        except RequestValidationError as exc:
+            return _unprocessable(exc)
+        if out.status != 200:
+            return _error(out.status, out.detail)
+        return JSONResponse({"predictions": out.body["predictions"]})
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready():
+        checks, problems = await run_in_threadpool(readiness, state)
+        body = {"ready": not problems, "checks": checks, "problems": problems}
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metadata")
+    async def metadata():
+        _, info = state.active
+        fb = state.fallback[1].as_dict() if state.fallback else None
+        return {"model": info.as_dict(), "fallback": fb,
+                "plan": {"name": state.plan.name, "version": state.plan.version,
+                         "hash": state.plan.spec_hash, "entity": state.plan.entity,
+                         "timestamp": state.plan.timestamp,
+                         "features": state.plan.feature_names,
+                         "request_fields": state.request_schema.kinds},
+                "mode": s.mode, "store": state.store.describe(), "variant": s.variant,
+                "limits": {"max_records": s.max_records, "max_body_bytes": s.max_body_bytes},
+                "micro_batch": {"wait_ms": s.batch_wait_ms, "max_batch": s.max_batch},
+                "freshness": {"ttl_seconds": s.ttl_seconds, "stale_policy": s.stale_policy},
+                "started_at": state.started_at}
+
+    @app.get("/metrics")
+    async def metrics():
+        if state.breaker is not None:
+            st = state.breaker.status()
+            state.metrics.gauge("mlops_breaker_tripped", "1 when the circuit breaker is "
+                                "tripped.", 1.0 if st.state == "tripped" else 0.0)
+        if state.prediction_log is not None:
+            state.metrics.gauge("mlops_prediction_log_pending", "Log records not yet on disk.",
+                                float(state.prediction_log.pending()))
+        return PlainTextResponse(state.metrics.render(),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload")
+    async def reload(request: Request):
+        denied = _check_admin(state, request)
+        if denied is not None:
+            return denied
+        try:
+            body = await _json_body(request, 10_000)
+        except RequestValidationError as exc:
+            return _unprocessable(exc)
+        version = body.get("version") if isinstance(body, dict) else None
+        if version is None or isinstance(version, (dict, list, bool)):
+            return _error(422, [error(["version"], "field required: the model version or "
+                                      "alias to load", "missing")])
+        if state.reload_fn is None:
+            return _error(501, "this server has no reload function configured")
+        try:
+            model, info = await run_in_threadpool(state.reload_fn, str(version))
+            previous = await run_in_threadpool(state.swap_model, model, info)
+        except SkewError as exc:
+            return _error(409, str(exc))
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        except MlopsError as exc:
+            return _error(400, str(exc))
+        return {"model": info.as_dict(), "previous": previous.as_dict()}
+
+    @app.post("/admin/breaker/reset")
+    async def breaker_reset(request: Request):
+        denied = _check_admin(state, request)
+        if denied is not None:
+            return denied
+        if state.breaker is None:
+            return _error(404, "this server has no circuit breaker (no reference statistics)")
+        status = state.breaker.reset()
+        state.metrics.clear_gauge("mlops_breaker_feature_psi")
+        state.metrics.gauge("mlops_breaker_tripped", "1 when the circuit breaker is tripped.",
+                            0.0)
+        return {"breaker": status.as_dict()}
+
+    app.add_middleware(_RequestMetrics, state=state)
+    return app
+
+
+def readiness(state: ServingState) -> tuple[dict, list[str]]:
+    """(checks, problems): the body of ``GET /ready``; ready when ``problems`` is empty."""
+    model, info = state.active
+    checks: dict = {"model": {"name": info.name, "version": str(info.version),
+                              "loaded": model is not None}}
+    problems: list[str] = []
+    if model is None:
+        problems.append("no model loaded")
+    try:
+        check_plan(info.plan_hash, state.plan, model=info)
+        checks["plan_hash"] = {"ok": True, "hash": state.plan.spec_hash}
+    except SkewError as exc:
+        checks["plan_hash"] = {"ok": False, "hash": state.plan.spec_hash}
+        problems.append(str(exc))
+    ok = state.store.ping()
+    checks["store"] = {"ok": ok, **state.store.describe()}
+    if not ok:
+        problems.append("the online store does not answer")
+    elif state.settings.mode == "hybrid":
+        why = check_materialized(state.plan, state.store)
+        checks["materialized"] = {"ok": why is None}
+        if why:
+            problems.append(why)
+    if state.breaker is not None:
+        st = state.breaker.status()
+        checks["breaker"] = st.as_dict()
+        if st.state == "tripped" and st.action == "refuse":
+            problems.append(f"circuit breaker tripped ({st.reason}) and action=refuse")
+    else:
+        checks["breaker"] = {"state": "absent"}
+    log = state.prediction_log
+    if log is not None:
+        checks["prediction_log"] = {"pending": log.pending(), "files": log.written_files,
+                                    "last_error": log.last_error}
+    return checks, problems
+
+
+def serve(state: ServingState, host: str | None = None, port: int | None = None, *,
+          log_level: str = "warning") -> None:
+    """Run the app with uvicorn (uvloop/httptools when installed) until SIGINT/SIGTERM.
+
+    Graceful shutdown stops the micro-batcher, flushes the prediction log and closes
+    the store. Binds ``settings.host`` (127.0.0.1 by default) unless ``host`` is given.
+    """
+    import importlib.util
+
+    import uvicorn
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    config = uvicorn.Config(create_app(state), host=host or state.settings.host,
+                            port=int(port if port is not None else state.settings.port),
+                            loop=loop, http=http, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        if state.prediction_log is not None:  # also when startup failed
+            state.prediction_log.close()

@@ -1,0 +1,299 @@
+"""Circuit breaker: stop trusting the model when its inputs or scores drift.
+
+Over a rolling window of the last ``window`` records, each monitored feature and the
+prediction score are binned with the reference bins the caller gives (numeric inner
+edges, bins ``[e_i, e_i+1)`` with open outer bins; or categories plus one ``unseen``
+bin) and compared with the reference shares by PSI::
+
+    PSI = sum_i (c_i - r_i) * ln(c_i / r_i),   shares floored at 1e-4
+
+NaN/inf values (e.g. a mean over an empty window) are not binned; they are counted
+in ``dropped``. A feature with fewer than ``min_values`` finite values in the window
+has no PSI yet (reported as None) and does not vote. Once at least ``min_requests``
+records are in the window the breaker trips when more than ``max_drift_share`` of the
+voting features have PSI above ``feature_psi`` or the score PSI is above
+``prediction_psi``. It stays tripped
+(latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
+
+Cost per record is O(features): bin indices go into a ring buffer and per-bin counts
+are updated incrementally; PSI is computed from the counts (O(features x bins)).
+
+Example:
+    >>> ref = BreakerReference.fit({"x": np.arange(100.0)}, np.linspace(0, 1, 100), n_bins=4)
+    >>> br = CircuitBreaker(ref, BreakerSettings(window=50, min_requests=20, min_values=20))
+    >>> br.observe({"x": np.full(30, 500.0)}, np.full(30, 0.99)).state
+    'tripped'
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlops.errors import ConfigError
+from mlops.serving.settings import BreakerSettings
+
+SHARE_FLOOR = 1e-4
+SCORE = "__score__"
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """Reference bins of one feature: numeric ``edges`` or ``categories`` (+ unseen)."""
+
+    name: str
+    shares: tuple[float, ...]
+    edges: tuple[float, ...] | None = None
+    categories: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if (self.edges is None) == (self.categories is None):
+            raise ConfigError("give exactly one of edges or categories",
+                              key=f"breaker.reference.{self.name}")
+        n = len(self.edges) + 1 if self.edges is not None else len(self.categories) + 1
+        if len(self.shares) != n:
+            raise ConfigError(f"needs {n} reference shares (one per bin); got {len(self.shares)}",
+                              key=f"breaker.reference.{self.name}.shares",
+                              fix="numeric: len(edges)+1; categorical: len(categories)+1 (unseen)")
+        if self.edges is not None and any(np.diff(self.edges) <= 0):
+            raise ConfigError("edges must be strictly increasing",
+                              key=f"breaker.reference.{self.name}.edges")
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.shares)
+
+    def bin(self, values) -> np.ndarray:
+        """Bin index per value (int16); -1 for null/NaN/inf (dropped)."""
+        if self.edges is not None:
+            x = np.asarray(values, dtype=np.float64)
+            ok = np.isfinite(x)
+            idx = np.searchsorted(np.asarray(self.edges), np.where(ok, x, 0.0), side="right")
+            return np.where(ok, idx, -1).astype(np.int16)
+        lookup = self._lookup()
+        unseen = len(self.categories)
+        return np.fromiter((-1 if v is None else lookup.get(v, unseen) for v in values),
+                           dtype=np.int16, count=len(values))
+
+    def _lookup(self) -> dict:
+        cache = self.__dict__.get("_lookup_cache")
+        if cache is None:
+            cache = {c: i for i, c in enumerate(self.categories)}
+            object.__setattr__(self, "_lookup_cache", cache)
+        return cache
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shares": list(self.shares),
+                "edges": None if self.edges is None else list(self.edges),
+                "categories": None if self.categories is None else list(self.categories)}
+
+
+def psi(current: np.ndarray, reference: np.ndarray) -> float:
+    """PSI between two share vectors, each share floored at 1e-4."""
+    c = np.maximum(np.asarray(current, dtype=np.float64), SHARE_FLOOR)
+    r = np.maximum(np.asarray(reference, dtype=np.float64), SHARE_FLOOR)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _numeric_bins(name: str, values, n_bins: int) -> FeatureBins:
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise ConfigError("has no finite reference values", key=f"breaker.reference.{name}")
+    edges = np.unique(np.quantile(x, np.arange(1, n_bins) / n_bins))
+    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1)
+    return FeatureBins(name, tuple((counts / x.size).tolist()), edges=tuple(edges.tolist()))
+
+
+def _categorical_bins(name: str, values) -> FeatureBins:
+    vals = [v for v in values if v is not None]
+    cats, counts = np.unique(np.asarray(vals, dtype=object).astype(str), return_counts=True)
+    shares = (counts / max(len(vals), 1)).tolist() + [0.0]  # the unseen bin is empty
+    return FeatureBins(name, tuple(shares), categories=tuple(cats.tolist()))
+
+
+@dataclass(frozen=True)
+class BreakerReference:
+    """Reference bins of the monitored features and of the prediction score."""
+
+    features: tuple[FeatureBins, ...]
+    score: FeatureBins
+
+    @classmethod
+    def fit(cls, columns: Mapping[str, Sequence], scores, *, categorical: Sequence[str] = (),
+            n_bins: int = 10) -> "BreakerReference":
+        """Fit bins on reference data (training features and training scores).
+
+        Numeric inner edges are ``numpy.quantile(ref, k / n_bins)``, k = 1..n_bins-1,
+        duplicates dropped; categorical bins are the reference categories + unseen.
+        ``columns`` maps feature name -> values (a polars DataFrame works too).
+        """
+        names = list(columns.columns) if hasattr(columns, "columns") else list(columns)
+        feats = []
+        for name in names:
+            values = columns[name]
+            values = values.to_list() if name in categorical and hasattr(values, "to_list") \
+                else values
+            feats.append(_categorical_bins(name, values) if name in categorical
+                         else _numeric_bins(name, _floats(values), n_bins))
+        return cls(tuple(feats), _numeric_bins(SCORE, scores, n_bins))
+
+    def as_dict(self) -> dict:
+        return {"features": [f.as_dict() for f in self.features], "score": self.score.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BreakerReference":
+        def build(d):
+            return FeatureBins(d["name"], tuple(d["shares"]),
+                               edges=None if d.get("edges") is None else tuple(d["edges"]),
+                               categories=None if d.get("categories") is None
+                               else tuple(d["categories"]))
+        return cls(tuple(build(d) for d in data["features"]), build(data["score"]))
+
+
+def _floats(values) -> np.ndarray:
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.dtype == object:  # None -> NaN
+        arr = np.array([np.nan if v is None else v for v in arr], dtype=np.float64)
+    return arr.astype(np.float64)
+
+
+@dataclass
+class BreakerStatus:
+    """A snapshot for ``/ready``, ``/metrics`` and the prediction log."""
+
+    state: str                       # "closed" | "tripped" | "disabled"
+    reason: str | None
+    window_records: int
+    feature_psi: dict[str, float | None]
+    prediction_psi: float | None
+    drifting: list[str] = field(default_factory=list)
+    tripped_at: float | None = None
+    action: str = "default"
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "reason": self.reason, "action": self.action,
+                "window_records": self.window_records, "feature_psi": self.feature_psi,
+                "prediction_psi": self.prediction_psi, "drifting": self.drifting,
+                "tripped_at": self.tripped_at}
+
+
+class CircuitBreaker:
+    """Rolling-window PSI breaker (pure numpy, thread-safe)."""
+
+    def __init__(self, reference: BreakerReference, settings: BreakerSettings | None = None):
+        self.reference = reference
+        self.settings = settings or BreakerSettings()
+        self._bins = [*reference.features, reference.score]
+        self._ref_shares = [np.asarray(b.shares) for b in self._bins]
+        width = max(b.n_bins for b in self._bins)
+        self._lock = threading.Lock()
+        self._buf = np.full((self.settings.window, len(self._bins)), -1, dtype=np.int16)
+        self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
+        self._pos = 0
+        self._filled = 0
+        self.dropped = 0
+        self.tripped = False
+        self.reason: str | None = None
+        self.tripped_at: float | None = None
+        self._last: tuple[dict, float | None, list[str]] = ({}, None, [])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [b.name for b in self.reference.features]
+
+    def observe(self, columns: Mapping[str, Sequence], scores) -> BreakerStatus:
+        """Add a batch of records (feature columns by name, model scores) and re-check.
+
+        Columns the reference does not monitor are ignored; a monitored column that is
+        missing counts as dropped values.
+        """
+        scores = _floats(scores)
+        m = scores.size
+        if m == 0:
+            return self.status()
+        idx = np.empty((m, len(self._bins)), dtype=np.int16)
+        for j, b in enumerate(self.reference.features):
+            col = columns[b.name] if b.name in columns else [None] * m
+            if b.categories is None:
+                col = _floats(col)
+            elif hasattr(col, "to_list"):
+                col = col.to_list()
+            idx[:, j] = b.bin(col)
+        idx[:, -1] = self.reference.score.bin(scores)
+        with self._lock:
+            self.dropped += int((idx < 0).sum())
+            self._push(idx[-self.settings.window:])
+            self._evaluate()
+            return self._status()
+
+    def _push(self, idx: np.ndarray) -> None:
+        w, m = self.settings.window, idx.shape[0]
+        pos = (self._pos + np.arange(m)) % w
+        cols = np.broadcast_to(np.arange(idx.shape[1]), idx.shape)
+        old = self._buf[pos]
+        keep = old >= 0
+        np.add.at(self._counts, (cols[keep], old[keep]), -1)
+        self._buf[pos] = idx
+        keep = idx >= 0
+        np.add.at(self._counts, (cols[keep], idx[keep]), 1)
+        self._pos = int((self._pos + m) % w)
+        self._filled = min(self._filled + m, w)
+
+    def _psis(self) -> list[float | None]:
+        out = []
+        for j, ref in enumerate(self._ref_shares):
+            counts = self._counts[j, :ref.size]
+            total = counts.sum()
+            # too few finite values (a sparse feature, e.g. a mean over a short window):
+            # PSI would be noise, so it is reported as None and does not vote
+            enough = total >= min(self.settings.min_values, self.settings.window)
+            out.append(psi(counts / total, ref) if enough else None)
+        return out
+
+    def _evaluate(self) -> None:
+        values = self._psis()
+        s = self.settings
+        feats = {b.name: v for b, v in zip(self.reference.features, values[:-1])}
+        drifting = [n for n, v in feats.items() if v is not None and v > s.feature_psi]
+        pred = values[-1]
+        self._last = (feats, pred, drifting)
+        if self.tripped or not s.enabled or self._filled < s.min_requests:
+            return
+        voting = [v for v in feats.values() if v is not None]
+        share = len(drifting) / max(len(voting), 1)
+        reasons = []
+        if voting and share > s.max_drift_share:
+            reasons.append(f"{len(drifting)}/{len(voting)} features drift (PSI > "
+                           f"{s.feature_psi}): {', '.join(drifting)}")
+        if pred is not None and pred > s.prediction_psi:
+            reasons.append(f"prediction PSI {pred:.3f} > {s.prediction_psi}")
+        if reasons:
+            self.tripped, self.reason, self.tripped_at = True, "; ".join(reasons), time.time()
+
+    def _status(self) -> BreakerStatus:
+        feats, pred, drifting = self._last
+        state = "disabled" if not self.settings.enabled else (
+            "tripped" if self.tripped else "closed")
+        return BreakerStatus(state, self.reason, self._filled, dict(feats), pred,
+                             list(drifting), self.tripped_at, self.settings.action)
+
+    def status(self) -> BreakerStatus:
+        """Current state, reason and PSIs."""
+        with self._lock:
+            return self._status()
+
+    def reset(self) -> BreakerStatus:
+        """Close the breaker and empty the window (admin action)."""
+        with self._lock:
+            self._buf.fill(-1)
+            self._counts.fill(0)
+            self._pos = self._filled = 0
+            self.tripped, self.reason, self.tripped_at = False, None, None
+            self._last = ({}, None, [])
+            return self._status()

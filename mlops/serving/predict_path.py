@@ -1,0 +1,269 @@
+"""The request path after validation: features -> model -> breaker -> log, per batch.
+
+:func:`process_batch` runs in the micro-batcher's worker thread with every request
+collected in the last few ms: ONE points frame, ONE feature evaluation
+(:func:`realtime_features` or :func:`hybrid_features`), ONE ``predict_proba``, one
+breaker update, one log append. :func:`answer_from_cache` serves ``mode="batch"``
+from the precomputed prediction cache.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+
+from mlops.errors import MlopsError
+from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
+                                           realtime_features)
+from mlops.serving.metrics import BATCH_BUCKETS
+from mlops.serving.scoring import predict_scores
+from mlops.serving.state import ServingState
+
+
+@dataclass
+class ParsedRequest:
+    """A validated request: typed columns, warnings per record, request ids."""
+
+    columns: dict[str, list]
+    warnings: list[list[str]]
+    request_ids: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.request_ids)
+
+
+@dataclass
+class Outcome:
+    """What the endpoint answers: a body (200) or a status with a detail."""
+
+    status: int = 200
+    body: dict = field(default_factory=dict)
+    detail: object = None
+
+
+def request_ids(records: list[dict]) -> list[str]:
+    """Client-given ``request_id`` per record when it is a string, else a fresh uuid."""
+    return [r["request_id"] if isinstance(r, dict) and isinstance(r.get("request_id"), str)
+            and r["request_id"] else uuid.uuid4().hex for r in records]
+
+
+def _breaker_gauges(state: ServingState, status) -> None:
+    m = state.metrics
+    m.gauge("mlops_breaker_tripped", "1 when the circuit breaker is tripped.",
+            1.0 if status.state == "tripped" else 0.0)
+    m.gauge("mlops_breaker_window_records", "Records in the breaker window.",
+            float(status.window_records))
+    m.gauge("mlops_breaker_prediction_psi", "PSI of the prediction score over the breaker "
+            "window.", status.prediction_psi)
+    for name, v in status.feature_psi.items():
+        m.gauge("mlops_breaker_feature_psi", "PSI of each monitored feature over the breaker "
+                "window.", v, feature=name)
+
+
+def _split(values: list, sizes: list[int]) -> list[list]:
+    out, start = [], 0
+    for n in sizes:
+        out.append(values[start:start + n])
+        start += n
+    return out
+
+
+def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
+    """Score a micro-batch; one :class:`Outcome` per request (never raises)."""
+    try:
+        return _process(state, requests)
+    except MlopsError as exc:  # store unreachable, bad model, ...: 503, the server stays up
+        return [Outcome(503, detail=str(exc))] * len(requests)
+    except Exception as exc:  # a bug: 500 for this batch only
+        return [Outcome(500, detail=f"{type(exc).__name__}: {exc}")] * len(requests)
+
+
+def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
+    plan, s = state.plan, state.settings
+    breaker = state.breaker
+    if breaker is not None and s.breaker.action == "refuse" and breaker.tripped:
+        msg = _refused(breaker)
+        return [Outcome(503, detail=msg)] * len(requests)
+    sizes = [r.size for r in requests]
+    cols = {c: [v for r in requests for v in r.columns[c]] for c in requests[0].columns}
+    warnings = [w for r in requests for w in r.warnings]
+    points = points_frame(cols, state.request_schema.polars_schema(), plan.timestamp)
+    state.metrics.observe("mlops_batch_records", "Records per micro-batch (one model call).",
+                          float(points.height), buckets=BATCH_BUCKETS)
+    refused_req = [False] * len(requests)
+    as_of = None
+    if s.mode == "hybrid":
+        res = hybrid_features(plan, state.store, points, now_us=state.now_us(),
+                              ttl_seconds=s.ttl_seconds, stale_policy=s.stale_policy,
+                              defaults=s.feature_defaults)
+        feats = res.features
+        as_of = [None if t is None else _iso(t) for t in res.as_of_us]
+        for w, extra in zip(warnings, res.warnings):
+            w.extend(extra)
+        if s.stale_policy == "refuse":
+            refused_req = [any(x) for x in _split(res.stale, sizes)]
+    else:
+        feats = realtime_features(plan, state.store, points)
+    model, info = state.active
+    X = feats.select(plan.feature_names)
+    labels, probs = predict_scores(model, X, threshold=s.threshold)
+    row_ok = np.repeat(~np.asarray(refused_req, dtype=bool), sizes)
+    served_by, served_info, tripped_msg = "model", info, None
+    if breaker is not None and row_ok.any():
+        sel = X.filter(pl.Series(row_ok)) if not row_ok.all() else X
+        status = breaker.observe({n: sel[n] for n in breaker.feature_names if n in sel.columns},
+                                 probs[row_ok])
+        _breaker_gauges(state, status)
+        if status.state == "tripped":
+            tripped_msg = f"circuit breaker tripped: {status.reason}"
+            if s.breaker.action == "refuse":
+                return [_stale_refusal() if refused else Outcome(503, detail=_refused(breaker))
+                        for refused in refused_req]
+            if s.breaker.action == "fallback":
+                fb_model, served_info = state.fallback
+                labels, probs = predict_scores(fb_model, X, threshold=s.threshold)
+                served_by = "fallback"
+                tripped_msg += f"; served by fallback model {served_info.name} " \
+                               f"v{served_info.version}"
+            else:
+                probs = np.full(X.height, s.breaker.default_score)
+                classes = np.asarray(getattr(model, "classes_", [0, 1]))
+                labels = np.full(X.height, classes[1] if s.breaker.default_score >= s.threshold
+                                 and classes.size > 1 else classes[0])
+                served_by = "default"
+                tripped_msg += "; served the default score"
+    if tripped_msg:
+        for w in warnings:
+            w.append(tripped_msg)
+    served_points = points.filter(pl.Series(row_ok)) if not row_ok.all() else points
+    if s.mode == "realtime" and served_points.height:
+        append_events(plan, state.store, served_points)
+        _maybe_prune(state, served_points)
+    ids = [i for r in requests for i in r.request_ids]
+    label_list, prob_list = labels.tolist(), probs.tolist()
+    if state.prediction_log is not None:
+        _log(state, points, X, ids, label_list, prob_list, warnings, row_ok, served_by,
+             served_info, breaker)
+    state.metrics.counter("mlops_predictions_total", "Records scored, by who answered.",
+                          float(row_ok.sum()), served_by=served_by)
+    out, start = [], 0
+    for i, n in enumerate(sizes):
+        end = start + n
+        if refused_req[i]:
+            out.append(_stale_refusal())
+        else:
+            out.append(Outcome(200, body={
+                "predictions": label_list[start:end], "probabilities": prob_list[start:end],
+                "model": {"name": served_info.name, "version": str(served_info.version)},
+                "plan_hash": plan.spec_hash, "warnings": warnings[start:end],
+                "request_ids": ids[start:end], "served_by": served_by}))
+            if as_of is not None:
+                out[-1].body["features_as_of"] = as_of[start:end]
+        start = end
+    return out
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat()
+
+
+_PRUNE_EVERY = 10_000
+
+
+def _maybe_prune(state: ServingState, points: pl.DataFrame) -> None:
+    """Every ~10k appended events, drop events older than the longest window (relative
+    to the newest event time seen), so the realtime store stays bounded."""
+    plan = state.plan
+    newest = int(points[plan.timestamp].cast(pl.Datetime("us")).dt.epoch("us").max())
+    state.newest_event_us = max(getattr(state, "newest_event_us", newest), newest)
+    state.appended_since_prune = getattr(state, "appended_since_prune", 0) + points.height
+    if state.appended_since_prune >= _PRUNE_EVERY and plan.windows:
+        state.appended_since_prune = 0
+        state.store.prune_events(state.newest_event_us - plan.max_period_seconds * 1_000_000)
+
+
+def _refused(breaker) -> str:
+    return (f"circuit breaker tripped: {breaker.reason}; predictions are refused until an "
+            "operator resets it (POST /admin/breaker/reset)")
+
+
+def _stale_refusal() -> Outcome:
+    return Outcome(503, detail="stale online features for this request (older than the "
+                               "freshness TTL) and serving.stale_policy=refuse; run "
+                               "action=materialize")
+
+
+def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker):
+    """One columnar frame per micro-batch (no per-row Python dicts)."""
+    plan = state.plan
+    n = len(ids)
+    frame = pl.DataFrame({
+        "request_id": pl.Series(ids, dtype=pl.String),
+        "entity": points[plan.entity].cast(pl.String),
+        "event_ts": points[plan.timestamp],
+        "prediction": pl.Series(labels, dtype=pl.Int64, strict=False),
+        "probability": pl.Series(probs, dtype=pl.Float64),
+        "warnings": pl.Series(warnings, dtype=pl.List(pl.String)),
+    }).with_columns(
+        pl.lit(info.name, pl.String).alias("model_name"),
+        pl.lit(str(info.version), pl.String).alias("model_version"),
+        pl.lit(plan.spec_hash, pl.String).alias("plan_hash"),
+        pl.lit(state.settings.variant, pl.String).alias("variant"),
+        pl.lit(served_by, pl.String).alias("served_by"),
+        pl.lit(breaker.status().state if breaker is not None else None, pl.String)
+        .alias("breaker_state"),
+        pl.lit(datetime.now(timezone.utc)).alias("served_at"),
+        X.select(pl.struct(plan.feature_names).alias("features")).to_series())
+    if not row_ok.all():
+        frame = frame.filter(pl.Series(row_ok))
+    if n:
+        state.prediction_log.append_frame(frame)
+
+
+def answer_from_cache(state: ServingState, entities: list[str], ids: list[str]) -> Outcome:
+    """``mode="batch"``: the latest precomputed prediction per entity, with its age.
+
+    Unknown entities get null and a warning; stale ones (age > ttl) follow the
+    stale policy (warn: flagged; default: the breaker default score; refuse: 503).
+    """
+    s = state.settings
+    found = state.store.read_predictions(entities)
+    now = state.now_us()
+    preds, probs, ages, scored, warnings, models = [], [], [], [], [], []
+    for e in entities:
+        w: list[str] = []
+        hit = found.get(e)
+        if hit is None:
+            preds.append(None), probs.append(None), ages.append(None), scored.append(None)
+            models.append(None)
+            w.append(f"no precomputed prediction for {state.plan.entity}={e!r}")
+        else:
+            body = json.loads(hit[1])
+            age = (now - hit[0]) / 1e6
+            models.append({"name": body.get("model_name"), "version": body.get("model_version")})
+            pred, prob = body.get("prediction"), body.get("probability")
+            if age > s.ttl_seconds:
+                if s.stale_policy == "refuse":
+                    return Outcome(503, detail=f"the precomputed prediction for {e!r} is "
+                                   f"{age:.0f} s old (ttl {s.ttl_seconds:g} s) and "
+                                   "serving.stale_policy=refuse; run action=score")
+                w.append(f"stale prediction: {age:.0f} s old > ttl {s.ttl_seconds:g} s")
+                if s.stale_policy == "default":
+                    prob = s.breaker.default_score
+                    pred = int(prob >= s.threshold)
+                    w[-1] += "; served the default score"
+            preds.append(pred), probs.append(prob), ages.append(age)
+            scored.append(_iso(hit[0]))
+        warnings.append(w)
+    info = state.info
+    return Outcome(200, body={
+        "predictions": preds, "probabilities": probs,
+        "model": {"name": info.name, "version": str(info.version)},
+        "plan_hash": state.plan.spec_hash, "warnings": warnings, "request_ids": ids,
+        "served_by": "cache", "age_seconds": ages, "scored_at": scored,
+        "scored_by": models})

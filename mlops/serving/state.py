@@ -1,0 +1,134 @@
+"""What a running server holds: plan, model(s), store, breaker, prediction log, settings.
+
+:class:`ServingState` is built from plain objects (the action layer loads them from the
+registry and the config) and checks the skew guard on construction and on reload.
+:func:`open_state` is the convenience that also opens the store, the prediction log and
+the breaker from :class:`ServingSettings`.
+
+Example:
+    >>> state = open_state(plan, model, ModelInfo("fraud", "3", plan.spec_hash),
+    ...                    ServingSettings(log_dir="/tmp/plog"))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from mlops.errors import ConfigError
+from mlops.features.compile import FeaturePlan
+from mlops.serving.breaker import BreakerReference, CircuitBreaker
+from mlops.serving.metrics import Metrics
+from mlops.serving.online_store import OnlineStore, open_store
+from mlops.serving.prediction_log import PredictionLog
+from mlops.serving.scoring import known_categories
+from mlops.serving.settings import ServingSettings
+from mlops.serving.skew import ModelInfo, check_plan
+from mlops.serving.validation import RequestSchema
+
+ReloadFn = Callable[[str], tuple[Any, ModelInfo]]
+
+
+def utc_now() -> datetime:
+    """Naive UTC now (event timestamps are naive UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class ServingState:
+    """Everything the HTTP app needs. Construct it, then ``create_app(state)``.
+
+    ``fallback`` is the (model, info) served when the breaker trips with
+    ``action="fallback"``; ``reload_fn(version) -> (model, info)`` backs
+    ``POST /admin/reload``; ``source_schema`` (the data's polars schema) types the
+    request fields (else they are inferred from the plan); ``clock`` returns naive
+    UTC now (tests inject a fixed one).
+    """
+
+    plan: FeaturePlan
+    model: Any
+    info: ModelInfo
+    store: OnlineStore
+    settings: ServingSettings = field(default_factory=ServingSettings)
+    breaker: Optional[CircuitBreaker] = None
+    prediction_log: Optional[PredictionLog] = None
+    fallback: Optional[tuple[Any, ModelInfo]] = None
+    reload_fn: Optional[ReloadFn] = None
+    source_schema: Optional[dict] = None
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self):
+        self.settings.validate()
+        check_plan(self.info.plan_hash, self.plan, model=self.info)
+        if self.fallback is not None:
+            check_plan(self.fallback[1].plan_hash, self.plan, model=self.fallback[1])
+        if self.breaker is not None and self.settings.breaker.enabled \
+                and self.settings.breaker.action == "fallback" and self.fallback is None:
+            raise ConfigError("breaker action 'fallback' needs a fallback model",
+                              key="serving.breaker.action",
+                              fix="configure a fallback model version or use action=default")
+        self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema)
+        self.categories = known_categories(self.model)
+        self.metrics = Metrics()
+        self.started_at = time.time()
+        self._swap = threading.Lock()
+        self._active = (self.model, self.info)
+
+    @property
+    def active(self) -> tuple[Any, ModelInfo]:
+        """(model, info) read together, so a batch never mixes two versions."""
+        return self._active
+
+    def swap_model(self, model, info: ModelInfo) -> ModelInfo:
+        """Replace the served model after the skew guard; return the previous info."""
+        check_plan(info.plan_hash, self.plan, model=info)
+        with self._swap:
+            previous = self.info
+            self.model, self.info = model, info
+            self._active = (model, info)
+            self.categories = known_categories(model)
+        return previous
+
+    def now_us(self) -> int:
+        """The clock in epoch microseconds."""
+        dt = self.clock()
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        delta = dt - datetime(1970, 1, 1)
+        return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+    def close(self) -> None:
+        """Flush the prediction log and close the store (graceful shutdown)."""
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+        self.store.close()
+
+
+def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSettings, *,
+               store: OnlineStore | None = None, reference: BreakerReference | dict | None = None,
+               fallback: tuple[Any, ModelInfo] | None = None, reload_fn: ReloadFn | None = None,
+               source_schema: dict | None = None) -> ServingState:
+    """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
+
+    ``reference`` (breaker bins, e.g. ``BreakerReference.fit(...)`` or its ``as_dict()``)
+    enables the breaker; without it the breaker is off.
+    """
+    settings.validate()
+    if store is None:
+        s = settings.store
+        store = open_store(s.type, path=s.path, url=s.url, namespace=s.namespace)
+    breaker = None
+    if reference is not None and settings.breaker.enabled:
+        ref = reference if isinstance(reference, BreakerReference) \
+            else BreakerReference.from_dict(reference)
+        breaker = CircuitBreaker(ref, settings.breaker)
+    log = None
+    if settings.log_dir:
+        log = PredictionLog(settings.log_dir, plan, flush_records=settings.log_flush_records,
+                            flush_seconds=settings.log_flush_seconds)
+    return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
+                        breaker=breaker, prediction_log=log, fallback=fallback,
+                        reload_fn=reload_fn, source_schema=source_schema)
