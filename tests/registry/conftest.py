@@ -49,3 +49,10 @@ def hgb_pipeline(tabular):
         ("cat", OneHotEncoder(handle_unknown="ignore"), ["channel"]),
     ])
     return Pipeline([("pre", pre), ("clf", HistGradientBoostingClassifier(max_iter=8, random_state=0))]).fit(frame, y)
+
+
+@pytest.fixture(autouse=True)
+def _outside_any_checkout(tmp_path, monkeypatch):
+    # register() records the git commit of the working directory; run in a temp dir so
+    # tests never depend on (or touch) the project checkout.
+    monkeypatch.chdir(tmp_path)

@@ -67,6 +67,9 @@ def test_policy_must_map_alias_to_list():
         GatePolicy.from_dict({"production": {"metric": "auc", "min": 0.5}})
     assert err.value.key == "gates.production"
     assert GatePolicy.from_dict(None).for_alias("production") == ()
+    with pytest.raises(ConfigError, match=r"\[a-z0-9_-\]\+") as err:
+        GatePolicy.from_dict({"Production": []})
+    assert err.value.key == "gates.Production"
 
 
 def test_absolute_thresholds():

@@ -77,7 +77,8 @@ def test_bad_register_inputs(reg, logreg, tmp_path):
         reg.register("fraud", logreg, metadata={}, reference_file=tmp_path / "nope.json")
     with pytest.raises(NotFoundError, match="not registered"):
         reg.register("fraud", logreg, metadata={}, parent=4)
-    assert reg.list_models() == []  # nothing half-registered
+    assert reg.list_models() == []  # nothing half-registered, not even a file
+    assert not reg.artifacts_dir.exists() or not any(reg.artifacts_dir.rglob("*.*"))
 
 
 def test_code_version_never_crashes(tmp_path, monkeypatch, reg, logreg):

@@ -32,6 +32,7 @@ from mlops.reports.render import (
     (float("nan"), "—"),
     (float("inf"), "∞"),
     (True, "yes"),
+    (np.bool_(False), "no"),
     ("text", "text"),
 ])
 def test_fmt_cases(value, expected):
