@@ -23,9 +23,10 @@ from mlops.reports.render import write_json
 # action name -> module in mlops.actions (imported lazily: serving pulls in FastAPI)
 MODULES = {
     "features": "features", "train": "train", "promote": "registry_ops", "approve": "registry_ops",
-    "rollback": "registry_ops", "registry": "registry_ops", "score": "score", "serve": "serve",
-    "materialize": "materialize", "parity": "parity", "monitor": "monitor", "analyze": "analyze",
-    "plan": "analyze", "lifecycle": "lifecycle", "score_merge": "score",
+    "rollback": "registry_ops", "registry": "registry_ops", "score": "serving_ops",
+    "serve": "serving_ops", "materialize": "serving_ops", "parity": "serving_ops",
+    "score_merge": "serving_ops", "replay": "replay", "monitor": "monitor", "analyze": "analyze",
+    "plan": "analyze", "lifecycle": "lifecycle",
 }
 
 

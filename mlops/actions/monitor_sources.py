@@ -27,7 +27,7 @@ def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
     label, avail = plan.label["column"], plan.label.get("available_at")
     if label not in df.columns:
         return df.with_columns(pl.lit(False).alias("__labelled"))
-    known = pl.col(label).is_not_null()
+    known = pl.col(label).is_not_null() & pl.col(PREDICTION).is_not_null()
     if avail and avail in df.columns and known_by is not None:
         known = known & (pl.col(avail) <= known_by)
     return df.with_columns(known.alias("__labelled"))

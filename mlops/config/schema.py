@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from mlops.features.spec import FeatureGroupSpec, FeatureSpec
+from mlops.serving.settings import ServingSettings
 
 
 @dataclass
@@ -208,6 +209,27 @@ SPEC_FIELDS = ("key", "seed", "name", "unit", "control", "variants", "primary_me
 
 
 @dataclass
+class ReplayConfig:
+    """``action=replay``: send a window of events through the HTTP app, in process."""
+
+    start_day: Optional[float] = None     # null = the last `days` of the data
+    days: float = 14.0
+    records_per_request: int = 50
+
+
+@dataclass
+class ServingConfig(ServingSettings):
+    """``conf/serving/*.yaml``: the engine's settings plus what the actions need."""
+
+    alias: str = "production"             # which registry version to serve / score with
+    input: Optional[str] = None           # score: parquet glob; null = the configured data
+    shard: Optional[int] = None           # score: this shard of num_shards (by entity hash)
+    num_shards: int = 1
+    parity_events: int = 300              # parity: events replayed
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+
+@dataclass
 class AppConfig:
     """The primary config. Group nodes carry their own schemas."""
 
@@ -239,4 +261,5 @@ SCHEMAS: dict[tuple[str | None, str], type] = {
     ("registry", "registry_schema"): RegistryConfig,
     ("monitoring", "monitoring_schema"): MonitoringConfig,
     ("experiment", "experiment_schema"): ExperimentConfig,
+    ("serving", "serving_schema"): ServingConfig,
 }

@@ -10,7 +10,8 @@ Sharding splits by entity (windows are per entity, so shards are independent): a
 entity goes to shard ``fnv1a32(utf8(entity)) % num_shards``. The hash is our own
 (FNV-1a, 32 bit, over UTF-8 bytes, vectorized in numpy), not polars' ``hash``, which
 is not stable across polars versions. Concatenating every shard's output gives the
-unsharded output row for row.
+unsharded output row for row once sorted by an id (probabilities may differ in the last
+bit: the model's sums run over differently sized batches).
 
 With ``store`` given, the latest prediction per entity is published into the store's
 prediction cache (served by ``mode="batch"``).
@@ -123,7 +124,7 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,
                  keep: list[str] | tuple[str, ...] = (), threshold: float = 0.5,
                  shard: int | None = None, num_shards: int | None = None,
                  store: OnlineStore | None = None, include_features: bool = False,
-                 scored_at: datetime | None = None, parts: int = 4) -> BatchReport:
+                 scored_at: datetime | None = None, parts: int = 2) -> BatchReport:
     """Score every event and write one predictions parquet file.
 
     ``events`` is a frame, a LazyFrame or a parquet path/glob. Output columns: entity,

@@ -1,0 +1,54 @@
+"""The monitor's ``prediction_log`` source: what the server logged, joined with late labels."""
+from __future__ import annotations
+
+import glob
+from datetime import timedelta
+
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.errors import DataError
+from mlops.features.compile import FeaturePlan
+
+
+def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFrame, dict]:
+    """Logged features + served probability (``prediction``), with labels known so far.
+
+    Labels come from the configured data source, joined on the request id
+    (= the transaction id the client sent); a label counts once its
+    ``available_at`` is at or before the last logged event + ``label_wait_days``.
+    """
+    log_dir = ctx.cfg.serving.log_dir or str(ctx.home / "predictions")
+    files = sorted(glob.glob(f"{log_dir}/*.parquet"))
+    if not files:
+        raise DataError(f"no prediction log under {log_dir}", key="serving.log_dir",
+                        fix="serve traffic first (action=serve or action=replay), or use "
+                            "monitoring.source=window")
+    log = pl.scan_parquet(files)
+    plan_hash = log.select(pl.col("plan_hash").unique()).collect().to_series().to_list()
+    if plan_hash != [plan.spec_hash]:
+        log = log.filter(pl.col("plan_hash") == plan.spec_hash)
+    # inputs of every request count for data drift; a safe default served by the
+    # tripped breaker is not a model output, so it is no prediction (null)
+    df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
+                     pl.when(pl.col("served_by") == "default").then(None)
+                     .otherwise(pl.col("probability")).alias("prediction"),
+                     "model_version", "features")
+          .unnest("features").collect())
+    label, avail = plan.label["column"], plan.label.get("available_at")
+    events = ctx.scan_events()
+    cols = events.collect_schema()
+    info = {"source": "prediction_log", "path": log_dir, "files": len(files), "rows": df.height}
+    if "transaction_id" in cols and label in cols:
+        labels = events.select([pl.col("transaction_id").alias("request_id"), label,
+                                *([avail] if avail and avail in cols else [])]).collect()
+        df = df.join(labels, on="request_id", how="left")
+        wait = float(ctx.cfg.monitoring.window.label_wait_days)
+        known_by = df[plan.timestamp].max() + timedelta(days=wait)
+        info["labels_known_by"] = known_by.isoformat()
+        if avail and avail in df.columns:
+            df = df.with_columns(pl.when(pl.col(avail) <= known_by).then(pl.col(label))
+                                 .otherwise(None).alias(label))
+    info["start"] = str(df[plan.timestamp].min())
+    info["end"] = str(df[plan.timestamp].max())
+    return df, info

@@ -1,0 +1,224 @@
+"""``action=serve | score | score_merge | materialize | parity``: serving from the registry.
+
+The served model comes from ``serving.alias``; the skew guard refuses a model
+whose feature-plan hash differs from the plan the config compiles.
+"""
+from __future__ import annotations
+
+import glob
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.actions.outputs import ActionResult, write_report
+from mlops.actions.registry_ops import model_name, open_registry, trusted_types
+from mlops.config.validate import plain
+from mlops.errors import DataError
+from mlops.monitoring.reference import Reference
+from mlops.serving import (BreakerReference, FeatureBins, ModelInfo, ServingSettings,
+                           check_plan, materialize, open_state, open_store, replay_parity,
+                           score_events, serve)
+from mlops.serving.breaker import SCORE
+from mlops.serving.settings import BreakerSettings, StoreSettings
+
+
+def settings(ctx: RunContext) -> ServingSettings:
+    s = plain(ctx.cfg.serving)
+    names = {f.name for f in fields(ServingSettings)}
+    kw = {k: v for k, v in s.items() if k in names and k not in ("store", "breaker")}
+    out = ServingSettings(**kw, store=StoreSettings(**s["store"]),
+                          breaker=BreakerSettings(**s["breaker"]))
+    out.validate()
+    return out
+
+
+def load_served(ctx: RunContext, alias: str | None = None):
+    """(model, ModelInfo, ModelVersion, plan) for ``serving.alias``; skew-guarded."""
+    reg, name = open_registry(ctx), model_name(ctx)
+    target = alias or str(ctx.cfg.serving.alias)
+    model, mv = reg.load_model(name, int(target) if target.isdigit() else target,
+                               trusted_types(ctx))
+    plan = ctx.plan()
+    info = ModelInfo(name, str(mv.version), str(mv.feature_plan_hash),
+                     extra={"alias": target, "plan_name": mv.feature_plan_name})
+    check_plan(str(mv.feature_plan_hash), plan, model=info)
+    return model, info, mv, plan
+
+
+def breaker_reference(ctx: RunContext, mv, plan) -> BreakerReference | None:
+    """Breaker bins from the reference statistics stored with the model."""
+    reg = open_registry(ctx)
+    try:
+        summary = Reference.load(reg.reference_path(mv.name, mv.version)).summary()["features"]
+    except Exception as exc:  # no reference stored: the breaker stays off, said in /ready
+        if not hasattr(exc, "exit_code"):
+            raise
+        return None
+    feats = []
+    for name in plan.feature_names:
+        e = summary.get(name)
+        if not e or e.get("shares") is None:
+            continue
+        if e["type"] == "numeric":
+            feats.append(FeatureBins(name, tuple(e["shares"]), edges=tuple(e["edges"])))
+        else:
+            feats.append(FeatureBins(name, tuple(e["shares"]) + (0.0,),
+                                     categories=tuple(e["categories"])))
+    pred = summary["prediction"]
+    return BreakerReference(tuple(feats), FeatureBins(SCORE, tuple(pred["shares"]),
+                                                      edges=tuple(pred["edges"])))
+
+
+def open_serving_state(ctx: RunContext, **overrides):
+    model, info, mv, plan = load_served(ctx)
+    s = settings(ctx)
+    for k, v in overrides.items():
+        setattr(s, k, v)
+    reg = open_registry(ctx)
+
+    def reload_fn(version: str):
+        m, v = reg.load_model(info.name, int(version) if str(version).isdigit() else version,
+                              trusted_types(ctx))
+        return m, ModelInfo(info.name, str(v.version), str(v.feature_plan_hash))
+    fallback = None
+    if s.breaker.action == "fallback" and mv.parent:
+        fallback = reload_fn(str(mv.parent))
+    schema = dict(ctx.scan_events().collect_schema())
+    return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan),
+                      fallback=fallback, reload_fn=reload_fn, source_schema=schema)
+
+
+def run(ctx: RunContext, action: str) -> ActionResult:
+    return {"serve": _serve, "score": _score, "score_merge": _merge,
+            "materialize": _materialize, "parity": _parity}[action](ctx)
+
+
+def _serve(ctx: RunContext) -> ActionResult:
+    state = open_serving_state(ctx)
+    s = state.settings
+    print(f"serving {state.info.name} v{state.info.version} ({s.mode}) on "
+          f"http://{s.host}:{s.port}  (docs: /docs, metrics: /metrics)")
+    serve(state)
+    return ActionResult(result={"status": "ok", "headline": "server stopped"})
+
+
+def _events_input(ctx: RunContext) -> pl.LazyFrame:
+    src = ctx.cfg.serving.input
+    if src:
+        from mlops.data.files import scan_files
+        return scan_files(str(src), key="serving.input")
+    return ctx.scan_events()
+
+
+def _score(ctx: RunContext) -> ActionResult:
+    model, info, mv, plan = load_served(ctx)
+    s, sc = settings(ctx), ctx.cfg.serving
+    shard, n = sc.shard, int(sc.num_shards)
+    name = "predictions.parquet" if shard is None else f"predictions-{int(shard):05d}-of-{n:05d}.parquet"
+    out = ctx.output_dir / name
+    events = _events_input(ctx)
+    keep = [c for c in ("transaction_id",) if c in events.collect_schema()]
+    store = open_store(s.store.type, path=s.store.path, url=s.store.url,
+                       namespace=s.store.namespace)
+    rep = score_events(plan, model, info, events, out, keep=keep, threshold=s.threshold,
+                       shard=None if shard is None else int(shard),
+                       num_shards=None if shard is None else n, store=store)
+    store.close() if hasattr(store, "close") else None
+    preds = pl.scan_parquet(out)
+    stats = preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
+                         pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
+    result = {"status": "ok", "headline": f"scored {rep.rows:,} events with {info.name} "
+              f"v{info.version}; {stats['flag_rate'] or 0:.2%} flagged", **rep.as_dict(),
+              "model": info.as_dict(), "plan_hash": plan.spec_hash, **stats,
+              "output": name}
+    write_report(ctx, "score", result, title=f"Batch scoring: {info.name} v{info.version}",
+                 context={"facts": _facts(result, ("output", "rows", "entities_published",
+                                                   "seconds", "shard", "num_shards", "plan_hash",
+                                                   "mean_p", "flag_rate")), "cards": [{"label": "rows", "value": rep.rows},
+                                    {"label": "flagged", "value": stats["flag_rate"], "format": "pct"},
+                                    {"label": "entities published", "value": rep.entities_published},
+                                    {"label": "seconds", "value": rep.seconds}]})
+    return ActionResult(result=result, metrics={"rows": rep.rows})
+
+
+def _merge(ctx: RunContext) -> ActionResult:
+    """Verify every shard of a sharded score run is present, complete and disjoint."""
+    sc = ctx.cfg.serving
+    src = sc.input
+    if not src:
+        raise DataError("score_merge needs the shard files", key="serving.input",
+                        fix="pass serving.input='<sweep dir>/*/predictions-*.parquet'")
+    files = sorted(glob.glob(str(src)))
+    n = int(sc.num_shards)
+    seen = {}
+    for f in files:
+        parts = Path(f).stem.split("-")
+        seen.setdefault(int(parts[1]), []).append(f)
+    missing = [i for i in range(n) if i not in seen]
+    dup_files = {i: fs for i, fs in seen.items() if len(fs) > 1}
+    if missing or dup_files or not files:
+        raise DataError(f"shards missing: {missing}; shards written more than once: "
+                        f"{sorted(dup_files)}", key="serving.input",
+                        fix="re-run the missing shards (serving.shard=i) and remove duplicates")
+    merged = pl.scan_parquet(files)
+    ent = ctx.plan().entity
+    counts = merged.select(pl.len().alias("rows"), pl.col(ent).n_unique().alias("entities"),
+                           (pl.len() - pl.struct(["transaction_id"]).n_unique()).alias("dup")
+                           if "transaction_id" in merged.collect_schema() else pl.lit(0).alias("dup")
+                           ).collect().row(0, named=True)
+    overlap = (merged.group_by(ent).agg(pl.col("model_version").len(),
+                                        pl.lit(1).alias("x")).collect().height)
+    if counts["dup"]:
+        raise DataError(f"{counts['dup']} rows appear in more than one shard", key="serving.input")
+    out = ctx.output_dir / "predictions.parquet"
+    merged.sink_parquet(out)
+    result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
+              f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
+              "rows": counts["rows"], "entities": counts["entities"], "grouped": overlap,
+              "output": out.name}
+    write_report(ctx, "score", result, title="Sharded scoring: merged",
+                 context={"facts": _facts(result, ("output", "shards", "rows", "entities"))})
+    return ActionResult(result=result)
+
+
+def _materialize(ctx: RunContext) -> ActionResult:
+    plan = ctx.plan()
+    s = settings(ctx)
+    store = open_store(s.store.type, path=s.store.path, url=s.store.url,
+                       namespace=s.store.namespace)
+    t0 = time.perf_counter()
+    rep = materialize(plan, ctx.scan_events(), store)
+    result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "
+              f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type}", **rep.as_dict(),
+              "store": {"type": s.store.type, "path": s.store.path if s.store.type == "sqlite"
+                        else s.store.url}, "plan_hash": plan.spec_hash,
+              "seconds": round(time.perf_counter() - t0, 3)}
+    write_report(ctx, "materialize", result, title="Materialize window features",
+                 context={"facts": {**_facts(result, ("entities", "as_of", "compute_seconds",
+                                                      "write_seconds", "plan_hash")),
+                                    **result["store"]}})
+    return ActionResult(result=result)
+
+
+def _parity(ctx: RunContext) -> ActionResult:
+    plan = ctx.plan()
+    events = ctx.scan_events().collect()
+    rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),
+                        seed=int(ctx.cfg.seed), batch_size=4,
+                        source_schema=dict(events.schema))
+    d = rep.as_dict()
+    ok = rep.ok
+    result = {"status": "ok" if ok else "fail",
+              "headline": (f"no training-serving skew: {d['events']} events x {d['features']} "
+                           f"features identical (max |diff| {d['max_abs_diff']:.2g})" if ok else
+                           f"{d['n_mismatches']} feature mismatches between serving and batch"),
+              **d, "plan": {"name": plan.name, "hash": plan.spec_hash}}
+    write_report(ctx, "parity", result, title="Parity: serving path vs batch path")
+    return ActionResult(result=result, exit_code=0 if ok else 1)
+
+
+def _facts(result: dict, keys) -> dict:
+    return {k.replace("_", " "): result.get(k) for k in keys}

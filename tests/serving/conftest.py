@@ -1,0 +1,88 @@
+"""Fixtures of the serving tests: a built world, states, a real redis-server."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # serving_world (importlib mode)
+
+from serving_world import build_world, free_port  # noqa: E402
+
+from mlops.serving.online_store import SQLiteStore  # noqa: E402
+from mlops.serving.settings import ServingSettings  # noqa: E402
+from mlops.serving.state import ServingState  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def world():
+    return build_world()
+
+
+@pytest.fixture(scope="session")
+def world_v2():
+    """Same plan, another model (different regularization): a second registry version."""
+    return build_world(version="2", C=0.01)
+
+
+@pytest.fixture
+def make_state(world, tmp_path):
+    """Factory: a ServingState on a fresh SQLite file store, settings overridable."""
+    made = []
+
+    def make(*, breaker=None, fallback=None, reload_fn=None, clock=None, log=False,
+             store=None, **overrides):
+        from mlops.serving.prediction_log import PredictionLog
+        settings = ServingSettings(**overrides)
+        if breaker is not None:
+            settings.breaker = breaker.settings
+        plog = PredictionLog(tmp_path / "plog", world.plan, flush_records=10_000,
+                             flush_seconds=60) if log else None
+        state = ServingState(plan=world.plan, model=world.model, info=world.info,
+                             store=store or SQLiteStore(tmp_path / f"store{len(made)}.sqlite"),
+                             settings=settings, breaker=breaker, prediction_log=plog,
+                             fallback=fallback, reload_fn=reload_fn,
+                             source_schema=world.events.schema,
+                             **({"clock": clock} if clock else {}))
+        made.append(state)
+        return state
+
+    yield make
+    for s in made:
+        if s.prediction_log is not None:
+            s.prediction_log.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A private redis-server on a free 127.0.0.1 port, stopped after the session."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server); "
+                    "the Redis online-store tests need a real server")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

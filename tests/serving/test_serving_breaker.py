@@ -1,0 +1,201 @@
+"""Circuit breaker: PSI semantics, incremental window, tripping on real drift, actions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from serving_world import SPEC, make_model, record, scores_of
+
+from mlops.data.synthetic import SyntheticParams, generate
+from mlops.errors import ConfigError
+from mlops.features.compile import compile_plan
+from mlops.features.offline import compute_features
+from mlops.serving.app import create_app
+from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
+from mlops.serving.settings import BreakerSettings
+
+
+def _brute_bin(edges, x):
+    """Index of [e_i, e_i+1) with open outer bins, by direct comparison."""
+    if x is None or not math.isfinite(x):
+        return -1
+    return sum(1 for e in edges if x >= e)
+
+
+def test_psi_matches_hand_computation_with_floor():
+    c, r = [0.5, 0.5, 0.0], [0.25, 0.25, 0.5]
+    want = sum((max(a, 1e-4) - max(b, 1e-4)) * math.log(max(a, 1e-4) / max(b, 1e-4))
+               for a, b in zip(c, r))
+    assert psi(c, r) == pytest.approx(want, rel=1e-12)
+    assert psi(r, r) == 0.0
+
+
+def test_numeric_bins_are_left_closed_with_open_outer_bins():
+    b = FeatureBins("x", (0.25, 0.25, 0.25, 0.25), edges=(1.0, 2.0, 3.0))
+    xs = [-1e9, 0.999, 1.0, 1.5, 2.0, 2.999, 3.0, 1e9, float("nan"), float("inf")]
+    assert b.bin(xs).tolist() == [_brute_bin(b.edges, x) for x in xs]
+    assert b.bin(xs).tolist()[-2:] == [-1, -1]
+
+
+def test_categorical_bins_have_an_unseen_bin():
+    b = FeatureBins("c", (0.5, 0.5, 0.0), categories=("a", "b"))
+    assert b.bin(["a", "b", "zzz", None]).tolist() == [0, 1, 2, -1]
+
+
+def test_reference_fit_uses_numpy_quantile_edges_and_drops_duplicates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=1000)
+    k = np.r_[np.zeros(900), np.ones(100)]
+    ref = BreakerReference.fit({"x": x, "k": k,
+                                "c": ["a"] * 30 + ["b"] * 70}, x, categorical=["c"], n_bins=10)
+    fx, fk, fc = ref.features
+    assert np.allclose(fx.edges, np.quantile(x, np.arange(1, 10) / 10))
+    # eight of the nine quantiles are 0.0: one edge each, linear interpolation for q=0.9
+    assert fk.edges == pytest.approx((0.0, 0.1)) and len(fk.shares) == 3
+    assert fk.shares == pytest.approx((0.0, 0.9, 0.1))
+    assert fc.categories == ("a", "b") and fc.shares == pytest.approx((0.3, 0.7, 0.0))
+    assert sum(fx.shares) == pytest.approx(1.0)
+    assert BreakerReference.from_dict(ref.as_dict()) == ref
+
+
+def test_bad_reference_is_a_config_error():
+    with pytest.raises(ConfigError, match="needs 3 reference shares"):
+        FeatureBins("x", (0.5, 0.5), edges=(1.0, 2.0))
+
+
+def test_incremental_window_equals_recount_over_the_last_n():
+    rng = np.random.default_rng(1)
+    ref = BreakerReference.fit({"x": rng.normal(size=500), "c": list("abcab" * 100)},
+                               rng.uniform(size=500), categorical=["c"], n_bins=5)
+    s = BreakerSettings(window=50, min_requests=10, min_values=10, feature_psi=1e9,
+                        prediction_psi=1e9)
+    br = CircuitBreaker(ref, s)
+    xs, cs, ps = [], [], []
+    for step in range(12):
+        m = int(rng.integers(1, 30))
+        x = rng.normal(step * 0.1, 1, size=m)
+        x[rng.random(m) < 0.1] = np.nan
+        c = rng.choice(list("abcz"), size=m).tolist()
+        p = rng.uniform(size=m)
+        st = br.observe({"x": x, "c": c}, p)
+        xs += x.tolist()
+        cs += c
+        ps += p.tolist()
+        last_x, last_c, last_p = xs[-50:], cs[-50:], ps[-50:]
+        fx, fc = ref.features
+
+        def shares(bins, values):
+            idx = [bins.bin([v])[0] if not isinstance(v, float) else _brute_bin(bins.edges, v)
+                   for v in values]
+            idx = [i for i in idx if i >= 0]
+            return np.bincount(idx, minlength=bins.n_bins) / len(idx), len(idx)
+        want_x, n_x = shares(fx, last_x)
+        want_c, _ = shares(fc, last_c)
+        want_p, _ = shares(ref.score, last_p)
+        assert st.window_records == min(len(ps), 50)
+        if n_x >= 10:
+            assert st.feature_psi["x"] == pytest.approx(psi(want_x, fx.shares), abs=1e-12)
+        if len(last_c) >= 10:
+            assert st.feature_psi["c"] == pytest.approx(psi(want_c, fc.shares), abs=1e-12)
+            assert st.prediction_psi == pytest.approx(psi(want_p, ref.score.shares), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def drift_setup():
+    """Train on 30 stable days; 'stable' and 'shifted' continue from the same users."""
+    base = generate(SyntheticParams(n_users=400, days=60, seed=7))
+    shifted = generate(SyntheticParams(n_users=400, days=60, seed=7,
+                                       scenario="covariate_shift", drift_start=30))
+    plan = compile_plan(SPEC, base.schema)
+    cut = pl.datetime(2024, 1, 31)
+    fb = compute_features(plan, base, keep=["is_fraud"]).collect()
+    fs = compute_features(plan, shifted).collect()
+    train = fb.filter(pl.col("event_ts") < cut)
+    model = make_model(plan).fit(train.select(plan.feature_names), train["is_fraud"].to_numpy())
+    ref = BreakerReference.fit(train.select(plan.feature_names), scores_of(model, train, plan),
+                               categorical=plan.categorical)
+    late = pl.col("event_ts") >= cut
+    return plan, model, ref, fb.filter(late), fs.filter(late)
+
+
+def _run(plan, model, ref, frame, settings, step=25):
+    br = CircuitBreaker(ref, settings)
+    states = []
+    for i in range(0, frame.height, step):
+        part = frame.slice(i, step)
+        states.append(br.observe({n: part[n] for n in plan.feature_names},
+                                 scores_of(model, part, plan)))
+    return br, states
+
+
+def test_breaker_trips_on_covariate_shift_and_not_on_stable_inputs(drift_setup):
+    plan, model, ref, stable, shifted = drift_setup
+    s = BreakerSettings(window=400, min_requests=200)
+    br, states = _run(plan, model, ref, stable.sample(1200, seed=0, shuffle=True), s)
+    assert all(st.state == "closed" for st in states)
+    br, states = _run(plan, model, ref, shifted.sample(1200, seed=0, shuffle=True), s)
+    assert br.tripped and "channel" in br.reason and "amount" in br.reason
+    first = next(i for i, st in enumerate(states) if st.state == "tripped")
+    assert states[first].window_records >= s.min_requests  # never before min_requests
+    assert states[-1].feature_psi["channel"] > s.feature_psi
+    assert br.reset().state == "closed" and br.status().window_records == 0
+
+
+def test_breaker_actions_through_the_app(world, world_v2, make_state):
+    plan = world.plan
+    shifted = generate(SyntheticParams(n_users=150, days=20, seed=11, scenario="covariate_shift",
+                                       drift_start=0, magnitude=3.0))
+    recs = [record(r, plan) for r in shifted.head(120).to_dicts()]
+    s = dict(window=100, min_requests=50, min_values=30, max_drift_share=0.1)
+    for action, status, served in [("default", 200, "default"), ("fallback", 200, "fallback"),
+                                   ("refuse", 503, None)]:
+        br = CircuitBreaker(world.reference, BreakerSettings(**s, action=action))
+        fb = (world_v2.model, world_v2.info) if action == "fallback" else None
+        state = make_state(breaker=br, fallback=fb, admin_token="tok", log=True)
+        with TestClient(create_app(state)) as client:
+            for i in range(0, 60, 20):
+                assert client.post("/predict", json={"records": recs[i:i + 20]}).status_code \
+                    in (200, 503)
+            assert br.tripped, br.status()
+            r = client.post("/predict", json={"records": recs[60:70]})
+            assert r.status_code == status, r.text
+            if status == 200:
+                body = r.json()
+                assert body["served_by"] == served
+                assert all("circuit breaker tripped" in w[-1] for w in body["warnings"])
+                if action == "default":
+                    assert body["probabilities"] == [0.0] * 10
+                    assert body["predictions"] == [0] * 10
+                else:  # the fallback model's scores on the very features the server logged
+                    assert body["model"] == {"name": "fraud", "version": "2"}
+                    state.prediction_log.flush()
+                    logged = (pl.scan_parquet(f"{state.prediction_log.directory}/*.parquet")
+                              .filter(pl.col("request_id").is_in(body["request_ids"]))
+                              .collect())
+                    order = {rid: k for k, rid in enumerate(body["request_ids"])}
+                    logged = logged.sort(pl.col("request_id").replace_strict(order))
+                    assert logged["served_by"].to_list() == ["fallback"] * 10
+                    want = world_v2.model.predict_proba(
+                        logged.unnest("features").select(plan.feature_names))[:, 1]
+                    assert np.allclose(body["probabilities"], want, rtol=0, atol=1e-12)
+            else:
+                assert "circuit breaker tripped" in r.json()["detail"]
+            ready = client.get("/ready")
+            assert ready.json()["checks"]["breaker"]["state"] == "tripped"
+            assert (ready.status_code == 503) is (action == "refuse")
+            metrics = client.get("/metrics").text
+            assert "mlops_breaker_tripped 1.0" in metrics
+            assert 'mlops_breaker_feature_psi{feature="channel"}' in metrics
+            reset = client.post("/admin/breaker/reset", headers={"Authorization": "Bearer tok"})
+            assert reset.status_code == 200 and reset.json()["breaker"]["state"] == "closed"
+            after = client.post("/predict", json={"records": recs[70:75]})
+            assert after.status_code == 200 and after.json()["served_by"] == "model"
+
+
+def test_fallback_action_without_a_fallback_model_is_a_config_error(world, make_state):
+    br = CircuitBreaker(world.reference, BreakerSettings(action="fallback"))
+    with pytest.raises(ConfigError, match="serving.breaker.action"):
+        make_state(breaker=br)
