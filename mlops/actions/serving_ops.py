@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import time
+from datetime import timedelta
 from dataclasses import fields
 from pathlib import Path
 
@@ -120,6 +121,10 @@ def _score(ctx: RunContext) -> ActionResult:
     name = "predictions.parquet" if shard is None else f"predictions-{int(shard):05d}-of-{n:05d}.parquet"
     out = ctx.output_dir / name
     events = _events_input(ctx)
+    if sc.until_day is not None:  # e.g. the stable period only
+        ts = plan.timestamp
+        first = events.select(pl.col(ts).min()).collect().item()
+        events = events.filter(pl.col(ts) < first + timedelta(days=float(sc.until_day)))
     keep = [c for c in ("transaction_id",) if c in events.collect_schema()]
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)

@@ -223,10 +223,29 @@ class ServingConfig(ServingSettings):
 
     alias: str = "production"             # which registry version to serve / score with
     input: Optional[str] = None           # score: parquet glob; null = the configured data
+    until_day: Optional[float] = None     # score: only events before this day offset
     shard: Optional[int] = None           # score: this shard of num_shards (by entity hash)
     num_shards: int = 1
     parity_events: int = 300              # parity: events replayed
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+
+@dataclass
+class StepConfig:
+    name: str = "???"
+    action: str = "???"
+    overrides: list[str] = field(default_factory=list)
+    story: str = ""                       # one line: what this step shows and why
+    expect_exit: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class LifecycleConfig:
+    """``conf/lifecycle/*.yaml``: the whole story as an ordered list of actions."""
+
+    home: Optional[str] = None            # null = <run dir>/home: a fresh registry each run
+    overrides: list[str] = field(default_factory=list)  # applied to every step
+    steps: list[StepConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -262,4 +281,5 @@ SCHEMAS: dict[tuple[str | None, str], type] = {
     ("monitoring", "monitoring_schema"): MonitoringConfig,
     ("experiment", "experiment_schema"): ExperimentConfig,
     ("serving", "serving_schema"): ServingConfig,
+    ("lifecycle", "lifecycle_schema"): LifecycleConfig,
 }

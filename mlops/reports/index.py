@@ -53,6 +53,7 @@ def overall_status(entries: Sequence[Mapping[str, Any]]) -> str:
 
 def write_index(run_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: str,
                 story: Sequence[Mapping[str, Any]] | None = None,
+                verdict: tuple[str, str, Sequence[str]] | None = None,
                 templates_dir: Path | None = None, run: Mapping[str, Any] | None = None) -> Path:
     """Write ``run_dir/index.html`` linking every report; return its path.
 
@@ -83,6 +84,8 @@ def write_index(run_dir: Path, entries: Sequence[Mapping[str, Any]], *, title: s
              {"label": "ok", "value": counts["ok"], "status": "ok" if counts["ok"] else None},
              {"label": "warnings", "value": counts["warn"], "status": "warn" if counts["warn"] else None},
              {"label": "failed", "value": counts["fail"], "status": "fail" if counts["fail"] else None}]
+    if verdict is not None:  # the caller knows better (e.g. drift was the expected outcome)
+        status, headline, reasons = verdict[0], verdict[1], list(verdict[2])
     context = {"entries": rows, "story": steps, "status": status, "headline": headline,
                "reasons": reasons, "cards": cards}
     if run:
