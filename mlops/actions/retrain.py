@@ -25,6 +25,7 @@ def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     end = datetime.fromisoformat(info.get("labels_known_by") or info.get("end"))
     cfg = copy.deepcopy(ctx.cfg)
     cfg.training.warmup_days = 0.0  # the window starts well after the data does
+    cfg.training.compare_with = ctx.cfg.monitoring.alias  # champion on the same test days
     cfg.training.start = (end - timedelta(days=days)).isoformat()
     cfg.training.train_days, cfg.training.valid_days, cfg.training.test_days = (
         days * 0.7, days * 0.15, days * 0.15)

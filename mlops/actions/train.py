@@ -97,6 +97,7 @@ def run(ctx: RunContext) -> ActionResult:
             if isinstance(v, (int, float)) and v is not None and np.isfinite(v)}
     flat.update({f"valid_{k}": v for k, v in evaluation["valid"].items()
                  if k in HIGHER_IS_BETTER and v is not None})
+    champion = _compare_with(ctx, plan, parts["test"], flat, float(tcfg.threshold))
 
     registry_info, version = None, None
     if tcfg.register:
@@ -113,6 +114,7 @@ def run(ctx: RunContext) -> ActionResult:
         "plan": {"name": plan.name, "version": plan.version, "hash": plan.spec_hash,
                  "features": plan.feature_names},
         "split": split_info, "evaluation": evaluation, "fairness": fairness,
+        "champion": champion,
         "objective": objective, "registry": registry_info,
         "duration_s": round(time.perf_counter() - t0, 3),
     }
@@ -121,6 +123,33 @@ def run(ctx: RunContext) -> ActionResult:
     shown = {k: flat[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall",
                                   "valid_roc_auc", "valid_pr_auc") if k in flat}
     return ActionResult(result=result, metrics=shown, objective=objective, registry=registry_info)
+
+
+def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: dict,
+                  threshold: float) -> dict | None:
+    """Champion/challenger on the SAME test window: stored metrics of two versions come
+    from different periods, so a fair "not worse than production" needs both scored here.
+    Adds ``<metric>_lift_vs_<alias>`` (candidate - champion) to the metrics."""
+    alias = ctx.cfg.training.compare_with
+    if not alias:
+        return None
+    reg, name = open_registry(ctx), model_name(ctx)
+    if str(alias) not in reg.aliases(name):
+        return {"alias": str(alias), "note": "no such alias yet; nothing to compare"}
+    from mlops.actions.registry_ops import trusted_types
+    champ, mv = reg.load_model(name, str(alias), trusted_types(ctx))
+    if mv.feature_plan_hash != plan.spec_hash:
+        return {"alias": str(alias), "version": mv.version,
+                "note": "different feature plan; compared on stored metrics only"}
+    m = classification_metrics(test[plan.label["column"]].to_numpy(), score(champ, plan, test),
+                               threshold)
+    lifts = {}
+    for k in ("roc_auc", "pr_auc"):
+        if m.get(k) is not None and flat.get(k) is not None:
+            lifts[k] = flat[k] - m[k]
+            flat[f"{k}_lift_vs_{alias}"] = lifts[k]
+    return {"alias": str(alias), "version": mv.version, "metrics": {k: m.get(k) for k in (
+        "roc_auc", "pr_auc", "precision", "recall")}, "lift": lifts}
 
 
 def _check_objective(tcfg) -> tuple[str, str]:

@@ -102,6 +102,7 @@ class TrainingConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     register: bool = True
     description: str = ""
+    compare_with: Optional[str] = None    # alias scored on the same test window (champion)
 
 
 @dataclass
