@@ -1,0 +1,84 @@
+"""Serving actions from the CLI config: skew guard, parity, sharded scoring and the merge check."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from support import SMALL
+
+DATA = [*SMALL, "data.scenario=covariate_shift", "data.drift_start=80"]
+
+
+@pytest.fixture
+def live(run_action):
+    assert run_action("action=train", *DATA, out="train")[0] == 0
+    assert run_action("action=approve", *DATA, "registry.version=1", "registry.approver=ann",
+                      out="approve")[0] == 0
+    assert run_action("action=promote", *DATA, "registry.version=1", out="promote")[0] == 0
+    return run_action
+
+
+def _json(d, name):
+    return json.loads((d / f"{name}.json").read_text())
+
+
+def test_parity_on_drifted_data_passes(run_action):
+    code, d = run_action("action=parity", *DATA, "serving.parity_events=150", out="parity")
+    r = _json(d, "parity")
+    # events are replayed in runs of 4 consecutive events (as the micro-batcher groups them)
+    assert code == 0 and r["ok"] and 140 <= r["events"] <= 150 and r["n_mismatches"] == 0
+    assert r["compared"] == r["events"] * r["features"] and r["max_abs_diff"] <= 1e-9
+
+
+def test_skew_guard_names_both_hashes(live):
+    code, d = live("action=score", *DATA, "features=fraud_v2", out="skew")
+    err = _json(d, "result")["error"]
+    assert code == 2 and "fraud_detector" in err and "plan" in err
+    v1 = _json(d.parent / "train", "train")["plan"]["hash"][:12]
+    assert v1 in err
+
+
+def test_sharded_scoring_equals_unsharded_and_merge_checks_shards(live, tmp_path):
+    code, full = live("action=score", *DATA, out="full")
+    assert code == 0
+    for i in range(3):
+        assert live("action=score", *DATA, f"serving.shard={i}", "serving.num_shards=3",
+                    out=f"shard{i}")[0] == 0
+    parts = pl.read_parquet(str(tmp_path / "shard*" / "predictions-*.parquet"))
+    whole = pl.read_parquet(full / "predictions.parquet")
+    key = ["transaction_id"]
+    a, b = parts.sort(key), whole.sort(key)
+    assert a.height == b.height
+    assert a["transaction_id"].equals(b["transaction_id"])
+    assert (a["probability"] - b["probability"]).abs().max() < 1e-12
+    glob = str(tmp_path / "shard*" / "predictions-*.parquet")
+    code, m = live("action=score_merge", *DATA, f"serving.input={glob}", "serving.num_shards=3",
+                   out="merge")
+    assert code == 0 and _json(m, "score")["rows"] == b.height
+    code, m = live("action=score_merge", *DATA, f"serving.input={glob}", "serving.num_shards=4",
+                   out="merge_missing")
+    assert code == 2 and "shards missing: [3]" in _json(m, "result")["error"]
+    (tmp_path / "dup").mkdir()
+    (tmp_path / "dup" / "predictions-00001-of-00003.parquet").write_bytes(
+        next((tmp_path / "shard1").glob("predictions-*.parquet")).read_bytes())
+    both = str(tmp_path / "*" / "predictions-*-of-00003.parquet")
+    code, m = live("action=score_merge", *DATA, f"serving.input={both}", "serving.num_shards=3",
+                   out="merge_dup")
+    assert code == 2 and "more than once: [1]" in _json(m, "result")["error"]
+
+
+def test_replay_trips_the_breaker_on_shifted_traffic_only(live):
+    code, d = live("action=replay", *DATA, "serving.replay.start_day=60",
+                   "serving.replay.days=12", out="calm")
+    calm = _json(d, "replay")
+    code2, d2 = live("action=replay", *DATA, "serving.replay.start_day=82",
+                     "serving.replay.days=12", out="shift")
+    shifted = _json(d2, "replay")
+    assert code == 0 and calm["breaker_tripped"] is False
+    assert calm["statuses"] == {"200": calm["requests"]}
+    assert code2 == 0 and shifted["breaker_tripped"] is True
+    assert "amount" in shifted["trips"][0]["drifting"]
+    # while tripped the server keeps answering (action=default: safe score + a warning)
+    assert shifted["statuses"] == {"200": shifted["requests"]}
+    assert shifted["records_with_breaker_warning"] > 0
