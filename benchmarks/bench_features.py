@@ -21,7 +21,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlops.features.compile import compile_plan  # noqa: E402
-from mlops.features.offline import compute_features  # noqa: E402
+from mlops.features.offline import compute_features, sink_features  # noqa: E402
 
 SPEC = {"name": "bench", "raw": ["amount"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean"], "periods": ["1h", "30d"]},
@@ -49,8 +49,11 @@ def ours(df: pl.DataFrame) -> pl.DataFrame:
 
 def hand_polars(df: pl.DataFrame) -> pl.DataFrame:
     lf = df.lazy().sort(["user_id", "event_ts"], maintain_order=True)
-    roll = lambda p, aggs: lf.rolling(index_column="event_ts", period=p, closed="left",  # noqa: E731
-                                      group_by="user_id").agg(aggs).select([a.meta.output_name() for a in aggs])
+    # polars emits rolling groups in its own order: re-sort to align with lf
+    roll = lambda p, aggs: (lf.rolling(index_column="event_ts", period=p, closed="left",  # noqa: E731
+                                       group_by="user_id").agg(aggs)
+                            .sort(["user_id", "event_ts"], maintain_order=True)
+                            .select([a.meta.output_name() for a in aggs]))
     h1 = roll("1h", [pl.col("amount").sum().alias("amount_sum_1h"),
                      pl.col("amount").mean().alias("amount_mean_1h")])
     d30 = roll("30d", [pl.col("amount").sum().alias("amount_sum_30d"),
@@ -92,7 +95,7 @@ def memory_child(path: str) -> None:
     plan = compile_plan(SPEC, lf.collect_schema())
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        compute_features(plan, lf).sink_parquet(Path(d) / "out.parquet")
+        sink_features(plan, lf, Path(d) / "out.parquet")
         rows = pl.scan_parquet(Path(d) / "out.parquet").select(pl.len()).collect().item()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  {rows:,} rows in {time.perf_counter() - t:.1f} s, peak RSS {peak:,.0f} MB")

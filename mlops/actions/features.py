@@ -9,7 +9,7 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.features.compile import FeaturePlan
-from mlops.features.offline import compute_features
+from mlops.features.offline import sink_features
 
 HIST_BINS = 20
 
@@ -72,7 +72,7 @@ def run(ctx: RunContext) -> ActionResult:
     schema = events.collect_schema()
     keep = [c for c in ("transaction_id", label, plan.label.get("available_at")) if c and c in schema]
     path = ctx.output_dir / "features.parquet"
-    compute_features(plan, events, keep=keep).sink_parquet(path)
+    sink_features(plan, events, path, keep=keep)
     table = pl.scan_parquet(path)
     rows = table.select(pl.len()).collect().item()
     summary = summarize(table, plan, rows)

@@ -58,12 +58,21 @@ def _periods(plan: FeaturePlan) -> dict[str, list[WindowFeature]]:
 
 
 def _rolling(plan: FeaturePlan, lf: pl.LazyFrame, spine: bool) -> list[pl.LazyFrame]:
-    """One rolling pass per distinct period; outputs align row-for-row with ``lf``."""
+    """One rolling pass per distinct period; outputs align row-for-row with ``lf``.
+
+    ``lf`` must be sorted by (entity, timestamp). polars emits rolling groups in its
+    own group order, so each output is re-sorted by (entity, timestamp) before it is
+    placed next to ``lf``. Rows tied on (entity, timestamp) have identical window
+    values (the window [t - period, t) excludes them all), so the stable re-sort
+    restores the exact row alignment.
+    """
     parts = []
+    keys = [plan.entity, plan.timestamp]
     for period, ws in _periods(plan).items():
         aggs = [_agg_expr(w, plan.timestamp, spine).alias(w.name) for w in ws]
         parts.append(lf.rolling(index_column=plan.timestamp, period=period, closed="left",
                                 group_by=plan.entity).agg(aggs)
+                     .sort(keys, maintain_order=True)
                      .select([w.name for w in ws]))
     return parts
 
@@ -140,3 +149,33 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
 
 def _window_inputs(plan: FeaturePlan) -> list[str]:
     return list(dict.fromkeys(w.column for w in plan.windows if w.column))
+
+
+def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, *,
+                  keep: list[str] | tuple[str, ...] = (), rows_per_partition: int = 2_000_000,
+                  total_rows: int | None = None) -> int:
+    """Write the features of every event to ``path`` (parquet), bounded in memory.
+
+    Window features need each entity's history sorted in memory, so the input is cut
+    into entity partitions (by hash: an entity's whole history stays together, which
+    keeps every window exact), each computed and written on its own, then streamed
+    into one file. Peak memory follows the partition, not the dataset. Returns rows.
+    """
+    import tempfile
+    from pathlib import Path
+
+    lf = events.lazy()
+    n = total_rows if total_rows is not None else lf.select(pl.len()).collect().item()
+    parts = max(1, -(-n // rows_per_partition))
+    if parts == 1:
+        compute_features(plan, lf, keep=keep).sink_parquet(path)
+        return n
+    with tempfile.TemporaryDirectory(dir=Path(path).parent) as tmp:
+        files = []
+        for k in range(parts):
+            # hash() is stable within a process, which is all a partition needs
+            part = lf.filter(pl.col(plan.entity).hash(seed=0) % parts == k)
+            files.append(Path(tmp) / f"part-{k:04d}.parquet")
+            compute_features(plan, part, keep=keep).sink_parquet(files[-1])
+        pl.scan_parquet(files).sink_parquet(path)
+    return n

@@ -159,6 +159,12 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
                          "current rows in them (unseen values are caught by PSI/JS)")
         out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
                    chi2_stat=chi2_stat, chi2_pvalue=chi2_pvalue, unseen_share=unseen / cur_valid)
+        if test == "chi2" and chi2_stat is None:
+            # all-unseen (or single-category) windows: chi-square cannot decide, but such a
+            # window is the strongest drift there is; let JS decide at its threshold
+            test, threshold = "js", policy.thresholds["js"]
+            out.update(test=test, threshold=threshold)
+            notes.append("decided by Jensen-Shannon because chi-square is undefined here")
         out["score"] = {"chi2": chi2_pvalue, "psi": out["psi"], "js": out["js"]}[test]
         out["drift"] = is_drift(test, out["score"], threshold)
     out["note"] = "; ".join(notes) or None

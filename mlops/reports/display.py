@@ -20,6 +20,7 @@ _STATUS_ALIASES = {
     "ok": "ok", "pass": "ok", "passed": "ok", "success": "ok", "completed": "ok", "good": "ok",
     "warn": "warn", "warning": "warn", "degraded": "warn", "missing": "warn", "skipped": "warn",
     "fail": "fail", "failed": "fail", "error": "fail", "critical": "fail", "refused": "fail",
+    "drift": "fail", "drifted": "fail",
 }
 
 

@@ -257,3 +257,15 @@ def test_threads_do_not_change_results():
     assert detect_drift(ref, cur_df, n_jobs=1) == detect_drift(ref, cur_df, n_jobs=3)
     with pytest.raises(ConfigError, match="n_jobs"):
         detect_drift(ref, cur_df, n_jobs=0)
+
+
+def test_all_unseen_categories_drift_even_when_chi2_is_undefined():
+    """Small reference -> chi-square decides; 100% unseen values -> chi2 undefined -> JS decides."""
+    import polars as pl
+
+    from mlops.monitoring.drift import detect_drift
+    from mlops.monitoring.reference import fit_reference
+    ref = fit_reference(pl.DataFrame({"c": ["a", "b"] * 50}), numeric=[], categorical=["c"])
+    out = detect_drift(ref, pl.DataFrame({"c": ["z"] * 100}))["features"]["c"]
+    assert out["chi2_stat"] is None and out["unseen_share"] == 1.0
+    assert out["test"] == "js" and out["js"] == 1.0 and out["drift"] is True
