@@ -10,27 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from mlops.data.synthetic import SyntheticParams
 from mlops.features.spec import FeatureGroupSpec, FeatureSpec
 from mlops.serving.settings import ServingSettings
 
 
 @dataclass
-class SyntheticDataConfig:
+class SyntheticDataConfig(SyntheticParams):
     """``conf/data/synthetic*.yaml``: the embedded generator (see mlops.data.synthetic)."""
 
     source: str = "synthetic"
-    n_users: int = 2000
-    days: int = 150
-    start: str = "2024-01-01"
-    seed: int = 7
-    tx_per_user_day: float = 0.35
-    fraud_rate: float = 0.015
-    label_delay_days: float = 5.0
-    scenario: str = "none"
-    drift_start: float = 90.0
-    magnitude: float = 1.0
-    ramp_days: float = 20.0
-    period_days: float = 14.0
 
 
 @dataclass

@@ -47,7 +47,7 @@ _CAT_P = np.array([0.26, 0.16, 0.1, 0.05, 0.06, 0.1, 0.07, 0.02, 0.08, 0.1])
 _HOME_P = np.array([0.35, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02])
 
 
-@dataclass(frozen=True)
+@dataclass
 class SyntheticParams:
     """Parameters of :func:`generate` (mirrors ``conf/data/synthetic.yaml``)."""
 
