@@ -27,6 +27,7 @@ def compose_cfg(overrides: list[str], tmp: Path):
 def run_cli(args: list[str], *, cwd: Path, env: dict | None = None, timeout: int = 300):
     """``python run.py ...`` in a subprocess (for exit codes, stderr, multirun)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}  # None removes a variable
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

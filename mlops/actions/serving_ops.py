@@ -128,9 +128,12 @@ def _score(ctx: RunContext) -> ActionResult:
     keep = [c for c in ("transaction_id",) if c in events.collect_schema()]
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)
+    # bounded entity partitions: memory follows the partition size, not the input size
+    rows = events.select(pl.len()).collect().item()
+    parts = max(2, -(-rows // (n * int(sc.rows_per_partition))))
     rep = score_events(plan, model, info, events, out, keep=keep, threshold=s.threshold,
                        shard=None if shard is None else int(shard),
-                       num_shards=None if shard is None else n, store=store)
+                       num_shards=None if shard is None else n, store=store, parts=parts)
     store.close() if hasattr(store, "close") else None
     preds = pl.scan_parquet(out)
     stats = preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
@@ -186,7 +189,7 @@ def _merge(ctx: RunContext) -> ActionResult:
               "output": out.name}
     write_report(ctx, "score", result, title="Sharded scoring: merged",
                  context={"facts": _facts(result, ("output", "shards", "rows", "entities"))})
-    return ActionResult(result=result)
+    return ActionResult(result=result, report="score.html")
 
 
 def _materialize(ctx: RunContext) -> ActionResult:

@@ -216,6 +216,7 @@ class ServingConfig(ServingSettings):
     until_day: Optional[float] = None     # score: only events before this day offset
     shard: Optional[int] = None           # score: this shard of num_shards (by entity hash)
     num_shards: int = 1
+    rows_per_partition: int = 1_000_000   # score: entity partitions of about this many rows
     parity_events: int = 300              # parity: events replayed
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
