@@ -100,4 +100,6 @@ def run(cfg: DictConfig) -> float | None:
     _, multirun = _hydra_info()
     if code and not multirun:
         sys.exit(code)
+    if code and objective is None:  # a failed sweep job: Optuna records NaN as a failed trial
+        return float("nan")
     return objective

@@ -38,7 +38,9 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
     if kind == "parquet":
         lf = pl.scan_parquet(matches)
     elif kind == "csv":
-        lf = pl.scan_csv(matches, try_parse_dates=timestamp_format is None)
+        # timestamps are parsed explicitly below: polars 2 date sniffing across several
+        # files turned every column into strings
+        lf = pl.scan_csv(matches)
     else:
         raise DataError(f"format must be auto, parquet or csv; got {fmt!r}", key="data.format")
     schema = lf.collect_schema()

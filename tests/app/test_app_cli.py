@@ -46,3 +46,20 @@ def test_same_seed_same_data_hash(run_action):
     _, c = run_action("action=features", *SMALL, "data.seed=99", out="c")
     ha, hb, hc = (json.loads((d / "features.json").read_text())["data"]["hash"] for d in (a, b, c))
     assert ha == hb != hc
+
+
+def test_file_source_csv_with_column_mapping(run_action, tmp_path):
+    """data=files: a csv glob, our names mapped from the file's, scanned lazily."""
+    from mlops.data.synthetic import SyntheticParams, generate
+    df = generate(SyntheticParams(n_users=150, days=30))
+    renamed = df.rename({"user_id": "customer", "amount": "amt"})
+    renamed.head(600).write_csv(tmp_path / "part1.csv")
+    renamed.slice(600).write_csv(tmp_path / "part2.csv")
+    code, d = run_action("action=features", "data=files", f"data.path={tmp_path}/part*.csv",
+                         "+data.columns.customer=user_id", "+data.columns.amt=amount", out="files")
+    assert code == 0, json.loads((d / "result.json").read_text())
+    summary = json.loads((d / "features.json").read_text())
+    assert summary["rows"] == df.height and summary["data"]["source"] == "files"
+    code, d = run_action("action=features", "data=files", f"data.path={tmp_path}/nothing*.csv",
+                         out="missing")
+    assert code == 2 and "no file matches" in json.loads((d / "result.json").read_text())["error"]

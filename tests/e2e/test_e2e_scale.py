@@ -60,3 +60,19 @@ def test_sharded_score_sweep_then_merge_equals_one_pass(tmp_path):
     assert merged.height == one.height
     assert merged["transaction_id"].equals(one["transaction_id"])
     assert (merged["probability"] - one["probability"]).abs().max() < 1e-12
+
+
+HAS_OPTUNA = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+
+
+@pytest.mark.skipif(not HAS_OPTUNA, reason="hydra-optuna-sweeper not installed: pip install -e '.[optuna]'")
+def test_optuna_sweep_optimises_the_returned_objective(tmp_path):
+    sweep = tmp_path / "sweep"
+    p = run_cli(["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, f"hydra.sweep.dir={sweep}"],
+                cwd=tmp_path, env={"MLOPS_HOME": str(tmp_path / "home")}, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert len(jobs) == 3 and all(j["status"] == "ok" for j in jobs)
+    top = max(j["objective"] for j in jobs)
+    assert f"best_value: {top}" in best  # Optuna saw exactly what the jobs returned
