@@ -7,8 +7,8 @@ import time
 import polars as pl
 
 from mlops.actions.context import RunContext
-from mlops.actions.experiment_traffic import (check_metrics, metric_names, simulate_units,
-                                              stats_per_period)
+from mlops.actions.experiment_traffic import (check_metrics, logged_units, metric_names,
+                                              simulate_units, stats_per_period)
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.config.schema import SPEC_FIELDS
 from mlops.config.validate import plain
@@ -46,11 +46,12 @@ def _outcomes(ctx: RunContext, spec: ExperimentSpec):
     e = ctx.cfg.experiment
     source, metrics = str(e.outcomes.source), metric_names(spec)
     cov = spec.cuped_covariate
-    if source == "simulate":
+    if source in ("simulate", "prediction_log"):
         from mlops.actions.train import feature_table
         plan = ctx.plan()
-        table = feature_table(ctx, plan, extra=[spec.unit])
-        per_unit, per_day, info = simulate_units(ctx, spec, plan, table)
+        table = feature_table(ctx, plan, extra=[spec.unit, "amount"])
+        per_unit, per_day, info = (simulate_units if source == "simulate" else logged_units)(
+            ctx, spec, plan, table)
         check_metrics(metrics, per_unit.columns)
         stats = aggregate_units(per_unit, variant_col="variant", metric_cols=metrics,
                                 covariate_col=cov)
@@ -85,7 +86,7 @@ def _outcomes(ctx: RunContext, spec: ExperimentSpec):
                                           "sum_cross") if k in row and row[k] is not None}
             stats.setdefault(str(row[vcol]), {})[str(row["metric"])] = SufficientStats(**fields)
         return stats, None, e.days_elapsed, info
-    raise ConfigError(f"must be simulate, units or sufficient; got {source!r}",
+    raise ConfigError(f"must be simulate, prediction_log, units or sufficient; got {source!r}",
                       key="experiment.outcomes.source")
 
 

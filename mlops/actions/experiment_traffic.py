@@ -47,7 +47,7 @@ def simulate_units(ctx: RunContext, spec: ExperimentSpec, plan: FeaturePlan,
                    table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(per-unit outcomes, per-unit-per-day outcomes, description)."""
     sim = ctx.cfg.experiment.simulation
-    ts, label, unit = plan.timestamp, plan.label["column"], spec.unit
+    ts, unit = plan.timestamp, spec.unit
     if unit not in table.columns:
         raise ExperimentError(f"unit column {unit!r} is not in the data", key="experiment.unit",
                               fix=f"use one of {table.columns[:8]}")
@@ -77,8 +77,58 @@ def simulate_units(ctx: RunContext, spec: ExperimentSpec, plan: FeaturePlan,
             continue
         scored.append(rows.with_columns(pl.Series("score", p)))
     tx = pl.concat(scored).with_columns(
-        (pl.col("score") >= float(sim.threshold)).alias("declined"),
-        ((pl.col(ts) - pl.lit(start)).dt.total_days()).alias("day"))
+        (pl.col("score") >= float(sim.threshold)).alias("declined"))
+    per_unit, per_day = unit_outcomes(tx, table, plan, unit=unit, start=start, sim=sim)
+    info = {"start": start.isoformat(), "end": end.isoformat(), "days": days,
+            "units": per_unit.height, "transactions": tx.height, "threshold": float(sim.threshold),
+            "models": {n: f"{mv.name} v{mv.version}" for n, (_, mv) in models.items()},
+            "shadow": shadow,
+            "daily_units": float(window.group_by(pl.col(ts).dt.date()).agg(
+                pl.col(unit).n_unique()).get_column(unit).mean())}
+    return per_unit, per_day, info
+
+
+def logged_units(ctx: RunContext, spec: ExperimentSpec, plan: FeaturePlan,
+                 table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Outcomes of what the server actually did: the prediction log of an experiment
+    (``action=serve|replay experiment=...``) joined with the late outcome events
+    (labels and amounts, by request id = transaction id)."""
+    import glob
+
+    from mlops.errors import DataError
+    log_dir = ctx.cfg.serving.log_dir or str(ctx.home / "predictions")
+    files = sorted(glob.glob(f"{log_dir}/*.parquet"))
+    served = [v.name for v in spec.served_variants]
+    log = (pl.scan_parquet(files).filter((pl.col("served_by") == "model")
+                                         & pl.col("variant").is_in(served))
+           .select("request_id", pl.col("entity").alias(spec.unit), "variant",
+                   (pl.col("prediction") == 1).alias("declined")).collect()) if files else None
+    if log is None or log.height == 0:
+        raise DataError(f"no experiment traffic in the prediction log under {log_dir}",
+                        key="experiment.outcomes.source",
+                        fix="serve traffic with experiment=... first (action=serve or replay)")
+    ts, label = plan.timestamp, plan.label["column"]
+    events = table.select(pl.col("transaction_id").alias("request_id"), ts, label, "amount")
+    tx = log.join(events, on="request_id", how="inner")
+    start = tx[ts].min()
+    per_unit, per_day = unit_outcomes(tx, table, plan, unit=spec.unit, start=start,
+                                      sim=ctx.cfg.experiment.simulation)
+    days = (tx[ts].max() - start).total_seconds() / 86400
+    info = {"source": "prediction_log", "path": log_dir, "logged": log.height,
+            "joined": tx.height, "start": str(start), "days": round(days, 2),
+            "units": per_unit.height, "daily_units": per_unit.height / max(days, 1.0)}
+    return per_unit, per_day, info
+
+
+def unit_outcomes(tx: pl.DataFrame, table: pl.DataFrame, plan: FeaturePlan, *, unit: str,
+                  start, sim) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-unit and per-unit-per-day outcomes from decided transactions.
+
+    ``tx`` needs the unit, ``variant``, ``declined``, ``amount``, the label and the
+    timestamp; ``table`` (all events) gives the pre-period spend (CUPED covariate).
+    """
+    ts, label = plan.timestamp, plan.label["column"]
+    tx = tx.with_columns(((pl.col(ts) - pl.lit(start)).dt.total_days()).alias("day"))
     fraud = pl.col(label) == 1
     outcome = [
         pl.when(fraud & ~pl.col("declined")).then(pl.col("amount")).otherwise(0.0).sum()
@@ -92,19 +142,14 @@ def simulate_units(ctx: RunContext, spec: ExperimentSpec, plan: FeaturePlan,
     cost = (pl.col("fraud_loss") + float(sim.false_decline_cost) * pl.col("false_declines"))
     pre = (table.filter((pl.col(ts) >= start - timedelta(days=float(sim.pre_days)))
                         & (pl.col(ts) < start))
-           .group_by(unit).agg(pl.col("amount").sum().alias("pre_spend")))
+           .group_by(plan.entity).agg(pl.col("amount").sum().alias("pre_spend"))
+           .rename({plan.entity: unit}))
     per_unit = (tx.group_by([unit, "variant"]).agg(outcome).with_columns(cost.alias("cost"))
                 .join(pre, on=unit, how="left").with_columns(pl.col("pre_spend").fill_null(0.0))
                 .sort(unit))
     per_day = (tx.group_by([unit, "variant", "day"]).agg(outcome)
                .with_columns(cost.alias("cost")).sort(["day", unit]))
-    info = {"start": start.isoformat(), "end": end.isoformat(), "days": days,
-            "units": per_unit.height, "transactions": tx.height, "threshold": float(sim.threshold),
-            "models": {n: f"{mv.name} v{mv.version}" for n, (_, mv) in models.items()},
-            "shadow": shadow,
-            "daily_units": float(window.group_by(pl.col(ts).dt.date()).agg(
-                pl.col(unit).n_unique()).get_column(unit).mean())}
-    return per_unit, per_day, info
+    return per_unit, per_day
 
 
 def stats_per_period(per_day: pl.DataFrame, spec: ExperimentSpec, metrics: list[str],

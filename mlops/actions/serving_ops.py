@@ -89,7 +89,29 @@ def open_serving_state(ctx: RunContext, **overrides):
         fallback = reload_fn(str(mv.parent))
     schema = dict(ctx.scan_events().collect_schema())
     return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan),
-                      fallback=fallback, reload_fn=reload_fn, source_schema=schema)
+                      fallback=fallback, reload_fn=reload_fn, source_schema=schema,
+                      router=experiment_router(ctx))
+
+
+def experiment_router(ctx: RunContext):
+    """With ``experiment=<name>``: route each record to its unit's variant model."""
+    if ctx.cfg.get("experiment") is None:
+        return None
+    from mlops.actions.analyze import experiment_spec, guard_weights
+    from mlops.actions.experiment_traffic import resolve_models
+    from mlops.experiments import assign_units
+    from mlops.serving.router import ExperimentRouter
+    spec = experiment_spec(ctx)
+    guard_weights(ctx, spec)  # same seed, same weights as any earlier run of this test
+    models = resolve_models(ctx, spec)
+
+    def entry(name):
+        model, mv = models[name]
+        return model, ModelInfo(mv.name, str(mv.version), str(mv.feature_plan_hash))
+    return ExperimentRouter(
+        key=spec.key, unit=spec.unit, assign=lambda ids: list(assign_units(spec, ids)),
+        variants={v.name: entry(v.name) for v in spec.served_variants},
+        shadows={v.name: entry(v.name) for v in spec.variants if v.shadow})
 
 
 def run(ctx: RunContext, action: str) -> ActionResult:

@@ -336,7 +336,7 @@ def bar_chart(items: Sequence[tuple[str, Any]], *, xlabel: str, ylabel: str,
     thr, thr_label = (threshold if isinstance(threshold, (tuple, list)) else (threshold, "threshold"))
     thr = finite(thr)
     vals = [v for _, v in rows if v is not None] + ([thr] if thr is not None else [])
-    if not vals:
+    if not vals or not rows:  # a threshold alone is no chart
         return empty(title)
     ticks = nice_ticks(min(vals + [0.0]), max(vals + [0.0]), 5)
     names = [clip(k, 28) for k, _ in rows]

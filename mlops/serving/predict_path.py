@@ -111,7 +111,12 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
         feats = realtime_features(plan, state.store, points)
     model, info = state.active
     X = feats.select(plan.feature_names)
-    labels, probs = predict_scores(model, X, threshold=s.threshold)
+    routed = None
+    if state.router is not None:  # A/B: each record scored by its unit's variant model
+        routed = state.router.score(points, X, s.threshold)
+        labels, probs = routed.labels, routed.probs
+    else:
+        labels, probs = predict_scores(model, X, threshold=s.threshold)
     row_ok = np.repeat(~np.asarray(refused_req, dtype=bool), sizes)
     served_by, served_info, tripped_msg = "model", info, None
     if breaker is not None and row_ok.any():
@@ -148,7 +153,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     label_list, prob_list = labels.tolist(), probs.tolist()
     if state.prediction_log is not None:
         _log(state, points, X, ids, label_list, prob_list, warnings, row_ok, served_by,
-             served_info, breaker)
+             served_info, breaker, routed)
     state.metrics.counter("mlops_predictions_total", "Records scored, by who answered.",
                           float(row_ok.sum()), served_by=served_by)
     out, start = [], 0
@@ -164,6 +169,11 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
                 "request_ids": ids[start:end], "served_by": served_by}))
             if as_of is not None:
                 out[-1].body["features_as_of"] = as_of[start:end]
+            if routed is not None and served_by == "model":
+                out[-1].body["variants"] = routed.variants[start:end]
+                out[-1].body["models"] = [{"name": x.name, "version": str(x.version)}
+                                          for x in routed.infos[start:end]]
+                out[-1].body["model"] = out[-1].body["models"][0]
         start = end
     return out
 
@@ -198,8 +208,10 @@ def _stale_refusal() -> Outcome:
                                "action=materialize")
 
 
-def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker):
-    """One columnar frame per micro-batch (no per-row Python dicts)."""
+def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker,
+         routed=None):
+    """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
+    the variant and model version per row, plus one row per shadow variant and record."""
     plan = state.plan
     n = len(ids)
     frame = pl.DataFrame({
@@ -219,8 +231,21 @@ def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info
         .alias("breaker_state"),
         pl.lit(datetime.now(timezone.utc)).alias("served_at"),
         X.select(pl.struct(plan.feature_names).alias("features")).to_series())
+    if routed is not None and served_by == "model":
+        frame = frame.with_columns(
+            pl.Series("variant", routed.variants, dtype=pl.String),
+            pl.Series("model_version", [str(x.version) for x in routed.infos], dtype=pl.String))
     if not row_ok.all():
         frame = frame.filter(pl.Series(row_ok))
+    if routed is not None:
+        for name, (sinfo, slabels, sprobs) in routed.shadow.items():
+            shadow = frame.with_columns(
+                pl.Series("prediction", slabels[row_ok], dtype=pl.Int64, strict=False),
+                pl.Series("probability", sprobs[row_ok], dtype=pl.Float64),
+                pl.lit(name, pl.String).alias("variant"),
+                pl.lit(str(sinfo.version), pl.String).alias("model_version"),
+                pl.lit("shadow", pl.String).alias("served_by"))
+            frame = pl.concat([frame, shadow])
     if n:
         state.prediction_log.append_frame(frame)
 

@@ -59,6 +59,8 @@ class ServingState:
     reload_fn: Optional[ReloadFn] = None
     source_schema: Optional[dict] = None
     clock: Callable[[], datetime] = utc_now
+    router: Optional[Any] = None          # ExperimentRouter: per-unit variant models
+
 
     def __post_init__(self):
         self.settings.validate()
@@ -70,6 +72,8 @@ class ServingState:
             raise ConfigError("breaker action 'fallback' needs a fallback model",
                               key="serving.breaker.action",
                               fix="configure a fallback model version or use action=default")
+        if self.router is not None:
+            self.router.check(self.plan)
         self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema)
         self.categories = known_categories(self.model)
         self.metrics = Metrics()
@@ -110,7 +114,7 @@ class ServingState:
 def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSettings, *,
                store: OnlineStore | None = None, reference: BreakerReference | dict | None = None,
                fallback: tuple[Any, ModelInfo] | None = None, reload_fn: ReloadFn | None = None,
-               source_schema: dict | None = None) -> ServingState:
+               source_schema: dict | None = None, router=None) -> ServingState:
     """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
 
     ``reference`` (breaker bins, e.g. ``BreakerReference.fit(...)`` or its ``as_dict()``)
@@ -131,4 +135,4 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                             flush_seconds=settings.log_flush_seconds)
     return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
                         breaker=breaker, prediction_log=log, fallback=fallback,
-                        reload_fn=reload_fn, source_schema=source_schema)
+                        reload_fn=reload_fn, source_schema=source_schema, router=router)

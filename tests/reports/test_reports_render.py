@@ -174,3 +174,9 @@ def _templates_with(tmp_path: Path, extra: dict[str, str]) -> Path:
     for name, src in extra.items():
         (tdir / name).write_text(src)
     return tdir
+
+
+def test_bar_chart_with_only_a_threshold_is_an_empty_chart_not_a_crash():
+    from mlops.reports.svg import bar_chart
+    out = str(bar_chart([], xlabel="PSI", ylabel="feature", threshold=(0.25, "trip")))
+    assert "no data" in out and out.startswith("<svg")
