@@ -103,7 +103,8 @@ def run(ctx: RunContext) -> ActionResult:
     inputs_ref, pred_ref = _split_reference(Reference.load(ref_path))
     stream, info = current_frame(ctx, plan, model)
     cur = stream.filter(pl.col("__in_window"))
-    drift = detect_drift(inputs_ref, cur, policy)
+    big = cur.height * len(inputs_ref.features) > 5_000_000  # show progress on long runs
+    drift = detect_drift(inputs_ref, cur, policy, progress=_progress if big else None)
     pred_drift = (detect_drift(pred_ref, cur, policy)["features"][PREDICTION]
                   if pred_ref is not None and PREDICTION in cur.columns else None)
 
@@ -177,6 +178,11 @@ def _act(ctx, found, data_drift, concept, drift, name, mv, info) -> list[dict]:
             from mlops.actions.retrain import retrain_candidate
             actions.append(retrain_candidate(ctx, info))
     return actions
+
+
+def _progress(done: int, total: int, feature: str) -> None:
+    if done == total or done % 5 == 0:
+        print(f"  drift: {done}/{total} features ({feature})", flush=True)
 
 
 def window_bounds(first: datetime, last: datetime, start_day, days: float) -> tuple[datetime, datetime]:
