@@ -86,6 +86,14 @@ def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details:
                  context=_display(model, snap))
 
 
+def _window(split: dict | None) -> str:
+    """The test days a version's metrics come from: versions tested on different days
+    are not directly comparable (see auc_lift_vs_production for a same-days comparison)."""
+    if not split or len(split.get("bounds", [])) < 4:
+        return "—"
+    return f"{split['bounds'][2][:10]} → {split['bounds'][3][:10]}"
+
+
 def _display(model: dict | None, snap: dict) -> dict:
     from mlops.reports import svg
     versions = model["versions"] if model else []
@@ -100,6 +108,8 @@ def _display(model: dict | None, snap: dict) -> dict:
                      "plan": f"{v.get('feature_plan_name')} ({(v.get('feature_plan_hash') or '')[:8]})",
                      "approvals": ", ".join(a["approver"] if isinstance(a, dict) else str(a)
                                             for a in v.get("approvals", [])),
+                     "test_window": _window((v.get("tags") or {}).get("split")),
+                     "auc_lift_vs_production": v["metrics"].get("roc_auc_lift_vs_production"),
                      **{m: v["metrics"].get(m) for m in metric_names}})
     chart = None
     if versions:
