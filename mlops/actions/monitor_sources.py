@@ -41,6 +41,8 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFra
     """
     mc = ctx.cfg.monitoring
     source = str(mc.source)
+    if mc.current and source == "window":  # monitoring.current=<path> alone means "these files"
+        source = "files"
     if source == "window":
         from mlops.actions.monitor import window_bounds
         from mlops.actions.train import feature_table
