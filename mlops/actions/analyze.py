@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 
 import polars as pl
 
@@ -10,7 +11,6 @@ from mlops.actions.context import RunContext
 from mlops.actions.experiment_traffic import (check_metrics, logged_units, metric_names,
                                               simulate_units, stats_per_period)
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.config.schema import SPEC_FIELDS
 from mlops.config.validate import plain
 from mlops.data.files import scan_files
 from mlops.errors import ConfigError, ExperimentError
@@ -25,7 +25,8 @@ def experiment_spec(ctx: RunContext) -> ExperimentSpec:
                           fix="pass experiment=<name> (see conf/experiment/)")
     values = plain(e)
     try:
-        return ExperimentSpec(**{k: values[k] for k in SPEC_FIELDS})
+        # the spec's own fields; the rest of the group (outcomes, simulation) is for actions
+        return ExperimentSpec(**{f.name: values[f.name] for f in fields(ExperimentSpec)})
     except ExperimentError as exc:
         raise exc.under("experiment") from None
 

@@ -129,7 +129,7 @@ def run(ctx: RunContext) -> ActionResult:
     concept = any(c.get("flag") for c in performance)
     data_drift = bool(drift["dataset_drift"])
     found = data_drift or concept
-    actions = _act(ctx, found, data_drift, concept, drift, name, mv, info) if found else []
+    actions = _act(ctx, data_drift, concept, drift, name, mv, info) if found else []
     status = "fail" if found else "ok"
     headline = (f"{drift['n_drifted']} of {drift['n_features']} features drifted "
                 f"({drift['drift_share']:.0%}); "
@@ -156,7 +156,7 @@ def run(ctx: RunContext) -> ActionResult:
                                  "n_drifted": drift["n_drifted"]})
 
 
-def _act(ctx, found, data_drift, concept, drift, name, mv, info) -> list[dict]:
+def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
     actions = []
     reasons = ([f"data drift in {drift['n_drifted']} features"] if data_drift else []) + \
         (["performance drop"] if concept else [])

@@ -16,9 +16,11 @@ PREDICTION = "prediction"
 
 
 def _score(model, plan: FeaturePlan, df: pl.DataFrame) -> pl.DataFrame:
-    if PREDICTION in df.columns or df.height == 0:
-        return df if PREDICTION in df.columns else df.with_columns(
-            pl.lit(None, pl.Float64).alias(PREDICTION))
+    """Add the model's score, unless the rows carry one already (logged or given)."""
+    if PREDICTION in df.columns:
+        return df
+    if df.height == 0:
+        return df.with_columns(pl.lit(None, pl.Float64).alias(PREDICTION))
     return df.with_columns(pl.Series(PREDICTION, model.predict_proba(
         df.select(plan.feature_names))[:, 1]))
 

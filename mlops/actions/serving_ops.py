@@ -156,7 +156,7 @@ def _score(ctx: RunContext) -> ActionResult:
     rep = score_events(plan, model, info, events, out, keep=keep, threshold=s.threshold,
                        shard=None if shard is None else int(shard),
                        num_shards=None if shard is None else n, store=store, parts=parts)
-    store.close() if hasattr(store, "close") else None
+    store.close()
     preds = pl.scan_parquet(out)
     stats = preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
                          pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
@@ -195,20 +195,17 @@ def _merge(ctx: RunContext) -> ActionResult:
                         fix="re-run the missing shards (serving.shard=i) and remove duplicates")
     merged = pl.scan_parquet(files)
     ent = ctx.plan().entity
+    dup = ((pl.len() - pl.col("transaction_id").n_unique()).alias("dup")
+           if "transaction_id" in merged.collect_schema() else pl.lit(0).alias("dup"))
     counts = merged.select(pl.len().alias("rows"), pl.col(ent).n_unique().alias("entities"),
-                           (pl.len() - pl.struct(["transaction_id"]).n_unique()).alias("dup")
-                           if "transaction_id" in merged.collect_schema() else pl.lit(0).alias("dup")
-                           ).collect().row(0, named=True)
-    overlap = (merged.group_by(ent).agg(pl.col("model_version").len(),
-                                        pl.lit(1).alias("x")).collect().height)
+                           dup).collect().row(0, named=True)
     if counts["dup"]:
         raise DataError(f"{counts['dup']} rows appear in more than one shard", key="serving.input")
     out = ctx.output_dir / "predictions.parquet"
     merged.sink_parquet(out)
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
               f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
-              "rows": counts["rows"], "entities": counts["entities"], "grouped": overlap,
-              "output": out.name}
+              "rows": counts["rows"], "entities": counts["entities"], "output": out.name}
     write_report(ctx, "score", result, title="Sharded scoring: merged",
                  context={"facts": _facts(result, ("output", "shards", "rows", "entities"))})
     return ActionResult(result=result, report="score.html")

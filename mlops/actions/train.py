@@ -77,12 +77,12 @@ def run(ctx: RunContext) -> ActionResult:
     parts, split_info = time_split(table, timestamp=ts, bounds=bounds,
                                    available_at=plan.label.get("available_at"))
     model = fit_model(ctx, plan, parts["train"])
-    evaluation = {}
+    evaluation, probs = {}, {}
     for name in ("train", "valid", "test"):
-        p = score(model, plan, parts[name])
-        evaluation[name] = classification_metrics(parts[name][label].to_numpy(), p,
+        probs[name] = score(model, plan, parts[name])
+        evaluation[name] = classification_metrics(parts[name][label].to_numpy(), probs[name],
                                                   float(tcfg.threshold))
-    test_pred = (score(model, plan, parts["test"]) >= tcfg.threshold).astype(int)
+    test_pred = (probs["test"] >= tcfg.threshold).astype(int)
     fairness = {}
     if attribute:
         if attribute not in table.columns:

@@ -192,12 +192,6 @@ class ExperimentConfig:
     daily_units: Optional[float] = None   # plan: units entering per day; null = estimate
 
 
-SPEC_FIELDS = ("key", "seed", "name", "unit", "control", "variants", "primary_metric",
-               "secondary_metrics", "guardrails", "alpha", "power", "mde", "mde_type",
-               "min_duration_days", "cuped_covariate", "sequential", "sequential_tuning",
-               "correction")
-
-
 @dataclass
 class ReplayConfig:
     """``action=replay``: send a window of events through the HTTP app, in process."""

@@ -77,12 +77,21 @@ def _rolling(plan: FeaturePlan, lf: pl.LazyFrame, spine: bool) -> list[pl.LazyFr
     return parts
 
 
-def _post(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
-    if plan.windows:
-        lf = lf.with_columns([_finish_window(w, plan.timestamp) for w in plan.windows])
+def apply_derived(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Derived features that depend on window features, in dependency order.
+
+    Serving paths that obtain window values elsewhere (hybrid: the online store)
+    finish with this same step, so derived logic exists once.
+    """
     for name, expr in plan.post_exprs:
         lf = lf.with_columns(expr.alias(name))
     return lf
+
+
+def _post(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+    if plan.windows:
+        lf = lf.with_columns([_finish_window(w, plan.timestamp) for w in plan.windows])
+    return apply_derived(plan, lf)
 
 
 def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,

@@ -26,7 +26,7 @@ import polars as pl
 
 from mlops.errors import DataError, ServingError
 from mlops.features.compile import FeaturePlan
-from mlops.features.offline import compute_at
+from mlops.features.offline import apply_derived, compute_at
 from mlops.serving.online_store import OnlineStore
 
 PLAN_META_KEY = "features.plan_hash"
@@ -184,9 +184,7 @@ def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
                                   .otherwise(pl.col(n)).alias(n) for n in wschema])
                    .drop("__i"))
         frame = pl.concat([frame, aligned], how="horizontal")
-    for name, expr in plan.post_exprs:
-        frame = frame.with_columns(expr.alias(name))
-    out = frame.collect()
+    out = apply_derived(plan, frame).collect()
     return HybridResult(out, as_of, stale, warnings)
 
 
