@@ -16,6 +16,7 @@ from mlops.data.files import scan_files
 from mlops.data.synthetic import generate
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan, compile_plan
+from mlops.features.spec import parse_spec
 
 
 @dataclass
@@ -59,6 +60,45 @@ class RunContext:
             return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
                               timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
         raise ConfigError(f"must be 'synthetic' or 'files'; got {source!r}", key="data.source")
+
+    @property
+    def event_id(self) -> str | None:
+        """The configured event id column (``data.event_id``), or None."""
+        data = self.cfg.data
+        value = data.get("event_id") if data is not None else None
+        return str(value) if value else None
+
+    def model_plan(self, mv, schema: dict | None = None) -> FeaturePlan:
+        """The feature plan a registered model version carries.
+
+        Compiled from the spec recorded with the version (``config.features`` of its
+        lineage), never from the current ``features=``: the model carries its plan.
+        If the user explicitly selected a different spec on the command line, that is a
+        SkewError naming both hashes.
+        """
+        from mlops.errors import SkewError
+        recorded = (mv.config or {}).get("features")
+        if recorded is None:
+            raise SkewError(f"model {mv.name} v{mv.version} has no recorded feature spec",
+                            key="features", fix="retrain and register it with this version")
+        if schema is None:
+            schema = dict(self.scan_events().collect_schema())
+        plan = compile_plan(parse_spec(recorded), schema)
+        if plan.spec_hash != mv.feature_plan_hash:
+            raise SkewError(f"model {mv.name} v{mv.version} records plan "
+                            f"{str(mv.feature_plan_hash)[:12]} but its recorded spec compiles to "
+                            f"{plan.short_hash}", key="features",
+                            fix="the engine's plan format changed: retrain the model")
+        chosen = [o.split("=", 1)[1] for o in self.overrides if o.startswith("features=")]
+        if chosen and self.cfg.features is not None:
+            mine = compile_plan(feature_spec(self.cfg.features), schema)
+            if mine.spec_hash != plan.spec_hash:
+                raise SkewError(
+                    f"features={chosen[-1]} compiles plan {mine.short_hash} but model {mv.name} "
+                    f"v{mv.version} carries plan {plan.short_hash} ({plan.name})", key="features",
+                    fix="drop features= (serving actions use the model's own plan) or serve a "
+                        "model trained on that spec")
+        return plan
 
     def data_description(self) -> dict:
         d = plain(self.cfg.data)

@@ -20,6 +20,7 @@ class SyntheticDataConfig(SyntheticParams):
     """``conf/data/synthetic*.yaml``: the embedded generator (see mlops.data.synthetic)."""
 
     source: str = "synthetic"
+    event_id: Optional[str] = "transaction_id"   # the generator's event id column
 
 
 @dataclass
@@ -28,6 +29,7 @@ class FileDataConfig:
 
     source: str = "files"
     path: str = "???"
+    event_id: Optional[str] = None       # unique id per event (joins late labels/outcomes); null = none
     format: str = "auto"             # auto | parquet | csv
     columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
     timestamp_format: Optional[str] = None                  # strptime format for csv strings
