@@ -53,7 +53,7 @@ class ReportConfig:
 class ModelConfig:
     """``conf/model/*.yaml``: an estimator (allowlisted ``_target_``) + preprocessing."""
 
-    name: str = "fraud_detector"          # registry model name
+    name: str = "model"                   # registry model name (set it in your project.yaml)
     _target_: str = "???"
     params: dict[str, Any] = field(default_factory=dict)
     scale_numeric: bool = True
@@ -62,7 +62,7 @@ class ModelConfig:
 
 @dataclass
 class FairnessConfig:
-    attribute: Optional[str] = "customer_age_band"  # sensitive attribute column; null = no audit
+    attribute: Optional[str] = None   # sensitive attribute column (not a feature); null = no audit
     min_group_rows: int = 30
 
 

@@ -226,6 +226,7 @@ def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.S
     features.sort(key=lambda f: order.index(f.name))
 
     label = resolved["label"]
+    _check_leakage(resolved, deps, windows)
     needed = {entity, ts} | {c for c in resolved["raw"] + resolved["categorical"]}
     needed |= {r for d in pre for r in deps[d["name"]] if r in schema}
     needed |= {w.column for w in windows if w.column in schema}
@@ -236,6 +237,42 @@ def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.S
         windows=tuple(windows), post_exprs=tuple(post_exprs),
         source_columns=tuple(c for c in schema if c in needed),
         spec_hash=plan_hash(resolved), resolved=resolved)
+
+
+def _check_leakage(resolved: dict, deps: dict[str, set[str]], windows: list) -> None:
+    """A feature that reads the label or its availability time, directly or through
+    other features, would let the model see the answer: a compile error naming it."""
+    label = resolved["label"]
+    tainted = {c for c in (label.get("column"), label.get("available_at")) if c}
+    if not tainted:
+        return
+    reads = {c: f"features.raw[{i}]" for i, c in enumerate(resolved["raw"])}
+    reads.update({c: f"features.categorical[{i}]" for i, c in enumerate(resolved["categorical"])})
+    for name in sorted(tainted & set(reads)):
+        raise FeatureSpecError(f'feature "{name}" is the label (or its availability time): '
+                               "the model would see the answer", key=reads[name],
+                               fix="remove it from the features")
+    source = {d["name"]: d for d in resolved["derived"]}
+    bad: dict[str, str] = {}
+    changed = True
+    while changed:  # propagate through derived features and windows to a fixed point
+        changed = False
+        for w in windows:
+            if w.column in tainted | set(bad) and w.name not in bad:
+                bad[w.name] = w.column
+                changed = True
+        for name, roots in deps.items():
+            hit = sorted(roots & (tainted | set(bad)))
+            if hit and name not in bad:
+                bad[name] = hit[0]
+                changed = True
+    for name in [d["name"] for d in resolved["derived"]] + [w.name for w in windows]:
+        if name in bad:
+            key = source[name]["key"] + ".expr" if name in source else "features.windows"
+            raise FeatureSpecError(
+                f'feature "{name}" reads "{bad[name]}", which is (or is derived from) the label '
+                f'"{label.get("column")}" or its availability time: the model would see the answer',
+                key=key, fix=f'remove "{name}" or rewrite it without the label')
 
 
 def _finish(expr: pl.Expr, kind: str) -> pl.Expr:

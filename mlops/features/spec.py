@@ -61,9 +61,9 @@ class FeatureGroupSpec:
 class LabelSpec:
     """The target: a column of the events, known from ``available_at`` on."""
 
-    column: str = "is_fraud"
-    available_at: Optional[str] = "label_ts"
-    task: str = "classification"
+    column: Optional[str] = None          # the label column; required to train
+    available_at: Optional[str] = None    # when the label became known; null = at event time
+    task: Optional[str] = None            # classification | regression; null = from the estimator
 
 
 @dataclass

@@ -8,12 +8,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from sklearn.base import is_regressor
+
 from mlops.errors import ServingError
+from mlops.training.task import model_scores
 
 
 def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, positive-class probabilities) for each row.
+    """(labels, positive-class probabilities) for each row; (values, values) for a regressor.
 
     Binary models: label = ``classes_[1]`` when p >= threshold, else ``classes_[0]``.
     Multi-class models: the arg-max class and its probability.
@@ -23,6 +26,9 @@ def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
     """
     if features.height == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
+    if is_regressor(getattr(model, "steps", [[None, model]])[-1][1]):
+        value = model_scores(model, features)  # regression: the prediction is the value
+        return value, value
     try:
         proba = np.asarray(model.predict_proba(features), dtype=np.float64)
     except AttributeError:
