@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlops.config.validate import feature_spec, plain, synthetic_params
 from mlops.data.files import scan_files
@@ -55,11 +55,32 @@ class RunContext:
             return self._events.lazy()
         if source == "files":
             d = self.cfg.data
+            if OmegaConf.is_missing(d, "path"):
+                raise ConfigError("no event files given", key="data.path",
+                                  fix="pass data.path='<dir>/*.parquet' (or csv), or set it in "
+                                      "your data YAML")
             spec = self.cfg.features
             ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
             return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
                               timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
         raise ConfigError(f"must be 'synthetic' or 'files'; got {source!r}", key="data.source")
+
+    def scan_labels(self) -> tuple[pl.LazyFrame, str] | None:
+        """The separate label table (``data.labels``) and how it joins (``event_id`` | ``entity``)."""
+        lab = self.cfg.data.get("labels") if self.cfg.data is not None else None
+        if lab is None:
+            return None
+        if OmegaConf.is_missing(lab, "path"):
+            raise ConfigError("no label files given", key="data.labels.path",
+                              fix="pass data.labels.path='<dir>/*.csv' or drop data.labels")
+        by = str(lab.by)
+        if by not in ("event_id", "entity"):
+            raise ConfigError(f"must be event_id or entity; got {by!r}", key="data.labels.by")
+        spec = self.cfg.features
+        ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
+        return scan_files(str(lab.path), fmt=str(lab.format), columns=plain(lab.columns),
+                          timestamp_format=lab.timestamp_format, timestamp_cols=ts_cols,
+                          key="data.labels.path"), by
 
     @property
     def event_id(self) -> str | None:

@@ -20,74 +20,158 @@ from mlops.config.validate import plain
 from mlops.data.fingerprint import frame_hash
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
-from mlops.features.offline import compute_features
+from mlops.data.checks import dedupe, feature_warnings, require_days, require_rows
+from mlops.data.labels import check_labels_by_entity, join_by_event_id
+from mlops.features.offline import compute_at, compute_features
 from mlops.monitoring.reference import fit_reference
 from mlops.training.estimator import build_estimator, build_pipeline
-from mlops.training.metrics import HIGHER_IS_BETTER, classification_metrics, fairness_audit
+from mlops.training.metrics import (HIGHER_IS_BETTER, classification_metrics, fairness_audit,
+                                    regression_metrics)
+from mlops.training.task import infer_task, model_scores
 from mlops.training.split import split_bounds, time_split
 
 PREDICTION_COLUMN = "prediction"  # model score column in the monitoring reference
 
 
 def feature_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) -> pl.DataFrame:
-    """Point-in-time features for every event, with label, label time and extras."""
+    """Point-in-time features for every labelled point, with label, label time and extras.
+
+    Labels come from the events or from ``data.labels`` (joined by event id, or an
+    entity-keyed label spine whose features use only events strictly before each label).
+    """
     events = ctx.scan_events()
+    label, known_at = plan.label.get("column"), plan.label.get("available_at")
+    if not label:
+        raise ConfigError("the feature spec names no label column", key="features.label.column",
+                          fix="set label: {column: <your label column>} in the feature spec")
+    labels = ctx.scan_labels()
+    if labels is not None and labels[1] == "event_id":
+        if not ctx.event_id:
+            raise ConfigError("labels joined by event id need the event id column",
+                              key="data.event_id", fix="set data.event_id: <your id column>")
+        events = join_by_event_id(events, labels[0], event_id=ctx.event_id, label=label,
+                                  known_at=known_at)
     schema = events.collect_schema()
-    label = plan.label["column"]
+    frame = events.collect()
+    require_rows(frame, what="the event data")
+    frame = dedupe(frame, event_id=ctx.event_id, allow=bool(ctx.cfg.data.get("dedupe", False)))
+    if labels is not None and labels[1] == "entity":
+        spine = check_labels_by_entity(labels[0], entity=plan.entity, timestamp=plan.timestamp,
+                                       label=label, known_at=known_at).collect()
+        require_rows(spine, what="the label table", key="data.labels.path")
+        feats = compute_at(plan, frame, spine, raw_from="asof").collect()
+        return feats.select([plan.entity, plan.timestamp, *plan.feature_names]).with_columns(
+            spine.select([c for c in spine.columns if c not in (plan.entity, plan.timestamp)]))
     if label not in schema:
         raise DataError(f'label column "{label}" is not in the data; columns: {list(schema)}',
-                        key="features.label.column", fix="point it at the label column")
-    keep = [c for c in ("transaction_id", label, plan.label.get("available_at"), *extra)
-            if c and c in schema]
-    return compute_features(plan, events, keep=list(dict.fromkeys(keep))).collect()
+                        key="features.label.column",
+                        fix="point it at the label column, or give a label table (data.labels)")
+    if known_at and known_at not in schema:
+        raise DataError(f'label time column "{known_at}" is not in the data; columns: '
+                        f"{list(schema)}", key="features.label.available_at",
+                        fix="name the column holding when each label became known, or null "
+                            "(labels known at event time)")
+    keep = [c for c in (ctx.event_id, label, known_at, *extra) if c and c in schema]
+    return compute_features(plan, frame, keep=list(dict.fromkeys(keep))).collect()
+
+
+def build_model(ctx: RunContext, plan: FeaturePlan):
+    """(unfitted pipeline, task) from ``model._target_``; the task comes from the estimator."""
+    m = ctx.cfg.model
+    est = build_estimator(str(m._target_), plain(m.params))
+    task = infer_task(est, declared=plan.label.get("task"))
+    pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
+                          scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))
+    return pipe, task
 
 
 def fit_model(ctx: RunContext, plan: FeaturePlan, train: pl.DataFrame):
-    m = ctx.cfg.model
-    est = build_estimator(str(m._target_), plain(m.params))
-    pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
-                          scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))
-    y = train[plan.label["column"]].to_numpy()
-    if len(np.unique(y)) < 2:
-        raise DataError("the train window holds a single class", key="training.train_days",
-                        fix="widen the train window so it contains both classes")
+    pipe, task = build_model(ctx, plan)
+    y = _target(train, plan, task)
     return pipe.fit(train.select(plan.feature_names), y)
 
 
+def _target(df: pl.DataFrame, plan: FeaturePlan, task: str) -> np.ndarray:
+    """The label as the estimator needs it: 0/1 for binary classification, float for regression."""
+    label = plan.label["column"]
+    col = df[label]
+    if col.null_count():
+        raise DataError(f"{col.null_count():,} training rows have no label", key="features.label.column",
+                        fix="drop unlabelled rows from the data or give labels.available_at")
+    if task == "regression":
+        if not col.dtype.is_numeric():
+            raise DataError(f'a regressor needs a numeric label; "{label}" is {col.dtype}',
+                            key="features.label.column", fix="pick a classifier or a numeric label")
+        return col.cast(pl.Float64).to_numpy()
+    values = sorted(col.unique().to_list(), key=str)
+    if len(values) < 2:
+        raise DataError(f"the train window holds a single class ({values})", key="training.train_days",
+                        fix="widen the train window so it contains both classes")
+    if len(values) > 2 or not set(values) <= {0, 1, True, False}:
+        raise DataError(f'binary classification needs a 0/1 label; "{label}" has values '
+                        f"{values[:6]}{' ...' if len(values) > 6 else ''}",
+                        key="features.label.column",
+                        fix="encode the positive class as 1, or use a regressor for a number")
+    return col.cast(pl.Int8).to_numpy()
+
+
 def score(model, plan: FeaturePlan, df: pl.DataFrame) -> np.ndarray:
-    return model.predict_proba(df.select(plan.feature_names))[:, 1]
+    """Scores for ``df``: P(positive) (classifier) or the predicted value (regressor)."""
+    return model_scores(model, df.select(plan.feature_names))
+
+
+def evaluate(task: str, y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """The task's metrics on one split."""
+    if task == "regression":
+        return regression_metrics(y, scores)
+    return classification_metrics(y, scores, threshold)
+
+
+def _split_bounds(ctx: RunContext, plan: FeaturePlan, table: pl.DataFrame):
+    tcfg, ts = ctx.cfg.training, plan.timestamp
+    first, last = table[ts].min(), table[ts].max()
+    if tcfg.start:
+        start, warmup = datetime.fromisoformat(tcfg.start), 0.0
+    else:  # skip the warm-up: early rows see windows that are not full yet
+        warmup = (plan.max_period_seconds / 86400 if tcfg.warmup_days is None
+                  else float(tcfg.warmup_days))
+        start = first + timedelta(days=warmup)
+    days = float(tcfg.train_days) + float(tcfg.valid_days) + float(tcfg.test_days)
+    require_days(first, last, needed_days=warmup + days if not tcfg.start else
+                 (start - first).total_seconds() / 86400 + days,
+                 parts=f"warm-up {warmup:g} + train {tcfg.train_days:g} + valid "
+                       f"{tcfg.valid_days:g} + test {tcfg.test_days:g}")
+    return split_bounds(start, train_days=tcfg.train_days, valid_days=tcfg.valid_days,
+                        test_days=tcfg.test_days)
 
 
 def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     cfg, tcfg = ctx.cfg, ctx.cfg.training
-    metric, split = _check_objective(tcfg)
     plan = ctx.plan()
-    attribute = tcfg.fairness.attribute
+    _, task = build_model(ctx, plan)
+    metric, split = _check_objective(tcfg, task)
+    attribute = tcfg.fairness.attribute if task == "classification" else None
+    _check_fairness_gates(ctx, attribute, task)
     table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
-    label, ts = plan.label["column"], plan.timestamp
-    if tcfg.start:
-        start = datetime.fromisoformat(tcfg.start)
-    else:  # skip the warm-up: early rows see windows that are not full yet
-        warmup = (plan.max_period_seconds / 86400 if tcfg.warmup_days is None
-                  else float(tcfg.warmup_days))
-        start = table[ts].min() + timedelta(days=warmup)
-    bounds = split_bounds(start, train_days=tcfg.train_days, valid_days=tcfg.valid_days,
-                          test_days=tcfg.test_days)
-    parts, split_info = time_split(table, timestamp=ts, bounds=bounds,
+    require_rows(table, what="the labelled data")
+    label = plan.label["column"]
+    bounds = _split_bounds(ctx, plan, table)
+    parts, split_info = time_split(table, timestamp=plan.timestamp, bounds=bounds,
                                    available_at=plan.label.get("available_at"))
+    warnings = feature_warnings(parts["train"], plan.feature_names)
     model = fit_model(ctx, plan, parts["train"])
     evaluation, probs = {}, {}
     for name in ("train", "valid", "test"):
         probs[name] = score(model, plan, parts[name])
-        evaluation[name] = classification_metrics(parts[name][label].to_numpy(), probs[name],
-                                                  float(tcfg.threshold))
-    test_pred = (probs["test"] >= tcfg.threshold).astype(int)
+        evaluation[name] = evaluate(task, _target(parts[name], plan, task), probs[name],
+                                    float(tcfg.threshold))
     fairness = {}
     if attribute:
         if attribute not in table.columns:
             raise ConfigError(f'"{attribute}" is not a column of the data',
                               key="training.fairness.attribute", fix="name a data column or null")
+        test_pred = (probs["test"] >= tcfg.threshold).astype(int)
         fairness = fairness_audit(parts["test"][label].to_numpy(), test_pred,
                                   parts["test"][attribute].to_numpy(), attribute=attribute,
                                   min_group_rows=int(tcfg.fairness.min_group_rows))
@@ -97,32 +181,67 @@ def run(ctx: RunContext) -> ActionResult:
             if isinstance(v, (int, float)) and v is not None and np.isfinite(v)}
     flat.update({f"valid_{k}": v for k, v in evaluation["valid"].items()
                  if k in HIGHER_IS_BETTER and v is not None})
+    leak = _leakage(task, evaluation["valid"])
+    flat["leakage_suspected"] = 1 if leak else 0
+    if leak:
+        warnings.append(leak)
     champion = _compare_with(ctx, plan, parts["test"], flat, float(tcfg.threshold))
 
     registry_info, version = None, None
     if tcfg.register:
-        version = _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info)
+        version = _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info,
+                            task)
         registry_info = {"model": version.name, "version": version.version}
-    headline = (f"{model_name(ctx)}"
-                f"{' v' + str(version.version) if version else ''}: test ROC-AUC "
-                f"{_f(evaluation['test']['roc_auc'])}, PR-AUC {_f(evaluation['test']['pr_auc'])}"
-                f" on {evaluation['test']['rows']:,} later rows")
+    t = evaluation["test"]
+    quality = (f"test RMSE {_f(t['rmse'])}, R² {_f(t['r2'])}" if task == "regression" else
+               f"test ROC-AUC {_f(t['roc_auc'])}, PR-AUC {_f(t['pr_auc'])}")
+    headline = (f"{model_name(ctx)}{' v' + str(version.version) if version else ''}: {quality}"
+                f" on {t['rows']:,} later rows")
     result = {
-        "action": "train", "status": "ok", "headline": headline,
+        "action": "train", "status": "ok", "headline": headline, "task": task,
         "model": {"name": model_name(ctx), "target": str(cfg.model._target_),
                   "params": plain(cfg.model.params)},
         "plan": {"name": plan.name, "version": plan.version, "hash": plan.spec_hash,
                  "features": plan.feature_names},
         "split": split_info, "evaluation": evaluation, "fairness": fairness,
-        "champion": champion,
+        "champion": champion, "warnings": warnings,
         "objective": objective, "registry": registry_info,
         "duration_s": round(time.perf_counter() - t0, 3),
     }
+    for w in warnings:
+        print(f"warning: {w}")
     write_report(ctx, "train", result, title=f"Model card: {model_name(ctx)}",
-                 context=_display(result))
-    shown = {k: flat[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall",
-                                  "valid_roc_auc", "valid_pr_auc") if k in flat}
+                 context=_display(result, ctx, parts["test"][label].to_numpy(), probs["test"]))
+    keys = (("rmse", "mae", "r2", "valid_rmse", "valid_r2") if task == "regression" else
+            ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "valid_roc_auc",
+             "valid_pr_auc"))
+    shown = {k: flat[k] for k in keys if k in flat}
     return ActionResult(result=result, metrics=shown, objective=objective, registry=registry_info)
+
+
+def _leakage(task: str, valid: dict) -> str | None:
+    """A validation score this close to perfect usually means a feature leaks the label."""
+    key = "r2" if task == "regression" else "roc_auc"
+    value = valid.get(key)
+    if value is not None and value > 0.999:
+        return (f"validation {key} is {value:.4f} (> 0.999): a feature probably leaks the label; "
+                "the production gate `leakage_suspected` refuses this model unless you drop it")
+    return None
+
+
+def _check_fairness_gates(ctx: RunContext, attribute: str | None, task: str) -> None:
+    """A fairness gate needs a fairness audit, so a fairness attribute (classification)."""
+    if attribute:
+        return
+    for alias, gates in (plain(ctx.cfg.registry.policies) or {}).items():
+        for i, gate in enumerate(gates or []):
+            if isinstance(gate, dict) and "fairness" in gate:
+                why = ("regression models get no fairness audit" if task == "regression"
+                       else "training.fairness.attribute is null")
+                raise ConfigError(f"a {gate['fairness']} gate needs a fairness audit, but {why}",
+                                  key=f"registry.policies.{alias}[{i}]",
+                                  fix="set training.fairness.attribute: <column> or drop this gate "
+                                      "from the policy")
 
 
 def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: dict,
@@ -152,11 +271,18 @@ def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: 
         "roc_auc", "pr_auc", "precision", "recall")}, "lift": lifts}
 
 
-def _check_objective(tcfg) -> tuple[str, str]:
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1",
+                          "accuracy")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+def _check_objective(tcfg, task: str) -> tuple[str, str]:
     """Validate before any work, so a typo fails in milliseconds, not after training."""
-    metric, split = str(tcfg.objective.metric), str(tcfg.objective.split)
-    if metric not in HIGHER_IS_BETTER:
-        raise ConfigError(f"unknown metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}",
+    valid = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    metric = tcfg.objective.metric or valid[0]
+    metric, split = str(metric), str(tcfg.objective.split)
+    if metric not in valid:
+        raise ConfigError(f"unknown {task} metric {metric!r}; valid: {list(valid)}",
                           key="training.objective.metric", fix="pick one of the valid metrics")
     if split not in ("train", "valid", "test"):
         raise ConfigError(f"must be train, valid or test; got {split!r}",
@@ -164,7 +290,7 @@ def _check_objective(tcfg) -> tuple[str, str]:
     return metric, split
 
 
-def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info):
+def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_info, task):
     train = parts["train"]
     ref_frame = train.select(plan.feature_names).with_columns(
         pl.Series(PREDICTION_COLUMN, score(model, plan, train)))
@@ -185,7 +311,7 @@ def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_
             "config": plain(ctx.cfg), "hyperparameters": hyper, "metrics": flat,
             "fairness": fairness, "description": str(ctx.cfg.training.description),
             "tags": {"split": split_info, "estimator": str(ctx.cfg.model._target_),
-                     "calibration": evaluation["test"]["calibration"],
+                     "task": task, "calibration": evaluation["test"].get("calibration"),
                      "source_data_hash": ctx.data_hash()},
         })
 
@@ -194,25 +320,49 @@ def _f(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def _display(result: dict) -> dict:
+def _display(result: dict, ctx: RunContext, y_test: np.ndarray, s_test: np.ndarray) -> dict:
     from mlops.reports import svg
-    ev = result["evaluation"]
-    rows = [{"split": k, **{m: ev[k].get(m) for m in ("rows", "positives", "roc_auc", "pr_auc",
-                                                      "log_loss", "brier", "precision", "recall")}}
-            for k in ("train", "valid", "test")]
-    charts = {
-        "calibration": svg.calibration_curve([tuple(p) for p in ev["test"]["calibration"]]),
-        "confusion": svg.confusion_matrix(ev["test"]["confusion"], ["legit", "fraud"]),
-    }
+    ev, task = result["evaluation"], result["task"]
+    t = ev["test"]
+    if task == "regression":
+        rows = [{"split": k, **{m: ev[k].get(m) for m in ("rows", "rmse", "mae", "r2")}}
+                for k in ("train", "valid", "test")]
+        y = np.asarray(y_test, dtype=float)
+        pts = _sample(np.column_stack([s_test, y, y - s_test]), 2000)
+        charts = {
+            "pred_vs_actual": svg.scatter([(float(a), float(b)) for a, b, _ in pts],
+                                          xlabel="predicted", ylabel="actual", diagonal=True),
+            "residuals": svg.scatter([(float(a), float(r)) for a, _, r in pts],
+                                     xlabel="predicted", ylabel="residual (actual - predicted)",
+                                     hline=0.0),
+        }
+        cards = [{"label": "test RMSE", "value": t["rmse"]}, {"label": "test MAE", "value": t["mae"]},
+                 {"label": "test R²", "value": t["r2"]}]
+    else:
+        rows = [{"split": k, **{m: ev[k].get(m) for m in ("rows", "positives", "roc_auc", "pr_auc",
+                                                          "log_loss", "brier", "precision", "recall")}}
+                for k in ("train", "valid", "test")]
+        classes = list(ctx.cfg.report.get("class_names") or ["negative", "positive"])
+        charts = {
+            "calibration": svg.calibration_curve([tuple(p) for p in t["calibration"]]),
+            "confusion": svg.confusion_matrix(t["confusion"], classes),
+        }
+        cards = [{"label": "test ROC-AUC", "value": t["roc_auc"]},
+                 {"label": "test PR-AUC", "value": t["pr_auc"]},
+                 {"label": f"precision @ {t['threshold']}", "value": t["precision"], "format": "pct"},
+                 {"label": f"recall @ {t['threshold']}", "value": t["recall"], "format": "pct"}]
     fair = result["fairness"]
     if fair:
         charts["fairness"] = svg.bar_chart(
             [(g["group"], g["selection_rate"]) for g in fair["groups"]],
             xlabel="share flagged (selection rate)", ylabel=fair["attribute"])
-    t = ev["test"]
-    return {"metric_rows": rows, "charts": charts, "cards": [
-        {"label": "test ROC-AUC", "value": t["roc_auc"]},
-        {"label": "test PR-AUC", "value": t["pr_auc"]},
-        {"label": f"precision @ {t['threshold']}", "value": t["precision"], "format": "pct"},
-        {"label": f"recall @ {t['threshold']}", "value": t["recall"], "format": "pct"},
-        {"label": "registry version", "value": (result["registry"] or {}).get("version", "—")}]}
+    cards.append({"label": "registry version", "value": (result["registry"] or {}).get("version", "—")})
+    return {"metric_rows": rows, "charts": charts, "cards": cards,
+            "positive_name": (ctx.cfg.report.get("class_names") or ["", "positive"])[-1]}
+
+
+def _sample(rows: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` rows, evenly spaced (deterministic): a readable scatter plot."""
+    if len(rows) <= n:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, n).astype(int)]

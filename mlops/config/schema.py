@@ -21,6 +21,19 @@ class SyntheticDataConfig(SyntheticParams):
 
     source: str = "synthetic"
     event_id: Optional[str] = "transaction_id"   # the generator's event id column
+    labels: Optional[LabelsConfig] = None
+    dedupe: bool = False
+
+
+@dataclass
+class LabelsConfig:
+    """``data.labels``: labels in their own table (parquet/csv glob), joined point-in-time."""
+
+    path: str = "???"
+    format: str = "auto"                 # auto | parquet | csv
+    columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
+    by: str = "event_id"                 # event_id (one label per event) | entity (label spine)
+    timestamp_format: Optional[str] = None
 
 
 @dataclass
@@ -33,7 +46,8 @@ class FileDataConfig:
     format: str = "auto"             # auto | parquet | csv
     columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
     timestamp_format: Optional[str] = None                  # strptime format for csv strings
-    labels_path: Optional[str] = None                       # optional separate label table
+    labels: Optional[LabelsConfig] = None                   # labels in a separate table
+    dedupe: bool = False                  # drop exact duplicate rows (same event id twice = error)
 
 
 @dataclass
@@ -47,6 +61,7 @@ class ReportConfig:
     html: bool = True
     max_chart_features: int = 40
     title: str = "mlops"
+    class_names: Optional[list[str]] = None   # [negative, positive] wording; null = negative/positive
 
 
 @dataclass
@@ -68,7 +83,7 @@ class FairnessConfig:
 
 @dataclass
 class ObjectiveConfig:
-    metric: str = "roc_auc"
+    metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
     split: str = "valid"                  # what sweepers optimise: never the test window
 
 

@@ -35,6 +35,7 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
         else:
             raise DataError(f"cannot infer the format of {sorted(suffixes)}", key="data.format",
                             fix="set data.format=parquet or data.format=csv")
+    _check_files(matches, kind, timestamp_cols, columns or {})
     if kind == "parquet":
         lf = pl.scan_parquet(matches)
     elif kind == "csv":
@@ -59,3 +60,51 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
         elif col in schema and schema[col].is_temporal():
             lf = lf.with_columns(pl.col(col).cast(pl.Datetime("us")))
     return lf
+
+
+_OFFSET = r"(Z|[+-]\d\d:?\d\d)$"
+
+
+def _file_schema(path: str, kind: str) -> dict:
+    """Read one file's schema (and, for csv, a few rows): a broken file is named."""
+    try:
+        if kind == "parquet":
+            return dict(pl.read_parquet_schema(path))
+        return dict(pl.read_csv(path, n_rows=50, infer_schema=False).schema)
+    except Exception as exc:  # polars raises several types for corrupt files
+        raise DataError(f"cannot read {path} as {kind}: {str(exc).splitlines()[0][:200]}",
+                        key="data.path", fix="fix or remove that file (or set data.format)") from None
+
+
+def _zone_of(path: str, kind: str, col: str, dtype) -> str | None:
+    """'naive', a time-zone name, or None when the column is absent/unknown."""
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone or "naive"
+    if kind == "csv" and dtype == pl.String:
+        sample = pl.read_csv(path, n_rows=50, columns=[col], infer_schema=False)[col].drop_nulls()
+        if sample.len() == 0:
+            return None
+        zoned = sample.str.contains(_OFFSET)
+        return "offset" if bool(zoned.all()) else ("naive" if not bool(zoned.any()) else "mixed")
+    return None
+
+
+def _check_files(matches: list[str], kind: str, timestamp_cols, mapping: dict) -> None:
+    """Every file readable; timestamps naive everywhere or zoned everywhere (never mixed)."""
+    reverse = {ours: src for src, ours in mapping.items()}
+    zones: dict[str, dict[str, list[str]]] = {}
+    for path in matches:
+        schema = _file_schema(path, kind)
+        for col in timestamp_cols:
+            src = reverse.get(col, col)
+            if src in schema:
+                zone = _zone_of(path, kind, src, schema[src])
+                if zone:
+                    zones.setdefault(col, {}).setdefault(zone, []).append(path)
+    for col, by_zone in zones.items():
+        if len(by_zone) > 1 or "mixed" in by_zone:
+            detail = "; ".join(f"{z}: {', '.join(Path(p).name for p in ps[:3])}"
+                               f"{' ...' if len(ps) > 3 else ''}" for z, ps in sorted(by_zone.items()))
+            raise DataError(f'column "{col}" mixes naive and time-zoned timestamps across files '
+                            f"({detail})", key="data.path",
+                            fix="write every file with the same convention (e.g. all UTC)")

@@ -385,3 +385,39 @@ def sparkline_hist(counts: Sequence[Any], *, width: int = 80, height: int = 22,
                     for i, v in enumerate(vals) if v > 0)
         parts.append(f'<path d="{d}" fill="{colour}"/>')
     return document(width, height, title, parts, fixed=True)
+
+
+def scatter(points: Sequence[tuple[Any, Any]], *, xlabel: str, ylabel: str, diagonal: bool = False,
+            hline: float | None = None, title: str | None = None, width: int = 480,
+            height: int = 360) -> Markup:
+    """Points (x, y); ``diagonal`` draws y = x (predicted vs actual), ``hline`` a dashed
+    horizontal line (e.g. zero residual). Non-finite points are skipped.
+
+    >>> scatter([(1, 1.1), (2, 1.9)], xlabel="predicted", ylabel="actual", diagonal=True)  # doctest: +SKIP
+    """
+    title = title or f"{ylabel} vs {xlabel}"
+    pts = [(finite(x), finite(y)) for x, y in points]
+    pts = [(x, y) for x, y in pts if x is not None and y is not None]
+    if not pts:
+        return empty(title)
+    xs, ys = [x for x, _ in pts], [y for _, y in pts]
+    lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+    if diagonal:  # same scale on both axes so the identity line is the diagonal
+        lo_x = lo_y = min(lo_x, lo_y)
+        hi_x = hi_y = max(hi_x, hi_y)
+    if hline is not None:
+        lo_y, hi_y = min(lo_y, hline), max(hi_y, hline)
+    xt, yt = nice_ticks(lo_x, hi_x, 5), nice_ticks(lo_y, hi_y, 5)
+    f = Frame(width, height, left=62, right=18, top=24, bottom=44,
+              x0=xt[0], x1=xt[-1], y0=yt[0], y1=yt[-1])
+    parts = y_axis(f, yt, ylabel) + x_axis(f, [(t, tick_label(t, xt)) for t in xt], xlabel)
+    if diagonal:
+        a, b = max(f.x0, f.y0), min(f.x1, f.y1)
+        parts.append(line(f.sx(a), f.sy(a), f.sx(b), f.sy(b), stroke=ALERT, width=1.2, dash="6 4"))
+    if hline is not None:
+        parts.append(line(f.left, f.sy(hline), f.left + f.pw, f.sy(hline), stroke=ALERT, width=1.2,
+                          dash="6 4"))
+    colour = PALETTE[0]
+    parts += [f'<circle cx="{num(f.sx(x))}" cy="{num(f.sy(y))}" r="2" fill="{colour}" '
+              f'fill-opacity="0.45"/>' for x, y in pts]
+    return document(width, height, title, parts)
