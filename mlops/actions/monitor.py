@@ -50,13 +50,17 @@ def _split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
     return inputs, pred
 
 
-def error_stream(y: np.ndarray, p: np.ndarray, threshold: float, kind: str) -> np.ndarray:
+def error_stream(y: np.ndarray, p: np.ndarray, threshold: float, kind: str,
+                 task: str = "classification") -> np.ndarray:
     """0/1 errors in time order: on every labelled row, or only on labelled positives.
+    For a regressor: the absolute error of every labelled row.
 
     With rare positives (fraud) a concept change that makes new positives look
     ordinary barely moves the overall error rate but jumps the miss rate, so
     ``missed_positives`` sees it within a few dozen labels.
     """
+    if task == "regression":
+        return np.abs(y - p)
     wrong = ((p >= threshold).astype(float) != y).astype(float)
     if kind == "errors":
         return wrong
@@ -67,12 +71,18 @@ def error_stream(y: np.ndarray, p: np.ndarray, threshold: float, kind: str) -> n
 
 
 def run_detectors(stream: np.ndarray, times: list, params: dict, kind: str) -> dict:
-    """First detection per configured detector over the time-ordered error stream."""
+    """First detection per configured detector over the time-ordered error stream.
+    DDM models a 0/1 error rate: on a real-valued stream (absolute errors) it is skipped."""
     out = {}
+    binary = bool(np.isin(stream, (0.0, 1.0)).all())
     for name, kwargs in params.items():
         if name not in DETECTORS:
             raise ConfigError(f"unknown detector {name!r}; valid: {sorted(DETECTORS)}",
                               key=f"monitoring.detectors.{name}", fix="remove or rename it")
+        if name == "ddm" and kind == "absolute_errors" and not binary:
+            out[name] = {"first_detection": None, "time": None, "stream": kind,
+                         "n": int(len(stream)), "note": "DDM needs 0/1 errors; skipped"}
+            continue
         try:
             d = DETECTORS[name](**(kwargs or {}))
         except (TypeError, ConfigError) as exc:
@@ -109,20 +119,22 @@ def run(ctx: RunContext) -> ActionResult:
                   if pred_ref is not None and PREDICTION in cur.columns else None)
 
     label, pc = plan.label["column"], mc.performance
+    task = (mv.tags or {}).get("task") or "classification"
+    metric = str(pc.metric or ("rmse" if task == "regression" else "roc_auc"))
     performance, detections = [], {}
     labelled = cur.filter(pl.col("__labelled"))
-    baseline = mv.metrics.get(str(pc.metric))
+    baseline = mv.metrics.get(metric)
     if labelled.height and baseline is not None:
         chunk = int(pc.chunk) if str(pc.chunk).isdigit() else str(pc.chunk)
         performance = performance_by_chunk(
             labelled, time_col=plan.timestamp, label_col=label, score_col=PREDICTION,
-            chunk=chunk, metric=str(pc.metric), baseline=float(baseline),
+            chunk=chunk, metric=metric, baseline=float(baseline),
             max_drop=float(pc.max_drop))
         ordered = stream.filter(pl.col("__labelled")).sort(plan.timestamp)
         info["detector_burn_in_rows"] = int((~ordered["__in_window"]).sum())
         y = ordered[label].to_numpy().astype(float)
-        kind = str(mc.detector_stream)
-        stream = error_stream(y, ordered[PREDICTION].to_numpy(), float(pc.threshold), kind)
+        kind = "absolute_errors" if task == "regression" else str(mc.detector_stream)
+        stream = error_stream(y, ordered[PREDICTION].to_numpy(), float(pc.threshold), kind, task)
         times = ordered[plan.timestamp].to_list()
         times = times if kind == "errors" else [t for t, v in zip(times, y) if v == 1]
         detections = run_detectors(stream, times, plain(mc.detectors), kind)
@@ -141,7 +153,8 @@ def run(ctx: RunContext) -> ActionResult:
         "model": {"name": name, "version": mv.version, "alias": str(mc.alias)},
         "current": info, "reference": {"path": str(ref_path)},
         **drift, "prediction_drift": pred_drift,
-        "performance": {"metric": str(pc.metric), "baseline": baseline,
+        "task": task,
+        "performance": {"metric": metric, "baseline": baseline,
                         "max_drop": float(pc.max_drop), "chunks": performance,
                         "concept_drift": concept, "labelled_rows": labelled.height},
         "detectors": detections, "data_drift": data_drift, "actions": actions,

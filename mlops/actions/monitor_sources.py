@@ -11,6 +11,7 @@ from mlops.data.files import scan_files
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
+from mlops.training.task import model_scores
 
 PREDICTION = "prediction"
 
@@ -21,8 +22,7 @@ def _score(model, plan: FeaturePlan, df: pl.DataFrame) -> pl.DataFrame:
         return df
     if df.height == 0:
         return df.with_columns(pl.lit(None, pl.Float64).alias(PREDICTION))
-    return df.with_columns(pl.Series(PREDICTION, model.predict_proba(
-        df.select(plan.feature_names))[:, 1]))
+    return df.with_columns(pl.Series(PREDICTION, model_scores(model, df.select(plan.feature_names))))
 
 
 def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:

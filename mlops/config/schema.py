@@ -135,7 +135,7 @@ class WindowConfig:
 
 @dataclass
 class PerformanceConfig:
-    metric: str = "roc_auc"
+    metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
     chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
     max_drop: float = 0.05                # drop vs the training-time value that flags concept drift
     threshold: float = 0.5                # decision threshold for 0/1 errors (DDM, ADWIN)

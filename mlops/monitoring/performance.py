@@ -27,6 +27,7 @@ METRICS = {
     "accuracy": (True, True, False),
     "mae": (False, False, False),
     "rmse": (False, False, False),
+    "r2": (True, False, False),
 }
 _DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 
@@ -140,6 +141,8 @@ def _metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
             return float(skm.accuracy_score(y, (score >= 0.5).astype(np.float64)))
         if metric == "mae":
             return float(skm.mean_absolute_error(y, score))
+        if metric == "r2":
+            return float(skm.r2_score(y, score)) if y.size > 1 else float("nan")
         return float(skm.root_mean_squared_error(y, score))
 
 
