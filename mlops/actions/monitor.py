@@ -129,14 +129,14 @@ def run(ctx: RunContext) -> ActionResult:
         performance = performance_by_chunk(
             labelled, time_col=plan.timestamp, label_col=label, score_col=PREDICTION,
             chunk=chunk, metric=metric, baseline=float(baseline),
-            max_drop=float(pc.max_drop))
+            max_drop=_max_drop(pc.max_drop, metric, float(baseline)))
         ordered = stream.filter(pl.col("__labelled")).sort(plan.timestamp)
         info["detector_burn_in_rows"] = int((~ordered["__in_window"]).sum())
         y = ordered[label].to_numpy().astype(float)
         kind = "absolute_errors" if task == "regression" else str(mc.detector_stream)
         stream = error_stream(y, ordered[PREDICTION].to_numpy(), float(pc.threshold), kind, task)
         times = ordered[plan.timestamp].to_list()
-        times = times if kind == "errors" else [t for t, v in zip(times, y) if v == 1]
+        times = times if kind in ("errors", "absolute_errors") else [t for t, v in zip(times, y) if v == 1]
         detections = run_detectors(stream, times, plain(mc.detectors), kind)
     concept = any(c.get("flag") for c in performance)
     data_drift = bool(drift["dataset_drift"])
@@ -155,7 +155,7 @@ def run(ctx: RunContext) -> ActionResult:
         **drift, "prediction_drift": pred_drift,
         "task": task,
         "performance": {"metric": metric, "baseline": baseline,
-                        "max_drop": float(pc.max_drop), "chunks": performance,
+                        "max_drop": _max_drop(pc.max_drop, metric, float(baseline or 0.0)), "chunks": performance,
                         "concept_drift": concept, "labelled_rows": labelled.height},
         "detectors": detections, "data_drift": data_drift, "actions": actions,
         "duration_s": round(time.perf_counter() - t0, 3),
@@ -191,6 +191,13 @@ def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
             from mlops.actions.retrain import retrain_candidate
             actions.append(retrain_candidate(ctx, info))
     return actions
+
+
+def _max_drop(configured, metric: str, baseline: float) -> float:
+    """The configured tolerance, or a default in the metric's own scale."""
+    if configured is not None:
+        return float(configured)
+    return 0.1 * abs(baseline) if metric in ("rmse", "mae") else 0.05
 
 
 def _progress(done: int, total: int, feature: str) -> None:

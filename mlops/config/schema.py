@@ -137,7 +137,8 @@ class WindowConfig:
 class PerformanceConfig:
     metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
     chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
-    max_drop: float = 0.05                # drop vs the training-time value that flags concept drift
+    max_drop: Optional[float] = None      # worse than training by more than this = concept drift;
+                                          # null = 0.05 (scores in [0, 1]) or 10% of the baseline (rmse, mae)
     threshold: float = 0.5                # decision threshold for 0/1 errors (DDM, ADWIN)
 
 
