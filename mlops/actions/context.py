@@ -68,11 +68,8 @@ class RunContext:
     def scan_labels(self) -> tuple[pl.LazyFrame, str] | None:
         """The separate label table (``data.labels``) and how it joins (``event_id`` | ``entity``)."""
         lab = self.cfg.data.get("labels") if self.cfg.data is not None else None
-        if lab is None:
+        if lab is None or not lab.get("path"):
             return None
-        if OmegaConf.is_missing(lab, "path"):
-            raise ConfigError("no label files given", key="data.labels.path",
-                              fix="pass data.labels.path='<dir>/*.csv' or drop data.labels")
         by = str(lab.by)
         if by not in ("event_id", "entity"):
             raise ConfigError(f"must be event_id or entity; got {by!r}", key="data.labels.by")

@@ -70,7 +70,7 @@ def run(ctx: RunContext) -> ActionResult:
     plan = ctx.plan(dict(events.collect_schema()))
     label = plan.label["column"]
     schema = events.collect_schema()
-    keep = [c for c in ("transaction_id", label, plan.label.get("available_at")) if c and c in schema]
+    keep = [c for c in (ctx.event_id, label, plan.label.get("available_at")) if c and c in schema]
     path = ctx.output_dir / "features.parquet"
     sink_features(plan, events, path, keep=keep)
     table = pl.scan_parquet(path)

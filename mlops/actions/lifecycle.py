@@ -93,7 +93,7 @@ def run(ctx: RunContext) -> ActionResult:
               "events": events, "home": str(home),
               "duration_s": round(time.perf_counter() - t0, 2)}
     write_json(result, ctx.output_dir / "lifecycle.json")
-    index = write_index(ctx.output_dir, entries, title="mlops lifecycle: fraud model in production",
+    index = write_index(ctx.output_dir, entries, title=str(lc.title),
                         story=story, verdict=(status, headline, [e["headline"] for e in done
                                                                  if not e["expected"]]))
     print(f"index: {index}")

@@ -152,7 +152,8 @@ def run(ctx: RunContext) -> ActionResult:
     _, task = build_model(ctx, plan)
     metric, split = _check_objective(tcfg, task)
     attribute = tcfg.fairness.attribute if task == "classification" else None
-    _check_fairness_gates(ctx, attribute, task)
+    if tcfg.register:
+        _check_fairness_gates(ctx, attribute, task)
     table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
     require_rows(table, what="the labelled data")
     label = plan.label["column"]

@@ -16,24 +16,24 @@ from mlops.serving.settings import ServingSettings
 
 
 @dataclass
-class SyntheticDataConfig(SyntheticParams):
-    """``conf/data/synthetic*.yaml``: the embedded generator (see mlops.data.synthetic)."""
-
-    source: str = "synthetic"
-    event_id: Optional[str] = "transaction_id"   # the generator's event id column
-    labels: Optional[LabelsConfig] = None
-    dedupe: bool = False
-
-
-@dataclass
 class LabelsConfig:
     """``data.labels``: labels in their own table (parquet/csv glob), joined point-in-time."""
 
-    path: str = "???"
+    path: Optional[str] = None           # null = labels are a column of the events
     format: str = "auto"                 # auto | parquet | csv
     columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
     by: str = "event_id"                 # event_id (one label per event) | entity (label spine)
     timestamp_format: Optional[str] = None
+
+
+@dataclass
+class SyntheticDataConfig(SyntheticParams):
+    """``conf/data/synthetic*.yaml``: the embedded generator (see mlops.data.synthetic)."""
+
+    source: str = "synthetic"
+    event_id: Optional[str] = None        # conf/data/synthetic.yaml names the generator's id column
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    dedupe: bool = False
 
 
 @dataclass
@@ -46,7 +46,7 @@ class FileDataConfig:
     format: str = "auto"             # auto | parquet | csv
     columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
     timestamp_format: Optional[str] = None                  # strptime format for csv strings
-    labels: Optional[LabelsConfig] = None                   # labels in a separate table
+    labels: LabelsConfig = field(default_factory=LabelsConfig)  # labels in a separate table
     dedupe: bool = False                  # drop exact duplicate rows (same event id twice = error)
 
 
@@ -246,6 +246,7 @@ class StepConfig:
 class LifecycleConfig:
     """``conf/lifecycle/*.yaml``: the whole story as an ordered list of actions."""
 
+    title: str = "mlops lifecycle"        # the index page's title
     home: Optional[str] = None            # null = <run dir>/home: a fresh registry each run
     overrides: list[str] = field(default_factory=list)  # applied to every step
     steps: list[StepConfig] = field(default_factory=list)

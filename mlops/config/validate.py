@@ -48,7 +48,7 @@ def feature_spec(node: DictConfig) -> FeatureSpec:
     """The composed ``features`` node as a FeatureSpec dataclass."""
     if node is None:
         raise ConfigError("no feature spec selected", key="features",
-                          fix="pass features=fraud_v1 (see conf/features/)")
+                          fix="pass features=<name> (a spec in your conf/features/)")
     obj = OmegaConf.to_object(node)
     if not isinstance(obj, FeatureSpec):
         raise ConfigError("is not a feature spec", key="features",

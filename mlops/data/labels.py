@@ -45,7 +45,7 @@ def join_by_event_id(events: pl.LazyFrame, labels: pl.LazyFrame, *, event_id: st
         raise DataError(f"{dups} event id(s) have more than one label row", key=key,
                         fix="keep one label per event id (the final one)")
     ev = events.drop([c for c in (label, known_at) if c and c in events.collect_schema()])
-    return ev.join(lab, on=event_id, how="left")
+    return ev.join(lab, on=event_id, how="left", maintain_order="left")
 
 
 def check_labels_by_entity(labels: pl.LazyFrame, *, entity: str, timestamp: str, label: str,

@@ -47,7 +47,9 @@ path: data/*.csv
 event_id: order_id        # one id per event: duplicates are refused (data.dedupe: true drops exact copies)
 columns: {}               # rename source columns: {source_name: name_used_in_features}
 timestamp_format: null    # strptime format for csv timestamps; null = ISO 8601
-labels: null              # labels in their own table: {path: labels/*.csv, by: event_id}
+labels:                   # labels in their own table instead of a column of the events:
+  path: null              #   e.g. labels/*.csv with <event_id>, <label>[, <available_at>]
+  by: event_id            #   or `entity`: <entity>, <timestamp>, <label> rows as training points
 """
 
 FEATURES_YAML = """\

@@ -100,7 +100,8 @@ class GateResult:
 
 
 _KINDS = {
-    "metric": (MetricGate, ("metric", "min", "max", "max_drop_vs_current", "higher_is_better")),
+    "metric": (MetricGate, ("metric", "min", "max", "max_drop_vs_current", "max_rise_vs_current",
+                            "higher_is_better")),
     "fairness": (FairnessGate, ("fairness", "max")),
     "approvals": (ApprovalGate, ("approvals",)),
 }
@@ -154,10 +155,20 @@ def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:
         if "max" not in spec:
             raise ConfigError("a fairness gate needs 'max'", key=f"{key}.max", fix="add e.g. max: 0.1")
         return FairnessGate(fairness=name, max=_number(spec["max"], f"{key}.max", minimum=0))
+    if spec.get("max_rise_vs_current") is not None:
+        # lower-is-better metrics (rmse, mae, log_loss): "worse" is a rise
+        if spec.get("max_drop_vs_current") is not None:
+            raise ConfigError("give max_drop_vs_current or max_rise_vs_current, not both", key=key)
+        if spec.get("higher_is_better") is True:
+            raise ConfigError("max_rise_vs_current is for metrics where lower is better",
+                              key=f"{key}.max_rise_vs_current", fix="use max_drop_vs_current")
+        spec = {**{k: v for k, v in spec.items() if k != "max_rise_vs_current"},
+                "max_drop_vs_current": spec["max_rise_vs_current"], "higher_is_better": False}
     bounds = {b: spec.get(b) for b in ("min", "max", "max_drop_vs_current")}
     if all(v is None for v in bounds.values()):
         raise ConfigError(
-            "a metric gate needs at least one of 'min', 'max', 'max_drop_vs_current'",
+            "a metric gate needs at least one of 'min', 'max', 'max_drop_vs_current' or "
+            "'max_rise_vs_current'",
             key=key,
             fix=f"add e.g. min: 0.7 to the gate on {name!r}",
         )
