@@ -40,10 +40,14 @@ def dedupe(df: pl.DataFrame, *, event_id: str | None, allow: bool) -> pl.DataFra
 
 
 def require_days(first, last, *, needed_days: float, parts: str) -> None:
-    """Too few days of data for warm-up + train + valid + test: say how many of each."""
-    have = (last - first).total_seconds() / 86400 if first is not None else 0.0
-    if have < needed_days:
-        raise DataError(f"the data spans {have:.1f} days ({first} to {last}) but {parts} needs "
+    """Too few days of data for warm-up + train + valid + test: say how many of each.
+
+    Days are calendar days with events (first to last, both included), as a person
+    counts them: events from Jan 1 00:18 to Apr 29 23:59 are 120 days of data.
+    """
+    have = (last.date() - first.date()).days + 1 if first is not None else 0
+    if have < needed_days - 1e-9:
+        raise DataError(f"the data spans {have} days ({first} to {last}) but {parts} needs "
                         f"{needed_days:g} days", key="training",
                         fix="shorten training.warmup_days/train_days/valid_days/test_days or "
                             "bring more history")

@@ -25,7 +25,7 @@ def test_duplicate_event_ids_are_counted_and_exact_copies_can_be_dropped():
 
 
 def test_too_few_days_says_how_many_there_are_and_are_needed():
-    with pytest.raises(DataError, match=r"spans 20.0 days .* needs 90 days"):
+    with pytest.raises(DataError, match=r"spans 21 days .* needs 90 days"):
         require_days(datetime(2024, 1, 1), datetime(2024, 1, 21), needed_days=90, parts="x")
     require_days(datetime(2024, 1, 1), datetime(2024, 4, 1), needed_days=90, parts="x")
     with pytest.raises(DataError, match="has no rows"):
