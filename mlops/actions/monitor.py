@@ -106,7 +106,7 @@ def run(ctx: RunContext) -> ActionResult:
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
     ref_path = mc.reference or reg.reference_path(name, mv.version)
     inputs_ref, pred_ref = _split_reference(Reference.load(ref_path))
-    stream, info = current_frame(ctx, plan, model)
+    stream, info = current_frame(ctx, plan, model, version=mv.version)
     cur = stream.filter(pl.col("__in_window"))
     big = cur.height * len(inputs_ref.features) > 5_000_000  # show progress on long runs
     drift = detect_drift(inputs_ref, cur, policy, progress=_progress if big else None)

@@ -11,7 +11,8 @@ from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
 
 
-def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFrame, dict]:
+def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
+                         ) -> tuple[pl.DataFrame, dict]:
     """Logged features + served probability (``prediction``), with labels known so far.
 
     Labels come from the configured data source, joined on the request id (= the
@@ -29,6 +30,10 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFra
     plan_hash = log.select(pl.col("plan_hash").unique()).collect().to_series().to_list()
     if plan_hash != [plan.spec_hash]:
         log = log.filter(pl.col("plan_hash") == plan.spec_hash)
+    # shadow scores were never served; in an experiment other arms' rows are other models
+    log = log.filter(pl.col("served_by").fill_null("model") != "shadow")
+    if version is not None:
+        log = log.filter(pl.col("model_version") == str(version))
     # inputs of every request count for data drift; a safe default served by the
     # tripped breaker is not a model output, so it is no prediction (null)
     df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
