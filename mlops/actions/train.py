@@ -268,16 +268,17 @@ def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: 
         _champion_rows(ctx, champ_plan, plan, test)
     if rows is None:
         return {**out, "note": note}
-    m = classification_metrics(test[plan.label["column"]].to_numpy(),
-                               score(champ, champ_plan, rows), threshold)
+    task = "regression" if "rmse" in flat else "classification"  # the candidate's task
+    m = evaluate(task, _target(test, plan, task), score(champ, champ_plan, rows), threshold)
+    shown = ("rmse", "mae", "r2") if task == "regression" else \
+        ("roc_auc", "pr_auc", "precision", "recall")
     lifts = {}
-    for k in ("roc_auc", "pr_auc"):
+    for k in (shown if task == "regression" else shown[:2]):  # lifts of ranking metrics
         if m.get(k) is not None and flat.get(k) is not None:
             lifts[k] = flat[k] - m[k]
             flat[f"{k}_lift_vs_{alias}"] = lifts[k]
     return {**out, "plan": {"name": champ_plan.name, "hash": champ_plan.spec_hash},
-            "metrics": {k: m.get(k) for k in ("roc_auc", "pr_auc", "precision", "recall")},
-            "lift": lifts}
+            "metrics": {k: m.get(k) for k in shown}, "lift": lifts}
 
 
 def _champion_rows(ctx: RunContext, champ_plan: FeaturePlan, plan: FeaturePlan,
