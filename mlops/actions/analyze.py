@@ -48,12 +48,12 @@ def _outcomes(ctx: RunContext, spec: ExperimentSpec):
     source, metrics = str(e.outcomes.source), metric_names(spec)
     cov = spec.cuped_covariate
     if source in ("simulate", "prediction_log"):
-        from mlops.actions.train import feature_table
-        plan = ctx.plan()
-        table = feature_table(ctx, plan, extra=[spec.unit, "amount"])
+        # each variant scores with the plan its model carries; outcomes are declared
         per_unit, per_day, info = (simulate_units if source == "simulate" else logged_units)(
-            ctx, spec, plan, table)
+            ctx, spec)
         check_metrics(metrics, per_unit.columns)
+        if cov is not None:
+            check_metrics([cov], per_unit.columns, key="experiment.cuped_covariate")
         stats = aggregate_units(per_unit, variant_col="variant", metric_cols=metrics,
                                 covariate_col=cov)
         return stats, stats_per_period(per_day, spec, metrics), info["days"], info

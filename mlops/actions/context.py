@@ -86,13 +86,14 @@ class RunContext:
         value = data.get("event_id") if data is not None else None
         return str(value) if value else None
 
-    def model_plan(self, mv, schema: dict | None = None) -> FeaturePlan:
+    def model_plan(self, mv, schema: dict | None = None, *, training: bool = False) -> FeaturePlan:
         """The feature plan a registered model version carries.
 
         Compiled from the spec recorded with the version (``config.features`` of its
         lineage), never from the current ``features=``: the model carries its plan.
         If the user explicitly selected a different spec on the command line, that is a
-        SkewError naming both hashes.
+        SkewError naming both hashes (not when ``training``: there ``features=`` is the
+        candidate's spec and the champion keeps its own).
         """
         from mlops.errors import SkewError
         recorded = (mv.config or {}).get("features")
@@ -108,7 +109,7 @@ class RunContext:
                             f"{plan.short_hash}", key="features",
                             fix="the engine's plan format changed: retrain the model")
         chosen = [o.split("=", 1)[1] for o in self.overrides if o.startswith("features=")]
-        if chosen and self.cfg.features is not None:
+        if chosen and self.cfg.features is not None and not training:
             mine = compile_plan(feature_spec(self.cfg.features), schema)
             if mine.spec_hash != plan.spec_hash:
                 raise SkewError(

@@ -19,7 +19,7 @@ from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
-from mlops.errors import ConfigError, SkewError
+from mlops.errors import ConfigError
 from mlops.monitoring import detectors as det
 from mlops.monitoring.drift import detect_drift
 from mlops.monitoring.performance import performance_by_chunk
@@ -103,15 +103,10 @@ def run(ctx: RunContext) -> ActionResult:
     policy = policy_from(mc)
     reg, name = open_registry(ctx), model_name(ctx)
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
-    plan = ctx.plan()
-    if mv.feature_plan_hash != plan.spec_hash:
-        raise SkewError(f"model {name} v{mv.version} was trained on feature plan "
-                        f"{str(mv.feature_plan_hash)[:12]} but the config compiles plan "
-                        f"{plan.short_hash}", key="features",
-                        fix=f"select features={mv.feature_plan_name} (the model's spec)")
+    plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
     ref_path = mc.reference or reg.reference_path(name, mv.version)
     inputs_ref, pred_ref = _split_reference(Reference.load(ref_path))
-    stream, info = current_frame(ctx, plan, model)
+    stream, info = current_frame(ctx, plan, model, version=mv.version)
     cur = stream.filter(pl.col("__in_window"))
     big = cur.height * len(inputs_ref.features) > 5_000_000  # show progress on long runs
     drift = detect_drift(inputs_ref, cur, policy, progress=_progress if big else None)

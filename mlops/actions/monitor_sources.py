@@ -35,7 +35,8 @@ def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
     return df.with_columns(known.alias("__labelled"))
 
 
-def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFrame, dict]:
+def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None
+                  ) -> tuple[pl.DataFrame, dict]:
     """Current rows with every plan feature, ``prediction``, ``__labelled`` and ``__in_window``.
 
     Rows before the window (``__in_window`` false) are the detectors' burn-in: a
@@ -75,7 +76,7 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model) -> tuple[pl.DataFra
                 "files": len(glob.glob(str(mc.current))), "rows": cur.height}
     elif source == "prediction_log":
         from mlops.actions.prediction_log_source import prediction_log_frame
-        cur, info = prediction_log_frame(ctx, plan)
+        cur, info = prediction_log_frame(ctx, plan, version)  # only what this version served
         cur = _label_flags(cur, plan, None)
     else:
         raise ConfigError(f"must be window, files or prediction_log; got {source!r}",

@@ -11,12 +11,14 @@ from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
 
 
-def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFrame, dict]:
+def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
+                         ) -> tuple[pl.DataFrame, dict]:
     """Logged features + served probability (``prediction``), with labels known so far.
 
-    Labels come from the configured data source, joined on the request id
-    (= the transaction id the client sent); a label counts once its
-    ``available_at`` is at or before the last logged event + ``label_wait_days``.
+    Labels come from the configured data source, joined on the request id (= the
+    event id, ``data.event_id``, the client sent) or, without an event id, on
+    (entity, timestamp); a label counts once its ``available_at`` is at or before the
+    last logged event + ``label_wait_days``.
     """
     log_dir = ctx.cfg.serving.log_dir or str(ctx.home / "predictions")
     files = sorted(glob.glob(f"{log_dir}/*.parquet"))
@@ -28,6 +30,10 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFra
     plan_hash = log.select(pl.col("plan_hash").unique()).collect().to_series().to_list()
     if plan_hash != [plan.spec_hash]:
         log = log.filter(pl.col("plan_hash") == plan.spec_hash)
+    # shadow scores were never served; in an experiment other arms' rows are other models
+    log = log.filter(pl.col("served_by").fill_null("model") != "shadow")
+    if version is not None:
+        log = log.filter(pl.col("model_version") == str(version))
     # inputs of every request count for data drift; a safe default served by the
     # tripped breaker is not a model output, so it is no prediction (null)
     df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
@@ -39,10 +45,19 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan) -> tuple[pl.DataFra
     events = ctx.scan_events()
     cols = events.collect_schema()
     info = {"source": "prediction_log", "path": log_dir, "files": len(files), "rows": df.height}
-    if "transaction_id" in cols and label in cols:
-        labels = events.select([pl.col("transaction_id").alias("request_id"), label,
-                                *([avail] if avail and avail in cols else [])]).collect()
-        df = df.join(labels, on="request_id", how="left")
+    if label in cols:
+        extra = [label, *([avail] if avail and avail in cols else [])]
+        eid = ctx.event_id
+        if eid and eid in cols:
+            labels = events.select(pl.col(eid).cast(pl.String).alias("request_id"), *extra)
+            df = df.join(labels.collect(), on="request_id", how="left")
+        else:  # no event id: the event is its (entity, timestamp)
+            key = [plan.entity, plan.timestamp]
+            labels = (events.select(pl.col(plan.entity).cast(pl.String),
+                                    pl.col(plan.timestamp).cast(pl.Datetime("us")), *extra)
+                      .unique(subset=key, keep="first").collect())
+            df = df.with_columns(pl.col(plan.timestamp).cast(pl.Datetime("us"))).join(
+                labels, on=key, how="left")
         wait = float(ctx.cfg.monitoring.window.label_wait_days)
         known_by = df[plan.timestamp].max() + timedelta(days=wait)
         info["labels_known_by"] = known_by.isoformat()

@@ -18,10 +18,12 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.errors import DataError
 
 
-def _records(df: pl.DataFrame, cols: list[str], ts: str) -> list[dict]:
+def _records(df: pl.DataFrame, cols: list[str], ts: str, event_id: str | None) -> list[dict]:
+    """Request records; the event id (``data.event_id``), when there is one, is sent as
+    the request id so late labels join the prediction log on it."""
     out = df.select(cols).with_columns(pl.col(ts).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"))
-    if "transaction_id" in out.columns:  # the request id joins late labels to the log
-        out = out.rename({"transaction_id": "request_id"})
+    if event_id and event_id in df.columns:
+        out = out.with_columns(df[event_id].cast(pl.String).alias("request_id"))
     return out.to_dicts()
 
 
@@ -52,14 +54,15 @@ def run(ctx: RunContext) -> ActionResult:
                         fix="move it inside the data")
     from mlops.serving.features_online import append_events
     append_events(plan, state.store, history.select(list(plan.source_columns)))
-    cols = [c for c in dict.fromkeys(["transaction_id", *plan.source_columns]) if c in events.columns]
+    eid = ctx.event_id
+    cols = [c for c in plan.source_columns if c in events.columns]
     step = int(rc.records_per_request)
     statuses, latencies, trips, flagged, served_default = {}, [], [], 0, 0
     with TestClient(create_app(state)) as client:
         for i in range(0, window.height, step):
             chunk = window.slice(i, step)
             t = time.perf_counter()
-            resp = client.post("/predict", json={"records": _records(chunk, cols, ts)})
+            resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
             latencies.append((time.perf_counter() - t) * 1000)
             statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
             if resp.status_code == 200:
@@ -105,5 +108,5 @@ def run(ctx: RunContext) -> ActionResult:
                       "status": "warn" if tripped else "ok"},
                      {"label": "p99 latency per request", "value": result["latency_ms"]["p99"],
                       "unit": "ms", "hint": f"{step} records per request"},
-                     {"label": "flagged as fraud", "value": int(flagged)}]})
+                     {"label": f"predicted positive ({plan.label['column']})", "value": int(flagged)}]})
     return ActionResult(result=result, metrics={"breaker_tripped": float(tripped)})

@@ -1,7 +1,8 @@
 """``action=serve | score | score_merge | materialize | parity``: serving from the registry.
 
-The served model comes from ``serving.alias``; the skew guard refuses a model
-whose feature-plan hash differs from the plan the config compiles.
+The served model comes from ``serving.alias`` and carries its plan: features are
+computed with the spec recorded with that version (``features=`` is for training; a
+different one given explicitly is a SkewError naming both hashes).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
-from mlops.errors import DataError
+from mlops.errors import DataError, NotFoundError
 from mlops.monitoring.reference import Reference
 from mlops.serving import (BreakerReference, FeatureBins, ModelInfo, ServingSettings,
-                           check_plan, materialize, open_state, open_store, replay_parity,
+                           materialize, open_state, open_store, replay_parity,
                            score_events, serve)
 from mlops.serving.breaker import SCORE
 from mlops.serving.settings import BreakerSettings, StoreSettings
@@ -37,16 +38,31 @@ def settings(ctx: RunContext) -> ServingSettings:
 
 
 def load_served(ctx: RunContext, alias: str | None = None):
-    """(model, ModelInfo, ModelVersion, plan) for ``serving.alias``; skew-guarded."""
+    """(model, ModelInfo, ModelVersion, plan) for ``serving.alias``: the plan is the
+    one the version carries (compiled from its recorded spec, skew-guarded)."""
     reg, name = open_registry(ctx), model_name(ctx)
     target = alias or str(ctx.cfg.serving.alias)
     model, mv = reg.load_model(name, int(target) if target.isdigit() else target,
                                trusted_types(ctx))
-    plan = ctx.plan()
+    plan = ctx.model_plan(mv)
     info = ModelInfo(name, str(mv.version), str(mv.feature_plan_hash),
                      extra={"alias": target, "plan_name": mv.feature_plan_name})
-    check_plan(str(mv.feature_plan_hash), plan, model=info)
     return model, info, mv, plan
+
+
+def served_plan(ctx: RunContext) -> tuple:
+    """(plan, where it came from) for the feature-only actions (materialize, parity).
+
+    The plan of the model under ``serving.alias`` when one is registered; before any
+    model exists these actions check a spec on its own, so the configured one is used.
+    """
+    reg, name = open_registry(ctx), model_name(ctx)
+    target = str(ctx.cfg.serving.alias)
+    try:
+        mv = reg.get_version(name, int(target) if target.isdigit() else target)
+    except NotFoundError:
+        return ctx.plan(), "features (no registered model yet)"
+    return ctx.model_plan(mv), f"model {name} v{mv.version} ({target})"
 
 
 def breaker_reference(ctx: RunContext, mv, plan) -> BreakerReference | None:
@@ -104,6 +120,7 @@ def experiment_router(ctx: RunContext):
     spec = experiment_spec(ctx)
     guard_weights(ctx, spec)  # same seed, same weights as any earlier run of this test
     models = resolve_models(ctx, spec)
+    schema = dict(ctx.scan_events().collect_schema())
 
     def entry(name):
         model, mv = models[name]
@@ -111,7 +128,9 @@ def experiment_router(ctx: RunContext):
     return ExperimentRouter(
         key=spec.key, unit=spec.unit, assign=lambda ids: list(assign_units(spec, ids)),
         variants={v.name: entry(v.name) for v in spec.served_variants},
-        shadows={v.name: entry(v.name) for v in spec.variants if v.shadow})
+        shadows={v.name: entry(v.name) for v in spec.variants if v.shadow},
+        # each variant scores with the plan its model carries (they may differ)
+        plans={name: ctx.model_plan(mv, schema) for name, (_, mv) in models.items()})
 
 
 def run(ctx: RunContext, action: str) -> ActionResult:
@@ -147,7 +166,7 @@ def _score(ctx: RunContext) -> ActionResult:
         ts = plan.timestamp
         first = events.select(pl.col(ts).min()).collect().item()
         events = events.filter(pl.col(ts) < first + timedelta(days=float(sc.until_day)))
-    keep = [c for c in ("transaction_id",) if c in events.collect_schema()]
+    keep = [c for c in (ctx.event_id,) if c and c in events.collect_schema()]
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)
     # bounded entity partitions: memory follows the partition size, not the input size
@@ -194,13 +213,20 @@ def _merge(ctx: RunContext) -> ActionResult:
                         f"{sorted(dup_files)}", key="serving.input",
                         fix="re-run the missing shards (serving.shard=i) and remove duplicates")
     merged = pl.scan_parquet(files)
-    ent = ctx.plan().entity
-    dup = ((pl.len() - pl.col("transaction_id").n_unique()).alias("dup")
-           if "transaction_id" in merged.collect_schema() else pl.lit(0).alias("dup"))
+    ent = served_plan(ctx)[0].entity
+    eid = ctx.event_id
     counts = merged.select(pl.len().alias("rows"), pl.col(ent).n_unique().alias("entities"),
-                           dup).collect().row(0, named=True)
-    if counts["dup"]:
-        raise DataError(f"{counts['dup']} rows appear in more than one shard", key="serving.input")
+                           ).collect().row(0, named=True)
+    if eid and eid in merged.collect_schema():
+        dup = counts["rows"] - merged.select(pl.col(eid).n_unique()).collect().item()
+        what = "rows"
+    else:  # no event id: shards partition entities, so an entity in two files is a duplicate
+        dup = (pl.concat([pl.scan_parquet(f).select(ent).unique() for f in files])
+               .group_by(ent).len().filter(pl.col("len") > 1).select(pl.len()).collect().item())
+        what = "entities"
+    if dup:
+        raise DataError(f"{dup} {what} appear in more than one shard", key="serving.input",
+                        fix="remove the duplicated shard files and re-run the merge")
     out = ctx.output_dir / "predictions.parquet"
     merged.sink_parquet(out)
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
@@ -212,7 +238,7 @@ def _merge(ctx: RunContext) -> ActionResult:
 
 
 def _materialize(ctx: RunContext) -> ActionResult:
-    plan = ctx.plan()
+    plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)
@@ -221,17 +247,18 @@ def _materialize(ctx: RunContext) -> ActionResult:
     result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "
               f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type}", **rep.as_dict(),
               "store": {"type": s.store.type, "path": s.store.path if s.store.type == "sqlite"
-                        else s.store.url}, "plan_hash": plan.spec_hash,
+                        else s.store.url}, "plan_hash": plan.spec_hash, "plan_from": plan_from,
               "seconds": round(time.perf_counter() - t0, 3)}
     write_report(ctx, "materialize", result, title="Materialize window features",
                  context={"facts": {**_facts(result, ("entities", "as_of", "compute_seconds",
-                                                      "write_seconds", "plan_hash")),
+                                                      "write_seconds", "plan_hash",
+                                                      "plan_from")),
                                     **result["store"]}})
     return ActionResult(result=result)
 
 
 def _parity(ctx: RunContext) -> ActionResult:
-    plan = ctx.plan()
+    plan, plan_from = served_plan(ctx)
     events = ctx.scan_events().collect()
     rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),
                         seed=int(ctx.cfg.seed), batch_size=4,
@@ -242,7 +269,7 @@ def _parity(ctx: RunContext) -> ActionResult:
               "headline": (f"no training-serving skew: {d['events']} events x {d['features']} "
                            f"features identical (max |diff| {d['max_abs_diff']:.2g})" if ok else
                            f"{d['n_mismatches']} feature mismatches between serving and batch"),
-              **d, "plan": {"name": plan.name, "hash": plan.spec_hash}}
+              **d, "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
     write_report(ctx, "parity", result, title="Parity: serving path vs batch path")
     return ActionResult(result=result, exit_code=0 if ok else 1)
 

@@ -249,7 +249,8 @@ def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: 
                   threshold: float) -> dict | None:
     """Champion/challenger on the SAME test window: stored metrics of two versions come
     from different periods, so a fair "not worse than production" needs both scored here.
-    Adds ``<metric>_lift_vs_<alias>`` (candidate - champion) to the metrics."""
+    The champion scores with the plan it carries (its features of the same events when
+    its spec differs). Adds ``<metric>_lift_vs_<alias>`` (candidate - champion)."""
     alias = ctx.cfg.training.compare_with
     if not alias:
         return None
@@ -257,19 +258,52 @@ def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: 
     if str(alias) not in reg.aliases(name):
         return {"alias": str(alias), "note": "no such alias yet; nothing to compare"}
     from mlops.actions.registry_ops import trusted_types
+    from mlops.errors import SkewError
     champ, mv = reg.load_model(name, str(alias), trusted_types(ctx))
-    if mv.feature_plan_hash != plan.spec_hash:
-        return {"alias": str(alias), "version": mv.version,
-                "note": "different feature plan; compared on stored metrics only"}
-    m = classification_metrics(test[plan.label["column"]].to_numpy(), score(champ, plan, test),
-                               threshold)
+    out = {"alias": str(alias), "version": mv.version}
+    try:
+        champ_plan = ctx.model_plan(mv, training=True)
+    except (SkewError, ConfigError) as exc:
+        return {**out, "note": f"its plan cannot be rebuilt ({exc}); stored metrics only"}
+    rows, note = (test, None) if champ_plan.spec_hash == plan.spec_hash else \
+        _champion_rows(ctx, champ_plan, plan, test)
+    if rows is None:
+        return {**out, "note": note}
+    task = "regression" if "rmse" in flat else "classification"  # the candidate's task
+    m = evaluate(task, _target(test, plan, task), score(champ, champ_plan, rows), threshold)
+    shown = ("rmse", "mae", "r2") if task == "regression" else \
+        ("roc_auc", "pr_auc", "precision", "recall")
     lifts = {}
-    for k in ("roc_auc", "pr_auc"):
+    for k in (shown if task == "regression" else shown[:2]):  # lifts of ranking metrics
         if m.get(k) is not None and flat.get(k) is not None:
             lifts[k] = flat[k] - m[k]
             flat[f"{k}_lift_vs_{alias}"] = lifts[k]
-    return {"alias": str(alias), "version": mv.version, "metrics": {k: m.get(k) for k in (
-        "roc_auc", "pr_auc", "precision", "recall")}, "lift": lifts}
+    return {**out, "plan": {"name": champ_plan.name, "hash": champ_plan.spec_hash},
+            "metrics": {k: m.get(k) for k in shown}, "lift": lifts}
+
+
+def _champion_rows(ctx: RunContext, champ_plan: FeaturePlan, plan: FeaturePlan,
+                   test: pl.DataFrame) -> tuple[pl.DataFrame | None, str | None]:
+    """The champion's features (its own plan, over the full history) of the test events,
+    in ``test`` order; matched on the event id, else on (entity, timestamp)."""
+    eid = ctx.event_id
+    key = [eid] if eid and eid in test.columns else [plan.entity, plan.timestamp]
+    if key != [eid] and (champ_plan.entity, champ_plan.timestamp) != (plan.entity, plan.timestamp):
+        return None, (f"its plan {champ_plan.name} keys events differently; set data.event_id "
+                      "to compare on the same events (stored metrics only)")
+    ts = champ_plan.timestamp
+    table = compute_features(champ_plan, ctx.scan_events(), keep=key)
+    if ts == plan.timestamp:  # only the test days are needed
+        table = table.filter(pl.col(ts).is_between(test[ts].min(), test[ts].max()))
+    table = table.select(*key, *[c for c in champ_plan.feature_names if c not in key]).collect()
+    if table.select(key).is_duplicated().any():
+        return None, (f"events are not unique by {key}; set data.event_id to compare on the "
+                      "same events (stored metrics only)")
+    rows = test.select(key).join(table.with_columns(pl.lit(True).alias("__hit")), on=key,
+                                 how="left", maintain_order="left")
+    if rows["__hit"].null_count():
+        return None, f"{rows['__hit'].null_count()} test events have no champion features"
+    return rows.drop("__hit"), None
 
 
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1",

@@ -165,10 +165,15 @@ class MonitoringConfig:
 
 @dataclass
 class OutcomesConfig:
-    source: str = "simulate"              # simulate | units | sufficient
+    source: str = "simulate"              # simulate | prediction_log | units | sufficient
     path: Optional[str] = None            # units/sufficient: parquet/csv glob
     variant_col: str = "variant"
     period_col: Optional[str] = "day"     # per-period rows for the novelty check
+    # simulate / prediction_log: name -> {expr: SQL over a served row (source columns,
+    # score, decision), agg: sum|mean|count|min|max}
+    metrics: dict[str, Any] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)     # per unit, over the metrics
+    covariates: dict[str, Any] = field(default_factory=dict)  # pre-period, for CUPED
 
 
 @dataclass
@@ -177,9 +182,8 @@ class SimulationConfig:
 
     start_day: Optional[float] = None     # null = the last `days` of the data
     days: float = 21.0
-    threshold: float = 0.5                # decline a transaction at or above this score
-    pre_days: float = 28.0                # pre-period for the CUPED covariate
-    false_decline_cost: float = 10.0      # USD cost of declining a legit transaction
+    threshold: float = 0.5                # decision = 1 at or above this score
+    pre_days: float = 28.0                # pre-period for the CUPED covariates
 
 
 @dataclass
@@ -189,7 +193,7 @@ class ExperimentConfig:
     key: str = "???"
     seed: str = ""
     name: str = ""
-    unit: str = "user_id"
+    unit: str = ""                        # the randomisation unit column (a user, a shop...)
     control: Optional[str] = None
     variants: list[Any] = field(default_factory=list)
     primary_metric: dict[str, Any] = field(default_factory=dict)

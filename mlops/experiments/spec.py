@@ -148,7 +148,7 @@ class ExperimentSpec:
     primary_metric: Metric
     seed: str = ""
     name: str = ""
-    unit: str = "user_id"
+    unit: str = "unit_id"                 # the randomisation unit column; set it per experiment
     control: str | None = None
     secondary_metrics: list[Metric] = field(default_factory=list)
     guardrails: list[Guardrail] = field(default_factory=list)

@@ -113,7 +113,8 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     X = feats.select(plan.feature_names)
     routed = None
     if state.router is not None:  # A/B: each record scored by its unit's variant model
-        routed = state.router.score(points, X, s.threshold)
+        routed = state.router.score(points, X, s.threshold,
+                                    features_for=lambda p: _plan_features(state, p, points))
         labels, probs = routed.labels, routed.probs
     else:
         labels, probs = predict_scores(model, X, threshold=s.threshold)
@@ -176,6 +177,12 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
                 out[-1].body["model"] = out[-1].body["models"][0]
         start = end
     return out
+
+
+def _plan_features(state: ServingState, plan, points: pl.DataFrame) -> pl.DataFrame:
+    """An experiment variant's own plan over the same records (realtime: the router
+    refuses other modes), before this batch's events are stored, like the served plan."""
+    return realtime_features(plan, state.store, points).select(plan.feature_names)
 
 
 def _iso(us: int) -> str:

@@ -73,7 +73,7 @@ class ServingState:
                               key="serving.breaker.action",
                               fix="configure a fallback model version or use action=default")
         if self.router is not None:
-            self.router.check(self.plan)
+            self.router.check(self.plan, mode=self.settings.mode)
         self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema)
         self.categories = known_categories(self.model)
         self.metrics = Metrics()

@@ -31,12 +31,24 @@ def test_parity_on_drifted_data_passes(run_action):
     assert r["compared"] == r["events"] * r["features"] and r["max_abs_diff"] <= 1e-9
 
 
-def test_skew_guard_names_both_hashes(live):
-    code, d = live("action=score", *DATA, "features=fraud_v2", out="skew")
-    err = _json(d, "result")["error"]
-    assert code == 2 and "fraud_detector" in err and "plan" in err
-    v1 = _json(d.parent / "train", "train")["plan"]["hash"][:12]
-    assert v1 in err
+def test_skew_guard_names_both_hashes(live, tmp_path):
+    # an explicit features= (as on the command line) that is not the model's spec
+    from support import compose_cfg
+
+    from mlops.actions import serving_ops
+    from mlops.actions.context import RunContext
+    from mlops.errors import SkewError
+    cfg = compose_cfg([*DATA, "action=score", "features=fraud_v2"], tmp_path)
+    ctx = RunContext.from_config(cfg, overrides=["action=score", "features=fraud_v2"])
+    with pytest.raises(SkewError) as err:
+        serving_ops.run(ctx, "score")
+    msg = str(err.value)
+    assert err.value.exit_code == 2 and "fraud_detector" in msg and "plan" in msg
+    v1 = _json(tmp_path / "train", "train")["plan"]["hash"][:12]
+    assert v1 in msg
+    # without an explicit features=, the model's own plan is used
+    code, d = live("action=score", *DATA, out="own")
+    assert code == 0 and _json(d, "score")["plan_hash"][:12] == v1
 
 
 def test_sharded_scoring_equals_unsharded_and_merge_checks_shards(live, tmp_path):
