@@ -8,10 +8,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from sklearn.base import is_regressor
-
 from mlops.errors import ServingError
-from mlops.training.task import model_scores
+from mlops.training.task import is_regression_model, model_scores
 
 
 def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
@@ -26,7 +24,7 @@ def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
     """
     if features.height == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    if is_regressor(getattr(model, "steps", [[None, model]])[-1][1]):
+    if is_regression_model(model):
         value = model_scores(model, features)  # regression: the prediction is the value
         return value, value
     try:

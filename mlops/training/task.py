@@ -42,12 +42,22 @@ def infer_task(model, *, declared: str | None = None, key: str = "model._target_
     return task
 
 
+def is_regression_model(model) -> bool:
+    """True for a fitted regressor (no ``predict_proba``; sklearn says regressor)."""
+    if hasattr(model, "predict_proba"):
+        return False
+    try:
+        return bool(is_regressor(_final(model)))
+    except Exception:  # objects that are not sklearn estimators: treat as classifiers
+        return False
+
+
 def model_scores(model, X) -> np.ndarray:
     """One score per row: P(positive class) for a binary classifier, the value for a regressor.
 
     Every path that scores a model (training, monitoring, experiments, serving) calls this.
     """
-    if is_regressor(_final(model)):
+    if is_regression_model(model):
         return np.asarray(model.predict(X), dtype=np.float64)
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
