@@ -31,13 +31,15 @@ from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import MlopsError, NotFoundError, SkewError
 from mlops.serving.features_online import check_materialized
+from mlops.serving.http_limits import http_protocol, read_json_body
+from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.micro_batch import MicroBatcher
 from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
                                         process_batch, request_ids)
 from mlops.serving.skew import check_plan
 from mlops.serving.state import ServingState
-from mlops.serving.validation import (RequestValidationError, check_payload, error,
-                                      validate_records)
+from mlops.serving.validation import (RequestValidationError, check_entities, check_payload,
+                                      check_records, error)
 
 _PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
           "/admin/reload", "/admin/breaker/reset"}
@@ -75,25 +77,14 @@ def _error(status: int, detail) -> JSONResponse:
 
 
 def _unprocessable(exc: RequestValidationError) -> JSONResponse:
-    return _error(422, exc.details)
+    resp = _error(exc.status, exc.details)
+    if exc.status in (408, 413):  # the rest of the body is never read: close
+        resp.headers["connection"] = "close"
+    return resp
 
 
-async def _json_body(request: Request, limit: int):
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestValidationError([error(["body"], f"payload is {declared} bytes; the "
-                                            f"limit is {limit} bytes: split the request",
-                                            "too_large")])
-    raw = await request.body()
-    if len(raw) > limit:
-        raise RequestValidationError([error(["body"], f"payload is {len(raw)} bytes; the "
-                                            f"limit is {limit} bytes: split the request",
-                                            "too_large")])
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestValidationError([error(["body"], f"invalid JSON: {exc}",
-                                            "json_invalid")]) from None
+async def _json_body(request: Request, limit: int, timeout: float = 30.0):
+    return await read_json_body(request, limit, timeout)
 
 
 def _check_admin(state: ServingState, request: Request) -> JSONResponse | None:
@@ -144,6 +135,8 @@ def create_app(state: ServingState) -> FastAPI:
     batcher = MicroBatcher(lambda reqs: process_batch(state, reqs),
                            max_wait_s=s.batch_wait_ms / 1000.0, max_batch=s.max_batch)
     state.batcher = batcher
+    answers = IdempotentAnswers(state.store, ttl_seconds=s.idempotency_ttl_seconds,
+                                now_us=state.now_us)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -156,48 +149,48 @@ def create_app(state: ServingState) -> FastAPI:
     async def _score(records: list) -> Outcome:
         ids = request_ids(records)
         if s.mode == "batch":
-            ents = []
-            for i, r in enumerate(records):
-                e = r.get(state.plan.entity) if isinstance(r, dict) else None
-                if not isinstance(e, str) or not e:
-                    raise RequestValidationError([error(["records", i, state.plan.entity],
-                                                        "field required (a non-empty string)",
-                                                        "missing")])
-                ents.append(e)
+            ents = check_entities(records, state.plan.entity)
             return await run_in_threadpool(answer_from_cache, state, ents, ids)
-        cols, warnings = validate_records(records, state.request_schema, now_us=state.now_us(),
-                                          known_categories=state.categories)
-        return await batcher.submit(ParsedRequest(cols, warnings, ids), len(ids))
+        checked = check_records(records, state.request_schema, now_us=state.now_us(),
+                                known_categories=state.categories,
+                                max_future_us=int(s.max_future_seconds * 1_000_000),
+                                max_abs=s.max_abs_value, policy=s.invalid_record_policy)
+        return await batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
+                                                  checked.event_ids, checked.invalid), len(ids))
 
     @app.post("/predict")
     async def predict(request: Request):
         try:
-            body = await _json_body(request, s.max_body_bytes)
-            records = check_payload(body, max_records=s.max_records)
-            out = await _score(records)
+            body = await _json_body(request, s.max_body_bytes, s.body_timeout_seconds)
+            async with answers.guard(request, path="/predict") as slot:
+                if slot.replay is not None:  # a retry: the first answer, not re-scored
+                    return slot.replay
+                records = check_payload(body, max_records=s.max_records)
+                out = await _score(records)
+                return slot.keep(_error(out.status, out.detail) if out.status != 200
+                                 else JSONResponse(out.body))
         except RequestValidationError as exc:
             return _unprocessable(exc)
-        if out.status != 200:
-            return _error(out.status, out.detail)
-        return JSONResponse(out.body)
 
     @app.post("/invocations")
     async def invocations(request: Request):
         try:
-            body = await _json_body(request, s.max_body_bytes)
-            records = _records_from_mlflow(body)
-            if len(records) > s.max_records:
-                raise RequestValidationError([error(["records"], f"at most {s.max_records} "
-                                                    f"records per request; got {len(records)}",
-                                                    "too_long")])
-            if not records:
-                raise RequestValidationError([error(["records"], "no records", "too_short")])
-            out = await _score(records)
+            body = await _json_body(request, s.max_body_bytes, s.body_timeout_seconds)
+            async with answers.guard(request, path="/invocations") as slot:
+                if slot.replay is not None:
+                    return slot.replay
+                records = _records_from_mlflow(body)
+                if len(records) > s.max_records:
+                    raise RequestValidationError([error(["records"], f"at most {s.max_records} "
+                                                        f"records per request; got "
+                                                        f"{len(records)}", "too_long")])
+                if not records:
+                    raise RequestValidationError([error(["records"], "no records", "too_short")])
+                out = await _score(records)
+                return slot.keep(_error(out.status, out.detail) if out.status != 200 else
+                                 JSONResponse({"predictions": out.body["predictions"]}))
         except RequestValidationError as exc:
             return _unprocessable(exc)
-        if out.status != 200:
-            return _error(out.status, out.detail)
-        return JSONResponse({"predictions": out.body["predictions"]})
 
     @app.get("/health")
     async def health():
@@ -243,7 +236,7 @@ def create_app(state: ServingState) -> FastAPI:
         if denied is not None:
             return denied
         try:
-            body = await _json_body(request, 10_000)
+            body = await _json_body(request, 10_000, s.body_timeout_seconds)
         except RequestValidationError as exc:
             return _unprocessable(exc)
         version = body.get("version") if isinstance(body, dict) else None
@@ -330,9 +323,14 @@ def serve(state: ServingState, host: str | None = None, port: int | None = None,
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    config = uvicorn.Config(create_app(state), host=host or state.settings.host,
-                            port=int(port if port is not None else state.settings.port),
-                            loop=loop, http=http, log_level=log_level, access_log=False,
+    s = state.settings
+    # slow clients: a deadline for each request head, uvicorn's keep-alive timeout for
+    # idle connections; the body deadline is enforced while reading it (http_limits)
+    config = uvicorn.Config(create_app(state), host=host or s.host,
+                            port=int(port if port is not None else s.port),
+                            loop=loop, http=http_protocol(http, s.header_timeout_seconds),
+                            log_level=log_level, access_log=False,
+                            timeout_keep_alive=max(1, round(s.keep_alive_seconds)),
                             timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     try:
