@@ -310,12 +310,14 @@ def readiness(state: ServingState) -> tuple[dict, list[str]]:
     return checks, problems
 
 
-def serve(state: ServingState, host: str | None = None, port: int | None = None, *,
-          log_level: str = "warning") -> None:
-    """Run the app with uvicorn (uvloop/httptools when installed) until SIGINT/SIGTERM.
+def build_server(state: ServingState, host: str | None = None, port: int | None = None, *,
+                 log_level: str = "warning"):
+    """A configured ``uvicorn.Server`` for the app (uvloop/httptools when installed).
 
-    Graceful shutdown stops the micro-batcher, flushes the prediction log and closes
-    the store. Binds ``settings.host`` (127.0.0.1 by default) unless ``host`` is given.
+    Slow clients are cut off: each request head must arrive within
+    ``settings.header_timeout_seconds`` (else 408 and close), idle keep-alive
+    connections are closed after ``settings.keep_alive_seconds``; the body deadline
+    (``body_timeout_seconds``) is enforced while reading it.
     """
     import importlib.util
 
@@ -324,15 +326,23 @@ def serve(state: ServingState, host: str | None = None, port: int | None = None,
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     s = state.settings
-    # slow clients: a deadline for each request head, uvicorn's keep-alive timeout for
-    # idle connections; the body deadline is enforced while reading it (http_limits)
     config = uvicorn.Config(create_app(state), host=host or s.host,
                             port=int(port if port is not None else s.port),
                             loop=loop, http=http_protocol(http, s.header_timeout_seconds),
                             log_level=log_level, access_log=False,
-                            timeout_keep_alive=max(1, round(s.keep_alive_seconds)),
+                            timeout_keep_alive=s.keep_alive_seconds,
                             timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+def serve(state: ServingState, host: str | None = None, port: int | None = None, *,
+          log_level: str = "warning") -> None:
+    """Run the app with uvicorn until SIGINT/SIGTERM (see :func:`build_server`).
+
+    Graceful shutdown stops the micro-batcher, flushes the prediction log and closes
+    the store. Binds ``settings.host`` (127.0.0.1 by default) unless ``host`` is given.
+    """
+    server = build_server(state, host, port, log_level=log_level)
     try:
         server.run()
     finally:
