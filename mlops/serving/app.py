@@ -11,9 +11,12 @@ Endpoints:
   ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` -> ``{"predictions": [...]}``.
 - ``GET /health`` (alive), ``GET /ready`` (model, plan hash, store, breaker; 503 when not
   ready), ``GET /metadata``, ``GET /metrics`` (Prometheus text).
-- ``POST /admin/reload`` ``{"version": "4"}``, ``POST /admin/breaker/reset``: bearer token
-  from ``settings.admin_token`` or env ``MLOPS_ADMIN_TOKEN``; none configured -> 403,
-  wrong or missing -> 401.
+- ``POST /admin/reload`` ``{"version": "4"}``: only a version that passes the served
+  alias's promotion gates (``state.gate_check``), else 409 naming the failing gates,
+  unless ``{"force": true, "reason": "..."}``; every reload (and refusal) is an audit
+  event. ``POST /admin/breaker/reset`` (audited, shared with every server). Both need
+  the bearer token from ``settings.admin_token`` or env ``MLOPS_ADMIN_TOKEN``; none
+  configured -> 403, wrong or missing -> 401.
 
 Bad requests answer 422 with the field named; errors inside a batch answer 503/500 for
 that batch only; the server stays up.
@@ -243,10 +246,27 @@ def create_app(state: ServingState) -> FastAPI:
         if version is None or isinstance(version, (dict, list, bool)):
             return _error(422, [error(["version"], "field required: the model version or "
                                       "alias to load", "missing")])
+        force, reason = body.get("force", False), body.get("reason")
+        if not isinstance(force, bool):
+            return _error(422, [error(["force"], "must be true or false", "type_error")])
+        if force and (not isinstance(reason, str) or not reason.strip()):
+            return _error(422, [error(["reason"], "a forced reload needs a reason (why the "
+                                      "gates are bypassed): send {\"force\": true, \"reason\": "
+                                      "\"...\"}", "missing")])
         if state.reload_fn is None:
             return _error(501, "this server has no reload function configured")
         try:
             model, info = await run_in_threadpool(state.reload_fn, str(version))
+            failed = [] if state.gate_check is None else \
+                await run_in_threadpool(state.gate_check, str(info.version))
+            details = {"requested": str(version), "to": str(info.version),
+                       "failed_gates": failed, "forced": bool(force and failed),
+                       "reason": reason if force else None}
+            if failed and not force:
+                await run_in_threadpool(state.record_event, "serving_reload_refused", details)
+                return _error(409, f"version {info.version} does not pass the promotion gates: "
+                                   f"{'; '.join(failed)}. Promote it through the gates, or send "
+                                   "{\"force\": true, \"reason\": \"...\"} (audited)")
             previous = await run_in_threadpool(state.swap_model, model, info)
         except SkewError as exc:
             return _error(409, str(exc))
@@ -254,7 +274,10 @@ def create_app(state: ServingState) -> FastAPI:
             return _error(404, str(exc))
         except MlopsError as exc:
             return _error(400, str(exc))
-        return {"model": info.as_dict(), "previous": previous.as_dict()}
+        await run_in_threadpool(state.record_event, "serving_reload",
+                                {**details, "from": str(previous.version)})
+        return {"model": info.as_dict(), "previous": previous.as_dict(),
+                "forced": details["forced"], "failed_gates": failed}
 
     @app.post("/admin/breaker/reset")
     async def breaker_reset(request: Request):
@@ -263,7 +286,7 @@ def create_app(state: ServingState) -> FastAPI:
             return denied
         if state.breaker is None:
             return _error(404, "this server has no circuit breaker (no reference statistics)")
-        status = state.breaker.reset()
+        status = await run_in_threadpool(state.breaker.reset, "admin")
         state.metrics.clear_gauge("mlops_breaker_feature_psi")
         state.metrics.gauge("mlops_breaker_tripped", "1 when the circuit breaker is tripped.",
                             0.0)
