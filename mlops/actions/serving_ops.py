@@ -113,7 +113,7 @@ def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> di
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)
     try:
-        record = trip_breaker(store, reason, source="monitor")
+        record = trip_breaker(store, reason, source="monitor", version=str(version))
     finally:
         store.close()
     open_registry(ctx).record_event(name, "breaker_trip", version=int(version), actor="monitor",

@@ -323,7 +323,8 @@ class CircuitBreaker:
             return
         self._next_poll = self._clock() + self.settings.poll_seconds
         rec = self.shared.read()
-        if rec is None or (self._seen_at is not None and rec["at"] <= self._seen_at):
+        if rec is None or (self._seen_at is not None and rec["at"] <= self._seen_at) \
+                or not self.shared.applies(rec):
             return
         self._seen_at = rec["at"]
         if rec["state"] == "tripped" and not self.tripped:

@@ -86,7 +86,7 @@ class ServingState:
         if self.breaker is not None:
             # trips/resets are shared through the store and audited in the registry
             if self.breaker.shared is None:
-                self.breaker.shared = SharedBreakerState(self.store)
+                self.breaker.shared = SharedBreakerState(self.store, version=str(self.info.version))
             if self.breaker.listener is None:
                 self.breaker.listener = self.record_event
         self.categories = known_categories(self.model)
@@ -108,6 +108,8 @@ class ServingState:
             self.model, self.info = model, info
             self._active = (model, info)
             self.categories = known_categories(model)
+            if self.breaker is not None and self.breaker.shared is not None:
+                self.breaker.shared.version = str(info.version)
         return previous
 
     def record_event(self, action: str, details: dict) -> None:
