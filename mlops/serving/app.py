@@ -24,7 +24,6 @@ that batch only; the server stays up.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from contextlib import asynccontextmanager
 

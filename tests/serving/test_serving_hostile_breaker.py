@@ -73,7 +73,7 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
     b = make_state(clock=lambda: NOW, store=SQLiteStore(path),
                    breaker=CircuitBreaker(world.reference, fast))
     rec = record(world.events.row(10, named=True), world.plan)
-    with TestClient(create_app(a)) as ca, TestClient(create_app(b)) as cb:
+    with TestClient(create_app(a)) as ca, TestClient(create_app(b)):
         assert ca.post("/predict", json={"records": [rec]}).json()["served_by"] == "model"
         # what action=monitor does with on_drift: trip_breaker (another process, same store)
         monitor_store = SQLiteStore(path)
