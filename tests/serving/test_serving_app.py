@@ -227,7 +227,9 @@ def test_concurrent_requests_are_micro_batched_into_one_model_call(world, make_s
     calls = []
     original = world.model.predict_proba
 
-    class Spy:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Spy(ClassifierMixin, BaseEstimator):  # a classifier to sklearn's task inference
         classes_ = world.model.classes_
 
         def predict_proba(self, X):
