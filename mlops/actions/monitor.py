@@ -177,11 +177,9 @@ def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
                 fh.write(json.dumps(record) + "\n")
             actions.append({"action": "alert", "detail": "; ".join(reasons),
                             "record": str(ctx.home / "alerts.jsonl")})
-        elif action == "trip_breaker":
-            state = {"state": "open", "reason": "monitor: " + "; ".join(reasons), "since": now,
-                     "model": name, "version": mv.version}
-            (ctx.home / "breaker.json").write_text(json.dumps(state, indent=2))
-            actions.append({"action": "trip_breaker", "detail": state["reason"]})
+        elif action == "trip_breaker":  # shared state in the online store: servers poll it
+            from mlops.actions.serving_ops import trip_serving_breaker
+            actions.append(trip_serving_breaker(ctx, name, mv.version, "; ".join(reasons)))
         elif action == "retrain":
             from mlops.actions.retrain import retrain_candidate
             actions.append(retrain_candidate(ctx, info))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.actions.context import RunContext
+from mlops.registry.redact import redact
 from mlops.reports.render import write_json
 from mlops.reports.render import write_report as _publish
 
@@ -33,7 +34,9 @@ def write_report(ctx: RunContext, name: str, result: dict[str, Any], *, title: s
 
     ``result`` is the machine-readable contract (it must hold ``status`` and
     ``headline``); ``context`` holds display-only values such as SVG charts.
+    Secrets (token/password/secret keys, URL passwords) are redacted from both.
     """
+    result, context = redact(result), redact(context)
     if not ctx.cfg.report.html:
         write_json({"action": name, "title": title, **result}, ctx.output_dir / f"{name}.json")
         return ctx.output_dir / f"{name}.json"

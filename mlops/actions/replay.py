@@ -22,8 +22,10 @@ def _records(df: pl.DataFrame, cols: list[str], ts: str, event_id: str | None) -
     """Request records; the event id (``data.event_id``), when there is one, is sent as
     the request id so late labels join the prediction log on it."""
     out = df.select(cols).with_columns(pl.col(ts).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"))
-    if event_id and event_id in df.columns:
-        out = out.with_columns(df[event_id].cast(pl.String).alias("request_id"))
+    if event_id is not None and event_id in out.columns:
+        # the request id joins late labels to the log; the event id makes a second
+        # replay of the same window store nothing twice
+        out = out.with_columns(pl.col(event_id).cast(pl.String).alias("request_id"))
     return out.to_dicts()
 
 
@@ -39,6 +41,9 @@ def run(ctx: RunContext) -> ActionResult:
     rc = ctx.cfg.serving.replay
     state = open_serving_state(ctx)
     plan = state.plan
+    # the server's clock follows the replayed traffic (retention, future-time checks)
+    sim = {"now": None}
+    state.clock = lambda: sim["now"]
     events = ctx.scan_events().collect().sort(plan.timestamp)
     ts = plan.timestamp
     first, last = events[ts].min(), events[ts].max()
@@ -53,14 +58,19 @@ def run(ctx: RunContext) -> ActionResult:
         raise DataError("the replay window has no events", key="serving.replay.start_day",
                         fix="move it inside the data")
     from mlops.serving.features_online import append_events
-    append_events(plan, state.store, history.select(list(plan.source_columns)))
-    eid = ctx.event_id
-    cols = [c for c in plan.source_columns if c in events.columns]
+    eid = ctx.event_id if ctx.event_id in events.columns else None
+    sim["now"] = start
+    append_events(plan, state.store, history.select(list(plan.source_columns))
+                  .cast(state.request_schema.polars_schema(), strict=False),
+                  None if eid is None else history[eid].cast(pl.String).to_list())
+    cols = [c for c in dict.fromkeys([*([eid] if eid else []), *plan.source_columns])
+            if c in events.columns]
     step = int(rc.records_per_request)
     statuses, latencies, trips, flagged, served_default = {}, [], [], 0, 0
     with TestClient(create_app(state)) as client:
         for i in range(0, window.height, step):
             chunk = window.slice(i, step)
+            sim["now"] = chunk[ts].max()
             t = time.perf_counter()
             resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
             latencies.append((time.perf_counter() - t) * 1000)

@@ -24,6 +24,7 @@ from mlops.serving import (BreakerReference, FeatureBins, ModelInfo, ServingSett
                            materialize, open_state, open_store, replay_parity,
                            score_events, serve)
 from mlops.serving.breaker import SCORE
+from mlops.serving.breaker_shared import trip_breaker
 from mlops.serving.settings import BreakerSettings, StoreSettings
 
 
@@ -104,9 +105,37 @@ def open_serving_state(ctx: RunContext, **overrides):
     if s.breaker.action == "fallback" and mv.parent:
         fallback = reload_fn(str(mv.parent))
     schema = dict(ctx.scan_events().collect_schema())
+    alias = str(ctx.cfg.serving.alias)
+    gate_alias = "production" if alias.isdigit() else alias
+
+    def audit(action: str, details: dict) -> None:  # breaker trips/resets, reloads
+        v = str(details.get("model_version", info.version))
+        reg.record_event(info.name, action, version=int(v) if v.isdigit() else None,
+                         actor="serving", details=details)
+
+    def gate_check(version: str) -> list[str]:  # /admin/reload serves only what passes
+        return [f"{r.name} ({r.detail})" for r in reg.check_gates(info.name, version, gate_alias)
+                if not r.passed]
     return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan),
                       fallback=fallback, reload_fn=reload_fn, source_schema=schema,
-                      router=experiment_router(ctx))
+                      router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
+                      gate_check=gate_check)
+
+
+def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> dict:
+    """Open the breaker of every running and later server on ``serving.store`` (they
+    poll it), and record the trip in the registry's audit log."""
+    s = settings(ctx)
+    store = open_store(s.store.type, path=s.store.path, url=s.store.url,
+                       namespace=s.store.namespace)
+    try:
+        record = trip_breaker(store, reason, source="monitor", version=str(version))
+    finally:
+        store.close()
+    open_registry(ctx).record_event(name, "breaker_trip", version=int(version), actor="monitor",
+                                    details={"reason": reason, "source": "monitor"})
+    return {"action": "trip_breaker", "detail": reason, "store": s.store.type,
+            "state": record}
 
 
 def experiment_router(ctx: RunContext):
@@ -243,7 +272,7 @@ def _materialize(ctx: RunContext) -> ActionResult:
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace)
     t0 = time.perf_counter()
-    rep = materialize(plan, ctx.scan_events(), store)
+    rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id)
     result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "
               f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type}", **rep.as_dict(),
               "store": {"type": s.store.type, "path": s.store.path if s.store.type == "sqlite"

@@ -17,6 +17,7 @@ from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_ops import open_registry, model_name
 from mlops.config.validate import plain
+from mlops.registry.redact import redact
 from mlops.data.fingerprint import frame_hash
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
@@ -343,7 +344,7 @@ def _register(ctx, plan, model, parts, table, flat, fairness, evaluation, split_
             "training_data_hash": frame_hash(train),
             "feature_plan_hash": plan.spec_hash, "feature_plan_name": plan.name,
             "feature_plan_version": plan.version,
-            "config": plain(ctx.cfg), "hyperparameters": hyper, "metrics": flat,
+            "config": redact(plain(ctx.cfg)), "hyperparameters": hyper, "metrics": flat,
             "fairness": fairness, "description": str(ctx.cfg.training.description),
             "tags": {"split": split_info, "estimator": str(ctx.cfg.model._target_),
                      "task": task, "calibration": evaluation["test"].get("calibration"),

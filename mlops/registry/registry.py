@@ -286,6 +286,20 @@ class Registry:
                                 actor=actor, details={"from": current, "to": target})
             return queries.get(conn, name, target, self.root)
 
+    def record_event(self, name: str, action: str, *, version: int | None = None, alias: str | None = None,
+                     actor: str | None = None, details: dict | None = None) -> None:
+        """Append one audit entry for a state change made outside the registry (breaker
+        trip/reset, admin reload, ...). ``details`` must be JSON-serialisable."""
+        queries.check_model_name(name)
+        if alias is not None:
+            queries.check_alias_name(alias)
+        if details is not None and not isinstance(details, dict):
+            raise ConfigError(f"must be a dict or None; got {details!r} instead", key="details")
+        actor = _actor(actor)
+        with self._write() as conn:
+            queries.write_audit(conn, ts=store.utc_now(), model=name, version=version, action=action,
+                                actor=actor, alias=alias, details=details)
+
     # ----------------------------------------------------------------- reads
     def get_version(self, name: str, version_or_alias: int | str) -> ModelVersion:
         """A version by number, ``"latest"`` or alias; NotFoundError lists what exists."""

@@ -11,9 +11,12 @@ Endpoints:
   ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` -> ``{"predictions": [...]}``.
 - ``GET /health`` (alive), ``GET /ready`` (model, plan hash, store, breaker; 503 when not
   ready), ``GET /metadata``, ``GET /metrics`` (Prometheus text).
-- ``POST /admin/reload`` ``{"version": "4"}``, ``POST /admin/breaker/reset``: bearer token
-  from ``settings.admin_token`` or env ``MLOPS_ADMIN_TOKEN``; none configured -> 403,
-  wrong or missing -> 401.
+- ``POST /admin/reload`` ``{"version": "4"}``: only a version that passes the served
+  alias's promotion gates (``state.gate_check``), else 409 naming the failing gates,
+  unless ``{"force": true, "reason": "..."}``; every reload (and refusal) is an audit
+  event. ``POST /admin/breaker/reset`` (audited, shared with every server). Both need
+  the bearer token from ``settings.admin_token`` or env ``MLOPS_ADMIN_TOKEN``; none
+  configured -> 403, wrong or missing -> 401.
 
 Bad requests answer 422 with the field named; errors inside a batch answer 503/500 for
 that batch only; the server stays up.
@@ -21,7 +24,6 @@ that batch only; the server stays up.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from contextlib import asynccontextmanager
 
@@ -31,13 +33,15 @@ from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import MlopsError, NotFoundError, SkewError
 from mlops.serving.features_online import check_materialized
+from mlops.serving.http_limits import http_protocol, read_json_body
+from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.micro_batch import MicroBatcher
 from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
                                         process_batch, request_ids)
 from mlops.serving.skew import check_plan
 from mlops.serving.state import ServingState
-from mlops.serving.validation import (RequestValidationError, check_payload, error,
-                                      validate_records)
+from mlops.serving.validation import (RequestValidationError, check_entities, check_payload,
+                                      check_records, error)
 
 _PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
           "/admin/reload", "/admin/breaker/reset"}
@@ -75,25 +79,14 @@ def _error(status: int, detail) -> JSONResponse:
 
 
 def _unprocessable(exc: RequestValidationError) -> JSONResponse:
-    return _error(422, exc.details)
+    resp = _error(exc.status, exc.details)
+    if exc.status in (408, 413):  # the rest of the body is never read: close
+        resp.headers["connection"] = "close"
+    return resp
 
 
-async def _json_body(request: Request, limit: int):
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestValidationError([error(["body"], f"payload is {declared} bytes; the "
-                                            f"limit is {limit} bytes: split the request",
-                                            "too_large")])
-    raw = await request.body()
-    if len(raw) > limit:
-        raise RequestValidationError([error(["body"], f"payload is {len(raw)} bytes; the "
-                                            f"limit is {limit} bytes: split the request",
-                                            "too_large")])
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestValidationError([error(["body"], f"invalid JSON: {exc}",
-                                            "json_invalid")]) from None
+async def _json_body(request: Request, limit: int, timeout: float = 30.0):
+    return await read_json_body(request, limit, timeout)
 
 
 def _check_admin(state: ServingState, request: Request) -> JSONResponse | None:
@@ -144,6 +137,8 @@ def create_app(state: ServingState) -> FastAPI:
     batcher = MicroBatcher(lambda reqs: process_batch(state, reqs),
                            max_wait_s=s.batch_wait_ms / 1000.0, max_batch=s.max_batch)
     state.batcher = batcher
+    answers = IdempotentAnswers(state.store, ttl_seconds=s.idempotency_ttl_seconds,
+                                now_us=state.now_us)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -156,48 +151,48 @@ def create_app(state: ServingState) -> FastAPI:
     async def _score(records: list) -> Outcome:
         ids = request_ids(records)
         if s.mode == "batch":
-            ents = []
-            for i, r in enumerate(records):
-                e = r.get(state.plan.entity) if isinstance(r, dict) else None
-                if not isinstance(e, str) or not e:
-                    raise RequestValidationError([error(["records", i, state.plan.entity],
-                                                        "field required (a non-empty string)",
-                                                        "missing")])
-                ents.append(e)
+            ents = check_entities(records, state.plan.entity)
             return await run_in_threadpool(answer_from_cache, state, ents, ids)
-        cols, warnings = validate_records(records, state.request_schema, now_us=state.now_us(),
-                                          known_categories=state.categories)
-        return await batcher.submit(ParsedRequest(cols, warnings, ids), len(ids))
+        checked = check_records(records, state.request_schema, now_us=state.now_us(),
+                                known_categories=state.categories,
+                                max_future_us=int(s.max_future_seconds * 1_000_000),
+                                max_abs=s.max_abs_value, policy=s.invalid_record_policy)
+        return await batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
+                                                  checked.event_ids, checked.invalid), len(ids))
 
     @app.post("/predict")
     async def predict(request: Request):
         try:
-            body = await _json_body(request, s.max_body_bytes)
-            records = check_payload(body, max_records=s.max_records)
-            out = await _score(records)
+            body = await _json_body(request, s.max_body_bytes, s.body_timeout_seconds)
+            async with answers.guard(request, path="/predict") as slot:
+                if slot.replay is not None:  # a retry: the first answer, not re-scored
+                    return slot.replay
+                records = check_payload(body, max_records=s.max_records)
+                out = await _score(records)
+                return slot.keep(_error(out.status, out.detail) if out.status != 200
+                                 else JSONResponse(out.body))
         except RequestValidationError as exc:
             return _unprocessable(exc)
-        if out.status != 200:
-            return _error(out.status, out.detail)
-        return JSONResponse(out.body)
 
     @app.post("/invocations")
     async def invocations(request: Request):
         try:
-            body = await _json_body(request, s.max_body_bytes)
-            records = _records_from_mlflow(body)
-            if len(records) > s.max_records:
-                raise RequestValidationError([error(["records"], f"at most {s.max_records} "
-                                                    f"records per request; got {len(records)}",
-                                                    "too_long")])
-            if not records:
-                raise RequestValidationError([error(["records"], "no records", "too_short")])
-            out = await _score(records)
+            body = await _json_body(request, s.max_body_bytes, s.body_timeout_seconds)
+            async with answers.guard(request, path="/invocations") as slot:
+                if slot.replay is not None:
+                    return slot.replay
+                records = _records_from_mlflow(body)
+                if len(records) > s.max_records:
+                    raise RequestValidationError([error(["records"], f"at most {s.max_records} "
+                                                        f"records per request; got "
+                                                        f"{len(records)}", "too_long")])
+                if not records:
+                    raise RequestValidationError([error(["records"], "no records", "too_short")])
+                out = await _score(records)
+                return slot.keep(_error(out.status, out.detail) if out.status != 200 else
+                                 JSONResponse({"predictions": out.body["predictions"]}))
         except RequestValidationError as exc:
             return _unprocessable(exc)
-        if out.status != 200:
-            return _error(out.status, out.detail)
-        return JSONResponse({"predictions": out.body["predictions"]})
 
     @app.get("/health")
     async def health():
@@ -243,17 +238,34 @@ def create_app(state: ServingState) -> FastAPI:
         if denied is not None:
             return denied
         try:
-            body = await _json_body(request, 10_000)
+            body = await _json_body(request, 10_000, s.body_timeout_seconds)
         except RequestValidationError as exc:
             return _unprocessable(exc)
         version = body.get("version") if isinstance(body, dict) else None
         if version is None or isinstance(version, (dict, list, bool)):
             return _error(422, [error(["version"], "field required: the model version or "
                                       "alias to load", "missing")])
+        force, reason = body.get("force", False), body.get("reason")
+        if not isinstance(force, bool):
+            return _error(422, [error(["force"], "must be true or false", "type_error")])
+        if force and (not isinstance(reason, str) or not reason.strip()):
+            return _error(422, [error(["reason"], "a forced reload needs a reason (why the "
+                                      "gates are bypassed): send {\"force\": true, \"reason\": "
+                                      "\"...\"}", "missing")])
         if state.reload_fn is None:
             return _error(501, "this server has no reload function configured")
         try:
             model, info = await run_in_threadpool(state.reload_fn, str(version))
+            failed = [] if state.gate_check is None else \
+                await run_in_threadpool(state.gate_check, str(info.version))
+            details = {"requested": str(version), "to": str(info.version),
+                       "failed_gates": failed, "forced": bool(force and failed),
+                       "reason": reason if force else None}
+            if failed and not force:
+                await run_in_threadpool(state.record_event, "serving_reload_refused", details)
+                return _error(409, f"version {info.version} does not pass the promotion gates: "
+                                   f"{'; '.join(failed)}. Promote it through the gates, or send "
+                                   "{\"force\": true, \"reason\": \"...\"} (audited)")
             previous = await run_in_threadpool(state.swap_model, model, info)
         except SkewError as exc:
             return _error(409, str(exc))
@@ -261,7 +273,10 @@ def create_app(state: ServingState) -> FastAPI:
             return _error(404, str(exc))
         except MlopsError as exc:
             return _error(400, str(exc))
-        return {"model": info.as_dict(), "previous": previous.as_dict()}
+        await run_in_threadpool(state.record_event, "serving_reload",
+                                {**details, "from": str(previous.version)})
+        return {"model": info.as_dict(), "previous": previous.as_dict(),
+                "forced": details["forced"], "failed_gates": failed}
 
     @app.post("/admin/breaker/reset")
     async def breaker_reset(request: Request):
@@ -270,7 +285,7 @@ def create_app(state: ServingState) -> FastAPI:
             return denied
         if state.breaker is None:
             return _error(404, "this server has no circuit breaker (no reference statistics)")
-        status = state.breaker.reset()
+        status = await run_in_threadpool(state.breaker.reset, "admin")
         state.metrics.clear_gauge("mlops_breaker_feature_psi")
         state.metrics.gauge("mlops_breaker_tripped", "1 when the circuit breaker is tripped.",
                             0.0)
@@ -317,12 +332,14 @@ def readiness(state: ServingState) -> tuple[dict, list[str]]:
     return checks, problems
 
 
-def serve(state: ServingState, host: str | None = None, port: int | None = None, *,
-          log_level: str = "warning") -> None:
-    """Run the app with uvicorn (uvloop/httptools when installed) until SIGINT/SIGTERM.
+def build_server(state: ServingState, host: str | None = None, port: int | None = None, *,
+                 log_level: str = "warning"):
+    """A configured ``uvicorn.Server`` for the app (uvloop/httptools when installed).
 
-    Graceful shutdown stops the micro-batcher, flushes the prediction log and closes
-    the store. Binds ``settings.host`` (127.0.0.1 by default) unless ``host`` is given.
+    Slow clients are cut off: each request head must arrive within
+    ``settings.header_timeout_seconds`` (else 408 and close), idle keep-alive
+    connections are closed after ``settings.keep_alive_seconds``; the body deadline
+    (``body_timeout_seconds``) is enforced while reading it.
     """
     import importlib.util
 
@@ -330,11 +347,24 @@ def serve(state: ServingState, host: str | None = None, port: int | None = None,
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    config = uvicorn.Config(create_app(state), host=host or state.settings.host,
-                            port=int(port if port is not None else state.settings.port),
-                            loop=loop, http=http, log_level=log_level, access_log=False,
+    s = state.settings
+    config = uvicorn.Config(create_app(state), host=host or s.host,
+                            port=int(port if port is not None else s.port),
+                            loop=loop, http=http_protocol(http, s.header_timeout_seconds),
+                            log_level=log_level, access_log=False,
+                            timeout_keep_alive=s.keep_alive_seconds,
                             timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+def serve(state: ServingState, host: str | None = None, port: int | None = None, *,
+          log_level: str = "warning") -> None:
+    """Run the app with uvicorn until SIGINT/SIGTERM (see :func:`build_server`).
+
+    Graceful shutdown stops the micro-batcher, flushes the prediction log and closes
+    the store. Binds ``settings.host`` (127.0.0.1 by default) unless ``host`` is given.
+    """
+    server = build_server(state, host, port, log_level=log_level)
     try:
         server.run()
     finally:

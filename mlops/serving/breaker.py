@@ -15,6 +15,14 @@ voting features have PSI above ``feature_psi`` or the score PSI is above
 ``prediction_psi``. It stays tripped
 (latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
 
+One client cannot trip it: each request adds at most ``max_records_per_request``
+records to the window and each entity holds at most ``max_records_per_entity`` slots
+of it, so a trip needs drift across the population. With a ``shared`` state (see
+:mod:`mlops.serving.breaker_shared`) trips and resets are published to, and polled
+from, the online store (at most every ``poll_seconds``): a trip by monitoring or by
+another server opens this breaker too. ``listener(action, details)`` is called on
+every trip and reset (the action layer writes them to the registry's audit log).
+
 Cost per record is O(features): bin indices go into a ring buffer and per-bin counts
 are updated incrementally; PSI is computed from the counts (O(features x bins)).
 
@@ -33,134 +41,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlops.errors import ConfigError
+from mlops.serving.breaker_bins import (SCORE, SHARE_FLOOR, BreakerReference, FeatureBins,
+                                        _floats, psi)
 from mlops.serving.settings import BreakerSettings
 
-SHARE_FLOOR = 1e-4
-SCORE = "__score__"
+__all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "BreakerStatus", "CircuitBreaker",
+           "FeatureBins", "psi"]
+
+def _request_capped(m: int, sizes: Sequence[int] | None, cap: int) -> np.ndarray | None:
+    """Row indices keeping the first ``cap`` records of each request (None: keep all)."""
+    if sizes is None or all(n <= cap for n in sizes):
+        return None
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    rows = np.concatenate([np.arange(s, s + min(n, cap)) for s, n in zip(starts, sizes)])
+    return rows[rows < m]
 
 
-@dataclass(frozen=True)
-class FeatureBins:
-    """Reference bins of one feature: numeric ``edges`` or ``categories`` (+ unseen)."""
-
-    name: str
-    shares: tuple[float, ...]
-    edges: tuple[float, ...] | None = None
-    categories: tuple[str, ...] | None = None
-
-    def __post_init__(self):
-        if (self.edges is None) == (self.categories is None):
-            raise ConfigError("give exactly one of edges or categories",
-                              key=f"breaker.reference.{self.name}")
-        n = len(self.edges) + 1 if self.edges is not None else len(self.categories) + 1
-        if len(self.shares) != n:
-            raise ConfigError(f"needs {n} reference shares (one per bin); got {len(self.shares)}",
-                              key=f"breaker.reference.{self.name}.shares",
-                              fix="numeric: len(edges)+1; categorical: len(categories)+1 (unseen)")
-        if self.edges is not None and any(np.diff(self.edges) <= 0):
-            raise ConfigError("edges must be strictly increasing",
-                              key=f"breaker.reference.{self.name}.edges")
-
-    @property
-    def n_bins(self) -> int:
-        return len(self.shares)
-
-    def bin(self, values) -> np.ndarray:
-        """Bin index per value (int16); -1 for null/NaN/inf (dropped)."""
-        if self.edges is not None:
-            x = np.asarray(values, dtype=np.float64)
-            ok = np.isfinite(x)
-            idx = np.searchsorted(np.asarray(self.edges), np.where(ok, x, 0.0), side="right")
-            return np.where(ok, idx, -1).astype(np.int16)
-        lookup = self._lookup()
-        unseen = len(self.categories)
-        return np.fromiter((-1 if v is None else lookup.get(v, unseen) for v in values),
-                           dtype=np.int16, count=len(values))
-
-    def _lookup(self) -> dict:
-        cache = self.__dict__.get("_lookup_cache")
-        if cache is None:
-            cache = {c: i for i, c in enumerate(self.categories)}
-            object.__setattr__(self, "_lookup_cache", cache)
-        return cache
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "shares": list(self.shares),
-                "edges": None if self.edges is None else list(self.edges),
-                "categories": None if self.categories is None else list(self.categories)}
-
-
-def psi(current: np.ndarray, reference: np.ndarray) -> float:
-    """PSI between two share vectors, each share floored at 1e-4."""
-    c = np.maximum(np.asarray(current, dtype=np.float64), SHARE_FLOOR)
-    r = np.maximum(np.asarray(reference, dtype=np.float64), SHARE_FLOOR)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def _numeric_bins(name: str, values, n_bins: int) -> FeatureBins:
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        raise ConfigError("has no finite reference values", key=f"breaker.reference.{name}")
-    edges = np.unique(np.quantile(x, np.arange(1, n_bins) / n_bins))
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1)
-    return FeatureBins(name, tuple((counts / x.size).tolist()), edges=tuple(edges.tolist()))
-
-
-def _categorical_bins(name: str, values) -> FeatureBins:
-    vals = [v for v in values if v is not None]
-    cats, counts = np.unique(np.asarray(vals, dtype=object).astype(str), return_counts=True)
-    shares = (counts / max(len(vals), 1)).tolist() + [0.0]  # the unseen bin is empty
-    return FeatureBins(name, tuple(shares), categories=tuple(cats.tolist()))
-
-
-@dataclass(frozen=True)
-class BreakerReference:
-    """Reference bins of the monitored features and of the prediction score."""
-
-    features: tuple[FeatureBins, ...]
-    score: FeatureBins
-
-    @classmethod
-    def fit(cls, columns: Mapping[str, Sequence], scores, *, categorical: Sequence[str] = (),
-            n_bins: int = 10) -> "BreakerReference":
-        """Fit bins on reference data (training features and training scores).
-
-        Numeric inner edges are ``numpy.quantile(ref, k / n_bins)``, k = 1..n_bins-1,
-        duplicates dropped; categorical bins are the reference categories + unseen.
-        ``columns`` maps feature name -> values (a polars DataFrame works too).
-        """
-        names = list(columns.columns) if hasattr(columns, "columns") else list(columns)
-        feats = []
-        for name in names:
-            values = columns[name]
-            values = values.to_list() if name in categorical and hasattr(values, "to_list") \
-                else values
-            feats.append(_categorical_bins(name, values) if name in categorical
-                         else _numeric_bins(name, _floats(values), n_bins))
-        return cls(tuple(feats), _numeric_bins(SCORE, scores, n_bins))
-
-    def as_dict(self) -> dict:
-        return {"features": [f.as_dict() for f in self.features], "score": self.score.as_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "BreakerReference":
-        def build(d):
-            return FeatureBins(d["name"], tuple(d["shares"]),
-                               edges=None if d.get("edges") is None else tuple(d["edges"]),
-                               categories=None if d.get("categories") is None
-                               else tuple(d["categories"]))
-        return cls(tuple(build(d) for d in data["features"]), build(data["score"]))
-
-
-def _floats(values) -> np.ndarray:
-    if hasattr(values, "to_numpy"):
-        values = values.to_numpy()
-    arr = np.asarray(values)
-    if arr.dtype == object:  # None -> NaN
-        arr = np.array([np.nan if v is None else v for v in arr], dtype=np.float64)
-    return arr.astype(np.float64)
+def _take(values, rows: np.ndarray):
+    if hasattr(values, "gather"):  # a polars Series
+        return values.gather(rows)
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    return [values[i] for i in rows]
 
 
 @dataclass
@@ -186,9 +88,18 @@ class BreakerStatus:
 class CircuitBreaker:
     """Rolling-window PSI breaker (pure numpy, thread-safe)."""
 
-    def __init__(self, reference: BreakerReference, settings: BreakerSettings | None = None):
+    def __init__(self, reference: BreakerReference, settings: BreakerSettings | None = None,
+                 *, shared=None, listener=None, clock=time.monotonic):
         self.reference = reference
         self.settings = settings or BreakerSettings()
+        self.shared = shared          # SharedBreakerState or None
+        self.listener = listener      # callable(action, details) on trip / reset
+        self._clock = clock
+        self._next_poll = 0.0
+        self._seen_at: float | None = None   # "at" of the last shared record applied
+        self._slot_entity: list[str | None] = [None] * self.settings.window
+        self._entity_slots: dict[str, int] = {}
+        self.skipped = 0              # records not observed because of the caps
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
         width = max(b.n_bins for b in self._bins)
@@ -207,16 +118,27 @@ class CircuitBreaker:
     def feature_names(self) -> list[str]:
         return [b.name for b in self.reference.features]
 
-    def observe(self, columns: Mapping[str, Sequence], scores) -> BreakerStatus:
+    def observe(self, columns: Mapping[str, Sequence], scores, *,
+                entities: Sequence[str] | None = None,
+                request_sizes: Sequence[int] | None = None) -> BreakerStatus:
         """Add a batch of records (feature columns by name, model scores) and re-check.
 
         Columns the reference does not monitor are ignored; a monitored column that is
-        missing counts as dropped values.
+        missing counts as dropped values. ``request_sizes`` (records per request, in
+        order) applies the per-request cap, ``entities`` (one per record) the
+        per-entity cap; without them every record counts.
         """
         scores = _floats(scores)
         m = scores.size
         if m == 0:
             return self.status()
+        rows = _request_capped(m, request_sizes, self.settings.max_records_per_request)
+        if rows is not None:
+            self.skipped += m - rows.size
+            scores = scores[rows]
+            columns = {k: _take(v, rows) for k, v in columns.items()}
+            entities = None if entities is None else [entities[i] for i in rows]
+            m = rows.size
         idx = np.empty((m, len(self._bins)), dtype=np.int16)
         for j, b in enumerate(self.reference.features):
             col = columns[b.name] if b.name in columns else [None] * m
@@ -226,11 +148,88 @@ class CircuitBreaker:
                 col = col.to_list()
             idx[:, j] = b.bin(col)
         idx[:, -1] = self.reference.score.bin(scores)
+        events = []
         with self._lock:
+            self._sync(events)
+            if entities is not None:
+                keep = self._claim_slots(entities)
+                self.skipped += m - len(keep)
+                idx = idx[keep]
             self.dropped += int((idx < 0).sum())
-            self._push(idx[-self.settings.window:])
+            w = self.settings.window
+            for start in range(0, idx.shape[0], w):  # slots stay distinct within one push
+                self._push(idx[start:start + w])
+            was = self.tripped
             self._evaluate()
-            return self._status()
+            if self.tripped and not was:
+                events.append(("breaker_trip", {"reason": self.reason, "source": "window"}))
+                if self.shared is not None:
+                    self._seen_at = self.shared.publish("tripped", self.reason, "window")
+            status = self._status()
+        self._notify(events)
+        return status
+
+    def _claim_slots(self, entities: Sequence[str]) -> list[int]:
+        """Rows whose entity still has room in the window; book their slots (in order)."""
+        cap, w = self.settings.max_records_per_entity, self.settings.window
+        keep, placed = [], 0
+        for r, e in enumerate(entities):
+            slot = (self._pos + placed) % w
+            old = self._slot_entity[slot]
+            held = self._entity_slots.get(e, 0) - (1 if old == e else 0)
+            if held >= cap:
+                continue
+            if old is not None:
+                self._release(old)
+            self._slot_entity[slot] = e
+            self._entity_slots[e] = self._entity_slots.get(e, 0) + 1
+            keep.append(r)
+            placed += 1
+        return keep
+
+    def _release(self, entity: str) -> None:
+        n = self._entity_slots.get(entity, 0) - 1
+        if n > 0:
+            self._entity_slots[entity] = n
+        else:
+            self._entity_slots.pop(entity, None)
+
+    def _sync(self, events: list) -> None:
+        """Apply a newer shared record (a trip by monitoring / another server, a reset)."""
+        if self.shared is None or self._clock() < self._next_poll:
+            return
+        self._next_poll = self._clock() + self.settings.poll_seconds
+        rec = self.shared.read()
+        if rec is None or (self._seen_at is not None and rec["at"] <= self._seen_at) \
+                or not self.shared.applies(rec):
+            return
+        self._seen_at = rec["at"]
+        if rec["state"] == "tripped" and not self.tripped:
+            self.tripped, self.tripped_at = True, rec["at"]
+            self.reason = f"{rec.get('source', 'shared')}: {rec.get('reason')}"
+            events.append(("breaker_trip", {"reason": self.reason, "source": "shared"}))
+        elif rec["state"] == "closed" and self.tripped:
+            self._clear()
+            events.append(("breaker_reset", {"source": "shared"}))
+
+    def _notify(self, events: list) -> None:
+        if self.listener is None:
+            return
+        for action, details in events:
+            try:
+                self.listener(action, details)
+            except Exception:  # auditing must never fail a prediction
+                pass
+
+    def poll(self) -> BreakerStatus:
+        """Re-read the shared state now (ignoring ``poll_seconds``) and return the status."""
+        events: list = []
+        with self._lock:
+            self._next_poll = 0.0
+            self._sync(events)
+            status = self._status()
+        self._notify(events)
+        return status
 
     def _push(self, idx: np.ndarray) -> None:
         w, m = self.settings.window, idx.shape[0]
@@ -284,16 +283,32 @@ class CircuitBreaker:
                              list(drifting), self.tripped_at, self.settings.action)
 
     def status(self) -> BreakerStatus:
-        """Current state, reason and PSIs."""
+        """Current state, reason and PSIs (after polling the shared state when due)."""
+        events: list = []
         with self._lock:
-            return self._status()
+            self._sync(events)
+            status = self._status()
+        self._notify(events)
+        return status
 
-    def reset(self) -> BreakerStatus:
-        """Close the breaker and empty the window (admin action)."""
+    def _clear(self) -> None:
+        self._buf.fill(-1)
+        self._counts.fill(0)
+        self._pos = self._filled = 0
+        self._slot_entity = [None] * self.settings.window
+        self._entity_slots.clear()
+        self.tripped, self.reason, self.tripped_at = False, None, None
+        self._last = ({}, None, [])
+
+    def reset(self, actor: str | None = None) -> BreakerStatus:
+        """Close the breaker and empty the window (admin action); published to the
+        shared state so every server closes."""
         with self._lock:
-            self._buf.fill(-1)
-            self._counts.fill(0)
-            self._pos = self._filled = 0
-            self.tripped, self.reason, self.tripped_at = False, None, None
-            self._last = ({}, None, [])
-            return self._status()
+            was = self.tripped
+            self._clear()
+            if self.shared is not None:
+                self._seen_at = self.shared.publish("closed", "reset by an operator", "admin")
+            status = self._status()
+        self._notify([("breaker_reset", {"source": "admin", "was_tripped": was,
+                                         "actor": actor})])
+        return status

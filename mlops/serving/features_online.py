@@ -5,7 +5,10 @@
   the history is the stored events plus the batch's own events, so each request sees
   exactly what :func:`compute_features` would see (earlier events, windows
   ``[t - period, t)``, its own event and ties excluded), however requests are batched.
-  After scoring, :func:`append_events` stores the batch's events.
+  A batch event identical to a stored one (a client retry) or to another batch event
+  counts once. After scoring, :func:`append_events` stores the batch's events; the
+  store ignores events it already holds (same event id, else same entity, time and
+  payload), so retries and replays never count an event twice.
 - **hybrid**: window features come from rows a batch job materialized with
   :func:`materialize` (each with its ``as_of`` time); row-level features come from the
   request; post-window derived features are evaluated with the plan's ``post_exprs``.
@@ -91,19 +94,25 @@ def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFram
     history = read_history(plan, store, points) if plan.windows else None
     if history is not None:
         own = points.select(history.columns)
-        history = pl.concat([history, own], how="vertical_relaxed")
+        # an event already stored (a retry) or sent twice in one batch counts once
+        history = pl.concat([history, own], how="vertical_relaxed").unique(maintain_order=True)
     else:
         history = points.select(list(plan.source_columns))
     return compute_at(plan, history, points, raw_from="points").collect()
 
 
-def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) -> None:
-    """Store the points as events so later requests see them in their windows."""
+def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
+                  event_ids: list[str | None] | None = None) -> int:
+    """Store the points as events so later requests see them in their windows.
+
+    ``event_ids`` (one per point, None where unknown) makes a second append of the same
+    event a no-op; without ids an event is identified by entity, time and payload.
+    Returns how many events were new."""
     if not plan.windows:
-        return
-    store.append_events(points[plan.entity].cast(pl.String).to_list(),
-                        _ts_us(points, plan.timestamp).to_list(),
-                        encode_rows(points, _payload_columns(plan)))
+        return 0
+    return store.append_events(points[plan.entity].cast(pl.String).to_list(),
+                               _ts_us(points, plan.timestamp).to_list(),
+                               encode_rows(points, _payload_columns(plan)), event_ids)
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
@@ -204,12 +213,15 @@ class MaterializeReport:
 
 
 def materialize(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, store: OnlineStore,
-                *, as_of: datetime | None = None) -> MaterializeReport:
+                *, as_of: datetime | None = None, event_id: str | None = None
+                ) -> MaterializeReport:
     """Compute every window feature per entity as of ``as_of`` and bulk-write them.
 
     Only entities with an event in ``[as_of - longest period, as_of)`` get a row; the
     others have empty windows, which is what serving assumes for a missing row.
     ``as_of`` defaults to the latest event time + 1 us (so that event counts).
+    With ``event_id`` (the events' id column) an event present twice in the input (a
+    file loaded twice) counts once; a rerun overwrites the rows with the same values.
 
     Example:
         >>> materialize(plan, events, SQLiteStore("online.sqlite")).entities  # doctest: +SKIP
@@ -233,6 +245,8 @@ def materialize(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, store: O
         as_of = latest + (datetime.resolution if isinstance(latest, datetime) else 1)
     start = as_of - timedelta(seconds=plan.max_period_seconds)
     history = lf.filter((pl.col(ts) >= start) & (pl.col(ts) < as_of))
+    if event_id is not None and event_id in lf.collect_schema():
+        history = history.unique(subset=[event_id], keep="first", maintain_order=True)
     points = (history.select(ent).unique(maintain_order=True)
               .with_columns(pl.lit(as_of).cast(schema[ts]).alias(ts),
                             *[pl.lit(None, dtype=schema[c]).alias(c)

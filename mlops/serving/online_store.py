@@ -4,7 +4,11 @@ A store holds three things per entity, each as opaque JSON text (the caller enco
 decodes them; :mod:`mlops.serving.features_online` does so with vectorized polars):
 
 - recent **events** (realtime mode): appended as requests are scored, read back for a
-  batch of entities in one call (``since`` bounds the history to the longest window);
+  batch of entities in one call (``since`` bounds the history to the longest window).
+  An event is stored once: the same event id (when the caller has one), else the same
+  (entity, time, payload), is ignored on a second append (client retries, replays run
+  twice). At most ``max_events_per_entity`` newest events are kept per entity, so one
+  hot entity cannot slow down the reads of its batch-mates;
 - materialized **feature rows** with their ``as_of`` time (hybrid mode);
 - precomputed **predictions** with their scoring time (batch mode cache).
 
@@ -31,6 +35,8 @@ from mlops.errors import ConfigError, ServingError
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
 _CHUNK = 900
+# put_answer deletes expired answers once per this many puts (a full scan: keep it rare)
+_ANSWER_SWEEP_EVERY = 1000
 
 
 class OnlineStore(ABC):
@@ -39,8 +45,11 @@ class OnlineStore(ABC):
     # (a) recent events, realtime mode
     @abstractmethod
     def append_events(self, entities: Sequence[str], ts_us: Sequence[int],
-                      payloads: Sequence[str]) -> None:
-        """Append one event per (entity, ts, payload) triple."""
+                      payloads: Sequence[str],
+                      event_ids: Sequence[str | None] | None = None) -> int:
+        """Append one event per (entity, ts, payload) triple unless already stored
+        (same event id, or without one the same entity, ts and payload); return how
+        many were new. Trims each touched entity to its newest ``max_events_per_entity``."""
 
     @abstractmethod
     def read_events(self, entities: Sequence[str], since_us: int) -> list[tuple[str, int, str]]:
@@ -49,7 +58,8 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def prune_events(self, before_us: int) -> int:
-        """Delete events older than ``before_us``; return how many were removed."""
+        """Delete events older than ``before_us`` (the caller passes a cutoff from the
+        server clock, never from client times); return how many were removed."""
 
     # (b) materialized feature rows, hybrid mode
     @abstractmethod
@@ -80,6 +90,16 @@ class OnlineStore(ABC):
     def get_meta(self, key: str) -> str | None:
         """Read one metadata string (None when absent)."""
 
+    # answers replayed for a repeated Idempotency-Key (bounded by a time to live)
+    @abstractmethod
+    def put_answer(self, key: str, value: str, *, now_us: int, ttl_seconds: float) -> bool:
+        """Store ``value`` under ``key`` for ``ttl_seconds`` unless a live one exists;
+        True when stored."""
+
+    @abstractmethod
+    def get_answer(self, key: str, now_us: int) -> str | None:
+        """The live (not expired at ``now_us``) answer stored under ``key``, or None."""
+
     @abstractmethod
     def ping(self) -> bool:
         """True when the store answers (used by ``/ready``)."""
@@ -108,9 +128,11 @@ class SQLiteStore(OnlineStore):
     ``path=":memory:"`` gives a private in-memory store (tests).
     """
 
-    def __init__(self, path: str | os.PathLike, *, namespace: str = "mlops"):
+    def __init__(self, path: str | os.PathLike, *, namespace: str = "mlops",
+                 max_events_per_entity: int | None = None):
         self.path = str(path)
         self.namespace = namespace
+        self.max_events_per_entity = max_events_per_entity
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
@@ -136,10 +158,29 @@ class SQLiteStore(OnlineStore):
                 CREATE TABLE IF NOT EXISTS predictions (
                     ns TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL,
                     payload TEXT NOT NULL, PRIMARY KEY (ns, entity)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS answers (
+                    ns TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL,
+                    value TEXT NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS meta (
                     ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                     PRIMARY KEY (ns, key)) WITHOUT ROWID;
             """)
+            self._migrate_events()
+
+    def _migrate_events(self) -> None:
+        """Give ``events`` its event-id column and the indexes that store an event once
+        (older files lack them; duplicates they hold are dropped first)."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(events)")}
+        if "event_id" not in cols:
+            self._db.execute("ALTER TABLE events ADD COLUMN event_id TEXT")
+            self._db.execute("DELETE FROM events WHERE rowid NOT IN (SELECT min(rowid) FROM "
+                             "events GROUP BY ns, entity, ts, payload)")
+        self._db.executescript("""
+            CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_id ON events(ns, entity, event_id)
+                WHERE event_id IS NOT NULL;
+            CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_payload
+                ON events(ns, entity, ts, payload) WHERE event_id IS NULL;
+        """)
 
     def _write(self, sql: str, rows) -> None:
         with self._lock:
@@ -162,10 +203,39 @@ class SQLiteStore(OnlineStore):
                                             (self.namespace, *chunk, *extra)).fetchall())
         return out
 
-    def append_events(self, entities, ts_us, payloads) -> None:
+    def append_events(self, entities, ts_us, payloads, event_ids=None) -> int:
         ns = self.namespace
-        self._write("INSERT INTO events(ns, entity, ts, payload) VALUES (?, ?, ?, ?)",
-                    [(ns, e, int(t), p) for e, t, p in zip(entities, ts_us, payloads, strict=True)])
+        ids = event_ids if event_ids is not None else [None] * len(entities)
+        rows = [(ns, e, int(t), p, i)
+                for e, t, p, i in zip(entities, ts_us, payloads, ids, strict=True)]
+        cap = self.max_events_per_entity
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                before = self._db.total_changes
+                # OR IGNORE: the unique indexes turn a second copy of an event into a no-op
+                self._db.executemany("INSERT OR IGNORE INTO events(ns, entity, ts, payload, "
+                                     "event_id) VALUES (?, ?, ?, ?, ?)", rows)
+                added = self._db.total_changes - before
+                if cap is not None:
+                    for e in dict.fromkeys(entities):
+                        self._trim(e, cap)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return added
+
+    def _trim(self, entity: str, cap: int) -> None:
+        # the cap-th newest event (by time, then arrival); the scan stops after `cap`
+        # index steps, so entities below the cap cost only their own few rows
+        edge = self._db.execute("SELECT ts, rowid FROM events WHERE ns = ? AND entity = ? "
+                                "ORDER BY ts DESC, rowid DESC LIMIT 1 OFFSET ?",
+                                (self.namespace, entity, cap)).fetchone()
+        if edge is not None:
+            self._db.execute("DELETE FROM events WHERE ns = ? AND entity = ? AND (ts < ? OR "
+                             "(ts = ? AND rowid <= ?))",
+                             (self.namespace, entity, edge[0], edge[0], edge[1]))
 
     def read_events(self, entities, since_us):
         if len(entities) == 1:  # the common single-request case: skip the IN (...) build
@@ -213,6 +283,32 @@ class SQLiteStore(OnlineStore):
                                "entity IN ({marks})", entities)
         return {e: (t, p) for e, t, p in rows}
 
+    def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
+        with self._lock:
+            self._puts = getattr(self, "_puts", 0) + 1
+            self._db.execute("BEGIN")
+            try:
+                sweep = self._puts % _ANSWER_SWEEP_EVERY == 0
+                # expired answers go (this key's always; all of them now and then)
+                self._db.execute("DELETE FROM answers WHERE ns = ? AND expires <= ?"
+                                 + ("" if sweep else " AND key = ?"),
+                                 (self.namespace, int(now_us), *(() if sweep else (key,))))
+                cur = self._db.execute("INSERT OR IGNORE INTO answers(ns, key, expires, value) "
+                                       "VALUES (?, ?, ?, ?)", (self.namespace, key,
+                                                               int(now_us + ttl_seconds * 1e6),
+                                                               value))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return cur.rowcount == 1
+
+    def get_answer(self, key, now_us):
+        with self._lock:
+            row = self._db.execute("SELECT value FROM answers WHERE ns = ? AND key = ? AND "
+                                   "expires > ?", (self.namespace, key, int(now_us))).fetchone()
+        return None if row is None else row[0]
+
     def set_meta(self, key, value) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta(ns, key, value) VALUES (?, ?, ?)",
@@ -236,12 +332,21 @@ class SQLiteStore(OnlineStore):
         with self._lock:
             self._db.close()
 
+    def count_events(self, entity: str | None = None) -> int:
+        """How many events are stored (for one entity, or in the namespace)."""
+        sql, args = "SELECT count(*) FROM events WHERE ns = ?", (self.namespace,)
+        if entity is not None:
+            sql, args = sql + " AND entity = ?", (*args, entity)
+        with self._lock:
+            return int(self._db.execute(sql, args).fetchone()[0])
+
     def describe(self) -> dict:
         return {"type": "sqlite", "path": self.path, "namespace": self.namespace}
 
 
 def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None = None,
-               namespace: str = "mlops", key: str = "serving.store") -> OnlineStore:
+               namespace: str = "mlops", key: str = "serving.store",
+               max_events_per_entity: int | None = None) -> OnlineStore:
     """Open an online store by its config alias (``sqlite`` or ``redis``).
 
     Example:
@@ -252,9 +357,10 @@ def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None
         if not path:
             raise ConfigError("the sqlite store needs a file path", key=f"{key}.path",
                               fix="set it, e.g. .mlops/online_store.sqlite")
-        return SQLiteStore(path, namespace=namespace)
+        return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity)
     if type == "redis":
         from mlops.serving.redis_store import RedisStore
-        return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace)
+        return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace,
+                          max_events_per_entity=max_events_per_entity)
     raise ConfigError(f"must be 'sqlite' or 'redis'; got {type!r}", key=f"{key}.type",
                       fix="use serving.store.type=sqlite or serving.store.type=redis")

@@ -20,6 +20,7 @@ from mlops.errors import MlopsError
 from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
                                            realtime_features)
 from mlops.serving.metrics import BATCH_BUCKETS
+from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import predict_scores
 from mlops.serving.state import ServingState
 
@@ -31,6 +32,8 @@ class ParsedRequest:
     columns: dict[str, list]
     warnings: list[list[str]]
     request_ids: list[str]
+    event_ids: list[str | None] | None = None   # per record (idempotent ingestion)
+    invalid: list[str | None] | None = None     # per record: why it gets the safe default
 
     @property
     def size(self) -> int:
@@ -111,28 +114,40 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
         feats = realtime_features(plan, state.store, points)
     model, info = state.active
     X = feats.select(plan.feature_names)
+    # one bad record (non-finite features, invalid under policy=default) never fails the
+    # others: its request gets 422, or the row the safe default; neither is stored
+    invalid = [v for r in requests for v in (r.invalid or [None] * r.size)]
+    guard = guard_batch(X, plan.feature_names, sizes, invalid, warnings,
+                        policy=s.invalid_record_policy)
+    rejected = guard.rejected
+    for k in rejected:
+        refused_req[k] = True
+    X_model = guard.features
     routed = None
     if state.router is not None:  # A/B: each record scored by its unit's variant model
-        routed = state.router.score(points, X, s.threshold,
+        routed = state.router.score(points, X_model, s.threshold,
                                     features_for=lambda p: _plan_features(state, p, points))
         labels, probs = routed.labels, routed.probs
     else:
-        labels, probs = predict_scores(model, X, threshold=s.threshold)
+        labels, probs = predict_scores(model, X_model, threshold=s.threshold)
     row_ok = np.repeat(~np.asarray(refused_req, dtype=bool), sizes)
+    row_clean = row_ok & ~guard.unsafe  # what may enter the breaker window and the store
     served_by, served_info, tripped_msg = "model", info, None
-    if breaker is not None and row_ok.any():
-        sel = X.filter(pl.Series(row_ok)) if not row_ok.all() else X
+    if breaker is not None and row_clean.any():
+        sel = X.filter(pl.Series(row_clean)) if not row_clean.all() else X
         status = breaker.observe({n: sel[n] for n in breaker.feature_names if n in sel.columns},
-                                 probs[row_ok])
+                                 probs[row_clean], entities=_entities(points, plan, row_clean),
+                                 request_sizes=_kept_sizes(sizes, row_clean))
         _breaker_gauges(state, status)
         if status.state == "tripped":
             tripped_msg = f"circuit breaker tripped: {status.reason}"
             if s.breaker.action == "refuse":
-                return [_stale_refusal() if refused else Outcome(503, detail=_refused(breaker))
-                        for refused in refused_req]
+                return [Outcome(422, detail=rejected[k]) if k in rejected else
+                        _stale_refusal() if refused else Outcome(503, detail=_refused(breaker))
+                        for k, refused in enumerate(refused_req)]
             if s.breaker.action == "fallback":
                 fb_model, served_info = state.fallback
-                labels, probs = predict_scores(fb_model, X, threshold=s.threshold)
+                labels, probs = predict_scores(fb_model, X_model, threshold=s.threshold)
                 served_by = "fallback"
                 tripped_msg += f"; served by fallback model {served_info.name} " \
                                f"v{served_info.version}"
@@ -143,12 +158,20 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
                                  and classes.size > 1 else classes[0])
                 served_by = "default"
                 tripped_msg += "; served the default score"
+    if guard.any_unsafe():
+        probs = np.where(guard.unsafe, s.breaker.default_score, probs)
+        classes = np.asarray(getattr(model, "classes_", [0, 1]))
+        labels = np.where(guard.unsafe, classes[1] if s.breaker.default_score >= s.threshold
+                          and classes.size > 1 else classes[0], labels)
     if tripped_msg:
         for w in warnings:
             w.append(tripped_msg)
-    served_points = points.filter(pl.Series(row_ok)) if not row_ok.all() else points
+    served_points = points.filter(pl.Series(row_clean)) if not row_clean.all() else points
     if s.mode == "realtime" and served_points.height:
-        append_events(plan, state.store, served_points)
+        eids = [e for r in requests for e in (r.event_ids or [None] * r.size)]
+        if not row_clean.all():
+            eids = [e for e, keep in zip(eids, row_clean) if keep]
+        append_events(plan, state.store, served_points, eids)
         _maybe_prune(state, served_points)
     ids = [i for r in requests for i in r.request_ids]
     label_list, prob_list = labels.tolist(), probs.tolist()
@@ -160,7 +183,9 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     out, start = [], 0
     for i, n in enumerate(sizes):
         end = start + n
-        if refused_req[i]:
+        if i in rejected:
+            out.append(Outcome(422, detail=rejected[i]))
+        elif refused_req[i]:
             out.append(_stale_refusal())
         else:
             out.append(Outcome(200, body={
@@ -193,15 +218,27 @@ _PRUNE_EVERY = 10_000
 
 
 def _maybe_prune(state: ServingState, points: pl.DataFrame) -> None:
-    """Every ~10k appended events, drop events older than the longest window (relative
-    to the newest event time seen), so the realtime store stays bounded."""
+    """Every ~10k appended events, drop events older than the longest window relative
+    to the SERVER clock (never to client-supplied times: one record dated 9999 must not
+    erase everyone's history), so the realtime store stays bounded."""
     plan = state.plan
-    newest = int(points[plan.timestamp].cast(pl.Datetime("us")).dt.epoch("us").max())
-    state.newest_event_us = max(getattr(state, "newest_event_us", newest), newest)
     state.appended_since_prune = getattr(state, "appended_since_prune", 0) + points.height
     if state.appended_since_prune >= _PRUNE_EVERY and plan.windows:
         state.appended_since_prune = 0
-        state.store.prune_events(state.newest_event_us - plan.max_period_seconds * 1_000_000)
+        state.store.prune_events(state.now_us() - plan.max_period_seconds * 1_000_000)
+
+
+def _entities(points: pl.DataFrame, plan, keep: np.ndarray) -> list[str]:
+    ents = points[plan.entity].cast(pl.String).to_list()
+    return ents if keep.all() else [e for e, k in zip(ents, keep) if k]
+
+
+def _kept_sizes(sizes: list[int], keep: np.ndarray) -> list[int]:
+    out, start = [], 0
+    for n in sizes:
+        out.append(int(keep[start:start + n].sum()))
+        start += n
+    return [n for n in out if n]
 
 
 def _refused(breaker) -> str:

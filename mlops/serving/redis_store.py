@@ -3,8 +3,11 @@
 Layout under the namespace prefix ``ns``:
 
 - ``{ns}:ev:{entity}``: sorted set of events, score = event time (us), member =
-  ``"{seq}|{payload}"`` where ``seq`` comes from ``INCR {ns}:seq`` so equal events stay
-  distinct and insertion order is kept;
+  ``"{seq}|{dkey}|{payload}"`` where ``seq`` comes from ``INCR {ns}:seq`` (insertion
+  order) and ``dkey`` is the sha1 of the event id (or of time and payload without one);
+- ``{ns}:evk:{entity}``: set of the ``dkey`` of stored events: an event already there is
+  not added again (a Lua script does check, add and trim to ``max_events_per_entity``
+  atomically per entity);
 - ``{ns}:feat`` / ``{ns}:pred``: hashes ``entity -> "{time_us}|{payload}"``;
 - ``{ns}:meta``: hash of metadata strings.
 
@@ -17,12 +20,43 @@ from mlops.serving.online_store import OnlineStore, _times
 
 _PIPE_CHUNK = 5000
 
+# KEYS: events zset, dedupe set, sequence; ARGV: cap (0 = none), then (ts, id, payload)*
+_APPEND = """
+local added = 0
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i + 1]
+  local dkey = redis.sha1hex(id ~= '' and ('e' .. id) or ('p' .. ARGV[i] .. '|' .. ARGV[i + 2]))
+  if redis.call('SADD', KEYS[2], dkey) == 1 then
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('ZADD', KEYS[1], ARGV[i], string.format('%016d', seq) .. '|' .. dkey .. '|' .. ARGV[i + 2])
+    added = added + 1
+  end
+end
+local cap = tonumber(ARGV[1])
+local n = redis.call('ZCARD', KEYS[1])
+if cap > 0 and n > cap then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, n - cap - 1)) do
+    redis.call('SREM', KEYS[2], string.sub(m, 18, 57))
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - cap - 1)
+end
+return added
+"""
+
+# KEYS: events zset, dedupe set; ARGV: cutoff (us, exclusive)
+_PRUNE = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for _, m in ipairs(old) do redis.call('SREM', KEYS[2], string.sub(m, 18, 57)) end
+if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1]) end
+return #old
+"""
+
 
 class RedisStore(OnlineStore):
     """Online store on a Redis server (``redis`` python package)."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str = "mlops",
-                 socket_timeout: float = 2.0):
+                 socket_timeout: float = 2.0, max_events_per_entity: int | None = None):
         try:
             import redis
         except ImportError:  # pragma: no cover - depends on the environment
@@ -34,19 +68,26 @@ class RedisStore(OnlineStore):
                                            socket_connect_timeout=socket_timeout,
                                            decode_responses=True)
         self._error = redis.RedisError
+        self.max_events_per_entity = max_events_per_entity
+        self._append = self._redis.register_script(_APPEND)
+        self._prune = self._redis.register_script(_PRUNE)
 
     def _key(self, kind: str, entity: str | None = None) -> str:
         return f"{self.namespace}:{kind}" if entity is None else f"{self.namespace}:{kind}:{entity}"
 
-    def append_events(self, entities, ts_us, payloads) -> None:
-        n = len(entities)
-        if n == 0:
-            return
-        last = self._redis.incrby(self._key("seq"), n)
+    def append_events(self, entities, ts_us, payloads, event_ids=None) -> int:
+        ids = event_ids if event_ids is not None else [None] * len(entities)
+        by_entity: dict[str, list] = {}
+        for e, t, p, i in zip(entities, ts_us, payloads, ids, strict=True):
+            by_entity.setdefault(e, []).extend((int(t), "" if i is None else str(i), p))
+        if not by_entity:
+            return 0
+        cap = self.max_events_per_entity or 0
         pipe = self._redis.pipeline(transaction=False)
-        for i, (e, t, p) in enumerate(zip(entities, ts_us, payloads, strict=True)):
-            pipe.zadd(self._key("ev", e), {f"{last - n + i + 1:016d}|{p}": int(t)})
-        pipe.execute()
+        for e, args in by_entity.items():
+            self._append(keys=[self._key("ev", e), self._key("evk", e), self._key("seq")],
+                         args=[cap, *args], client=pipe)
+        return sum(int(n) for n in pipe.execute())
 
     def read_events(self, entities, since_us):
         uniq = list(dict.fromkeys(entities))
@@ -58,17 +99,24 @@ class RedisStore(OnlineStore):
             # members come by score then member; the member starts with the sequence
             # number, so sorting by it restores insertion order within the entity
             for member, score in sorted(members, key=lambda m: m[0]):
-                out.append((e, int(score), member.split("|", 1)[1]))
+                out.append((e, int(score), member.split("|", 2)[2]))
         return out
 
     def prune_events(self, before_us: int) -> int:
-        removed = 0
+        keys = list(self._redis.scan_iter(match=self._key("ev", "*"), count=1000))
         pipe = self._redis.pipeline(transaction=False)
-        for key in self._redis.scan_iter(match=self._key("ev", "*"), count=1000):
-            pipe.zremrangebyscore(key, "-inf", f"({int(before_us)}")
-        for n in pipe.execute():
-            removed += int(n)
-        return removed
+        prefix = len(self._key("ev", ""))
+        for key in keys:
+            self._prune(keys=[key, self._key("evk", key[prefix:])], args=[int(before_us)],
+                        client=pipe)
+        return sum(int(n) for n in pipe.execute()) if keys else 0
+
+    def count_events(self, entity: str | None = None) -> int:
+        """How many events are stored (for one entity, or in the namespace)."""
+        if entity is not None:
+            return int(self._redis.zcard(self._key("ev", entity)))
+        return sum(int(self._redis.zcard(k))
+                   for k in self._redis.scan_iter(match=self._key("ev", "*"), count=1000))
 
     def _hset_bulk(self, kind: str, entities, times, payloads) -> None:
         key = self._key(kind)
@@ -102,6 +150,14 @@ class RedisStore(OnlineStore):
 
     def read_predictions(self, entities):
         return self._hget_bulk("pred", entities)
+
+    def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
+        # Redis expires the key itself (its own clock); SET NX keeps the first answer
+        return bool(self._redis.set(self._key("ans", key), value,
+                                    px=max(1, int(ttl_seconds * 1000)), nx=True))
+
+    def get_answer(self, key, now_us):
+        return self._redis.get(self._key("ans", key))
 
     def set_meta(self, key, value) -> None:
         self._redis.hset(self._key("meta"), key, value)

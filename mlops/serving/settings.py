@@ -19,6 +19,7 @@ MODES = ("realtime", "hybrid", "batch")
 STALE_POLICIES = ("warn", "default", "refuse")
 BREAKER_ACTIONS = ("fallback", "default", "refuse")
 STORE_TYPES = ("sqlite", "redis")
+INVALID_RECORD_POLICIES = ("reject", "default")
 
 
 @dataclass
@@ -34,6 +35,10 @@ class BreakerSettings:
     prediction_psi: float = 0.25  # trip when the score PSI is above this
     action: str = "default"      # fallback | default | refuse
     default_score: float = 0.0   # probability served by action=default
+    # one client cannot trip the breaker: caps on what one entity / one request adds
+    max_records_per_entity: int = 5   # per entity within the window
+    max_records_per_request: int = 20  # per request (records beyond are not observed)
+    poll_seconds: float = 1.0    # how often a server re-reads the shared breaker state
 
 
 @dataclass
@@ -44,6 +49,7 @@ class StoreSettings:
     path: str = ".mlops/online_store.sqlite"
     url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "mlops"
+    max_events_per_entity: int = 1000  # newest events kept per entity (bounds hot entities)
 
 
 @dataclass
@@ -66,6 +72,13 @@ class ServingSettings:
     log_flush_records: int = 1000
     log_flush_seconds: float = 5.0
     variant: Optional[str] = None    # A/B variant name written to the prediction log
+    max_future_seconds: float = 300.0  # event times further ahead of the server clock: invalid
+    max_abs_value: Optional[float] = 1e15  # |number| above this is invalid (null: no limit)
+    invalid_record_policy: str = "reject"  # reject (422 for its request) | default (safe score)
+    header_timeout_seconds: float = 10.0   # a client must send its request head within this
+    body_timeout_seconds: float = 30.0     # ... and its body within this (else 408)
+    keep_alive_seconds: float = 5.0        # idle keep-alive connections are closed after this
+    idempotency_ttl_seconds: float = 86400.0  # Idempotency-Key answers are replayed this long
     store: StoreSettings = field(default_factory=StoreSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
@@ -93,6 +106,16 @@ class ServingSettings:
         need("max_batch", self.max_batch >= 1, ">= 1", self.max_batch)
         need("log_flush_records", self.log_flush_records >= 1, ">= 1", self.log_flush_records)
         need("log_flush_seconds", self.log_flush_seconds > 0, "> 0", self.log_flush_seconds)
+        need("max_future_seconds", self.max_future_seconds >= 0, ">= 0", self.max_future_seconds)
+        need("max_abs_value", self.max_abs_value is None or self.max_abs_value > 0,
+             "> 0 or null", self.max_abs_value)
+        need("invalid_record_policy", self.invalid_record_policy in INVALID_RECORD_POLICIES,
+             f"one of {list(INVALID_RECORD_POLICIES)}", self.invalid_record_policy)
+        for key in ("header_timeout_seconds", "body_timeout_seconds", "keep_alive_seconds",
+                    "idempotency_ttl_seconds"):
+            need(key, getattr(self, key) > 0, "> 0", getattr(self, key))
+        need("store.max_events_per_entity", self.store.max_events_per_entity >= 1, ">= 1",
+             self.store.max_events_per_entity)
         need("store.type", self.store.type in STORE_TYPES, f"one of {list(STORE_TYPES)}",
              self.store.type)
         b = self.breaker
@@ -107,3 +130,8 @@ class ServingSettings:
              b.max_drift_share)
         need("breaker.prediction_psi", b.prediction_psi > 0, "> 0", b.prediction_psi)
         need("breaker.default_score", 0 <= b.default_score <= 1, "in [0, 1]", b.default_score)
+        need("breaker.max_records_per_entity", b.max_records_per_entity >= 1, ">= 1",
+             b.max_records_per_entity)
+        need("breaker.max_records_per_request", b.max_records_per_request >= 1, ">= 1",
+             b.max_records_per_request)
+        need("breaker.poll_seconds", b.poll_seconds > 0, "> 0", b.poll_seconds)

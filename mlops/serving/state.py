@@ -21,6 +21,7 @@ from typing import Any, Optional
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
+from mlops.serving.breaker_shared import SharedBreakerState
 from mlops.serving.metrics import Metrics
 from mlops.serving.online_store import OnlineStore, open_store
 from mlops.serving.prediction_log import PredictionLog
@@ -30,6 +31,10 @@ from mlops.serving.skew import ModelInfo, check_plan
 from mlops.serving.validation import RequestSchema
 
 ReloadFn = Callable[[str], tuple[Any, ModelInfo]]
+# (action, details) -> None: writes a registry audit event (trips, resets, reloads)
+AuditFn = Callable[[str, dict], None]
+# version -> descriptions of the alias gates that version fails ([] = it passes)
+GateFn = Callable[[str], list[str]]
 
 
 def utc_now() -> datetime:
@@ -60,7 +65,9 @@ class ServingState:
     source_schema: Optional[dict] = None
     clock: Callable[[], datetime] = utc_now
     router: Optional[Any] = None          # ExperimentRouter: per-unit variant models
-
+    event_id: Optional[str] = None        # request field naming the event (data.event_id)
+    audit: Optional[AuditFn] = None       # registry audit events (Registry.record_event)
+    gate_check: Optional[GateFn] = None   # /admin/reload serves only versions that pass
 
     def __post_init__(self):
         self.settings.validate()
@@ -74,7 +81,14 @@ class ServingState:
                               fix="configure a fallback model version or use action=default")
         if self.router is not None:
             self.router.check(self.plan, mode=self.settings.mode)
-        self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema)
+        self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema,
+                                                      event_id=self.event_id)
+        if self.breaker is not None:
+            # trips/resets are shared through the store and audited in the registry
+            if self.breaker.shared is None:
+                self.breaker.shared = SharedBreakerState(self.store, version=str(self.info.version))
+            if self.breaker.listener is None:
+                self.breaker.listener = self.record_event
         self.categories = known_categories(self.model)
         self.metrics = Metrics()
         self.started_at = time.time()
@@ -94,7 +108,14 @@ class ServingState:
             self.model, self.info = model, info
             self._active = (model, info)
             self.categories = known_categories(model)
+            if self.breaker is not None and self.breaker.shared is not None:
+                self.breaker.shared.version = str(info.version)
         return previous
+
+    def record_event(self, action: str, details: dict) -> None:
+        """Write an audit event (when the action layer gave an ``audit`` function)."""
+        if self.audit is not None:
+            self.audit(action, {"model_version": str(self.info.version), **details})
 
     def now_us(self) -> int:
         """The clock in epoch microseconds."""
@@ -114,7 +135,9 @@ class ServingState:
 def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSettings, *,
                store: OnlineStore | None = None, reference: BreakerReference | dict | None = None,
                fallback: tuple[Any, ModelInfo] | None = None, reload_fn: ReloadFn | None = None,
-               source_schema: dict | None = None, router=None) -> ServingState:
+               source_schema: dict | None = None, router=None, event_id: str | None = None,
+               audit: AuditFn | None = None, gate_check: GateFn | None = None
+               ) -> ServingState:
     """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
 
     ``reference`` (breaker bins, e.g. ``BreakerReference.fit(...)`` or its ``as_dict()``)
@@ -123,7 +146,8 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
     settings.validate()
     if store is None:
         s = settings.store
-        store = open_store(s.type, path=s.path, url=s.url, namespace=s.namespace)
+        store = open_store(s.type, path=s.path, url=s.url, namespace=s.namespace,
+                           max_events_per_entity=s.max_events_per_entity)
     breaker = None
     if reference is not None and settings.breaker.enabled:
         ref = reference if isinstance(reference, BreakerReference) \
@@ -135,4 +159,5 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                             flush_seconds=settings.log_flush_seconds)
     return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
                         breaker=breaker, prediction_log=log, fallback=fallback,
-                        reload_fn=reload_fn, source_schema=source_schema, router=router)
+                        reload_fn=reload_fn, source_schema=source_schema, router=router,
+                        event_id=event_id, audit=audit, gate_check=gate_check)

@@ -7,12 +7,20 @@ Every bad input becomes a 422 with the field named, in FastAPI's error shape::
 Rules per source column of the plan (kinds come from the source schema when the caller
 has it, else from how the plan uses the column):
 
-- ``number``: int or float (not bool, not a numeric string), finite (no NaN/inf), not null;
-- ``string``: a string; null is allowed for categorical features (it becomes the
-  plan's missing category);
+- ``number``: int or float (not bool, not a numeric string), finite (no NaN/inf), not null,
+  convertible to a float (a 400-digit integer is not) and, when ``max_abs`` is given, of
+  magnitude at most ``max_abs`` (so window sums cannot overflow to inf);
+- ``string``: a string that encodes as UTF-8 (no lone surrogates); null is allowed for
+  categorical features (it becomes the plan's missing category);
 - ``datetime`` (the event timestamp): an ISO-8601 string; with an offset it is converted
-  to UTC; omitted -> the server's clock (now, UTC);
+  to UTC (an offset that overflows the calendar, ``0001-01-01T00:00:00+01:00``, is an
+  error); omitted -> the server's clock (now, UTC); with ``max_future_us`` a time further
+  ahead of the server clock is invalid;
 - ``entity``: a non-empty string.
+
+Records that are well-formed but invalid (a future time) follow ``policy``: ``reject``
+(an error, the request answers 422) or ``default`` (the record is flagged in
+``CheckedRecords.invalid`` and gets the safe default score, never entering the store).
 
 Unknown categories are not errors (the model's encoder handles unseen values) but add a
 warning to that record.
@@ -20,7 +28,7 @@ warning to that record.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
@@ -33,10 +41,13 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 class RequestValidationError(ServingError):
-    """A request is malformed; ``details`` is the FastAPI-style error list."""
+    """A request is malformed; ``details`` is the FastAPI-style error list and
+    ``status`` the HTTP status to answer (422 unless the body itself is the problem:
+    400 bad JSON, 408 too slow, 413 too large)."""
 
-    def __init__(self, details: list[dict]):
+    def __init__(self, details: list[dict], status: int = 422):
         self.details = details
+        self.status = status
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         loc = ".".join(str(p) for p in first["loc"])
         super().__init__(f"{first['msg']} (and {len(details) - 1} more)" if len(details) > 1
@@ -65,11 +76,14 @@ class RequestSchema:
     kinds: dict[str, str]            # field -> number | string | datetime | entity
     nullable: frozenset[str]         # string fields where null means "missing category"
     categorical: frozenset[str]      # fields checked against known categories
+    event_id: str | None = None      # optional field naming the event (idempotent ingestion)
 
     @classmethod
-    def from_plan(cls, plan: FeaturePlan, source_schema: dict | pl.Schema | None = None
-                  ) -> "RequestSchema":
-        """Kinds from ``source_schema`` when given, else inferred from the plan."""
+    def from_plan(cls, plan: FeaturePlan, source_schema: dict | pl.Schema | None = None,
+                  *, event_id: str | None = None) -> "RequestSchema":
+        """Kinds from ``source_schema`` when given, else inferred from the plan.
+
+        ``event_id`` names the (optional) record field that identifies an event."""
         schema = dict(source_schema or {})
         cat_raw = set(plan.resolved["categorical"])
         kinds = {}
@@ -86,7 +100,7 @@ class RequestSchema:
             kinds[plan.timestamp] = "datetime"
         return cls(plan.entity, plan.timestamp, kinds,
                    frozenset(c for c in cat_raw if kinds.get(c) == "string"),
-                   frozenset(cat_raw))
+                   frozenset(cat_raw), event_id if event_id not in kinds else None)
 
     def polars_schema(self) -> dict[str, pl.DataType]:
         """Dtypes of the columns :meth:`validate` returns."""
@@ -125,29 +139,131 @@ def _parse_ts(value) -> int:
         raise TypeError(f"must be an ISO-8601 datetime string like 2024-03-01T12:00:00; "
                         f"got {value!r}") from None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise TypeError(f"{value!r} is outside the years 1..9999 once converted to "
+                            "UTC: send a time inside that range") from None
     delta = dt - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def validate_records(records: list, schema: RequestSchema, *, now_us: int,
-                     known_categories: dict[str, set] | None = None, prefix: str = "records"
-                     ) -> tuple[dict[str, list], list[list[str]]]:
-    """Check every record; return (columns, warnings per record) or raise 422 details.
+def _show(v) -> str:
+    """A short, safe description of a client value for an error message."""
+    if v is None:
+        return "null"
+    if isinstance(v, (dict, list)):
+        return f"{type(v).__name__} of {len(v)} item(s)"  # repr could recurse deeply
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v).bit_length() > 64:
+        return f"an integer of about {len(str(abs(v))) if abs(v).bit_length() < 14000 else 'many'} digits"
+    text = repr(v)
+    return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
-    Timestamps come back as integer microseconds since the epoch (UTC).
+
+def _utf8(v: str) -> bool:
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        return False
+
+
+_MAX_ID_CHARS = 256
+
+
+def _check_request_id(rec: dict, loc: list, errors: list[dict]) -> None:
+    rid = rec.get("request_id")
+    if isinstance(rid, str) and (len(rid) > _MAX_ID_CHARS or not _utf8(rid)):
+        errors.append(error([*loc, "request_id"], f"must be valid UTF-8 of at most "
+                            f"{_MAX_ID_CHARS} characters", "value_error"))
+
+
+def check_entities(records: list, entity: str, prefix: str = "records") -> list[str]:
+    """The entity of every record (``mode="batch"`` needs nothing else), or 422."""
+    out, errors = [], []
+    for i, r in enumerate(records):
+        e = r.get(entity) if isinstance(r, dict) else None
+        if not isinstance(e, str) or not e or not _utf8(e):
+            errors.append(error([prefix, i, entity], "field required (a non-empty string of "
+                                f"valid UTF-8); got {_show(e)}", "missing"))
+            continue
+        _check_request_id(r, [prefix, i], errors)
+        out.append(e)
+    if errors:
+        raise RequestValidationError(errors[:_MAX_ERRORS])
+    return out
+
+
+@dataclass
+class CheckedRecords:
+    """What :func:`check_records` returns: typed columns plus per-record extras.
+
+    ``event_ids`` holds the record's event id (str) or None; ``invalid`` holds, per
+    record, None or why it is invalid (only with ``policy="default"``: such records are
+    served the safe default and never stored).
+    """
+
+    columns: dict[str, list]
+    warnings: list[list[str]]
+    event_ids: list[str | None] = field(default_factory=list)
+    invalid: list[str | None] = field(default_factory=list)
+
+
+def _number(v, max_abs: float | None) -> tuple[float | None, str | None, str]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None, f"must be a finite number; got {_show(v)}", "type_error"
+    try:
+        x = float(v)
+    except OverflowError:  # an integer literal of hundreds of digits
+        return None, f"must be a finite number; got {_show(v)}, too large for a float", \
+            "value_error"
+    if not math.isfinite(x):
+        return None, f"must be a finite number; got {x}", "value_error"
+    if max_abs is not None and abs(x) > max_abs:
+        return None, (f"must be at most {max_abs:g} in magnitude (serving.max_abs_value); "
+                      f"got {x:g}"), "value_error"
+    return x, None, ""
+
+
+def check_records(records: list, schema: RequestSchema, *, now_us: int,
+                  known_categories: dict[str, set] | None = None, prefix: str = "records",
+                  max_future_us: int | None = None, max_abs: float | None = None,
+                  policy: str = "reject") -> CheckedRecords:
+    """Check every record; return :class:`CheckedRecords` or raise 422 details.
+
+    Timestamps come back as integer microseconds since the epoch (UTC). A timestamp
+    more than ``max_future_us`` ahead of ``now_us`` is invalid (an error with
+    ``policy="reject"``, a flagged record with ``policy="default"``).
     """
     cols: dict[str, list] = {c: [] for c in schema.kinds}
     warnings: list[list[str]] = []
+    event_ids: list[str | None] = []
+    invalid: list[str | None] = []
     errors: list[dict] = []
     known = known_categories or {}
     for i, rec in enumerate(records):
         w: list[str] = []
         warnings.append(w)
+        bad: str | None = None
         if not isinstance(rec, dict):
-            errors.append(error([prefix, i], f"must be an object; got {type(rec).__name__}",
+            errors.append(error([prefix, i], f"must be an object; got {_show(rec)}",
                                 "type_error"))
             continue
+        _check_request_id(rec, [prefix, i], errors)
+        eid = None
+        if schema.event_id is not None and rec.get(schema.event_id) is not None:
+            raw = rec[schema.event_id]
+            ok = (isinstance(raw, str) and 0 < len(raw) <= _MAX_ID_CHARS and _utf8(raw)) or \
+                (isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 2 ** 63)
+            if ok:
+                eid = str(raw)
+            else:
+                errors.append(error([prefix, i, schema.event_id], "must be a non-empty string "
+                                    f"of at most {_MAX_ID_CHARS} characters or an integer; got "
+                                    f"{_show(raw)}", "type_error"))
+        event_ids.append(eid)
         for col, kind in schema.kinds.items():
             loc = [prefix, i, col]
             if col not in rec:
@@ -158,34 +274,77 @@ def validate_records(records: list, schema: RequestSchema, *, now_us: int,
                 continue
             v = rec[col]
             if kind == "number":
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    got = "null" if v is None else f"{type(v).__name__} {v!r}"
-                    errors.append(error(loc, f"must be a finite number; got {got}", "type_error"))
+                x, msg, kind_err = _number(v, max_abs)
+                if msg is not None:
+                    errors.append(error(loc, msg, kind_err))
                     continue
-                if not math.isfinite(v):
-                    errors.append(error(loc, f"must be a finite number; got {v}", "value_error"))
-                    continue
-                cols[col].append(float(v))
+                cols[col].append(x)
             elif kind == "datetime":
                 try:
-                    cols[col].append(_parse_ts(v))
+                    t = _parse_ts(v)
                 except TypeError as exc:
                     errors.append(error(loc, str(exc), "type_error"))
+                    continue
+                if max_future_us is not None and t > now_us + max_future_us:
+                    msg = (f"is {(t - now_us) / 1e6:.0f} s ahead of the server clock (the limit "
+                           f"is serving.max_future_seconds = {max_future_us / 1e6:g} s): send "
+                           "the event's real time")
+                    if policy == "reject":
+                        errors.append(error(loc, msg, "value_error"))
+                        continue
+                    bad = f"{col} {msg}"
+                cols[col].append(t)
             else:
                 if v is None and kind == "string" and col in schema.nullable:
                     cols[col].append(None)
                     continue
-                if not isinstance(v, str) or (kind == "entity" and not v):
+                if not isinstance(v, str) or (kind == "entity" and not v) or not _utf8(v):
                     what = "a non-empty string" if kind == "entity" else "a string"
-                    got = "null" if v is None else f"{type(v).__name__} {v!r}"
-                    errors.append(error(loc, f"must be {what}; got {got}", "type_error"))
+                    errors.append(error(loc, f"must be {what} of valid UTF-8; got {_show(v)}",
+                                        "type_error"))
                     continue
                 cols[col].append(v)
                 cats = known.get(col)
                 if cats is not None and col in schema.categorical and v not in cats:
-                    w.append(f"{col}: unknown category {v!r}; the model treats it as unseen")
+                    w.append(f"{col}: unknown category {v[:60]!r}; the model treats it as "
+                             "unseen")
+        invalid.append(bad)
+        if bad is not None:
+            w.append(f"invalid record: {bad}; served the safe default and not stored")
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:
         raise RequestValidationError(errors)
-    return cols, warnings
+    return CheckedRecords(cols, warnings, event_ids, invalid)
+
+
+def validate_records(records: list, schema: RequestSchema, *, now_us: int,
+                     known_categories: dict[str, set] | None = None, prefix: str = "records"
+                     ) -> tuple[dict[str, list], list[list[str]]]:
+    """Check every record; return (columns, warnings per record) or raise 422 details.
+
+    Timestamps come back as integer microseconds since the epoch (UTC). (Shape-only
+    checks: no future-time or magnitude limits; see :func:`check_records`.)
+    """
+    out = check_records(records, schema, now_us=now_us, known_categories=known_categories,
+                        prefix=prefix)
+    return out.columns, out.warnings
+
+
+def nonfinite_rows(features: pl.DataFrame, names: list[str]) -> dict[int, list[str]]:
+    """``{row: [feature, ...]}`` of rows whose float features are NaN or +-inf.
+
+    Nulls are missing values (the model's imputer handles them, as in training) and
+    are not reported. One vectorized pass; empty dict in the common case.
+    """
+    floats = [n for n in names if features.schema[n].is_float()]
+    if not floats or features.height == 0:
+        return {}
+    bad = features.select([(~pl.col(n).is_finite()).fill_null(False).alias(n) for n in floats])
+    any_bad = bad.select(pl.any_horizontal(pl.all())).to_series()
+    if not any_bad.any():
+        return {}
+    out: dict[int, list[str]] = {}
+    for row in any_bad.arg_true().to_list():
+        out[row] = [n for n in floats if bad[n][row]]
+    return out

@@ -36,7 +36,7 @@ def make_state(world, tmp_path):
     made = []
 
     def make(*, breaker=None, fallback=None, reload_fn=None, clock=None, log=False,
-             store=None, **overrides):
+             store=None, event_id=None, audit=None, gate_check=None, **overrides):
         from mlops.serving.prediction_log import PredictionLog
         settings = ServingSettings(**overrides)
         if breaker is not None:
@@ -48,6 +48,7 @@ def make_state(world, tmp_path):
                              settings=settings, breaker=breaker, prediction_log=plog,
                              fallback=fallback, reload_fn=reload_fn,
                              source_schema=world.events.schema,
+                             event_id=event_id, audit=audit, gate_check=gate_check,
                              **({"clock": clock} if clock else {}))
         made.append(state)
         return state

@@ -33,9 +33,12 @@ def test_events_are_read_back_per_entity_in_insertion_order_and_bounded_by_since
     assert store.read_events(["zz"], 0) == []
 
 
-def test_identical_events_are_both_kept(store):
-    store.append_events(["a", "a"], [1, 1], ["same", "same"])
-    assert [p for _, _, p in store.read_events(["a"], 0)] == ["same", "same"]
+def test_identical_events_are_stored_once_unless_their_ids_differ(store):
+    # without an event id, the same entity, time and payload is the same event (issue 12)
+    assert store.append_events(["a", "a"], [1, 1], ["same", "same"]) == 1
+    assert [p for _, _, p in store.read_events(["a"], 0)] == ["same"]
+    assert store.append_events(["b", "b"], [1, 1], ["same", "same"], ["e1", "e2"]) == 2
+    assert [p for _, _, p in store.read_events(["b"], 0)] == ["same", "same"]
 
 
 def test_prune_removes_only_old_events(store):

@@ -1,0 +1,81 @@
+"""The circuit breaker's shared state, kept in the online store (SQLite or Redis).
+
+One JSON record under the store's metadata key ``breaker.state``::
+
+    {"state": "tripped" | "closed", "reason": "...", "source": "monitor" | "window" | "admin",
+     "at": <unix time, float>, "version": "<model version the trip is about>" | null}
+
+A record about another model version is ignored (a trip on drift of v1 does not open
+the breaker of servers that already serve v2).
+
+Monitoring (``on_drift: trip_breaker``) and every server publish trips and resets here;
+servers poll it (at most every ``breaker.poll_seconds``) and apply a record newer than
+the last one they saw. A server started later reads a standing trip at its first poll.
+
+Example:
+    >>> shared = SharedBreakerState(SQLiteStore(":memory:"))      # doctest: +SKIP
+    >>> shared.publish("tripped", "data drift in 3 features", "monitor")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from mlops.serving.online_store import OnlineStore
+
+KEY = "breaker.state"
+STATES = ("tripped", "closed")
+
+
+class SharedBreakerState:
+    """Read and publish the shared breaker record of one online store namespace."""
+
+    def __init__(self, store: OnlineStore, *, key: str = KEY, clock=time.time,
+                 version: str | None = None):
+        self.store, self.key, self.clock = store, key, clock
+        self.version = version  # the served model version (None: every record applies)
+
+    def applies(self, rec: dict) -> bool:
+        """Whether a record concerns this server's model version."""
+        v = rec.get("version")
+        return v is None or self.version is None or str(v) == str(self.version)
+
+    def read(self) -> dict | None:
+        """The current record, or None (none yet, or unreadable: then it is ignored)."""
+        try:
+            raw = self.store.get_meta(self.key)
+        except Exception:  # store unreachable: keep the local state, /ready says why
+            return None
+        if raw is None:
+            return None
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(rec, dict) or rec.get("state") not in STATES \
+                or not isinstance(rec.get("at"), (int, float)):
+            return None
+        return rec
+
+    def publish(self, state: str, reason: str | None, source: str,
+                version: str | None = None) -> float:
+        """Write a new record (its ``at`` is later than the previous one); return ``at``.
+        ``version`` defaults to this server's model version."""
+        if state not in STATES:
+            raise ValueError(f"state must be one of {STATES}; got {state!r}")
+        prev = self.read()
+        at = max(float(self.clock()), (prev["at"] + 1e-6) if prev else 0.0)
+        version = self.version if version is None else version
+        self.store.set_meta(self.key, json.dumps({
+            "state": state, "reason": reason, "source": source, "at": at,
+            "version": None if version is None else str(version)}))
+        return at
+
+
+def trip_breaker(store: OnlineStore, reason: str, *, source: str = "monitor",
+                 version: str | None = None) -> dict:
+    """Open the breaker of every server reading ``store`` that serves ``version``
+    (monitoring's ``trip_breaker``; None: whatever version they serve)."""
+    shared = SharedBreakerState(store)
+    shared.publish("tripped", reason, source, version=version)
+    return shared.read()

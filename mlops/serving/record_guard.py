@@ -1,0 +1,71 @@
+"""Per-record guard of a micro-batch: one bad record never fails its batch-mates.
+
+After the features of a micro-batch are computed, :func:`guard_batch` finds the rows
+the model must not see as they are:
+
+- rows whose computed features are NaN or +-inf (e.g. window sums that overflow);
+- rows validation flagged as invalid under ``invalid_record_policy=default`` (an event
+  time too far ahead of the server clock).
+
+With ``policy="reject"`` the request owning a non-finite row answers 422 naming the
+record and the feature; with ``policy="default"`` the row is served the safe default
+score with a warning. Either way such rows never enter the online store or the
+breaker window, and the model is called on a copy of the features where their
+non-finite values are replaced (their scores are discarded), so every other record of
+the batch is scored normally.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from mlops.serving.validation import error, nonfinite_rows
+
+
+@dataclass
+class Guard:
+    """What :func:`guard_batch` decided for one micro-batch."""
+
+    rejected: dict[int, list[dict]] = field(default_factory=dict)  # request -> 422 details
+    unsafe: np.ndarray | None = None     # per row: served the safe default, not stored
+    features: pl.DataFrame | None = None  # features safe to hand to the model
+
+    def any_unsafe(self) -> bool:
+        return self.unsafe is not None and bool(self.unsafe.any())
+
+
+def guard_batch(X: pl.DataFrame, names: list[str], sizes: list[int],
+                invalid: list[str | None], warnings: list[list[str]], *,
+                policy: str) -> Guard:
+    """Inspect one micro-batch (``sizes`` records per request, flattened rows).
+
+    Appends a warning to ``warnings`` of every row served the default.
+    """
+    n = X.height
+    bad = nonfinite_rows(X, names)
+    unsafe = np.array([r is not None for r in invalid], dtype=bool) if invalid \
+        else np.zeros(n, dtype=bool)
+    guard = Guard(unsafe=unsafe, features=X)
+    if not bad:
+        return guard
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    for row, feats in bad.items():
+        req = int(owner[row])
+        shown = ", ".join(f"{f} = {X[f][row]}" for f in feats)
+        if policy == "reject":
+            guard.rejected.setdefault(req, []).append(error(
+                ["records", row - int(starts[req]), feats[0]],
+                f"computed feature(s) not finite: {shown}; the record is refused and not "
+                "stored: check its values and the entity's recent events", "value_error"))
+        else:
+            unsafe[row] = True
+            warnings[row].append(f"computed feature(s) not finite: {shown}; served the safe "
+                                 "default and not stored")
+    floats = [c for c in names if X.schema[c].is_float()]
+    guard.features = X.with_columns(
+        pl.when(pl.col(c).is_finite() | pl.col(c).is_null()).then(pl.col(c))
+        .otherwise(0.0).alias(c) for c in floats)
+    return guard

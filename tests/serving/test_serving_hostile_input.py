@@ -1,0 +1,158 @@
+"""Hostile input, tested by class: every invalid request is a 4xx naming the field,
+never a 5xx; bad records never enter the store; one bad record never fails the
+other records of its micro-batch."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from serving_world import record
+
+from mlops.features.offline import compute_at
+from mlops.serving.app import create_app
+from mlops.serving.features_online import append_events, points_frame
+from mlops.serving.predict_path import ParsedRequest, process_batch
+from mlops.serving.validation import check_records
+
+
+@pytest.fixture
+def recs(world):
+    return [record(r, world.plan) for r in world.events.slice(300, 40).to_dicts()]
+
+
+def _body(rec: dict, field: str, literal: str) -> bytes:
+    """A /predict body whose ``field`` is the raw JSON ``literal`` (not re-encoded)."""
+    import json
+    marker = "__LITERAL__"
+    text = json.dumps({"records": [{**rec, field: marker}]})
+    return text.replace(f'"{marker}"', literal).encode()
+
+
+@pytest.mark.parametrize("field,literal,loc", [
+    ("amount", "1" + "0" * 400, ["records", 0, "amount"]),          # float() overflows
+    ("amount", "1e400", ["records", 0, "amount"]),                  # parses to inf
+    ("amount", "-1" + "0" * 399 + ".5", ["records", 0, "amount"]),  # -inf
+    ("event_ts", '"0001-01-01T00:00:00+01:00"', ["records", 0, "event_ts"]),
+    ("event_ts", '"9999-12-31T23:59:59-14:00"', ["records", 0, "event_ts"]),
+    ("country", '"\\ud800"', ["records", 0, "country"]),            # lone surrogate
+    ("user_id", '"\\udfff"', ["records", 0, "user_id"]),
+    ("request_id", '"\\ud800x"', ["records", 0, "request_id"]),
+    ("amount", "[" * 500 + "]" * 500, ["records", 0, "amount"]),    # nested value
+    ("amount", "1" * 5000, ["body"]),                               # > 4300 digits
+])
+def test_hostile_values_are_422_naming_the_field(make_state, recs, field, literal, loc):
+    with TestClient(create_app(make_state()), raise_server_exceptions=False) as client:
+        r = client.post("/predict", content=_body(recs[0], field, literal),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == loc
+        # the server is unharmed: the next request is served
+        assert client.post("/predict", json={"records": recs[:1]}).status_code == 200
+
+
+def test_deeply_nested_json_is_422_not_a_recursion_error(make_state, recs):
+    deep = b'{"records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # 200 KB
+    with TestClient(create_app(make_state()), raise_server_exceptions=False) as client:
+        r = client.post("/predict", content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"]
+        assert "nested" in r.json()["detail"][0]["msg"]
+        assert client.get("/health").status_code == 200
+
+
+def test_a_record_from_the_future_is_refused_and_never_stored(make_state, recs):
+    now = datetime(2024, 1, 10, 12, 0, 0)
+    state = make_state(clock=lambda: now, max_future_seconds=300)
+    future = {**recs[0], "event_ts": (now + timedelta(days=1)).isoformat()}
+    soon = {**recs[1], "event_ts": (now + timedelta(seconds=100)).isoformat()}
+    with TestClient(create_app(state)) as client:
+        r = client.post("/predict", json={"records": [future]})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["records", 0, "event_ts"]
+        assert "max_future_seconds" in r.json()["detail"][0]["msg"]
+        assert state.store.count_events() == 0
+        # within the allowed clock skew: served and stored
+        assert client.post("/predict", json={"records": [soon]}).status_code == 200
+        assert state.store.count_events() == 1
+
+
+def test_policy_default_serves_the_safe_default_and_scores_the_rest(make_state, recs):
+    now = datetime(2024, 2, 1, 12, 0, 0)  # after every test event
+    state = make_state(clock=lambda: now, invalid_record_policy="default")
+    future = {**recs[0], "event_ts": "9999-01-01T00:00:00"}
+    with TestClient(create_app(state)) as client:
+        r = client.post("/predict", json={"records": [future, recs[1]]})
+        stored = state.store.count_events()
+        alone = make_state(clock=lambda: now)
+        with TestClient(create_app(alone)) as c2:
+            truth = c2.post("/predict", json={"records": [recs[1]]}).json()
+    assert r.status_code == 200
+    body = r.json()
+    assert body["probabilities"][0] == state.settings.breaker.default_score
+    assert any("safe default" in w for w in body["warnings"][0])
+    assert body["probabilities"][1] == truth["probabilities"][0]
+    assert stored == 1  # only the valid record
+
+
+def _parsed(state, records):
+    checked = check_records(records, state.request_schema, now_us=state.now_us(),
+                            max_abs=state.settings.max_abs_value,
+                            policy=state.settings.invalid_record_policy)
+    return ParsedRequest(checked.columns, checked.warnings, [f"r{i}" for i in range(len(records))],
+                         checked.event_ids, checked.invalid)
+
+
+def _poison(world, state, entity="poisoned"):
+    """Two events with amount 1e308 already in the store: its window sums overflow."""
+    base = world.events.slice(300, 1).to_dicts()[0]
+    rows = [{**record(base, world.plan), "user_id": entity, "amount": 1e308,
+             "event_ts": (base["event_ts"] - timedelta(minutes=m)).isoformat()} for m in (5, 6)]
+    checked = check_records(rows, state.request_schema, now_us=state.now_us())
+    pts = points_frame(checked.columns, state.request_schema.polars_schema(), world.plan.timestamp)
+    append_events(world.plan, state.store, pts)
+    return {**record(base, world.plan), "user_id": entity}
+
+
+@pytest.mark.parametrize("policy", ["reject", "default"])
+def test_a_poisoned_entity_never_fails_its_batch_mates(world, make_state, policy):
+    state = make_state(max_abs_value=None, invalid_record_policy=policy)
+    bad = _poison(world, state)
+    innocent = world.events.slice(400, 120)
+    reqs = [_parsed(state, [bad])] + [_parsed(state, [record(r, world.plan)])
+                                       for r in innocent.to_dicts()]
+    out = process_batch(state, reqs)  # ONE micro-batch: 1 poisoned + 120 innocent requests
+    assert [o.status for o in out[1:]] == [200] * 120
+    # truth: the innocent events scored by the batch path (the store held none of them)
+    want = world.model.predict_proba(
+        compute_at(world.plan, innocent, innocent).collect().select(world.plan.feature_names))[:, 1]
+    got = np.array([o.body["probabilities"][0] for o in out[1:]])
+    assert np.allclose(got, want, rtol=0, atol=1e-12)
+    if policy == "reject":
+        assert out[0].status == 422
+        loc = out[0].detail[0]["loc"]
+        assert loc[:2] == ["records", 0] and loc[2].startswith("amount_")
+        assert "not finite" in out[0].detail[0]["msg"]
+    else:
+        assert out[0].status == 200
+        assert out[0].body["probabilities"] == [state.settings.breaker.default_score]
+        assert any("not finite" in w for w in out[0].body["warnings"][0])
+    assert state.store.count_events("poisoned") == 2  # the bad record was not stored
+
+
+def test_huge_amounts_are_refused_before_they_can_poison_an_entity(make_state, recs):
+    state = make_state()  # max_abs_value 1e15 by default
+    with TestClient(create_app(state)) as client:
+        r = client.post("/predict", json={"records": [{**recs[0], "amount": 1e308}]})
+        assert state.store.count_events() == 0
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["records", 0, "amount"]
+    assert "max_abs_value" in r.json()["detail"][0]["msg"]
+
+
+def test_a_request_mixing_good_and_poisoned_records_is_refused_whole(world, make_state, recs):
+    state = make_state(max_abs_value=None)
+    bad = _poison(world, state)
+    with TestClient(create_app(state)) as client:
+        r = client.post("/predict", json={"records": [recs[0], bad]})
+        assert state.store.count_events() == 2  # nothing of a refused request is stored
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["records", 1]
