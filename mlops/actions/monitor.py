@@ -35,7 +35,10 @@ def policy_from(mc) -> DriftPolicy:
     try:
         return DriftPolicy(n_bins=int(mc.n_bins), thresholds=plain(mc.thresholds),
                            small_sample_rows=int(mc.small_sample_rows),
-                           overrides=plain(mc.features), drift_share=float(mc.drift_share))
+                           overrides=plain(mc.features), drift_share=float(mc.drift_share),
+                           min_rows=plain(mc.min_rows),
+                           min_reference_rows=int(mc.min_reference_rows),
+                           min_rows_dataset=int(mc.min_rows_dataset))
     except ConfigError as exc:  # the policy names its own keys; prefix the config group
         raise exc.under("monitoring") from None
 
@@ -137,10 +140,8 @@ def run(ctx: RunContext) -> ActionResult:
     data_drift = bool(drift["dataset_drift"])
     found = data_drift or concept
     actions = _act(ctx, data_drift, concept, drift, name, mv, info) if found else []
-    status = "fail" if found else "ok"
-    headline = (f"{drift['n_drifted']} of {drift['n_features']} features drifted "
-                f"({drift['drift_share']:.0%}); "
-                + ("dataset drift" if data_drift else "no dataset drift")
+    status = "fail" if found else ("warn" if drift["dataset_status"] == "insufficient_data" else "ok")
+    headline = (drift_headline(drift)
                 + ("; performance dropped (concept drift)" if concept else "")
                 + (f"; actions: {', '.join(a['action'] for a in actions)}" if actions else ""))
     result = {
@@ -191,6 +192,17 @@ def _max_drop(configured, metric: str, baseline: float) -> float:
     if configured is not None:
         return float(configured)
     return 0.1 * abs(baseline) if metric in ("rmse", "mae") else 0.05
+
+
+def drift_headline(drift: dict) -> str:
+    """One line on the data drift verdict, saying why when the data were too few."""
+    text = (f"{drift['n_drifted']} of {drift['n_features']} features drifted "
+            f"({drift['drift_share']:.0%})")
+    if drift["n_insufficient"]:
+        text += f", {drift['n_insufficient']} with too little data"
+    if drift["dataset_status"] == "insufficient_data":
+        return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
+    return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else "no dataset drift")
 
 
 def _progress(done: int, total: int, feature: str) -> None:

@@ -143,6 +143,20 @@ class PerformanceConfig:
 
 
 @dataclass
+class MultivariateConfig:
+    """Domain-classifier drift: can a classifier tell current rows from reference rows?"""
+
+    enabled: bool = True
+    max_rows: int = 10_000                # rows sampled per side (reference, current)
+    folds: int = 5                        # cross-validation folds for the out-of-fold AUC
+    permutations: int = 500               # label shuffles for the AUC threshold
+    alpha: float = 0.05                   # drift when the AUC beats the (1 - alpha) quantile
+    min_auc: float = 0.55                 # ... and this effect size
+    top_features: int = 5
+    seed: int = 0
+
+
+@dataclass
 class MonitoringConfig:
     """``conf/monitoring/*.yaml``: what to compare, thresholds, and what to do on drift."""
 
@@ -161,6 +175,13 @@ class MonitoringConfig:
     detector_stream: str = "errors"       # errors | missed_positives
     on_drift: list[str] = field(default_factory=lambda: ["alert"])
     retrain_days: float = 40.0            # retrain: days of recent labelled data to train on
+    min_rows: dict[str, int] = field(default_factory=dict)  # per test; fewer = insufficient_data
+    min_reference_rows: int = 100
+    min_rows_dataset: int = 50            # dataset drift (and alerts) need this many rows
+    columns: Optional[list[str]] = None   # action=drift: columns to compare; null = shared ones
+    column_types: dict[str, str] = field(default_factory=dict)  # drift: {col: numeric|categorical}
+    history_runs: int = 20                # runs shown in the drift-over-time charts
+    multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
 
 
 @dataclass

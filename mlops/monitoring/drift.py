@@ -2,10 +2,10 @@
 
 :func:`detect_drift` returns the ``monitor.json`` contract::
 
-    {"features": {name: {...}}, "drift_share", "dataset_drift", "n_features",
-     "n_drifted", "policy"}
+    {"features": {name: {...}}, "drift_share", "dataset_drift", "dataset_status",
+     "dataset_reason", "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy"}
 
-Each numeric feature: ``type, test, threshold, drift, score, psi, js, ks_stat, ks_pvalue,
+Each numeric feature: ``type, test, threshold, status, drift, score, psi, js, ks_stat, ks_pvalue,
 wasserstein, ref_rows, cur_rows, ref_null_share, cur_null_share, cur_nonfinite, hist, note``;
 each categorical feature has ``chi2_stat, chi2_pvalue, unseen_share`` instead of the KS and
 Wasserstein fields. ``score`` is the deciding statistic (the p-value for KS and chi-square).
@@ -14,6 +14,12 @@ Wasserstein fields. ``score`` is the deciding statistic (the p-value for KS and 
 categorical hists keep the ``HIST_MAX_CATEGORIES - 1`` most frequent reference categories
 and pool the rest into ``"<other>"``, and always end with the ``"<unseen>"`` bin.
 Undefined values (an empty window, an all-NaN column) are ``None`` with a ``note``, never NaN.
+
+``status`` is ``drift``, ``no_drift`` or ``insufficient_data``: a feature whose deciding test
+lacks the policy's minimum number of valid current (or reference) values is never drift; its
+statistics are still shown and the ``note`` says why. The dataset drifts only when the window
+has at least ``min_rows_dataset`` rows, at least one feature could be decided, and the share of
+drifted features (over all features) reaches ``drift_share``; ``dataset_reason`` says why not.
 
 Speed: each current column is sorted once (polars, in parallel) and reused for binning
 (binary searches on the edges), KS and Wasserstein (one merge with the pre-sorted reference);
@@ -35,7 +41,7 @@ from mlops.errors import ConfigError
 from mlops.monitoring import stats
 from mlops.monitoring.columns import (categorical_column, category_counts, numeric_column,
                                       require_columns)
-from mlops.monitoring.policy import DriftPolicy, is_drift
+from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
 
 __all__ = ["DriftPolicy", "detect_drift", "HIST_MAX_CATEGORIES"]
@@ -98,18 +104,33 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
             if progress is not None:
                 progress(done, total, name)
     n_drifted = sum(1 for f in features.values() if f["drift"])
+    n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
     drift_share = n_drifted / total if total else 0.0
+    status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
     return _json_safe({"features": features, "drift_share": drift_share,
-                       "dataset_drift": bool(total) and drift_share >= policy.drift_share,
-                       "n_features": total, "n_drifted": n_drifted,
+                       "dataset_drift": status == DRIFT, "dataset_status": status,
+                       "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
+                       "n_insufficient": n_insufficient, "cur_rows": current.height,
                        "policy": policy.to_dict()})
+
+
+def _dataset_status(rows: int, total: int, n_insufficient: int, drift_share: float,
+                    policy: DriftPolicy) -> tuple[str, str]:
+    if rows < policy.min_rows_dataset:
+        return INSUFFICIENT, (f"{rows} current row(s); dataset drift needs >= "
+                              f"{policy.min_rows_dataset} (min_rows_dataset)")
+    if total == 0 or n_insufficient == total:
+        return INSUFFICIENT, "no feature has enough valid values to be decided"
+    if drift_share >= policy.drift_share:
+        return DRIFT, f"drift share {drift_share:.0%} >= {policy.drift_share:.0%} (drift_share)"
+    return NO_DRIFT, f"drift share {drift_share:.0%} < {policy.drift_share:.0%} (drift_share)"
 
 
 def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
                      policy: DriftPolicy) -> dict:
     col = numeric_column(series)
     cur = col.sorted_values
-    test, threshold = policy.decide(name, "numeric", ref.valid)
+    test, threshold = policy.decide(name, "numeric", ref.valid, cur.size)
     cur_counts = stats.bin_counts(cur, ref.edges, is_sorted=True)
     out = _base(test, threshold, "numeric")
     out.update(psi=None, js=None, ks_stat=None, ks_pvalue=None, wasserstein=None,
@@ -127,11 +148,13 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
                    ks_stat=ks_stat, ks_pvalue=ks_pvalue, wasserstein=wasserstein)
         out["score"] = {"ks": ks_pvalue, "wasserstein": wasserstein, "psi": out["psi"],
                         "js": out["js"]}[test]
-        out["drift"] = is_drift(test, out["score"], threshold)
+        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur.size, notes=notes)
         if ref.std is not None and ref.std < stats.WASSERSTEIN_STD_FLOOR:
             notes.append("reference is (nearly) constant: Wasserstein is divided by 1e-3")
     if col.nonfinite:
         notes.append(f"{col.nonfinite} NaN/inf value(s) in the current window were dropped")
+    if out["score"] is None:  # nothing to decide on (empty window, no valid value)
+        out["status"] = INSUFFICIENT
     out["note"] = "; ".join(notes) or None
     return out
 
@@ -142,7 +165,7 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
     categories = list(ref.categories)
     seen, unseen = category_counts(col.values, categories)
     cur_valid = col.values.len()
-    test, threshold = policy.decide(name, "categorical", ref.valid)
+    test, threshold = policy.decide(name, "categorical", ref.valid, cur_valid)
     ref_bins = np.append(ref.counts, 0)
     cur_bins = np.append(seen, unseen)
     out = _base(test, threshold, "categorical")
@@ -159,6 +182,7 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
                          "current rows in them (unseen values are caught by PSI/JS)")
         out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
                    chi2_stat=chi2_stat, chi2_pvalue=chi2_pvalue, unseen_share=unseen / cur_valid)
+        rows_test = test
         if test == "chi2" and chi2_stat is None:
             # all-unseen (or single-category) windows: chi-square cannot decide, but such a
             # window is the strongest drift there is; let JS decide at its threshold
@@ -166,13 +190,32 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
             out.update(test=test, threshold=threshold)
             notes.append("decided by Jensen-Shannon because chi-square is undefined here")
         out["score"] = {"chi2": chi2_pvalue, "psi": out["psi"], "js": out["js"]}[test]
-        out["drift"] = is_drift(test, out["score"], threshold)
+        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur_valid, notes=notes,
+                rows_test=rows_test)
+    if out["score"] is None:  # nothing to decide on (empty window, no valid value)
+        out["status"] = INSUFFICIENT
     out["note"] = "; ".join(notes) or None
     return out
 
 
 def _base(test: str, threshold: float, kind: str) -> dict:
-    return {"type": kind, "test": test, "threshold": threshold, "drift": False, "score": None}
+    return {"type": kind, "test": test, "threshold": threshold, "status": NO_DRIFT,
+            "drift": False, "score": None}
+
+
+def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
+            notes: list[str], rows_test: str | None = None) -> None:
+    """Set ``status`` and ``drift`` from the score, unless the samples are too small.
+
+    ``rows_test`` names the test whose minimum applies when another test stands in for it.
+    """
+    why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
+    if why is not None:
+        out.update(status=INSUFFICIENT, drift=False)
+        notes.insert(0, f"insufficient data: {why}; statistics shown, no decision")
+        return
+    out["drift"] = is_drift(out["test"], out["score"], out["threshold"])
+    out["status"] = DRIFT if out["drift"] else NO_DRIFT
 
 
 def _empty_notes(ref_valid: int, cur_rows: int, cur_valid: int, cur_nulls: int,

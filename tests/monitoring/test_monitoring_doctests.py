@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["stats", "columns", "reference", "policy", "drift", "detectors", "performance"]
+MODULES = ["stats", "columns", "reference", "policy", "drift", "detectors", "performance",
+           "compare"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,7 +14,7 @@ from mlops.errors import ConfigError, DataError
 from mlops.monitoring.drift import HIST_MAX_CATEGORIES, DriftPolicy, detect_drift
 from mlops.monitoring.reference import fit_reference
 
-NUMERIC_FIELDS = {"type", "test", "threshold", "drift", "score", "psi", "js", "ks_stat",
+NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "psi", "js", "ks_stat",
                   "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share",
                   "cur_null_share", "cur_nonfinite", "hist", "note"}
 CATEGORICAL_FIELDS = (NUMERIC_FIELDS - {"ks_stat", "ks_pvalue", "wasserstein"}) | {
@@ -37,7 +37,8 @@ def _dumps(result):
 def test_contract_fields_and_json_safety():
     ref_df, cur_df = _frames()
     out = detect_drift(fit_reference(ref_df, numeric=["a", "b"], categorical=["c"]), cur_df)
-    assert set(out) == {"features", "drift_share", "dataset_drift", "n_features", "n_drifted", "policy"}
+    assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason",
+                        "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy"}
     assert set(out["features"]["a"]) == NUMERIC_FIELDS
     assert set(out["features"]["c"]) == CATEGORICAL_FIELDS
     assert out["n_features"] == 3
