@@ -147,8 +147,8 @@ class MultivariateConfig:
     """Domain-classifier drift: can a classifier tell current rows from reference rows?"""
 
     enabled: bool = True
-    max_rows: int = 10_000                # rows sampled per side (reference, current)
-    folds: int = 5                        # cross-validation folds for the out-of-fold AUC
+    max_rows: int = 5_000                 # rows sampled per side (reference, current)
+    folds: int = 3                        # cross-validation folds for the out-of-fold AUC
     permutations: int = 500               # label shuffles for the AUC threshold
     alpha: float = 0.05                   # drift when the AUC beats the (1 - alpha) quantile
     min_auc: float = 0.55                 # ... and this effect size

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["stats", "columns", "reference", "policy", "drift", "detectors", "performance",
-           "compare"]
+           "compare", "history", "multivariate"]
 
 
 @pytest.mark.parametrize("name", MODULES)
