@@ -26,7 +26,7 @@ MODULES = {
     "rollback": "registry_ops", "registry": "registry_ops", "score": "serving_ops",
     "serve": "serving_ops", "materialize": "serving_ops", "parity": "serving_ops",
     "score_merge": "serving_ops", "replay": "replay", "monitor": "monitor", "analyze": "analyze",
-    "plan": "analyze", "lifecycle": "lifecycle",
+    "plan": "analyze", "lifecycle": "lifecycle", "drift": "drift",
 }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from mlops.actions.context import RunContext
+from mlops.actions.drift_checks import multivariate_check, record_run
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
@@ -46,8 +47,9 @@ def policy_from(mc) -> DriftPolicy:
 def _split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
     """Inputs only (data drift) and the model score alone (prediction drift)."""
     numeric = {k: v for k, v in ref.numeric.items() if k != PREDICTION}
+    sample = {k: v for k, v in ref.sample.items() if k.split("\0")[0] != PREDICTION}
     inputs = Reference(numeric=numeric, categorical=dict(ref.categorical), n_bins=ref.n_bins,
-                       max_rows=ref.max_rows)
+                       max_rows=ref.max_rows, sample=sample)
     pred = (Reference(numeric={PREDICTION: ref.numeric[PREDICTION]}, categorical={},
                       n_bins=ref.n_bins, max_rows=ref.max_rows) if PREDICTION in ref.numeric else None)
     return inputs, pred
@@ -115,6 +117,8 @@ def run(ctx: RunContext) -> ActionResult:
     drift = detect_drift(inputs_ref, cur, policy, progress=_progress if big else None)
     pred_drift = (detect_drift(pred_ref, cur, policy)["features"][PREDICTION]
                   if pred_ref is not None and PREDICTION in cur.columns else None)
+    drift["multivariate"] = multivariate_check(mc, inputs_ref.sample_frame(), cur,
+                                               list(inputs_ref.numeric), list(inputs_ref.categorical))
 
     label, pc = plan.label["column"], mc.performance
     task = (mv.tags or {}).get("task") or "classification"
@@ -137,7 +141,8 @@ def run(ctx: RunContext) -> ActionResult:
         times = times if kind in ("errors", "absolute_errors") else [t for t, v in zip(times, y) if v == 1]
         detections = run_detectors(stream, times, plain(mc.detectors), kind)
     concept = any(c.get("flag") for c in performance)
-    data_drift = bool(drift["dataset_drift"])
+    multivariate = bool((drift["multivariate"] or {}).get("drift"))
+    data_drift = bool(drift["dataset_drift"]) or multivariate
     found = data_drift or concept
     actions = _act(ctx, data_drift, concept, drift, name, mv, info) if found else []
     status = "fail" if found else ("warn" if drift["dataset_status"] == "insufficient_data" else "ok")
@@ -157,8 +162,11 @@ def run(ctx: RunContext) -> ActionResult:
         "duration_s": round(time.perf_counter() - t0, 3),
     }
     from mlops.actions.monitor_view import display
+    over_time = record_run(ctx, result, series=f"monitor:{name}", kind="monitor", window=info,
+                           alerted=any(a["action"] == "alert" for a in actions))
     write_report(ctx, "monitor", result, title=f"Monitoring: {name} v{mv.version}",
-                 context=display(result, int(ctx.cfg.report.max_chart_features)))
+                 context={**display(result, int(ctx.cfg.report.max_chart_features), over_time),
+                          "history_runs": int(mc.history_runs)})
     code = 3 if found and "alert" in plain(mc.on_drift) else 0
     return ActionResult(result=result, exit_code=code,
                         metrics={"drift_share": drift["drift_share"],
@@ -167,13 +175,12 @@ def run(ctx: RunContext) -> ActionResult:
 
 def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
     actions = []
-    reasons = ([f"data drift in {drift['n_drifted']} features"] if data_drift else []) + \
-        (["performance drop"] if concept else [])
+    reasons = drift_reasons(drift) + (["performance drop"] if concept else [])
     now = datetime.now(timezone.utc).isoformat()
     for action in plain(ctx.cfg.monitoring.on_drift):
         if action == "alert":
             record = {"time": now, "model": name, "version": mv.version, "reasons": reasons,
-                      "run": str(ctx.output_dir)}
+                      "run": str(ctx.output_dir), "series": f"monitor:{name}"}
             with open(ctx.home / "alerts.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             actions.append({"action": "alert", "detail": "; ".join(reasons),
@@ -194,12 +201,23 @@ def _max_drop(configured, metric: str, baseline: float) -> float:
     return 0.1 * abs(baseline) if metric in ("rmse", "mae") else 0.05
 
 
+def drift_reasons(drift: dict) -> list[str]:
+    """Why the data drifted: per-feature verdicts and/or the multivariate test."""
+    mv = drift.get("multivariate") or {}
+    return ([f"data drift in {drift['n_drifted']} features"] if drift["dataset_drift"] else []) + \
+        ([f"multivariate drift (classifier AUC {mv['auc']:.3f} > {mv['threshold']:.3f})"]
+         if mv.get("drift") else [])
+
+
 def drift_headline(drift: dict) -> str:
     """One line on the data drift verdict, saying why when the data were too few."""
     text = (f"{drift['n_drifted']} of {drift['n_features']} features drifted "
             f"({drift['drift_share']:.0%})")
     if drift["n_insufficient"]:
         text += f", {drift['n_insufficient']} with too little data"
+    mv = drift.get("multivariate") or {}
+    if mv.get("drift"):
+        text += f"; multivariate drift (classifier AUC {mv['auc']:.3f})"
     if drift["dataset_status"] == "insufficient_data":
         return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
     return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else "no dataset drift")

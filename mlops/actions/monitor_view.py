@@ -1,32 +1,115 @@
-"""Display-only values for monitor.html: tables and inline SVG charts."""
+"""Display-only values for monitor.html and drift.html: tables and inline SVG charts.
+
+Both reports share the per-feature table, the distributions, the multivariate verdict and
+the drift-over-time charts (``templates/_drift.html`` draws them).
+"""
 from __future__ import annotations
 
+from mlops.monitoring import history as hist
 from mlops.reports import svg
+from mlops.reports.small_multiples import small_multiples
 
 STAT_KEYS = ("psi", "js", "ks_stat", "ks_pvalue", "wasserstein", "chi2_stat", "chi2_pvalue",
              "unseen_share")
+_STATUS_ORDER = {"drift": 0, "insufficient_data": 1, "no_drift": 2}
+_BADGE = {"drift": "drift", "no_drift": "ok", "insufficient_data": "insufficient data"}
 
 
-def display(result: dict, max_charts: int) -> dict:
-    feats = result["features"]
-    order = sorted(feats, key=lambda n: (not feats[n]["drift"], n))
+def feature_order(feats: dict) -> list[str]:
+    """Drifted features first, then those without enough data, then the rest (by name)."""
+    return sorted(feats, key=lambda n: (_STATUS_ORDER.get(feats[n].get("status"), 2), n))
+
+
+def feature_rows(feats: dict) -> list[dict]:
     rows = []
-    for n in order:
+    for n in feature_order(feats):
         f = feats[n]
         rows.append({"feature": n, "type": f["type"], "test": f["test"], "threshold": f["threshold"],
-                     "score": f.get("score"), "drift": "drift" if f["drift"] else "ok",
+                     "score": f.get("score"), "drift": _BADGE.get(f.get("status"), "ok"),
                      **{k: f.get(k) for k in STAT_KEYS},
                      "ref_rows": f.get("ref_rows"), "cur_rows": f.get("cur_rows"),
-                     "cur_null_share": f.get("cur_null_share")})
-    hists = []
-    for n in order[:max_charts]:
+                     "cur_null_share": f.get("cur_null_share"), "note": f.get("note")})
+    return rows
+
+
+def hist_charts(feats: dict, max_charts: int) -> list[dict]:
+    out = []
+    for n in feature_order(feats)[:max_charts]:
         h = feats[n].get("hist") or {}
         bins = h.get("edges") if "edges" in h else h.get("categories")
         if bins is None or not h.get("ref"):
             continue
-        hists.append({"feature": n, "drift": feats[n]["drift"],
-                      "svg": svg.histogram_overlay(bins, h["ref"], h["cur"], xlabel=n,
-                                                   width=520, height=220)})
+        out.append({"feature": n, "drift": feats[n]["drift"],
+                    "svg": svg.histogram_overlay(bins, h["ref"], h["cur"], xlabel=n,
+                                                 width=520, height=220)})
+    return out
+
+
+def drift_cards(result: dict) -> list[dict]:
+    status = result.get("dataset_status")
+    cards = [{"label": "features drifted", "value": f"{result['n_drifted']} / {result['n_features']}",
+              "status": "fail" if result["dataset_drift"] else
+              ("warn" if status == "insufficient_data" else "ok")},
+             {"label": "drift share", "value": result["drift_share"], "format": "pct",
+              "hint": f"dataset drift at >= {result['policy']['drift_share']:.0%}"},
+             {"label": "current rows", "value": result.get("cur_rows"),
+              "hint": f"dataset verdict needs >= {result['policy']['min_rows_dataset']}"}]
+    if result.get("n_insufficient"):
+        cards.append({"label": "too little data", "value": result["n_insufficient"],
+                      "status": "warn", "hint": "features without a verdict (min_rows)"})
+    mv = result.get("multivariate")
+    if mv and mv.get("auc") is not None:
+        cards.append({"label": "multivariate drift", "value": "yes" if mv["drift"] else "no",
+                      "status": "fail" if mv["drift"] else "ok",
+                      "hint": f"domain classifier AUC {mv['auc']:.3f} vs {mv['threshold']:.3f}"})
+    return cards
+
+
+def multivariate_view(mv: dict | None) -> dict | None:
+    if not mv:
+        return None
+    chart = None
+    if mv.get("top_features"):
+        chart = svg.bar_chart([(t["feature"], t["importance"]) for t in mv["top_features"]],
+                              xlabel="drop in the classifier's AUC when the feature is shuffled",
+                              ylabel="feature")
+    return {**mv, "chart": chart}
+
+
+def history_view(records: list[dict], *, max_panels: int, drift_share: float | None = None,
+                 performance_label: str = "performance") -> dict:
+    """Small multiples of the deciding score per feature over the runs, alerts as events,
+    and the performance chunks of every run (realized and estimated) on one time axis."""
+    if not records:
+        return {"runs": 0, "trends": None, "performance": None}
+    alerts = [(r["at"], "alert") for r in records if r.get("alerted")]
+    panels = [{"title": "dataset: drift share", "threshold": drift_share,
+               "points": [(r["at"], r.get("drift_share"), r.get("dataset_status")) for r in records]}]
+    mv = [(r["at"], r["multivariate"].get("auc"), r["multivariate"].get("status"))
+          for r in records if r.get("multivariate")]
+    if mv:
+        last = [r["multivariate"] for r in records if r.get("multivariate")][-1]
+        panels.append({"title": "multivariate: classifier AUC", "threshold": last.get("threshold"),
+                       "points": mv})
+    trends = hist.feature_trends(records)
+    latest = records[-1].get("features") or {}
+    order = feature_order({n: latest.get(n, {"status": "no_drift"}) for n in trends})
+    for name in order[:max_panels]:
+        t = trends[name]
+        panels.append({"title": f"{name} ({t['test']})", "threshold": t["threshold"],
+                       "points": t["points"]})
+    perf = hist.performance_points(records)
+    perf_chart = (svg.line_chart(perf, xlabel="time (chunk start)", ylabel=performance_label,
+                                 markers=alerts, x_is_time=True) if perf else None)
+    return {"runs": len(records), "first": records[0]["at"], "last": records[-1]["at"],
+            "trends": small_multiples(panels, markers=alerts),
+            "performance": perf_chart, "alerts": len(alerts)}
+
+
+def display(result: dict, max_charts: int, history: dict | None = None) -> dict:
+    """monitor.html: the shared drift views plus performance and detectors."""
+    feats = result["features"]
+    rows = feature_rows(feats)
     perf = result["performance"]
     charts = {}
     if perf["chunks"]:
@@ -41,15 +124,8 @@ def display(result: dict, max_charts: int) -> dict:
         charts["performance"] = svg.line_chart({perf["metric"]: pts}, xlabel="time (chunk start)",
                                                ylabel=perf["metric"], thresholds=thresholds,
                                                markers=markers, x_is_time=True)
-    charts["scores"] = svg.bar_chart([(r["feature"], r["score"]) for r in rows
-                                      if r["test"] in ("wasserstein", "js", "psi")][:max_charts],
-                                     xlabel="drift distance (deciding test)", ylabel="feature",
-                                     threshold=_common_threshold(result))
-    cards = [{"label": "features drifted", "value": f"{result['n_drifted']} / {result['n_features']}",
-              "status": "fail" if result["dataset_drift"] else "ok"},
-             {"label": "drift share", "value": result["drift_share"], "format": "pct",
-              "hint": f"dataset drift at >= {result['policy']['drift_share']:.0%}"},
-             {"label": "current rows", "value": result["current"]["rows"]}]
+    charts["scores"] = scores_chart(rows, result, max_charts)
+    cards = drift_cards(result)
     if result.get("prediction_drift"):
         pd_ = result["prediction_drift"]
         cards.append({"label": "prediction drift", "value": "yes" if pd_["drift"] else "no",
@@ -60,7 +136,26 @@ def display(result: dict, max_charts: int) -> dict:
                       "status": "fail" if perf["concept_drift"] else "ok",
                       "hint": f"{perf['metric']} vs {perf['baseline']:.3f} at training"})
     detector_rows = [{"detector": n, **d} for n, d in result["detectors"].items()]
-    return {"detector_rows": detector_rows, "feature_rows": rows, "hists": hists, "charts": charts, "cards": cards}
+    return {"detector_rows": detector_rows, "feature_rows": rows,
+            "hists": hist_charts(feats, max_charts), "charts": charts, "cards": cards,
+            "mv": multivariate_view(result.get("multivariate")),
+            "over_time": history or {"runs": 0, "trends": None, "performance": None}}
+
+
+def drift_display(result: dict, max_charts: int, history: dict | None = None) -> dict:
+    """drift.html: the same drift views, without a model."""
+    rows = feature_rows(result["features"])
+    return {"feature_rows": rows, "hists": hist_charts(result["features"], max_charts),
+            "charts": {"scores": scores_chart(rows, result, max_charts)},
+            "cards": drift_cards(result), "mv": multivariate_view(result.get("multivariate")),
+            "over_time": history or {"runs": 0, "trends": None, "performance": None}}
+
+
+def scores_chart(rows: list[dict], result: dict, max_charts: int):
+    return svg.bar_chart([(r["feature"], r["score"]) for r in rows
+                          if r["test"] in ("wasserstein", "js", "psi")][:max_charts],
+                         xlabel="drift distance (deciding test)", ylabel="feature",
+                         threshold=_common_threshold(result))
 
 
 def _common_threshold(result: dict):

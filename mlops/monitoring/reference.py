@@ -11,6 +11,12 @@ spaced subsample of its *sorted* values is kept, ``sorted[round(linspace(0, n-1,
 (the minimum and maximum included). Its ECDF is within ``1 / max_rows`` of the full one, so
 KS and Wasserstein change by at most about that much. The KS p-value still uses the true
 row count. Edges, bin counts, std, min and max always come from all the finite values.
+
+Joint sample: per-column statistics lose how features relate, which the multivariate
+(domain-classifier) test needs, so the reference also keeps ``sample_rows`` (5,000) whole rows
+drawn at random (seeded) from the training data: numeric values as floats (null = NaN),
+categorical values as strings with a null mask. References saved before this have none; the
+multivariate test then says so.
 """
 from __future__ import annotations
 
@@ -76,6 +82,23 @@ class Reference:
     n_bins: int = 10
     max_rows: int | None = 200_000
     features: list[str] = field(default_factory=list)
+    sample: dict[str, np.ndarray] = field(default_factory=dict)  # joint rows (see module doc)
+
+    def sample_frame(self) -> pl.DataFrame | None:
+        """The joint row sample as a frame (categorical nulls restored), or None."""
+        if not self.sample:
+            return None
+        cols = {}
+        for name in self.features:
+            values = self.sample.get(name)
+            if values is None:
+                return None
+            if name in self.categorical:
+                cols[name] = pl.Series(name, values.tolist(), dtype=pl.String).set(
+                    pl.Series(self.sample[f"{name}\0null"].tolist()), None)
+            else:
+                cols[name] = pl.Series(name, values, dtype=pl.Float64)
+        return pl.DataFrame(cols)
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -100,6 +123,10 @@ class Reference:
             header["categorical"][name] = {"index": j, "rows": ref.rows, "nulls": ref.nulls,
                                            "categories": list(ref.categories)}
             arrays[f"cat{j}_counts"] = ref.counts
+        if self.sample:
+            header["sample"] = list(self.sample)
+            for k, name in enumerate(self.sample):
+                arrays[f"sample{k}"] = self.sample[name]
         buffer = io.BytesIO()
         np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +166,9 @@ class Reference:
                                        categories=tuple(h["categories"]),
                                        counts=arrays[f"cat{h['index']}_counts"])
             for name, h in header["categorical"].items()}
+        sample = {name: arrays[f"sample{k}"] for k, name in enumerate(header.get("sample", []))}
         return cls(numeric=numeric, categorical=categorical, n_bins=header["n_bins"],
-                   max_rows=header["max_rows"], features=list(header["features"]))
+                   max_rows=header["max_rows"], features=list(header["features"]), sample=sample)
 
     def summary(self) -> dict:
         """Small JSON-safe description: per feature its bins (edges or categories), counts,
@@ -171,7 +199,8 @@ class Reference:
 
 
 def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str],
-                  n_bins: int = 10, max_rows: int | None = 200_000) -> Reference:
+                  n_bins: int = 10, max_rows: int | None = 200_000,
+                  sample_rows: int = 5_000, seed: int = 0) -> Reference:
     """Fit reference statistics once from training data.
 
     ``max_rows=None`` keeps every sorted value (exact KS/Wasserstein on any size).
@@ -187,7 +216,25 @@ def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str
     numeric_refs = {name: _fit_numeric(df.get_column(name), n_bins, max_rows) for name in numeric}
     categorical_refs = {name: _fit_categorical(df.get_column(name)) for name in categorical}
     return Reference(numeric=numeric_refs, categorical=categorical_refs, n_bins=n_bins,
-                     max_rows=max_rows, features=numeric + categorical)
+                     max_rows=max_rows, features=numeric + categorical,
+                     sample=_joint_sample(df, numeric, categorical, sample_rows, seed))
+
+
+def _joint_sample(df: pl.DataFrame, numeric: list[str], categorical: list[str], rows: int,
+                  seed: int) -> dict[str, np.ndarray]:
+    if rows <= 0 or df.height == 0:
+        return {}
+    if df.height > rows:
+        idx = np.sort(np.random.default_rng(seed).choice(df.height, size=rows, replace=False))
+        df = df[idx]
+    out: dict[str, np.ndarray] = {}
+    for name in numeric:
+        out[name] = df.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    for name in categorical:
+        s = df.get_column(name).cast(pl.String)
+        out[name] = np.asarray(s.fill_null("").to_list(), dtype=str)
+        out[f"{name}\0null"] = s.is_null().to_numpy()
+    return out
 
 
 def window_psi(entry: dict, values: np.ndarray | list) -> float | None:

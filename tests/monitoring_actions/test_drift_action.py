@@ -1,0 +1,127 @@
+"""action=drift: two datasets, no model, no registry (issue 11.6), with history (14.4)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.stats
+
+NO_MV = "monitoring.multivariate.enabled=false"
+FIELDS = {"type", "test", "threshold", "status", "drift", "score", "psi", "js", "ks_stat",
+          "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share", "cur_null_share",
+          "cur_nonfinite", "hist", "note"}
+
+
+def _table(n, *, shift=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 1, 1)
+    return pl.DataFrame({
+        "reading_ts": [start + timedelta(minutes=i) for i in range(n)],
+        "temperature": rng.normal(20 + shift, 3, size=n),
+        "humidity": rng.uniform(30 + 2 * shift, 60 + 2 * shift, size=n),
+        "site": rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2]).tolist(),
+    })
+
+
+@pytest.fixture
+def data(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    ref = _table(3000, seed=1)
+    ref.head(1500).write_parquet(d / "ref_a.parquet")
+    ref.tail(1500).write_parquet(d / "ref_b.parquet")
+    _table(3000, seed=2).write_parquet(d / "same.parquet")
+    _table(3000, shift=3.0, seed=3).write_csv(d / "shifted.csv")
+    return d
+
+
+def _drift(run_action, *overrides, out="drift"):
+    code, d = run_action("action=drift", *overrides, out=out)
+    path = d / "drift.json"
+    return code, (json.loads(path.read_text()) if path.exists() else
+                  json.loads((d / "result.json").read_text()))
+
+
+def test_shifted_data_drifts_exits_3_and_alerts(run_action, data, tmp_path):
+    code, out = _drift(run_action, f"monitoring.reference={data}/ref_*.parquet",
+                       f"monitoring.current={data}/shifted.csv", NO_MV)
+    assert code == 3 and out["status"] == "fail" and out["dataset_drift"] is True
+    temp = out["features"]["temperature"]
+    assert set(temp) == FIELDS and temp["status"] == "drift"
+    ref = pl.read_parquet(data / "ref_*.parquet")["temperature"].to_numpy()
+    cur = pl.read_csv(data / "shifted.csv")["temperature"].to_numpy()
+    assert temp["test"] == "wasserstein"  # 3000 rows on both sides
+    assert temp["score"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
+    assert out["features"]["site"]["type"] == "categorical"
+    assert "reading_ts" in out["skipped"]  # a timestamp drifts by construction
+    assert out["reference"]["files"] == 2 and out["current"]["rows"] == 3000
+    alerts = [json.loads(x) for x in (tmp_path / "home" / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 1 and alerts[0]["series"].startswith("drift:")
+    html = (tmp_path / "drift" / "drift.html").read_text()
+    assert "Drift over time" in html and "temperature" in html
+
+
+def test_same_distribution_is_quiet_and_history_grows(run_action, data, tmp_path):
+    args = [f"monitoring.reference={data}/ref_*.parquet", f"monitoring.current={data}/same.parquet"]
+    code, out = _drift(run_action, *args, out="r1")
+    assert code == 0 and out["dataset_drift"] is False and out["n_drifted"] == 0
+    mv = out["multivariate"]
+    assert mv["status"] == "no_drift" and abs(mv["auc"] - 0.5) < 0.05
+    code, out = _drift(run_action, *args, NO_MV, out="r2")
+    lines = (tmp_path / "home" / "monitoring" / "history.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    assert len(records) == 2 and {r["series"] for r in records} == {f"drift:{data}/ref_*.parquet"}
+    assert records[0]["multivariate"]["auc"] == pytest.approx(mv["auc"])
+    f = records[1]["features"]["temperature"]
+    assert f == {k: out["features"]["temperature"][k]
+                 for k in ("test", "threshold", "score", "status", "ref_rows", "cur_rows")}
+    assert records[1]["run_dir"].endswith("r2")
+    assert "2 run(s)" in (tmp_path / "r2" / "drift.html").read_text()
+
+
+def test_columns_overrides_and_types(run_action, data):
+    code, out = _drift(run_action, f"monitoring.reference={data}/ref_*.parquet",
+                       f"monitoring.current={data}/shifted.csv", NO_MV,
+                       "monitoring.columns=[temperature,humidity]",
+                       "+monitoring.features.temperature={test: psi, threshold: 0.25}",
+                       "+monitoring.column_types.humidity=categorical",
+                       "monitoring.on_drift=[]")
+    assert code == 0  # drift found, but no alert configured
+    assert set(out["features"]) == {"temperature", "humidity"}
+    assert out["features"]["temperature"]["test"] == "psi"
+    assert out["features"]["temperature"]["threshold"] == 0.25
+    assert out["features"]["humidity"]["type"] == "categorical"
+
+
+def test_one_row_is_insufficient_not_drift(run_action, data, tmp_path):
+    _table(1, shift=50.0).write_parquet(data / "one.parquet")
+    code, out = _drift(run_action, f"monitoring.reference={data}/ref_*.parquet",
+                       f"monitoring.current={data}/one.parquet")
+    assert code == 0 and out["status"] == "warn"
+    assert out["dataset_status"] == "insufficient_data" and out["n_drifted"] == 0
+    assert "insufficient data" in out["headline"]
+    assert out["multivariate"]["status"] == "insufficient_data"
+    assert not (tmp_path / "home" / "alerts.jsonl").exists()
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "monitoring.reference: is required for action=drift"),
+    ("no_match", "monitoring.current: no file matches"),
+    ("malformed", "bad.parquet' is not a readable parquet/csv file"),
+    ("no_shared", "share no column: reference has ['reading_ts', 'temperature'"),
+])
+def test_errors_are_one_line_exit_2(run_action, data, case, needle):
+    (data / "bad.parquet").write_bytes(b"not a parquet file at all")
+    pl.DataFrame({"other": [1, 2]}).write_parquet(data / "other.parquet")
+    ref = f"monitoring.reference={data}/ref_*.parquet"
+    args = {"missing": [f"monitoring.current={data}/same.parquet"],
+            "no_match": [ref, f"monitoring.current={data}/nothing_*.parquet"],
+            "malformed": [ref, f"monitoring.current={data}/bad.parquet"],
+            "no_shared": [ref, f"monitoring.current={data}/other.parquet"]}[case]
+    code, out = _drift(run_action, *args)
+    assert code == 2 and needle in out["error"] and "\n" not in out["error"]
+    if case == "no_match":
+        assert "nothing_*.parquet" in out["error"]
