@@ -73,7 +73,7 @@ def run(ctx: RunContext) -> ActionResult:
     drift["multivariate"] = multivariate_check(mc, ref_rows, current, plan.numeric,
                                                plan.categorical)
     series = f"drift:{ref_spec}"
-    reasons = drift_reasons(drift)
+    reasons = drift_reasons(drift, bool(mc.multivariate.act))
     found = bool(reasons)
     actions = []
     if found and "alert" in on_drift:

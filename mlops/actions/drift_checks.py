@@ -22,17 +22,19 @@ def multivariate_check(mc, reference: pl.DataFrame | None, current: pl.DataFrame
     if not bool(cfg.enabled):
         return None
     if reference is None:
-        return {"status": "insufficient_data", "drift": False, "auc": None,
+        return {"status": "insufficient_data", "drift": False, "auc": None, "acts": bool(cfg.act),
                 "note": "the reference holds no row sample (a reference saved before the "
                         "multivariate test existed): retrain, or compare data files with action=drift"}
     try:
-        return domain_classifier(
+        out = domain_classifier(
             reference, current, numeric=numeric, categorical=categorical,
             max_rows=int(cfg.max_rows), folds=int(cfg.folds), permutations=int(cfg.permutations),
             alpha=float(cfg.alpha), min_auc=float(cfg.min_auc), top_features=int(cfg.top_features),
             seed=int(cfg.seed), min_rows=int(mc.min_rows_dataset))
     except ConfigError as exc:
         raise exc.under("monitoring") from None
+    out["acts"] = bool(cfg.act)  # False: reported beside the verdicts, no on_drift action
+    return out
 
 
 def record_run(ctx: RunContext, result: dict, *, series: str, kind: str,

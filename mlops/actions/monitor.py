@@ -141,11 +141,11 @@ def run(ctx: RunContext) -> ActionResult:
         times = times if kind in ("errors", "absolute_errors") else [t for t, v in zip(times, y) if v == 1]
         detections = run_detectors(stream, times, plain(mc.detectors), kind)
     concept = any(c.get("flag") for c in performance)
-    multivariate = bool((drift["multivariate"] or {}).get("drift"))
-    data_drift = bool(drift["dataset_drift"]) or multivariate
+    data_drift = bool(drift_reasons(drift, bool(mc.multivariate.act)))
     found = data_drift or concept
     actions = _act(ctx, data_drift, concept, drift, name, mv, info) if found else []
-    status = "fail" if found else ("warn" if drift["dataset_status"] == "insufficient_data" else "ok")
+    status = "fail" if found else ("warn" if drift["dataset_status"] == "insufficient_data"
+                                   else "ok")
     headline = (drift_headline(drift)
                 + ("; performance dropped (concept drift)" if concept else "")
                 + (f"; actions: {', '.join(a['action'] for a in actions)}" if actions else ""))
@@ -175,7 +175,8 @@ def run(ctx: RunContext) -> ActionResult:
 
 def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
     actions = []
-    reasons = drift_reasons(drift) + (["performance drop"] if concept else [])
+    reasons = drift_reasons(drift, bool(ctx.cfg.monitoring.multivariate.act)) + \
+        (["performance drop"] if concept else [])
     now = datetime.now(timezone.utc).isoformat()
     for action in plain(ctx.cfg.monitoring.on_drift):
         if action == "alert":
@@ -201,12 +202,12 @@ def _max_drop(configured, metric: str, baseline: float) -> float:
     return 0.1 * abs(baseline) if metric in ("rmse", "mae") else 0.05
 
 
-def drift_reasons(drift: dict) -> list[str]:
-    """Why the data drifted: per-feature verdicts and/or the multivariate test."""
+def drift_reasons(drift: dict, multivariate_acts: bool) -> list[str]:
+    """Why the data drifted: per-feature verdicts, and the multivariate test when it may act."""
     mv = drift.get("multivariate") or {}
     return ([f"data drift in {drift['n_drifted']} features"] if drift["dataset_drift"] else []) + \
         ([f"multivariate drift (classifier AUC {mv['auc']:.3f} > {mv['threshold']:.3f})"]
-         if mv.get("drift") else [])
+         if mv.get("drift") and multivariate_acts else [])
 
 
 def drift_headline(drift: dict) -> str:
@@ -217,7 +218,8 @@ def drift_headline(drift: dict) -> str:
         text += f", {drift['n_insufficient']} with too little data"
     mv = drift.get("multivariate") or {}
     if mv.get("drift"):
-        text += f"; multivariate drift (classifier AUC {mv['auc']:.3f})"
+        text += (f"; multivariate drift (classifier AUC {mv['auc']:.3f}"
+                 + (")" if mv.get("acts") else ", reported only)"))
     if drift["dataset_status"] == "insufficient_data":
         return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
     return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else "no dataset drift")

@@ -154,6 +154,7 @@ class MultivariateConfig:
     min_auc: float = 0.55                 # ... and this effect size
     top_features: int = 5
     seed: int = 0
+    act: bool = False                     # multivariate drift alone triggers on_drift actions
 
 
 @dataclass

@@ -69,3 +69,38 @@ def test_bad_monitoring_config_names_the_key(run_action):
     assert code == 2 and "thresholds.js" in err
     code, d = run_action("action=monitor", *data, "monitoring.on_drift=[page_me]", out="bad2")
     assert code == 2 and "monitoring.on_drift" in json.loads((d / "result.json").read_text())["error"]
+
+
+@pytest.mark.parametrize("rows", [1, 10])
+def test_tiny_windows_never_alert(run_action, tmp_path, rows):
+    """Issue 14.1: a 1-row window reported 14 of 19 features drifted, exited 3 and alerted."""
+    import polars as pl
+    data = _live(run_action, "covariate_shift")
+    assert run_action("action=features", *data, out="feats")[0] == 0
+    table = pl.read_parquet(tmp_path / "feats" / "features.parquet")
+    table.tail(rows).write_parquet(tmp_path / "tiny.parquet")  # post-shift rows
+    code, m = _monitor(run_action, data, [f"monitoring.current={tmp_path / 'tiny.parquet'}"],
+                       "monitoring.on_drift=[alert,retrain]")
+    assert code == 0 and m["status"] == "warn" and m["actions"] == []
+    assert m["dataset_status"] == "insufficient_data" and m["n_drifted"] == 0
+    assert "insufficient data" in m["headline"] and "min_rows_dataset" in m["headline"]
+    assert all(f["status"] == "insufficient_data" for f in m["features"].values())
+    assert m["multivariate"]["status"] == "insufficient_data"
+    assert not (tmp_path / "home" / "alerts.jsonl").exists()
+    history = (tmp_path / "home" / "monitoring" / "history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["dataset_status"] == "insufficient_data"
+
+
+def test_monitor_reports_multivariate_and_drift_over_time(run_action, tmp_path):
+    data = _live(run_action, "covariate_shift")
+    _monitor(run_action, data, PRE, out="pre")
+    code, m = _monitor(run_action, data, POST, out="post")
+    mv = m["multivariate"]
+    assert mv["auc"] is not None and mv["drift"] is True and mv["acts"] is False
+    assert len(mv["top_features"]) == 5
+    records = [json.loads(x) for x in
+               (tmp_path / "home" / "monitoring" / "history.jsonl").read_text().splitlines()]
+    assert [r["alerted"] for r in records] == [False, True]
+    assert records[1]["window"]["end"] == m["current"]["end"] == records[1]["at"]
+    html = (tmp_path / "post" / "monitor.html").read_text()
+    assert "Drift over time" in html and "2 run(s)" in html and "Multivariate drift" in html
