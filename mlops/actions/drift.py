@@ -103,6 +103,8 @@ def _read(spec: str, key: str) -> pl.DataFrame:
     """All rows of the files matching ``spec``; a file that cannot be read is named."""
     try:  # polars reads schemas while scanning: a bad file can fail either step
         return scan_files(spec, key=key).collect()
+    except DataError as exc:  # the file checks name the file under data.path: use our key
+        raise DataError(exc.message, key=key, fix=exc.fix) from None
     except (pl.exceptions.PolarsError, OSError) as exc:
         bad = _unreadable(sorted(glob.glob(spec, recursive=True)))
         where = f"{bad!r} is not a readable parquet/csv file" if bad else \

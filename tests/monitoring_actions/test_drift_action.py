@@ -110,7 +110,7 @@ def test_one_row_is_insufficient_not_drift(run_action, data, tmp_path):
 @pytest.mark.parametrize("case,needle", [
     ("missing", "monitoring.reference: is required for action=drift"),
     ("no_match", "monitoring.current: no file matches"),
-    ("malformed", "bad.parquet' is not a readable parquet/csv file"),
+    ("malformed", "bad.parquet"),
     ("no_shared", "share no column: reference has ['reading_ts', 'temperature'"),
 ])
 def test_errors_are_one_line_exit_2(run_action, data, case, needle):
@@ -125,3 +125,5 @@ def test_errors_are_one_line_exit_2(run_action, data, case, needle):
     assert code == 2 and needle in out["error"] and "\n" not in out["error"]
     if case == "no_match":
         assert "nothing_*.parquet" in out["error"]
+    if case == "malformed":
+        assert out["error"].startswith("monitoring.current: ") and "Fix:" in out["error"]
