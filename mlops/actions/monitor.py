@@ -17,6 +17,7 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
+from mlops.actions.performance_estimate import estimated_performance
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import ConfigError
@@ -151,7 +152,8 @@ def run(ctx: RunContext) -> ActionResult:
         "task": task,
         "performance": {"metric": metric, "baseline": baseline,
                         "max_drop": _max_drop(pc.max_drop, metric, float(baseline or 0.0)), "chunks": performance,
-                        "concept_drift": concept, "labelled_rows": labelled.height},
+                        "concept_drift": concept, "labelled_rows": labelled.height,
+                        "estimated": estimated_performance(ctx, plan, model, mv, cur)},
         "detectors": detections, "data_drift": data_drift, "actions": actions,
         "duration_s": round(time.perf_counter() - t0, 3),
     }

@@ -1,0 +1,101 @@
+"""``performance.estimated`` of ``action=monitor``: CBPE per chunk, realized once labels arrive.
+
+The calibration reference is **recomputed** at every monitor run, not stored: the
+model's own test window (``monitoring.estimation.reference``; bounds recorded in its
+lineage at training) is rebuilt from the data with the model's plan, scored by the
+model, and keeps the labels known by the window end, exactly the rows it was tested on.
+That costs one feature pass over the window (plus the longest feature period of
+history) and needs the labelled events still at hand.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from mlops.actions.context import RunContext
+from mlops.errors import ConfigError, DataError
+from mlops.features.compile import FeaturePlan
+from mlops.features.offline import compute_features
+from mlops.monitoring.estimation import (ASSUMPTION, METRICS, estimate_by_chunk,
+                                         fit_calibration)
+
+PREDICTION = "prediction"
+_WINDOWS = {"train": (0, 1), "valid": (1, 2), "test": (2, 3)}
+
+
+def _unsupported(reason: str) -> dict:
+    return {"supported": False, "reason": reason, "chunks": []}
+
+
+def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str) -> tuple:
+    """(labels, scores, info) of the model's ``window`` as evaluated at training."""
+    bounds = ((mv.tags or {}).get("split") or {}).get("bounds")
+    if not bounds:
+        raise DataError(f"model {mv.name} v{mv.version} records no split bounds",
+                        key="monitoring.estimation.reference",
+                        fix="retrain the model (its lineage lacks tags.split)")
+    if window not in _WINDOWS:
+        raise ConfigError(f"must be train, valid or test; got {window!r}",
+                          key="monitoring.estimation.reference", fix="use test (the default)")
+    lo, hi = (datetime.fromisoformat(bounds[i]) for i in _WINDOWS[window])
+    cutoff = datetime.fromisoformat(bounds[-1])  # labels known when the model was trained
+    label, avail, ts = plan.label["column"], plan.label.get("available_at"), plan.timestamp
+    events = ctx.scan_events()
+    cols = events.collect_schema().names()
+    if label not in cols:
+        raise DataError(f'the label column "{label}" is not in the data', key="features.label",
+                        fix="CBPE calibrates on the labelled reference window")
+    history = timedelta(seconds=plan.max_period_seconds)
+    keep = [c for c in (label, avail) if c and c in cols]
+    rows = (compute_features(plan, events.filter((pl.col(ts) >= lo - history) & (pl.col(ts) < hi)),
+                             keep=keep)
+            .filter((pl.col(ts) >= lo) & pl.col(label).is_not_null()
+                    & ((pl.col(avail) <= cutoff) if avail in keep else pl.lit(True)))
+            .collect())
+    if rows.height == 0:
+        raise DataError(f"the model's {window} window [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) has no "
+                        "labelled rows in the data", key="monitoring.estimation.reference",
+                        fix="monitor with the data the model was trained on")
+    scores = model.predict_proba(rows.select(plan.feature_names))[:, 1]
+    info = {"window": window, "start": lo.isoformat(), "end": hi.isoformat(),
+            "source": "recomputed from the data at monitor time (model's lineage bounds)"}
+    return rows[label].to_numpy(), scores, info
+
+
+def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
+                          current: pl.DataFrame) -> dict:
+    """The ``performance.estimated`` block for monitor.json (see monitoring/estimation.py)."""
+    mc = ctx.cfg.monitoring
+    ec = mc.estimation
+    if not bool(ec.enabled):
+        return {"supported": False, "reason": "disabled (monitoring.estimation.enabled=false)",
+                "chunks": []}
+    task = str(plan.label.get("task") or "classification")
+    if task != "classification" or not hasattr(model, "predict_proba"):
+        return _unsupported(
+            "no estimate is made for regression models: CBPE needs a classifier's calibrated "
+            "probabilities and no regression estimator (e.g. NannyML's DLE) is implemented; "
+            "performance shows realized values once labels arrive")
+    y, scores, ref_info = reference_scores(ctx, plan, model, mv, str(ec.reference))
+    try:
+        calibration = fit_calibration(y, scores, method=str(ec.calibration))
+    except ConfigError as exc:
+        raise exc.under("monitoring.estimation") from None
+    chunk = str(ec.chunk) if ec.chunk else str(mc.performance.chunk)
+    chunk_arg = int(chunk) if chunk.isdigit() else chunk
+    threshold = float(mc.performance.threshold)
+    try:
+        chunks = estimate_by_chunk(
+            current, time_col=plan.timestamp, score_col=PREDICTION,
+            label_col=plan.label["column"] if plan.label["column"] in current.columns else None,
+            labelled_col="__labelled" if "__labelled" in current.columns else None,
+            chunk=chunk_arg, threshold=threshold, calibration=calibration,
+            min_labelled_share=float(ec.min_labelled_share), seed=int(ctx.cfg.seed))
+    except ConfigError as exc:
+        raise exc.under("monitoring.estimation") from None
+    missed = [c["start"] for c in chunks if c["outside_band"]]
+    return {"supported": True, "method": "CBPE (confidence-based performance estimation)",
+            "metrics": list(METRICS), "threshold": threshold, "chunk": chunk,
+            "calibration": {**calibration.as_dict(), "reference": ref_info},
+            "chunks": chunks, "chunks_outside_band": missed, "assumption": ASSUMPTION}
