@@ -17,7 +17,7 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.performance_estimate import estimated_performance
+from mlops.actions.performance_estimate import estimated_performance, estimation_display
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import ConfigError
@@ -159,7 +159,8 @@ def run(ctx: RunContext) -> ActionResult:
     }
     from mlops.actions.monitor_view import display
     write_report(ctx, "monitor", result, title=f"Monitoring: {name} v{mv.version}",
-                 context=display(result, int(ctx.cfg.report.max_chart_features)))
+                 context={**display(result, int(ctx.cfg.report.max_chart_features)),
+                          **estimation_display(result["performance"]["estimated"])})
     code = 3 if found and "alert" in plain(mc.on_drift) else 0
     return ActionResult(result=result, exit_code=code,
                         metrics={"drift_share": drift["drift_share"],

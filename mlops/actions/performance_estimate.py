@@ -29,7 +29,7 @@ def _unsupported(reason: str) -> dict:
 
 
 def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str) -> tuple:
-    """(labels, scores, info) of the model's ``window`` as evaluated at training."""
+    """(labels, scores, entities, info) of the model's ``window`` as evaluated at training."""
     bounds = ((mv.tags or {}).get("split") or {}).get("bounds")
     if not bounds:
         raise DataError(f"model {mv.name} v{mv.version} records no split bounds",
@@ -47,7 +47,7 @@ def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str)
         raise DataError(f'the label column "{label}" is not in the data', key="features.label",
                         fix="CBPE calibrates on the labelled reference window")
     history = timedelta(seconds=plan.max_period_seconds)
-    keep = [c for c in (label, avail) if c and c in cols]
+    keep = [c for c in (label, avail) if c and c in cols]  # entity and time always come along
     rows = (compute_features(plan, events.filter((pl.col(ts) >= lo - history) & (pl.col(ts) < hi)),
                              keep=keep)
             .filter((pl.col(ts) >= lo) & pl.col(label).is_not_null()
@@ -60,7 +60,7 @@ def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str)
     scores = model.predict_proba(rows.select(plan.feature_names))[:, 1]
     info = {"window": window, "start": lo.isoformat(), "end": hi.isoformat(),
             "source": "recomputed from the data at monitor time (model's lineage bounds)"}
-    return rows[label].to_numpy(), scores, info
+    return rows[label].to_numpy(), scores, rows[plan.entity].to_numpy(), info
 
 
 def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
@@ -77,9 +77,9 @@ def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
             "no estimate is made for regression models: CBPE needs a classifier's calibrated "
             "probabilities and no regression estimator (e.g. NannyML's DLE) is implemented; "
             "performance shows realized values once labels arrive")
-    y, scores, ref_info = reference_scores(ctx, plan, model, mv, str(ec.reference))
-    try:
-        calibration = fit_calibration(y, scores, method=str(ec.calibration))
+    y, scores, entities, ref_info = reference_scores(ctx, plan, model, mv, str(ec.reference))
+    try:  # bootstrap by entity: one card's labels are correlated (bursts)
+        calibration = fit_calibration(y, scores, method=str(ec.calibration), groups=entities)
     except ConfigError as exc:
         raise exc.under("monitoring.estimation") from None
     chunk = str(ec.chunk) if ec.chunk else str(mc.performance.chunk)
@@ -97,5 +97,32 @@ def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
     missed = [c["start"] for c in chunks if c["outside_band"]]
     return {"supported": True, "method": "CBPE (confidence-based performance estimation)",
             "metrics": list(METRICS), "threshold": threshold, "chunk": chunk,
+            "min_labelled_share": float(ec.min_labelled_share),
             "calibration": {**calibration.as_dict(), "reference": ref_info},
             "chunks": chunks, "chunks_outside_band": missed, "assumption": ASSUMPTION}
+
+
+def estimation_display(block: dict) -> dict:
+    """Display-only values for monitor.html: estimated vs realized per chunk, with the band."""
+    from mlops.reports import svg
+    if not block.get("supported") or not block.get("chunks"):
+        return {"estimation_charts": {}, "estimation_rows": []}
+    charts, rows = {}, []
+    for metric in METRICS:
+        series = {
+            "estimated": [(c["start"], c["estimated"][metric]) for c in block["chunks"]],
+            "realized": [(c["start"], (c["realized"] or {}).get(metric)) for c in block["chunks"]],
+            "band low": [(c["start"], (c["band"][metric] or [None])[0]) for c in block["chunks"]],
+            "band high": [(c["start"], (c["band"][metric] or [None, None])[1])
+                          for c in block["chunks"]]}
+        charts[metric] = svg.line_chart(series, xlabel="time (chunk start)", ylabel=metric,
+                                        x_is_time=True, title=f"{metric}: estimated vs realized",
+                                        width=520, height=240)
+    for c in block["chunks"]:
+        row = {"start": c["start"], "rows": c["rows"], "labelled": c["labelled_share"],
+               "shown": c["shown"], "outside band": ", ".join(c["outside_band"]) or None}
+        for metric in METRICS:
+            row[f"{metric} est."] = c["estimated"][metric]
+            row[f"{metric} real."] = (c["realized"] or {}).get(metric)
+        rows.append(row)
+    return {"estimation_charts": charts, "estimation_rows": rows}
