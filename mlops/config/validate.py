@@ -16,7 +16,8 @@ from mlops.features.spec import FeatureSpec
 
 ACTIONS = ("features", "train", "promote", "approve", "rollback", "registry", "score",
            "serve", "materialize", "parity", "monitor", "analyze", "plan", "lifecycle",
-           "score_merge", "replay")
+           "score_merge", "replay",
+           "consistency")
 
 
 def plain(node: Any) -> Any:
