@@ -2,23 +2,25 @@
 
 The calibration reference is **recomputed** at every monitor run, not stored: the
 model's own test window (``monitoring.estimation.reference``; bounds recorded in its
-lineage at training) is rebuilt from the data with the model's plan, scored by the
-model, and keeps the labels known by the window end, exactly the rows it was tested on.
-That costs one feature pass over the window (plus the longest feature period of
-history) and needs the labelled events still at hand.
+lineage at training) is rebuilt from the data with the model's plan (labels from the
+events or ``data.labels``, as training), scored by the model, and keeps the labels known
+by the end of the split, exactly the rows it was tested on. That costs one feature pass
+over the data and needs the labelled events still at hand.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
+
+import numpy as np
 
 import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
-from mlops.features.offline import compute_features
 from mlops.monitoring.estimation import (ASSUMPTION, METRICS, estimate_by_chunk,
                                          fit_calibration)
+from mlops.training.task import model_scores
 
 PREDICTION = "prediction"
 _WINDOWS = {"train": (0, 1), "valid": (1, 2), "test": (2, 3)}
@@ -41,23 +43,17 @@ def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str)
     lo, hi = (datetime.fromisoformat(bounds[i]) for i in _WINDOWS[window])
     cutoff = datetime.fromisoformat(bounds[-1])  # labels known when the model was trained
     label, avail, ts = plan.label["column"], plan.label.get("available_at"), plan.timestamp
-    events = ctx.scan_events()
-    cols = events.collect_schema().names()
-    if label not in cols:
-        raise DataError(f'the label column "{label}" is not in the data', key="features.label",
-                        fix="CBPE calibrates on the labelled reference window")
-    history = timedelta(seconds=plan.max_period_seconds)
-    keep = [c for c in (label, avail) if c and c in cols]  # entity and time always come along
-    rows = (compute_features(plan, events.filter((pl.col(ts) >= lo - history) & (pl.col(ts) < hi)),
-                             keep=keep)
-            .filter((pl.col(ts) >= lo) & pl.col(label).is_not_null()
-                    & ((pl.col(avail) <= cutoff) if avail in keep else pl.lit(True)))
-            .collect())
+    from mlops.actions.train import feature_table  # labels from the events or data.labels
+    table = feature_table(ctx, plan)
+    known = pl.col(label).is_not_null()
+    if avail and avail in table.columns:
+        known = known & (pl.col(avail) <= cutoff)
+    rows = table.filter((pl.col(ts) >= lo) & (pl.col(ts) < hi) & known)
     if rows.height == 0:
         raise DataError(f"the model's {window} window [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) has no "
                         "labelled rows in the data", key="monitoring.estimation.reference",
                         fix="monitor with the data the model was trained on")
-    scores = model.predict_proba(rows.select(plan.feature_names))[:, 1]
+    scores = model_scores(model, rows.select(plan.feature_names))
     info = {"window": window, "start": lo.isoformat(), "end": hi.isoformat(),
             "source": "recomputed from the data at monitor time (model's lineage bounds)"}
     return rows[label].to_numpy(), scores, rows[plan.entity].to_numpy(), info
@@ -71,13 +67,16 @@ def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
     if not bool(ec.enabled):
         return {"supported": False, "reason": "disabled (monitoring.estimation.enabled=false)",
                 "chunks": []}
-    task = str(plan.label.get("task") or "classification")
+    task = str((mv.tags or {}).get("task") or "classification")
     if task != "classification" or not hasattr(model, "predict_proba"):
         return _unsupported(
             "no estimate is made for regression models: CBPE needs a classifier's calibrated "
             "probabilities and no regression estimator (e.g. NannyML's DLE) is implemented; "
             "performance shows realized values once labels arrive")
     y, scores, entities, ref_info = reference_scores(ctx, plan, model, mv, str(ec.reference))
+    if not np.isin(np.unique(y.astype(float)), (0.0, 1.0)).all():
+        return _unsupported("CBPE is implemented for binary classifiers (0/1 labels); this "
+                            "model's labels have other values")
     try:  # bootstrap by entity: one card's labels are correlated (bursts)
         calibration = fit_calibration(y, scores, method=str(ec.calibration), groups=entities)
     except ConfigError as exc:
