@@ -117,3 +117,17 @@ def test_chunks_show_estimates_until_labels_arrive(live):
     assert last["value"] == last["estimated"] and last["labelled_share"] < 0.9
     html = (tmp / "weekly" / "monitor.html").read_text()
     assert "Performance before labels" in html and "estimated" in html
+
+
+def test_regressor_gets_no_estimate_and_says_so(run_action):
+    # the fraud label read as a number (a regressor on 0/1 targets is still a regressor)
+    data = ["data.n_users=400", "data.days=110", "model=ridge", "features.label.task=null",
+            "training.fairness.attribute=null", "registry.policies.production=[]"]
+    assert run_action("action=train", *data, out="train")[0] == 0
+    assert run_action("action=promote", *data, "registry.version=1", out="promote")[0] == 0
+    code, d = run_action("action=monitor", *data, "monitoring.window.start_day=80",
+                         "monitoring.window.days=20", out="mon")
+    est = json.loads((d / "monitor.json").read_text())["performance"]["estimated"]
+    assert est["supported"] is False and est["chunks"] == []
+    assert "no estimate is made for regression" in est["reason"]
+    assert "No estimate" in (d / "monitor.html").read_text()
