@@ -27,6 +27,7 @@ MODULES = {
     "serve": "serving_ops", "materialize": "serving_ops", "parity": "serving_ops",
     "score_merge": "serving_ops", "replay": "replay", "monitor": "monitor", "analyze": "analyze",
     "plan": "analyze", "lifecycle": "lifecycle", "drift": "drift",
+    "consistency": "consistency",
 }
 
 

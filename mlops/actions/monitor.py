@@ -18,6 +18,7 @@ from mlops.actions.context import RunContext
 from mlops.actions.drift_checks import multivariate_check, record_run
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
+from mlops.actions.performance_estimate import estimated_performance, estimation_display
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import ConfigError
@@ -157,7 +158,8 @@ def run(ctx: RunContext) -> ActionResult:
         "task": task,
         "performance": {"metric": metric, "baseline": baseline,
                         "max_drop": _max_drop(pc.max_drop, metric, float(baseline or 0.0)), "chunks": performance,
-                        "concept_drift": concept, "labelled_rows": labelled.height},
+                        "concept_drift": concept, "labelled_rows": labelled.height,
+                        "estimated": estimated_performance(ctx, plan, model, mv, cur)},
         "detectors": detections, "data_drift": data_drift, "actions": actions,
         "duration_s": round(time.perf_counter() - t0, 3),
     }
@@ -166,7 +168,8 @@ def run(ctx: RunContext) -> ActionResult:
                            alerted=any(a["action"] == "alert" for a in actions))
     write_report(ctx, "monitor", result, title=f"Monitoring: {name} v{mv.version}",
                  context={**display(result, int(ctx.cfg.report.max_chart_features), over_time),
-                          "history_runs": int(mc.history_runs)})
+                          "history_runs": int(mc.history_runs),
+                          **estimation_display(result["performance"]["estimated"])})
     code = 3 if found and "alert" in plain(mc.on_drift) else 0
     return ActionResult(result=result, exit_code=code,
                         metrics={"drift_share": drift["drift_share"],

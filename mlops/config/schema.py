@@ -158,6 +158,25 @@ class MultivariateConfig:
 
 
 @dataclass
+class EstimationConfig:
+    """Performance before labels (CBPE) for classifiers."""
+
+    enabled: bool = True
+    chunk: Optional[str] = None           # null = performance.chunk
+    reference: str = "test"               # the model's window that fits the calibration
+    calibration: str = "auto"             # auto (isotonic when it lowers ECE) | isotonic | none
+    min_labelled_share: float = 0.9       # show realized values once this share is labelled
+
+
+@dataclass
+class ConsistencyConfig:
+    """``action=consistency``: logged (online) features vs offline recomputation."""
+
+    max_mismatch_rate: float = 0.001      # alert (exit 3) when a feature's rate is above this
+    max_examples: int = 20                # mismatching rows listed per feature
+
+
+@dataclass
 class MonitoringConfig:
     """``conf/monitoring/*.yaml``: what to compare, thresholds, and what to do on drift."""
 
@@ -183,6 +202,8 @@ class MonitoringConfig:
     column_types: dict[str, str] = field(default_factory=dict)  # drift: {col: numeric|categorical}
     history_runs: int = 20                # runs shown in the drift-over-time charts
     multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
+    estimation: EstimationConfig = field(default_factory=EstimationConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
 
 
 @dataclass

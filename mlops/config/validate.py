@@ -16,7 +16,7 @@ from mlops.features.spec import FeatureSpec
 
 ACTIONS = ("features", "train", "promote", "approve", "rollback", "registry", "score",
            "serve", "materialize", "parity", "monitor", "analyze", "plan", "lifecycle",
-           "score_merge", "replay", "drift")
+           "score_merge", "replay", "drift", "consistency")
 
 
 def plain(node: Any) -> Any:
