@@ -54,7 +54,7 @@ def check_files(mv: ModelVersion) -> list[dict[str, Any]]:
         try:
             artifacts.read_verified(path, expected_sha256=sha, what=f"model '{mv.name}' version {mv.version}")
         except RegistryError as exc:
-            out.append(_problem(f"{kind}_file", exc.message, model=mv.name, version=mv.version, file=str(path)))
+            out.append(_problem(kind, exc.message, model=mv.name, version=mv.version, file=str(path)))
     return out
 
 
