@@ -117,7 +117,11 @@ def _check_approvals(conn, events, declared: Mapping[str, str]) -> list[dict[str
                                                                          e.details.get("signature") or ""):
             out.append(_problem("forged_approval", f"approval by '{who}' (event #{e.id}) does not carry a "
                                 "valid signature of this version's content", **where))
-        elif who in declared and declared[who] != key.strip():
+        elif who not in declared:
+            out.append(_problem("undeclared_approver", f"approval by '{who}' (event #{e.id}) is from a name "
+                                "that is not a declared approver (retired approvers stay declared so their "
+                                "signatures keep verifying)", **where))
+        elif declared[who] != key.strip():
             out.append(_problem("undeclared_key", f"approval by '{who}' (event #{e.id}) was signed by key "
                                 f"{fingerprint(key)}, not by '{who}''s declared key "
                                 f"{fingerprint(declared[who])}", **where))

@@ -257,3 +257,17 @@ def test_serving_and_monitoring_files_are_private(tmp_path):
     assert {str(p): _mode(p) for p in files} == {str(p): 0o600 for p in files}
     dirs = [tmp_path / "home" / "online", tmp_path / "home" / "predictions"]
     assert {str(p): _mode(p) for p in dirs} == {str(p): 0o700 for p in dirs}
+
+
+def test_a_self_declared_approver_is_reported_against_the_reviewed_list(reg, logreg, tmp_path):
+    """The trainer controls his command line: he declares his own key as 'carol' for one run,
+    approves and promotes. Verified against the reviewed approver list, that approval shows."""
+    reg.register("fraud", logreg, metadata={}, actor="bob")
+    rogue = Registry(reg.home, policies=POLICY, approvers={**DECLARED, "carol": PUB["mallory"]})
+    rogue.approve("fraud", 1, "carol", private_key=KEYS["mallory"])
+    rogue.promote("fraud", 1, "production", actor="bob")
+    assert rogue.verify()["ok"]  # consistent with what that run declared
+    report = reg.verify()        # the registry opened with the reviewed list
+    assert _kinds(report) == ["undeclared_approver"] and "'carol'" in report["problems"][0]["problem"]
+    # and a gate evaluated under the reviewed list does not count it
+    assert not reg.check_gates("fraud", 1, "production")[0].passed
