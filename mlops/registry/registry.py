@@ -245,19 +245,21 @@ class Registry(RegistryReads):
                        if r.name.startswith("approvals") else r for r in results]
         return results, current_v
 
-    def _refuse_unverified(self, conn: Any, name: str, v: int, alias: str, operation: str, actor: str) -> None:
-        """Promote and rollback never move an alias onto a version that fails verification."""
+    def _unverified(self, conn: Any, name: str, v: int, alias: str, operation: str,
+                    actor: str) -> IntegrityError | None:
+        """Promote and rollback never move an alias onto a version that fails verification:
+        the refusal is recorded and returned (raised by the caller after COMMIT)."""
         events = chain.events(conn)
         problems = integrity.check_version(conn, self.root, name, v, events)
         broken = chain.first_broken_link(events)
         if broken is not None:
             problems.append({"kind": "broken_link", "problem": broken["problem"]})
         if not problems:
-            return
+            return None
         listing = "; ".join(p["problem"] for p in problems)
         chain.append(conn, ts=store.utc_now(), model=name, version=v, action="refused", alias=alias, actor=actor,
                      details={"operation": operation, "reason": "verification failed", "problems": problems})
-        raise IntegrityError(f"{operation} of model '{name}' version {v} to '{alias}' refused: {listing}",
+        return IntegrityError(f"{operation} of model '{name}' version {v} to '{alias}' refused: {listing}",
                              fix="run `python run.py action=verify`; restore the file or pick another version")
 
     def promote(self, name: str, version: int | str, alias: str, actor: str | None = None) -> ModelVersion:
@@ -270,22 +272,16 @@ class Registry(RegistryReads):
         """
         queries.check_alias_name(alias)
         actor = _actor(actor)
-        refusal = None
         with self._write() as conn:
             v = queries.resolve(conn, name, version)
             results, current_v = self._evaluate(conn, name, v, alias)
             if current_v == v:
                 return queries.get(conn, name, v, self.root)
-            try:
-                self._refuse_unverified(conn, name, v, alias, "promotion", actor)
-            except IntegrityError as exc:
-                refusal = exc
+            refusal = self._unverified(conn, name, v, alias, "promotion", actor)
             failed = [r for r in results if not r.passed]
             ts = store.utc_now()
             details = {"from": current_v, "to": v, "gates": [r.to_dict() for r in results]}
-            if refusal is not None:
-                pass
-            elif failed:
+            if refusal is None and failed:
                 details["failed_gates"] = [r.name for r in failed]
                 chain.append(conn, ts=ts, model=name, version=v, action="refused", alias=alias,
                              actor=actor, details={"operation": "promote", **details})
@@ -296,7 +292,7 @@ class Registry(RegistryReads):
                     fix="improve the model, or get signed approvals (action=approve), then promote again",
                 )
                 refusal.results = results
-            else:
+            elif refusal is None:
                 self._move_alias(conn, name, alias, v, ts)
                 chain.append(conn, ts=ts, model=name, version=v, action="promote", alias=alias,
                              actor=actor, details=details)
@@ -322,7 +318,6 @@ class Registry(RegistryReads):
         """
         queries.check_alias_name(alias)
         actor = _actor(actor)
-        refusal = None
         with self._write() as conn:
             queries.require_model(conn, name)
             stack = chain.alias_state(chain.events(conn, name), name).get(alias, [])
@@ -336,11 +331,8 @@ class Registry(RegistryReads):
                     fix=f"promote another version to '{alias}' instead",
                 )
             current, target = stack[-1], stack[-2]
-            try:
-                self._refuse_unverified(conn, name, target, alias, "rollback", actor)
-            except IntegrityError as exc:
-                refusal = exc
-            else:
+            refusal = self._unverified(conn, name, target, alias, "rollback", actor)
+            if refusal is None:
                 ts = store.utc_now()
                 self._move_alias(conn, name, alias, target, ts)
                 chain.append(conn, ts=ts, model=name, version=target, action="rollback", alias=alias,
