@@ -78,3 +78,20 @@ def test_verify_names_direct_edits_and_gc_removes_orphans(run_action, home):
 def test_expect_head_that_never_existed_fails(run_action, home):
     code, d = run_action("action=verify", "registry.expect_head=" + "f" * 64, out="v")
     assert code == 4 and _result(d, "verify")["integrity"]["problems"][0]["kind"] == "rewritten"
+
+
+def test_a_breaker_trip_by_monitoring_is_a_chain_event(run_action, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = ["data.n_users=1000", "data.days=120", "data.drift_start=90", "data.scenario=covariate_shift"]
+    assert run_action("action=train", *data, out="t")[0] == 0
+    assert run_action("action=keygen", "registry.approver=alice", out="k")[0] == 0
+    assert run_action("action=approve", *data, ALICE, "registry.version=1", "registry.approver=alice",
+                      out="a")[0] == 0
+    assert run_action("action=promote", *data, ALICE, "registry.version=1", out="p")[0] == 0
+    code, d = run_action("action=monitor", *data, "monitoring.window.start_day=92", "monitoring.window.days=28",
+                         "monitoring.on_drift=[trip_breaker]", out="m")
+    assert code == 0 and any(a["action"] == "trip_breaker" for a in _result(d, "monitor")["actions"])
+    reg = Registry(tmp_path / "home")
+    trip = reg.audit_log()[-1]
+    assert trip["action"] == "breaker_trip" and trip["version"] == 1 and trip["details"]["by"] == "monitor"
+    assert run_action("action=verify", ALICE, out="v")[0] == 0
