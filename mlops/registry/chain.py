@@ -101,11 +101,15 @@ def _event(row: sqlite3.Row) -> Event:
                  row["prev_hash"], row["hash"])
 
 
-def events(conn: sqlite3.Connection, model: str | None = None) -> list[Event]:
-    """Events oldest first (optionally of one model)."""
-    sql, args = "SELECT * FROM audit", ()
+def events(conn: sqlite3.Connection, model: str | None = None, actions: tuple[str, ...] = ()) -> list[Event]:
+    """Events oldest first (optionally of one model and of some actions only)."""
+    where, args = [], []
     if model is not None:
-        sql, args = sql + " WHERE model = ?", (model,)
+        where, args = ["model = ?"], [model]
+    if actions:
+        where.append(f"action IN ({', '.join('?' * len(actions))})")
+        args += list(actions)
+    sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
     return [_event(r) for r in conn.execute(sql + " ORDER BY id", args)]
 
 

@@ -66,7 +66,7 @@ def version_numbers(conn: sqlite3.Connection, name: str) -> list[int]:
 def alias_map(conn: sqlite3.Connection, name: str) -> dict[str, int]:
     """``{alias: version}`` for ``name``, sorted by alias, derived from the hash chain
     (never from the ``aliases`` index table, which a direct SQL edit could change)."""
-    return chain.alias_map(chain.events(conn, name), name)
+    return chain.alias_map(chain.events(conn, name, chain.ALIAS_MOVES), name)
 
 
 def model_names(conn: sqlite3.Connection) -> list[str]:
@@ -140,8 +140,8 @@ def get(conn: sqlite3.Connection, name: str, version: int, root: Path) -> ModelV
 def approvals(conn: sqlite3.Connection, name: str, version: int) -> list[dict[str, Any]]:
     """Approval events of a version as the chain records them, oldest first."""
     out = []
-    for e in chain.events(conn, name):
-        if e.action == "approve" and e.version == version:
+    for e in chain.events(conn, name, ("approve",)):
+        if e.version == version:
             out.append({"approver": e.actor, "alias": e.alias, "ts": e.details.get("ts", e.ts),
                         "comment": e.details.get("comment"), "event": e.id,
                         "public_key": e.details.get("public_key"),
@@ -153,8 +153,8 @@ def approvals(conn: sqlite3.Connection, name: str, version: int) -> list[dict[st
 def history(conn: sqlite3.Connection, name: str, alias: str | None = None) -> list[dict[str, Any]]:
     """Alias moves of ``name`` (optionally one alias) from the chain, oldest first."""
     out = []
-    for e in chain.events(conn, name):
-        if e.action in chain.ALIAS_MOVES and (alias is None or e.alias == alias):
+    for e in chain.events(conn, name, chain.ALIAS_MOVES):
+        if alias is None or e.alias == alias:
             out.append({"id": e.id, "ts": e.ts, "alias": e.alias, "version": e.version,
                         "previous": e.details.get("from"), "action": e.action, "actor": e.actor})
     return out

@@ -222,7 +222,7 @@ class Registry(RegistryReads):
 
     @staticmethod
     def _trainers(conn: Any, mv: ModelVersion) -> set[str]:
-        regs = [e for e in chain.events(conn, mv.name) if e.action == "register" and e.version == mv.version]
+        regs = [e for e in chain.events(conn, mv.name, ("register",)) if e.version == mv.version]
         return {mv.who, *(e.actor for e in regs)}
 
     def check_gates(self, name: str, version: int | str, alias: str) -> list[GateResult]:
@@ -320,7 +320,7 @@ class Registry(RegistryReads):
         actor = _actor(actor)
         with self._write() as conn:
             queries.require_model(conn, name)
-            stack = chain.alias_state(chain.events(conn, name), name).get(alias, [])
+            stack = chain.alias_state(chain.events(conn, name, chain.ALIAS_MOVES), name).get(alias, [])
             if not stack:
                 raise NotFoundError(f"model '{name}' has no alias '{alias}' to roll back; "
                                     f"{queries.describe(conn, name)}")
