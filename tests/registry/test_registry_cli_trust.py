@@ -11,7 +11,8 @@ import pytest
 
 from mlops.registry import Registry
 
-META = {"metrics": {"roc_auc": 0.8}, "fairness": {"demographic_parity_difference": 0.05}}
+META = {"metrics": {"roc_auc": 0.8, "leakage_suspected": 0},
+        "fairness": {"demographic_parity_difference": 0.05}}
 ALICE = "+registry.approvers.alice.public_key_file=keys/alice.pub"
 
 
