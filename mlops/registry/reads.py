@@ -24,6 +24,7 @@ class RegistryReads:
     artifacts_dir: Path
     home: Path
     approvers: dict[str, str]
+
     @contextmanager
     def _read(self) -> Iterator[Any]:
         # One deferred transaction = one consistent snapshot across several queries.
@@ -35,7 +36,6 @@ class RegistryReads:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.close()
-
 
     def get_version(self, name: str, version_or_alias: int | str) -> ModelVersion:
         """A version by number, ``"latest"`` or alias; NotFoundError lists what exists."""
