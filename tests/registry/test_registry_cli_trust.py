@@ -94,5 +94,5 @@ def test_a_breaker_trip_by_monitoring_is_a_chain_event(run_action, tmp_path, mon
     assert code == 0 and any(a["action"] == "trip_breaker" for a in _result(d, "monitor")["actions"])
     reg = Registry(tmp_path / "home")
     trip = reg.audit_log()[-1]
-    assert trip["action"] == "breaker_trip" and trip["version"] == 1 and trip["details"]["by"] == "monitor"
+    assert trip["action"] == "breaker_trip" and trip["version"] == 1 and trip["details"]["source"] == "monitor"
     assert run_action("action=verify", ALICE, out="v")[0] == 0
