@@ -28,6 +28,7 @@ MODULES = {
     "score_merge": "serving_ops", "replay": "replay", "monitor": "monitor", "analyze": "analyze",
     "plan": "analyze", "lifecycle": "lifecycle", "drift": "drift",
     "consistency": "consistency",
+    "keygen": "registry_trust", "verify": "registry_trust", "gc": "registry_trust",
 }
 
 

@@ -61,6 +61,13 @@ class GateFailedError(RegistryError):
     """A promotion gate refused the version."""
 
 
+class IntegrityError(RegistryError):
+    """Registry verification failed: broken hash chain, state without its event, a forged
+    approval, a tampered or missing artefact, an orphan file (exit 4)."""
+
+    exit_code = 4
+
+
 class SkewError(MlopsError):
     """The model was trained on a different feature plan than the one loaded."""
 

@@ -81,6 +81,8 @@ defaults:
   - _self_
 model:
   name: {name}
+registry:
+  approvers: {{alice: {{public_key_file: keys/alice.pub}}}}
 training:
   train_days: 50
   valid_days: 15

@@ -31,3 +31,11 @@ def run_cli(args: list[str], *, cwd: Path, env: dict | None = None, timeout: int
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def declare_approvers(run_action, *names: str) -> list[str]:
+    """Create each approver's key pair in the test home (``action=keygen``) and return the
+    overrides that declare them, for every action that approves or promotes."""
+    for name in names:
+        assert run_action("action=keygen", f"registry.approver={name}", out=f"keygen-{name}")[0] == 0
+    return [f"+registry.approvers.{name}.public_key_file=keys/{name}.pub" for name in names]

@@ -16,6 +16,7 @@ from mlops.data.files import scan_files
 from mlops.errors import ConfigError, ExperimentError
 from mlops.experiments import (ExperimentSpec, SufficientStats, aggregate_units, analyze,
                                check_weights_unchanged, duration_days, sample_size)
+from mlops.home import private_dir, private_file
 
 
 def experiment_spec(ctx: RunContext) -> ExperimentSpec:
@@ -37,8 +38,8 @@ def guard_weights(ctx: RunContext, spec: ExperimentSpec) -> dict:
     if path.exists():
         check_weights_unchanged(json.loads(path.read_text()), spec)
         return {"state": str(path), "first_run": False}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec.assignment_state(), indent=2))
+    private_dir(path.parent)
+    private_file(path).write_text(json.dumps(spec.assignment_state(), indent=2))
     return {"state": str(path), "first_run": True}
 
 

@@ -24,6 +24,7 @@ from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.monitoring.consistency import compare_features
+from mlops.home import open_private
 
 _ID = "__event_id"
 
@@ -129,7 +130,7 @@ def _alert(ctx: RunContext, name: str, version, failing: dict, limit: float) -> 
               "reasons": [f"online/offline inconsistency: {f} mismatches on {r:.2%} of events "
                           f"(limit {limit:.2%})" for f, r in sorted(failing.items())],
               "run": str(ctx.output_dir), "source": "consistency"}
-    with open(ctx.home / "alerts.jsonl", "a") as fh:
+    with open_private(ctx.home / "alerts.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     return {"record": str(ctx.home / "alerts.jsonl"), "reasons": record["reasons"]}
 

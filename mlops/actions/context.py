@@ -15,6 +15,7 @@ from mlops.config.validate import feature_spec, plain, synthetic_params
 from mlops.data.files import scan_files
 from mlops.data.synthetic import generate
 from mlops.errors import ConfigError
+from mlops.home import private_dir
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.spec import parse_spec
 
@@ -34,7 +35,7 @@ class RunContext:
         home_value = os.environ.get("MLOPS_HOME") or str(cfg.paths.home)
         home = Path(home_value).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)  # registry, keys, prediction log, online store: 0700
         return cls(cfg=cfg, output_dir=out, home=home, overrides=list(overrides),
                    multirun=multirun)
 

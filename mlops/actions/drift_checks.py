@@ -13,6 +13,7 @@ from mlops.actions.monitor_view import history_view
 from mlops.errors import ConfigError
 from mlops.monitoring import history
 from mlops.monitoring.multivariate import domain_classifier
+from mlops.home import open_private
 
 
 def multivariate_check(mc, reference: pl.DataFrame | None, current: pl.DataFrame,
@@ -62,7 +63,7 @@ def record_run(ctx: RunContext, result: dict, *, series: str, kind: str,
 def append_alert(ctx: RunContext, record: dict) -> str:
     """Append one alert record to ``paths.home/alerts.jsonl``; return its path."""
     path = ctx.home / "alerts.jsonl"
-    with open(path, "a") as fh:
+    with open_private(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")
     return str(path)
 

@@ -27,6 +27,7 @@ from mlops.monitoring.drift import detect_drift
 from mlops.monitoring.performance import performance_by_chunk
 from mlops.monitoring.policy import DriftPolicy
 from mlops.monitoring.reference import Reference
+from mlops.home import open_private
 
 PREDICTION = "prediction"
 ON_DRIFT = ("alert", "retrain", "trip_breaker")
@@ -185,7 +186,7 @@ def _act(ctx, data_drift, concept, drift, name, mv, info) -> list[dict]:
         if action == "alert":
             record = {"time": now, "model": name, "version": mv.version, "reasons": reasons,
                       "run": str(ctx.output_dir), "series": f"monitor:{name}"}
-            with open(ctx.home / "alerts.jsonl", "a") as fh:
+            with open_private(ctx.home / "alerts.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             actions.append({"action": "alert", "detail": "; ".join(reasons),
                             "record": str(ctx.home / "alerts.jsonl")})

@@ -1,15 +1,22 @@
 """``action=promote | approve | rollback | registry``: the registry from the CLI.
 
-Every refusal (failed gate, unknown version, self-approval) is a RegistryError:
-a short message, exit code 2, registry unchanged (the refusal itself is audited).
+Every refusal (failed gate, unknown version, self-approval, unsigned approval) is a
+RegistryError: a short message, exit code 2, registry unchanged (the refusal itself is
+an event of the chain). ``action=registry`` also verifies the registry and exits 4 when
+verification fails.
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.config.validate import plain
 from mlops.errors import ConfigError, GateFailedError
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
+from mlops.registry.approvals import check_identity
+from mlops.registry.signing import load_private_key
 
 
 def model_name(ctx: RunContext) -> str:
@@ -17,9 +24,54 @@ def model_name(ctx: RunContext) -> str:
     return str(r.model_name) if r is not None and r.model_name else str(ctx.cfg.model.name)
 
 
+# actions that count or check approvals, and so need every declared approver's key
+COUNTS_APPROVALS = ("approve", "promote", "rollback", "registry", "verify", "gc")
+
+
 def open_registry(ctx: RunContext) -> Registry:
-    """The registry under ``paths.home`` with the YAML-declared gate policies."""
-    return Registry(ctx.home, policies=plain(ctx.cfg.registry.policies))
+    """The registry under ``paths.home`` with the YAML-declared gate policies and approvers."""
+    return Registry(ctx.home, policies=plain(ctx.cfg.registry.policies), approvers=declared_approvers(ctx))
+
+
+def declared_approvers(ctx: RunContext) -> dict[str, str]:
+    """``registry.approvers`` as ``{name: "ed25519:..."}``; each entry is a key text or
+    ``{public_key: ...}`` or ``{public_key_file: <path>}`` (relative paths: under paths.home)."""
+    out = {}
+    for name, spec in (plain(ctx.cfg.registry.approvers) or {}).items():
+        key = f"registry.approvers.{name}"
+        check_identity(name, key=key)
+        if isinstance(spec, str):
+            spec = {"public_key": spec}
+        if not isinstance(spec, dict) or len(spec) != 1 or not set(spec) <= {"public_key", "public_key_file"}:
+            raise ConfigError(f"must be {{public_key: 'ed25519:...'}} or {{public_key_file: <path>}}; "
+                              f"got {spec!r} instead", key=key,
+                              fix="paste the line printed by action=keygen, or point at the .pub file")
+        if "public_key" in spec:
+            out[name] = spec["public_key"]
+            continue
+        path = Path(str(spec["public_key_file"])).expanduser()
+        path = path if path.is_absolute() else ctx.home / path
+        if not path.is_file():
+            if str(ctx.cfg.get("action")) not in COUNTS_APPROVALS:
+                continue  # training or serving never counts approvals: a key not made yet is fine
+            raise ConfigError(f"public key file {path} does not exist", key=f"{key}.public_key_file",
+                              fix=f"run `python run.py action=keygen registry.approver={name}` or fix the path")
+        out[name] = path.read_text().strip()
+    return out
+
+
+def key_path(ctx: RunContext, approver: str) -> Path:
+    """``registry.key_file``, or ``<paths.home>/keys/<approver>.key``."""
+    rc = ctx.cfg.registry
+    return Path(str(rc.key_file)).expanduser() if rc.key_file else ctx.home / "keys" / f"{approver}.key"
+
+
+def approver_name(ctx: RunContext, action: str) -> str:
+    value = ctx.cfg.registry.approver
+    if not value:
+        raise ConfigError(f"action={action} needs an approver", key="registry.approver",
+                          fix="pass registry.approver=<name> (a declared approver, not the trainer)")
+    return check_identity(str(value), key="registry.approver")
 
 
 def trusted_types(ctx: RunContext) -> list[str]:
@@ -52,11 +104,10 @@ def run(ctx: RunContext, action: str) -> ActionResult:
         details = {"gates": _gates(reg, name, version, str(rc.alias))}
     elif action == "approve":
         version = _version(ctx, action)
-        if not rc.approver:
-            raise ConfigError("action=approve needs an approver", key="registry.approver",
-                              fix="pass registry.approver=<name> (not the trainer)")
-        reg.approve(name, version, str(rc.approver), comment=rc.comment)
-        headline = f"{rc.approver} approved {name} v{version}"
+        approver = approver_name(ctx, action)
+        key = load_private_key(key_path(ctx, approver))
+        done = reg.approve(name, version, approver, private_key=key, alias=str(rc.alias), comment=rc.comment)
+        headline = f"{approver} approved {name} v{version} for {rc.alias} (signed, chain event #{done['event']})"
     elif action == "rollback":
         before = reg.aliases(name).get(str(rc.alias))
         mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
@@ -65,25 +116,40 @@ def run(ctx: RunContext, action: str) -> ActionResult:
     else:
         headline = f"{len(reg.list_versions(name))} versions of {name}; aliases: " + (
             ", ".join(f"{a} -> v{v}" for a, v in sorted(reg.aliases(name).items())) or "none")
-    _report(ctx, reg, status, headline, {"action_taken": action, **details})
+    integrity = _report(ctx, reg, status, headline, {"action_taken": action, **details})
     registry_info = {"model": name, "aliases": reg.aliases(name)}
+    code = 0
+    if action == "registry":
+        code = report_integrity(integrity)
     return ActionResult(result={"headline": headline}, registry=registry_info,
-                        report="registry.html")
+                        report="registry.html", exit_code=code)
+
+
+def report_integrity(integrity: dict) -> int:
+    """Print the chain head and each problem (one line each); the exit code: 0 ok, 4 failed."""
+    print(f"chain head: {integrity['head']} ({integrity['events']} events)")
+    for p in integrity["problems"]:
+        print(f"integrity: {p['kind']}: {p['problem']}", file=sys.stderr)
+    if not integrity["ok"]:
+        print(f"error: registry verification failed: {len(integrity['problems'])} problem(s)", file=sys.stderr)
+    return 0 if integrity["ok"] else 4
 
 
 def _gates(reg: Registry, name: str, version: int, alias: str) -> list[dict]:
     return [g.to_dict() for g in reg.check_gates(name, version, alias)]
 
 
-def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details: dict) -> None:
+def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details: dict) -> dict:
     snap = reg.snapshot()
     name = model_name(ctx)
     model = next((m for m in snap["models"] if m["name"] == name), None)
-    integrity = reg.verify()
+    rc = ctx.cfg.registry
+    integrity = reg.verify(expect_head=str(rc.expect_head) if rc.get("expect_head") else None)
     result = {"status": status, "headline": headline, "model": name, "details": details,
               "integrity": integrity, "registry": snap}
     write_report(ctx, "registry", result, title=f"Registry: {name}",
                  context=_display(model, snap))
+    return integrity
 
 
 def _window(split: dict | None) -> str:

@@ -79,7 +79,7 @@ def feature_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) -> 
 def build_model(ctx: RunContext, plan: FeaturePlan):
     """(unfitted pipeline, task) from ``model._target_``; the task comes from the estimator."""
     m = ctx.cfg.model
-    est = build_estimator(str(m._target_), plain(m.params))
+    est = build_estimator(str(m._target_), plain(m.params), trusted=plain(ctx.cfg.registry.trusted_types))
     task = infer_task(est, declared=plan.label.get("task"))
     pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
                           scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))

@@ -123,6 +123,11 @@ class RegistryConfig:
     comment: Optional[str] = None
     policies: dict[str, list[Any]] = field(default_factory=dict)
     trusted_types: list[str] = field(default_factory=list)
+    # name -> {public_key: "ed25519:..."} or {public_key_file: <path, relative = under paths.home>}
+    approvers: dict[str, Any] = field(default_factory=dict)
+    key_file: Optional[str] = None        # approve/keygen: private key; null = <home>/keys/<approver>.key
+    expect_head: Optional[str] = None     # verify: a chain head printed earlier must still be in the chain
+    gc_min_age_seconds: float = 600.0     # gc: younger orphans may be registrations in progress
 
 
 @dataclass

@@ -16,7 +16,7 @@ from mlops.features.spec import FeatureSpec
 
 ACTIONS = ("features", "train", "promote", "approve", "rollback", "registry", "score",
            "serve", "materialize", "parity", "monitor", "analyze", "plan", "lifecycle",
-           "score_merge", "replay", "drift", "consistency")
+           "score_merge", "replay", "drift", "consistency", "keygen", "verify", "gc")
 
 
 def plain(node: Any) -> Any:

@@ -27,6 +27,7 @@ import polars as pl
 
 from mlops.errors import FeatureSpecError
 from mlops.features.spec import FeatureSpec, parse_spec, resolve
+from mlops.features.sql_guard import check_sql
 
 PLAN_FORMAT = 1  # bump when evaluation semantics change: old models then fail the skew guard
 MISSING_CATEGORY = "__missing__"
@@ -108,6 +109,8 @@ def _unknown_column(col: str, known: list[str], key: str) -> FeatureSpecError:
 
 
 def _sql(expr_text: str, key: str) -> pl.Expr:
+    # polars runs subqueries and table functions (read_csv, URLs) while parsing: check first
+    check_sql(expr_text, key=key)
     try:
         return pl.sql_expr(expr_text)
     except Exception as exc:  # polars raises several types for SQL parse errors

@@ -23,6 +23,7 @@ from typing import Any
 import skops.io as sio
 
 from mlops.errors import ArtifactIntegrityError
+from mlops.home import private_dir
 
 MODEL_SUFFIX = ".skops"
 
@@ -132,7 +133,8 @@ def write_atomic(directory: Path, sha256: str, suffix: str, data: bytes) -> Path
     target = content_path(directory, sha256, suffix)
     if target.exists() and sha256_file(target) == sha256:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
+    private_dir(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

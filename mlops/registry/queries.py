@@ -12,8 +12,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import ConfigError, NotFoundError, RegistryError
-from mlops.registry import store
+from mlops.errors import ConfigError, NotFoundError
+from mlops.registry import chain, store
 from mlops.registry.lineage import ModelVersion
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -64,9 +64,9 @@ def version_numbers(conn: sqlite3.Connection, name: str) -> list[int]:
 
 
 def alias_map(conn: sqlite3.Connection, name: str) -> dict[str, int]:
-    """``{alias: version}`` for ``name``, sorted by alias."""
-    rows = conn.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,))
-    return {r[0]: r[1] for r in rows}
+    """``{alias: version}`` for ``name``, sorted by alias, derived from the hash chain
+    (never from the ``aliases`` index table, which a direct SQL edit could change)."""
+    return chain.alias_map(chain.events(conn, name, chain.ALIAS_MOVES), name)
 
 
 def model_names(conn: sqlite3.Connection) -> list[str]:
@@ -137,70 +137,29 @@ def get(conn: sqlite3.Connection, name: str, version: int, root: Path) -> ModelV
     return row_to_version(row, root)
 
 
-def approvers(conn: sqlite3.Connection, name: str, version: int) -> list[dict[str, Any]]:
-    """Approval records of a version, oldest first."""
-    rows = conn.execute(
-        "SELECT approver, ts, comment FROM approvals WHERE name = ? AND version = ? ORDER BY ts, approver",
-        (name, version),
-    )
-    return [dict(r) for r in rows]
-
-
-def alias_stack(conn: sqlite3.Connection, name: str, alias: str) -> list[int]:
-    """Versions the alias has pointed at, replayed from history: promote pushes, rollback pops.
-
-    The last element is the current target; the one before it is where a rollback goes.
-    """
-    stack: list[int] = []
-    rows = conn.execute(
-        "SELECT action, version FROM alias_history WHERE name = ? AND alias = ? ORDER BY id", (name, alias)
-    )
-    for action, version in rows:
-        if action == "promote":
-            stack.append(version)
-        elif stack:
-            stack.pop()
-            if not stack or stack[-1] != version:  # history written by us never does this
-                raise RegistryError(f"alias history of '{name}'/'{alias}' is inconsistent at a rollback "
-                                    f"to version {version}")
-    return stack
-
-
-def history(conn: sqlite3.Connection, name: str, alias: str | None = None) -> list[dict[str, Any]]:
-    """Alias moves of ``name`` (optionally one alias), oldest first."""
-    sql = "SELECT id, ts, alias, version, previous, action, actor FROM alias_history WHERE name = ?"
-    args: tuple = (name,)
-    if alias is not None:
-        sql, args = sql + " AND alias = ?", (name, alias)
-    return [dict(r) for r in conn.execute(sql + " ORDER BY id", args)]
-
-
-def audit_rows(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
-    """Audit entries (optionally of one model), oldest first, ``details`` decoded."""
-    sql, args = "SELECT * FROM audit", ()
-    if name is not None:
-        sql, args = sql + " WHERE model = ?", (name,)
+def approvals(conn: sqlite3.Connection, name: str, version: int) -> list[dict[str, Any]]:
+    """Approval events of a version as the chain records them, oldest first."""
     out = []
-    for row in conn.execute(sql + " ORDER BY id", args):
-        entry = dict(row)
-        entry["details"] = store.loads(entry["details"])
-        out.append(entry)
+    for e in chain.events(conn, name, ("approve",)):
+        if e.version == version:
+            out.append({"approver": e.actor, "alias": e.alias, "ts": e.details.get("ts", e.ts),
+                        "comment": e.details.get("comment"), "event": e.id,
+                        "public_key": e.details.get("public_key"),
+                        "signature": e.details.get("signature"),
+                        "payload": e.details.get("payload")})
     return out
 
 
-def write_audit(
-    conn: sqlite3.Connection,
-    *,
-    ts: str,
-    model: str,
-    version: int | None,
-    action: str,
-    actor: str,
-    alias: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Append one audit entry (must run inside the caller's transaction)."""
-    conn.execute(
-        "INSERT INTO audit (ts, model, version, action, alias, actor, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ts, model, version, action, alias, actor, store.dumps(details or {})),
-    )
+def history(conn: sqlite3.Connection, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    """Alias moves of ``name`` (optionally one alias) from the chain, oldest first."""
+    out = []
+    for e in chain.events(conn, name, chain.ALIAS_MOVES):
+        if alias is None or e.alias == alias:
+            out.append({"id": e.id, "ts": e.ts, "alias": e.alias, "version": e.version,
+                        "previous": e.details.get("from"), "action": e.action, "actor": e.actor})
+    return out
+
+
+def audit_rows(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
+    """Chain events (optionally of one model), oldest first, ``details`` decoded."""
+    return [e.to_dict() for e in chain.events(conn, name)]

@@ -3,8 +3,9 @@
 One file (``<home>/registry/registry.db``) in WAL mode so readers never block the
 writer and parallel sweep jobs can register at the same time. Every write runs in
 a ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so two writers
-never both read ``MAX(version)`` and pick the same number. Versions, alias history
-and the audit log are append-only, enforced by triggers that raise on UPDATE/DELETE.
+never both read ``MAX(version)`` and pick the same number. Versions, approvals and the
+audit log (the hash chain, :mod:`mlops.registry.chain`) are append-only, enforced by
+triggers that raise on UPDATE/DELETE; ``aliases`` is only an index of what the chain says.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import RegistryError
+from mlops.home import private_dir, private_file
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: hash-chained audit, signed approvals, aliases derived from the chain
 BUSY_TIMEOUT_MS = 60_000
 
 # Columns without a declared type keep whatever Python type was stored (int or str),
@@ -59,24 +61,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (name, alias),
     FOREIGN KEY (name, version) REFERENCES versions (name, version)
 );
-CREATE TABLE IF NOT EXISTS alias_history (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts       TEXT    NOT NULL,
-    name     TEXT    NOT NULL,
-    alias    TEXT    NOT NULL,
-    version  INTEGER NOT NULL,
-    previous INTEGER,
-    action   TEXT    NOT NULL CHECK (action IN ('promote', 'rollback')),
-    actor    TEXT    NOT NULL,
-    FOREIGN KEY (name, version) REFERENCES versions (name, version)
-);
 CREATE TABLE IF NOT EXISTS approvals (
     name     TEXT    NOT NULL,
     version  INTEGER NOT NULL,
     approver TEXT    NOT NULL,
+    alias    TEXT    NOT NULL,
     ts       TEXT    NOT NULL,
     comment  TEXT,
-    PRIMARY KEY (name, version, approver),
+    public_key TEXT  NOT NULL,
+    signature  TEXT  NOT NULL,
+    PRIMARY KEY (name, version, approver, alias),
     FOREIGN KEY (name, version) REFERENCES versions (name, version)
 );
 CREATE TABLE IF NOT EXISTS audit (
@@ -87,23 +81,27 @@ CREATE TABLE IF NOT EXISTS audit (
     action  TEXT    NOT NULL,
     alias   TEXT,
     actor   TEXT    NOT NULL,
-    details TEXT    NOT NULL
+    details TEXT    NOT NULL,
+    prev_hash TEXT  NOT NULL,
+    hash    TEXT    NOT NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS audit_by_model ON audit (model, id);
-CREATE INDEX IF NOT EXISTS alias_history_by_alias ON alias_history (name, alias, id);
 """
 
-_APPEND_ONLY = ("versions", "alias_history", "approvals", "audit")
+_APPEND_ONLY = ("versions", "approvals", "audit")
+
+# name -> CREATE TRIGGER statement; verification checks each one is still there, unchanged.
+TRIGGERS = {
+    f"{table}_no_{op.lower()}": (
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} is not allowed'); END")
+    for table in _APPEND_ONLY for op in ("UPDATE", "DELETE")
+}
 
 
 def _statements() -> list[str]:
     statements = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
-    for table in _APPEND_ONLY:
-        for op in ("UPDATE", "DELETE"):
-            statements.append(
-                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} is not allowed'); END"
-            )
+    statements += [sql.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1) for sql in TRIGGERS.values()]
     return statements
 
 
@@ -141,7 +139,8 @@ def initialize(db_path: Path) -> None:
     Safe to call from many processes at once: switching to WAL can briefly report
     "locked" while another process does the same, so it is retried.
     """
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(db_path.parent)
+    private_file(db_path)  # SQLite gives -wal and -shm the database file's mode: 0600
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         conn = connect(db_path)
@@ -156,6 +155,12 @@ def initialize(db_path: Path) -> None:
                 return  # already set up: no write lock needed
             with transaction(conn):
                 found = conn.execute("PRAGMA user_version").fetchone()[0]
+                if 0 < found < SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"registry database {db_path} has schema version {found}, from before the "
+                        "hash chain; its history cannot be made tamper-evident after the fact",
+                        fix="move the old registry home aside and register the models again",
+                    )
                 if found > SCHEMA_VERSION:
                     raise RegistryError(
                         f"registry database {db_path} has schema version {found}, newer than "

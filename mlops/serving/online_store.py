@@ -32,6 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from mlops.errors import ConfigError, ServingError
+from mlops.home import private_dir, private_file
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
 _CHUNK = 900
@@ -134,7 +135,8 @@ class SQLiteStore(OnlineStore):
         self.namespace = namespace
         self.max_events_per_entity = max_events_per_entity
         if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            private_dir(os.path.dirname(os.path.abspath(self.path)))
+            private_file(self.path)  # SQLite gives -wal/-shm the same mode: 0600
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from mlops.features.compile import FeaturePlan
+from mlops.home import FILE_MODE, private_dir
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),
@@ -57,7 +58,7 @@ class PredictionLog:
     def __init__(self, directory: str | os.PathLike, plan: FeaturePlan, *,
                  flush_records: int = 1000, flush_seconds: float = 5.0):
         self.directory = str(directory)
-        os.makedirs(self.directory, exist_ok=True)
+        private_dir(self.directory)  # entity ids and features: 0700, files 0600
         self.schema = {**BASE_SCHEMA, "features": feature_schema(plan)}
         self.flush_records = int(flush_records)
         self.flush_seconds = float(flush_seconds)
@@ -118,6 +119,7 @@ class PredictionLog:
             name = f"part-{time.time_ns()}-{self._run_id}-{self._seq:06d}.parquet"
             tmp = os.path.join(self.directory, f".{name}.tmp")
             frame.write_parquet(tmp)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, os.path.join(self.directory, name))
             self.written_records += n
             self.written_files += 1

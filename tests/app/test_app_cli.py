@@ -12,7 +12,7 @@ from support import SMALL, run_cli
     (["data.scenario=sideways"], "data.scenario", 2),
     (["action=trian"], "Did you mean 'train'", 2),
     (["training.objective.metric=auc"], "training.objective.metric", 2),
-    (["model._target_=os.system"], "trusted prefix", 2),
+    (["model._target_=os.system"], "not an allowed estimator", 2),
     (["+features.windows=[{column: amount, aggs: [median], periods: [1d]}]"],
      "features.windows[0].aggs", 2),
     (["+features.windows=[{column: amount, aggs: [sum], periods: [-3d]}]"],

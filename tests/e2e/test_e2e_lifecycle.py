@@ -31,7 +31,11 @@ def test_lifecycle_shows_every_expected_event(lifecycle_run):
     assert ev["breaker_tripped"] and ev["data_drift_detected"] and ev["concept_drift_detected"]
     assert ev["v2_staged"] and ev["experiment_decision"] == "ship"
     assert ev["v2_promoted"] and ev["rollback_worked"]
-    assert [s["step"] for s in r["steps"]][:2] == ["features", "train_v1"]
+    assert [s["step"] for s in r["steps"]][:3] == ["keygen", "features", "train_v1"]
+    # the registry step verified the hash chain, every signed approval and every artefact
+    reg = next(s for s in r["steps"] if s["step"] == "registry")
+    integrity = json.loads((lifecycle_run / reg["href"]).with_name("registry.json").read_text())["integrity"]
+    assert integrity["ok"] and integrity["problems"] == [] and len(integrity["head"]) == 64
     assert all(s["expected"] for s in r["steps"])
     live = next(s for s in r["steps"] if s["step"] == "monitor_live")
     assert live["exit_code"] == 3  # the alert exit code, expected by the lifecycle config

@@ -40,8 +40,10 @@ def test_slurm_launcher_config_composes_with_resources():
 
 def test_sharded_score_sweep_then_merge_equals_one_pass(tmp_path):
     env = {"MLOPS_HOME": str(tmp_path / "home")}
-    for args in (["action=train"], ["action=approve", "registry.version=1", "registry.approver=x"],
-                 ["action=promote", "registry.version=1"]):
+    declare = "+registry.approvers.x.public_key_file=keys/x.pub"
+    for args in (["action=train"], ["action=keygen", "registry.approver=x"],
+                 ["action=approve", "registry.version=1", "registry.approver=x", declare],
+                 ["action=promote", "registry.version=1", declare]):
         assert run_cli([*args, *SMALL], cwd=tmp_path, env=env).returncode == 0
     sweep = tmp_path / "sweep"
     p = run_cli(["sweep=sharded_score", *SMALL, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env)

@@ -63,10 +63,12 @@ def world(tmp_path_factory):
     w = World(tmp_path_factory.mktemp("carries"))
     assert w.run("action=train", out="t1")[0] == 0
     assert w.run("action=train", "features=fraud_v2", out="t2")[0] == 0
+    assert w.run("action=keygen", "registry.approver=ann", out="keygen")[0] == 0
+    ann = "+registry.approvers.ann.public_key_file=keys/ann.pub"
     for v, alias in ((2, "production"), (1, "staging")):
-        assert w.run("action=approve", f"registry.version={v}", "registry.approver=ann",
+        assert w.run("action=approve", ann, f"registry.version={v}", "registry.approver=ann",
                      out=f"a{v}")[0] == 0
-        assert w.run("action=promote", f"registry.version={v}", f"registry.alias={alias}",
+        assert w.run("action=promote", ann, f"registry.version={v}", f"registry.alias={alias}",
                      "registry.policies.production=[{approvals: 1}]", out=f"p{v}")[0] == 0
     w.h1 = w.json("t1", "train")["plan"]["hash"]
     w.h2 = w.json("t2", "train")["plan"]["hash"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
-from support import SMALL
+from support import SMALL, declare_approvers
 
 from mlops.experiments import bucket
 
@@ -20,10 +20,11 @@ def test_replay_routes_by_hash_logs_variants_and_analyze_reads_the_log(run_actio
     assert run_action("action=train", *DATA, out="t1")[0] == 0
     assert run_action("action=train", *DATA, "model=hgb", "model.params.max_iter=40",
                       out="t2")[0] == 0
+    ann = declare_approvers(run_action, "ann")
     for v, alias in ((1, "production"), (2, "staging")):
-        assert run_action("action=approve", *DATA, f"registry.version={v}",
+        assert run_action("action=approve", *DATA, *ann, f"registry.version={v}",
                           "registry.approver=ann", out=f"a{v}")[0] == 0
-        assert run_action("action=promote", *DATA, f"registry.version={v}",
+        assert run_action("action=promote", *DATA, *ann, f"registry.version={v}",
                           f"registry.alias={alias}", "registry.policies.production=[{approvals: 1}]",
                           out=f"p{v}")[0] == 0
     code, d = run_action("action=replay", *DATA, *EXP, "serving.replay.start_day=80",

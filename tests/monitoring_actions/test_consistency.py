@@ -14,9 +14,10 @@ REPLAY = ["serving.replay.start_day=95", "serving.replay.days=3",
 
 
 def _promoted(run_action):
-    for args, out in ((["action=train"], "train"),
-                      (["action=approve", "registry.version=1", "registry.approver=alice"], "ap"),
-                      (["action=promote", "registry.version=1"], "promote")):
+    alice = "+registry.approvers.alice.public_key_file=keys/alice.pub"
+    for args, out in ((["action=train"], "train"), (["action=keygen", "registry.approver=alice"], "key"),
+                      (["action=approve", alice, "registry.version=1", "registry.approver=alice"], "ap"),
+                      (["action=promote", alice, "registry.version=1"], "promote")):
         assert run_action(*args, *DATA, out=out)[0] == 0, out
 
 

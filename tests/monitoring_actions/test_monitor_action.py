@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import declare_approvers
 
 DATA = ["data.n_users=1000", "data.days=120", "data.drift_start=90"]
 POST = ["monitoring.window.start_day=92", "monitoring.window.days=28"]
@@ -13,9 +14,10 @@ PRE = ["monitoring.window.start_day=70", "monitoring.window.days=20"]
 def _live(run_action, scenario: str) -> list[str]:
     data = [*DATA, f"data.scenario={scenario}"]
     assert run_action("action=train", *data, out="train")[0] == 0
-    assert run_action("action=approve", *data, "registry.version=1", "registry.approver=alice",
+    alice = declare_approvers(run_action, "alice")
+    assert run_action("action=approve", *data, *alice, "registry.version=1", "registry.approver=alice",
                       out="approve")[0] == 0
-    assert run_action("action=promote", *data, "registry.version=1", out="promote")[0] == 0
+    assert run_action("action=promote", *data, *alice, "registry.version=1", out="promote")[0] == 0
     return data
 
 

@@ -43,9 +43,10 @@ def live(tmp_path_factory):
         code, _ = execute(cfg)
         return code, tmp / out
 
-    for args, out in ((["action=train"], "train"),
-                      (["action=approve", "registry.version=1", "registry.approver=alice"], "ap"),
-                      (["action=promote", "registry.version=1"], "promote"),
+    alice = "+registry.approvers.alice.public_key_file=keys/alice.pub"
+    for args, out in ((["action=train"], "train"), (["action=keygen", "registry.approver=alice"], "key"),
+                      (["action=approve", alice, "registry.version=1", "registry.approver=alice"], "ap"),
+                      (["action=promote", alice, "registry.version=1"], "promote"),
                       (["action=features"], "features")):
         assert run(*args, out=out)[0] == 0, out
 

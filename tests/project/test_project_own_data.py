@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 WALKTHROUGH = [
     "mlops action=features",
     "mlops action=train",
+    "mlops action=keygen registry.approver=alice",
     "mlops action=approve registry.version=1 registry.approver=alice",
     "mlops action=promote registry.version=1 registry.alias=production",
     "mlops action=monitor",

@@ -7,10 +7,12 @@ import sqlite3
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mlops.errors import ConfigError, DataError, GateFailedError, NotFoundError, RegistryError
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
 from mlops.registry.lineage import git_commit
+from mlops.registry.signing import public_key_text
 
 GATES = {
     "production": [
@@ -28,9 +30,14 @@ def _meta(auc, dpd=0.05, **extra):
             "code_version": None, **extra}
 
 
+# Approvers' keys live in memory here; the CLI reads them from 0600 files (action=keygen).
+KEYS = {n: Ed25519PrivateKey.generate() for n in ("alice", "bob", "carol")}
+APPROVERS = {n: public_key_text(k.public_key()) for n, k in KEYS.items()}
+
+
 @pytest.fixture()
 def reg(tmp_path):
-    return Registry(tmp_path, policies=GATES)
+    return Registry(tmp_path, policies=GATES, approvers=APPROVERS)
 
 
 def _add(reg, model, auc, who="alice", **extra):
@@ -92,7 +99,7 @@ def test_code_version_never_crashes(tmp_path, monkeypatch, reg, logreg):
 def test_unknown_things_give_helpful_not_found(reg, logreg):
     _add(reg, logreg, 0.8)
     _add(reg, logreg, 0.81)
-    reg.approve("fraud", 2, "bob")
+    reg.approve("fraud", 2, "bob", private_key=KEYS["bob"])
     reg.promote("fraud", 2, "production", actor="bob")
     with pytest.raises(NotFoundError) as err:
         reg.get_version("fraud", 7)
@@ -107,7 +114,7 @@ def test_unknown_things_give_helpful_not_found(reg, logreg):
 
 def test_failed_gate_refuses_and_leaves_alias_unchanged(reg, logreg):
     _add(reg, logreg, 0.8)
-    reg.approve("fraud", 1, "bob")
+    reg.approve("fraud", 1, "bob", private_key=KEYS["bob"])
     reg.promote("fraud", 1, "production", actor="bob")
     _add(reg, logreg, 0.65, dpd=0.3)  # below min, unfair, not approved
     with pytest.raises(GateFailedError) as err:
@@ -124,12 +131,12 @@ def test_failed_gate_refuses_and_leaves_alias_unchanged(reg, logreg):
 
 def test_relative_gate_compares_with_current_production(reg, logreg):
     _add(reg, logreg, 0.800)
-    reg.approve("fraud", 1, "bob")
+    reg.approve("fraud", 1, "bob", private_key=KEYS["bob"])
     reg.promote("fraud", 1, "production")
     _add(reg, logreg, 0.790)  # absolute gate passes, but 0.01 worse than production
     _add(reg, logreg, 0.797)  # within the allowed 0.005 drop
     for v in (2, 3):
-        reg.approve("fraud", v, "bob")
+        reg.approve("fraud", v, "bob", private_key=KEYS["bob"])
     with pytest.raises(GateFailedError, match="worsens<=0.005"):
         reg.promote("fraud", 2, "production")
     assert reg.promote("fraud", 3, "production").version == 3
@@ -141,15 +148,15 @@ def test_relative_gate_compares_with_current_production(reg, logreg):
 
 
 def test_approvals(tmp_path, logreg):
-    reg = Registry(tmp_path, policies={"production": [{"approvals": 2}]})
+    reg = Registry(tmp_path, policies={"production": [{"approvals": 2}]}, approvers=APPROVERS)
     _add(reg, logreg, 0.8, who="alice")
     with pytest.raises(RegistryError, match="'alice' trained version 1 and cannot approve it"):
-        reg.approve("fraud", 1, "alice")
-    first = reg.approve("fraud", 1, "bob", comment="looks good")
-    assert reg.approve("fraud", 1, "bob") == first  # idempotent
+        reg.approve("fraud", 1, "alice", private_key=KEYS["alice"])
+    first = reg.approve("fraud", 1, "bob", private_key=KEYS["bob"], comment="looks good")
+    assert reg.approve("fraud", 1, "bob", private_key=KEYS["bob"]) == first  # idempotent
     with pytest.raises(GateFailedError, match="1 of 2 required"):
         reg.promote("fraud", 1, "production")
-    reg.approve("fraud", "latest", "carol")
+    reg.approve("fraud", "latest", "carol", private_key=KEYS["carol"])
     assert [a["approver"] for a in reg.approvals("fraud", 1)] == ["bob", "carol"]
     assert reg.promote("fraud", 1, "production").version == 1
     actions = [e["action"] for e in reg.audit_log()]
@@ -159,7 +166,7 @@ def test_approvals(tmp_path, logreg):
 def test_rollback_walks_back_one_step_per_call(reg, logreg):
     for auc in (0.80, 0.81, 0.82):
         v = _add(reg, logreg, auc).version
-        reg.approve("fraud", v, "bob")
+        reg.approve("fraud", v, "bob", private_key=KEYS["bob"])
         reg.promote("fraud", v, "production", actor="bob")
     assert reg.aliases("fraud")["production"] == 3
     assert reg.rollback("fraud", actor="carol").version == 2
@@ -184,10 +191,10 @@ def test_bad_alias_names(reg, logreg):
 
 
 @pytest.mark.parametrize("sql", ["UPDATE audit SET actor = 'mallory'", "DELETE FROM audit",
-                                 "DELETE FROM alias_history", "DELETE FROM approvals"])
+                                 "DELETE FROM versions", "DELETE FROM approvals"])
 def test_audit_log_cannot_be_changed(reg, logreg, sql):
     _add(reg, logreg, 0.8)
-    reg.approve("fraud", 1, "bob")
+    reg.approve("fraud", 1, "bob", private_key=KEYS["bob"])
     reg.promote("fraud", 1, "production")
     before = reg.audit_log()
     with sqlite3.connect(reg.db_path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -197,7 +204,7 @@ def test_audit_log_cannot_be_changed(reg, logreg, sql):
 
 def test_snapshot_is_json_and_complete(reg, logreg):
     _add(reg, logreg, 0.8, config={"x": float("inf")})
-    reg.approve("fraud", 1, "bob")
+    reg.approve("fraud", 1, "bob", private_key=KEYS["bob"])
     reg.promote("fraud", 1, "production")
     snap = json.loads(json.dumps(reg.snapshot(), allow_nan=False))
     (model,) = snap["models"]

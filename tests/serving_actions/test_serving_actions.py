@@ -5,7 +5,7 @@ import json
 
 import polars as pl
 import pytest
-from support import SMALL
+from support import SMALL, declare_approvers
 
 DATA = [*SMALL, "data.scenario=covariate_shift", "data.drift_start=80"]
 
@@ -13,9 +13,10 @@ DATA = [*SMALL, "data.scenario=covariate_shift", "data.drift_start=80"]
 @pytest.fixture
 def live(run_action):
     assert run_action("action=train", *DATA, out="train")[0] == 0
-    assert run_action("action=approve", *DATA, "registry.version=1", "registry.approver=ann",
+    ann = declare_approvers(run_action, "ann")
+    assert run_action("action=approve", *DATA, *ann, "registry.version=1", "registry.approver=ann",
                       out="approve")[0] == 0
-    assert run_action("action=promote", *DATA, "registry.version=1", out="promote")[0] == 0
+    assert run_action("action=promote", *DATA, *ann, "registry.version=1", out="promote")[0] == 0
     return run_action
 
 

@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 import pytest
-from support import SMALL
+from support import SMALL, declare_approvers
 
 from mlops.registry.redact import REDACTED, redact
 
@@ -33,14 +33,16 @@ def live(run_action):
     assert run_action("action=train", *DATA, f"serving.admin_token={SECRET}",
                       f"serving.store.url=redis://:{REDIS_PW}@127.0.0.1:6379/0",
                       out="train")[0] == 0
-    assert run_action("action=approve", *DATA, "registry.version=1", "registry.approver=ann",
+    ann = declare_approvers(run_action, "ann")
+    assert run_action("action=approve", *DATA, *ann, "registry.version=1", "registry.approver=ann",
                       out="approve")[0] == 0
-    assert run_action("action=promote", *DATA, "registry.version=1", out="promote")[0] == 0
+    assert run_action("action=promote", *DATA, *ann, "registry.version=1", out="promote")[0] == 0
     return run_action
 
 
 def test_secrets_never_reach_lineage_or_reports(live, tmp_path):
-    code, d = live("action=registry", *DATA, f"serving.admin_token={SECRET}", out="reg")
+    code, d = live("action=registry", *DATA, "+registry.approvers.ann.public_key_file=keys/ann.pub",
+                   f"serving.admin_token={SECRET}", out="reg")
     assert code == 0
     from mlops.registry import Registry
     mv = Registry(tmp_path / "home").list_versions()[0]

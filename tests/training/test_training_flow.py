@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import SMALL
+from support import SMALL, declare_approvers
 
 from mlops.registry import Registry
 
@@ -63,23 +63,29 @@ def test_promotion_gates_approval_and_rollback(run_action, tmp_path):
     reg = Registry(reg_home)
     assert "production" not in reg.aliases("fraud_detector")
     assert any(e["action"] == "refused" for e in reg.audit_log("fraud_detector"))
-    # the trainer cannot approve their own model
-    code, d = run_action("action=approve", *SMALL, "registry.version=1",
-                         f"registry.approver={reg.get_version('fraud_detector', 1).who}", out="a0")
+    # the trainer cannot approve their own model, even as a declared approver with a valid key
+    trainer = reg.get_version("fraud_detector", 1).who
+    keys = declare_approvers(run_action, "alice", "bob", trainer)
+    code, d = run_action("action=approve", *SMALL, *keys, "registry.version=1",
+                         f"registry.approver={trainer}", out="a0")
+    assert code == 2 and "trained version 1" in _json(d, "result")["error"]
+    # a name without a declared key is not an identity
+    code, d = run_action("action=approve", *SMALL, *keys, "registry.version=1", "registry.approver=ROOT",
+                         out="a0b")
     assert code == 2
-    assert run_action("action=approve", *SMALL, "registry.version=1", "registry.approver=alice",
+    assert run_action("action=approve", *SMALL, *keys, "registry.version=1", "registry.approver=alice",
                       out="a1")[0] == 0
-    assert run_action("action=promote", *SMALL, "registry.version=1", out="p2")[0] == 0
+    assert run_action("action=promote", *SMALL, *keys, "registry.version=1", out="p2")[0] == 0
     assert Registry(reg_home).aliases("fraud_detector")["production"] == 1
     # v2 with another model, approved and promoted, then rolled back to v1
     assert run_action(*TRAIN, "model=hgb", "model.params.max_iter=40", out="t2")[0] == 0
-    assert run_action("action=approve", *SMALL, "registry.version=2", "registry.approver=bob",
+    assert run_action("action=approve", *SMALL, *keys, "registry.version=2", "registry.approver=bob",
                       out="a2")[0] == 0
     # a policy from YAML/overrides: here approval only, so v2 passes whatever its AUC
-    code, d = run_action("action=promote", *SMALL, "registry.version=2",
+    code, d = run_action("action=promote", *SMALL, *keys, "registry.version=2",
                          "registry.policies.production=[{approvals: 1}]", out="p3")
     assert code == 0 and Registry(reg_home).aliases("fraud_detector")["production"] == 2
-    code, d = run_action("action=rollback", *SMALL, out="rb")
+    code, d = run_action("action=rollback", *SMALL, *keys, out="rb")
     assert code == 0
     assert Registry(reg_home).aliases("fraud_detector")["production"] == 1
     r = _json(d, "registry")
@@ -98,8 +104,9 @@ def test_unknown_version_and_tampered_artefact_exit_2(run_action, tmp_path):
     data[len(data) // 2] ^= 0xFF
     art.chmod(0o644)
     art.write_bytes(bytes(data))
-    run_action("action=approve", *SMALL, "registry.version=1", "registry.approver=alice", out="ap")
+    alice = declare_approvers(run_action, "alice")
+    run_action("action=approve", *SMALL, *alice, "registry.version=1", "registry.approver=alice", out="ap")
     before = Registry(tmp_path / "home").aliases("fraud_detector")
-    code, d = run_action("action=promote", *SMALL, "registry.version=1", out="y")
+    code, d = run_action("action=promote", *SMALL, *alice, "registry.version=1", out="y")
     assert code == 2 and "sha256" in _json(d, "result")["error"]
     assert Registry(tmp_path / "home").aliases("fraud_detector") == before
