@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from mlops.errors import ExperimentError
+from mlops.errors import ExperimentError, FeatureSpecError
+from mlops.features.sql_guard import check_sql
 
 SCORE, DECISION = "score", "decision"
 AGGS = {"sum": lambda e: e.sum(), "mean": lambda e: e.mean(), "count": lambda e: e.count(),
@@ -33,10 +34,14 @@ AGGS = {"sum": lambda e: e.sum(), "mean": lambda e: e.mean(), "count": lambda e:
 def outcome_expr(expr: str, *, key: str, allowed_columns) -> pl.Expr:
     """Compile one outcome SQL expression, reading only ``allowed_columns``.
 
-    The one place outcome SQL is compiled: the SQL sandbox of the feature engine
-    (an expression language, never a query) is applied here when it is available.
+    The one place outcome SQL is compiled: the feature engine's SQL sandbox checks it
+    first (an expression language, never a query: no subquery, table function or file).
     """
     allowed = sorted(set(allowed_columns))
+    try:
+        check_sql(str(expr), key=key)
+    except FeatureSpecError as exc:
+        raise ExperimentError(exc.message, key=key, fix=exc.fix) from None
     try:
         compiled = pl.sql_expr(str(expr))
     except Exception as exc:  # polars raises several types for SQL parse errors

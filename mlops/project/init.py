@@ -35,6 +35,9 @@ training:                           # the sample spans 125 days: 30 warm-up (lon
 monitoring:
   window: {days: 20}
   performance: {chunk: 10d}
+registry:                           # promotion to production needs a signed approval:
+  approvers: {}                     #   mlops action=keygen registry.approver=alice, then e.g.
+                                    #   approvers: {alice: {public_key_file: keys/alice.pub}}
 """
 
 DATA_YAML = """\

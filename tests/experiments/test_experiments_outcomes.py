@@ -91,3 +91,22 @@ def test_bad_declarations_name_the_key(decl, key, words):
     assert err.value.key == key and err.value.exit_code == 2
     for w in words:
         assert w in str(err.value)
+
+
+def test_outcome_sql_goes_through_the_sandbox(tmp_path, monkeypatch):
+    """An outcome expression is an expression, never a query: no file is read."""
+    import polars as pl
+    import pytest
+
+    from mlops.errors import ExperimentError
+    from mlops.experiments.outcomes import outcome_expr
+    secret = tmp_path / "secret.csv"
+    secret.write_text("TOPSECRET\n1\n")
+    called = []
+    monkeypatch.setattr(pl, "sql_expr", lambda *a, **k: called.append(a))
+    for bad in (f"price IN (SELECT 1 FROM read_csv('{secret}'))", "shell('ls')"):
+        with pytest.raises(ExperimentError) as err:
+            outcome_expr(bad, key="experiment.outcomes.metrics.m.expr", allowed_columns=["price"])
+        assert "TOPSECRET" not in str(err.value)
+        assert err.value.key == "experiment.outcomes.metrics.m.expr"
+    assert called == []  # polars never saw the text
