@@ -9,6 +9,12 @@ Semantics (DESIGN.md section 4):
 - ``since_last`` is seconds from the latest event in the window to ``t``;
 - ``last`` is the latest non-null value in the window (ties broken by input order).
 
+Each aggregation compiles to the cheapest exact formulation, all O(n log n) or
+better per entity, so one huge entity (a big merchant, a bot) costs what its share of
+rows costs: ``count/sum/mean/std/min/max`` are rolling kernels and ``distinct`` is
+interval counting (:mod:`mlops.features.windows`); ``last`` and ``since_last`` are
+point lookups, backward as-of joins (:mod:`mlops.features.lookups`).
+
 Two entry points share one implementation:
 
 - :func:`compute_features`: every event is an evaluation point (training, batch scoring);
@@ -20,24 +26,10 @@ from __future__ import annotations
 import polars as pl
 
 from mlops.features.compile import FeaturePlan, WindowFeature
+from mlops.features.lookups import LOOKUP_AGGS, add_lookups
+from mlops.features.windows import IS_EVENT, ROLLING_AGGS, add_distinct, rolling_columns
 
-_IS_EVENT = "__is_event"
 _POINT = "__point"
-
-
-def _agg_expr(w: WindowFeature, ts: str, spine: bool) -> pl.Expr:
-    col = pl.col(w.column) if w.column else None
-    if w.agg == "count":
-        return (pl.col(_IS_EVENT).sum() if spine else pl.len()).cast(pl.Float64)
-    if w.agg == "since_last":
-        times = pl.col(ts).filter(pl.col(_IS_EVENT)) if spine else pl.col(ts)
-        return times.max()
-    if w.agg == "distinct":
-        return col.drop_nulls().n_unique().cast(pl.Float64)
-    if w.agg == "last":
-        return col.drop_nulls().last()
-    return {"sum": col.sum, "mean": col.mean, "min": col.min, "max": col.max,
-            "std": col.std}[w.agg]().cast(pl.Float64)
 
 
 def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
@@ -50,31 +42,25 @@ def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
     return raw.alias(w.name)
 
 
-def _periods(plan: FeaturePlan) -> dict[str, list[WindowFeature]]:
-    out: dict[str, list[WindowFeature]] = {}
-    for w in plan.windows:
-        out.setdefault(f"{w.seconds}s", []).append(w)
-    return out
+def _split(plan: FeaturePlan) -> tuple[list[WindowFeature], list[WindowFeature],
+                                        list[WindowFeature]]:
+    """Window features by formulation: rolling, distinct, lookup."""
+    rolling = [w for w in plan.windows if w.agg in ROLLING_AGGS]
+    distinct = [w for w in plan.windows if w.agg == "distinct"]
+    lookups = [w for w in plan.windows if w.agg in LOOKUP_AGGS]
+    return rolling, distinct, lookups
 
 
-def _rolling(plan: FeaturePlan, lf: pl.LazyFrame, spine: bool) -> list[pl.LazyFrame]:
-    """One rolling pass per distinct period; outputs align row-for-row with ``lf``.
-
-    ``lf`` must be sorted by (entity, timestamp). polars emits rolling groups in its
-    own group order, so each output is re-sorted by (entity, timestamp) before it is
-    placed next to ``lf``. Rows tied on (entity, timestamp) have identical window
-    values (the window [t - period, t) excludes them all), so the stable re-sort
-    restores the exact row alignment.
-    """
-    parts = []
-    keys = [plan.entity, plan.timestamp]
-    for period, ws in _periods(plan).items():
-        aggs = [_agg_expr(w, plan.timestamp, spine).alias(w.name) for w in ws]
-        parts.append(lf.rolling(index_column=plan.timestamp, period=period, closed="left",
-                                group_by=plan.entity).agg(aggs)
-                     .sort(keys, maintain_order=True)
-                     .select([w.name for w in ws]))
-    return parts
+def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, rolling: list[WindowFeature],
+               distinct: list[WindowFeature], spine: bool) -> pl.LazyFrame:
+    """``lf`` (sorted by entity, timestamp) plus the rolling and distinct columns."""
+    ent, ts = plan.entity, plan.timestamp
+    if rolling:
+        lf = pl.concat([lf, *rolling_columns(lf, rolling, entity=ent, ts=ts, spine=spine)],
+                       how="horizontal")
+    if distinct:
+        lf = add_distinct(lf, distinct, entity=ent, ts=ts)
+    return lf
 
 
 def apply_derived(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -104,13 +90,16 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
         >>> lf = compute_features(plan, events, keep=["is_fraud"])  # doctest: +SKIP
     """
     lf = events.lazy()
-    skip = {plan.entity, plan.timestamp, *plan.feature_names}
-    base_cols = [plan.entity, plan.timestamp, *[k for k in keep if k not in skip]]
+    ent, ts = plan.entity, plan.timestamp
+    skip = {ent, ts, *plan.feature_names}
+    base_cols = [ent, ts, *[k for k in keep if k not in skip]]
     lf = (lf.select(list(dict.fromkeys([*plan.source_columns, *base_cols])))
-          .sort([plan.entity, plan.timestamp], maintain_order=True)
+          .sort([ent, ts], maintain_order=True)
           .with_columns([e.alias(n) for n, e in plan.row_exprs]))
-    if plan.windows:
-        lf = pl.concat([lf, *_rolling(plan, lf, spine=False)], how="horizontal")
+    rolling, distinct, lookups = _split(plan)
+    lf = _multi_row(plan, lf, rolling, distinct, spine=False)
+    if lookups:
+        lf = add_lookups(lf, lf, lookups, entity=ent, ts=ts)
     lf = _post(plan, lf)
     return lf.select([*base_cols, *plan.feature_names])
 
@@ -128,36 +117,43 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
     if raw_from not in ("points", "asof"):
         raise ValueError("raw_from must be 'points' or 'asof'")
     ent, ts = plan.entity, plan.timestamp
-    pts = points.lazy().with_row_index(_POINT)
+    # as-of joins need the points sorted by time within each entity
+    pts = points.lazy().with_row_index(_POINT).sort([ent, ts], maintain_order=True)
     hist = (history.lazy().select(list(plan.source_columns))
+            .sort([ent, ts], maintain_order=True)
             .with_columns([e.alias(n) for n, e in plan.row_exprs]))
     row_names = [n for n, _ in plan.row_exprs]
     if raw_from == "points":
         pts_rows = pts.with_columns([e.alias(n) for n, e in plan.row_exprs])
     else:
-        asof = hist.select([ent, ts, *row_names]).rename({ts: "__src_ts"}).sort("__src_ts")
-        pts_rows = (pts.sort(ts).join_asof(asof, left_on=ts, right_on="__src_ts", by=ent,
-                                           strategy="backward", allow_exact_matches=False,
-                                           check_sortedness=False)
+        asof = hist.select([ent, ts, *row_names]).rename({ts: "__src_ts"})
+        pts_rows = (pts.join_asof(asof, left_on=ts, right_on="__src_ts", by=ent,
+                                  strategy="backward", allow_exact_matches=False,
+                                  check_sortedness=False)
                     .drop("__src_ts"))
-    if not plan.windows:
-        out = _post(plan, pts_rows)
-        return out.sort(_POINT).drop(_POINT)
-    events = hist.with_columns(pl.lit(True).alias(_IS_EVENT), pl.lit(None, pl.UInt32).alias(_POINT))
-    point_rows = pts_rows.select([ent, ts, _POINT]).with_columns(pl.lit(False).alias(_IS_EVENT))
-    combined = (pl.concat([events.select([ent, ts, *[c for c in _window_inputs(plan)],
-                                          _IS_EVENT, _POINT]),
-                           point_rows], how="diagonal_relaxed")
+    rolling, distinct, lookups = _split(plan)
+    if lookups:
+        pts_rows = add_lookups(pts_rows, hist, lookups, entity=ent, ts=ts)
+    if rolling or distinct:
+        pts_rows = pts_rows.join(_multi_row_at(plan, hist, pts_rows, rolling, distinct),
+                                 on=_POINT, how="left")
+    return _post(plan, pts_rows).sort(_POINT).drop(_POINT)
+
+
+def _multi_row_at(plan: FeaturePlan, hist: pl.LazyFrame, pts_rows: pl.LazyFrame,
+                  rolling: list[WindowFeature], distinct: list[WindowFeature]) -> pl.LazyFrame:
+    """Rolling and distinct values at the points: points ride along with the events
+    (flagged, values null, so they never count) and are picked out afterwards."""
+    ent, ts = plan.entity, plan.timestamp
+    inputs = list(dict.fromkeys(w.column for w in [*rolling, *distinct] if w.column))
+    events = hist.select([ent, ts, *inputs]).with_columns(
+        pl.lit(True).alias(IS_EVENT), pl.lit(None, pl.UInt32).alias(_POINT))
+    point_rows = pts_rows.select([ent, ts, _POINT]).with_columns(pl.lit(False).alias(IS_EVENT))
+    combined = (pl.concat([events, point_rows], how="diagonal_relaxed")
                 .sort([ent, ts], maintain_order=True))
-    rolled = pl.concat([combined.select([_IS_EVENT, _POINT]),
-                        *_rolling(plan, combined, spine=True)], how="horizontal")
-    rolled = rolled.filter(~pl.col(_IS_EVENT)).drop(_IS_EVENT)
-    out = pts_rows.join(rolled, on=_POINT, how="left")
-    return _post(plan, out).sort(_POINT).drop(_POINT)
-
-
-def _window_inputs(plan: FeaturePlan) -> list[str]:
-    return list(dict.fromkeys(w.column for w in plan.windows if w.column))
+    out = _multi_row(plan, combined, rolling, distinct, spine=True)
+    return (out.filter(~pl.col(IS_EVENT))
+            .select([_POINT, *[w.name for w in [*rolling, *distinct]]]))
 
 
 def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, *,

@@ -1,0 +1,109 @@
+"""Multi-row window aggregates over ``[t - period, t)``, per entity.
+
+Every function takes a frame sorted by (entity, timestamp) and returns columns
+aligned row for row with it. In *spine* mode the frame mixes events with evaluation
+points (``__is_event`` false, value columns null) that must never count.
+
+Cost per entity with n events (the shared (entity, timestamp) sort is O(n log n)):
+
+- ``count``, ``sum``, ``mean``, ``std``: polars' rolling kernels add the entering
+  and remove the leaving rows: O(n) whatever the window holds;
+- ``min``, ``max``: rolling kernels with a monotonic queue: O(n) amortised;
+- ``distinct``: O(n log n) through interval counting (:func:`add_distinct`), not
+  the O(n x window) of a per-window ``n_unique`` (one entity with 200k events in a
+  30-day window made that one 30x slower than the whole rest of the data).
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from mlops.features.compile import WindowFeature
+
+IS_EVENT = "__is_event"
+ROLLING_AGGS = ("count", "sum", "mean", "min", "max", "std")
+_T = "__t_int"
+
+
+def _rolling_expr(w: WindowFeature, spine: bool) -> pl.Expr:
+    if w.agg == "count":
+        return (pl.col(IS_EVENT).sum() if spine else pl.len()).cast(pl.Float64)
+    col = pl.col(w.column)
+    return {"sum": col.sum, "mean": col.mean, "min": col.min, "max": col.max,
+            "std": col.std}[w.agg]().cast(pl.Float64)
+
+
+def rolling_columns(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str, ts: str,
+                    spine: bool) -> list[pl.LazyFrame]:
+    """One rolling pass per distinct period; each output aligns row for row with ``lf``.
+
+    polars emits rolling groups in its own group order, so each output is re-sorted
+    by (entity, timestamp) before it is placed next to ``lf``. Rows tied on (entity,
+    timestamp) have identical window values (the window [t - period, t) excludes them
+    all), so the stable re-sort restores the exact row alignment.
+    """
+    by_period: dict[int, list[WindowFeature]] = {}
+    for w in windows:
+        by_period.setdefault(w.seconds, []).append(w)
+    parts = []
+    for seconds, ws in by_period.items():
+        aggs = [_rolling_expr(w, spine).alias(w.name) for w in ws]
+        parts.append(lf.rolling(index_column=ts, period=f"{seconds}s", closed="left",
+                                group_by=entity).agg(aggs)
+                     .sort([entity, ts], maintain_order=True)
+                     .select([w.name for w in ws]))
+    return parts
+
+
+def _time_as_int(dtype: pl.DataType, ts: str) -> tuple[pl.Expr, int]:
+    """The timestamp as an integer and its ticks per second (exact, no rounding)."""
+    if dtype == pl.Date:
+        return pl.col(ts).cast(pl.Datetime("ms")).dt.epoch("ms"), 1_000
+    unit = getattr(dtype, "time_unit", None) or "us"
+    return pl.col(ts).dt.epoch(unit), {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+
+
+def add_distinct(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
+                 ts: str) -> pl.LazyFrame:
+    """``lf`` plus one column per ``distinct`` feature: distinct non-null values in
+    ``[t - period, t)``, rows in ``lf``'s order. O(n log n) per entity.
+
+    Order the events of one (entity, value) pair by time (ties by input order) and
+    let ``prev_j`` be the time of the pair's previous event. Event ``j`` is the first
+    occurrence of its value in the window of ``t`` exactly when
+    ``t_j in [t - p, t)`` and ``prev_j < t - p``, i.e. when ``t`` lies in the interval
+    ``(a_j, b_j]`` with ``a_j = max(t_j, prev_j + p)``, ``b_j = t_j + p`` (a tied
+    second occurrence has ``prev_j = t_j`` and an empty interval). Each value in the
+    window has exactly one first occurrence, so the distinct count at ``t`` is the
+    number of intervals containing ``t``: ``#{a_j < t} - #{b_j < t}`` within the
+    entity, two backward as-of joins against the sorted interval ends and their
+    running counts. Rows with a null value (and spine points) open no interval.
+    """
+    t_int, per_second = _time_as_int(lf.collect_schema()[ts], ts)
+    lf = lf.with_columns(t_int.alias(_T))
+    t = pl.col(_T)
+    for k, w in enumerate(windows):
+        p = w.seconds * per_second
+        a_col, b_col, na, nb = f"__a{k}", f"__b{k}", f"__na{k}", f"__nb{k}"
+        valued = lf.select(entity, w.column, _T).filter(pl.col(w.column).is_not_null())
+        # prev_j: sorting by (entity, value, time) puts each pair's events together;
+        # the sort is stable, so ties keep input order
+        pairs = valued.sort([entity, w.column, _T], maintain_order=True)
+        same = (pl.col(entity) == pl.col(entity).shift(1)) & \
+            (pl.col(w.column) == pl.col(w.column).shift(1))
+        prev = pl.when(same).then(t.shift(1))
+        a = pl.min_horizontal(pl.max_horizontal(t, prev + p), t + p)  # empty -> a == b
+        starts = (pairs.select(entity, a.alias(a_col)).sort([entity, a_col])
+                  .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity)
+                                .alias(na)))
+        # b_j = t_j + p is already sorted within the entity
+        ends = (valued.select(entity, (t + p).alias(b_col))
+                .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity)
+                              .alias(nb)))
+        lf = (lf.join_asof(starts, left_on=_T, right_on=a_col, by=entity, strategy="backward",
+                           allow_exact_matches=False, check_sortedness=False)
+              .join_asof(ends, left_on=_T, right_on=b_col, by=entity, strategy="backward",
+                         allow_exact_matches=False, check_sortedness=False)
+              .with_columns((pl.col(na).fill_null(0) - pl.col(nb).fill_null(0))
+                            .cast(pl.Float64).alias(w.name))
+              .drop([a_col, b_col, na, nb]))
+    return lf.drop(_T)
