@@ -1,14 +1,24 @@
-"""Feature engine speed: ours vs hand-written polars vs straightforward pandas.
+"""Feature engine speed: ours vs hand-written polars, DuckDB and pandas; skew; lookups.
 
 Same data, same features, same run (the machine is shared and noisy, so only the
-ratios are meaningful). Also a memory check on a larger input in a subprocess.
+ratios are meaningful; every timing is the best of interleaved repeats). Each result
+is checked for equal values before its ratio is printed. pandas and DuckDB are
+optional (``pip install -e '.[bench]'``): a missing one is skipped with one line.
 
-    python benchmarks/bench_features.py                  # 1M events, ratios
-    python benchmarks/bench_features.py --memory 10000000  # + peak RSS at 10M events
+    python benchmarks/bench_features.py                        # everything at 1M events
+    python benchmarks/bench_features.py --only skew,lookup     # some sections
+    python benchmarks/bench_features.py --only duckdb --duckdb-rows 1000000,10000000
+
+Sections: ``engine`` (ours vs hand-written polars rolling, pandas), ``skew`` (uniform vs
+Zipf vs one entity, every aggregation kind), ``lookup`` (``last`` within 30 days vs a
+hand-written ``join_asof``, over events and over a label spine), ``duckdb`` (parquet in,
+parquet out, each engine in a fresh process: time and peak RSS).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import resource
 import subprocess
 import sys
@@ -21,7 +31,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlops.features.compile import compile_plan  # noqa: E402
-from mlops.features.offline import compute_features, sink_features  # noqa: E402
+from mlops.features.offline import compute_at, compute_features, sink_features  # noqa: E402
 
 SPEC = {"name": "bench", "raw": ["amount"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean"], "periods": ["1h", "30d"]},
@@ -29,22 +39,57 @@ SPEC = {"name": "bench", "raw": ["amount"],
                     {"column": "amount", "aggs": ["max"], "periods": ["1d"]}],
         "derived": [{"name": "ratio_30d", "expr": "amount / (amount_mean_30d + 1)"},
                     {"name": "burst", "expr": "amount_sum_1h / (amount_sum_30d + 1)"}]}
+# every aggregation kind, for the skew section
+SPEC_ALL = {"name": "bench_all", "raw": ["amount"],
+            "windows": [{"column": "amount", "aggs": ["sum", "mean", "std", "min", "max", "last"],
+                         "periods": ["1d", "30d"]},
+                        {"aggs": ["count", "since_last"], "periods": ["1d", "30d"]},
+                        {"column": "item", "aggs": ["distinct"], "periods": ["1d", "30d"]}]}
+LOOKUP_SPEC = {"name": "lookup", "windows": [{"column": "amount", "aggs": ["last"], "periods": ["30d"]}]}
+WINDOW_COLS = ["amount_sum_1h", "amount_mean_1h", "amount_sum_30d", "amount_mean_30d",
+               "events_count_1d", "amount_max_1d", "ratio_30d", "burst"]
+DAYS = 180
 
 
-def make_events(n: int, users: int, days: int = 180, seed: int = 0) -> pl.DataFrame:
+def make_events(n: int, users: int, days: int = DAYS, seed: int = 0, *,
+                entity: np.ndarray | None = None) -> pl.DataFrame:
+    """``n`` events over ``days``; entities uniform over ``users`` unless given."""
     rng = np.random.default_rng(seed)
-    user = rng.integers(0, users, n)
+    user = rng.integers(0, users, n) if entity is None else entity
     secs = rng.integers(0, days * 86400, n)
     return pl.DataFrame({
+        "event_id": np.arange(n),
         "user_id": pl.Series(user).cast(pl.String),
         "event_ts": (np.datetime64("2024-01-01") + secs.astype("timedelta64[s]")).astype("datetime64[us]"),
         "amount": np.round(rng.lognormal(3.3, 0.8, n), 2),
+        "item": pl.Series(rng.integers(0, 500, n)).cast(pl.String),
     }).sort("event_ts")
 
 
-def ours(df: pl.DataFrame) -> pl.DataFrame:
-    plan = compile_plan(SPEC, df.schema)
-    return compute_features(plan, df).collect()
+def zipf_entities(n: int, users: int, top_share: float, seed: int = 1) -> np.ndarray:
+    """Entity ids with Zipf weights k^-s, s solved so the top entity has ``top_share``."""
+    k = np.arange(1, users + 1, dtype=float)
+    lo, hi = 0.0, 5.0
+    for _ in range(60):
+        s = (lo + hi) / 2
+        lo, hi = (s, hi) if 1 / (k ** -s).sum() < top_share else (lo, s)
+    p = k ** -s / (k ** -s).sum()
+    return np.random.default_rng(seed).choice(users, size=n, p=p)
+
+
+def best_of(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Best time of each function over interleaved repeats (load hits all alike)."""
+    times, outs = {k: float("inf") for k in fns}, {}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            outs[k] = fn()
+            times[k] = min(times[k], time.perf_counter() - t)
+    return times, outs
+
+
+def ours(df: pl.DataFrame, spec: dict = SPEC) -> pl.DataFrame:
+    return compute_features(compile_plan(spec, df.schema), df, keep=["event_id"]).collect()
 
 
 def hand_polars(df: pl.DataFrame) -> pl.DataFrame:
@@ -81,59 +126,184 @@ def pandas_rolling(df: pl.DataFrame):
     return res
 
 
-def timed(fn, *args, repeat=1):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn(*args)
-        best = min(best, time.perf_counter() - t)
-    return best, out
+def missing(module: str, what: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        print(f"  {what}: skipped ({module} not installed; pip install -e '.[bench]')")
+        return True
+    return False
 
 
-def memory_child(path: str) -> None:
-    lf = pl.scan_parquet(path)
-    plan = compile_plan(SPEC, lf.collect_schema())
-    with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        sink_features(plan, lf, Path(d) / "out.parquet")
-        rows = pl.scan_parquet(Path(d) / "out.parquet").select(pl.len()).collect().item()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  {rows:,} rows in {time.perf_counter() - t:.1f} s, peak RSS {peak:,.0f} MB")
+def section_engine(df: pl.DataFrame, repeat: int) -> None:
+    t, o = best_of({"ours": lambda: ours(df), "hand": lambda: hand_polars(df)}, repeat)
+    for c in WINDOW_COLS:
+        assert o["ours"][c].equals(o["hand"][c], null_equal=True), c  # same values: honest ratio
+    print(f"  ours          {t['ours']:7.2f} s")
+    print(f"  hand polars   {t['hand']:7.2f} s   ours/hand = {t['ours'] / t['hand']:.2f}x (target <= 1.2x)")
+    if missing("pandas", "pandas groupby().rolling()"):
+        return
+    tp, p = best_of({"pandas": lambda: pandas_rolling(df)}, 2)
+    np.testing.assert_allclose(np.sort(np.nan_to_num(p["pandas"]["sum_1h"].to_numpy())),
+                               np.sort(o["ours"]["amount_sum_1h"].to_numpy()))
+    print(f"  pandas        {tp['pandas']:7.2f} s   pandas/ours = {tp['pandas'] / t['ours']:.1f}x")
+
+
+def _spot_check(df: pl.DataFrame, out: pl.DataFrame, entity: str, rows: int = 60) -> None:
+    """Sampled rows of the biggest entity against a numpy brute force."""
+    ev = df.filter(pl.col("user_id") == entity).sort("event_ts", maintain_order=True)
+    ts = ev["event_ts"].to_numpy()
+    got = out.filter(pl.col("user_id") == entity)
+    for r in got.sample(rows, seed=3).iter_rows(named=True):
+        t = np.datetime64(r["event_ts"], "us")
+        for days in (1, 30):
+            m = (ts >= t - np.timedelta64(days, "D")) & (ts < t)
+            assert r[f"events_count_{days}d"] == m.sum()
+            assert np.isclose(r[f"amount_sum_{days}d"], ev["amount"].to_numpy()[m].sum(), rtol=1e-9)
+            assert r[f"item_distinct_{days}d"] == len(set(ev["item"].to_numpy()[m]))
+
+
+def section_skew(rows: int, users: int, repeat: int) -> None:
+    data = {"uniform": make_events(rows, users),
+            "zipf": make_events(rows, users, entity=zipf_entities(rows, users, 0.30)),
+            "one entity": make_events(rows, users, entity=np.zeros(rows, dtype=np.int64))}
+    top = data["zipf"]["user_id"].value_counts(sort=True)
+    print(f"  every aggregation kind, {len(SPEC_ALL['windows'][0]['aggs']) * 2 + 6} windows; "
+          f"zipf top entity {top['count'][0] / rows:.0%} of events")
+    t, o = best_of({k: (lambda d=d: ours(d, SPEC_ALL)) for k, d in data.items()}, repeat)
+    _spot_check(data["zipf"], o["zipf"], top["user_id"][0])
+    _spot_check(data["one entity"], o["one entity"], "0")
+    print(f"  uniform       {t['uniform']:7.2f} s   ({users:,} entities)")
+    print(f"  zipf          {t['zipf']:7.2f} s   zipf/uniform = {t['zipf'] / t['uniform']:.2f}x (target <= 1.5x)")
+    print(f"  one entity    {t['one entity']:7.2f} s   one/uniform = "
+          f"{t['one entity'] / t['uniform']:.2f}x (target <= 2x)")
+
+
+def section_lookup(rows: int, users: int, repeat: int) -> None:
+    df = make_events(rows, users)
+    plan = compile_plan(LOOKUP_SPEC, df.schema)
+    rng = np.random.default_rng(5)
+    spine = pl.DataFrame({"user_id": pl.Series(rng.integers(0, users, rows)).cast(pl.String),
+                          "event_ts": (np.datetime64("2024-01-01") + rng.integers(0, DAYS * 86400, rows)
+                                       .astype("timedelta64[s]")).astype("datetime64[us]")})
+
+    def hand(left: pl.DataFrame | None) -> pl.DataFrame:
+        """Straightforward polars: strict backward join_asof with a tolerance. Events
+        joined to themselves sort once by (entity, time); a spine and the events each
+        sort by time alone (enough for join_asof(by=...), and cheaper)."""
+        order = ["user_id", "event_ts"] if left is None else ["event_ts"]
+        events = df.lazy().sort(order, maintain_order=True)
+        right = (events.select("user_id", pl.col("event_ts").alias("rt"), pl.col("amount").alias("v"))
+                 .filter(pl.col("v").is_not_null()))
+        left = events if left is None else left.lazy().sort(order, maintain_order=True)
+        return left.join_asof(right, left_on="event_ts", right_on="rt", by="user_id",
+                              allow_exact_matches=False, tolerance="30d",
+                              check_sortedness=False).collect()
+
+    t, o = best_of({"ours": lambda: compute_features(plan, df).collect(), "hand": lambda: hand(None),
+                    "ours_spine": lambda: compute_at(plan, df, spine, raw_from="asof").collect(),
+                    "hand_spine": lambda: hand(spine)}, repeat)
+    assert o["ours"]["amount_last_30d"].equals(o["hand"]["v"], null_equal=True)
+    # ours keeps the spine's order, the hand-written join returns it sorted by time
+    back = o["ours_spine"].with_row_index("i").sort("event_ts", maintain_order=True)
+    assert back["amount_last_30d"].equals(o["hand_spine"]["v"], null_equal=True)
+    print(f"  events: ours {t['ours']:.2f} s, hand join_asof {t['hand']:.2f} s   "
+          f"ours/hand = {t['ours'] / t['hand']:.2f}x (target <= 1.2x)")
+    print(f"  label spine ({rows:,} points): ours {t['ours_spine']:.2f} s, hand {t['hand_spine']:.2f} s   "
+          f"ours/hand = {t['ours_spine'] / t['hand_spine']:.2f}x (target <= 1.2x)")
+
+
+def duckdb_sql(source: str) -> str:
+    """SPEC in DuckDB SQL: RANGE frames [t - p, t] minus the current timestamp's peers
+    (EXCLUDE GROUP) = [t - p, t), ties excluded. (The alternative upper bound
+    ``INTERVAL 1 MICROSECOND PRECEDING`` gives the same values and ran slower.)"""
+    frame = ("(PARTITION BY user_id ORDER BY event_ts RANGE BETWEEN INTERVAL {} PRECEDING "
+             "AND CURRENT ROW EXCLUDE GROUP)")
+    return f"""SELECT *, amount / (amount_mean_30d + 1) AS ratio_30d,
+        amount_sum_1h / (amount_sum_30d + 1) AS burst
+      FROM (SELECT event_id, user_id, event_ts, amount,
+        coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h, avg(amount) OVER w1h AS amount_mean_1h,
+        coalesce(sum(amount) OVER w30d, 0) AS amount_sum_30d, avg(amount) OVER w30d AS amount_mean_30d,
+        CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d, max(amount) OVER w1d AS amount_max_1d
+      FROM {source}
+      WINDOW w1h AS {frame.format("1 HOUR")}, w30d AS {frame.format("30 DAY")},
+             w1d AS {frame.format("1 DAY")})"""
+
+
+def child(engine: str, src: str, out: str) -> None:
+    """One engine, parquet in, parquet out, in this fresh process; prints time and RSS."""
+    t = time.perf_counter()
+    if engine == "ours":
+        lf = pl.scan_parquet(src)
+        sink_features(compile_plan(SPEC, lf.collect_schema()), lf, out, keep=["event_id"])
+    else:
+        import duckdb
+        duckdb.sql(f"COPY ({duckdb_sql(f'read_parquet({src!r})')}) TO {out!r} (FORMAT parquet)")
+    print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process. Linux's VmHWM belongs to this program's memory map;
+    ru_maxrss also carries the parent's RSS at fork/exec (the parent holds the data)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def section_duckdb(sizes: list[int], users: int, repeat: int) -> None:
+    if missing("duckdb", "DuckDB peer"):
+        return
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as d:
+            src = str(Path(d) / "events.parquet")
+            make_events(n, max(users, n // 50)).write_parquet(src)
+            runs: dict[str, list[dict]] = {"ours": [], "duckdb": []}
+            for _ in range(repeat):
+                for engine in runs:
+                    p = subprocess.run([sys.executable, __file__, "--child", engine, src,
+                                        str(Path(d) / f"{engine}.parquet")],
+                                       check=True, capture_output=True, text=True)
+                    runs[engine].append(json.loads(p.stdout.strip().splitlines()[-1]))
+            a = pl.read_parquet(Path(d) / "ours.parquet").sort("event_id")
+            b = pl.read_parquet(Path(d) / "duckdb.parquet").sort("event_id")
+            assert a.height == b.height == n
+            for c in WINDOW_COLS:
+                np.testing.assert_allclose(a[c].to_numpy().astype(float), b[c].to_numpy().astype(float),
+                                           rtol=1e-9, equal_nan=True, err_msg=c)
+        best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
+        peak = {k: max(r["peak_mb"] for r in v) for k, v in runs.items()}
+        print(f"  {n:,} events (parquet in/out, fresh process, values equal): ours {best['ours']:.2f} s "
+              f"/ {peak['ours']:,.0f} MB, DuckDB {best['duckdb']:.2f} s / {peak['duckdb']:,.0f} MB   "
+              f"DuckDB/ours = {best['duckdb'] / best['ours']:.2f}x (goal > 1x)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--users", type=int, default=20_000)
-    ap.add_argument("--memory", type=int, default=0, help="also measure peak RSS at this many rows")
-    ap.add_argument("--skip-pandas", action="store_true")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=2, help="interleaved repeats, best kept")
+    ap.add_argument("--only", default="engine,skew,lookup,duckdb")
+    ap.add_argument("--duckdb-rows", default="1000000",
+                    help="comma-separated sizes for the DuckDB section, e.g. 1000000,10000000")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return memory_child(a.child)
-    df = make_events(a.rows, a.users)
-    print(f"{a.rows:,} events, {a.users:,} entities, 180 days; 6 window + 2 derived features")
-    # interleaved repeats, best of each: other load on the machine hits both alike
-    t_ours = t_hand = float("inf")
-    for _ in range(5):
-        t, o = timed(ours, df)
-        t_ours = min(t_ours, t)
-        t, h = timed(hand_polars, df)
-        t_hand = min(t_hand, t)
-    for c in ("amount_sum_1h", "amount_mean_30d", "events_count_1d", "amount_max_1d", "burst"):
-        assert o[c].equals(h[c], null_equal=True), c  # same features, so the ratio is honest
-    print(f"  ours          {t_ours:7.2f} s")
-    print(f"  hand polars   {t_hand:7.2f} s   ours/hand = {t_ours / t_hand:.2f}x (target <= 1.2x)")
-    if not a.skip_pandas:
-        t_pd, p = timed(pandas_rolling, df)
-        np.testing.assert_allclose(np.sort(np.nan_to_num(p["sum_1h"].to_numpy())), np.sort(o["amount_sum_1h"].to_numpy()))
-        print(f"  pandas        {t_pd:7.2f} s   pandas/ours = {t_pd / t_ours:.1f}x (target >= 50x)")
-    if a.memory:
-        with tempfile.TemporaryDirectory() as d:
-            path = str(Path(d) / "events.parquet")
-            make_events(a.memory, max(a.users, a.memory // 50)).write_parquet(path)
-            print(f"memory at {a.memory:,} events (fresh process, parquet in, sink_parquet out):")
-            subprocess.run([sys.executable, __file__, "--child", path], check=True)
+        return child(*a.child)
+    only = set(a.only.split(","))
+    if "engine" in only:
+        print(f"engine: {a.rows:,} events, {a.users:,} entities, {DAYS} days; 6 window + 2 derived")
+        section_engine(make_events(a.rows, a.users), a.repeat)
+    if "skew" in only:
+        print(f"skew: {a.rows:,} events")
+        section_skew(a.rows, a.users, a.repeat)
+    if "lookup" in only:
+        print(f"lookup: last amount within 30 days, {a.rows:,} events")
+        section_lookup(a.rows, a.users, a.repeat)
+    if "duckdb" in only:
+        print("duckdb: same 6 window + 2 derived features as DuckDB SQL window frames")
+        section_duckdb([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat)
 
 
 if __name__ == "__main__":

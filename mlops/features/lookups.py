@@ -38,8 +38,8 @@ def add_lookups(left: pl.LazyFrame, history: pl.LazyFrame, windows: list[WindowF
                 entity: str, ts: str) -> pl.LazyFrame:
     """``left`` plus one raw column per lookup feature, rows in ``left``'s order.
 
-    ``left`` and ``history`` must each be sorted by ``ts`` within each entity (both
-    sorted by (entity, ts) is enough). Raw values: ``last`` gives the value (null when
+    ``left`` and ``history`` must each be sorted by ``ts`` within each entity (sorted
+    by ``ts``, or by (entity, ts), is enough). Raw values: ``last`` gives the value (null when
     nothing matched), ``since_last`` the matched event's timestamp; the caller turns
     them into features (defaults, seconds) exactly as it does for rolling windows.
     """
@@ -54,10 +54,10 @@ def add_lookups(left: pl.LazyFrame, history: pl.LazyFrame, windows: list[WindowF
                               strategy="backward", allow_exact_matches=False,
                               tolerance=f"{longest}s", check_sortedness=False,
                               coalesce=True)
-        within = {w.seconds: pl.col(match_ts) >= pl.col(ts) - pl.duration(seconds=w.seconds)
-                  for w in ws}
+        value = pl.col(match_val if column else match_ts)
         left = left.with_columns([
-            pl.when(within[w.seconds]).then(pl.col(match_val if column else match_ts))
-            .alias(w.name) for w in ws])
+            (value if w.seconds == longest  # the join's tolerance already applied it
+             else pl.when(pl.col(match_ts) >= pl.col(ts) - pl.duration(seconds=w.seconds))
+             .then(value)).alias(w.name) for w in ws])
         left = left.drop([match_ts, *([match_val] if column else [])])
     return left

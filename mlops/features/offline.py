@@ -55,12 +55,11 @@ def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, rolling: list[WindowFeature]
                distinct: list[WindowFeature], spine: bool) -> pl.LazyFrame:
     """``lf`` (sorted by entity, timestamp) plus the rolling and distinct columns."""
     ent, ts = plan.entity, plan.timestamp
-    if rolling:
-        lf = pl.concat([lf, *rolling_columns(lf, rolling, entity=ent, ts=ts, spine=spine)],
-                       how="horizontal")
+    # both read the same unjoined frame: the as-of joins keep its row order
+    parts = rolling_columns(lf, rolling, entity=ent, ts=ts, spine=spine) if rolling else []
     if distinct:
         lf = add_distinct(lf, distinct, entity=ent, ts=ts)
-    return lf
+    return pl.concat([lf, *parts], how="horizontal") if parts else lf
 
 
 def apply_derived(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -117,43 +116,54 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
     if raw_from not in ("points", "asof"):
         raise ValueError("raw_from must be 'points' or 'asof'")
     ent, ts = plan.entity, plan.timestamp
-    # as-of joins need the points sorted by time within each entity
-    pts = points.lazy().with_row_index(_POINT).sort([ent, ts], maintain_order=True)
+    pts = points.lazy()
+    rolling, distinct, lookups = _split(plan)
+    # as-of joins need time order within each entity: a sort by time alone gives it
+    # and is cheaper than by (entity, time); rolling windows need (entity, time)
+    order = [ent, ts] if rolling or distinct else [ts]
     hist = (history.lazy().select(list(plan.source_columns))
-            .sort([ent, ts], maintain_order=True)
+            .sort(ts, maintain_order=True)
             .with_columns([e.alias(n) for n, e in plan.row_exprs]))
     row_names = [n for n, _ in plan.row_exprs]
-    if raw_from == "points":
-        pts_rows = pts.with_columns([e.alias(n) for n, e in plan.row_exprs])
-    else:
+    # everything that reads history runs on a narrow, sorted copy of the points;
+    # only its computed columns are put back into point order (a sort on the integer
+    # point index) and placed next to the points
+    keys = pts.select(ent, ts).with_row_index(_POINT).sort(order, maintain_order=True)
+    at, computed = keys, []
+    if raw_from == "asof" and row_names:
         asof = hist.select([ent, ts, *row_names]).rename({ts: "__src_ts"})
-        pts_rows = (pts.join_asof(asof, left_on=ts, right_on="__src_ts", by=ent,
-                                  strategy="backward", allow_exact_matches=False,
-                                  check_sortedness=False)
-                    .drop("__src_ts"))
-    rolling, distinct, lookups = _split(plan)
+        at = at.join_asof(asof, left_on=ts, right_on="__src_ts", by=ent, strategy="backward",
+                          allow_exact_matches=False, check_sortedness=False).drop("__src_ts")
+        computed += row_names
     if lookups:
-        pts_rows = add_lookups(pts_rows, hist, lookups, entity=ent, ts=ts)
+        at = add_lookups(at, hist, lookups, entity=ent, ts=ts)
+        computed += [w.name for w in lookups]
     if rolling or distinct:
-        pts_rows = pts_rows.join(_multi_row_at(plan, hist, pts_rows, rolling, distinct),
-                                 on=_POINT, how="left")
-    return _post(plan, pts_rows).sort(_POINT).drop(_POINT)
+        # the points come out of the combined frame in ``keys`` order
+        at = pl.concat([at, _multi_row_at(plan, hist, keys, rolling, distinct)], how="horizontal")
+        computed += [w.name for w in [*rolling, *distinct]]
+    base = pts.with_columns([e.alias(n) for n, e in plan.row_exprs]) if raw_from == "points" \
+        else pts
+    if computed:
+        at = at.sort(_POINT).select(computed)
+        base = pl.concat([base.drop(computed, strict=False), at], how="horizontal")
+    return _post(plan, base)
 
 
-def _multi_row_at(plan: FeaturePlan, hist: pl.LazyFrame, pts_rows: pl.LazyFrame,
+def _multi_row_at(plan: FeaturePlan, hist: pl.LazyFrame, keys: pl.LazyFrame,
                   rolling: list[WindowFeature], distinct: list[WindowFeature]) -> pl.LazyFrame:
-    """Rolling and distinct values at the points: points ride along with the events
-    (flagged, values null, so they never count) and are picked out afterwards."""
+    """Rolling and distinct values at the points, in ``keys`` order (points sorted by
+    entity, time): points ride along with the events (flagged, values null, so they
+    never count) and are picked out afterwards. The stable sort places each point
+    after the events at its timestamp and keeps ``keys`` order among points."""
     ent, ts = plan.entity, plan.timestamp
     inputs = list(dict.fromkeys(w.column for w in [*rolling, *distinct] if w.column))
-    events = hist.select([ent, ts, *inputs]).with_columns(
-        pl.lit(True).alias(IS_EVENT), pl.lit(None, pl.UInt32).alias(_POINT))
-    point_rows = pts_rows.select([ent, ts, _POINT]).with_columns(pl.lit(False).alias(IS_EVENT))
+    events = hist.select([ent, ts, *inputs]).with_columns(pl.lit(True).alias(IS_EVENT))
+    point_rows = keys.select([ent, ts]).with_columns(pl.lit(False).alias(IS_EVENT))
     combined = (pl.concat([events, point_rows], how="diagonal_relaxed")
                 .sort([ent, ts], maintain_order=True))
     out = _multi_row(plan, combined, rolling, distinct, spine=True)
-    return (out.filter(~pl.col(IS_EVENT))
-            .select([_POINT, *[w.name for w in [*rolling, *distinct]]]))
+    return out.filter(~pl.col(IS_EVENT)).select([w.name for w in [*rolling, *distinct]])
 
 
 def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, *,

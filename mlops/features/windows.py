@@ -81,29 +81,38 @@ def add_distinct(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
     t_int, per_second = _time_as_int(lf.collect_schema()[ts], ts)
     lf = lf.with_columns(t_int.alias(_T))
     t = pl.col(_T)
-    for k, w in enumerate(windows):
-        p = w.seconds * per_second
-        a_col, b_col, na, nb = f"__a{k}", f"__b{k}", f"__na{k}", f"__nb{k}"
-        valued = lf.select(entity, w.column, _T).filter(pl.col(w.column).is_not_null())
+    # right sides come from the events before any join, so each feature's plan stays
+    # flat instead of nesting the previous features' joins
+    base = lf.select(entity, _T, *dict.fromkeys(w.column for w in windows))
+    for column in dict.fromkeys(w.column for w in windows):
+        valued = base.select(entity, column, _T).filter(pl.col(column).is_not_null())
         # prev_j: sorting by (entity, value, time) puts each pair's events together;
         # the sort is stable, so ties keep input order
-        pairs = valued.sort([entity, w.column, _T], maintain_order=True)
         same = (pl.col(entity) == pl.col(entity).shift(1)) & \
-            (pl.col(w.column) == pl.col(w.column).shift(1))
-        prev = pl.when(same).then(t.shift(1))
-        a = pl.min_horizontal(pl.max_horizontal(t, prev + p), t + p)  # empty -> a == b
-        starts = (pairs.select(entity, a.alias(a_col)).sort([entity, a_col])
-                  .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity)
-                                .alias(na)))
-        # b_j = t_j + p is already sorted within the entity
-        ends = (valued.select(entity, (t + p).alias(b_col))
-                .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity)
-                              .alias(nb)))
-        lf = (lf.join_asof(starts, left_on=_T, right_on=a_col, by=entity, strategy="backward",
-                           allow_exact_matches=False, check_sortedness=False)
-              .join_asof(ends, left_on=_T, right_on=b_col, by=entity, strategy="backward",
-                         allow_exact_matches=False, check_sortedness=False)
-              .with_columns((pl.col(na).fill_null(0) - pl.col(nb).fill_null(0))
-                            .cast(pl.Float64).alias(w.name))
-              .drop([a_col, b_col, na, nb]))
+            (pl.col(column) == pl.col(column).shift(1))
+        pairs = (valued.sort([entity, column, _T], maintain_order=True)
+                 .select(entity, _T, pl.when(same).then(t.shift(1)).alias("__prev")))
+        for k, w in enumerate(x for x in windows if x.column == column):
+            lf = _count_intervals(lf, pairs, valued.select(entity, _T), w.name,
+                                  w.seconds * per_second, entity, f"{k}")
     return lf.drop(_T)
+
+
+def _count_intervals(lf: pl.LazyFrame, pairs: pl.LazyFrame, valued: pl.LazyFrame, name: str,
+                     p: int, entity: str, tag: str) -> pl.LazyFrame:
+    """``lf`` plus ``name`` = #{a_j < t} - #{b_j < t} within the entity (see add_distinct)."""
+    t = pl.col(_T)
+    a_col, b_col, na, nb = f"__a{tag}", f"__b{tag}", f"__na{tag}", f"__nb{tag}"
+    a = pl.min_horizontal(pl.max_horizontal(t, pl.col("__prev") + p), t + p)  # empty: a == b
+    starts = (pairs.select(entity, a.alias(a_col)).sort([entity, a_col])
+              .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity).alias(na)))
+    # b_j = t_j + p is already sorted within the entity
+    ends = (valued.select(entity, (t + p).alias(b_col))
+            .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity).alias(nb)))
+    return (lf.join_asof(starts, left_on=_T, right_on=a_col, by=entity, strategy="backward",
+                         allow_exact_matches=False, check_sortedness=False)
+            .join_asof(ends, left_on=_T, right_on=b_col, by=entity, strategy="backward",
+                       allow_exact_matches=False, check_sortedness=False)
+            .with_columns((pl.col(na).fill_null(0) - pl.col(nb).fill_null(0))
+                          .cast(pl.Float64).alias(name))
+            .drop([a_col, b_col, na, nb]))
