@@ -22,6 +22,8 @@ from mlops.features.compile import WindowFeature
 IS_EVENT = "__is_event"
 ROLLING_AGGS = ("count", "sum", "mean", "min", "max", "std")
 _T = "__t_int"
+_E = "__entity_run"
+_V = "__value_code"
 
 
 def _rolling_expr(w: WindowFeature, spine: bool) -> pl.Expr:
@@ -78,40 +80,51 @@ def add_distinct(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
     entity, two backward as-of joins against the sorted interval ends and their
     running counts. Rows with a null value (and spine points) open no interval.
     """
-    t_int, per_second = _time_as_int(lf.collect_schema()[ts], ts)
-    lf = lf.with_columns(t_int.alias(_T))
-    t = pl.col(_T)
-    # right sides come from the events before any join, so each feature's plan stays
-    # flat instead of nesting the previous features' joins
-    base = lf.select(entity, _T, *dict.fromkeys(w.column for w in windows))
+    schema = lf.collect_schema()
+    t_int, per_second = _time_as_int(schema[ts], ts)
+    # integer keys sort and join faster than strings: the entity's run number (``lf``
+    # is sorted by entity) and each value's categorical code
+    lf = lf.with_columns(t_int.alias(_T), pl.col(entity).rle_id().alias(_E))
+    t, base = pl.col(_T), lf
     for column in dict.fromkeys(w.column for w in windows):
-        valued = base.select(entity, column, _T).filter(pl.col(column).is_not_null())
+        # right sides read the events before any join (``lf`` is reassigned below), so
+        # each feature's plan stays flat instead of nesting the previous joins
+        valued = (base.select(_E, _T, _value_code(column, schema[column]).alias(_V))
+                  .filter(pl.col(_V).is_not_null()))
         # prev_j: sorting by (entity, value, time) puts each pair's events together;
         # the sort is stable, so ties keep input order
-        same = (pl.col(entity) == pl.col(entity).shift(1)) & \
-            (pl.col(column) == pl.col(column).shift(1))
-        pairs = (valued.sort([entity, column, _T], maintain_order=True)
-                 .select(entity, _T, pl.when(same).then(t.shift(1)).alias("__prev")))
+        same = (pl.col(_E) == pl.col(_E).shift(1)) & (pl.col(_V) == pl.col(_V).shift(1))
+        pairs = (valued.sort([_E, _V, _T], maintain_order=True)
+                 .select(_E, _T, pl.when(same).then(t.shift(1)).alias("__prev")))
         for k, w in enumerate(x for x in windows if x.column == column):
-            lf = _count_intervals(lf, pairs, valued.select(entity, _T), w.name,
-                                  w.seconds * per_second, entity, f"{k}")
-    return lf.drop(_T)
+            lf = _count_intervals(lf, pairs, valued.select(_E, _T), w.name,
+                                  w.seconds * per_second, f"{k}")
+    return lf.drop(_T, _E)
+
+
+def _value_code(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Equal values get equal codes (strings: categorical codes); nulls stay null."""
+    if dtype == pl.String:
+        return pl.col(column).cast(pl.Categorical).to_physical()
+    if isinstance(dtype, (pl.Categorical, pl.Enum)):
+        return pl.col(column).to_physical()
+    return pl.col(column)
 
 
 def _count_intervals(lf: pl.LazyFrame, pairs: pl.LazyFrame, valued: pl.LazyFrame, name: str,
-                     p: int, entity: str, tag: str) -> pl.LazyFrame:
+                     p: int, tag: str) -> pl.LazyFrame:
     """``lf`` plus ``name`` = #{a_j < t} - #{b_j < t} within the entity (see add_distinct)."""
     t = pl.col(_T)
     a_col, b_col, na, nb = f"__a{tag}", f"__b{tag}", f"__na{tag}", f"__nb{tag}"
     a = pl.min_horizontal(pl.max_horizontal(t, pl.col("__prev") + p), t + p)  # empty: a == b
-    starts = (pairs.select(entity, a.alias(a_col)).sort([entity, a_col])
-              .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity).alias(na)))
+    starts = (pairs.select(_E, a.alias(a_col)).sort([_E, a_col])
+              .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_E).alias(na)))
     # b_j = t_j + p is already sorted within the entity
-    ends = (valued.select(entity, (t + p).alias(b_col))
-            .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(entity).alias(nb)))
-    return (lf.join_asof(starts, left_on=_T, right_on=a_col, by=entity, strategy="backward",
+    ends = (valued.select(_E, (t + p).alias(b_col))
+            .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_E).alias(nb)))
+    return (lf.join_asof(starts, left_on=_T, right_on=a_col, by=_E, strategy="backward",
                          allow_exact_matches=False, check_sortedness=False)
-            .join_asof(ends, left_on=_T, right_on=b_col, by=entity, strategy="backward",
+            .join_asof(ends, left_on=_T, right_on=b_col, by=_E, strategy="backward",
                        allow_exact_matches=False, check_sortedness=False)
             .with_columns((pl.col(na).fill_null(0) - pl.col(nb).fill_null(0))
                           .cast(pl.Float64).alias(name))
