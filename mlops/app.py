@@ -29,6 +29,7 @@ MODULES = {
     "plan": "analyze", "lifecycle": "lifecycle", "drift": "drift",
     "consistency": "consistency",
     "keygen": "registry_trust", "verify": "registry_trust", "gc": "registry_trust",
+    "features_merge": "features_merge",
 }
 
 

@@ -9,7 +9,10 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.features.compile import FeaturePlan
+from mlops.errors import ConfigError
 from mlops.features.offline import sink_features
+from mlops.features.tables import shard_file_name, table_metadata
+from mlops.serving.batch import shard_expr
 
 HIST_BINS = 20
 
@@ -66,13 +69,18 @@ def _histogram(df: pl.LazyFrame, col: str, lo, hi) -> dict | None:
 
 def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
+    shard, num_shards = shard_options(ctx)
     events = ctx.scan_events()
     plan = ctx.plan(dict(events.collect_schema()))
     label = plan.label["column"]
     schema = events.collect_schema()
-    keep = [c for c in (ctx.event_id, label, plan.label.get("available_at")) if c and c in schema]
-    path = ctx.output_dir / "features.parquet"
-    sink_features(plan, events, path, keep=keep)
+    keep = [c for c in (ctx.event_id, label, plan.label.get("available_at"), _audited(ctx))
+            if c and c in schema]
+    if shard is not None:  # the entity hash batch scoring shards by: windows stay exact
+        events = events.filter(shard_expr(plan.entity, num_shards) == shard)
+    path = ctx.output_dir / shard_file_name(shard, num_shards)
+    sink_features(plan, events, path, keep=keep, metadata=table_metadata(
+        plan.spec_hash, plan.name, shard, num_shards if shard is not None else None))
     table = pl.scan_parquet(path)
     rows = table.select(pl.len()).collect().item()
     summary = summarize(table, plan, rows)
@@ -91,11 +99,36 @@ def run(ctx: RunContext) -> ActionResult:
         "data": {"source": ctx.source_name(), "hash": ctx.data_hash(), **_data_info(ctx)},
         "label": {"column": label, "positive_rate": label_rate},
         "null_counts": nulls, "features": summary, "output": path.name,
+        "shard": shard, "num_shards": num_shards if shard is not None else None,
         "duration_s": round(time.perf_counter() - t0, 3),
     }
     write_report(ctx, "features", result, title=f"Features: {plan.name} v{plan.version}",
                  context=_display(result))
     return ActionResult(result=result, metrics={"rows": rows, "features": len(plan.features)})
+
+
+def _audited(ctx: RunContext) -> str | None:
+    """The fairness attribute training audits: kept so train can read this table."""
+    t = ctx.cfg.get("training")
+    return t.fairness.attribute if t is not None and t.get("fairness") is not None else None
+
+
+def shard_options(ctx: RunContext) -> tuple[int | None, int]:
+    """``features.shard`` / ``features.num_shards``, checked before any work."""
+    f = ctx.cfg.features
+    shard, n = f.get("shard"), f.get("num_shards", 1)
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError(f"must be an int >= 1; got {n!r}", key="features.num_shards")
+    if shard is None:
+        if n > 1 and ctx.cfg.action == "features":
+            raise ConfigError(f"num_shards={n} but no shard chosen", key="features.shard",
+                              fix="pass features.shard=i (0 <= i < num_shards), or run "
+                                  "sweep=sharded_features")
+        return None, n
+    if not isinstance(shard, int) or not 0 <= shard < n:
+        raise ConfigError(f"must be an int in [0, num_shards={n}); got {shard!r}",
+                          key="features.shard", fix="e.g. features.shard=0 features.num_shards=4")
+    return shard, n
 
 
 def _display(result: dict) -> dict:

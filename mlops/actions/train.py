@@ -24,6 +24,7 @@ from mlops.features.compile import FeaturePlan
 from mlops.data.checks import dedupe, feature_warnings, require_days, require_rows
 from mlops.data.labels import check_labels_by_entity, join_by_event_id
 from mlops.features.offline import compute_at, compute_features
+from mlops.features.tables import open_table
 from mlops.monitoring.reference import fit_reference
 from mlops.training.estimator import build_estimator, build_pipeline
 from mlops.training.metrics import (HIGHER_IS_BETTER, classification_metrics, fairness_audit,
@@ -84,6 +85,25 @@ def build_model(ctx: RunContext, plan: FeaturePlan):
     pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
                           scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))
     return pipe, task
+
+
+def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) -> pl.DataFrame:
+    """:func:`feature_table`, or the table built earlier at ``training.features_path``
+    (action=features / features_merge) after checking its plan hash against ``plan``."""
+    path = ctx.cfg.training.get("features_path")
+    if not path:
+        return feature_table(ctx, plan, extra)
+    key = "training.features_path"
+    table = open_table(str(path), plan.spec_hash, key=key)
+    cols = table.collect_schema().names()
+    needed = [plan.entity, plan.timestamp, plan.label["column"], plan.label.get("available_at"),
+              *plan.feature_names, *extra]
+    missing = [c for c in dict.fromkeys(needed) if c and c not in cols]
+    if missing:
+        raise DataError(f"the feature table lacks columns {missing}", key=key,
+                        fix="rebuild it with action=features on data that has them")
+    # the row order compute_features gives (each entity's rows stay in one shard, in order)
+    return table.sort([plan.entity, plan.timestamp], maintain_order=True).collect()
 
 
 def fit_model(ctx: RunContext, plan: FeaturePlan, train: pl.DataFrame):
@@ -155,7 +175,7 @@ def run(ctx: RunContext) -> ActionResult:
     attribute = tcfg.fairness.attribute if task == "classification" else None
     if tcfg.register:
         _check_fairness_gates(ctx, attribute, task)
-    table = feature_table(ctx, plan, extra=[attribute] if attribute else [])
+    table = training_table(ctx, plan, extra=[attribute] if attribute else [])
     require_rows(table, what="the labelled data")
     label = plan.label["column"]
     bounds = _split_bounds(ctx, plan, table)

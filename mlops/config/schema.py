@@ -109,6 +109,7 @@ class TrainingConfig:
     register: bool = True
     description: str = ""
     compare_with: Optional[str] = None    # alias scored on the same test window (champion)
+    features_path: Optional[str] = None   # a built feature table (parquet glob): skip computing it
 
 
 @dataclass

@@ -16,7 +16,8 @@ from mlops.features.spec import FeatureSpec
 
 ACTIONS = ("features", "train", "promote", "approve", "rollback", "registry", "score",
            "serve", "materialize", "parity", "monitor", "analyze", "plan", "lifecycle",
-           "score_merge", "replay", "drift", "consistency", "keygen", "verify", "gc")
+           "score_merge", "replay", "drift", "consistency", "keygen", "verify", "gc",
+           "features_merge")
 
 
 def plain(node: Any) -> Any:

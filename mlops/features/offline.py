@@ -168,13 +168,14 @@ def _multi_row_at(plan: FeaturePlan, hist: pl.LazyFrame, keys: pl.LazyFrame,
 
 def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, *,
                   keep: list[str] | tuple[str, ...] = (), rows_per_partition: int = 2_000_000,
-                  total_rows: int | None = None) -> int:
+                  total_rows: int | None = None, metadata: dict[str, str] | None = None) -> int:
     """Write the features of every event to ``path`` (parquet), bounded in memory.
 
     Window features need each entity's history sorted in memory, so the input is cut
     into entity partitions (by hash: an entity's whole history stays together, which
     keeps every window exact), each computed and written on its own, then streamed
-    into one file. Peak memory follows the partition, not the dataset. Returns rows.
+    into one file. Peak memory follows the partition, not the dataset. ``metadata``
+    goes into the parquet footer (see :mod:`mlops.features.tables`). Returns rows.
     """
     import tempfile
     from pathlib import Path
@@ -183,7 +184,7 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
     n = total_rows if total_rows is not None else lf.select(pl.len()).collect().item()
     parts = max(1, -(-n // rows_per_partition))
     if parts == 1:
-        compute_features(plan, lf, keep=keep).sink_parquet(path)
+        compute_features(plan, lf, keep=keep).sink_parquet(path, metadata=metadata)
         return n
     with tempfile.TemporaryDirectory(dir=Path(path).parent) as tmp:
         files = []
@@ -192,5 +193,5 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
             part = lf.filter(pl.col(plan.entity).hash(seed=0) % parts == k)
             files.append(Path(tmp) / f"part-{k:04d}.parquet")
             compute_features(plan, part, keep=keep).sink_parquet(files[-1])
-        pl.scan_parquet(files).sink_parquet(path)
+        pl.scan_parquet(files).sink_parquet(path, metadata=metadata)
     return n

@@ -76,6 +76,11 @@ class FeatureSpec(FeatureGroupSpec):
     timestamp: str = "event_ts"
     label: LabelSpec = field(default_factory=LabelSpec)
     groups: dict[str, FeatureGroupSpec] = field(default_factory=dict)
+    # how action=features runs, not what it computes: resolve() leaves these out, so
+    # they never enter the plan hash (a shard's plan is the whole run's plan)
+    shard: Optional[int] = None           # this shard of num_shards (by entity hash)
+    num_shards: int = 1
+    merge_input: Optional[str] = None     # features_merge: glob of the shard files
 
 
 def period_seconds(period: str, *, key: str) -> int:
