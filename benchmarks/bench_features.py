@@ -93,22 +93,25 @@ def ours(df: pl.DataFrame, spec: dict = SPEC) -> pl.DataFrame:
 
 
 def hand_polars(df: pl.DataFrame) -> pl.DataFrame:
+    """The same features written directly in polars, the fastest way we know: per-entity
+    ``rolling_*_by(closed="left")`` expressions (a ``LazyFrame.rolling`` pass per period
+    plus re-sorts to realign its output ran 1.3x slower)."""
     lf = df.lazy().sort(["user_id", "event_ts"], maintain_order=True)
-    # polars emits rolling groups in its own order: re-sort to align with lf
-    roll = lambda p, aggs: (lf.rolling(index_column="event_ts", period=p, closed="left",  # noqa: E731
-                                       group_by="user_id").agg(aggs)
-                            .sort(["user_id", "event_ts"], maintain_order=True)
-                            .select([a.meta.output_name() for a in aggs]))
-    h1 = roll("1h", [pl.col("amount").sum().alias("amount_sum_1h"),
-                     pl.col("amount").mean().alias("amount_mean_1h")])
-    d30 = roll("30d", [pl.col("amount").sum().alias("amount_sum_30d"),
-                       pl.col("amount").mean().alias("amount_mean_30d")])
-    d1 = roll("1d", [pl.len().cast(pl.Float64).alias("events_count_1d"),
-                     pl.col("amount").max().alias("amount_max_1d")])
-    return (pl.concat([lf, h1, d30, d1], how="horizontal")
-            .with_columns((pl.col("amount") / (pl.col("amount_mean_30d") + 1)).alias("ratio_30d"),
-                          (pl.col("amount_sum_1h") / (pl.col("amount_sum_30d") + 1)).alias("burst"))
-            .collect())
+    a = pl.col("amount")
+
+    def roll(e: pl.Expr, fn: str, period: str) -> pl.Expr:
+        return getattr(e, fn)("event_ts", window_size=period, closed="left").over("user_id")
+    return (lf.with_columns(
+        roll(a, "rolling_sum_by", "1h").fill_null(0.0).alias("amount_sum_1h"),
+        roll(a, "rolling_mean_by", "1h").alias("amount_mean_1h"),
+        roll(a, "rolling_sum_by", "30d").fill_null(0.0).alias("amount_sum_30d"),
+        roll(a, "rolling_mean_by", "30d").alias("amount_mean_30d"),
+        roll(pl.col("event_ts").is_not_null().cast(pl.Float64), "rolling_sum_by", "1d")
+        .fill_null(0.0).alias("events_count_1d"),
+        roll(a, "rolling_max_by", "1d").alias("amount_max_1d"))
+        .with_columns((a / (pl.col("amount_mean_30d") + 1)).alias("ratio_30d"),
+                      (pl.col("amount_sum_1h") / (pl.col("amount_sum_30d") + 1)).alias("burst"))
+        .collect())
 
 
 def pandas_rolling(df: pl.DataFrame):

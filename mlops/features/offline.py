@@ -11,8 +11,8 @@ Semantics (DESIGN.md section 4):
 
 Each aggregation compiles to the cheapest exact formulation, all O(n log n) or
 better per entity, so one huge entity (a big merchant, a bot) costs what its share of
-rows costs: ``count/sum/mean/std/min/max`` are rolling kernels and ``distinct`` is
-interval counting (:mod:`mlops.features.windows`); ``last`` and ``since_last`` are
+rows costs: ``count/sum/mean/std/min/max`` are per-entity ``rolling_*_by``
+kernels and ``distinct`` is interval counting (:mod:`mlops.features.windows`); ``last`` and ``since_last`` are
 point lookups, backward as-of joins (:mod:`mlops.features.lookups`).
 
 Two entry points share one implementation:
@@ -27,7 +27,7 @@ import polars as pl
 
 from mlops.features.compile import FeaturePlan, WindowFeature
 from mlops.features.lookups import LOOKUP_AGGS, add_lookups
-from mlops.features.windows import IS_EVENT, ROLLING_AGGS, add_distinct, rolling_columns
+from mlops.features.windows import IS_EVENT, ROLLING_AGGS, add_distinct, rolling_exprs
 
 _POINT = "__point"
 
@@ -55,11 +55,11 @@ def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, rolling: list[WindowFeature]
                distinct: list[WindowFeature], spine: bool) -> pl.LazyFrame:
     """``lf`` (sorted by entity, timestamp) plus the rolling and distinct columns."""
     ent, ts = plan.entity, plan.timestamp
-    # both read the same unjoined frame: the as-of joins keep its row order
-    parts = rolling_columns(lf, rolling, entity=ent, ts=ts, spine=spine) if rolling else []
+    if rolling:
+        lf = lf.with_columns(rolling_exprs(rolling, entity=ent, ts=ts, spine=spine))
     if distinct:
         lf = add_distinct(lf, distinct, entity=ent, ts=ts)
-    return pl.concat([lf, *parts], how="horizontal") if parts else lf
+    return lf
 
 
 def apply_derived(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
