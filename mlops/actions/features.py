@@ -8,8 +8,8 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.features.compile import FeaturePlan
 from mlops.errors import ConfigError
+from mlops.features.compile import FeaturePlan
 from mlops.features.offline import sink_features
 from mlops.features.tables import shard_file_name, table_metadata
 from mlops.serving.batch import shard_expr

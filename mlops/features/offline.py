@@ -10,10 +10,11 @@ Semantics (DESIGN.md section 4):
 - ``last`` is the latest non-null value in the window (ties broken by input order).
 
 Each aggregation compiles to the cheapest exact formulation, all O(n log n) or
-better per entity, so one huge entity (a big merchant, a bot) costs what its share of
-rows costs: ``count/sum/mean/std/min/max`` are per-entity ``rolling_*_by``
-kernels and ``distinct`` is interval counting (:mod:`mlops.features.windows`); ``last`` and ``since_last`` are
-point lookups, backward as-of joins (:mod:`mlops.features.lookups`).
+better per entity, so one huge entity (a big merchant, a bot) costs what its share
+of rows costs: ``count/sum/mean/std/min/max`` are per-entity ``rolling_*_by``
+kernels and ``distinct`` is interval counting (:mod:`mlops.features.windows`);
+``last`` and ``since_last`` are point lookups, backward as-of joins
+(:mod:`mlops.features.lookups`). Each module states its cost per aggregation.
 
 Two entry points share one implementation:
 
