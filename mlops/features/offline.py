@@ -174,12 +174,12 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
 
     Window features need each entity's history sorted in memory, so the input is cut
     into entity partitions (by hash: an entity's whole history stays together, which
-    keeps every window exact), each computed and written on its own, then streamed
-    into one file. Peak memory follows the partition, not the dataset. ``metadata``
-    goes into the parquet footer (see :mod:`mlops.features.tables`). Returns rows.
+    keeps every window exact), each computed on its own and appended to the one output
+    file as row groups (no second pass over the output). Peak memory follows the
+    partition, not the dataset. ``metadata`` goes into the parquet footer (see
+    :mod:`mlops.features.tables`). Returns rows.
     """
-    import tempfile
-    from pathlib import Path
+    import pyarrow.parquet as pq
 
     lf = events.lazy()
     n = total_rows if total_rows is not None else lf.select(pl.len()).collect().item()
@@ -187,12 +187,19 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
     if parts == 1:
         compute_features(plan, lf, keep=keep).sink_parquet(path, metadata=metadata)
         return n
-    with tempfile.TemporaryDirectory(dir=Path(path).parent) as tmp:
-        files = []
+    writer = None
+    try:
         for k in range(parts):
             # hash() is stable within a process, which is all a partition needs
             part = lf.filter(pl.col(plan.entity).hash(seed=0) % parts == k)
-            files.append(Path(tmp) / f"part-{k:04d}.parquet")
-            compute_features(plan, part, keep=keep).sink_parquet(files[-1])
-        pl.scan_parquet(files).sink_parquet(path, metadata=metadata)
+            table = compute_features(plan, part, keep=keep).collect().to_arrow()
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}),
+                                                     **(metadata or {})})
+                writer = pq.ParquetWriter(str(path), schema, compression="zstd")
+            writer.write_table(table.cast(writer.schema))
+            del table
+    finally:
+        if writer is not None:
+            writer.close()
     return n

@@ -126,3 +126,28 @@ def test_sharded_features_sweep_on_local_ray_equals_one_pass(tmp_path):
 def _report_dir(stdout: str) -> Path:
     line = [x for x in stdout.splitlines() if x.startswith("report: ")][0]
     return Path(line.split("report: ")[1]).parent
+
+
+def test_partitioned_sink_equals_one_pass_and_keeps_the_plan_hash(tmp_path):
+    """sink_features in 4 entity partitions (row groups of one file) == compute_features."""
+    import numpy as np
+
+    from mlops.features.offline import compute_features, sink_features
+    from mlops.features.tables import table_metadata
+    rng = np.random.default_rng(3)
+    n = 4000
+    df = pl.DataFrame({"eid": np.arange(n), "user_id": rng.integers(0, 300, n).astype(str),
+                       "event_ts": (np.datetime64("2024-01-01") + rng.integers(0, 86400 * 9, n)
+                                    .astype("timedelta64[s]")).astype("datetime64[us]"),
+                       "amount": rng.random(n), "item": rng.integers(0, 9, n).astype(str)})
+    spec = {"name": "p", "raw": ["amount"],
+            "windows": [{"column": "amount", "aggs": ["sum", "last"], "periods": ["1d"]},
+                        {"column": "item", "aggs": ["distinct"], "periods": ["2d"]}]}
+    plan = compile_plan(parse_spec(spec), df.schema)
+    out = tmp_path / "f.parquet"
+    rows = sink_features(plan, df, out, keep=["eid"], rows_per_partition=1000,
+                         metadata=table_metadata(plan.spec_hash, plan.name))
+    assert rows == n
+    got = pl.read_parquet(out)
+    assert got.sort("eid").equals(compute_features(plan, df, keep=["eid"]).collect().sort("eid"))
+    assert pl.read_parquet_metadata(out)[PLAN_HASH] == plan.spec_hash
