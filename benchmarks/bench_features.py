@@ -239,7 +239,9 @@ def child(engine: str, src: str, out: str) -> None:
         sink_features(compile_plan(SPEC, lf.collect_schema()), lf, out, keep=["event_id"])
     else:
         import duckdb
-        duckdb.sql(f"COPY ({duckdb_sql(f'read_parquet({src!r})')}) TO {out!r} (FORMAT parquet)")
+        # zstd, as sink_features writes: both engines produce the same kind of file
+        duckdb.sql(f"COPY ({duckdb_sql(f'read_parquet({src!r})')}) TO {out!r} "
+                   "(FORMAT parquet, COMPRESSION zstd)")
     print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_rss_mb()}))
 
 

@@ -94,6 +94,9 @@ def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) ->
     if not path:
         return feature_table(ctx, plan, extra)
     key = "training.features_path"
+    if not plan.label.get("column"):
+        raise ConfigError("the feature spec names no label column", key="features.label.column",
+                          fix="set label: {column: <your label column>} in the feature spec")
     table = open_table(str(path), plan.spec_hash, key=key)
     cols = table.collect_schema().names()
     needed = [plan.entity, plan.timestamp, plan.label["column"], plan.label.get("available_at"),
