@@ -117,44 +117,38 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
     if raw_from not in ("points", "asof"):
         raise ValueError("raw_from must be 'points' or 'asof'")
     ent, ts = plan.entity, plan.timestamp
-    pts = points.lazy()
     rolling, distinct, lookups = _split(plan)
     # as-of joins need time order within each entity: a sort by time alone gives it
-    # and is cheaper than by (entity, time); rolling windows need (entity, time)
+    # and is cheaper than by (entity, time); rolling windows need (entity, time).
+    # The points travel whole through the sorted pipeline and one sort on their integer
+    # index restores their order (cheaper than sorting a narrow copy and pasting its
+    # columns back next to the points: measured 1.3x slower on 1M points)
     order = [ent, ts] if rolling or distinct else [ts]
+    pts = points.lazy().with_row_index(_POINT).sort(order, maintain_order=True)
     hist = (history.lazy().select(list(plan.source_columns))
             .sort(ts, maintain_order=True)
             .with_columns([e.alias(n) for n, e in plan.row_exprs]))
     row_names = [n for n, _ in plan.row_exprs]
-    # everything that reads history runs on a narrow, sorted copy of the points;
-    # only its computed columns are put back into point order (a sort on the integer
-    # point index) and placed next to the points
-    keys = pts.select(ent, ts).with_row_index(_POINT).sort(order, maintain_order=True)
-    at, computed = keys, []
-    if raw_from == "asof" and row_names:
+    if raw_from == "points":
+        at = pts.with_columns([e.alias(n) for n, e in plan.row_exprs])
+    elif row_names:
         asof = hist.select([ent, ts, *row_names]).rename({ts: "__src_ts"})
-        at = at.join_asof(asof, left_on=ts, right_on="__src_ts", by=ent, strategy="backward",
-                          allow_exact_matches=False, check_sortedness=False).drop("__src_ts")
-        computed += row_names
+        at = pts.join_asof(asof, left_on=ts, right_on="__src_ts", by=ent, strategy="backward",
+                           allow_exact_matches=False, check_sortedness=False).drop("__src_ts")
+    else:
+        at = pts  # nothing row-level to carry over from the earlier event
     if lookups:
         at = add_lookups(at, hist, lookups, entity=ent, ts=ts)
-        computed += [w.name for w in lookups]
     if rolling or distinct:
-        # the points come out of the combined frame in ``keys`` order
-        at = pl.concat([at, _multi_row_at(plan, hist, keys, rolling, distinct)], how="horizontal")
-        computed += [w.name for w in [*rolling, *distinct]]
-    base = pts.with_columns([e.alias(n) for n, e in plan.row_exprs]) if raw_from == "points" \
-        else pts
-    if computed:
-        at = at.sort(_POINT).select(computed)
-        base = pl.concat([base.drop(computed, strict=False), at], how="horizontal")
-    return _post(plan, base)
+        # the points come out of the combined frame in ``at``'s (entity, time) order
+        at = pl.concat([at, _multi_row_at(plan, hist, at, rolling, distinct)], how="horizontal")
+    return _post(plan, at).sort(_POINT).drop(_POINT)
 
 
 def _multi_row_at(plan: FeaturePlan, hist: pl.LazyFrame, keys: pl.LazyFrame,
                   rolling: list[WindowFeature], distinct: list[WindowFeature]) -> pl.LazyFrame:
     """Rolling and distinct values at the points, in ``keys`` order (points sorted by
-    entity, time): points ride along with the events (flagged, values null, so they
+    entity, time; only their entity and time are read): points ride along with the events (flagged, values null, so they
     never count) and are picked out afterwards. The stable sort places each point
     after the events at its timestamp and keeps ``keys`` order among points."""
     ent, ts = plan.entity, plan.timestamp
