@@ -5,17 +5,21 @@ import json
 import time
 from dataclasses import fields
 
-import polars as pl
-
 from mlops.actions.context import RunContext
-from mlops.actions.experiment_traffic import (check_metrics, logged_units, metric_names,
-                                              simulate_units, stats_per_period)
+from mlops.actions.experiment_traffic import check_metrics, logged_units, metric_names, simulate_units, stats_per_period
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.config.validate import plain
 from mlops.data.files import scan_files
 from mlops.errors import ConfigError, ExperimentError
-from mlops.experiments import (ExperimentSpec, SufficientStats, aggregate_units, analyze,
-                               check_weights_unchanged, duration_days, sample_size)
+from mlops.experiments import (
+    ExperimentSpec,
+    SufficientStats,
+    aggregate_units,
+    analyze,
+    check_weights_unchanged,
+    duration_days,
+    sample_size,
+)
 from mlops.home import private_dir, private_file
 
 

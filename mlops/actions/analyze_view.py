@@ -24,13 +24,14 @@ def display(out: dict, spec) -> dict:
     if forest:
         charts["forest"] = svg.forest_plot(forest, xlabel="relative lift vs control (%)")
     nov = out.get("novelty") or {}
-    series, bands = {}, {}
+    series = {}
     for variant, v in (nov.get("variants") or {}).items():
         periods = v.get("periods") or []
         if periods:
             series[f"{variant} - control"] = [(i + 1, p.get("abs_diff")) for i, p in enumerate(periods)]
-            series[f"{variant}: 95% CI low"] = [(i + 1, (p.get("ci") or [None])[0]) for i, p in enumerate(periods)]
-            series[f"{variant}: 95% CI high"] = [(i + 1, (p.get("ci") or [None, None])[1]) for i, p in enumerate(periods)]
+            cis = [p.get("ci") or [None, None] for p in periods]
+            series[f"{variant}: 95% CI low"] = [(i + 1, ci[0]) for i, ci in enumerate(cis)]
+            series[f"{variant}: 95% CI high"] = [(i + 1, ci[1]) for i, ci in enumerate(cis)]
     if series:
         charts["over_time"] = svg.line_chart(
             series, xlabel="week of the experiment",

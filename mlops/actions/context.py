@@ -15,9 +15,9 @@ from mlops.config.validate import feature_spec, plain, synthetic_params
 from mlops.data.files import scan_files
 from mlops.data.synthetic import generate
 from mlops.errors import ConfigError
-from mlops.home import private_dir
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.spec import parse_spec
+from mlops.home import private_dir
 
 
 @dataclass

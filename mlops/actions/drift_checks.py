@@ -11,9 +11,9 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_view import history_view
 from mlops.errors import ConfigError
+from mlops.home import open_private
 from mlops.monitoring import history
 from mlops.monitoring.multivariate import domain_classifier
-from mlops.home import open_private
 
 
 def multivariate_check(mc, reference: pl.DataFrame | None, current: pl.DataFrame,

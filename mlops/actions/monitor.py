@@ -22,12 +22,12 @@ from mlops.actions.performance_estimate import estimated_performance, estimation
 from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import ConfigError
+from mlops.home import open_private
 from mlops.monitoring import detectors as det
 from mlops.monitoring.drift import detect_drift
 from mlops.monitoring.performance import performance_by_chunk
 from mlops.monitoring.policy import DriftPolicy
 from mlops.monitoring.reference import Reference
-from mlops.home import open_private
 
 PREDICTION = "prediction"
 ON_DRIFT = ("alert", "retrain", "trip_breaker")

@@ -12,14 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-
 import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
-from mlops.monitoring.estimation import (ASSUMPTION, METRICS, estimate_by_chunk,
-                                         fit_calibration)
+from mlops.monitoring.estimation import ASSUMPTION, METRICS, estimate_by_chunk, fit_calibration
 from mlops.training.task import model_scores
 
 PREDICTION = "prediction"

@@ -82,7 +82,7 @@ def _version(ctx: RunContext, action: str) -> int:
     v = ctx.cfg.registry.version
     if v is None:
         raise ConfigError(f"action={action} needs a version", key="registry.version",
-                          fix=f"pass registry.version=<n> (see action=registry for the list)")
+                          fix="pass registry.version=<n> (see action=registry for the list)")
     return int(v)
 
 

@@ -29,7 +29,8 @@ def run(ctx: RunContext, action: str) -> ActionResult:
     integrity = reg.verify(expect_head=str(rc.expect_head) if rc.expect_head else None)
     code = report_integrity(integrity)
     if action == "gc":
-        headline = f"removed {len(removed)} orphan file(s); registry {'verified' if integrity['ok'] else 'FAILS verification'}"
+        state = "verified" if integrity["ok"] else "FAILS verification"
+        headline = f"removed {len(removed)} orphan file(s); registry {state}"
     else:
         headline = (f"registry verified: {integrity['events']} events, head {integrity['head'][:16]}"
                     if integrity["ok"] else

@@ -1,12 +1,9 @@
 """Continuous training: a candidate trained on the recent window, registered as ``staging``."""
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import datetime, timedelta
-
-import copy
-
-from omegaconf import open_dict
 
 from mlops.actions.context import RunContext
 from mlops.errors import MlopsError

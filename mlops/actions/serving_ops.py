@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import glob
 import time
-from datetime import timedelta
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -20,9 +20,18 @@ from mlops.actions.registry_ops import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import DataError, NotFoundError
 from mlops.monitoring.reference import Reference
-from mlops.serving import (BreakerReference, FeatureBins, ModelInfo, ServingSettings,
-                           materialize, open_state, open_store, replay_parity,
-                           score_events, serve)
+from mlops.serving import (
+    BreakerReference,
+    FeatureBins,
+    ModelInfo,
+    ServingSettings,
+    materialize,
+    open_state,
+    open_store,
+    replay_parity,
+    score_events,
+    serve,
+)
 from mlops.serving.breaker import SCORE
 from mlops.serving.breaker_shared import trip_breaker
 from mlops.serving.settings import BreakerSettings, StoreSettings
@@ -215,7 +224,8 @@ def _score(ctx: RunContext) -> ActionResult:
     write_report(ctx, "score", result, title=f"Batch scoring: {info.name} v{info.version}",
                  context={"facts": _facts(result, ("output", "rows", "entities_published",
                                                    "seconds", "shard", "num_shards", "plan_hash",
-                                                   "mean_p", "flag_rate")), "cards": [{"label": "rows", "value": rep.rows},
+                                                   "mean_p", "flag_rate")),
+                          "cards": [{"label": "rows", "value": rep.rows},
                                     {"label": "flagged", "value": stats["flag_rate"], "format": "pct"},
                                     {"label": "entities published", "value": rep.entities_published},
                                     {"label": "seconds", "value": rep.seconds}]})

@@ -15,22 +15,21 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_ops import open_registry, model_name
+from mlops.actions.registry_ops import model_name, open_registry
 from mlops.config.validate import plain
-from mlops.registry.redact import redact
+from mlops.data.checks import dedupe, feature_warnings, require_days, require_rows
 from mlops.data.fingerprint import frame_hash
+from mlops.data.labels import check_labels_by_entity, join_by_event_id
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
-from mlops.data.checks import dedupe, feature_warnings, require_days, require_rows
-from mlops.data.labels import check_labels_by_entity, join_by_event_id
 from mlops.features.offline import compute_at, compute_features
 from mlops.features.tables import open_table
 from mlops.monitoring.reference import fit_reference
+from mlops.registry.redact import redact
 from mlops.training.estimator import build_estimator, build_pipeline
-from mlops.training.metrics import (HIGHER_IS_BETTER, classification_metrics, fairness_audit,
-                                    regression_metrics)
-from mlops.training.task import infer_task, model_scores
+from mlops.training.metrics import HIGHER_IS_BETTER, classification_metrics, fairness_audit, regression_metrics
 from mlops.training.split import split_bounds, time_split
+from mlops.training.task import infer_task, model_scores
 
 PREDICTION_COLUMN = "prediction"  # model score column in the monitoring reference
 
@@ -131,7 +130,7 @@ def _target(df: pl.DataFrame, plan: FeaturePlan, task: str) -> np.ndarray:
     if len(values) < 2:
         raise DataError(f"the train window holds a single class ({values})", key="training.train_days",
                         fix="widen the train window so it contains both classes")
-    if len(values) > 2 or not set(values) <= {0, 1, True, False}:
+    if len(values) > 2 or not set(values) <= {0, 1}:
         raise DataError(f'binary classification needs a 0/1 label; "{label}" has values '
                         f"{values[:6]}{' ...' if len(values) > 6 else ''}",
                         key="features.label.column",

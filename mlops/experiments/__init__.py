@@ -3,8 +3,7 @@ variants, and outcome analysis from sufficient statistics (Welch, relative lift,
 guardrails, novelty, CUPED, sequential intervals, multiple testing, power, decision).
 """
 from mlops.experiments.analysis import analyze
-from mlops.experiments.assignment import (assign_many, bucket, bucket_ranges, buckets_many,
-                                          choose_variant, fnv1a32)
+from mlops.experiments.assignment import assign_many, bucket, bucket_ranges, buckets_many, choose_variant, fnv1a32
 from mlops.experiments.checks import adjust_pvalues, novelty, srm
 from mlops.experiments.comparison import Comparison, compare_moments, non_inferiority, welch
 from mlops.experiments.cuped import cuped_compare, cuped_theta
@@ -12,8 +11,7 @@ from mlops.experiments.decision import decide
 from mlops.experiments.power import duration_days, mde_for, power_at, sample_size
 from mlops.experiments.routing import assign_units, route
 from mlops.experiments.sequential import sequential_ci, sequential_halfwidth
-from mlops.experiments.spec import (ExperimentSpec, Guardrail, Metric, Variant,
-                                    check_weights_unchanged, fingerprint)
+from mlops.experiments.spec import ExperimentSpec, Guardrail, Metric, Variant, check_weights_unchanged, fingerprint
 from mlops.experiments.sufficient import SufficientStats, aggregate_units
 
 __all__ = [

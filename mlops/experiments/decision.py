@@ -29,7 +29,7 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:
+def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
     """Decision from an ``analyze`` result: ``{"decision", "winner", "reasons"}``.
 
     ``decision`` is "ship" | "do_not_ship" | "keep_running"; ``winner`` is the treatment to

@@ -135,7 +135,7 @@ def _missing_column(name: str, columns: list[str], role: str) -> DataError:
                      key=role, fix="name an existing column")
 
 
-def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric_cols: Sequence[str],
+def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric_cols: Sequence[str],  # noqa: C901
                     covariate_col: str | Mapping[str, str] | None = None,
                     ) -> dict[str, dict[str, SufficientStats]]:
     """Reduce per-unit rows to ``{variant: {metric: SufficientStats}}``.

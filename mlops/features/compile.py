@@ -144,7 +144,7 @@ def _order_derived(derived: list[dict], deps: dict[str, set[str]]) -> list[dict]
     return order
 
 
-def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.Schema) -> FeaturePlan:
+def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.Schema) -> FeaturePlan:  # noqa: C901
     """Validate ``spec`` against the source ``schema`` and build the FeaturePlan."""
     resolved = resolve(parse_spec(spec))
     schema = dict(schema)

@@ -152,7 +152,7 @@ def _window_entries(w: WindowSpec, key: str) -> list[dict]:
     return out
 
 
-def resolve(spec: FeatureSpec) -> dict:
+def resolve(spec: FeatureSpec) -> dict:  # noqa: C901
     """Flatten groups + the spec's own features into one normalized dict.
 
     Groups come first in name order, then the spec's own entries; a feature

@@ -51,7 +51,7 @@ def infer_type(dtype: pl.DataType) -> str | None:
     return None
 
 
-def plan_columns(ref_schema: Mapping[str, pl.DataType], cur_schema: Mapping[str, pl.DataType], *,
+def plan_columns(ref_schema: Mapping[str, pl.DataType], cur_schema: Mapping[str, pl.DataType], *,  # noqa: C901
                  columns: list[str] | None = None,
                  column_types: Mapping[str, str] | None = None) -> ColumnPlan:
     """The columns to compare (reference order) and their types.

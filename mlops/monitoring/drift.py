@@ -39,8 +39,7 @@ import polars as pl
 
 from mlops.errors import ConfigError
 from mlops.monitoring import stats
-from mlops.monitoring.columns import (categorical_column, category_counts, numeric_column,
-                                      require_columns)
+from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
 from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
 

@@ -31,8 +31,7 @@ import polars as pl
 
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring import stats
-from mlops.monitoring.columns import (categorical_column, category_counts, numeric_column,
-                                      require_columns)
+from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
 
 FORMAT = "mlops.monitoring.reference"
 FORMAT_VERSION = 1

@@ -115,7 +115,7 @@ def _number(value: Any, key: str, *, minimum: float | None = None) -> float:
     return float(value)
 
 
-def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:
+def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:  # noqa: C901
     """Build one gate from a dict; a bad dict raises ConfigError naming ``key``.
 
     >>> parse_gate({"metric": "log_loss", "max": 0.5})

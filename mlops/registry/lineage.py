@@ -106,7 +106,7 @@ def json_safe(value: Any, key: str) -> Any:
     return _finite_or_none(json.loads(text))
 
 
-def normalize_metadata(metadata: Any) -> dict[str, Any]:
+def normalize_metadata(metadata: Any) -> dict[str, Any]:  # noqa: C901
     """Validate the ``metadata`` dict passed to ``register`` and return a JSON-safe copy.
 
     Unknown keys are refused (a typo would otherwise silently lose lineage).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-def to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:  # noqa: C901
     """Convert ``obj`` into plain JSON types.
 
     NaN/inf become ``None``; numpy scalars/arrays become Python numbers/lists;

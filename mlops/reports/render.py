@@ -15,8 +15,17 @@ import jinja2
 
 from mlops.errors import MlopsError
 from mlops.reports.display import (
-    card_items, cell, duration, fmt, format_cell, is_highlighted, normalize_status, pct,
-    table_columns, to_json_text, ts,
+    card_items,
+    cell,
+    duration,
+    fmt,
+    format_cell,
+    is_highlighted,
+    normalize_status,
+    pct,
+    table_columns,
+    to_json_text,
+    ts,
 )
 from mlops.reports.jsonio import to_jsonable, write_json, write_text_atomic
 

@@ -19,8 +19,25 @@ from typing import Any
 from markupsafe import Markup
 
 from mlops.reports.axes import (
-    ALERT, CUR_FILL, GRID, MARKER, MUTED, Frame, clip, document, empty, esc, finite, line,
-    nice_ticks, num, polyline_path, short, text, time_ticks, to_epoch,
+    ALERT,
+    CUR_FILL,
+    GRID,
+    MARKER,
+    MUTED,
+    Frame,
+    clip,
+    document,
+    empty,
+    esc,
+    finite,
+    line,
+    nice_ticks,
+    num,
+    polyline_path,
+    short,
+    text,
+    time_ticks,
+    to_epoch,
 )
 
 _DOT = {"drift": ALERT, "insufficient_data": MUTED}

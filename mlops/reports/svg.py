@@ -19,9 +19,35 @@ from typing import Any
 from markupsafe import Markup
 
 from mlops.reports.axes import (
-    ALERT, AXIS, CUR_FILL, GRID, INK, MARKER, MUTED, PALETTE, REF_FILL, Frame, clip, document,
-    empty, esc, finite, legend, line, nice_ticks, num, polyline_path, rect, short, text,
-    text_width, tick_label, time_ticks, to_epoch, x_axis, y_axis,
+    ALERT,
+    AXIS,
+    CUR_FILL,
+    GRID,
+    INK,
+    MARKER,
+    MUTED,
+    PALETTE,
+    REF_FILL,
+    Frame,
+    clip,
+    document,
+    empty,
+    esc,
+    finite,
+    legend,
+    line,
+    nice_ticks,
+    num,
+    polyline_path,
+    rect,
+    short,
+    text,
+    text_width,
+    tick_label,
+    time_ticks,
+    to_epoch,
+    x_axis,
+    y_axis,
 )
 
 

@@ -11,8 +11,7 @@ Entry points the action layer calls:
 from mlops.serving.app import create_app, readiness, serve
 from mlops.serving.batch import fnv1a32, publish_predictions, score_events
 from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
-from mlops.serving.features_online import (hybrid_features, materialize, realtime_features,
-                                           window_defaults)
+from mlops.serving.features_online import hybrid_features, materialize, realtime_features, window_defaults
 from mlops.serving.online_store import OnlineStore, SQLiteStore, open_store
 from mlops.serving.parity import ParityReport, replay_parity
 from mlops.serving.prediction_log import PredictionLog

@@ -119,7 +119,7 @@ def _part_filter(entity: str, num_shards: int, shard: int, parts: int, k: int) -
     return pl.col(entity).map_batches(keep, return_dtype=pl.Boolean, is_elementwise=True)
 
 
-def score_events(plan: FeaturePlan, model, info: ModelInfo,
+def score_events(plan: FeaturePlan, model, info: ModelInfo,  # noqa: C901
                  events: pl.LazyFrame | pl.DataFrame | str, out_path: str | os.PathLike, *,
                  keep: list[str] | tuple[str, ...] = (), threshold: float = 0.5,
                  shard: int | None = None, num_shards: int | None = None,

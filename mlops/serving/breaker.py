@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlops.serving.breaker_bins import (SCORE, SHARE_FLOOR, BreakerReference, FeatureBins,
-                                        _floats, psi)
+from mlops.serving.breaker_bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
 from mlops.serving.settings import BreakerSettings
 
 __all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "BreakerStatus", "CircuitBreaker",

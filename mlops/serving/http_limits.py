@@ -79,7 +79,7 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application
                      % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
-def head_deadline_protocol(base: type, header_timeout: float) -> type:
+def head_deadline_protocol(base: type, header_timeout: float) -> type:  # noqa: C901
     """A subclass of uvicorn's HTTP protocol ``base`` with a request-head deadline.
 
     The timer is armed when the connection opens and whenever bytes of a new request

@@ -105,7 +105,7 @@ class OnlineStore(ABC):
     def ping(self) -> bool:
         """True when the store answers (used by ``/ready``)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op default: stores without connections need nothing
         """Release connections."""
 
     def describe(self) -> dict:

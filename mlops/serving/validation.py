@@ -227,7 +227,7 @@ def _number(v, max_abs: float | None) -> tuple[float | None, str | None, str]:
     return x, None, ""
 
 
-def check_records(records: list, schema: RequestSchema, *, now_us: int,
+def check_records(records: list, schema: RequestSchema, *, now_us: int,  # noqa: C901
                   known_categories: dict[str, set] | None = None, prefix: str = "records",
                   max_future_us: int | None = None, max_abs: float | None = None,
                   policy: str = "reject") -> CheckedRecords:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import numpy as np
 import polars as pl
 import pytest
 

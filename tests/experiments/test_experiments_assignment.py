@@ -11,8 +11,17 @@ import pytest
 from scipy import stats as st
 
 from mlops.errors import ExperimentError
-from mlops.experiments import (ExperimentSpec, assign_many, assign_units, bucket, bucket_ranges,
-                               buckets_many, choose_variant, fnv1a32, route)
+from mlops.experiments import (
+    ExperimentSpec,
+    assign_many,
+    assign_units,
+    bucket,
+    bucket_ranges,
+    buckets_many,
+    choose_variant,
+    fnv1a32,
+    route,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,15 @@ import pytest
 from scipy import stats as st
 
 from mlops.errors import ExperimentError
-from mlops.experiments import (ExperimentSpec, SufficientStats, adjust_pvalues, aggregate_units,
-                               analyze, assign_units, decide)
+from mlops.experiments import (
+    ExperimentSpec,
+    SufficientStats,
+    adjust_pvalues,
+    aggregate_units,
+    analyze,
+    assign_units,
+    decide,
+)
 
 
 def ss(mean: float, sd: float, n: int) -> SufficientStats:

@@ -11,8 +11,7 @@ import pytest
 from scipy import stats as st
 
 from mlops.errors import DataError, ExperimentError
-from mlops.experiments import (SufficientStats, adjust_pvalues, aggregate_units, non_inferiority,
-                               novelty, srm, welch)
+from mlops.experiments import SufficientStats, adjust_pvalues, aggregate_units, non_inferiority, novelty, srm, welch
 
 S = SufficientStats.from_values
 

@@ -13,7 +13,6 @@ from scipy.spatial.distance import jensenshannon
 
 from mlops.monitoring import stats
 
-
 # --- hand-worked examples ---------------------------------------------------------------
 
 def test_psi_and_js_hand_worked_50_50_to_70_30():

@@ -58,8 +58,9 @@ def test_concept_drift_drops_performance_and_retrains(run_action):
     retrain = [a for a in m["actions"] if a["action"] == "retrain"][0]
     assert retrain["staged"] and retrain["version"] == 2
     assert code == 0  # no alert configured: drift found but the run itself succeeds
-    from mlops.registry import Registry
     from support import ROOT  # noqa: F401
+
+    from mlops.registry import Registry
     reg_aliases = Registry(m["reference"]["path"].split("/registry/")[0]).aliases("fraud_detector")
     assert reg_aliases == {"production": 1, "staging": 2}
 

@@ -16,7 +16,6 @@ the band, which is how the report shows it).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl

@@ -93,7 +93,7 @@ def crash(die_home: Path, loop_home: Path, rounds: int, seed: int) -> dict:
     for round_ in range(rounds):
         ready_r, ready_w = os.pipe()
 
-        def loop(r=round_) -> None:
+        def loop(r=round_, ready_w=ready_w) -> None:
             reg = Registry(loop_home)
             pause = random.Random(r)
             reg._after_artifact_write = lambda: time.sleep(pause.uniform(0, 0.02))

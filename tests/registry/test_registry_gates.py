@@ -52,7 +52,8 @@ def test_parse_builds_plain_dataclasses():
         ({"fairness": "dpd"}, "gates.production[0].max", "needs 'max'"),
         ({"metric": "a", "fairness": "b", "max": 1}, "gates.production[0]", "exactly one"),
         ({"metric": "auc", "min": 0.9, "max": 0.1}, "gates.production[0]", "greater than max"),
-        ({"metric": "auc", "min": 0.1, "higher_is_better": "yes"}, "gates.production[0].higher_is_better", "true or false"),
+        ({"metric": "auc", "min": 0.1, "higher_is_better": "yes"}, "gates.production[0].higher_is_better",
+         "true or false"),
     ],
 )
 def test_bad_gate_dicts_name_the_key(spec, key, text):

@@ -15,8 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mlops.errors import ConfigError, GateFailedError, IntegrityError, RegistryError
-from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
-from mlops.registry import chain
+from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry, chain
 from mlops.registry.approvals import payload
 from mlops.registry.signing import generate_keypair, load_private_key, public_key_text, sign
 

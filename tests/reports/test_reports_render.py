@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlops.reports.display import fmt, pct, ts, duration, normalize_status
+from mlops.reports.display import duration, fmt, normalize_status, pct, ts
 from mlops.reports.render import (
-    TEMPLATES_DIR, ReportError, render_report, render_string, write_json, write_report,
+    TEMPLATES_DIR,
+    ReportError,
+    render_report,
+    render_string,
+    write_json,
+    write_report,
 )
 
 

@@ -44,4 +44,4 @@ def read_until_closed(sock: socket.socket, limit_s: float = 20.0) -> bytes:
     except ConnectionResetError:
         return out
     except socket.timeout:
-        raise AssertionError(f"the server kept the connection open; got {out[:200]!r}")
+        raise AssertionError(f"the server kept the connection open; got {out[:200]!r}") from None

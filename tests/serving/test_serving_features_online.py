@@ -13,8 +13,13 @@ from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_features
 from mlops.serving.app import create_app
-from mlops.serving.features_online import (check_materialized, hybrid_features, materialize,
-                                           points_frame, window_defaults)
+from mlops.serving.features_online import (
+    check_materialized,
+    hybrid_features,
+    materialize,
+    points_frame,
+    window_defaults,
+)
 from mlops.serving.online_store import SQLiteStore
 from mlops.serving.parity import replay_parity
 from mlops.serving.validation import RequestSchema, validate_records
