@@ -121,18 +121,16 @@ def logged_units(ctx: RunContext, spec: ExperimentSpec) -> tuple[pl.DataFrame, p
     (``action=serve|replay experiment=...``) joined with the source rows (labels and
     other outcome columns) by request id = event id (``data.event_id``), or without
     one by (entity, timestamp)."""
-    import glob
-
     from mlops.errors import DataError
+    from mlops.serving.prediction_log import scan_prediction_log
     log_dir = ctx.cfg.serving.log_dir or str(ctx.home / "predictions")
-    files = sorted(glob.glob(f"{log_dir}/*.parquet"))
+    scan = scan_prediction_log(log_dir)  # parquet parts + journal not yet compacted
     served = [v.name for v in spec.served_variants]
-    log = (pl.scan_parquet(files).filter((pl.col("served_by") == "model")
-                                         & pl.col("variant").is_in(served))
+    log = (scan.filter((pl.col("served_by") == "model") & pl.col("variant").is_in(served))
            .select("request_id", "entity", "event_ts", "variant",
                    pl.col("probability").alias(SCORE),
                    (pl.col("prediction") == 1).cast(pl.Int64).alias(DECISION))
-           .collect()) if files else None
+           .collect()) if scan is not None else None
     if log is None or log.height == 0:
         raise DataError(f"no experiment traffic in the prediction log under {log_dir}",
                         key="experiment.outcomes.source",

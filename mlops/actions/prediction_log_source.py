@@ -1,7 +1,6 @@
 """The monitor's ``prediction_log`` source: what the server logged, joined with late labels."""
 from __future__ import annotations
 
-import glob
 from datetime import timedelta
 
 import polars as pl
@@ -9,6 +8,7 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
+from mlops.serving.prediction_log import count_log_files, scan_prediction_log
 
 
 def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
@@ -21,12 +21,11 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
     last logged event + ``label_wait_days``.
     """
     log_dir = ctx.cfg.serving.log_dir or str(ctx.home / "predictions")
-    files = sorted(glob.glob(f"{log_dir}/*.parquet"))
-    if not files:
+    log = scan_prediction_log(log_dir)  # parquet parts + journal not yet compacted
+    if log is None:
         raise DataError(f"no prediction log under {log_dir}", key="serving.log_dir",
                         fix="serve traffic first (action=serve or action=replay), or use "
                             "monitoring.source=window")
-    log = pl.scan_parquet(files)
     plan_hash = log.select(pl.col("plan_hash").unique()).collect().to_series().to_list()
     if plan_hash != [plan.spec_hash]:
         log = log.filter(pl.col("plan_hash") == plan.spec_hash)
@@ -44,7 +43,8 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
     label, avail = plan.label["column"], plan.label.get("available_at")
     events = ctx.scan_events()
     cols = events.collect_schema()
-    info = {"source": "prediction_log", "path": log_dir, "files": len(files), "rows": df.height}
+    info = {"source": "prediction_log", "path": log_dir, "files": count_log_files(log_dir),
+            "rows": df.height}
     if label in cols:
         extra = [label, *([avail] if avail and avail in cols else [])]
         eid = ctx.event_id

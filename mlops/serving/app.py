@@ -23,6 +23,7 @@ that batch only; the server stays up.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from contextlib import asynccontextmanager
@@ -72,6 +73,17 @@ class _RequestMetrics:
                       path=path, status=str(status["code"]))
             m.observe("mlops_http_request_duration_seconds", "HTTP request latency.",
                       time.perf_counter() - start, path=path)
+
+
+async def _durable(out: Outcome) -> Outcome:
+    """Answer only once the prediction's log record is fsynced (group commit)."""
+    if out.durable is None:
+        return out
+    try:
+        await asyncio.wrap_future(out.durable)
+    except Exception as exc:  # not durable: the prediction must not be acknowledged
+        return Outcome(503, detail=f"{exc}; retry the request")
+    return out
 
 
 def _error(status: int, detail) -> JSONResponse:
@@ -157,8 +169,9 @@ def create_app(state: ServingState) -> FastAPI:
                                 known_categories=state.categories,
                                 max_future_us=int(s.max_future_seconds * 1_000_000),
                                 max_abs=s.max_abs_value, policy=s.invalid_record_policy)
-        return await batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
-                                                  checked.event_ids, checked.invalid), len(ids))
+        out = await batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
+                                                 checked.event_ids, checked.invalid), len(ids))
+        return await _durable(out)
 
     @app.post("/predict")
     async def predict(request: Request):

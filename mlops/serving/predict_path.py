@@ -47,6 +47,7 @@ class Outcome:
     status: int = 200
     body: dict = field(default_factory=dict)
     detail: object = None
+    durable: object = None  # a Future: the log record is fsynced once it resolves
 
 
 def request_ids(records: list[dict]) -> list[str]:
@@ -175,9 +176,10 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
         _maybe_prune(state, served_points)
     ids = [i for r in requests for i in r.request_ids]
     label_list, prob_list = labels.tolist(), probs.tolist()
+    durable = None
     if state.prediction_log is not None:
-        _log(state, points, X, ids, label_list, prob_list, warnings, row_ok, served_by,
-             served_info, breaker, routed)
+        durable = _log(state, points, X, ids, label_list, prob_list, warnings, row_ok,
+                       served_by, served_info, breaker, routed)
     state.metrics.counter("mlops_predictions_total", "Records scored, by who answered.",
                           float(row_ok.sum()), served_by=served_by)
     out, start = [], 0
@@ -192,7 +194,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
                 "predictions": label_list[start:end], "probabilities": prob_list[start:end],
                 "model": {"name": served_info.name, "version": str(served_info.version)},
                 "plan_hash": plan.spec_hash, "warnings": warnings[start:end],
-                "request_ids": ids[start:end], "served_by": served_by}))
+                "request_ids": ids[start:end], "served_by": served_by}, durable=durable))
             if as_of is not None:
                 out[-1].body["features_as_of"] = as_of[start:end]
             if routed is not None and served_by == "model":
@@ -255,7 +257,8 @@ def _stale_refusal() -> Outcome:
 def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker,
          routed=None):
     """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
-    the variant and model version per row, plus one row per shadow variant and record."""
+    the variant and model version per row, plus one row per shadow variant and record.
+    Returns the log's durability future (None when nothing was logged)."""
     plan = state.plan
     n = len(ids)
     frame = pl.DataFrame({
@@ -290,8 +293,7 @@ def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info
                 pl.lit(str(sinfo.version), pl.String).alias("model_version"),
                 pl.lit("shadow", pl.String).alias("served_by"))
             frame = pl.concat([frame, shadow])
-    if n:
-        state.prediction_log.append_frame(frame)
+    return state.prediction_log.append_frame(frame) if n else None
 
 
 def answer_from_cache(state: ServingState, entities: list[str], ids: list[str]) -> Outcome:

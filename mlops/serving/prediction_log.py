@@ -1,22 +1,23 @@
-"""Append-only prediction log: every prediction the server makes, as parquet parts.
+"""Append-only prediction log: every prediction the server makes, durable before it is answered.
 
 Each record holds the request id, entity, event timestamp, the feature values the model
 saw (a struct column ``features``), prediction and probability, model name/version,
 A/B variant, who answered (``served_by``: model, fallback, default, cache), warnings,
-the breaker state and ``served_at``. Read it back with::
+the breaker state and ``served_at``. Read it back with :func:`scan_prediction_log`
+(parquet parts plus the journal not yet compacted; the one reader every consumer uses).
 
-    pl.scan_parquet(f"{log_dir}/*.parquet")
+Durability (``durable=True``, the default): :meth:`PredictionLog.append_frame` queues a
+micro-batch's frame and returns a future; a writer thread appends everything queued to
+a write-ahead journal segment (:mod:`mlops.serving.journal`) and makes it durable with
+ONE ``fdatasync`` (group commit), then resolves the futures. The server answers a
+request only after its future resolved, so **an acknowledged prediction survives
+kill -9**. A compactor thread folds each segment into a parquet part
+(``part-<time>-<run>-<seq>.parquet``) once it holds ``flush_records`` records or is
+``flush_seconds`` old, and on :meth:`close`; opening a log compacts segments left by a
+crashed server (:func:`mlops.serving.journal.recover`).
 
-Durability: records are buffered in memory and written by a background thread, one
-new file per flush (``part-<time>-<seq>.parquet``, written to a temporary name and
-renamed, so readers never see half a file). A flush happens every ``flush_records``
-records, every ``flush_seconds`` seconds, and on :meth:`PredictionLog.close` (the
-server calls it on graceful shutdown). **A crash (SIGKILL, power loss) loses at most
-the records still in the buffer**, i.e. up to ``flush_records`` records or
-``flush_seconds`` seconds of traffic; files already written are never rewritten.
-
-Requests never wait for disk: :meth:`PredictionLog.append_frame` (the server builds
-one columnar frame per micro-batch) only casts it and appends it to a list under a lock.
+``durable=False`` is the old buffered mode (records kept in memory and written as a
+parquet part every ``flush_records`` / ``flush_seconds``): a crash loses that buffer.
 """
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
 
 import polars as pl
 
 from mlops.features.compile import FeaturePlan
 from mlops.home import FILE_MODE, private_dir
+from mlops.serving import journal
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),
@@ -38,6 +42,7 @@ BASE_SCHEMA = {
     "served_by": pl.String, "warnings": pl.List(pl.String), "breaker_state": pl.String,
     "served_at": pl.Datetime("us", "UTC"),
 }
+JOURNAL_DIR = "journal"
 
 
 def feature_schema(plan: FeaturePlan) -> pl.Struct:
@@ -46,114 +51,251 @@ def feature_schema(plan: FeaturePlan) -> pl.Struct:
                       for f in plan.features})
 
 
+def scan_prediction_log(directory: str | os.PathLike) -> pl.LazyFrame | None:
+    """Every logged record: parquet parts plus journal records not yet compacted.
+
+    None when the directory holds no record. The journal is read first and the parts
+    listed after, so a segment compacted meanwhile is counted once.
+
+    Example:
+        >>> scan_prediction_log(".mlops/predictions").collect().height  # doctest: +SKIP
+    """
+    directory = Path(directory)
+    pending = journal.journal_frames(directory / JOURNAL_DIR, directory)
+    skip = {journal.part_name(stem) for stem in pending}
+    files = sorted(str(p) for p in directory.glob("*.parquet") if p.name not in skip)
+    parts = ([pl.scan_parquet(files)] if files else []) + [f.lazy() for f in pending.values()]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
+
+
+def count_log_files(directory: str | os.PathLike) -> int:
+    """Parquet parts plus live journal segments (what a report calls "files")."""
+    directory = Path(directory)
+    return (len(list(directory.glob("*.parquet")))
+            + len(list((directory / JOURNAL_DIR).glob(f"*{journal.SUFFIX}"))))
+
+
 class PredictionLog:
-    """Buffered, append-only parquet log written off the request path.
+    """The prediction log of one server: journal + group commit + background compaction.
 
     Example:
         >>> log = PredictionLog("/tmp/plog", plan, flush_records=500)  # doctest: +SKIP
-        >>> log.append([{"request_id": "r1", ...}])                    # doctest: +SKIP
-        >>> log.close()  # flushes                                     # doctest: +SKIP
+        >>> log.append_frame(frame).result()   # durable once this returns  # doctest: +SKIP
+        >>> log.close()  # compacts the journal into parquet           # doctest: +SKIP
     """
 
     def __init__(self, directory: str | os.PathLike, plan: FeaturePlan, *,
-                 flush_records: int = 1000, flush_seconds: float = 5.0):
+                 flush_records: int = 1000, flush_seconds: float = 5.0, durable: bool = True):
         self.directory = str(directory)
         private_dir(self.directory)  # entity ids and features: 0700, files 0600
+        self.journal_dir = os.path.join(self.directory, JOURNAL_DIR)
         self.schema = {**BASE_SCHEMA, "features": feature_schema(plan)}
         self.flush_records = int(flush_records)
         self.flush_seconds = float(flush_seconds)
-        self._buffer: list[pl.DataFrame] = []
-        self._buffered = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = False
+        self.durable = bool(durable)
+        self._queue: list[tuple[pl.DataFrame, Future | None]] = []
+        self._cond = threading.Condition()
+        self._closed = self._rotate = False
+        self._pending = 0            # rows appended, not yet in a parquet part
         self._seq = 0
-        self._inflight = 0
         self._run_id = uuid.uuid4().hex[:8]  # several servers may share one directory
         self.written_records = 0
         self.written_files = 0
+        self.commits = 0             # group commits (fsyncs) of the journal
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="prediction-log", daemon=True)
-        self._thread.start()
+        self.recovered = (0, 0)
+        if self.durable:  # segments left by a crashed server become parquet parts now
+            self.recovered = journal.recover(self.journal_dir, self.directory)
+            self.written_files += self.recovered[0]
+        self._compact_queue: list[journal.Segment | None] = []
+        self._buffer: list[pl.DataFrame] = []  # buffered mode only
+        self._threads = [threading.Thread(target=self._write_loop, name="prediction-log",
+                                          daemon=True)]
+        if self.durable:
+            self._threads.append(threading.Thread(target=self._compact_loop, daemon=True,
+                                                  name="prediction-log-compact"))
+        for t in self._threads:
+            t.start()
 
-    def append(self, records: Sequence[dict]) -> None:
+    def append(self, records: Sequence[dict]) -> Future | None:
         """Queue records (dicts with the schema's keys; missing keys become null)."""
         if records:
-            self.append_frame(pl.DataFrame(list(records), schema=self.schema, strict=False))
+            return self.append_frame(pl.DataFrame(list(records), schema=self.schema,
+                                                  strict=False))
+        return None
 
-    def append_frame(self, frame: pl.DataFrame) -> None:
-        """Queue a frame of records (columns of the schema; cast to it here, so every
-        part file has the same schema even when a column is all null)."""
+    def append_frame(self, frame: pl.DataFrame) -> Future | None:
+        """Queue a frame of records (cast to the schema here, so every part has the same
+        schema even when a column is all null). Durable mode: returns a future that
+        resolves once the records are fsynced (raises if the journal write failed)."""
         if frame.height == 0:
-            return
+            return None
         frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None))
                               .cast(t, strict=False).alias(c) for c, t in self.schema.items()])
-        with self._lock:
+        done = Future() if self.durable else None
+        with self._cond:
             if self._closed:
                 raise RuntimeError("the prediction log is closed")
-            self._buffer.append(frame)
-            self._buffered += frame.height
-            full = self._buffered >= self.flush_records
-        if full:
-            self._wake.set()
+            self._queue.append((frame, done))
+            self._pending += frame.height
+            if self.durable or self._pending >= self.flush_records:
+                self._cond.notify_all()
+        return done
 
-    def _loop(self) -> None:
+    # ------------------------------------------------------------------ writer thread
+    def _next_stem(self) -> str:
+        self._seq += 1
+        return f"{time.time_ns()}-{self._run_id}-{self._seq:06d}"
+
+    def _write_loop(self) -> None:
+        segment: journal.Segment | None = None
+        opened = time.monotonic()  # durable: when the segment opened; else: last flush
         while True:
-            self._wake.wait(self.flush_seconds)
-            self._wake.clear()
-            self._flush_once()
-            with self._lock:
-                if self._closed and not self._buffer:
+            with self._cond:
+                while not (self._queue or self._closed or self._rotate):
+                    timed = segment is not None or not self.durable
+                    left = self.flush_seconds - (time.monotonic() - opened)
+                    if timed and left <= 0:
+                        break
+                    self._cond.wait(left if timed else None)
+                items, self._queue = self._queue, []
+                rotate, self._rotate = self._rotate, False
+                closing = self._closed
+            aged = time.monotonic() - opened >= self.flush_seconds
+            if not self.durable:
+                self._flush_buffer(items, force=rotate or closing or aged)
+                if not self._buffer:
+                    opened = time.monotonic()
+                if closing:
                     return
+                continue
+            if items:
+                if segment is None:
+                    segment, opened = self._open_segment(), time.monotonic()
+                segment = self._commit(segment, items)
+            if segment is not None and (rotate or closing or aged
+                                        or segment.records >= self.flush_records):
+                self._hand_off(segment)
+                segment = None
+            if closing:
+                with self._cond:
+                    if not self._queue:
+                        self._hand_off(None)  # tells the compactor nothing more will come
+                        return
 
-    def _flush_once(self) -> int:
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-            n, self._buffered = self._buffered, 0
-            self._inflight = n
-        if not batch:
-            return 0
+    def _open_segment(self) -> journal.Segment | None:
         try:
-            frame = pl.concat(batch, how="vertical")
-            self._seq += 1
-            name = f"part-{time.time_ns()}-{self._run_id}-{self._seq:06d}.parquet"
-            tmp = os.path.join(self.directory, f".{name}.tmp")
-            frame.write_parquet(tmp)
+            return journal.Segment.create(self.journal_dir, self._next_stem())
+        except OSError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def _commit(self, segment, items) -> journal.Segment | None:
+        """Append every queued frame as one record and fsync once (group commit)."""
+        frames = [f for f, _ in items]
+        lost = sum(f.height for f in frames)
+        before = segment.records if segment is not None else 0
+        try:
+            if segment is None:
+                raise OSError(self.last_error or "no journal segment")
+            segment.append(frames[0] if len(frames) == 1
+                           else pl.concat(frames, how="vertical"))
+            segment.sync()
+        except Exception as exc:  # not durable: those requests are not acknowledged
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            if segment is not None:
+                segment.records = before  # its compaction must not count them
+            with self._cond:
+                self._pending -= lost
+            for _, done in items:
+                done.set_exception(OSError(f"the prediction log could not be written: {exc}"))
+            if segment is not None:  # a torn record ends a segment: start a fresh one
+                self._hand_off(segment)
+            return None
+        self.commits += 1
+        for _, done in items:
+            done.set_result(None)
+        return segment
+
+    def _flush_buffer(self, items, *, force: bool) -> None:
+        """Buffered mode: keep frames until a flush threshold, then one parquet part."""
+        self._buffer += [f for f, _ in items]
+        rows = sum(f.height for f in self._buffer)
+        if not self._buffer or not (force or rows >= self.flush_records):
+            return
+        name = journal.part_name(self._next_stem())
+        tmp = os.path.join(self.directory, f".{name}.tmp")
+        try:
+            pl.concat(self._buffer, how="vertical").write_parquet(tmp)
             os.chmod(tmp, FILE_MODE)
             os.replace(tmp, os.path.join(self.directory, name))
-            self.written_records += n
-            self.written_files += 1
-        except Exception as exc:  # never kill the writer thread; surface it in /ready
+        except Exception as exc:  # keep the buffer; the next flush retries
             self.last_error = f"{type(exc).__name__}: {exc}"
-            with self._lock:  # put the records back so the next flush retries them
-                self._buffer[:0] = batch
-                self._buffered += n
-                self._inflight = 0
-            return 0
-        with self._lock:
-            self._inflight = 0
-        return n
+            return
+        self._buffer = []
+        self.written_records += rows
+        self.written_files += 1
+        with self._cond:
+            self._pending -= rows
+            self._cond.notify_all()
 
+    # ------------------------------------------------------------------ compactor thread
+    def _hand_off(self, segment: journal.Segment | None) -> None:
+        with self._cond:
+            self._compact_queue.append(segment)
+            self._cond.notify_all()
+
+    def _compact_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._compact_queue:
+                    self._cond.wait()
+                segment = self._compact_queue.pop(0)
+            if segment is None:  # the writer has finished: nothing more will come
+                return
+            while True:
+                try:
+                    rows = journal.compact(segment.path, self.directory)
+                    break
+                except Exception as exc:  # retry: the records stay durable in the journal
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    time.sleep(0.5)
+            segment.close()
+            self.written_records += rows
+            self.written_files += 1 if rows else 0
+            with self._cond:
+                self._pending -= segment.records
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ control
     def pending(self) -> int:
-        """Records buffered or being written, not yet on disk."""
-        with self._lock:
-            return self._buffered + self._inflight
+        """Records appended but not yet in a parquet part (durable mode: in the journal)."""
+        with self._cond:
+            return self._pending
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Ask the writer to flush now and wait until the buffer is empty (or timeout)."""
+        """Compact everything appended so far into parquet and wait (or timeout)."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
-        while self.pending() and time.monotonic() < deadline and self._thread.is_alive():
-            time.sleep(0.005)
-            self._wake.set()
+        with self._cond:
+            self._rotate = True
+            self._cond.notify_all()
+            while self._pending and any(t.is_alive() for t in self._threads):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(min(left, 0.05))
+                if self._pending and not self.durable:
+                    self._rotate = True
+                    self._cond.notify_all()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush everything and stop the writer thread. Idempotent."""
-        with self._lock:
+        """Commit and compact everything, stop the threads. Idempotent."""
+        with self._cond:
             if self._closed:
                 return
             self._closed = True
-        self._wake.set()
-        self._thread.join(timeout)
-        if self.pending():  # writer died or timed out: last attempt in this thread
-            self._flush_once()
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)

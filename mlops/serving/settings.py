@@ -71,6 +71,7 @@ class ServingSettings:
     log_dir: Optional[str] = None    # prediction log directory (None: no log)
     log_flush_records: int = 1000
     log_flush_seconds: float = 5.0
+    log_durable: bool = True         # journal + fsync before answering (False: buffered)
     variant: Optional[str] = None    # A/B variant name written to the prediction log
     max_future_seconds: float = 300.0  # event times further ahead of the server clock: invalid
     max_abs_value: Optional[float] = 1e15  # |number| above this is invalid (null: no limit)

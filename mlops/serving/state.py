@@ -156,7 +156,8 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
     log = None
     if settings.log_dir:
         log = PredictionLog(settings.log_dir, plan, flush_records=settings.log_flush_records,
-                            flush_seconds=settings.log_flush_seconds)
+                            flush_seconds=settings.log_flush_seconds,
+                            durable=settings.log_durable)
     return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
                         breaker=breaker, prediction_log=log, fallback=fallback,
                         reload_fn=reload_fn, source_schema=source_schema, router=router,

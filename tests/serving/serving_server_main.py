@@ -1,4 +1,6 @@
-"""Run a real uvicorn server on the test world: ``python serving_server_main.py PORT DIR``.
+"""Run a real uvicorn server on the test world: ``python serving_server_main.py PORT DIR
+[FLUSH_RECORDS [buffered]]`` (FLUSH_RECORDS: journal segment size of the prediction log;
+``buffered``: the non-durable log mode).
 
 Used by test_serving_server.py (a subprocess) to talk HTTP to the real thing.
 """
@@ -18,8 +20,10 @@ from mlops.serving.state import open_state  # noqa: E402
 if __name__ == "__main__":
     port, workdir = int(sys.argv[1]), Path(sys.argv[2])
     world = build_world()
+    flush = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
     settings = ServingSettings(port=port, log_dir=str(workdir / "plog"),
-                               log_flush_records=100_000, log_flush_seconds=3600,
+                               log_flush_records=flush, log_flush_seconds=3600,
+                               log_durable=sys.argv[4:5] != ["buffered"],
                                store=StoreSettings(path=str(workdir / "online.sqlite")))
     state = open_state(world.plan, world.model, world.info, settings,
                        reference=world.reference, source_schema=world.events.schema)
