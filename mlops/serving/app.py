@@ -38,11 +38,19 @@ from mlops.serving.http_limits import http_protocol, read_json_body
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.micro_batch import MicroBatcher
 from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
-                                        process_batch, request_ids)
+                                        fast_model, process_batch, request_ids)
 from mlops.serving.skew import check_plan
 from mlops.serving.state import ServingState
 from mlops.serving.validation import (RequestValidationError, check_entities, check_payload,
                                       check_records, error)
+
+_SCORING = ("/predict", "/invocations")
+_ARRIVING = "mlops.arriving_done"
+
+
+def _nothing() -> None:
+    return None
+
 
 _PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
           "/admin/reload", "/admin/breaker/reset"}
@@ -53,6 +61,16 @@ class _RequestMetrics:
 
     def __init__(self, app, state: ServingState):
         self.app, self.state = app, state
+
+    async def _announced(self, scope, receive, send):
+        """Scoring requests are announced to the micro-batcher while they are parsed,
+        so it waits for them only when one is really on its way."""
+        batcher = getattr(self.state, "batcher", None)
+        if batcher is None or scope["path"] not in _SCORING:
+            return await self.app(scope, receive, send)
+        with batcher.arriving_request() as done:
+            scope[_ARRIVING] = done
+            await self.app(scope, receive, send)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -65,7 +83,7 @@ class _RequestMetrics:
                 status["code"] = message["status"]
             await send(message)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self._announced(scope, receive, send_wrapper)
         finally:
             path = scope["path"] if scope["path"] in _PATHS else "other"
             m = self.state.metrics
@@ -154,13 +172,15 @@ def create_app(state: ServingState) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app):
+        if s.mode != "batch":  # compile the small-batch fast path before the first request
+            await run_in_threadpool(fast_model, state, state.active[0])
         yield
         await batcher.close()
         await run_in_threadpool(state.close)
 
     app = FastAPI(title="mlops serving", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-    async def _score(records: list) -> Outcome:
+    async def _score(records: list, request: Request) -> Outcome:
         ids = request_ids(records)
         if s.mode == "batch":
             ents = check_entities(records, state.plan.entity)
@@ -169,6 +189,7 @@ def create_app(state: ServingState) -> FastAPI:
                                 known_categories=state.categories,
                                 max_future_us=int(s.max_future_seconds * 1_000_000),
                                 max_abs=s.max_abs_value, policy=s.invalid_record_policy)
+        request.scope.get(_ARRIVING, _nothing)()  # no longer "on its way" to the batcher
         out = await batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
                                                  checked.event_ids, checked.invalid), len(ids))
         return await _durable(out)
@@ -181,7 +202,7 @@ def create_app(state: ServingState) -> FastAPI:
                 if slot.replay is not None:  # a retry: the first answer, not re-scored
                     return slot.replay
                 records = check_payload(body, max_records=s.max_records)
-                out = await _score(records)
+                out = await _score(records, request)
                 return slot.keep(_error(out.status, out.detail) if out.status != 200
                                  else JSONResponse(out.body))
         except RequestValidationError as exc:
@@ -201,7 +222,7 @@ def create_app(state: ServingState) -> FastAPI:
                                                         f"{len(records)}", "too_long")])
                 if not records:
                     raise RequestValidationError([error(["records"], "no records", "too_short")])
-                out = await _score(records)
+                out = await _score(records, request)
                 return slot.keep(_error(out.status, out.detail) if out.status != 200 else
                                  JSONResponse({"predictions": out.body["predictions"]}))
         except RequestValidationError as exc:

@@ -5,7 +5,9 @@ from that request's arrival) for more, up to ``max_batch`` records, and hands th
 to ``process`` in a single worker thread (so the event loop keeps accepting and parsing
 requests meanwhile, and the store connection is used by one thread). Requests that
 arrive while a batch is being processed form the next batch; their wait is already
-over, so under load there is no added latency.
+over, so under load there is no added latency. The runner waits only while another
+request is on its way (announced with :meth:`MicroBatcher.arriving_request` while its
+body is read and validated): a lone request is processed at once.
 
 Example:
     >>> batcher = MicroBatcher(lambda items: [x * 2 for x in items])
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -49,6 +52,23 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self.batches = 0          # how many batches ran (tests, metrics)
         self.last_batch_size = 0
+        self.arriving = 0         # requests announced but not yet submitted
+
+    @contextmanager
+    def arriving_request(self) -> Iterator[Callable[[], None]]:
+        """Announce a request being parsed; call the yielded function once it is submitted
+        (or leave the block): while any is announced, the runner may wait for it."""
+        state = {"open": True}
+
+        def done() -> None:
+            if state["open"]:
+                state["open"] = False
+                self.arriving -= 1
+        self.arriving += 1
+        try:
+            yield done
+        finally:
+            done()
 
     def _ensure_started(self) -> None:
         loop = asyncio.get_running_loop()
@@ -90,7 +110,8 @@ class MicroBatcher:
                 await self._event.wait()
                 continue
             deadline = self._items[0].arrived + self.max_wait_s
-            while self._queued_records() < self.max_batch:
+            # wait only while another request is being parsed: a lone one goes at once
+            while self.arriving > 0 and self._queued_records() < self.max_batch:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break

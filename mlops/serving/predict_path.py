@@ -20,8 +20,9 @@ from mlops.errors import MlopsError
 from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
                                            realtime_features)
 from mlops.serving.metrics import BATCH_BUCKETS
+from mlops.serving.fast_model import compile_model
 from mlops.serving.record_guard import guard_batch
-from mlops.serving.scoring import predict_scores
+from mlops.serving.scoring import known_categories, predict_scores
 from mlops.serving.state import ServingState
 
 
@@ -130,7 +131,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
                                     features_for=lambda p: _plan_features(state, p, points))
         labels, probs = routed.labels, routed.probs
     else:
-        labels, probs = predict_scores(model, X_model, threshold=s.threshold)
+        labels, probs = _predict(state, model, X_model)
     row_ok = np.repeat(~np.asarray(refused_req, dtype=bool), sizes)
     row_clean = row_ok & ~guard.unsafe  # what may enter the breaker window and the store
     served_by, served_info, tripped_msg = "model", info, None
@@ -210,6 +211,29 @@ def _plan_features(state: ServingState, plan, points: pl.DataFrame) -> pl.DataFr
     """An experiment variant's own plan over the same records (realtime: the router
     refuses other modes), before this batch's events are stored, like the served plan."""
     return realtime_features(plan, state.store, points).select(plan.feature_names)
+
+
+def fast_model(state: ServingState, model):
+    """The compiled equivalent of ``model`` (:mod:`mlops.serving.fast_model`), built once
+    per served model; None when the model has no exact fast path."""
+    cached = getattr(state, "_fast_model", None)
+    if cached is None or cached[0] is not model:
+        compiled = compile_model(model, state.plan.feature_names,
+                                 categorical=state.plan.categorical,
+                                 known_categories=known_categories(model))
+        cached = (model, compiled)
+        state._fast_model = cached
+    return cached[1]
+
+
+def _predict(state: ServingState, model, X: pl.DataFrame):
+    fast = fast_model(state, model)
+    if fast is not None:
+        try:
+            return predict_scores(fast, X, threshold=state.settings.threshold)
+        except (ValueError, TypeError, KeyError, pl.exceptions.PolarsError):
+            pass  # an input the compiled path can't take: the model itself decides
+    return predict_scores(model, X, threshold=state.settings.threshold)
 
 
 def _iso(us: int) -> str:
