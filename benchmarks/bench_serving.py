@@ -88,7 +88,7 @@ def run_bare(port: int) -> None:
                 loop="uvloop", http="httptools")
 
 
-def run_ours(port: int, workdir: str) -> None:
+def run_ours(port: int, workdir: str, durable: bool = True) -> None:
     """(b): the real serving app, realtime mode, SQLite store, breaker and log on."""
     from mlops.serving import (BreakerReference, ModelInfo, ServingSettings, StoreSettings,
                                open_state, serve)
@@ -96,6 +96,7 @@ def run_ours(port: int, workdir: str) -> None:
     X = feats.select(plan.feature_names)
     ref = BreakerReference.fit(X, model.predict_proba(X)[:, 1], categorical=plan.categorical)
     settings = ServingSettings(port=port, log_dir=os.path.join(workdir, "plog"),
+                               log_durable=durable,
                                store=StoreSettings(path=os.path.join(workdir, "online.sqlite")))
     state = open_state(plan, model, ModelInfo("fraud", "1", plan.spec_hash), settings,
                        reference=ref, source_schema=events.schema)
@@ -110,17 +111,28 @@ def _free_port() -> int:
 
 
 def _lua(bodies: list[str], path: str, out: Path) -> Path:
+    """A wrk script cycling through ``bodies``; it counts answers by status class."""
     items = ",\n".join("[==[" + b + "]==]" for b in bodies)
     out.write_text(f"""
 local bodies = {{
 {items}
 }}
-local i = 0
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) i = 0; s2 = 0; s4 = 0; s5 = 0 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   i = i + 1
   return wrk.format("POST", "{path}", nil, bodies[(i % #bodies) + 1])
+end
+response = function(status, headers, body)
+  if status >= 500 then s5 = s5 + 1 elseif status >= 400 then s4 = s4 + 1 else s2 = s2 + 1 end
+end
+done = function(summary, latency, requests)
+  local a, b, c = 0, 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("s2"); b = b + t:get("s4"); c = c + t:get("s5") end
+  io.write(string.format("STATUS 2xx=%d 4xx=%d 5xx=%d\\n", a, b, c))
 end
 """)
     return out
@@ -142,7 +154,8 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None
 
 
 def _parse_wrk(text: str) -> dict:
-    out = {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0}
+    out = {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0, "2xx": None,
+           "4xx": None, "5xx": None}
 
     def ms(tok: str) -> float:
         for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1000.0)):
@@ -157,37 +170,84 @@ def _parse_wrk(text: str) -> dict:
             out["p50_ms"] = ms(parts[1])
         elif len(parts) == 2 and parts[0] in ("99%", "99.000%"):
             out["p99_ms"] = ms(parts[1])
-        elif "Non-2xx" in line or "Socket errors" in line:
+        elif "Socket errors" in line:
             out["errors"] += sum(int(p.strip(",")) for p in parts if p.strip(",").isdigit())
+        elif line.startswith("STATUS"):
+            out.update({k: int(v) for k, v in (p.split("=") for p in parts[1:])})
     return out
 
 
-def _load(name: str, cmd: list[str], port: int, lua: Path, duration: int, conc: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_ready(port, proc)
-        url = f"http://127.0.0.1:{port}"
-        # warm-up (model caches, SQLite pages), then the measured run
-        subprocess.run(["wrk", "-t1", f"-c{conc}", "-d2s", "-s", str(lua), url],
-                       capture_output=True, timeout=60)
+class _Server:
+    """A benchmark server in its own process (started once, loaded many times)."""
+
+    def __init__(self, name: str, args: list[str]):
+        self.name, self.port = name, _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        me = str(Path(__file__).resolve())
+        self.proc = subprocess.Popen([sys.executable, me, *args[:1], str(self.port), *args[1:]],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ready(self) -> "_Server":
+        _wait_ready(self.port, self.proc)
+        return self
+
+    def load(self, lua: Path, duration: int, conc: int, *, warm: int = 2) -> dict:
+        url = f"http://127.0.0.1:{self.port}"
+        if warm:  # model caches, SQLite pages, the fast path's memo
+            subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{warm}s", "-s", str(lua), url],
+                           capture_output=True, timeout=60)
         res = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "--latency",
                               "-s", str(lua), url], capture_output=True, text=True,
                              timeout=duration + 60)
-        stats = _parse_wrk(res.stdout)
-        print(f"  {name:5s}: {stats['rps']:.0f} req/s, p50 {stats['p50_ms']:.2f} ms, "
-              f"p99 {stats['p99_ms']:.2f} ms, non-2xx/socket errors {stats['errors']}")
-        return stats
-    finally:
-        proc.send_signal(signal.SIGTERM)
+        return _parse_wrk(res.stdout)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
-def bench_http(duration: int, conc: int) -> dict:
+def _show(name: str, st: dict) -> None:
+    status = (f", 2xx/4xx/5xx {st['2xx']}/{st['4xx']}/{st['5xx']}"
+              if st.get("2xx") is not None else "")
+    print(f"    {name:9s}: {st['rps']:8.0f} req/s, p50 {st['p50_ms']:6.2f} ms, "
+          f"p99 {st['p99_ms']:7.2f} ms, socket errors {st['errors']}{status}")
+
+
+def hostile_bodies(good: list[str], plan) -> list[str]:
+    """Malformed and hostile requests: bad JSON, deep nesting, wrong types, huge numbers,
+    overflowing timestamps, wrong shapes."""
+    rec = json.loads(good[0])["records"][0]
+    num = next(c for c in plan.source_columns if isinstance(rec.get(c), float))
+    ts = plan.timestamp
+
+    def with_(**kw):
+        return json.dumps({"records": [{**rec, **kw}]})
+    return [
+        '{"records": [{"' + num + '": 1.0,',                         # truncated JSON
+        "not json at all",
+        "[" * 50_000 + "]" * 50_000,                                 # deep nesting (100 KB)
+        '{"records": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"records": [{"' + num + '": ' + "9" * 400 + "}]}",          # a 400-digit integer
+        with_(**{num: "12.5"}),                                      # wrong type
+        with_(**{num: None}),
+        with_(**{num: 1e308}),                                        # huge finite number
+        with_(**{ts: "0001-01-01T00:00:00+01:00"}),                   # offset overflows
+        with_(**{ts: "9999-12-31T23:59:59-14:00"}),
+        with_(**{ts: "2024-13-45T99:99:99"}),
+        json.dumps({"records": [1, "x", None]}),
+        json.dumps({"records": []}),
+        json.dumps({"rows": [rec]}),
+        json.dumps([rec]),
+    ]
+
+
+def bench_http(duration: int, concurrencies: list[int], repeats: int = 2) -> dict:
+    """Ours vs bare at each concurrency (each measured ``repeats`` times, interleaved);
+    durable vs buffered log at concurrency 8; 10% hostile requests mixed in."""
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk): skipping the HTTP benchmark")
         return {}
@@ -202,20 +262,67 @@ def bench_http(duration: int, conc: int) -> dict:
         f = fmap.get(r["transaction_id"])
         if f is not None:
             bare_bodies.append(json.dumps({"features": [f[n] for n in plan.feature_names]}))
+    hostile = hostile_bodies(ours_bodies, plan)
+    mixed = []  # every 10th request is hostile, cycling through the hostile kinds
+    for i, b in enumerate(ours_bodies[:900]):
+        mixed.append(b)
+        if i % 9 == 8:
+            mixed.append(hostile[(i // 9) % len(hostile)])
+    out: dict = {"by_concurrency": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        me = str(Path(__file__).resolve())
-        print(f"HTTP, wrk -t1 -c{conc} -d{duration}s, one record per request")
-        p1, p2 = _free_port(), _free_port()
-        bare = _load("bare", [sys.executable, me, "--serve-bare", str(p1)], p1,
-                     _lua(bare_bodies, "/predict", tmp / "bare.lua"), duration, conc)
-        ours = _load("ours", [sys.executable, me, "--serve-ours", str(p2), str(tmp)], p2,
-                     _lua(ours_bodies, "/predict", tmp / "ours.lua"), duration, conc)
-    tput = ours["rps"] / bare["rps"]
-    p99 = ours["p99_ms"] / bare["p99_ms"]
-    print(f"  throughput ratio ours/bare {tput:.2f}x (target >= 0.8)   "
-          f"p99 ratio ours/bare {p99:.2f}x (target <= 1.5)")
-    return {"bare": bare, "ours": ours, "throughput_ratio": tput, "p99_ratio": p99}
+        lua_bare = _lua(bare_bodies, "/predict", tmp / "bare.lua")
+        lua_ours = _lua(ours_bodies, "/predict", tmp / "ours.lua")
+        lua_mixed = _lua(mixed, "/predict", tmp / "mixed.lua")
+        (tmp / "d").mkdir()
+        (tmp / "b").mkdir()
+        servers = {"bare": _Server("bare", ["--serve-bare"]),
+                   "ours": _Server("ours", ["--serve-ours", str(tmp / "d")]),
+                   "buffered": _Server("buffered", ["--serve-ours", str(tmp / "b"),
+                                                    "buffered"])}
+        try:
+            for srv in servers.values():
+                srv.ready()
+            print(f"HTTP /predict, one record per request, wrk -t1 -d{duration}s; each "
+                  f"measurement {repeats}x (the machine is shared)")
+            for conc in concurrencies:
+                print(f"  concurrency {conc}:")
+                runs = []
+                for rep in range(repeats):
+                    bare = servers["bare"].load(lua_bare, duration, conc, warm=2 if rep == 0 else 0)
+                    ours = servers["ours"].load(lua_ours, duration, conc, warm=2 if rep == 0 else 0)
+                    _show(f"bare #{rep + 1}", bare)
+                    _show(f"ours #{rep + 1}", ours)
+                    t, p = ours["rps"] / bare["rps"], ours["p99_ms"] / bare["p99_ms"]
+                    print(f"    ratio #{rep + 1}: throughput {t:.2f}x (target >= 0.8), "
+                          f"p99 {p:.2f}x (target <= 1.5)")
+                    runs.append({"bare": bare, "ours": ours, "throughput_ratio": t,
+                                 "p99_ratio": p})
+                out["by_concurrency"][conc] = runs
+            print("  durable log (journal + fsync before answering) vs buffered log, "
+                  "concurrency 8:")
+            dur = []
+            for rep in range(repeats):
+                d = servers["ours"].load(lua_ours, duration, 8, warm=0)
+                b = servers["buffered"].load(lua_ours, duration, 8, warm=2 if rep == 0 else 0)
+                _show(f"durable #{rep + 1}", d)
+                _show(f"buffer #{rep + 1}", b)
+                print(f"    throughput durable/buffered #{rep + 1}: {d['rps'] / b['rps']:.2f}x "
+                      "(target >= 0.9)")
+                dur.append({"durable": d, "buffered": b, "ratio": d["rps"] / b["rps"]})
+            out["durability"] = dur
+            print(f"  mixed load, concurrency 8: {len(mixed) - 900} of {len(mixed)} request "
+                  f"bodies malformed or hostile ({len(hostile)} kinds)")
+            mix = []
+            for rep in range(repeats):
+                m = servers["ours"].load(lua_mixed, duration, 8, warm=0)
+                _show(f"mixed #{rep + 1}", m)
+                mix.append(m)
+            out["mixed"] = mix
+        finally:
+            for srv in servers.values():
+                srv.stop()
+    return out
 
 
 # ---------------------------------------------------------------- batch + store
@@ -304,25 +411,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["http", "batch", "store"])
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--repeats", type=int, default=2, help="HTTP: runs per measurement")
     ap.add_argument("--batch-users", type=int, default=30_000, help="~35 rows per user")
     ap.add_argument("--entities", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=5, help="best-of for batch timings")
+    ap.add_argument("--batch-repeats", type=int, default=5, help="best-of for batch timings")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--serve-ours", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-ours", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     if args.serve_bare:
         return run_bare(args.serve_bare)
     if args.serve_ours:
-        return run_ours(int(args.serve_ours[0]), args.serve_ours[1])
+        return run_ours(int(args.serve_ours[0]), args.serve_ours[1],
+                        durable=args.serve_ours[2:] != ["buffered"])
     results = {}
     if args.only in (None, "store"):
         results["store"] = bench_store(args.entities)
     if args.only in (None, "batch"):
-        results["batch"] = bench_batch(args.batch_users, args.repeats)
+        results["batch"] = bench_batch(args.batch_users, args.batch_repeats)
     if args.only in (None, "http"):
-        results["http"] = bench_http(args.duration, args.concurrency)
+        results["http"] = bench_http(args.duration, args.concurrency, args.repeats)
     print(json.dumps(results, indent=1, default=float))
 
 

@@ -29,13 +29,14 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import MlopsError, NotFoundError, SkewError
 from mlops.serving.features_online import check_materialized
 from mlops.serving.http_limits import http_protocol, read_json_body
 from mlops.serving.idempotency import IdempotentAnswers
+from mlops.serving.metrics import CONTENT_TYPE
 from mlops.serving.micro_batch import MicroBatcher
 from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
                                         fast_model, process_batch, request_ids)
@@ -87,10 +88,8 @@ class _RequestMetrics:
         finally:
             path = scope["path"] if scope["path"] in _PATHS else "other"
             m = self.state.metrics
-            m.counter("mlops_http_requests_total", "HTTP requests by path and status.",
-                      path=path, status=str(status["code"]))
-            m.observe("mlops_http_request_duration_seconds", "HTTP request latency.",
-                      time.perf_counter() - start, path=path)
+            m.http_requests.labels(path=path, status=str(status["code"])).inc()
+            m.http_latency.labels(path=path).observe(time.perf_counter() - start)
 
 
 async def _durable(out: Outcome) -> Outcome:
@@ -256,15 +255,14 @@ def create_app(state: ServingState) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics():
+        m = state.metrics
         if state.breaker is not None:
             st = state.breaker.status()
-            state.metrics.gauge("mlops_breaker_tripped", "1 when the circuit breaker is "
-                                "tripped.", 1.0 if st.state == "tripped" else 0.0)
+            m.breaker_tripped.set(1.0 if st.state == "tripped" else 0.0)
         if state.prediction_log is not None:
-            state.metrics.gauge("mlops_prediction_log_pending", "Log records not yet on disk.",
-                                float(state.prediction_log.pending()))
-        return PlainTextResponse(state.metrics.render(),
-                                 media_type="text/plain; version=0.0.4")
+            m.log_pending.set(float(state.prediction_log.pending()))
+            m.log_commits.set(float(state.prediction_log.commits))
+        return Response(m.render(), media_type=CONTENT_TYPE)
 
     @app.post("/admin/reload")
     async def reload(request: Request):

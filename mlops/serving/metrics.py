@@ -1,110 +1,117 @@
-"""A tiny Prometheus text-format registry (counters, gauges, histograms with labels).
+"""The server's Prometheus metrics, through ``prometheus_client``: each declared once.
 
-No client library needed: the server exposes ``GET /metrics`` in the text exposition
-format (version 0.0.4) that Prometheus scrapes.
+:class:`ServingMetrics` declares every metric of the serving app in ONE place, in its
+own :class:`prometheus_client.CollectorRegistry` (one per app, so two apps in one
+process, e.g. tests or A/B variants, never share or collide). ``GET /metrics`` returns
+:meth:`ServingMetrics.render`.
+
+Several worker processes (``uvicorn --workers N``, gunicorn): set the environment
+variable ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory *before* the processes
+start; each worker then writes its samples to memory-mapped files there and
+:meth:`render` aggregates all workers (``prometheus_client.multiprocess``): counters and
+histograms are summed, gauges use the ``multiprocess_mode`` declared below. Clear the
+directory between runs.
 
 Example:
-    >>> m = Metrics()
-    >>> m.counter("mlops_requests_total", "Requests.", path="/predict", status="200")
-    >>> "mlops_requests_total{path=\\"/predict\\",status=\\"200\\"} 1.0" in m.render()
+    >>> m = ServingMetrics()
+    >>> m.http_requests.labels(path="/predict", status="200").inc()
+    >>> 'mlops_http_requests_total{path="/predict",status="200"} 1.0' in m.render()
     True
 """
 from __future__ import annotations
 
-import bisect
-import math
-import threading
+import os
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _labels(labels: dict) -> str:
-    if not labels:
-        return ""
-    def esc(v) -> str:
-        return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def _num(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "NaN"
-    if isinstance(v, float) and math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v)) if isinstance(v, float) else str(v)
-
-
-class Metrics:
-    """Thread-safe in-memory metrics; :meth:`render` gives the Prometheus text."""
+class ServingMetrics:
+    """Every metric the serving app exports, declared once, in a private registry."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._help: dict[str, tuple[str, str]] = {}
-        self._values: dict[str, dict[tuple, float]] = {}
-        self._hists: dict[str, dict[tuple, list]] = {}
-        self._buckets: dict[str, tuple] = {}
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter("mlops_http_requests", "HTTP requests by path and status.",
+                                     ["path", "status"], registry=r)
+        self.http_latency = Histogram("mlops_http_request_duration_seconds",
+                                      "HTTP request latency.", ["path"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_records = Histogram("mlops_batch_records",
+                                       "Records per micro-batch (one model call).",
+                                       buckets=BATCH_BUCKETS, registry=r)
+        self.predictions = Counter("mlops_predictions", "Records scored, by who answered.",
+                                   ["served_by"], registry=r)
+        self.breaker_tripped = Gauge("mlops_breaker_tripped",
+                                     "1 when the circuit breaker is tripped.", registry=r,
+                                     multiprocess_mode="max")
+        self.breaker_window_records = Gauge("mlops_breaker_window_records",
+                                            "Records in the breaker window.", registry=r,
+                                            multiprocess_mode="liveall")
+        self.breaker_prediction_psi = Gauge("mlops_breaker_prediction_psi",
+                                            "PSI of the prediction score over the breaker "
+                                            "window.", registry=r, multiprocess_mode="liveall")
+        self.breaker_feature_psi = Gauge("mlops_breaker_feature_psi",
+                                         "PSI of each monitored feature over the breaker "
+                                         "window.", ["feature"], registry=r,
+                                         multiprocess_mode="liveall")
+        self.log_pending = Gauge("mlops_prediction_log_pending",
+                                 "Prediction log records not yet compacted into parquet.",
+                                 registry=r, multiprocess_mode="livesum")
+        self.log_commits = Gauge("mlops_prediction_log_commits",
+                                 "Group commits (fsyncs) of the prediction log journal.",
+                                 registry=r, multiprocess_mode="livesum")
+        self._by_name = {m._name: m for m in vars(self).values()
+                         if isinstance(m, MetricWrapperBase)}
 
-    def _declare(self, name: str, kind: str, help_text: str) -> None:
-        if name not in self._help:
-            self._help[name] = (kind, help_text)
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this app (all workers in multi-process mode)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
 
-    def counter(self, name: str, help_text: str, value: float = 1.0, **labels) -> None:
-        """Add ``value`` to a counter."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._declare(name, "counter", help_text)
-            series = self._values.setdefault(name, {})
-            series[key] = series.get(key, 0.0) + value
+    # Name-based access for code that reports a declared metric by its name.
+    def _metric(self, name: str) -> MetricWrapperBase:
+        key = name[:-len("_total")] if name.endswith("_total") else name
+        try:
+            return self._by_name[key]
+        except KeyError:
+            raise KeyError(f"metric {name!r} is not declared in ServingMetrics; declare it "
+                           "there once") from None
 
-    def gauge(self, name: str, help_text: str, value: float | None, **labels) -> None:
-        """Set a gauge (None -> NaN)."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._declare(name, "gauge", help_text)
-            self._values.setdefault(name, {})[key] = float("nan") if value is None else value
+    def counter(self, name: str, help_text: str = "", value: float = 1.0, **labels) -> None:
+        """Add ``value`` to a declared counter."""
+        m = self._metric(name)
+        (m.labels(**labels) if labels else m).inc(value)
+
+    def gauge(self, name: str, help_text: str = "", value: float | None = None,
+              **labels) -> None:
+        """Set a declared gauge (None -> NaN)."""
+        m = self._metric(name)
+        (m.labels(**labels) if labels else m).set(float("nan") if value is None else value)
 
     def clear_gauge(self, name: str) -> None:
-        """Drop every series of a gauge (e.g. PSIs after a breaker reset)."""
-        with self._lock:
-            self._values.pop(name, None)
-
-    def observe(self, name: str, help_text: str, value: float,
-                buckets: tuple = LATENCY_BUCKETS, **labels) -> None:
-        """Record one observation in a histogram."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._declare(name, "histogram", help_text)
-            self._buckets.setdefault(name, buckets)
-            b = self._buckets[name]
-            h = self._hists.setdefault(name, {}).setdefault(key, [[0] * (len(b) + 1), 0.0, 0])
-            h[0][bisect.bisect_left(b, value)] += 1
-            h[1] += value
-            h[2] += 1
+        """Drop every labelled series of a gauge (e.g. PSIs after a breaker reset)."""
+        m = self._metric(name)
+        if m._labelnames:
+            m.clear()
 
     def value(self, name: str, **labels) -> float | None:
-        """Current value of a counter/gauge series (tests, /ready)."""
-        with self._lock:
-            return self._values.get(name, {}).get(tuple(sorted(labels.items())))
+        """Current value of a counter/gauge series (tests, /ready); None when absent."""
+        return self.registry.get_sample_value(name, labels)
 
-    def render(self) -> str:
-        lines = []
-        with self._lock:
-            for name, (kind, help_text) in sorted(self._help.items()):
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                if kind == "histogram":
-                    b = self._buckets[name]
-                    for key, (counts, total, n) in sorted(self._hists.get(name, {}).items()):
-                        labels = dict(key)
-                        cum = 0
-                        for edge, c in zip((*b, float("inf")), counts):
-                            cum += c
-                            le = "+Inf" if math.isinf(edge) else repr(float(edge))
-                            lines.append(f"{name}_bucket{_labels({**labels, 'le': le})} {cum}")
-                        lines.append(f"{name}_sum{_labels(labels)} {_num(total)}")
-                        lines.append(f"{name}_count{_labels(labels)} {n}")
-                else:
-                    for key, v in sorted(self._values.get(name, {}).items()):
-                        lines.append(f"{name}{_labels(dict(key))} {_num(v)}")
-        return "\n".join(lines) + "\n"
+    def observe(self, name: str, help_text: str = "", value: float = 0.0, buckets=None,
+                **labels) -> None:
+        """Record one observation in a declared histogram (its buckets are declared)."""
+        m = self._metric(name)
+        (m.labels(**labels) if labels else m).observe(value)
+
+
+Metrics = ServingMetrics  # the name the state used before

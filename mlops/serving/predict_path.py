@@ -19,7 +19,6 @@ import polars as pl
 from mlops.errors import MlopsError
 from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
                                            realtime_features)
-from mlops.serving.metrics import BATCH_BUCKETS
 from mlops.serving.fast_model import compile_model
 from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import known_categories, predict_scores
@@ -59,15 +58,15 @@ def request_ids(records: list[dict]) -> list[str]:
 
 def _breaker_gauges(state: ServingState, status) -> None:
     m = state.metrics
-    m.gauge("mlops_breaker_tripped", "1 when the circuit breaker is tripped.",
-            1.0 if status.state == "tripped" else 0.0)
-    m.gauge("mlops_breaker_window_records", "Records in the breaker window.",
-            float(status.window_records))
-    m.gauge("mlops_breaker_prediction_psi", "PSI of the prediction score over the breaker "
-            "window.", status.prediction_psi)
+    m.breaker_tripped.set(1.0 if status.state == "tripped" else 0.0)
+    m.breaker_window_records.set(float(status.window_records))
+    m.breaker_prediction_psi.set(_num(status.prediction_psi))
     for name, v in status.feature_psi.items():
-        m.gauge("mlops_breaker_feature_psi", "PSI of each monitored feature over the breaker "
-                "window.", v, feature=name)
+        m.breaker_feature_psi.labels(feature=name).set(_num(v))
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _split(values: list, sizes: list[int]) -> list[list]:
@@ -98,8 +97,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     cols = {c: [v for r in requests for v in r.columns[c]] for c in requests[0].columns}
     warnings = [w for r in requests for w in r.warnings]
     points = points_frame(cols, state.request_schema.polars_schema(), plan.timestamp)
-    state.metrics.observe("mlops_batch_records", "Records per micro-batch (one model call).",
-                          float(points.height), buckets=BATCH_BUCKETS)
+    state.metrics.batch_records.observe(float(points.height))
     refused_req = [False] * len(requests)
     as_of = None
     if s.mode == "hybrid":
@@ -181,8 +179,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     if state.prediction_log is not None:
         durable = _log(state, points, X, ids, label_list, prob_list, warnings, row_ok,
                        served_by, served_info, breaker, routed)
-    state.metrics.counter("mlops_predictions_total", "Records scored, by who answered.",
-                          float(row_ok.sum()), served_by=served_by)
+    state.metrics.predictions.labels(served_by=served_by).inc(float(row_ok.sum()))
     out, start = [], 0
     for i, n in enumerate(sizes):
         end = start + n
