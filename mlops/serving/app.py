@@ -10,7 +10,9 @@ Endpoints:
 - ``POST /invocations``: MLflow's ``{"dataframe_records": [...]}`` or
   ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` -> ``{"predictions": [...]}``.
 - ``GET /health`` (alive), ``GET /ready`` (model, plan hash, store, breaker; 503 when not
-  ready), ``GET /metadata``, ``GET /metrics`` (Prometheus text).
+  ready), ``GET /metadata``, ``GET /metrics`` (Prometheus text, :mod:`.metrics`),
+  ``GET /docs`` (Swagger UI, local assets) and ``GET /openapi.json`` (request and response
+  schemas from the plan's source columns, :mod:`.openapi`).
 - ``POST /admin/reload`` ``{"version": "4"}``: only a version that passes the served
   alias's promotion gates (``state.gate_check``), else 409 naming the failing gates,
   unless ``{"force": true, "reason": "..."}``; every reload (and refusal) is an audit
@@ -38,6 +40,7 @@ from mlops.serving.http_limits import http_protocol, read_json_body
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.metrics import CONTENT_TYPE
 from mlops.serving.micro_batch import MicroBatcher
+from mlops.serving.openapi import install_docs
 from mlops.serving.predict_path import (Outcome, ParsedRequest, answer_from_cache,
                                         fast_model, process_batch, request_ids)
 from mlops.serving.skew import check_plan
@@ -54,7 +57,7 @@ def _nothing() -> None:
 
 
 _PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
-          "/admin/reload", "/admin/breaker/reset"}
+          "/admin/reload", "/admin/breaker/reset", "/docs", "/openapi.json"}
 
 
 class _RequestMetrics:
@@ -323,6 +326,7 @@ def create_app(state: ServingState) -> FastAPI:
                             0.0)
         return {"breaker": status.as_dict()}
 
+    install_docs(app, state)  # /openapi.json with the plan's schemas, /docs without a CDN
     app.add_middleware(_RequestMetrics, state=state)
     return app
 

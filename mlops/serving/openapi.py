@@ -1,0 +1,185 @@
+"""``/openapi.json`` with schemas from the served plan, and ``/docs`` without a CDN.
+
+The scoring endpoints read raw bodies (their validation is ours, per record, with the
+field named), so FastAPI cannot infer their schemas. :func:`openapi_schema` writes them
+from the plan's source columns: one property per request field with its JSON type
+(``number``; ``string``; ``string`` + ``date-time`` for the event timestamp), which are
+required, which accept null, and an example record. Responses (200 and 422) are
+described too.
+
+``/docs`` is Swagger UI served from the ``swagger-ui-bundle`` package's files (no network
+at run time); without that package, a small self-contained page lists the endpoints and
+links ``/openapi.json``.
+
+Example:
+    >>> schema = openapi_schema(app, state)            # doctest: +SKIP
+    >>> schema["components"]["schemas"]["Record"]["required"]   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+
+OPENAPI_VERSION = "3.0.3"   # what the bundled Swagger UI 4 renders
+ASSETS = "/docs/assets"
+
+
+def _example_value(col: str, kind: str, categories: dict[str, set]):
+    if kind == "number":
+        return 42.0
+    if kind == "datetime":
+        return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat()
+    if kind == "entity":
+        return f"{col}-0001"
+    known = sorted(categories.get(col, ()))
+    return known[0] if known else "a"
+
+
+def record_schema(request_schema, categories: dict[str, set]) -> tuple[dict, dict]:
+    """(JSON schema of one request record, an example record)."""
+    props, required, example = {}, [], {}
+    for col, kind in request_schema.kinds.items():
+        if kind == "number":
+            p = {"type": "number", "description": "a finite number"}
+        elif kind == "datetime":
+            p = {"type": "string", "format": "date-time",
+                 "description": "ISO-8601; naive = UTC; omitted = the server's clock"}
+        elif kind == "entity":
+            p = {"type": "string", "minLength": 1, "description": "the entity key"}
+        else:
+            p = {"type": "string"}
+            if col in request_schema.nullable:
+                p["nullable"] = True
+                p["description"] = "null = the missing category"
+            if categories.get(col):
+                p["description"] = (p.get("description", "") + "; known: "
+                                    + ", ".join(sorted(categories[col])[:30])).lstrip("; ")
+        example[col] = _example_value(col, kind, categories)
+        p["example"] = example[col]
+        props[col] = p
+        if kind != "datetime":
+            required.append(col)
+    props["request_id"] = {"type": "string", "description": "optional client id of the record "
+                           "(echoed in request_ids and the prediction log)"}
+    return {"type": "object", "properties": props, "required": required}, example
+
+
+def _components(state) -> dict:
+    record, example = record_schema(state.request_schema, state.categories)
+    ref = {"$ref": "#/components/schemas/Record"}
+    cols = list(example)
+    return {
+        "Record": {**record, "example": example},
+        "PredictRequest": {"type": "object", "required": ["records"],
+                           "properties": {"records": {"type": "array", "items": ref,
+                                                      "minItems": 1,
+                                                      "maxItems": state.settings.max_records}},
+                           "example": {"records": [example]}},
+        "InvocationsRequest": {
+            "type": "object", "description": "MLflow scoring format: dataframe_records or "
+                                             "dataframe_split",
+            "properties": {"dataframe_records": {"type": "array", "items": ref},
+                           "dataframe_split": {"type": "object", "properties": {
+                               "columns": {"type": "array", "items": {"type": "string"}},
+                               "data": {"type": "array", "items": {"type": "array",
+                                                                   "items": {}}}}}},
+            "example": {"dataframe_split": {"columns": cols,
+                                            "data": [[example[c] for c in cols]]}}},
+        "ModelRef": {"type": "object", "properties": {"name": {"type": "string"},
+                                                      "version": {"type": "string"}}},
+        "PredictResponse": {"type": "object", "properties": {
+            "predictions": {"type": "array", "items": {}, "description": "label per record"},
+            "probabilities": {"type": "array", "items": {"type": "number"}},
+            "model": {"$ref": "#/components/schemas/ModelRef"},
+            "plan_hash": {"type": "string"},
+            "warnings": {"type": "array", "items": {"type": "array",
+                                                    "items": {"type": "string"}}},
+            "request_ids": {"type": "array", "items": {"type": "string"}},
+            "served_by": {"type": "string",
+                          "enum": ["model", "fallback", "default", "cache"]},
+            "features_as_of": {"type": "array", "items": {"type": "string", "nullable": True},
+                               "description": "hybrid mode: materialization time per record"}},
+            "required": ["predictions", "probabilities", "model", "plan_hash", "warnings",
+                         "request_ids", "served_by"]},
+        "InvocationsResponse": {"type": "object", "properties": {
+            "predictions": {"type": "array", "items": {}}}},
+        "ValidationError": {"type": "object", "properties": {"detail": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "loc": {"type": "array", "items": {}}, "msg": {"type": "string"},
+                "type": {"type": "string"}}}}}},
+    }
+
+
+def _body(name: str) -> dict:
+    return {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+
+def _responses(ok: str) -> dict:
+    def ref(n):
+        return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{n}"}}}}
+    return {"200": {"description": "scored", **ref(ok)},
+            "422": {"description": "invalid request: each error names the field",
+                    **ref("ValidationError")},
+            "503": {"description": "not scored (breaker refusing, store down, log unwritable)"}}
+
+
+def openapi_schema(app: FastAPI, state) -> dict:
+    """The app's OpenAPI document with the plan's request and response schemas."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=str(state.info.version),
+                      openapi_version=OPENAPI_VERSION, routes=app.routes,
+                      description=f"Model {state.info.name} v{state.info.version}, feature "
+                                  f"plan {state.plan.name} ({state.plan.spec_hash[:12]}), "
+                                  f"mode {state.settings.mode}.")
+    doc.setdefault("components", {}).setdefault("schemas", {}).update(_components(state))
+    for path, req, ok in (("/predict", "PredictRequest", "PredictResponse"),
+                          ("/invocations", "InvocationsRequest", "InvocationsResponse")):
+        op = doc["paths"].get(path, {}).get("post")
+        if op is not None:
+            op["requestBody"] = _body(req)
+            op["responses"] = _responses(ok)
+    app.openapi_schema = doc
+    return doc
+
+
+def install_docs(app: FastAPI, state) -> None:
+    """``/openapi.json`` from :func:`openapi_schema` and a local ``/docs`` page."""
+    app.openapi = lambda: openapi_schema(app, state)
+    try:
+        import swagger_ui_bundle
+        from fastapi.openapi.docs import get_swagger_ui_html
+        from fastapi.staticfiles import StaticFiles
+        app.mount(ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+                  name="swagger-ui-assets")
+    except ImportError:  # no asset package: a self-contained page instead
+        get_swagger_ui_html = None
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if get_swagger_ui_html is not None:
+            return get_swagger_ui_html(openapi_url="/openapi.json",
+                                       title=f"{app.title} - docs",
+                                       swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                                       swagger_css_url=f"{ASSETS}/swagger-ui.css",
+                                       swagger_favicon_url=f"{ASSETS}/favicon-32x32.png")
+        return HTMLResponse(plain_docs(openapi_schema(app, state)))
+
+
+def plain_docs(doc: dict) -> str:
+    """A self-contained HTML page: endpoints, and the example request of ``/predict``."""
+    rows = "".join(f"<li><code>{html.escape(m.upper())} {html.escape(p)}</code> "
+                   f"{html.escape(op.get('summary', ''))}</li>"
+                   for p, ops in doc["paths"].items() for m, op in ops.items())
+    example = doc["components"]["schemas"].get("PredictRequest", {}).get("example", {})
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(doc['info']['title'])}"
+            f"</title><h1>{html.escape(doc['info']['title'])}</h1>"
+            f"<p>{html.escape(doc['info'].get('description', ''))}</p><ul>{rows}</ul>"
+            f"<h2>POST /predict example</h2><pre>{html.escape(json.dumps(example, indent=1))}"
+            "</pre><p><a href=/openapi.json>/openapi.json</a></p>")
