@@ -19,6 +19,7 @@ import polars as pl
 from mlops.errors import MlopsError
 from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
                                            realtime_features)
+from mlops.serving.fast_features import SMALL_BATCH, small_batch_features, supported
 from mlops.serving.fast_model import compile_model
 from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import known_categories, predict_scores
@@ -110,6 +111,8 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
             w.extend(extra)
         if s.stale_policy == "refuse":
             refused_req = [any(x) for x in _split(res.stale, sizes)]
+    elif points.height <= SMALL_BATCH and _fast_windows(state):
+        feats = small_batch_features(plan, state.store, points)  # no query plan per request
     else:
         feats = realtime_features(plan, state.store, points)
     model, info = state.active
@@ -223,6 +226,13 @@ def fast_model(state: ServingState, model):
     return cached[1]
 
 
+def _fast_windows(state: ServingState) -> bool:
+    ok = getattr(state, "_fast_windows", None)
+    if ok is None:
+        ok = state._fast_windows = supported(state.plan)
+    return ok
+
+
 def _predict(state: ServingState, model, X: pl.DataFrame):
     fast = fast_model(state, model)
     if fast is not None:
@@ -280,25 +290,23 @@ def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info
     """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
     the variant and model version per row, plus one row per shadow variant and record.
     Returns the log's durability future (None when nothing was logged)."""
-    plan = state.plan
+    plan, schema = state.plan, state.prediction_log.schema
     n = len(ids)
-    frame = pl.DataFrame({
-        "request_id": pl.Series(ids, dtype=pl.String),
-        "entity": points[plan.entity].cast(pl.String),
-        "event_ts": points[plan.timestamp],
-        "prediction": pl.Series(labels, dtype=pl.Int64, strict=False),
-        "probability": pl.Series(probs, dtype=pl.Float64),
-        "warnings": pl.Series(warnings, dtype=pl.List(pl.String)),
-    }).with_columns(
-        pl.lit(info.name, pl.String).alias("model_name"),
-        pl.lit(str(info.version), pl.String).alias("model_version"),
-        pl.lit(plan.spec_hash, pl.String).alias("plan_hash"),
-        pl.lit(state.settings.variant, pl.String).alias("variant"),
-        pl.lit(served_by, pl.String).alias("served_by"),
-        pl.lit(breaker.status().state if breaker is not None else None, pl.String)
-        .alias("breaker_state"),
-        pl.lit(datetime.now(timezone.utc)).alias("served_at"),
-        X.select(pl.struct(plan.feature_names).alias("features")).to_series())
+    # one constructor in the log's exact schema: append_frame then needs no cast pass
+    const = {"model_name": info.name, "model_version": str(info.version),
+             "plan_hash": plan.spec_hash, "variant": state.settings.variant,
+             "served_by": served_by,
+             "breaker_state": breaker.status().state if breaker is not None else None,
+             "served_at": datetime.now(timezone.utc)}
+    features = X.select(plan.feature_names).to_struct("features")
+    if features.dtype != schema["features"]:
+        features = features.cast(schema["features"], strict=False)
+    cols = {"request_id": ids, "entity": points[plan.entity].cast(pl.String),
+            "event_ts": points[plan.timestamp].cast(schema["event_ts"]),
+            "prediction": pl.Series(labels, dtype=pl.Int64, strict=False),
+            "probability": probs, "warnings": warnings, "features": features}
+    frame = pl.DataFrame({c: cols[c] if c in cols else [const[c]] * n for c in schema},
+                         schema=schema)
     if routed is not None and served_by == "model":
         frame = frame.with_columns(
             pl.Series("variant", routed.variants, dtype=pl.String),

@@ -132,8 +132,10 @@ class PredictionLog:
         resolves once the records are fsynced (raises if the journal write failed)."""
         if frame.height == 0:
             return None
-        frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None))
-                              .cast(t, strict=False).alias(c) for c, t in self.schema.items()])
+        if frame.schema != self.schema:
+            frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None))
+                                  .cast(t, strict=False).alias(c)
+                                  for c, t in self.schema.items()])
         done = Future() if self.durable else None
         with self._cond:
             if self._closed:
