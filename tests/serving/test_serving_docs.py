@@ -71,9 +71,10 @@ def test_docs_page_loads_its_assets_locally(make_state):
 def server(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    err = open(tmp_path / "server.stderr", "wb")  # a file: an unread pipe can fill up
     proc = subprocess.Popen([sys.executable, str(HERE / "serving_server_main.py"), str(port),
-                             str(tmp_path)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                             str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -83,7 +84,7 @@ def server(tmp_path):
                     break
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, (tmp_path / "server.stderr").read_text()
             assert time.monotonic() < deadline, "server did not start within 60 s"
             time.sleep(0.1)
         yield port

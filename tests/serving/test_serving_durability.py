@@ -108,9 +108,11 @@ def test_buffered_mode_is_what_durable_false_means(world, tmp_path):
 def _start(tmp_path: Path, flush_records: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    err = open(tmp_path / "server.stderr", "wb")  # a file: an unread pipe can fill up
     proc = subprocess.Popen([sys.executable, str(HERE / "serving_server_main.py"), str(port),
                              str(tmp_path), str(flush_records)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -119,7 +121,7 @@ def _start(tmp_path: Path, flush_records: int) -> tuple[subprocess.Popen, str]:
                 return proc, base
         except httpx.TransportError:
             pass
-        assert proc.poll() is None, proc.stderr.read().decode()
+        assert proc.poll() is None, (tmp_path / "server.stderr").read_text()
         assert time.monotonic() < deadline, "server did not start within 60 s"
         time.sleep(0.1)
 
