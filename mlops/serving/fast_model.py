@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+from sklearn.base import is_regressor
 
 _MEMO_MAX = 100_000   # distinct category tuples kept per block (a hostile client can't grow it)
 _TOLERANCE = 1e-9
@@ -83,6 +84,7 @@ class CompiledModel:
     def __init__(self, blocks: list[tuple[slice, object]], width: int, estimator):
         self.blocks, self.width, self.estimator = blocks, width, estimator
         self.classes_ = getattr(estimator, "classes_", None)
+        self.steps = [("model", estimator)]  # callers read the final estimator's type here
 
     def transform(self, X: pl.DataFrame) -> np.ndarray:
         out = np.empty((X.height, self.width), dtype=np.float64)
@@ -139,7 +141,7 @@ def compile_model(model, feature_names: Sequence[str], *, categorical: Sequence[
     ct, est = steps[0][1], steps[1][1]
     if type(ct).__name__ != "ColumnTransformer" or not hasattr(ct, "transformers_") \
             or getattr(ct, "sparse_output_", False) or not hasattr(est, "predict_proba") \
-            or hasattr(est, "feature_names_in_"):
+            or hasattr(est, "feature_names_in_") or is_regressor(est):
         return None
     cats = set(categorical)
     blocks, width = [], 0

@@ -238,8 +238,8 @@ def _predict(state: ServingState, model, X: pl.DataFrame):
     if fast is not None:
         try:
             return predict_scores(fast, X, threshold=state.settings.threshold)
-        except (ValueError, TypeError, KeyError, pl.exceptions.PolarsError):
-            pass  # an input the compiled path can't take: the model itself decides
+        except Exception:  # the compiled path failed: the model itself decides from now on
+            state._fast_model = (model, None)
     return predict_scores(model, X, threshold=state.settings.threshold)
 
 

@@ -56,3 +56,18 @@ def test_unsupported_pipelines_get_no_fast_path():
     assert compile_model(model, frame.columns, categorical=["cat", "chan"]) is None
     bare = LogisticRegression().fit(frame.select("x2").to_numpy(), y)
     assert compile_model(bare, ["x2"], categorical=[]) is None
+
+
+def test_regressors_get_no_fast_path_and_scores_keep_their_meaning():
+    from sklearn.linear_model import Ridge
+
+    from mlops.serving.scoring import predict_scores
+    frame, y = _data(400)
+    model = build_pipeline(Ridge(), numeric=["x1", "x2"], categorical=["cat", "chan"]
+                           ).fit(frame, y.astype(float))
+    assert compile_model(model, frame.columns, categorical=["cat", "chan"]) is None
+    clf = build_pipeline(LogisticRegression(max_iter=500), numeric=["x1", "x2"],
+                         categorical=["cat", "chan"]).fit(frame, y)
+    fast = compile_model(clf, frame.columns, categorical=["cat", "chan"])
+    a, b = predict_scores(fast, frame, threshold=0.3), predict_scores(clf, frame, threshold=0.3)
+    assert (a[0] == b[0]).all() and np.allclose(a[1], b[1], rtol=0, atol=1e-12)
