@@ -8,7 +8,8 @@ entity's few recent events (read from the store, decoded with ``json.loads``), w
 semantics of :mod:`mlops.features.offline`:
 
 - the window of a point at ``t`` is ``[t - period, t)`` over the stored events plus the
-  batch's own events (the point's own event and ties excluded);
+  batch's own events (the point's own event and ties excluded; an event present twice,
+  same entity, time and payload, counts once);
 - ``count`` counts events, the value aggregates ignore nulls; empty windows give
   ``count``/``sum``/``distinct`` 0 and the others the spec's ``default`` (else null);
   ``std`` is the sample deviation (null below two values), ``last`` the latest non-null
@@ -97,7 +98,12 @@ def _history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
     values = frame.select([exprs[c].alias(c) if c in exprs else pl.col(c) for c in columns])
     cols = [values[c].to_list() for c in columns]
     out: dict[str, list[tuple[int, dict]]] = {}
+    seen = set()
     for i, (e, t) in enumerate(zip(owners, stamps)):
+        key = (e, t, *(raw[c][i] for c in payload))
+        if key in seen:  # a stored event sent again (a retry) counts once, as in the polars path
+            continue
+        seen.add(key)
         out.setdefault(e, []).append((t, {c: col[i] for c, col in zip(columns, cols)}))
     for events in out.values():
         events.sort(key=lambda x: x[0])  # stable: ties keep input order

@@ -29,7 +29,8 @@ SPEC = {"name": "every_agg", "raw": ["amount"],
 
 @pytest.fixture(scope="module")
 def setup():
-    events = generate(SyntheticParams(n_users=30, days=12, seed=11))
+    # dense histories: ~3 events per entity and day, so 1h/1d windows hold several events
+    events = generate(SyntheticParams(n_users=60, days=20, seed=11, tx_per_user_day=3))
     plan = compile_plan(SPEC, events.schema)
     return events, plan
 
@@ -46,11 +47,13 @@ def test_every_aggregate_matches_the_polars_path(setup, tmp_path):
     events, plan = setup
     assert supported(plan)
     store = SQLiteStore(tmp_path / "s.sqlite")
-    history = events.sort(plan.timestamp).head(events.height - 400)
+    ordered = events.sort(plan.timestamp)
+    history = ordered.head(ordered.height - 400)
+    rest = ordered.tail(400).to_dicts()
+    assert history.height > 3000
     append_events(plan, store, history)
-    rest = events.sort(plan.timestamp).tail(400).to_dicts()
     rng = random.Random(3)
-    checked = 0
+    checked = nonempty = 0
     for k in range(120):
         n = rng.choice([1, 1, 1, 2, 3, 5])
         rows = [dict(rest[rng.randrange(len(rest))]) for _ in range(n)]
@@ -62,9 +65,14 @@ def test_every_aggregate_matches_the_polars_path(setup, tmp_path):
             rows[0]["merchant_category"] = None
         if k % 7 == 0:  # an unknown entity: empty windows
             rows[0][plan.entity] = f"new-{k}"
+        if k % 6 == 1:  # a retry: an event already stored, then a later one of its entity
+            old = history.row(rng.randrange(history.height), named=True)
+            later = dict(old, **{plan.timestamp: old[plan.timestamp] + timedelta(minutes=3)})
+            rows = [dict(old), later, dict(old)] + rows
         pts = _points(plan, events, rows)
         want = realtime_features(plan, store, pts).select(plan.feature_names)
         got = small_batch_features(plan, store, pts).select(plan.feature_names)
+        nonempty += int((want["events_count_1d"] > 0).sum())
         assert got.schema == want.schema
         for name in plan.feature_names:
             a, b = got[name].to_list(), want[name].to_list()
@@ -77,7 +85,7 @@ def test_every_aggregate_matches_the_polars_path(setup, tmp_path):
         checked += n
         if k % 4 == 0:  # the store grows as served traffic does
             append_events(plan, store, pts)
-    assert checked > 150
+    assert checked > 150 and nonempty > 100  # most points had stored events in their windows
 
 
 def test_windows_over_derived_columns_take_the_polars_path(setup):
