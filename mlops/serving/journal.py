@@ -137,6 +137,7 @@ def compact(path: str | os.PathLike, log_dir: str | os.PathLike) -> int:
         if frame is not None and frame.height:
             tmp = log_dir / f".{final.name}.tmp"
             frame.write_parquet(tmp)
+            os.chmod(tmp, 0o600)  # files under paths.home are private
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)

@@ -65,6 +65,7 @@ def test_acknowledged_records_are_readable_before_compaction_and_once_after(worl
     log.append_frame(_frame(log, ["d", "e", "f"])).result(timeout=10)  # 6 >= 5: compaction
     log.flush()
     assert len(list(d.glob("*.parquet"))) == 1 and log.pending() == 0
+    assert {p.stat().st_mode & 0o777 for p in d.glob("*.parquet")} == {0o600}
     assert list((d / "journal").glob("*.wal")) == []
     got = scan_prediction_log(d).collect()["request_id"].to_list()
     assert sorted(got) == ["a", "b", "c", "d", "e", "f"]
