@@ -10,7 +10,6 @@ Above ``monitoring.consistency.max_mismatch_rate`` it alerts: exit 3 and a recor
 """
 from __future__ import annotations
 
-import glob
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -25,23 +24,23 @@ from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.monitoring.consistency import compare_features
 from mlops.home import open_private
+from mlops.serving.prediction_log import count_log_files, scan_prediction_log
 
 _ID = "__event_id"
 
 
 def logged_rows(log_dir: str, plan: FeaturePlan) -> tuple[pl.DataFrame, dict]:
     """Rows of the prediction log scored with ``plan``: id, entity, time, features."""
-    files = sorted(glob.glob(f"{log_dir}/*.parquet"))
-    if not files:
+    log = scan_prediction_log(log_dir)  # parquet parts + journal not yet compacted
+    if log is None:
         raise DataError(f"no prediction log under {log_dir}", key="serving.log_dir",
                         fix="serve traffic first (action=serve or action=replay)")
-    log = pl.scan_parquet(files)
     total = log.select(pl.len()).collect().item()
     rows = (log.filter(pl.col("plan_hash") == plan.spec_hash)
             .select(pl.col("request_id").alias(_ID), pl.col("entity").alias(plan.entity),
                     pl.col("event_ts").alias(plan.timestamp), "served_by", "features")
             .unnest("features").collect())
-    info = {"path": log_dir, "files": len(files), "rows": total, "plan_rows": rows.height,
+    info = {"path": log_dir, "files": count_log_files(log_dir), "rows": total, "plan_rows": rows.height,
             "other_plan_rows": total - rows.height}
     return rows, info
 
