@@ -94,8 +94,7 @@ def run_bare(port: int) -> None:
 
 def run_ours(port: int, workdir: str, durable: bool = True) -> None:
     """(b): the real serving app, realtime mode, SQLite store, breaker and log on."""
-    from mlops.serving import (BreakerReference, ModelInfo, ServingSettings, StoreSettings,
-                               open_state, serve)
+    from mlops.serving import BreakerReference, ModelInfo, ServingSettings, StoreSettings, open_state, serve
     events, plan, feats, model = build()
     X = feats.select(plan.feature_names)
     ref = BreakerReference.fit(X, model.predict_proba(X)[:, 1], categorical=plan.categorical)
@@ -272,6 +271,28 @@ def fsync_latency(directory: Path, n: int = 200) -> tuple[float, float]:
     return float(p50), float(p99)
 
 
+def _durability(servers: dict, lua: Path, tmp: Path, duration: int, repeats: int) -> dict:
+    """Durable vs buffered log at concurrency 1 and 8, with the disk's fsync latency."""
+    found = {}
+    for conc in (1, 8):
+        print("  durable log (journal + fsync before answering) vs buffered log, "
+              f"concurrency {conc} (target at 8: >= 0.9x):")
+        dur = []
+        for rep in range(repeats):
+            f50, f99 = fsync_latency(tmp)
+            print(f"    fdatasync on this disk now: p50 {f50:.2f} ms, p99 {f99:.2f} ms")
+            d = servers["ours"].load(lua, duration, conc, warm=0)
+            b = servers["buffered"].load(lua, duration, conc, warm=2)
+            _show(f"durable #{rep + 1}", d)
+            _show(f"buffer #{rep + 1}", b)
+            print(f"    throughput durable/buffered #{rep + 1}: "
+                  f"{d['rps'] / b['rps']:.2f}x")
+            dur.append({"durable": d, "buffered": b, "ratio": d["rps"] / b["rps"],
+                        "fdatasync_p50_ms": f50, "fdatasync_p99_ms": f99})
+        found[conc] = dur
+    return found
+
+
 def bench_http(duration: int, concurrencies: list[int], repeats: int = 2) -> dict:
     """Ours vs bare at each concurrency (each measured ``repeats`` times, interleaved);
     durable vs buffered log at concurrency 8; 10% hostile requests mixed in."""
@@ -326,23 +347,7 @@ def bench_http(duration: int, concurrencies: list[int], repeats: int = 2) -> dic
                     runs.append({"bare": bare, "ours": ours, "throughput_ratio": t,
                                  "p99_ratio": p})
                 out["by_concurrency"][conc] = runs
-            out["durability"] = {}
-            for conc in (1, 8):
-                print("  durable log (journal + fsync before answering) vs buffered log, "
-                      f"concurrency {conc} (target at 8: >= 0.9x):")
-                dur = []
-                for rep in range(repeats):
-                    f50, f99 = fsync_latency(tmp)
-                    print(f"    fdatasync on this disk now: p50 {f50:.2f} ms, p99 {f99:.2f} ms")
-                    d = servers["ours"].load(lua_ours, duration, conc, warm=0)
-                    b = servers["buffered"].load(lua_ours, duration, conc, warm=2)
-                    _show(f"durable #{rep + 1}", d)
-                    _show(f"buffer #{rep + 1}", b)
-                    print(f"    throughput durable/buffered #{rep + 1}: "
-                          f"{d['rps'] / b['rps']:.2f}x")
-                    dur.append({"durable": d, "buffered": b, "ratio": d["rps"] / b["rps"],
-                                "fdatasync_p50_ms": f50, "fdatasync_p99_ms": f99})
-                out["durability"][conc] = dur
+            out["durability"] = _durability(servers, lua_ours, tmp, duration, repeats)
             print(f"  mixed load, concurrency 8: {len(mixed) - 900} of {len(mixed)} request "
                   f"bodies malformed or hostile ({len(hostile)} kinds)")
             mix = []
@@ -359,9 +364,9 @@ def bench_http(duration: int, concurrencies: list[int], repeats: int = 2) -> dic
 
 # ---------------------------------------------------------------- batch + store
 def bench_batch(n_users: int, repeats: int = 3) -> dict:
+    from mlops.data.synthetic import SyntheticParams, generate
     from mlops.features.offline import compute_features
     from mlops.serving import ModelInfo, score_events
-    from mlops.data.synthetic import SyntheticParams, generate
     _, plan, _, model = build()
     events = generate(SyntheticParams(n_users=n_users, days=100, seed=3))
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,7 +399,6 @@ def bench_batch(n_users: int, repeats: int = 3) -> dict:
 
 
 def bench_store(n_entities: int) -> dict:
-    from datetime import datetime
 
     from mlops.data.synthetic import SyntheticParams, generate
     from mlops.features.compile import compile_plan

@@ -22,8 +22,8 @@ from mlops.actions.registry_ops import model_name, open_registry
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
-from mlops.monitoring.consistency import compare_features
 from mlops.home import open_private
+from mlops.monitoring.consistency import compare_features
 from mlops.serving.prediction_log import count_log_files, scan_prediction_log
 
 _ID = "__event_id"

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 

@@ -17,10 +17,9 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import MlopsError
-from mlops.serving.features_online import (append_events, hybrid_features, points_frame,
-                                           realtime_features)
 from mlops.serving.fast_features import SMALL_BATCH, small_batch_features, supported
 from mlops.serving.fast_model import compile_model
+from mlops.serving.features_online import append_events, hybrid_features, points_frame, realtime_features
 from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import known_categories, predict_scores
 from mlops.serving.state import ServingState
@@ -88,7 +87,7 @@ def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Ou
         return [Outcome(500, detail=f"{type(exc).__name__}: {exc}")] * len(requests)
 
 
-def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
+def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:  # noqa: C901 (issue 16 splits it)
     plan, s = state.plan, state.settings
     breaker = state.breaker
     if breaker is not None and s.breaker.action == "refuse" and breaker.tripped:
