@@ -77,7 +77,7 @@ def simulate_units(ctx: RunContext, spec: ExperimentSpec
     end = start + timedelta(days=days)
     keep = list(dict.fromkeys([unit, ts, *outcomes.source_columns(schema)]))
     tables: dict[str, pl.DataFrame] = {}  # plan hash -> window rows with that plan's features
-    for name, plan in plans.items():
+    for plan in plans.values():
         if plan.spec_hash not in tables:
             t = feature_table(ctx, plan, extra=keep)
             tables[plan.spec_hash] = t.filter((pl.col(ts) >= start) & (pl.col(ts) < end))
