@@ -39,3 +39,20 @@ def declare_approvers(run_action, *names: str) -> list[str]:
     for name in names:
         assert run_action("action=keygen", f"registry.approver={name}", out=f"keygen-{name}")[0] == 0
     return [f"+registry.approvers.{name}.public_key_file=keys/{name}.pub" for name in names]
+
+
+def wait_until_healthy(base: str, proc, *, timeout: float = 60.0, output=None) -> None:
+    """Poll ``base``/health until 200; fail early (with ``output()``) if ``proc`` exits."""
+    import time
+
+    import httpx
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, output() if output else "server exited"
+        assert time.monotonic() < deadline, f"server did not start within {timeout:g} s"
+        time.sleep(0.1)

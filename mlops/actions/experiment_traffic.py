@@ -20,6 +20,7 @@ from mlops.config.validate import plain
 from mlops.errors import ExperimentError
 from mlops.experiments import ExperimentSpec, assign_units
 from mlops.experiments.outcomes import DECISION, SCORE, OutcomeSpec, unit_covariates, unit_outcomes
+from mlops.training.task import model_scores
 
 
 def resolve_models(ctx: RunContext, spec: ExperimentSpec) -> dict[str, tuple]:
@@ -96,7 +97,7 @@ def simulate_units(ctx: RunContext, spec: ExperimentSpec
         rows = rows if v.shadow else rows.filter(pl.col("variant") == v.name)
         if rows.height == 0:
             continue
-        p = model.predict_proba(rows.select(plan.feature_names))[:, 1]
+        p = model_scores(model, rows.select(plan.feature_names))
         if v.shadow:  # scored and logged, never applied
             shadow[v.name] = {"version": mv.version, "plan": plan.name, "rows": rows.height,
                               "decisions": int((p >= threshold).sum())}

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from own_project import ROOT, mlops, mlops_cmd, shop_sales, write_user_files
+from support import wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -58,16 +58,7 @@ def _predict_via_server(project: Path) -> dict:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_healthy(base, proc, timeout=90, output=lambda: proc.stdout.read().decode())
         rec = shop_sales().tail(1).drop("big_return", "margin_eur").to_dicts()[0]
         rec["sold_at"] = rec["sold_at"].isoformat()
         r = httpx.post(f"{base}/predict", json={"records": [rec]}, timeout=30)

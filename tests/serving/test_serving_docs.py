@@ -9,13 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from serving_world import free_port
+from support import wait_until_healthy
 
 from mlops.serving.app import create_app
 
@@ -77,16 +76,7 @@ def server(tmp_path):
     err.close()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, (tmp_path / "server.stderr").read_text()
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.1)
+        wait_until_healthy(base, proc, output=lambda: (tmp_path / "server.stderr").read_text())
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)

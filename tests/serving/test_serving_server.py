@@ -5,12 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import polars as pl
 from serving_world import free_port, record
+from support import wait_until_healthy
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -24,16 +24,7 @@ def test_uvicorn_subprocess_serves_and_flushes_the_log_on_shutdown(world, tmp_pa
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.1)
+        wait_until_healthy(base, proc, output=lambda: proc.stdout.read().decode())
         recs = [record(r, world.plan) for r in world.events.head(30).to_dicts()]
         with httpx.Client(base_url=base, timeout=10) as client:
             r = client.post("/predict", json={"records": recs[:20]})
