@@ -256,6 +256,7 @@ def _check_leakage(resolved: dict, deps: dict[str, set[str]], windows: list) -> 
                                "the model would see the answer", key=reads[name],
                                fix="remove it from the features")
     source = {d["name"]: d for d in resolved["derived"]}
+    window_keys = {w["name"]: w.get("key", "features.windows") for w in resolved["windows"]}
     bad: dict[str, str] = {}
     changed = True
     while changed:  # propagate through derived features and windows to a fixed point
@@ -271,7 +272,7 @@ def _check_leakage(resolved: dict, deps: dict[str, set[str]], windows: list) -> 
                 changed = True
     for name in [d["name"] for d in resolved["derived"]] + [w.name for w in windows]:
         if name in bad:
-            key = source[name]["key"] + ".expr" if name in source else "features.windows"
+            key = source[name]["key"] + ".expr" if name in source else window_keys[name]
             raise FeatureSpecError(
                 f'feature "{name}" reads "{bad[name]}", which is (or is derived from) the label '
                 f'"{label.get("column")}" or its availability time: the model would see the answer',
