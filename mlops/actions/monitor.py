@@ -62,7 +62,7 @@ def error_stream(y: np.ndarray, p: np.ndarray, threshold: float, kind: str,
     """0/1 errors in time order: on every labelled row, or only on labelled positives.
     For a regressor: the absolute error of every labelled row.
 
-    With rare positives (fraud, defaults, churn) a concept change that makes new positives look
+    With rare positives a concept change that makes new positives look
     ordinary barely moves the overall error rate but jumps the miss rate, so
     ``missed_positives`` sees it within a few dozen labels.
     """

@@ -116,7 +116,7 @@ def _sql(expr_text: str, key: str) -> pl.Expr:
     except Exception as exc:  # polars raises several types for SQL parse errors
         raise FeatureSpecError(f"invalid SQL expression {expr_text!r}: {exc}".split("\n")[0],
                                key=f"{key}.expr",
-                               fix="write a SQL expression such as 'amount / (x + 1)'; "
+                               fix="write a SQL expression such as 'x / (y + 1)'; "
                                    "use ln(), log10() or log1p() for logarithms") from None
 
 

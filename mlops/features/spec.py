@@ -186,7 +186,7 @@ def resolve(spec: FeatureSpec) -> dict:  # noqa: C901
             where = f"{key}.derived[{i}]"
             if not d.name or not d.expr:
                 raise FeatureSpecError("needs both `name` and `expr`", key=where,
-                                       fix="e.g. {name: ratio, expr: 'amount / (x + 1)'}")
+                                       fix="e.g. {name: ratio, expr: 'x / (y + 1)'}")
             if d.kind not in ("numeric", "categorical"):
                 raise FeatureSpecError(f"kind must be 'numeric' or 'categorical'; got {d.kind!r}",
                                        key=f"{where}.kind")

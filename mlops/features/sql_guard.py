@@ -356,7 +356,7 @@ def check_sql(expr: str, *, key: str, allowed_columns: Iterable[str] | None = No
     statements. With ``allowed_columns``, any other column is rejected too.
     """
     full_key = f"{key}.expr"
-    fix = "write a row expression over columns, e.g. 'amount / (amount_sum_1h + 1)'"
+    fix = "write a row expression over columns, e.g. 'x / (x_sum_1h + 1)'"
     if not isinstance(expr, str) or not expr.strip():
         raise FeatureSpecError(f"must be a non-empty SQL expression; got {expr!r} instead", key=full_key, fix=fix)
     if len(expr) > MAX_LENGTH:

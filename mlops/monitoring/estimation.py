@@ -20,7 +20,7 @@ labels: a predicted positive (``score >= threshold``) is a true positive with ch
   ratios of expectations (bias O(1/n)).
 
 What it cannot see: concept drift. CBPE assumes ``P(label | score)`` is the reference's;
-when the relation itself changes (new fraud that scores low), the estimate stays high
+when the relation itself changes (new positives that score low), the estimate stays high
 while realized performance drops. Each chunk therefore carries a 95% band of the
 realized value *if* calibration held (labels simulated from ``p``); a realized value
 outside that band says the assumption broke.
@@ -118,7 +118,7 @@ def fit_calibration(y: np.ndarray, scores: np.ndarray, *, method: str = "auto", 
     also refitted on ``bootstrap`` resamples of the reference, so the sampling band of
     :func:`sampling_band` covers the calibration's own uncertainty, not only the chunk's.
     ``groups`` (e.g. the entity of each row) makes that a cluster bootstrap: labels of
-    one entity are correlated (fraud comes in bursts on one card), so resampling rows
+    one entity are correlated (positives often come in bursts on one entity), so resampling rows
     one by one would understate the uncertainty.
     """
     if method not in CALIBRATION_METHODS:
