@@ -57,17 +57,21 @@ def _check_unit(unit: str, schema) -> None:
                               fix="name the column that identifies a unit (a user, a shop...)")
 
 
+def _inputs(ctx: RunContext, spec: ExperimentSpec):
+    """(events, their schema, the declared outcomes, each variant's (model, version))."""
+    events = ctx.scan_events()
+    schema = dict(events.collect_schema())
+    _check_unit(spec.unit, schema)
+    return events, schema, outcome_spec(ctx, schema), resolve_models(ctx, spec)
+
+
 def simulate_units(ctx: RunContext, spec: ExperimentSpec
                    ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(per-unit outcomes, per-unit-per-day outcomes, description)."""
     from mlops.actions.train import feature_table
     sim = ctx.cfg.experiment.simulation
-    events = ctx.scan_events()
-    schema = dict(events.collect_schema())
+    events, schema, outcomes, models = _inputs(ctx, spec)
     unit = spec.unit
-    _check_unit(unit, schema)
-    outcomes = outcome_spec(ctx, schema)
-    models = resolve_models(ctx, spec)
     plans = {name: ctx.model_plan(mv, schema) for name, (_, mv) in models.items()}
     ts = plans[spec.control].timestamp
     span = events.select(pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi")).collect()
@@ -136,12 +140,8 @@ def logged_units(ctx: RunContext, spec: ExperimentSpec) -> tuple[pl.DataFrame, p
         raise DataError(f"no experiment traffic in the prediction log under {log_dir}",
                         key="experiment.outcomes.source",
                         fix="serve traffic with experiment=... first (action=serve or replay)")
-    events = ctx.scan_events()
-    schema = dict(events.collect_schema())
+    events, schema, outcomes, models = _inputs(ctx, spec)
     unit = spec.unit
-    _check_unit(unit, schema)
-    outcomes = outcome_spec(ctx, schema)
-    models = resolve_models(ctx, spec)
     plan = ctx.model_plan(models[spec.control][1], schema)  # entity and timestamp names
     ts, eid = plan.timestamp, ctx.event_id
     keep = list(dict.fromkeys([unit, ts, *outcomes.source_columns(schema)]))
