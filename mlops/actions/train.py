@@ -108,11 +108,6 @@ def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str] = ()) ->
     return table.sort([plan.entity, plan.timestamp], maintain_order=True).collect()
 
 
-def fit_model(ctx: RunContext, plan: FeaturePlan, train: pl.DataFrame):
-    pipe, task = build_model(ctx, plan)
-    y = _target(train, plan, task)
-    return pipe.fit(train.select(plan.feature_names), y)
-
 
 def _target(df: pl.DataFrame, plan: FeaturePlan, task: str) -> np.ndarray:
     """The label as the estimator needs it: 0/1 for binary classification, float for regression."""
@@ -172,7 +167,7 @@ def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     cfg, tcfg = ctx.cfg, ctx.cfg.training
     plan = ctx.plan()
-    _, task = build_model(ctx, plan)
+    pipe, task = build_model(ctx, plan)
     metric, split = _check_objective(tcfg, task)
     attribute = tcfg.fairness.attribute if task == "classification" else None
     if tcfg.register:
@@ -184,7 +179,7 @@ def run(ctx: RunContext) -> ActionResult:
     parts, split_info = time_split(table, timestamp=plan.timestamp, bounds=bounds,
                                    available_at=plan.label.get("available_at"))
     warnings = feature_warnings(parts["train"], plan.feature_names)
-    model = fit_model(ctx, plan, parts["train"])
+    model = pipe.fit(parts["train"].select(plan.feature_names), _target(parts["train"], plan, task))
     evaluation, probs = {}, {}
     for name in ("train", "valid", "test"):
         probs[name] = score(model, plan, parts[name])
