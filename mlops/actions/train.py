@@ -168,6 +168,10 @@ def run(ctx: RunContext) -> ActionResult:
     cfg, tcfg = ctx.cfg, ctx.cfg.training
     plan = ctx.plan()
     pipe, task = build_model(ctx, plan)
+    names = ctx.cfg.report.get("class_names")
+    if names is not None and len(names) != 2:
+        raise ConfigError(f"must name the two classes [negative, positive]; got {list(names)}",
+                          key="report.class_names", fix="e.g. report.class_names=[legit,fraud] or null")
     metric, split = _check_objective(tcfg, task)
     attribute = tcfg.fairness.attribute if task == "classification" else None
     if tcfg.register:

@@ -58,3 +58,9 @@ def test_entity_label_spine_uses_only_events_before_each_label(run_action, tmp_p
     in_range = days.filter((pl.col("event_ts") >= pl.lit(lo).str.to_datetime())
                            & (pl.col("event_ts") < pl.lit(hi).str.to_datetime()))
     assert split["train_rows"] + split["valid_rows"] + split["test_rows"] == in_range.height
+
+
+def test_class_names_must_be_two(run_action):
+    code, out = run_action(*TRAIN, "report.class_names=[a,b,c]", "data.days=40")
+    assert code == 2
+    assert "report.class_names" in json.loads((out / "result.json").read_text())["error"]
