@@ -18,7 +18,7 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_ops import model_name, open_registry
+from mlops.actions.registry_access import model_name, open_registry
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features

@@ -25,7 +25,7 @@ from mlops.training.task import model_scores
 
 def resolve_models(ctx: RunContext, spec: ExperimentSpec) -> dict[str, tuple]:
     """variant name -> (model, ModelVersion); ``model`` is an alias, ``3``, ``v3`` or ``name@alias``."""
-    from mlops.actions.registry_ops import model_name, open_registry, trusted_types
+    from mlops.actions.registry_access import model_name, open_registry, trusted_types
     reg, out = open_registry(ctx), {}
     for v in spec.variants:
         ref = str(v.model)

@@ -19,7 +19,7 @@ from mlops.actions.drift_checks import multivariate_check, record_run
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.performance_estimate import estimated_performance, estimation_display
-from mlops.actions.registry_ops import model_name, open_registry, trusted_types
+from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import ConfigError
 from mlops.home import open_private

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_ops import approver_name, key_path, open_registry, report_integrity
+from mlops.actions.registry_access import approver_name, key_path, open_registry, report_integrity
 from mlops.errors import ConfigError
 from mlops.registry.signing import fingerprint, generate_keypair
 

@@ -17,7 +17,7 @@ def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     staging gates; promotion to production stays a separate, gated, approved step.
     """
     from mlops.actions import train
-    from mlops.actions.registry_ops import model_name, open_registry
+    from mlops.actions.registry_access import model_name, open_registry
     days = float(ctx.cfg.monitoring.retrain_days)
     end = datetime.fromisoformat(info.get("labels_known_by") or info.get("end"))
     cfg = copy.deepcopy(ctx.cfg)

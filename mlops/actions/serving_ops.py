@@ -16,7 +16,7 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_ops import model_name, open_registry, trusted_types
+from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import DataError, NotFoundError
 from mlops.monitoring.reference import Reference

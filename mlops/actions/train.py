@@ -15,7 +15,7 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_ops import model_name, open_registry
+from mlops.actions.registry_access import model_name, open_registry
 from mlops.config.validate import plain
 from mlops.data.checks import dedupe, feature_warnings, require_days, require_rows
 from mlops.data.fingerprint import frame_hash
@@ -279,7 +279,7 @@ def _compare_with(ctx: RunContext, plan: FeaturePlan, test: pl.DataFrame, flat: 
     reg, name = open_registry(ctx), model_name(ctx)
     if str(alias) not in reg.aliases(name):
         return {"alias": str(alias), "note": "no such alias yet; nothing to compare"}
-    from mlops.actions.registry_ops import trusted_types
+    from mlops.actions.registry_access import trusted_types
     from mlops.errors import SkewError
     champ, mv = reg.load_model(name, str(alias), trusted_types(ctx))
     out = {"alias": str(alias), "version": mv.version}
