@@ -19,84 +19,76 @@ from pathlib import Path
 import polars as pl
 
 from mlops.actions.context import RunContext
-from mlops.actions.drift_checks import append_alert, multivariate_check, record_run
-from mlops.actions.monitor import ON_DRIFT, _progress, drift_headline, drift_reasons, policy_from
+from mlops.actions.drift_checks import append_alert, multivariate_settings, policy_from, record_run
 from mlops.actions.monitor_view import drift_display
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.config.validate import plain
 from mlops.data.files import scan_files
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring.compare import ColumnPlan, compare_frames, plan_columns
-from mlops.monitoring.drift import detect_drift
+from mlops.monitoring.compare import DatasetDriftResult, compare_datasets
 from mlops.monitoring.reference import Reference
+from mlops.monitoring.verdict import check_on_drift
 
 
 def run(ctx: RunContext) -> ActionResult:
+    """Compare ``monitoring.current`` with ``monitoring.reference`` (files or a .npz)."""
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
     for key in ("reference", "current"):
-        if not mc.get(key):
+        if not getattr(mc, key):
             raise ConfigError("is required for action=drift", key=f"monitoring.{key}",
                               fix=f"pass monitoring.{key}=<parquet or csv glob>")
-    on_drift = plain(mc.on_drift)
-    bad = [a for a in on_drift if a not in ON_DRIFT]
-    if bad:
-        raise ConfigError(f"unknown action(s) {bad}; valid: {list(ON_DRIFT)}",
-                          key="monitoring.on_drift", fix="use alert (the others need a model)")
-    policy = policy_from(mc)
+    on_drift = check_on_drift(plain(mc.on_drift), fix="use alert (the others need a model)")
+    policy, multivariate = policy_from(mc), multivariate_settings(mc)
     ref_spec, cur_spec = str(mc.reference), str(mc.current)
     current = _read(cur_spec, "monitoring.current")
+    fitted = ref_spec.endswith(".npz")
     try:
-        if ref_spec.endswith(".npz"):
-            reference = Reference.load(ref_spec)
-            plan = ColumnPlan(numeric=list(reference.numeric), categorical=list(reference.categorical))
-            ref_rows = reference.sample_frame()
-            drift = detect_drift(reference, current.select(_require(current, plan.columns)),
-                                 policy, progress=_progress if _big(current, plan) else None)
-            ref_info = {"path": ref_spec, "kind": "fitted reference (.npz)", "files": 1,
-                        "rows": max((f.rows for f in [*reference.numeric.values(),
-                                                      *reference.categorical.values()]), default=0)}
-        else:
-            ref_rows = _read(ref_spec, "monitoring.reference")
-            plan = plan_columns(ref_rows.schema, current.schema,
-                                columns=plain(mc.columns), column_types=plain(mc.column_types))
-            drift = compare_frames(ref_rows, current, plan, policy,
-                                   progress=_progress if _big(current, plan) else None)
-            ref_info = {"path": ref_spec, "kind": "data", "files": _count(ref_spec),
-                        "rows": ref_rows.height}
+        reference = Reference.load(ref_spec) if fitted else _read(ref_spec, "monitoring.reference")
+        drift, ref_rows = compare_datasets(reference, current, policy, multivariate=multivariate,
+                                           columns=plain(mc.columns),
+                                           column_types=plain(mc.column_types))
     except (ConfigError, DataError) as exc:
         if exc.key and exc.key.startswith("monitoring."):
             raise
         raise type(exc)(exc.message, key=f"monitoring.{exc.key}" if exc.key else "monitoring",
                         fix=exc.fix) from None
-    drift.setdefault("skipped", {})
-    drift["multivariate"] = multivariate_check(mc, ref_rows, current, plan.numeric,
-                                               plan.categorical)
-    series = f"drift:{ref_spec}"
-    reasons = drift_reasons(drift, bool(mc.multivariate.act))
-    found = bool(reasons)
-    actions = []
-    if found and "alert" in on_drift:
-        path = append_alert(ctx, {"time": datetime.now(timezone.utc).isoformat(), "series": series,
-                                  "reference": ref_spec, "current": cur_spec,
-                                  "reasons": reasons, "run": str(ctx.output_dir)})
+    result = DatasetDriftResult(
+        drift=drift, multivariate_acts=multivariate.act,
+        reference={"path": ref_spec, "kind": "fitted reference (.npz)" if fitted else "data",
+                   "files": 1 if fitted else _count(ref_spec), "rows": ref_rows},
+        current={"path": cur_spec, "files": _count(cur_spec), "rows": current.height})
+    result.actions = _act(ctx, result, on_drift, ref_spec, cur_spec)
+    result.duration_s = round(time.perf_counter() - t0, 3)
+    return _report(ctx, result, on_drift, series=f"drift:{ref_spec}")
+
+
+def _act(ctx: RunContext, result: DatasetDriftResult, on_drift: list[str], ref_spec: str,
+         cur_spec: str) -> list[dict]:
+    """The alert when drift is found; the other on_drift actions need a model."""
+    actions, reasons = [], result.reasons()
+    if reasons and "alert" in on_drift:
+        path = append_alert(ctx, {"time": datetime.now(timezone.utc).isoformat(),
+                                  "series": f"drift:{ref_spec}", "reference": ref_spec,
+                                  "current": cur_spec, "reasons": reasons,
+                                  "run": str(ctx.output_dir)})
         actions.append({"action": "alert", "detail": "; ".join(reasons), "record": path})
     for skipped in sorted(set(on_drift) - {"alert"}):
         actions.append({"action": skipped, "detail": "skipped: it needs a model (action=monitor)"})
-    headline = drift_headline(drift)
-    status = "fail" if found else ("warn" if drift["dataset_status"] == "insufficient_data"
-                                   else "ok")
-    result = {"status": status, "headline": headline, "reference": ref_info,
-              "current": {"path": cur_spec, "files": _count(cur_spec), "rows": current.height},
-              **drift, "actions": actions, "duration_s": round(time.perf_counter() - t0, 3)}
-    over_time = record_run(ctx, result, series=series, kind="drift",
-                           alerted=any(a["action"] == "alert" for a in actions))
-    context = {**drift_display(result, int(ctx.cfg.report.max_chart_features), over_time),
-               "history_runs": int(mc.history_runs)}
-    write_report(ctx, "drift", result, title="Drift: reference vs current data", context=context)
-    code = 3 if found and "alert" in on_drift else 0
-    return ActionResult(result=result, exit_code=code,
-                        metrics={"drift_share": drift["drift_share"], "n_drifted": drift["n_drifted"]})
+    return actions
+
+
+def _report(ctx: RunContext, result: DatasetDriftResult, on_drift: list[str], *,
+            series: str) -> ActionResult:
+    out = result.to_json()
+    over_time = record_run(ctx, out, series=series, kind="drift",
+                           alerted=any(a["action"] == "alert" for a in result.actions))
+    context = {**drift_display(out, int(ctx.cfg.report.max_chart_features), over_time),
+               "history_runs": int(ctx.cfg.monitoring.history_runs)}
+    write_report(ctx, "drift", out, title="Drift: reference vs current data", context=context)
+    code = 3 if result.found and "alert" in on_drift else 0
+    return ActionResult(result=out, exit_code=code,
+                        metrics={"drift_share": out["drift_share"], "n_drifted": out["n_drifted"]})
 
 
 def _read(spec: str, key: str) -> pl.DataFrame:
@@ -125,18 +117,5 @@ def _unreadable(files: list[str]) -> str | None:
     return None
 
 
-def _require(frame: pl.DataFrame, columns: list[str]) -> list[str]:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"the current data lacks column(s) {missing} of the reference; it has "
-                        f"{frame.columns}", key="current",
-                        fix="compare data with the columns the reference was fitted on")
-    return columns
-
-
 def _count(spec: str) -> int:
     return len(glob.glob(spec, recursive=True))
-
-
-def _big(frame: pl.DataFrame, plan: ColumnPlan) -> bool:
-    return frame.height * len(plan.columns) > 5_000_000  # show progress on long runs

@@ -1,41 +1,61 @@
-"""What ``action=monitor`` and ``action=drift`` add to the per-feature verdicts: the
-multivariate (domain-classifier) test and the drift history under ``paths.home``."""
+"""What ``action=monitor`` and ``action=drift`` share: their typed settings from
+``monitoring.*`` (policy, multivariate test, concept drift), the drift history and the
+alerts file under ``paths.home`` (a support module, not an action)."""
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import datetime, timezone
 
-import polars as pl
-
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_view import history_view
+from mlops.config.validate import plain
 from mlops.errors import ConfigError
 from mlops.home import open_private
 from mlops.monitoring import history
-from mlops.monitoring.multivariate import domain_classifier
+from mlops.monitoring.concept import ConceptSettings
+from mlops.monitoring.multivariate import MultivariateSettings
+from mlops.monitoring.policy import DriftPolicy
+from mlops.monitoring.run import MonitorSettings
+from mlops.monitoring.verdict import check_on_drift
 
 
-def multivariate_check(mc, reference: pl.DataFrame | None, current: pl.DataFrame,
-                       numeric: list[str], categorical: list[str]) -> dict | None:
-    """The ``multivariate`` block, None when disabled; a note when there are no reference rows."""
-    cfg = mc.multivariate
-    if not bool(cfg.enabled):
-        return None
-    if reference is None:
-        return {"status": "insufficient_data", "drift": False, "auc": None, "acts": bool(cfg.act),
-                "note": "the reference holds no row sample (a reference saved before the "
-                        "multivariate test existed): retrain, or compare data files with action=drift"}
+def policy_from(mc) -> DriftPolicy:
+    """The drift policy of ``monitoring.*`` (its errors name ``monitoring.<key>``)."""
     try:
-        out = domain_classifier(
-            reference, current, numeric=numeric, categorical=categorical,
-            max_rows=int(cfg.max_rows), folds=int(cfg.folds), permutations=int(cfg.permutations),
-            alpha=float(cfg.alpha), min_auc=float(cfg.min_auc), top_features=int(cfg.top_features),
-            seed=int(cfg.seed), min_rows=int(mc.min_rows_dataset))
+        return DriftPolicy(n_bins=int(mc.n_bins), thresholds=plain(mc.thresholds),
+                           small_sample_rows=int(mc.small_sample_rows),
+                           overrides=plain(mc.features), drift_share=float(mc.drift_share),
+                           min_rows=plain(mc.min_rows),
+                           min_reference_rows=int(mc.min_reference_rows),
+                           min_rows_dataset=int(mc.min_rows_dataset))
+    except ConfigError as exc:  # the policy names its own keys; prefix the config group
+        raise exc.under("monitoring") from None
+
+
+def multivariate_settings(mc) -> MultivariateSettings:
+    """``monitoring.multivariate`` as typed settings (errors name ``monitoring.multivariate.*``)."""
+    m = mc.multivariate
+    try:
+        return MultivariateSettings(
+            enabled=bool(m.enabled), max_rows=int(m.max_rows), folds=int(m.folds),
+            permutations=int(m.permutations), alpha=float(m.alpha), min_auc=float(m.min_auc),
+            top_features=int(m.top_features), seed=int(m.seed), act=bool(m.act))
     except ConfigError as exc:
         raise exc.under("monitoring") from None
-    out["acts"] = bool(cfg.act)  # False: reported beside the verdicts, no on_drift action
-    return out
+
+
+def monitor_settings(mc) -> MonitorSettings:
+    """Everything ``monitoring.*`` decides for ``action=monitor``, typed."""
+    pc = mc.performance
+    concept = ConceptSettings(
+        metric=None if pc.metric is None else str(pc.metric), chunk=str(pc.chunk),
+        max_drop=None if pc.max_drop is None else float(pc.max_drop),
+        threshold=float(pc.threshold), detector_stream=str(mc.detector_stream),
+        detectors=plain(mc.detectors) or {})
+    on_drift = tuple(check_on_drift(plain(mc.on_drift)))  # checked first, as always
+    return MonitorSettings(policy=policy_from(mc), on_drift=on_drift,
+                           multivariate=multivariate_settings(mc), concept=concept)
 
 
 def record_run(ctx: RunContext, result: dict, *, series: str, kind: str,

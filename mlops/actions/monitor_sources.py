@@ -11,6 +11,7 @@ from mlops.data.files import scan_files
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
+from mlops.monitoring.run import window_bounds
 from mlops.training.task import model_scores
 
 PREDICTION = "prediction"
@@ -47,7 +48,6 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None
     if mc.current and source == "window":  # monitoring.current=<path> alone means "these files"
         source = "files"
     if source == "window":
-        from mlops.actions.monitor import window_bounds
         from mlops.actions.train import feature_table
         table = feature_table(ctx, plan)
         ts = plan.timestamp

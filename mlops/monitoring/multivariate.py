@@ -27,6 +27,8 @@ threads (default 1): on a busy machine OpenMP's spinning threads made one fit 40
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
@@ -83,6 +85,46 @@ def domain_classifier(reference: pl.DataFrame, current: pl.DataFrame, *, numeric
                ref_sampled=ref.height, cur_sampled=cur.height,
                top_features=[{"feature": features[i], "importance": float(importance[i])}
                              for i in order])
+    return out
+
+
+@dataclass(frozen=True)
+class MultivariateSettings:
+    """When and how the domain-classifier test runs (``monitoring.multivariate``)."""
+
+    enabled: bool = True
+    max_rows: int = 5_000
+    folds: int = 3
+    permutations: int = 500
+    alpha: float = 0.05
+    min_auc: float = 0.55
+    top_features: int = 5
+    seed: int = 0
+    act: bool = False  # False: reported beside the verdicts, never an on_drift action
+
+    def __post_init__(self) -> None:
+        if self.enabled:  # a disabled test is never run, so its values are not checked
+            _check(self.max_rows, self.folds, self.permutations, self.alpha, self.min_auc,
+                   self.top_features)
+
+
+def multivariate_check(settings: MultivariateSettings, reference: pl.DataFrame | None,
+                       current: pl.DataFrame, numeric: list[str], categorical: list[str], *,
+                       min_rows: int) -> dict | None:
+    """The ``multivariate`` block of a drift result: None when disabled; a note when the
+    reference keeps no row sample."""
+    s = settings
+    if not s.enabled:
+        return None
+    if reference is None:
+        return {"status": "insufficient_data", "drift": False, "auc": None, "acts": s.act,
+                "note": "the reference holds no row sample (a reference saved before the "
+                        "multivariate test existed): retrain, or compare data files with action=drift"}
+    out = domain_classifier(reference, current, numeric=numeric, categorical=categorical,
+                            max_rows=s.max_rows, folds=s.folds, permutations=s.permutations,
+                            alpha=s.alpha, min_auc=s.min_auc, top_features=s.top_features,
+                            seed=s.seed, min_rows=min_rows)
+    out["acts"] = s.act
     return out
 
 
