@@ -1,99 +1,86 @@
-"""``action=analyze`` (decide an A/B test) and ``action=plan`` (sample size and duration)."""
+"""``action=analyze`` (decide an A/B test) and ``action=plan`` (sample size and duration).
+
+The outcomes come from ``experiment.outcomes.source``: ``simulate`` / ``prediction_log``
+(per-unit outcomes of live traffic, :mod:`mlops.actions.experiment_inputs`), ``units``
+(a file of per-unit rows) or ``sufficient`` (a file of sufficient statistics); the
+statistics are :func:`mlops.experiments.analyze` and :mod:`mlops.experiments.outcome_stats`.
+"""
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import fields
+from dataclasses import dataclass
 
 from mlops.actions.context import RunContext
-from mlops.actions.experiment_traffic import check_metrics, logged_units, metric_names, simulate_units, stats_per_period
+from mlops.actions.experiment_inputs import experiment_spec, guard_weights, logged_units, simulated_units
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.config.validate import plain
 from mlops.data.files import scan_files
 from mlops.errors import ConfigError, ExperimentError
-from mlops.experiments import (
-    ExperimentSpec,
-    SufficientStats,
-    aggregate_units,
-    analyze,
-    check_weights_unchanged,
-    duration_days,
-    sample_size,
-)
-from mlops.home import private_dir, private_file
+from mlops.experiments import ExperimentSpec, analyze, duration_days, sample_size
+from mlops.experiments.outcome_stats import sufficient_stats_table, unit_stats
+
+STATUS = {"ship": "ok", "do_not_ship": "fail", "keep_running": "warn"}
 
 
-def experiment_spec(ctx: RunContext) -> ExperimentSpec:
-    e = ctx.cfg.experiment
-    if e is None:
-        raise ConfigError("no experiment selected", key="experiment",
-                          fix="pass experiment=<name> (see conf/experiment/)")
-    values = plain(e)
-    try:
-        # the spec's own fields; the rest of the group (outcomes, simulation) is for actions
-        return ExperimentSpec(**{f.name: values[f.name] for f in fields(ExperimentSpec)})
-    except ExperimentError as exc:
-        raise exc.under("experiment") from None
+@dataclass
+class Outcomes:
+    """Sufficient statistics of an experiment, per period, its age, and where they came from."""
+
+    stats: dict
+    per_period: dict | None
+    days: float | None
+    info: dict
 
 
-def guard_weights(ctx: RunContext, spec: ExperimentSpec) -> dict:
-    """Refuse re-weighting under the same seed; remember the first (seed, weights) seen."""
-    path = ctx.home / "experiments" / f"{spec.key}.json"
-    if path.exists():
-        check_weights_unchanged(json.loads(path.read_text()), spec)
-        return {"state": str(path), "first_run": False}
-    private_dir(path.parent)
-    private_file(path).write_text(json.dumps(spec.assignment_state(), indent=2))
-    return {"state": str(path), "first_run": True}
+@dataclass
+class AnalyzeResult:
+    """``action=analyze``'s result; :meth:`to_json` is ``analyze.json``."""
+
+    analysis: dict        # mlops.experiments.analyze's dict (decision, winner, reasons, ...)
+    primary_metric: str
+    outcomes: dict
+    weights_guard: dict
+    duration_s: float
+
+    @property
+    def decision(self) -> str:
+        return self.analysis["decision"]
+
+    def to_json(self) -> dict:
+        reasons = self.analysis["reasons"]
+        headline = f"{self.decision.replace('_', ' ')}: " + (reasons[0] if reasons
+                                                             else self.primary_metric)
+        return {**self.analysis, "status": STATUS[self.decision], "headline": headline,
+                "outcomes": self.outcomes, "weights_guard": self.weights_guard,
+                "duration_s": self.duration_s}
 
 
-def _outcomes(ctx: RunContext, spec: ExperimentSpec):
-    """(stats, per_period, days_elapsed, description) from the configured source."""
-    e = ctx.cfg.experiment
-    source, metrics = str(e.outcomes.source), metric_names(spec)
-    cov = spec.cuped_covariate
+def _outcomes(ctx: RunContext, spec: ExperimentSpec) -> Outcomes:
+    """Statistics from the configured outcome source."""
+    o = ctx.cfg.experiment.outcomes
+    source = str(o.source)
     if source in ("simulate", "prediction_log"):
         # each variant scores with the plan its model carries; outcomes are declared
-        per_unit, per_day, info = (simulate_units if source == "simulate" else logged_units)(
+        per_unit, per_day, info = (simulated_units if source == "simulate" else logged_units)(
             ctx, spec)
-        check_metrics(metrics, per_unit.columns)
-        if cov is not None:
-            check_metrics([cov], per_unit.columns, key="experiment.cuped_covariate")
-        stats = aggregate_units(per_unit, variant_col="variant", metric_cols=metrics,
-                                covariate_col=cov)
-        return stats, stats_per_period(per_day, spec, metrics), info["days"], info
-    if not e.outcomes.path:
+        stats, per_period = unit_stats(per_unit, per_day, spec)
+        return Outcomes(stats, per_period, info["days"], info)
+    if source not in ("units", "sufficient"):
+        raise ConfigError(f"must be simulate, prediction_log, units or sufficient; got {source!r}",
+                          key="experiment.outcomes.source")
+    if not o.path:
         raise ConfigError(f"outcomes.source={source} needs a path", key="experiment.outcomes.path",
                           fix="pass experiment.outcomes.path=<parquet/csv glob>")
-    df = scan_files(str(e.outcomes.path), key="experiment.outcomes.path").collect()
-    vcol = str(e.outcomes.variant_col)
+    df = scan_files(str(o.path), key="experiment.outcomes.path").collect()
+    vcol = str(o.variant_col)
     if vcol not in df.columns:
         raise ExperimentError(f"column {vcol!r} not in the outcomes; columns: {df.columns}",
                               key="experiment.outcomes.variant_col")
-    info = {"source": source, "path": str(e.outcomes.path), "rows": df.height}
+    info = {"source": source, "path": str(o.path), "rows": df.height}
+    days = ctx.cfg.experiment.days_elapsed
     if source == "units":
-        check_metrics(metrics, df.columns)
-        stats = aggregate_units(df, variant_col=vcol, metric_cols=metrics, covariate_col=cov)
-        per_period = None
-        pcol = e.outcomes.period_col
-        if pcol and pcol in df.columns:
-            per_period = stats_per_period(df.rename({vcol: "variant"}), spec, metrics,
-                                          period_col=pcol)
-        return stats, per_period, e.days_elapsed, info
-    if source == "sufficient":
-        need = {"metric", "n", "sum", "sum_sq"}
-        if not need <= set(df.columns):
-            raise ExperimentError(f"sufficient statistics need columns {sorted(need)} (+ "
-                                  f"sum_pre, sum_sq_pre, sum_cross for CUPED); got {df.columns}",
-                                  key="experiment.outcomes.path")
-        stats: dict = {}
-        for row in df.iter_rows(named=True):
-            fields = {k: row[k] for k in ("n", "sum", "sum_sq", "sum_pre", "sum_sq_pre",
-                                          "sum_cross") if k in row and row[k] is not None}
-            stats.setdefault(str(row[vcol]), {})[str(row["metric"])] = SufficientStats(**fields)
-        return stats, None, e.days_elapsed, info
-    raise ConfigError(f"must be simulate, prediction_log, units or sufficient; got {source!r}",
-                      key="experiment.outcomes.source")
+        stats, per_period = unit_stats(df, df, spec, variant_col=vcol, period_col=o.period_col)
+        return Outcomes(stats, per_period, days, info)
+    return Outcomes(sufficient_stats_table(df, variant_col=vcol), None, days, info)
 
 
 def run(ctx: RunContext, action: str) -> ActionResult:
@@ -102,26 +89,25 @@ def run(ctx: RunContext, action: str) -> ActionResult:
 
 
 def run_analyze(ctx: RunContext, spec: ExperimentSpec) -> ActionResult:
+    """Analyse the experiment and decide: ship, do not ship, keep running."""
     t0 = time.perf_counter()
     guard = guard_weights(ctx, spec)
-    stats, per_period, days, info = _outcomes(ctx, spec)
-    result = analyze(spec, stats, per_period=per_period or None, days_elapsed=days)
-    decision = result["decision"]
-    status = {"ship": "ok", "do_not_ship": "fail", "keep_running": "warn"}[decision]
-    headline = f"{decision.replace('_', ' ')}: " + (result["reasons"][0] if result["reasons"]
-                                                   else spec.primary_metric.name)
-    out = {**result, "status": status, "headline": headline, "outcomes": info,
-           "weights_guard": guard, "duration_s": round(time.perf_counter() - t0, 3)}
+    o = _outcomes(ctx, spec)
+    analysis = analyze(spec, o.stats, per_period=o.per_period or None, days_elapsed=o.days)
+    result = AnalyzeResult(analysis, spec.primary_metric.name, o.info, guard,
+                           round(time.perf_counter() - t0, 3))
+    out = result.to_json()
     from mlops.actions.analyze_view import display
     write_report(ctx, "analyze", out, title=f"Experiment: {spec.name or spec.key}",
                  context=display(out, spec))
-    return ActionResult(result=out, metrics={"decision_ship": float(decision == "ship")})
+    return ActionResult(result=out, metrics={"decision_ship": float(result.decision == "ship")})
 
 
 def run_plan(ctx: RunContext, spec: ExperimentSpec) -> ActionResult:
     """Units per arm and days needed for the declared MDE, from the control's variance."""
     e = ctx.cfg.experiment
-    stats, _, _, info = _outcomes(ctx, spec)
+    o = _outcomes(ctx, spec)
+    stats, info = o.stats, o.info
     ctrl = stats[spec.control][spec.primary_metric.name]
     mde_abs = spec.mde * abs(ctrl.mean) if spec.mde_type == "relative" else spec.mde
     if mde_abs <= 0:

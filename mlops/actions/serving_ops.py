@@ -149,10 +149,9 @@ def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> di
 
 def experiment_router(ctx: RunContext):
     """With ``experiment=<name>``: route each record to its unit's variant model."""
-    if ctx.cfg.get("experiment") is None:
+    if ctx.cfg.experiment is None:
         return None
-    from mlops.actions.analyze import experiment_spec, guard_weights
-    from mlops.actions.experiment_traffic import resolve_models
+    from mlops.actions.experiment_inputs import experiment_spec, guard_weights, resolve_models
     from mlops.experiments import assign_units
     from mlops.serving.router import ExperimentRouter
     spec = experiment_spec(ctx)

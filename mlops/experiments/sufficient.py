@@ -135,7 +135,7 @@ def _missing_column(name: str, columns: list[str], role: str) -> DataError:
                      key=role, fix="name an existing column")
 
 
-def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric_cols: Sequence[str],  # noqa: C901
+def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric_cols: Sequence[str],
                     covariate_col: str | Mapping[str, str] | None = None,
                     ) -> dict[str, dict[str, SufficientStats]]:
     """Reduce per-unit rows to ``{variant: {metric: SufficientStats}}``.
@@ -150,33 +150,49 @@ def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric
     2
     """
     lf = df.lazy() if isinstance(df, pl.DataFrame) else df
-    columns = lf.collect_schema().names()
     metric_cols = list(metric_cols)
+    covariates = _covariate_map(covariate_col, metric_cols)
+    schema = lf.collect_schema()
+    for name, role in [(variant_col, "variant_col")] + [(m, "metric_cols") for m in metric_cols] \
+            + [(c, "covariate_col") for c in covariates.values()]:
+        if name not in schema:
+            raise _missing_column(name, schema.names(), role)
+    value_cols = list(dict.fromkeys(metric_cols + list(covariates.values())))
+    cast = lf.select(pl.col(variant_col).cast(pl.String),
+                     *[pl.col(c).cast(pl.Float64) for c in _numeric(value_cols, schema)])
+    _check_complete(cast, variant_col, value_cols)
+    table = cast.group_by(variant_col).agg(_sums(metric_cols, covariates)) \
+        .sort(variant_col).collect()
+    return {row[variant_col]: {m: _stats_of(row, m, m in covariates) for m in metric_cols}
+            for row in table.iter_rows(named=True)}
+
+
+def _covariate_map(covariate_col: str | Mapping[str, str] | None,
+                   metric_cols: list[str]) -> dict[str, str]:
+    """metric -> its CUPED covariate column."""
     if isinstance(covariate_col, str):
-        covariates = {m: covariate_col for m in metric_cols}
-    else:
-        covariates = dict(covariate_col or {})
+        return {m: covariate_col for m in metric_cols}
+    covariates = dict(covariate_col or {})
     unknown = sorted(set(covariates) - set(metric_cols))
     if unknown:
         raise DataError(f"covariate_col names metrics {unknown} that are not in metric_cols {metric_cols}",
                         key="covariate_col")
-    for name, role in [(variant_col, "variant_col")] + [(m, "metric_cols") for m in metric_cols] \
-            + [(c, "covariate_col") for c in covariates.values()]:
-        if name not in columns:
-            raise _missing_column(name, columns, role)
-    value_cols = list(dict.fromkeys(metric_cols + list(covariates.values())))
-    schema = lf.collect_schema()
+    return covariates
+
+
+def _numeric(value_cols: list[str], schema) -> list[str]:
     for c in value_cols:
         dtype = schema[c]
         if not (dtype.is_numeric() or dtype == pl.Boolean):
             raise DataError(f'The column "{c}" must be numeric or boolean; got {dtype} instead',
                             key=c, fix="cast it, e.g. pl.col(c).cast(pl.Float64)")
-    cast = lf.select(pl.col(variant_col).cast(pl.String),
-                     *[pl.col(c).cast(pl.Float64) for c in value_cols])
-    exprs: list[pl.Expr] = []
-    for c in value_cols:
-        bad = pl.col(c).is_null() | pl.col(c).is_nan()
-        exprs.append(bad.sum().alias(f"__bad_{c}"))
+    return value_cols
+
+
+def _check_complete(cast: pl.LazyFrame, variant_col: str, value_cols: list[str]) -> None:
+    """No null variant, no null/NaN value (one pass over the rows)."""
+    exprs = [(pl.col(c).is_null() | pl.col(c).is_nan()).sum().alias(f"__bad_{c}")
+             for c in value_cols]
     exprs.append(pl.col(variant_col).is_null().sum().alias("__bad_variant"))
     checks = cast.select(exprs).collect().row(0, named=True)
     if checks["__bad_variant"]:
@@ -186,6 +202,9 @@ def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric
         if checks[f"__bad_{c}"]:
             raise DataError(f'the column "{c}" has {checks[f"__bad_{c}"]} null/NaN values',
                             key=c, fix="fill_null(0) for counts and conversions, or drop those units")
+
+
+def _sums(metric_cols: list[str], covariates: dict[str, str]) -> list[pl.Expr]:
     aggs: list[pl.Expr] = [pl.len().alias("__n")]
     for m in metric_cols:
         y = pl.col(m)
@@ -194,15 +213,11 @@ def aggregate_units(df: pl.DataFrame | pl.LazyFrame, *, variant_col: str, metric
             x = pl.col(covariates[m])
             aggs += [x.sum().alias(f"{m}__ps"), (x * x).sum().alias(f"{m}__pss"),
                      (x * y).sum().alias(f"{m}__xs")]
-    table = cast.group_by(variant_col).agg(aggs).sort(variant_col).collect()
-    out: dict[str, dict[str, SufficientStats]] = {}
-    for row in table.iter_rows(named=True):
-        per_metric = {}
-        for m in metric_cols:
-            if m in covariates:
-                per_metric[m] = SufficientStats(row["__n"], row[f"{m}__s"], row[f"{m}__ss"],
-                                                row[f"{m}__ps"], row[f"{m}__pss"], row[f"{m}__xs"])
-            else:
-                per_metric[m] = SufficientStats(row["__n"], row[f"{m}__s"], row[f"{m}__ss"])
-        out[row[variant_col]] = per_metric
-    return out
+    return aggs
+
+
+def _stats_of(row: dict, m: str, with_covariate: bool) -> SufficientStats:
+    if with_covariate:
+        return SufficientStats(row["__n"], row[f"{m}__s"], row[f"{m}__ss"],
+                               row[f"{m}__ps"], row[f"{m}__pss"], row[f"{m}__xs"])
+    return SufficientStats(row["__n"], row[f"{m}__s"], row[f"{m}__ss"])
