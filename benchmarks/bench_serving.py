@@ -94,10 +94,13 @@ def run_bare(port: int) -> None:
 
 def run_ours(port: int, workdir: str, durable: bool = True) -> None:
     """(b): the real serving app, realtime mode, SQLite store, breaker and log on."""
+    from mlops.monitoring.reference import fit_reference
     from mlops.serving import BreakerReference, ModelInfo, ServingSettings, StoreSettings, open_state, serve
     events, plan, feats, model = build()
     X = feats.select(plan.feature_names)
-    ref = BreakerReference.fit(X, model.predict_proba(X)[:, 1], categorical=plan.categorical)
+    fitted = fit_reference(X.with_columns(pl.Series("prediction", model.predict_proba(X)[:, 1])),
+                           numeric=[*plan.numeric, "prediction"], categorical=plan.categorical)
+    ref = BreakerReference.from_reference(fitted, plan.feature_names)
     settings = ServingSettings(port=port, log_dir=os.path.join(workdir, "plog"),
                                log_durable=durable,
                                store=StoreSettings(path=os.path.join(workdir, "online.sqlite")))

@@ -22,7 +22,6 @@ from mlops.errors import DataError, NotFoundError
 from mlops.monitoring.reference import Reference
 from mlops.serving import (
     BreakerReference,
-    FeatureBins,
     ModelInfo,
     ServingSettings,
     materialize,
@@ -32,7 +31,6 @@ from mlops.serving import (
     score_events,
     serve,
 )
-from mlops.serving.breaker import SCORE
 from mlops.serving.breaker_shared import trip_breaker
 from mlops.serving.settings import BreakerSettings, StoreSettings
 
@@ -76,27 +74,15 @@ def served_plan(ctx: RunContext) -> tuple:
 
 
 def breaker_reference(ctx: RunContext, mv, plan) -> BreakerReference | None:
-    """Breaker bins from the reference statistics stored with the model."""
-    reg = open_registry(ctx)
+    """Breaker bins from the reference statistics stored with the model (None: no
+    reference stored, so the breaker stays off, as /ready says)."""
     try:
-        summary = Reference.load(reg.reference_path(mv.name, mv.version)).summary()["features"]
-    except Exception as exc:  # no reference stored: the breaker stays off, said in /ready
+        fitted = Reference.load(open_registry(ctx).reference_path(mv.name, mv.version))
+        return BreakerReference.from_reference(fitted, plan.feature_names)
+    except Exception as exc:
         if not hasattr(exc, "exit_code"):
             raise
         return None
-    feats = []
-    for name in plan.feature_names:
-        e = summary.get(name)
-        if not e or e.get("shares") is None:
-            continue
-        if e["type"] == "numeric":
-            feats.append(FeatureBins(name, tuple(e["shares"]), edges=tuple(e["edges"])))
-        else:
-            feats.append(FeatureBins(name, tuple(e["shares"]) + (0.0,),
-                                     categories=tuple(e["categories"])))
-    pred = summary["prediction"]
-    return BreakerReference(tuple(feats), FeatureBins(SCORE, tuple(pred["shares"]),
-                                                      edges=tuple(pred["edges"])))
 
 
 def open_serving_state(ctx: RunContext, **overrides):

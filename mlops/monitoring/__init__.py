@@ -1,7 +1,7 @@
 """Monitoring: data drift, performance with delayed labels, streaming concept-drift detectors.
 
 * ``reference``: :func:`fit_reference` -> :class:`Reference` (fitted once from training data,
-  saved with the model; ``summary()`` feeds reports and the serving circuit breaker).
+  saved with the model; ``summary()`` feeds reports; the serving circuit breaker bins with it).
 * ``drift``: :func:`detect_drift` (the monitor.json contract) under a :class:`DriftPolicy`.
 * ``stats``: the statistics themselves (PSI, Jensen-Shannon, KS, Wasserstein, chi-square).
 * ``performance``: :func:`performance_by_chunk`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Reference": "reference", "fit_reference": "reference", "window_psi": "reference",
+    "Reference": "reference", "fit_reference": "reference",
     "DriftPolicy": "policy", "detect_drift": "drift",
     "performance_by_chunk": "performance",
     "PageHinkley": "detectors", "DDM": "detectors", "ADWIN": "detectors",

@@ -4,7 +4,8 @@ Per numeric column: the sorted finite values (for KS and Wasserstein), the popul
 the bin edges and bin counts (for PSI/JS), and the null / non-finite counts. Per categorical
 column: the count of every category. The reference saves to one ``.npz`` file (arrays plus
 a JSON header, loaded with ``allow_pickle=False``) and summarises to a small JSON dict used
-by reports and by the serving circuit breaker (PSI bins per feature and for the score).
+by reports; the serving circuit breaker bins with it too (PSI bins per feature and for the
+score, :meth:`mlops.serving.breaker_bins.BreakerReference.from_reference`).
 
 Large references: when a column has more than ``max_rows`` finite values, only an evenly
 spaced subsample of its *sorted* values is kept, ``sorted[round(linspace(0, n-1, max_rows))]``
@@ -31,7 +32,7 @@ import polars as pl
 
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring import stats
-from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
+from mlops.monitoring.columns import categorical_column, numeric_column, require_columns
 
 FORMAT = "mlops.monitoring.reference"
 FORMAT_VERSION = 1
@@ -171,7 +172,7 @@ class Reference:
 
     def summary(self) -> dict:
         """Small JSON-safe description: per feature its bins (edges or categories), counts,
-        shares and row counts. This is what reports and the serving circuit breaker read.
+        shares and row counts. This is what reports read.
 
         Numeric entries: ``type, rows, nulls, nonfinite, valid, mean, std, min, max,
         edges, counts, shares``; categorical entries: ``type, rows, nulls, valid,
@@ -234,33 +235,6 @@ def _joint_sample(df: pl.DataFrame, numeric: list[str], categorical: list[str], 
         out[name] = np.asarray(s.fill_null("").to_list(), dtype=str)
         out[f"{name}\0null"] = s.is_null().to_numpy()
     return out
-
-
-def window_psi(entry: dict, values: np.ndarray | list) -> float | None:
-    """PSI of a window of raw values against one :meth:`Reference.summary` feature entry.
-
-    For the serving circuit breaker: numeric values are binned on the entry's ``edges``
-    (NaN/inf and None dropped), categorical values on its ``categories`` plus one
-    unseen bin. Returns None when the window or the reference has no valid value.
-
-    >>> entry = {"type": "categorical", "categories": ["a", "b"], "counts": [50, 50]}
-    >>> round(window_psi(entry, ["a"] * 7 + ["b"] * 3), 5)
-    0.16946
-    """
-    if entry["type"] == "numeric":
-        x = np.asarray([v for v in values if v is not None], dtype=np.float64)
-        x = x[np.isfinite(x)]
-        ref_counts = np.asarray(entry["counts"], dtype=np.float64)
-        cur_counts = stats.bin_counts(x, np.asarray(entry["edges"], dtype=np.float64))
-    else:
-        series = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
-        seen, unseen = category_counts(series.drop_nulls(), list(entry["categories"]))
-        ref_counts = np.append(np.asarray(entry["counts"], dtype=np.float64), 0.0)
-        cur_counts = np.append(seen, unseen)
-    ref_shares, cur_shares = stats.shares(ref_counts), stats.shares(cur_counts)
-    if ref_shares is None or cur_shares is None:
-        return None
-    return stats.psi(ref_shares, cur_shares)
 
 
 def _fit_numeric(series: pl.Series, n_bins: int, max_rows: int | None) -> NumericReference:

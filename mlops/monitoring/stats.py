@@ -56,6 +56,17 @@ def numeric_edges(ref: np.ndarray, n_bins: int = 10) -> np.ndarray:
     return np.unique(np.quantile(ref, qs))
 
 
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 for ``(-inf, e_0)``, i for ``[e_(i-1), e_i)``, ``len(edges)``
+    for ``[e_last, +inf)`` (values must be finite).
+
+    >>> bin_index(np.array([0.0, 1.0, 1.5, 2.0]), np.array([1.0, 2.0]))
+    array([0, 1, 1, 2])
+    """
+    return np.searchsorted(np.asarray(edges, dtype=np.float64),
+                           np.asarray(values, dtype=np.float64), side="right")
+
+
 def bin_counts(values: np.ndarray, edges: np.ndarray, *, is_sorted: bool = False) -> np.ndarray:
     """Counts per bin ``(-inf, e_0), [e_0, e_1), ..., [e_last, +inf)``; length ``len(edges) + 1``.
 
@@ -70,7 +81,7 @@ def bin_counts(values: np.ndarray, edges: np.ndarray, *, is_sorted: bool = False
     if is_sorted:
         pos = np.searchsorted(values, edges, side="left")
         return np.diff(np.concatenate(([0], pos, [values.size]))).astype(np.int64)
-    idx = np.searchsorted(edges, values, side="right")
+    idx = bin_index(values, edges)
     return np.bincount(idx, minlength=edges.size + 1).astype(np.int64)
 
 

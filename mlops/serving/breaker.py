@@ -27,7 +27,11 @@ Cost per record is O(features): bin indices go into a ring buffer and per-bin co
 are updated incrementally; PSI is computed from the counts (O(features x bins)).
 
 Example:
-    >>> ref = BreakerReference.fit({"x": np.arange(100.0)}, np.linspace(0, 1, 100), n_bins=4)
+    >>> import polars as pl
+    >>> from mlops.monitoring.reference import fit_reference
+    >>> fitted = fit_reference(pl.DataFrame({"x": np.arange(100.0), "prediction": np.linspace(0, 1, 100)}),
+    ...                        numeric=["x", "prediction"], categorical=[], n_bins=4)
+    >>> ref = BreakerReference.from_reference(fitted, ["x"])
     >>> br = CircuitBreaker(ref, BreakerSettings(window=50, min_requests=20, min_values=20))
     >>> br.observe({"x": np.full(30, 500.0)}, np.full(30, 0.99)).state
     'tripped'
@@ -251,7 +255,7 @@ class CircuitBreaker:
             # too few finite values (a sparse feature, e.g. a mean over a short window):
             # PSI would be noise, so it is reported as None and does not vote
             enough = total >= min(self.settings.min_values, self.settings.window)
-            out.append(psi(counts / total, ref) if enough else None)
+            out.append(psi(ref, counts / total) if enough else None)
         return out
 
     def _evaluate(self) -> None:

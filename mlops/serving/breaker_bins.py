@@ -1,20 +1,27 @@
-"""Reference bins of the circuit breaker and the PSI it compares them with.
+"""Reference bins of the circuit breaker, taken from monitoring's fitted reference.
 
-Numeric inner edges are ``numpy.quantile(ref, k / n_bins)`` (duplicates dropped), bins
-``[e_i, e_i+1)`` with open outer bins; categorical bins are the reference categories
-plus one ``unseen`` bin. PSI floors every share at 1e-4.
+The bins and shares are those of :class:`mlops.monitoring.reference.Reference` (numeric
+inner edges ``numpy.quantile(ref, k / n_bins)``, duplicates dropped, bins ``[e_i, e_i+1)``
+with open outer bins; categorical bins are the reference categories plus one ``unseen``
+bin) and the PSI is :func:`mlops.monitoring.stats.psi` (shares floored at 1e-4): one
+drift reference and one PSI for monitoring and serving.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, DataError
+from mlops.monitoring import stats
+from mlops.monitoring.reference import Reference
+from mlops.monitoring.stats import PSI_FLOOR as SHARE_FLOOR
+from mlops.monitoring.stats import psi
 
-SHARE_FLOOR = 1e-4
+__all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "FeatureBins", "psi"]
 SCORE = "__score__"
+PREDICTION = "prediction"  # the score's column in a model's reference
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class FeatureBins:
         if self.edges is not None:
             x = np.asarray(values, dtype=np.float64)
             ok = np.isfinite(x)
-            idx = np.searchsorted(np.asarray(self.edges), np.where(ok, x, 0.0), side="right")
+            idx = stats.bin_index(np.where(ok, x, 0.0), np.asarray(self.edges))
             return np.where(ok, idx, -1).astype(np.int16)
         lookup = self._lookup()
         unseen = len(self.categories)
@@ -68,30 +75,6 @@ class FeatureBins:
                 "categories": None if self.categories is None else list(self.categories)}
 
 
-def psi(current: np.ndarray, reference: np.ndarray) -> float:
-    """PSI between two share vectors, each share floored at 1e-4."""
-    c = np.maximum(np.asarray(current, dtype=np.float64), SHARE_FLOOR)
-    r = np.maximum(np.asarray(reference, dtype=np.float64), SHARE_FLOOR)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def _numeric_bins(name: str, values, n_bins: int) -> FeatureBins:
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        raise ConfigError("has no finite reference values", key=f"breaker.reference.{name}")
-    edges = np.unique(np.quantile(x, np.arange(1, n_bins) / n_bins))
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=edges.size + 1)
-    return FeatureBins(name, tuple((counts / x.size).tolist()), edges=tuple(edges.tolist()))
-
-
-def _categorical_bins(name: str, values) -> FeatureBins:
-    vals = [v for v in values if v is not None]
-    cats, counts = np.unique(np.asarray(vals, dtype=object).astype(str), return_counts=True)
-    shares = (counts / max(len(vals), 1)).tolist() + [0.0]  # the unseen bin is empty
-    return FeatureBins(name, tuple(shares), categories=tuple(cats.tolist()))
-
-
 @dataclass(frozen=True)
 class BreakerReference:
     """Reference bins of the monitored features and of the prediction score."""
@@ -100,23 +83,34 @@ class BreakerReference:
     score: FeatureBins
 
     @classmethod
-    def fit(cls, columns: Mapping[str, Sequence], scores, *, categorical: Sequence[str] = (),
-            n_bins: int = 10) -> "BreakerReference":
-        """Fit bins on reference data (training features and training scores).
-
-        Numeric inner edges are ``numpy.quantile(ref, k / n_bins)``, k = 1..n_bins-1,
-        duplicates dropped; categorical bins are the reference categories + unseen.
-        ``columns`` maps feature name -> values (a polars DataFrame works too).
+    def from_reference(cls, reference: Reference, features: Sequence[str], *,
+                       score: str = PREDICTION) -> "BreakerReference":
+        """The breaker's bins of ``features`` and of the ``score`` column, as fitted in
+        a monitoring reference (the one stored with the model). Features without a valid
+        reference value are not monitored; a reference without the score is a DataError.
         """
-        names = list(columns.columns) if hasattr(columns, "columns") else list(columns)
-        feats = []
-        for name in names:
-            values = columns[name]
-            values = values.to_list() if name in categorical and hasattr(values, "to_list") \
-                else values
-            feats.append(_categorical_bins(name, values) if name in categorical
-                         else _numeric_bins(name, _floats(values), n_bins))
-        return cls(tuple(feats), _numeric_bins(SCORE, scores, n_bins))
+        bins = []
+        for name in features:
+            if name in reference.numeric:
+                ref = reference.numeric[name]
+                shares = stats.shares(ref.counts)
+                if shares is not None:
+                    bins.append(FeatureBins(name, tuple(shares.tolist()),
+                                            edges=tuple(ref.edges.tolist())))
+            elif name in reference.categorical:
+                cat = reference.categorical[name]
+                shares = stats.shares(cat.counts)
+                if shares is not None:  # the unseen bin is empty in the reference
+                    bins.append(FeatureBins(name, tuple(shares.tolist()) + (0.0,),
+                                            categories=tuple(cat.categories)))
+        ref = reference.numeric.get(score)
+        shares = None if ref is None else stats.shares(ref.counts)
+        if shares is None:
+            raise DataError(f"the reference has no fitted {score!r} column; it has "
+                            f"{reference.features}", key="reference",
+                            fix="refit the reference with the model's scores")
+        return cls(tuple(bins), FeatureBins(SCORE, tuple(shares.tolist()),
+                                            edges=tuple(ref.edges.tolist())))
 
     def as_dict(self) -> dict:
         return {"features": [f.as_dict() for f in self.features], "score": self.score.as_dict()}
@@ -132,6 +126,7 @@ class BreakerReference:
 
 
 def _floats(values) -> np.ndarray:
+    """Values as float64 (None -> NaN), for binning."""
     if hasattr(values, "to_numpy"):
         values = values.to_numpy()
     arr = np.asarray(values)

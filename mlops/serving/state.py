@@ -140,7 +140,7 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                ) -> ServingState:
     """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
 
-    ``reference`` (breaker bins, e.g. ``BreakerReference.fit(...)`` or its ``as_dict()``)
+    ``reference`` (breaker bins, e.g. ``BreakerReference.from_reference(...)`` or its ``as_dict()``)
     enables the breaker; without it the breaker is off.
     """
     settings.validate()

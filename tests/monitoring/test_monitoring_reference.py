@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring.reference import Reference, fit_reference, window_psi
+from mlops.monitoring.reference import Reference, fit_reference
 
 
 @pytest.fixture()
@@ -104,19 +104,6 @@ def test_summary_is_small_json(train):
     assert sum(x["shares"]) == pytest.approx(1.0)
     c = summary["features"]["c"]
     assert c["categories"] == ["a", "b", "c"] and sum(c["counts"]) == 2000
-
-
-def test_window_psi_matches_hand_computation():
-    entry = {"type": "categorical", "categories": ["a", "b"], "counts": [50, 50]}
-    assert window_psi(entry, ["a"] * 7 + ["b"] * 3) == pytest.approx(
-        0.2 * np.log(1.4) + 0.2 * np.log(5 / 3))
-    # Unseen values land in the unseen bin (reference share floored at 1e-4).
-    unseen = window_psi(entry, ["a", "b", "z", "z"])  # shares (.25, .25, .5) vs (.5, .5, 0)
-    assert unseen == pytest.approx(2 * (0.25 - 0.5) * np.log(0.25 / 0.5)
-                                   + (0.5 - 1e-4) * np.log(0.5 / 1e-4))
-    numeric = {"type": "numeric", "edges": [0.0], "counts": [5, 5]}
-    assert window_psi(numeric, [-1.0, 1.0, None, float("nan")]) == pytest.approx(0.0)
-    assert window_psi(numeric, []) is None
 
 
 def test_all_null_and_empty_columns_fit_without_crashing():

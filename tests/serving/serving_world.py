@@ -20,6 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.offline import compute_features
+from mlops.monitoring.reference import fit_reference
 from mlops.serving.breaker import BreakerReference
 from mlops.serving.skew import ModelInfo
 
@@ -56,9 +57,20 @@ def build_world(n_users: int = 80, days: int = 30, seed: int = 7, version: str =
     X = feats.select(plan.feature_names)
     model = make_model(plan, C).fit(X, feats["is_fraud"].to_numpy())
     scores = model.predict_proba(X)[:, 1]
-    reference = BreakerReference.fit(X, scores, categorical=plan.categorical)
+    reference = breaker_reference(X, scores, categorical=plan.categorical)
     info = ModelInfo("fraud", version, plan.spec_hash)
     return World(events, plan, feats, model, info, reference)
+
+
+def breaker_reference(X: pl.DataFrame, scores, *, categorical=(), n_bins: int = 10
+                      ) -> BreakerReference:
+    """The breaker's bins as serving gets them: monitoring's reference fitted on the
+    training features and scores (the one stored with a model)."""
+    numeric = [c for c in X.columns if c not in categorical]
+    fitted = fit_reference(X.with_columns(pl.Series("prediction", np.asarray(scores, dtype=float))),
+                           numeric=[*numeric, "prediction"], categorical=list(categorical),
+                           n_bins=n_bins)
+    return BreakerReference.from_reference(fitted, X.columns)
 
 
 def record(row: dict, plan: FeaturePlan) -> dict:

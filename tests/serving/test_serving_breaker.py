@@ -7,12 +7,14 @@ import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from serving_world import SPEC, make_model, record, scores_of
+from serving_world import SPEC, breaker_reference, make_model, record, scores_of
 
 from mlops.data.synthetic import SyntheticParams, generate
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, DataError
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_features
+from mlops.monitoring import stats
+from mlops.monitoring.reference import fit_reference
 from mlops.serving.app import create_app
 from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
 from mlops.serving.settings import BreakerSettings
@@ -45,12 +47,13 @@ def test_categorical_bins_have_an_unseen_bin():
     assert b.bin(["a", "b", "zzz", None]).tolist() == [0, 1, 2, -1]
 
 
-def test_reference_fit_uses_numpy_quantile_edges_and_drops_duplicates():
+def test_reference_bins_are_monitorings_numpy_quantile_edges_without_duplicates():
     rng = np.random.default_rng(0)
     x = rng.normal(size=1000)
     k = np.r_[np.zeros(900), np.ones(100)]
-    ref = BreakerReference.fit({"x": x, "k": k,
-                                "c": ["a"] * 30 + ["b"] * 70}, x, categorical=["c"], n_bins=10)
+    df = pl.DataFrame({"x": x, "k": k, "c": ["a"] * 300 + ["b"] * 700, "prediction": x})
+    fitted = fit_reference(df, numeric=["x", "k", "prediction"], categorical=["c"], n_bins=10)
+    ref = BreakerReference.from_reference(fitted, ["x", "k", "c"])
     fx, fk, fc = ref.features
     assert np.allclose(fx.edges, np.quantile(x, np.arange(1, 10) / 10))
     # eight of the nine quantiles are 0.0: one edge each, linear interpolation for q=0.9
@@ -58,7 +61,49 @@ def test_reference_fit_uses_numpy_quantile_edges_and_drops_duplicates():
     assert fk.shares == pytest.approx((0.0, 0.9, 0.1))
     assert fc.categories == ("a", "b") and fc.shares == pytest.approx((0.3, 0.7, 0.0))
     assert sum(fx.shares) == pytest.approx(1.0)
+    assert ref.score.edges == fx.edges and ref.score.shares == fx.shares
     assert BreakerReference.from_dict(ref.as_dict()) == ref
+
+
+def test_reference_without_the_score_is_a_data_error():
+    fitted = fit_reference(pl.DataFrame({"x": np.arange(10.0)}), numeric=["x"], categorical=[])
+    with pytest.raises(DataError, match="prediction"):
+        BreakerReference.from_reference(fitted, ["x"])
+
+
+def test_breaker_psi_is_monitorings_psi_on_the_same_bins():
+    """The window's PSI per feature equals monitoring.stats.psi over monitoring's bins of
+    the same values (bin_counts on the reference edges; categories + unseen)."""
+    rng = np.random.default_rng(3)
+    train = pl.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(list("abc"), 2000).tolist(),
+                          "prediction": rng.uniform(size=2000)})
+    fitted = fit_reference(train, numeric=["x", "prediction"], categorical=["c"], n_bins=8)
+    ref = BreakerReference.from_reference(fitted, ["x", "c"])
+    s = BreakerSettings(window=400, min_requests=10, min_values=10, feature_psi=1e9,
+                        prediction_psi=1e9)
+    x, c, p = rng.normal(0.4, 1.0, 300), rng.choice(list("abcz"), 300).tolist(), rng.beta(2, 1, 300)
+    st = CircuitBreaker(ref, s).observe({"x": x, "c": c}, p)
+    nx, cx = fitted.numeric["x"], fitted.categorical["c"]
+    want_x = stats.psi(stats.shares(nx.counts), stats.shares(stats.bin_counts(x, nx.edges)))
+    seen = [float(sum(v == k for v in c)) for k in cx.categories]
+    want_c = stats.psi(stats.shares(np.append(cx.counts, 0.0)),
+                       stats.shares(np.append(seen, 300 - sum(seen))))
+    npred = fitted.numeric["prediction"]
+    want_p = stats.psi(stats.shares(npred.counts), stats.shares(stats.bin_counts(p, npred.edges)))
+    assert st.feature_psi["x"] == pytest.approx(want_x, rel=1e-12)
+    assert st.feature_psi["c"] == pytest.approx(want_c, rel=1e-12)
+    assert st.prediction_psi == pytest.approx(want_p, rel=1e-12)
+    assert psi is stats.psi  # one PSI: the breaker's is monitoring's
+
+
+def test_unseen_categories_psi_by_hand():
+    """Shares (.25, .25, .5) against a reference (.5, .5, 0): the empty unseen bin is
+    floored at 1e-4 (DESIGN §6)."""
+    b = FeatureBins("c", (0.5, 0.5, 0.0), categories=("a", "b"))
+    idx = b.bin(["a", "b", "z", "z"])
+    cur = np.bincount(idx, minlength=3) / 4
+    want = 2 * (0.25 - 0.5) * np.log(0.25 / 0.5) + (0.5 - 1e-4) * np.log(0.5 / 1e-4)
+    assert psi(b.shares, cur) == pytest.approx(want, rel=1e-12)
 
 
 def test_bad_reference_is_a_config_error():
@@ -68,8 +113,8 @@ def test_bad_reference_is_a_config_error():
 
 def test_incremental_window_equals_recount_over_the_last_n():
     rng = np.random.default_rng(1)
-    ref = BreakerReference.fit({"x": rng.normal(size=500), "c": list("abcab" * 100)},
-                               rng.uniform(size=500), categorical=["c"], n_bins=5)
+    ref = breaker_reference(pl.DataFrame({"x": rng.normal(size=500), "c": list("abcab" * 100)}),
+                            rng.uniform(size=500), categorical=["c"], n_bins=5)
     s = BreakerSettings(window=50, min_requests=10, min_values=10, feature_psi=1e9,
                         prediction_psi=1e9)
     br = CircuitBreaker(ref, s)
@@ -115,8 +160,8 @@ def drift_setup():
     fs = compute_features(plan, shifted).collect()
     train = fb.filter(pl.col("event_ts") < cut)
     model = make_model(plan).fit(train.select(plan.feature_names), train["is_fraud"].to_numpy())
-    ref = BreakerReference.fit(train.select(plan.feature_names), scores_of(model, train, plan),
-                               categorical=plan.categorical)
+    ref = breaker_reference(train.select(plan.feature_names), scores_of(model, train, plan),
+                            categorical=plan.categorical)
     late = pl.col("event_ts") >= cut
     return plan, model, ref, fb.filter(late), fs.filter(late)
 
