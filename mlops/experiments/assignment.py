@@ -30,10 +30,20 @@ def _code_units(text: str) -> Iterable[int]:
     return memoryview(text.encode("utf-16-le")).cast("H")
 
 
-def _fnv_continue(state: int, text: str) -> int:
-    for unit in _code_units(text):
+def fnv1a32_units(units: Iterable[int], state: int = FNV_OFFSET) -> int:
+    """FNV-1a 32-bit over a sequence of code units (bytes, UTF-16 units), continued from
+    ``state``: the one scalar FNV-1a (assignment hashes UTF-16 units, batch sharding bytes).
+
+    >>> hex(fnv1a32_units(b"a"))
+    '0xe40c292c'
+    """
+    for unit in units:
         state = ((state ^ unit) * FNV_PRIME) & _MASK
     return state
+
+
+def _fnv_continue(state: int, text: str) -> int:
+    return fnv1a32_units(_code_units(text), state)
 
 
 def fnv1a32(text: str) -> int:
@@ -115,8 +125,11 @@ def _as_str_list(unit_ids: Sequence[str | int] | pl.Series) -> list[str]:
     return [_unit_str(x) for x in ids]
 
 
-def _hash_many(state0: int, buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """FNV-1a continued from ``state0`` over many code-unit strings stored back to back."""
+def fnv1a32_many(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                 state0: int = FNV_OFFSET) -> np.ndarray:
+    """FNV-1a continued from ``state0`` over many code-unit strings stored back to back
+    (``buf[offsets[i]:offsets[i] + lengths[i]]`` is string i; uint8 or uint16 units):
+    the one vectorized FNV-1a (uint32 array out)."""
     n = len(lengths)
     # Longest strings first, so the strings still being hashed at position j are a prefix.
     order = np.argsort(-lengths, kind="stable")
@@ -167,7 +180,7 @@ def buckets_many(seed: str, unit_ids: Sequence[str | int] | pl.Series) -> np.nda
                               dtype=np.int64, count=len(ids))
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     # FNV is a stream: hash the shared seed prefix once and continue from that state.
-    first = _hash_many(_fnv_continue(FNV_OFFSET, seed), buf, offsets, lengths)
+    first = fnv1a32_many(buf, offsets, lengths, _fnv_continue(FNV_OFFSET, seed))
     second = _hash_decimal(first)
     return (second % np.uint32(_BUCKETS)).astype(np.float64) / _BUCKETS
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.errors import ConfigError, DataError
+from mlops.experiments.assignment import fnv1a32_many, fnv1a32_units
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.serving.online_store import OnlineStore
@@ -38,8 +39,6 @@ from mlops.serving.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 
 _MODEL_ROWS = 100_000
-FNV_OFFSET = np.uint32(0x811C9DC5)
-FNV_PRIME = np.uint32(0x01000193)
 
 
 def fnv1a32(text: str) -> int:
@@ -48,10 +47,7 @@ def fnv1a32(text: str) -> int:
     >>> hex(fnv1a32("a"))
     '0xe40c292c'
     """
-    h = 0x811C9DC5
-    for b in text.encode("utf-8"):
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+    return fnv1a32_units(text.encode("utf-8"))
 
 
 def fnv1a32_series(values: pl.Series) -> np.ndarray:
@@ -64,12 +60,7 @@ def fnv1a32_series(values: pl.Series) -> np.ndarray:
     offsets = np.frombuffer(offs_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None \
         else np.zeros(0, np.uint8)
-    starts, lens = offsets[:-1], np.diff(offsets)
-    h = np.full(len(arr), FNV_OFFSET, dtype=np.uint32)
-    for k in range(int(lens.max()) if lens.size else 0):
-        m = lens > k
-        h[m] = (h[m] ^ data[starts[m] + k]) * FNV_PRIME  # uint32 arithmetic wraps mod 2^32
-    return h
+    return fnv1a32_many(data, offsets[:-1], np.diff(offsets))
 
 
 def shard_expr(entity: str, num_shards: int) -> pl.Expr:
