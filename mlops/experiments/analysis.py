@@ -215,29 +215,10 @@ def analyze(spec: ExperimentSpec, stats: StatsTable, *, per_period: Mapping[str,
     significant only if the always-valid interval excludes 0 as well. Guardrails and the
     novelty check (primary metric only) use fixed-horizon tests.
     """
-    if not isinstance(spec, ExperimentSpec):
-        raise ExperimentError(f"spec must be an ExperimentSpec; got {type(spec).__name__}", key="spec")
-    bad_days = (isinstance(days_elapsed, bool)
-                or not isinstance(days_elapsed, (int, float, np.number)) or not days_elapsed >= 0)
-    if days_elapsed is not None and bad_days:
-        raise ExperimentError(f"The 'days_elapsed' parameter must be a number >= 0 or None; "
-                              f"got {days_elapsed!r} instead")
+    _check_args(spec, days_elapsed)
     table = _normalise(spec, stats)
     primary = spec.primary_metric
     observed = {v: table[v][primary.name].n for v in table}
-    metrics: dict[str, Any] = {}
-    families: dict[str, list[tuple[dict[str, Any], str]]] = {"primary": [], "secondary": []}
-    for role, metric in [("primary", primary)] + [("secondary", m) for m in spec.secondary_metrics]:
-        variants = {}
-        for treatment in spec.treatments:
-            entry = _metric_entry(spec, table, metric.name, metric.direction, treatment)
-            variants[treatment] = entry
-            families[role].append((entry, metric.direction))
-        metrics[metric.name] = {"role": role, "direction": metric.direction,
-                                "cuped": any(e["cuped"] for e in variants.values()),
-                                "variants": variants}
-    for family in families.values():
-        _finish_significance(spec, family)
     reached = spec.min_duration_days == 0 or (days_elapsed is not None
                                               and days_elapsed >= spec.min_duration_days)
     result: dict[str, Any] = {
@@ -247,7 +228,7 @@ def analyze(spec: ExperimentSpec, stats: StatsTable, *, per_period: Mapping[str,
         "sequential": {"enabled": spec.sequential, "tuning": spec.sequential_tuning},
         "shadow_variants": [v.name for v in spec.shadow_variants],
         "srm": srm(observed, spec.weights),
-        "metrics": metrics,
+        "metrics": _metrics(spec, table),
         "guardrails": _guardrails(spec, table),
         "novelty": _novelty(spec, per_period),
         "power": _power(spec, table, days_elapsed),
@@ -258,3 +239,33 @@ def analyze(spec: ExperimentSpec, stats: StatsTable, *, per_period: Mapping[str,
     result = _json_safe(result)
     result.update(decide(result))
     return result
+
+
+def _check_args(spec: ExperimentSpec, days_elapsed: float | None) -> None:
+    if not isinstance(spec, ExperimentSpec):
+        raise ExperimentError(f"spec must be an ExperimentSpec; got {type(spec).__name__}", key="spec")
+    bad_days = (isinstance(days_elapsed, bool)
+                or not isinstance(days_elapsed, (int, float, np.number)) or not days_elapsed >= 0)
+    if days_elapsed is not None and bad_days:
+        raise ExperimentError(f"The 'days_elapsed' parameter must be a number >= 0 or None; "
+                              f"got {days_elapsed!r} instead")
+
+
+def _metrics(spec: ExperimentSpec, table) -> dict[str, Any]:
+    """Every treatment against the control on the primary and secondary metrics, p-values
+    adjusted within two families (primary across treatments; all secondaries)."""
+    metrics: dict[str, Any] = {}
+    families: dict[str, list[tuple[dict[str, Any], str]]] = {"primary": [], "secondary": []}
+    roles = [("primary", spec.primary_metric)] + [("secondary", m) for m in spec.secondary_metrics]
+    for role, metric in roles:
+        variants = {}
+        for treatment in spec.treatments:
+            entry = _metric_entry(spec, table, metric.name, metric.direction, treatment)
+            variants[treatment] = entry
+            families[role].append((entry, metric.direction))
+        metrics[metric.name] = {"role": role, "direction": metric.direction,
+                                "cuped": any(e["cuped"] for e in variants.values()),
+                                "variants": variants}
+    for family in families.values():
+        _finish_significance(spec, family)
+    return metrics

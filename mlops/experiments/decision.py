@@ -29,7 +29,7 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
+def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:
     """Decision from an ``analyze`` result: ``{"decision", "winner", "reasons"}``.
 
     ``decision`` is "ship" | "do_not_ship" | "keep_running"; ``winner`` is the treatment to
@@ -44,13 +44,52 @@ def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
     except (KeyError, TypeError) as exc:
         raise ExperimentError(f"decide needs an analyze() result; missing field {exc}",
                               key="analysis", fix="pass the dict returned by analyze()") from None
-    reasons: list[str] = []
-    if srm_info.get("flagged"):
-        reasons.append(
-            f"Sample ratio mismatch (chi2={_fmt(srm_info['chi2'])}, p={_fmt(srm_info['pvalue'])} < "
+    reasons = _srm_reasons(srm_info)
+    failed, unverified = _guardrail_reasons(guardrails, reasons)
+    if (analysis.get("novelty") or {}).get("flagged"):
+        reasons.append(f"Novelty check: the effect on '{primary}' differs between the early and "
+                       "late periods; the long-run effect may differ from the average.")
+    better, worse = _primary_reasons(per_variant, primary, analysis.get("alpha", 0.05), reasons)
+    if not duration.get("reached"):
+        elapsed = duration.get("days_elapsed")
+        seen = "unknown" if elapsed is None else f"{elapsed:g}"
+        reasons.insert(0, f"Minimum duration not reached ({seen} of {duration['min_duration_days']:g} "
+                          "days): no decision before then.")
+        return {"decision": "keep_running", "winner": None, "reasons": reasons}
+    shippable = [v for v in better
+                 if v not in failed and v not in unverified and not srm_info.get("flagged")]
+    if shippable:
+        sign = 1.0 if direction == "increase" else -1.0
+
+        def gain(v: str) -> float:
+            e = per_variant[v]
+            return sign * (e["rel_lift"] if e["rel_lift"] is not None else e["abs_diff"])
+
+        winner = max(shippable, key=gain)
+        reasons.insert(0, f"Ship '{winner}': '{primary}' improved significantly, no sample ratio "
+                          "mismatch and all guardrails passed.")
+        return {"decision": "ship", "winner": winner, "reasons": reasons}
+    if per_variant and all(v in worse or v in failed for v in per_variant):
+        reasons.insert(0, "Do not ship: every treatment is significantly worse on the primary "
+                          "metric or failed a guardrail.")
+        return {"decision": "do_not_ship", "winner": None, "reasons": reasons}
+    reasons += _power_reasons(power)
+    reasons.insert(0, "Keep running: no treatment can be shipped or ruled out yet.")
+    return {"decision": "keep_running", "winner": None, "reasons": reasons}
+
+
+def _srm_reasons(srm_info: Mapping[str, Any]) -> list[str]:
+    if not srm_info.get("flagged"):
+        return []
+    return [f"Sample ratio mismatch (chi2={_fmt(srm_info['chi2'])}, p={_fmt(srm_info['pvalue'])} < "
             f"{srm_info['threshold']}): observed {srm_info['observed']} vs expected "
             f"{ {k: round(v, 1) for k, v in srm_info['expected'].items()} }. Assignment or logging "
-            "is broken; the results cannot be trusted until it is fixed.")
+            "is broken; the results cannot be trusted until it is fixed."]
+
+
+def _guardrail_reasons(guardrails: list, reasons: list[str]
+                       ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(failed, unverified) guardrail metrics per variant; their reasons appended."""
     failed: dict[str, list[str]] = {}
     unverified: dict[str, list[str]] = {}
     for g in guardrails:
@@ -69,11 +108,12 @@ def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
             f"{g['margin_type']} margin of {g['margin']} not shown (estimate {_fmt(g['estimate'])}, "
             f"one-sided bound {_fmt(g['bound'])} vs threshold {_fmt(g['threshold'])}, "
             f"p={_fmt(g['p_value'])}).")
-    novelty_info = analysis.get("novelty") or {}
-    if novelty_info.get("flagged"):
-        reasons.append(f"Novelty check: the effect on '{primary}' differs between the early and "
-                       "late periods; the long-run effect may differ from the average.")
+    return failed, unverified
 
+
+def _primary_reasons(per_variant: Mapping[str, Any], primary: str, alpha: float,
+                     reasons: list[str]) -> tuple[list[str], list[str]]:
+    """(better, worse) treatments on the primary metric; one reason each appended."""
     better, worse = [], []
     for name, e in per_variant.items():
         label = f"'{name}' vs control on '{primary}'"
@@ -89,48 +129,26 @@ def decide(analysis: Mapping[str, Any]) -> dict[str, Any]:  # noqa: C901
             worse.append(name)
             reasons.append(f"{label}: significantly worse ({summary}).")
         elif e.get("sequential_ci") and e["p_value_adjusted"] is not None \
-                and e["p_value_adjusted"] < analysis.get("alpha", 0.05):
+                and e["p_value_adjusted"] < alpha:
             lo, hi = e["sequential_ci"]
             reasons.append(f"{label}: significant at a fixed horizon but the always-valid interval "
                            f"({_fmt(lo)} to {_fmt(hi)}) still contains 0 ({summary}).")
         else:
             reasons.append(f"{label}: no significant difference ({summary}).")
+    return better, worse
 
-    if not duration.get("reached"):
-        elapsed = duration.get("days_elapsed")
-        seen = "unknown" if elapsed is None else f"{elapsed:g}"
-        reasons.insert(0, f"Minimum duration not reached ({seen} of {duration['min_duration_days']:g} "
-                          "days): no decision before then.")
-        return {"decision": "keep_running", "winner": None, "reasons": reasons}
 
-    shippable = [v for v in better
-                 if v not in failed and v not in unverified and not srm_info.get("flagged")]
-    if shippable:
-        sign = 1.0 if direction == "increase" else -1.0
-
-        def gain(v: str) -> float:
-            e = per_variant[v]
-            return sign * (e["rel_lift"] if e["rel_lift"] is not None else e["abs_diff"])
-
-        winner = max(shippable, key=gain)
-        reasons.insert(0, f"Ship '{winner}': '{primary}' improved significantly, no sample ratio "
-                          "mismatch and all guardrails passed.")
-        return {"decision": "ship", "winner": winner, "reasons": reasons}
-
-    if per_variant and all(v in worse or v in failed for v in per_variant):
-        reasons.insert(0, "Do not ship: every treatment is significantly worse on the primary "
-                          "metric or failed a guardrail.")
-        return {"decision": "do_not_ship", "winner": None, "reasons": reasons}
-
+def _power_reasons(power: Mapping[str, Any]) -> list[str]:
+    """What keeps a test running: the power achieved and the units still needed."""
+    out = []
     for name, p in (power.get("variants") or {}).items():
         if p.get("power_achieved") is None:
             continue
         remaining = ", ".join(f"{k}: {v}" for k, v in (p.get("n_remaining_per_arm") or {}).items())
         days = p.get("days_remaining")
-        reasons.append(
+        out.append(
             f"Power for '{name}' to detect an effect of {_fmt(p['mde_abs'])} "
             f"({power['mde_type']} mde {power['mde']}) is {_pct(p['power_achieved'])} "
             f"(target {_pct(power['target_power'])}); more units needed per arm: {remaining}"
             + (f" (~{days} more days at the current rate)." if days is not None else "."))
-    reasons.insert(0, "Keep running: no treatment can be shipped or ruled out yet.")
-    return {"decision": "keep_running", "winner": None, "reasons": reasons}
+    return out

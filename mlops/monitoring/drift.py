@@ -66,6 +66,23 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     ('ks', True, True)
     """
     policy = policy if policy is not None else DriftPolicy(n_bins=reference.n_bins)
+    _check_inputs(reference, current, policy, n_jobs)
+    features = _all_features(reference, current, policy, progress, n_jobs)
+    total = len(reference.features)
+    n_drifted = sum(1 for f in features.values() if f["drift"])
+    n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
+    drift_share = n_drifted / total if total else 0.0
+    status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
+    return _json_safe({"features": features, "drift_share": drift_share,
+                       "dataset_drift": status == DRIFT, "dataset_status": status,
+                       "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
+                       "n_insufficient": n_insufficient, "cur_rows": current.height,
+                       "policy": policy.to_dict()})
+
+
+def _check_inputs(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
+                  n_jobs: int | None) -> None:
+    """Bins, overrides, columns and n_jobs agree; every feature's test is decidable."""
     if policy.n_bins != reference.n_bins:
         raise ConfigError(f"the policy asks for {policy.n_bins} bins but the reference was "
                           f"fitted with {reference.n_bins}", key="n_bins",
@@ -87,6 +104,11 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
         ref_valid = (reference.numeric[name] if kind == "numeric" else reference.categorical[name]).valid
         policy.decide(name, kind, ref_valid)
 
+
+def _all_features(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
+                  progress: Callable[[int, int, str], None] | None,
+                  n_jobs: int | None) -> dict[str, dict]:
+    """Every feature's statistics and verdict, in feature order, on a thread pool."""
     def one(name: str) -> dict:
         series = current.get_column(name)
         if name in reference.numeric:
@@ -102,15 +124,7 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
             features[name] = result
             if progress is not None:
                 progress(done, total, name)
-    n_drifted = sum(1 for f in features.values() if f["drift"])
-    n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
-    drift_share = n_drifted / total if total else 0.0
-    status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
-    return _json_safe({"features": features, "drift_share": drift_share,
-                       "dataset_drift": status == DRIFT, "dataset_status": status,
-                       "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
-                       "n_insufficient": n_insufficient, "cur_rows": current.height,
-                       "policy": policy.to_dict()})
+    return features
 
 
 def _dataset_status(rows: int, total: int, n_insufficient: int, drift_share: float,
