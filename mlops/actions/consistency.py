@@ -84,30 +84,15 @@ def run(ctx: RunContext) -> ActionResult:
     if event_id and event_id not in cols:
         raise DataError(f'the event id column "{event_id}" is not in the data', key="data.event_id",
                         fix="name the data's unique event id column, or null")
-    offline = offline_rows(ctx, plan, logged, event_id)
-    if event_id:
-        keys, join = [_ID], {"key": event_id, "ambiguous": 0}
-    else:  # fall back to (entity, timestamp); tied events cannot be told apart
-        keys = [plan.entity, plan.timestamp]
-        tied = offline.filter(offline.select(keys).is_duplicated()).select(keys).unique()
-        ambiguous = logged.join(tied, on=keys, how="semi").height
-        join = {"key": f"{plan.entity}, {plan.timestamp}", "ambiguous": ambiguous}
-        offline = offline.join(tied, on=keys, how="anti")
-        logged = logged.join(tied, on=keys, how="anti")  # left out, counted as ambiguous
-    offline = offline.join(logged.select(keys).unique(), on=keys, how="semi")
+    logged, offline, keys, join = _paired(logged, offline_rows(ctx, plan, logged, event_id),
+                                          plan, event_id)
     cmp = compare_features(logged, offline, keys=keys, numeric=plan.numeric,
                            categorical=plan.categorical, max_examples=int(cc.max_examples))
     failing = {f: r["mismatch_rate"] for f, r in cmp["features"].items()
                if r["mismatch_rate"] > limit}
     worst = max(cmp["features"].items(), key=lambda kv: kv[1]["mismatch_rate"], default=None)
     status = "fail" if failing else ("warn" if cmp["unmatched"] else "ok")
-    headline = (f"{len(failing)} of {len(cmp['features'])} features inconsistent online vs offline "
-                f"(worst: {worst[0]} on {worst[1]['mismatch_rate']:.1%} of {cmp['matched']:,} events)"
-                if failing else
-                f"online = offline: {cmp['matched']:,} logged events x {len(cmp['features'])} "
-                f"features match (max mismatch rate {worst[1]['mismatch_rate']:.2%})")
-    if cmp["unmatched"]:
-        headline += f"; {cmp['unmatched']:,} logged events not found offline"
+    headline = _headline(cmp, failing, worst)
     alert = _alert(ctx, name, mv.version, failing, limit) if failing else None
     result = {"status": status, "headline": headline,
               "model": {"name": name, "version": mv.version, "alias": alias},
@@ -122,6 +107,33 @@ def run(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result, exit_code=3 if failing else 0,
                         metrics={"max_mismatch_rate": worst[1]["mismatch_rate"] if worst else 0.0,
                                  "features_failing": float(len(failing))})
+
+
+def _paired(logged: pl.DataFrame, offline: pl.DataFrame, plan, event_id: str | None):
+    """(logged, offline, join keys, join description): by event id, or else by
+    (entity, timestamp) with tied events left out and counted as ambiguous."""
+    if event_id:
+        keys, join = [_ID], {"key": event_id, "ambiguous": 0}
+    else:  # fall back to (entity, timestamp); tied events cannot be told apart
+        keys = [plan.entity, plan.timestamp]
+        tied = offline.filter(offline.select(keys).is_duplicated()).select(keys).unique()
+        ambiguous = logged.join(tied, on=keys, how="semi").height
+        join = {"key": f"{plan.entity}, {plan.timestamp}", "ambiguous": ambiguous}
+        offline = offline.join(tied, on=keys, how="anti")
+        logged = logged.join(tied, on=keys, how="anti")  # left out, counted as ambiguous
+    offline = offline.join(logged.select(keys).unique(), on=keys, how="semi")
+    return logged, offline, keys, join
+
+
+def _headline(cmp: dict, failing: dict, worst) -> str:
+    headline = (f"{len(failing)} of {len(cmp['features'])} features inconsistent online vs offline "
+                f"(worst: {worst[0]} on {worst[1]['mismatch_rate']:.1%} of {cmp['matched']:,} events)"
+                if failing else
+                f"online = offline: {cmp['matched']:,} logged events x {len(cmp['features'])} "
+                f"features match (max mismatch rate {worst[1]['mismatch_rate']:.2%})")
+    if cmp["unmatched"]:
+        headline += f"; {cmp['unmatched']:,} logged events not found offline"
+    return headline
 
 
 def _alert(ctx: RunContext, name: str, version, failing: dict, limit: float) -> dict:
