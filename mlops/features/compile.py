@@ -144,25 +144,62 @@ def _order_derived(derived: list[dict], deps: dict[str, set[str]]) -> list[dict]
     return order
 
 
-def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.Schema) -> FeaturePlan:  # noqa: C901
+def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.Schema) -> FeaturePlan:
     """Validate ``spec`` against the source ``schema`` and build the FeaturePlan."""
     resolved = resolve(parse_spec(spec))
     schema = dict(schema)
-    known = list(schema)
+    _check_entity_and_time(resolved, schema)
+    row_exprs, features = _source_features(resolved, schema)
+    parsed, deps = _parse_derived(resolved["derived"], schema, window_names={
+        w["name"] for w in resolved["windows"]})
+    pre, post = _split_row_level(_order_derived(resolved["derived"], deps), deps, schema)
+
+    frame_schema = dict(schema)  # grows as features are added: later ones type-check against it
+    row_exprs += _derived_exprs(pre, parsed, frame_schema)
+    windows, window_features = _window_features(resolved["windows"], frame_schema)
+    features += window_features
+    features += [Feature(d["name"], d["kind"], "derived") for d in pre]
+    post_exprs = _derived_exprs(post, parsed, frame_schema)
+    features += [Feature(d["name"], d["kind"], "derived") for d in post]
+    # features keep the declaration order of the spec within each source kind
+    order = resolved["raw"] + resolved["categorical"] + [w["name"] for w in resolved["windows"]] \
+        + [d["name"] for d in resolved["derived"]]
+    features.sort(key=lambda f: order.index(f.name))
+
+    _check_leakage(resolved, deps, windows)
+    return FeaturePlan(
+        name=resolved["name"], version=resolved["version"], entity=resolved["entity"],
+        timestamp=resolved["timestamp"], label=resolved["label"], features=tuple(features),
+        row_exprs=tuple(row_exprs), windows=tuple(windows), post_exprs=tuple(post_exprs),
+        source_columns=_source_columns(resolved, schema, deps, windows),
+        spec_hash=plan_hash(resolved), resolved=resolved)
+
+
+def _is_numeric(dtype: pl.DataType) -> bool:
+    # dtypes compare equal to their class (pl.Float64) or are parametrised instances (Decimal)
+    return dtype in _NUMERIC or isinstance(dtype, _NUMERIC)
+
+
+def _check_entity_and_time(resolved: dict, schema: dict) -> None:
+    """The entity and timestamp columns exist, and the timestamp is a datetime."""
     entity, ts = resolved["entity"], resolved["timestamp"]
     for col, key in ((entity, "features.entity"), (ts, "features.timestamp")):
         if col not in schema:
-            raise _unknown_column(col, known, key)
+            raise _unknown_column(col, list(schema), key)
     if not schema[ts].is_temporal():
         raise FeatureSpecError(f'timestamp column "{ts}" must be a datetime; got {schema[ts]}',
                                key="features.timestamp", fix="parse it as a datetime in the source")
 
+
+def _source_features(resolved: dict, schema: dict) -> tuple[list[tuple[str, pl.Expr]], list[Feature]]:
+    """Row expressions and features of the raw (numeric) and categorical source columns."""
+    known = list(schema)
     row_exprs: list[tuple[str, pl.Expr]] = []
     features: list[Feature] = []
     for i, col in enumerate(resolved["raw"]):
         if col not in schema:
             raise _unknown_column(col, known, f"features.raw[{i}]")
-        if schema[col] not in _NUMERIC and not isinstance(schema[col], _NUMERIC):
+        if not _is_numeric(schema[col]):
             raise FeatureSpecError(f'raw feature "{col}" must be numeric; got {schema[col]}',
                                    key=f"features.raw[{i}]", fix="list it under `categorical`")
         row_exprs.append((col, pl.col(col).cast(pl.Float64)))
@@ -172,74 +209,83 @@ def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.S
             raise _unknown_column(col, known, f"features.categorical[{i}]")
         row_exprs.append((col, pl.col(col).cast(pl.String).fill_null(MISSING_CATEGORY)))
         features.append(Feature(col, "categorical", "categorical"))
+    return row_exprs, features
 
-    window_names = {w["name"] for w in resolved["windows"]}
-    derived_names = {d["name"] for d in resolved["derived"]}
+
+def _parse_derived(derived: list[dict], schema: dict, *, window_names: set[str]
+                   ) -> tuple[dict[str, pl.Expr], dict[str, set[str]]]:
+    """Parse each derived SQL expression; return name -> expr and name -> the names it reads.
+
+    Every name read must be a source column, a window feature or another derived feature.
+    """
+    derived_names = {d["name"] for d in derived}
     parsed, deps = {}, {}
-    for d in resolved["derived"]:
+    for d in derived:
         expr = _sql(d["expr"], d["key"])
         roots = set(expr.meta.root_names())
         for r in sorted(roots):
             if r not in schema and r not in window_names and r not in derived_names:
-                raise _unknown_column(r, known + sorted(window_names | derived_names),
+                raise _unknown_column(r, list(schema) + sorted(window_names | derived_names),
                                       f"{d['key']}.expr")
         parsed[d["name"]], deps[d["name"]] = expr, roots
-    ordered = _order_derived(resolved["derived"], deps)
+    return parsed, deps
 
-    # a derived feature is row-level (computed before windows, usable as a window
-    # column) when nothing it depends on, transitively, is a window feature
+
+def _split_row_level(ordered: list[dict], deps: dict[str, set[str]], schema: dict
+                     ) -> tuple[list[dict], list[dict]]:
+    """Split dependency-ordered derived features into (row-level, after windows).
+
+    A derived feature is row-level (computed before windows, usable as a window column)
+    when nothing it depends on, transitively, is a window feature.
+    """
     row_level: set[str] = set()
     for d in ordered:
         if all(r in schema or r in row_level for r in deps[d["name"]]):
             row_level.add(d["name"])
-    pre = [d for d in ordered if d["name"] in row_level]
-    post = [d for d in ordered if d["name"] not in row_level]
+    return ([d for d in ordered if d["name"] in row_level],
+            [d for d in ordered if d["name"] not in row_level])
 
-    frame_schema = dict(schema)
-    for d in pre:
+
+def _derived_exprs(derived: list[dict], parsed: dict[str, pl.Expr], frame_schema: dict
+                   ) -> list[tuple[str, pl.Expr]]:
+    """Type-check and finish each derived expression, adding its output to ``frame_schema``."""
+    out = []
+    for d in derived:
         frame_schema[d["name"]] = _check_dtype(parsed[d["name"]], frame_schema, d)
-        row_exprs.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
+        out.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
+    return out
 
-    windows = []
-    for w in resolved["windows"]:
+
+def _window_features(entries: list[dict], frame_schema: dict
+                     ) -> tuple[list[WindowFeature], list[Feature]]:
+    """Check each resolved window entry against ``frame_schema`` (which it extends)."""
+    windows, features = [], []
+    for w in entries:
         col = w["column"]
         if col is not None and col not in frame_schema:
             raise _unknown_column(col, list(frame_schema), f"{w['key']}.column")
         if w["agg"] not in ("count", "distinct", "last", "since_last") and col is not None \
-                and frame_schema[col] not in _NUMERIC and not isinstance(frame_schema[col], _NUMERIC):
+                and not _is_numeric(frame_schema[col]):
             raise FeatureSpecError(f'aggregation {w["agg"]!r} needs a numeric column; "{col}" is '
                                    f"{frame_schema[col]}", key=f"{w['key']}.aggs",
                                    fix="use count, distinct or last for non-numeric columns")
         windows.append(WindowFeature(w["name"], col, w["agg"], w["period"], w["seconds"],
                                      w["default"]))
         frame_schema[w["name"]] = pl.Float64
+        # the last value of a string column is a category; every other aggregate a number
         kind = "categorical" if w["agg"] == "last" and col is not None and \
             frame_schema[col] == pl.String else "numeric"
         features.append(Feature(w["name"], kind, "window"))
-    for d in pre:
-        features.append(Feature(d["name"], d["kind"], "derived"))
-    post_exprs = []
-    for d in post:
-        frame_schema[d["name"]] = _check_dtype(parsed[d["name"]], frame_schema, d)
-        post_exprs.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
-        features.append(Feature(d["name"], d["kind"], "derived"))
-    # features keep the declaration order of the spec within each source kind
-    order = resolved["raw"] + resolved["categorical"] + [w["name"] for w in resolved["windows"]] \
-        + [d["name"] for d in resolved["derived"]]
-    features.sort(key=lambda f: order.index(f.name))
+    return windows, features
 
-    label = resolved["label"]
-    _check_leakage(resolved, deps, windows)
-    needed = {entity, ts} | {c for c in resolved["raw"] + resolved["categorical"]}
-    needed |= {r for d in pre for r in deps[d["name"]] if r in schema}
+
+def _source_columns(resolved: dict, schema: dict, deps: dict[str, set[str]],
+                    windows: list[WindowFeature]) -> tuple[str, ...]:
+    """The source columns the plan reads, in source order (the reader selects only these)."""
+    needed = {resolved["entity"], resolved["timestamp"], *resolved["raw"], *resolved["categorical"]}
+    needed |= {r for roots in deps.values() for r in roots if r in schema}
     needed |= {w.column for w in windows if w.column in schema}
-    needed |= {r for d in post for r in deps[d["name"]] if r in schema}
-    return FeaturePlan(
-        name=resolved["name"], version=resolved["version"], entity=entity, timestamp=ts,
-        label=label, features=tuple(features), row_exprs=tuple(row_exprs),
-        windows=tuple(windows), post_exprs=tuple(post_exprs),
-        source_columns=tuple(c for c in schema if c in needed),
-        spec_hash=plan_hash(resolved), resolved=resolved)
+    return tuple(c for c in schema if c in needed)
 
 
 def _check_leakage(resolved: dict, deps: dict[str, set[str]], windows: list) -> None:
@@ -292,7 +338,7 @@ def _check_dtype(expr: pl.Expr, schema: dict, d: dict) -> pl.DataType:
         raise FeatureSpecError(f"expression {d['expr']!r} does not evaluate: "
                                f"{str(exc).splitlines()[0]}", key=f"{d['key']}.expr",
                                fix="check the column types used in the expression") from None
-    if d["kind"] == "numeric" and out not in _NUMERIC and not isinstance(out, _NUMERIC):
+    if d["kind"] == "numeric" and not _is_numeric(out):
         raise FeatureSpecError(f"expression {d['expr']!r} gives {out}, not a number",
                                key=f"{d['key']}.expr", fix="set kind: categorical or fix it")
     return pl.String if d["kind"] == "categorical" else pl.Float64
