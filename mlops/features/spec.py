@@ -152,7 +152,38 @@ def _window_entries(w: WindowSpec, key: str) -> list[dict]:
     return out
 
 
-def resolve(spec: FeatureSpec) -> dict:  # noqa: C901
+def _claim(seen: dict[str, str], name: str, where: str) -> None:
+    """Record that feature ``name`` is defined at ``where``; a bad or repeated name is an error."""
+    if not _NAME.match(name):
+        raise FeatureSpecError(f"feature name {name!r} is not a valid identifier", key=where,
+                               fix="use letters, digits and underscores")
+    if name in seen and seen[name] != where:
+        raise FeatureSpecError(f"feature {name!r} is defined twice (also at {seen[name]})",
+                               key=where, fix="rename one of them or drop the duplicate")
+    seen[name] = where
+
+
+def _add_columns(cols: list[str], key: str, into: list[str], seen: dict[str, str]) -> None:
+    """Append the source columns ``cols`` (declared at ``key``) to ``into``, once each."""
+    for i, col in enumerate(cols):
+        _claim(seen, col, f"{key}[{i}]")
+        if col not in into:
+            into.append(col)
+
+
+def _derived_entry(d: DerivedSpec, where: str, seen: dict[str, str]) -> dict:
+    """The resolved entry of one derived feature declared at ``where``."""
+    if not d.name or not d.expr:
+        raise FeatureSpecError("needs both `name` and `expr`", key=where,
+                               fix="e.g. {name: ratio, expr: 'x / (y + 1)'}")
+    if d.kind not in ("numeric", "categorical"):
+        raise FeatureSpecError(f"kind must be 'numeric' or 'categorical'; got {d.kind!r}",
+                               key=f"{where}.kind")
+    _claim(seen, d.name, where)
+    return {"name": d.name, "expr": d.expr.strip(), "kind": d.kind, "key": where}
+
+
+def resolve(spec: FeatureSpec) -> dict:
     """Flatten groups + the spec's own features into one normalized dict.
 
     Groups come first in name order, then the spec's own entries; a feature
@@ -161,37 +192,14 @@ def resolve(spec: FeatureSpec) -> dict:  # noqa: C901
     parts = [(f"features.groups.{g}", spec.groups[g]) for g in sorted(spec.groups)]
     parts.append(("features", spec))
     raw, categorical, windows, derived, seen = [], [], [], [], {}
-
-    def claim(name: str, where: str) -> None:
-        if not _NAME.match(name):
-            raise FeatureSpecError(f"feature name {name!r} is not a valid identifier", key=where,
-                                   fix="use letters, digits and underscores")
-        if name in seen and seen[name] != where:
-            raise FeatureSpecError(f"feature {name!r} is defined twice (also at {seen[name]})",
-                                   key=where, fix="rename one of them or drop the duplicate")
-        seen[name] = where
-
     for key, part in parts:
-        for i, col in enumerate(part.raw):
-            claim(col, f"{key}.raw[{i}]")
-            raw.append(col) if col not in raw else None
-        for i, col in enumerate(part.categorical):
-            claim(col, f"{key}.categorical[{i}]")
-            categorical.append(col) if col not in categorical else None
+        _add_columns(part.raw, f"{key}.raw", raw, seen)
+        _add_columns(part.categorical, f"{key}.categorical", categorical, seen)
         for i, w in enumerate(part.windows):
             for entry in _window_entries(w, f"{key}.windows[{i}]"):
-                claim(entry["name"], entry["key"])
+                _claim(seen, entry["name"], entry["key"])
                 windows.append(entry)
-        for i, d in enumerate(part.derived):
-            where = f"{key}.derived[{i}]"
-            if not d.name or not d.expr:
-                raise FeatureSpecError("needs both `name` and `expr`", key=where,
-                                       fix="e.g. {name: ratio, expr: 'x / (y + 1)'}")
-            if d.kind not in ("numeric", "categorical"):
-                raise FeatureSpecError(f"kind must be 'numeric' or 'categorical'; got {d.kind!r}",
-                                       key=f"{where}.kind")
-            claim(d.name, where)
-            derived.append({"name": d.name, "expr": d.expr.strip(), "kind": d.kind, "key": where})
+        derived += [_derived_entry(d, f"{key}.derived[{i}]", seen) for i, d in enumerate(part.derived)]
     if not (raw or categorical or windows or derived):
         raise FeatureSpecError("the spec defines no features", key="features",
                                fix="add raw, categorical, windows or derived entries")
