@@ -24,7 +24,6 @@ from mlops.reports.axes import (
     CUR_FILL,
     GRID,
     INK,
-    MARKER,
     MUTED,
     PALETTE,
     REF_FILL,
@@ -44,11 +43,10 @@ from mlops.reports.axes import (
     text,
     text_width,
     tick_label,
-    time_ticks,
-    to_epoch,
     x_axis,
     y_axis,
 )
+from mlops.reports.line_chart import line_chart as line_chart  # re-exported: svg.line_chart
 
 
 def _bin_labels(bins: Sequence[Any], n: int) -> list[str]:
@@ -129,84 +127,6 @@ def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[f
 
 def _val(v: float, percent: bool) -> str:
     return f"{v * 100:.1f}%" if percent else short(v, 4)
-
-
-def line_chart(series: Mapping[str, Sequence[tuple[Any, Any]]], *, xlabel: str, ylabel: str,
-               thresholds: Sequence[tuple[float, str]] = (), markers: Sequence[tuple[Any, str]] = (),
-               x_is_time: bool = False, title: str | None = None, width: int = 720,
-               height: int = 300) -> Markup:
-    """Lines over x (numbers, or datetimes/ISO strings with ``x_is_time=True``). A ``None``/NaN
-    y breaks the line. ``thresholds`` draw dashed horizontal lines, ``markers`` dashed
-    vertical event lines (e.g. a detector hit).
-
-    >>> line_chart({"AUC": [(1, 0.91), (2, None), (3, 0.88)]}, xlabel="week", ylabel="AUC",
-    ...            thresholds=[(0.85, "gate")])  # doctest: +SKIP
-    """
-    title = title or f"{ylabel} over {xlabel}"
-    conv = to_epoch if x_is_time else finite
-    data = {str(k): [(conv(x), finite(y)) for x, y in pts] for k, pts in series.items()}
-    xs = [x for pts in data.values() for x, _ in pts if x is not None]
-    ys = [y for pts in data.values() for _, y in pts if y is not None]
-    mks = [(conv(x), lab) for x, lab in markers]
-    mks = [(x, lab) for x, lab in mks if x is not None]
-    ths = [(float(y), lab) for y, lab in thresholds if finite(y) is not None]
-    if not ys:
-        return empty(title)
-    xs += [x for x, _ in mks]
-    ys += [y for y, _ in ths]
-    x0, x1 = min(xs), max(xs)
-    if x0 == x1:
-        x0, x1 = x0 - 1, x1 + 1
-    yt = nice_ticks(min(ys), max(ys), 5)
-    f = Frame(width, height, left=62, right=18, top=34 + 15 * (len(data) > 5), bottom=44,
-              x0=x0, x1=x1, y0=yt[0], y1=yt[-1])
-    parts = y_axis(f, yt, ylabel)
-    if x_is_time:
-        xt = time_ticks(x0, x1)
-        xlabel = f"{xlabel} (UTC)"
-    else:
-        ticks = nice_ticks(x0, x1, 6, extend=False)
-        xt = [(t, tick_label(t, ticks)) for t in ticks]
-    parts += x_axis(f, xt, xlabel)
-    items = []
-    for i, (name, pts) in enumerate(data.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        items.append((name, colour, "line"))
-        segments, cur = [], []
-        for x, y in pts:
-            if x is None or y is None:
-                if cur:
-                    segments.append(cur)
-                cur = []
-            else:
-                cur.append((f.sx(x), f.sy(y)))
-        if cur:
-            segments.append(cur)
-        d = "".join(polyline_path(seg) for seg in segments if len(seg) > 1)
-        parts.append(f"<g><title>{esc(name)}</title>")
-        if d:
-            parts.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.8" '
-                         f'stroke-linejoin="round" stroke-linecap="round"/>')
-        dots = [p for seg in segments for p in seg] if len(pts) <= 60 else \
-            [seg[0] for seg in segments if len(seg) == 1]  # isolated points stay visible
-        parts += [f'<circle cx="{num(x)}" cy="{num(y)}" r="2.6" fill="{colour}"/>' for x, y in dots]
-        parts.append("</g>")
-    for y, lab in ths:
-        sy = f.sy(y)
-        parts.append(line(f.left, sy, f.left + f.pw, sy, stroke=ALERT, width=1.2, dash="6 4"))
-        parts.append(text(f.left + f.pw - 4, sy - 4, f"{lab} ({short(y, 4)})", anchor="end",
-                          size=11, fill=ALERT, halo=True))
-    for j, (x, lab) in enumerate(mks):
-        sx = f.sx(x)
-        parts.append(f"<g><title>{esc(lab)}</title>")
-        parts.append(line(sx, f.top, sx, f.top + f.ph, stroke=MARKER, width=1.2, dash="3 3"))
-        anchor, dx = ("end", -3) if sx > f.left + f.pw * 0.75 else ("start", 3)
-        parts.append(text(sx + dx, f.top + 11 + 12 * (j % 3), clip(lab, 30), anchor=anchor,
-                          size=11, fill=MARKER, halo=True))
-        parts.append("</g>")
-    parts += legend(items + [(lab, ALERT, "dash") for _, lab in ths[:1]], f.left, 14,
-                    max_x=width)
-    return document(width, height, title, parts)
 
 
 def forest_plot(rows: Sequence[Mapping[str, Any]], *, xlabel: str, ref_line: float = 0.0,
