@@ -91,38 +91,57 @@ def histogram_overlay(edges_or_categories: Sequence[Any], ref_shares: Sequence[f
     percent = top_v <= 1.0 if percent is None else percent
     ticks = nice_ticks(0.0, top_v, 4)
     shown = [clip(s, 18) for s in names]
-    slot = (width - 80) / len(ref)
-    longest = max(text_width(s, 11) for s in shown)
-    rotate = longest > slot - 4
-    every = max(1, math.ceil(len(ref) / 40))
-    bottom = 22 + (longest * 0.62 if rotate else 10) + 14
-    # rotated labels hang left of their bin: keep the first one inside the picture
-    left = max(58.0, longest * 0.77 - slot / 2 + 6) if rotate else 58.0
-    f = Frame(width, height + (bottom - 44), left=left, right=16, top=28, bottom=bottom,
-              y0=0.0, y1=ticks[-1])
+    f, rotate, every = _histogram_frame(shown, ticks, width, height)
     parts = y_axis(f, ticks, ylabel, percent=percent)
     slot = f.pw / len(ref)
     base = f.sy(0)
     for i, (name, r, c) in enumerate(zip(names, ref, cur)):
         x = f.left + i * slot
         tip = f"{name}: {labels[0]} {_val(r, percent)}, {labels[1]} {_val(c, percent)}"
-        parts.append(f"<g><title>{esc(tip)}</title>")
-        parts.append(rect(x + slot * 0.08, f.sy(r), slot * 0.84, base - f.sy(r), REF_FILL))
-        parts.append(rect(x + slot * 0.3, f.sy(c), slot * 0.4, base - f.sy(c), CUR_FILL,
-                          extra=' fill-opacity="0.9"'))
-        parts.append("</g>")
+        parts += _overlay_bars(f, x, slot, r, c, tip)
         if i % every == 0:
-            cx = x + slot / 2
-            if rotate:
-                parts.append(text(cx + 3, base + 10, shown[i], anchor="end", size=11, fill=MUTED,
-                                  rotate=-40))
-            else:
-                parts.append(text(cx, base + 15, shown[i], anchor="middle", size=11, fill=MUTED))
+            parts.append(_bin_label(x + slot / 2, base, shown[i], rotate))
     parts.append(line(f.left, base, f.left + f.pw, base))
     parts.append(text(f.left + f.pw / 2, f.height - 8, xlabel, anchor="middle"))
     parts += legend([(labels[0], REF_FILL, "box"), (labels[1], CUR_FILL, "box")], f.left, 14,
                     max_x=width)
     return document(width, f.height, title, parts)
+
+
+def _histogram_frame(shown: list[str], ticks: list[float], width: int, height: int
+                     ) -> tuple[Frame, bool, int]:
+    """Frame of a histogram with bin labels ``shown``: (frame, rotate labels?, label every k-th).
+
+    Labels wider than their bin are rotated, and the bottom margin grows to hold them.
+    """
+    n = len(shown)
+    slot = (width - 80) / n
+    longest = max(text_width(s, 11) for s in shown)
+    rotate = longest > slot - 4
+    every = max(1, math.ceil(n / 40))
+    bottom = 22 + (longest * 0.62 if rotate else 10) + 14
+    # rotated labels hang left of their bin: keep the first one inside the picture
+    left = max(58.0, longest * 0.77 - slot / 2 + 6) if rotate else 58.0
+    f = Frame(width, height + (bottom - 44), left=left, right=16, top=28, bottom=bottom,
+              y0=0.0, y1=ticks[-1])
+    return f, rotate, every
+
+
+def _overlay_bars(f: Frame, x: float, slot: float, ref: float, cur: float, tip: str) -> list[str]:
+    """One bin: a wide light reference bar under a narrow dark current bar, with a tooltip."""
+    base = f.sy(0)
+    return [f"<g><title>{esc(tip)}</title>",
+            rect(x + slot * 0.08, f.sy(ref), slot * 0.84, base - f.sy(ref), REF_FILL),
+            rect(x + slot * 0.3, f.sy(cur), slot * 0.4, base - f.sy(cur), CUR_FILL,
+                 extra=' fill-opacity="0.9"'),
+            "</g>"]
+
+
+def _bin_label(cx: float, base: float, label: str, rotate: bool) -> str:
+    """A bin label under the axis, centred on ``cx`` (or rotated to end there)."""
+    if rotate:
+        return text(cx + 3, base + 10, label, anchor="end", size=11, fill=MUTED, rotate=-40)
+    return text(cx, base + 15, label, anchor="middle", size=11, fill=MUTED)
 
 
 def _val(v: float, percent: bool) -> str:
@@ -235,7 +254,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
     cell = max(22.0, min(64.0, 420.0 / n))
     names = [clip(s, 16) for s in labels]
     lab_w = max(text_width(s, 11) for s in names)
-    rotate = lab_w > cell - 4
+    rotate = lab_w > cell - 4  # class names wider than a column are rotated under it
     left = 30 + lab_w + 10
     top = 24
     bottom = 30 + (lab_w * 0.7 if rotate else 16) + 6
@@ -244,20 +263,8 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
     for i, row in enumerate(matrix):
         total = sum(row) or 1
         for j, value in enumerate(row):
-            share = value / total
-            x, y = left + j * cell, top + i * cell
-            ink = "#ffffff" if share > 0.55 else INK
-            tip = f"actual {labels[i]}, predicted {labels[j]}: {value:,} ({share:.1%} of actual {labels[i]})"
-            parts.append(f"<g><title>{esc(tip)}</title>")
-            parts.append(rect(x, y, cell - 1, cell - 1, _blend(share)))
-            big = cell >= 44
-            parts.append(text(x + cell / 2, y + cell / 2 + (0 if big else 4), short(value, 4),
-                              anchor="middle", size=13 if big else 10, fill=ink,
-                              weight="600" if i == j else None))
-            if big:
-                parts.append(text(x + cell / 2, y + cell / 2 + 14, f"{share:.0%}", anchor="middle",
-                                  size=10, fill=ink))
-            parts.append("</g>")
+            parts += _matrix_cell(left + j * cell, top + i * cell, cell, value, value / total,
+                                  actual=labels[i], predicted=labels[j], diagonal=i == j)
     for k, name in enumerate(names):
         parts.append(text(left - 6, top + k * cell + cell / 2 + 4, name, anchor="end", size=11))
         cx, base = left + k * cell + cell / 2, top + n * cell + 12
@@ -266,6 +273,24 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
     parts.append(text(left + n * cell / 2, height - 8, xlabel, anchor="middle"))
     parts.append(text(13, top + n * cell / 2, ylabel, anchor="middle", rotate=-90))
     return document(width, height, title, parts)
+
+
+def _matrix_cell(x: float, y: float, cell: float, value: int, share: float, *,
+                 actual: str, predicted: str, diagonal: bool) -> list[str]:
+    """One heat-grid cell: colour by ``share`` of the actual class, the count, and (when the
+    cell is big enough) the share under it."""
+    ink = "#ffffff" if share > 0.55 else INK  # white on dark cells stays readable
+    tip = f"actual {actual}, predicted {predicted}: {value:,} ({share:.1%} of actual {actual})"
+    big = cell >= 44
+    parts = [f"<g><title>{esc(tip)}</title>",
+             rect(x, y, cell - 1, cell - 1, _blend(share)),
+             text(x + cell / 2, y + cell / 2 + (0 if big else 4), short(value, 4), anchor="middle",
+                  size=13 if big else 10, fill=ink, weight="600" if diagonal else None)]
+    if big:
+        parts.append(text(x + cell / 2, y + cell / 2 + 14, f"{share:.0%}", anchor="middle",
+                          size=10, fill=ink))
+    parts.append("</g>")
+    return parts
 
 
 def bar_chart(items: Sequence[tuple[str, Any]], *, xlabel: str, ylabel: str,
