@@ -106,12 +106,37 @@ class Registry(RegistryReads):
         actor = _actor(actor)
         who = meta.pop("who", None) or actor
         code_version = meta.pop("code_version") if "code_version" in meta else git_commit()
+        self._check_parent(name, parent)
+        files = self._store_artifacts(model, reference_file)
+        cls = type(model)
+        row = {
+            "name": name, "who": who, "code_version": code_version, "parent": parent, **files,
+            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "training_data_hash": meta.get("training_data_hash"),
+            "feature_plan_hash": meta.get("feature_plan_hash"),
+            "feature_plan_name": meta.get("feature_plan_name"),
+            "feature_plan_version": meta.get("feature_plan_version"),
+            "description": meta.get("description"),
+            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags")},
+        }
+        with self._write() as conn:
+            if parent is not None:  # checked again inside the write lock
+                queries.resolve(conn, name, parent)
+            version = self._insert_version(conn, row, actor)
+            return queries.get(conn, name, version, self.root)
+
+    def _check_parent(self, name: str, parent: int | None) -> None:
+        """``parent`` is None or an existing version of ``name``: fail before writing anything."""
         if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int) or parent < 1):
             raise ConfigError(f"must be a version number >= 1 or None; got {parent!r} instead", key="parent")
         if parent is not None:
             with self._read() as conn:
-                queries.resolve(conn, name, parent)  # fail before writing anything
+                queries.resolve(conn, name, parent)
 
+    def _store_artifacts(self, model: Any, reference_file: Path | str | None) -> dict[str, Any]:
+        """Write the model (and reference file) content-addressed and durable; return their
+        ``versions`` columns. Runs before the version row exists, so a crash leaves at worst
+        an unreferenced file."""
         reference = None if reference_file is None else self._read_reference(Path(reference_file))
         data = artifacts.dump_model(model)
         sha = artifacts.sha256_bytes(data)
@@ -124,37 +149,29 @@ class Registry(RegistryReads):
             ref_rel = ref_path.relative_to(self.root).as_posix()
         if self._after_artifact_write is not None:
             self._after_artifact_write()
+        return {"artifact_sha256": sha, "artifact_path": path.relative_to(self.root).as_posix(),
+                "artifact_size": len(data), "reference_sha256": ref_sha, "reference_path": ref_rel}
 
-        cls = type(model)
-        row = {
-            "name": name, "who": who, "code_version": code_version, "parent": parent,
-            "artifact_sha256": sha, "artifact_path": path.relative_to(self.root).as_posix(),
-            "artifact_size": len(data), "model_class": f"{cls.__module__}.{cls.__qualname__}",
-            "reference_sha256": ref_sha, "reference_path": ref_rel,
-            "training_data_hash": meta.get("training_data_hash"),
-            "feature_plan_hash": meta.get("feature_plan_hash"),
-            "feature_plan_name": meta.get("feature_plan_name"),
-            "feature_plan_version": meta.get("feature_plan_version"),
-            "description": meta.get("description"),
-            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags")},
-        }
-        with self._write() as conn:
-            if parent is not None:
-                queries.resolve(conn, name, parent)
-            (version,) = conn.execute(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (name,)
-            ).fetchone()
-            row.update(version=version, created_at=store.utc_now())
-            cols = ", ".join(row)
-            conn.execute(f"INSERT INTO versions ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-            stored = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
-            chain.append(
-                conn, ts=row["created_at"], model=name, version=version, action="register", actor=actor,
-                details={"artifact_sha256": sha, "who": who, "parent": parent, "code_version": code_version,
-                         "reference_sha256": ref_sha, "model_class": row["model_class"],
-                         "account": _current_user(), "row_sha256": chain.row_hash(stored)},
-            )
-            return queries.get(conn, name, version, self.root)
+    @staticmethod
+    def _insert_version(conn: Any, row: dict[str, Any], actor: str) -> int:
+        """Insert ``row`` as the next version of its model and chain a ``register`` event
+        carrying the stored row's hash. Returns the new version number."""
+        name = row["name"]
+        (version,) = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (name,)
+        ).fetchone()
+        row.update(version=version, created_at=store.utc_now())
+        cols = ", ".join(row)
+        conn.execute(f"INSERT INTO versions ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+        stored = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        chain.append(
+            conn, ts=row["created_at"], model=name, version=version, action="register", actor=actor,
+            details={"artifact_sha256": row["artifact_sha256"], "who": row["who"], "parent": row["parent"],
+                     "code_version": row["code_version"], "reference_sha256": row["reference_sha256"],
+                     "model_class": row["model_class"], "account": _current_user(),
+                     "row_sha256": chain.row_hash(stored)},
+        )
+        return version
 
     @staticmethod
     def _read_reference(source: Path) -> tuple[bytes, str]:
