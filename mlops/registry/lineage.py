@@ -106,7 +106,7 @@ def json_safe(value: Any, key: str) -> Any:
     return _finite_or_none(json.loads(text))
 
 
-def normalize_metadata(metadata: Any) -> dict[str, Any]:  # noqa: C901
+def normalize_metadata(metadata: Any) -> dict[str, Any]:
     """Validate the ``metadata`` dict passed to ``register`` and return a JSON-safe copy.
 
     Unknown keys are refused (a typo would otherwise silently lose lineage).
@@ -122,38 +122,50 @@ def normalize_metadata(metadata: Any) -> dict[str, Any]:  # noqa: C901
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown metadata key; known keys: {sorted(METADATA_KEYS)}{hint}",
                               key=f"metadata.{key}")
-        full = f"metadata.{key}"
-        if key in ("config", "hyperparameters", "fairness", "metrics"):
-            value = {} if value is None else value
-            if not isinstance(value, dict):
-                raise ConfigError(f"must be {METADATA_KEYS[key]}; got {type(value).__name__} instead", key=full)
-            if key == "metrics":
-                value = {str(k): _json_default(v) if hasattr(v, "item") else v for k, v in value.items()}
-                for name, number in value.items():
-                    if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                            or not math.isfinite(number):
-                        raise ConfigError(f"must be a finite number; got {number!r} instead",
-                                          key=f"{full}.{name}",
-                                          fix="drop the metric or fix how it is computed")
-            value = json_safe(value, full)
-        elif key == "tags":
-            if value is None:
-                value = {}
-            elif isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
-                value = {t: True for t in value}
-            elif not isinstance(value, dict):
-                raise ConfigError(f"must be {METADATA_KEYS[key]}; got {value!r} instead", key=full)
-            value = json_safe(value, full)
-        elif key == "feature_plan_version":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
-                raise ConfigError(f"must be {METADATA_KEYS[key]}; got {value!r} instead", key=full)
-        elif key == "code_version" or value is None:
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"must be {METADATA_KEYS[key]}; got {value!r} instead", key=full)
-        elif not isinstance(value, str):
-            raise ConfigError(f"must be {METADATA_KEYS[key]}; got {value!r} instead", key=full)
-        out[key] = value
+        out[key] = _normalize_value(key, value, f"metadata.{key}")
     return out
+
+
+def _normalize_value(key: str, value: Any, full: str) -> Any:
+    """One known metadata value, checked against what ``METADATA_KEYS`` says it must be."""
+    if key in ("config", "hyperparameters", "fairness", "metrics"):
+        return _normalize_dict(key, value, full)
+    if key == "tags":
+        return _normalize_tags(value, full)
+    if key == "feature_plan_version":
+        ok = value is None or (not isinstance(value, bool) and isinstance(value, (str, int)))
+    else:  # strings; code_version (and any string key left unset) may be null
+        ok = value is None or isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"must be {METADATA_KEYS[key]}; got {value!r} instead", key=full)
+    return value
+
+
+def _normalize_dict(key: str, value: Any, full: str) -> dict[str, Any]:
+    """A dict value (None means empty); metrics must be finite numbers."""
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be {METADATA_KEYS[key]}; got {type(value).__name__} instead", key=full)
+    if key == "metrics":
+        value = {str(k): _json_default(v) if hasattr(v, "item") else v for k, v in value.items()}
+        for name, number in value.items():
+            if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                    or not math.isfinite(number):
+                raise ConfigError(f"must be a finite number; got {number!r} instead",
+                                  key=f"{full}.{name}",
+                                  fix="drop the metric or fix how it is computed")
+    return json_safe(value, full)
+
+
+def _normalize_tags(value: Any, full: str) -> dict[str, Any]:
+    """Tags as a dict; a list of strings means each tag set to true."""
+    if value is None:
+        value = {}
+    elif isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
+        value = {t: True for t in value}
+    elif not isinstance(value, dict):
+        raise ConfigError(f"must be {METADATA_KEYS['tags']}; got {value!r} instead", key=full)
+    return json_safe(value, full)
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -145,32 +145,7 @@ def initialize(db_path: Path) -> None:
     while True:
         conn = connect(db_path)
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise RegistryError(
-                    f"could not switch {db_path} to WAL journal mode (got {mode!r})",
-                    fix="put the registry home on a local filesystem that supports SQLite WAL",
-                )
-            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-                return  # already set up: no write lock needed
-            with transaction(conn):
-                found = conn.execute("PRAGMA user_version").fetchone()[0]
-                if 0 < found < SCHEMA_VERSION:
-                    raise RegistryError(
-                        f"registry database {db_path} has schema version {found}, from before the "
-                        "hash chain; its history cannot be made tamper-evident after the fact",
-                        fix="move the old registry home aside and register the models again",
-                    )
-                if found > SCHEMA_VERSION:
-                    raise RegistryError(
-                        f"registry database {db_path} has schema version {found}, newer than "
-                        f"this code understands ({SCHEMA_VERSION})",
-                        fix="upgrade the mlops package",
-                    )
-                # executescript() would COMMIT first, so statements run one by one.
-                for statement in _statements():
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _set_up(conn, db_path)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -178,6 +153,41 @@ def initialize(db_path: Path) -> None:
             time.sleep(0.05)
         finally:
             conn.close()
+
+
+def _set_up(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Switch to WAL and create the schema unless it is already current."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise RegistryError(
+            f"could not switch {db_path} to WAL journal mode (got {mode!r})",
+            fix="put the registry home on a local filesystem that supports SQLite WAL",
+        )
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return  # already set up: no write lock needed
+    with transaction(conn):
+        # read again under the write lock: another process may have set it up meanwhile
+        _check_schema_version(conn.execute("PRAGMA user_version").fetchone()[0], db_path)
+        # executescript() would COMMIT first, so statements run one by one.
+        for statement in _statements():
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _check_schema_version(found: int, db_path: Path) -> None:
+    """A database from an older (pre-chain) or newer schema is refused, not migrated."""
+    if 0 < found < SCHEMA_VERSION:
+        raise RegistryError(
+            f"registry database {db_path} has schema version {found}, from before the "
+            "hash chain; its history cannot be made tamper-evident after the fact",
+            fix="move the old registry home aside and register the models again",
+        )
+    if found > SCHEMA_VERSION:
+        raise RegistryError(
+            f"registry database {db_path} has schema version {found}, newer than "
+            f"this code understands ({SCHEMA_VERSION})",
+            fix="upgrade the mlops package",
+        )
 
 
 def dumps(value: Any) -> str:
