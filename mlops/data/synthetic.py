@@ -44,6 +44,8 @@ CHANNELS = ("pos", "online", "atm")
 AGE_BANDS = ("18-25", "26-40", "41-65", "65+")  # a sensitive attribute for the fairness audit
 
 _CAT_P = np.array([0.26, 0.16, 0.1, 0.05, 0.06, 0.1, 0.07, 0.02, 0.08, 0.1])
+# per-event arrays of normal traffic and fraud bursts, in _fraud_bursts' return order
+_EVENT_FIELDS = ("user", "day", "amount", "category", "country", "device", "channel")
 _HOME_P = np.array([0.35, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02])
 
 
@@ -107,46 +109,61 @@ def drift_intensity(params: SyntheticParams, day: np.ndarray) -> tuple[np.ndarra
 def generate(params: SyntheticParams) -> pl.DataFrame:
     """Generate the transaction table, sorted by event time (see module docstring)."""
     params.validate()
+    # one generator, drawn from in a fixed order: the order of the draws below is part of
+    # the output (same seed, same bytes), so reordering them changes every frame
     rng = np.random.default_rng(params.seed)
+    users = _users(params, rng)
+    normal = _normal_traffic(params, rng, users)
+    fraud = _fraud_bursts(params, rng, users["spend"], users["home"], normal["user"].size,
+                          users["device"])
+    cols = {k: np.concatenate([normal[k], f]) for k, f in zip(_EVENT_FIELDS, fraud)}
+    cols["fraud"] = np.concatenate([np.zeros(normal["user"].size, dtype=np.int8),
+                                    np.ones(fraud[0].size, dtype=np.int8)])
+    return _frame(params, rng, cols, users["age_band"])
+
+
+def _users(params: SyntheticParams, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-user traits: home country, usual device, typical ticket, activity, age band."""
     n_u = params.n_users
     home = rng.choice(len(COUNTRIES), size=n_u, p=_HOME_P)
     usual_device = rng.integers(0, len(DEVICES), size=n_u)
     spend = rng.lognormal(3.3, 0.6, size=n_u)  # typical ticket per user, ~USD 30
     activity = rng.gamma(2.0, params.tx_per_user_day / 2.0, size=n_u)
     age_band = rng.choice(len(AGE_BANDS), size=n_u, p=[0.18, 0.34, 0.36, 0.12])
+    return {"home": home, "device": usual_device, "spend": spend, "activity": activity,
+            "age_band": age_band}
 
-    # normal traffic: Poisson count per user, uniform times with a daytime bias
-    counts = rng.poisson(activity * params.days)
-    user = np.repeat(np.arange(n_u), counts)
+
+def _normal_traffic(params: SyntheticParams, rng: np.random.Generator,
+                    users: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Legitimate transactions: a Poisson count per user at uniform times with a daytime
+    bias; covariate drift raises amounts, travel, new devices and online share."""
+    counts = rng.poisson(users["activity"] * params.days)
+    user = np.repeat(np.arange(params.n_users), counts)
     n = user.size
     day = rng.uniform(0, params.days, size=n)
     hour_shift = rng.normal(0, 0.12, size=n)  # pulls events towards afternoon
     day = np.clip(np.floor(day) + np.clip(0.58 + hour_shift, 0.0, 0.999), 0, params.days - 1e-6)
     cov, _ = drift_intensity(params, day)
-    amount = rng.lognormal(np.log(spend[user]), 0.5) * (1.0 + 0.6 * cov)
+    amount = rng.lognormal(np.log(users["spend"][user]), 0.5) * (1.0 + 0.6 * cov)
     category = rng.choice(len(CATEGORIES), size=n, p=_CAT_P)
     abroad = rng.random(n) < 0.03 + 0.05 * np.minimum(cov, 1)
-    country = np.where(abroad, rng.integers(0, len(COUNTRIES), size=n), home[user])
+    country = np.where(abroad, rng.integers(0, len(COUNTRIES), size=n), users["home"][user])
     new_dev = rng.random(n) < 0.05 + 0.25 * np.minimum(cov, 1)
-    device = np.where(new_dev, rng.integers(0, len(DEVICES), size=n), usual_device[user])
+    device = np.where(new_dev, rng.integers(0, len(DEVICES), size=n), users["device"][user])
     online_p = np.clip(0.3 + 0.35 * np.minimum(cov, 1), 0, 0.95)
     u = rng.random(n)
     channel = np.where(u < online_p, 1, np.where(u < online_p + 0.08, 2, 0))
-    fraud = np.zeros(n, dtype=np.int8)
+    return {"user": user, "day": day, "amount": amount, "category": category, "country": country,
+            "device": device, "channel": channel}
 
-    f_user, f_day, f_amt, f_cat, f_cty, f_dev, f_chn = _fraud_bursts(params, rng, spend, home, n,
-                                                                      usual_device)
-    user = np.concatenate([user, f_user])
-    day = np.concatenate([day, f_day])
-    amount = np.concatenate([amount, f_amt])
-    category = np.concatenate([category, f_cat])
-    country = np.concatenate([country, f_cty])
-    device = np.concatenate([device, f_dev])
-    channel = np.concatenate([channel, f_chn])
-    fraud = np.concatenate([fraud, np.ones(f_user.size, dtype=np.int8)])
 
+def _frame(params: SyntheticParams, rng: np.random.Generator, cols: dict[str, np.ndarray],
+           age_band: np.ndarray) -> pl.DataFrame:
+    """Order events by (second, user), draw label delays and build the table."""
+    user = cols["user"]
     # timestamps at 1-second resolution: ties happen, as in real logs
-    seconds = np.floor(day * 86400).astype(np.int64)
+    seconds = np.floor(cols["day"] * 86400).astype(np.int64)
     order = np.lexsort((user, seconds))
     delay = rng.exponential(params.label_delay_days * 86400, size=user.size).astype(np.int64)
     start = datetime.fromisoformat(params.start)
@@ -158,13 +175,13 @@ def generate(params: SyntheticParams) -> pl.DataFrame:
         "transaction_id": _ids("t", idx, 9),
         "user_id": _ids("u", user[order], 6),
         "event_ts": ts,
-        "amount": np.round(amount[order], 2),
-        "merchant_category": np.array(CATEGORIES)[category[order]],
-        "country": np.array(COUNTRIES)[country[order]],
-        "device": np.array(DEVICES)[device[order]],
-        "channel": np.array(CHANNELS)[channel[order]],
+        "amount": np.round(cols["amount"][order], 2),
+        "merchant_category": np.array(CATEGORIES)[cols["category"][order]],
+        "country": np.array(COUNTRIES)[cols["country"][order]],
+        "device": np.array(DEVICES)[cols["device"][order]],
+        "channel": np.array(CHANNELS)[cols["channel"][order]],
         "customer_age_band": np.array(AGE_BANDS)[age_band[user[order]]],
-        "is_fraud": fraud[order],
+        "is_fraud": cols["fraud"][order],
         "label_ts": label_ts,
     })
 
