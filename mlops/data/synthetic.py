@@ -204,7 +204,7 @@ def _fraud_bursts(params: SyntheticParams, rng: np.random.Generator, spend: np.n
     user = np.repeat(b_user, size)
     tactic = np.repeat(new_tactic, size)
     gaps = rng.exponential(6 * 60, size=user.size) / 86400  # minutes apart
-    first = np.concatenate([[0], np.cumsum(size)[:-1]])
+    first = np.cumsum(size) - size  # index of each burst's first event (empty without bursts)
     within = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first] - gaps[first], size)
     day = np.minimum(np.repeat(b_day, size) + within, params.days - 1e-6)
     m = user.size

@@ -86,3 +86,9 @@ PINNED = {
 def test_generated_frames_are_pinned(scenario):
     df = generate(SyntheticParams(n_users=200, days=40, seed=11, scenario=scenario, drift_start=15.0))
     assert df.shape == (3043, 11) and frame_hash(df) == PINNED[scenario]
+
+
+def test_zero_fraud_rate_gives_no_fraud():
+    # fraud_rate=0 is valid config (validate allows [0, 0.5)); it used to fail with IndexError
+    df = generate(SyntheticParams(n_users=50, days=10, fraud_rate=0.0))
+    assert df.height > 0 and df["is_fraud"].sum() == 0
