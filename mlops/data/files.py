@@ -25,16 +25,7 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
     if not matches:
         raise DataError(f"no file matches {path!r}", key=key,
                         fix="check the path or glob (relative paths start at the working directory)")
-    kind = fmt
-    if kind == "auto":
-        suffixes = {Path(m).suffix.lower() for m in matches}
-        if suffixes <= {".parquet", ".pq"}:
-            kind = "parquet"
-        elif suffixes <= {".csv"}:
-            kind = "csv"
-        else:
-            raise DataError(f"cannot infer the format of {sorted(suffixes)}", key="data.format",
-                            fix="set data.format=parquet or data.format=csv")
+    kind = _format_of(matches) if fmt == "auto" else fmt
     _check_files(matches, kind, timestamp_cols, columns or {})
     if kind == "parquet":
         lf = pl.scan_parquet(matches)
@@ -44,13 +35,34 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
         lf = pl.scan_csv(matches)
     else:
         raise DataError(f"format must be auto, parquet or csv; got {fmt!r}", key="data.format")
+    return _parse_timestamps(_rename(lf, columns or {}), timestamp_cols, timestamp_format)
+
+
+def _format_of(matches: list[str]) -> str:
+    """parquet or csv, from the files' suffixes (all must agree)."""
+    suffixes = {Path(m).suffix.lower() for m in matches}
+    if suffixes <= {".parquet", ".pq"}:
+        return "parquet"
+    if suffixes <= {".csv"}:
+        return "csv"
+    raise DataError(f"cannot infer the format of {sorted(suffixes)}", key="data.format",
+                    fix="set data.format=parquet or data.format=csv")
+
+
+def _rename(lf: pl.LazyFrame, columns: dict[str, str]) -> pl.LazyFrame:
+    """Rename source columns to ours; every mapped source column must exist."""
     schema = lf.collect_schema()
-    mapping = dict(columns or {})
+    mapping = dict(columns)
     missing = [c for c in mapping if c not in schema]
     if missing:
         raise DataError(f"column(s) {missing} not in the files; columns are {list(schema)}",
                         key="data.columns", fix="map existing source columns to our names")
-    lf = lf.rename(mapping) if mapping else lf
+    return lf.rename(mapping) if mapping else lf
+
+
+def _parse_timestamps(lf: pl.LazyFrame, timestamp_cols: tuple[str, ...],
+                      timestamp_format: str | None) -> pl.LazyFrame:
+    """Timestamp columns as microsecond datetimes: strings parsed, other temporals cast."""
     schema = lf.collect_schema()
     for col in timestamp_cols:
         if col in schema and schema[col] == pl.String:
