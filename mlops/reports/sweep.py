@@ -137,6 +137,34 @@ def summarize_sweep(sweep_dir: Path, *, final: bool = True) -> dict:
     ok = [r for r in rows if r["status"] == "ok"]
     name = _majority(r["objective_name"] for r in ok)
     direction = _majority(r["direction"] for r in ok if r["direction"] in DIRECTIONS) or "maximize"
+    ranked = _rank(rows, direction)
+    reasons = _warnings(rows, ok, ranked, final=final, name=name, direction=direction)
+    best = ranked[0] if ranked else None
+    counts = Counter(r["status"] for r in rows)
+    if not rows:
+        status, headline = "fail", f"No job directories found in {sweep_dir}"
+    elif best is None:
+        status, headline = "fail", f"No job produced an objective value ({len(rows)} job(s))"
+    else:
+        status = "warn" if reasons else "ok"
+        over = ", ".join(best["overrides"]) or "no overrides"
+        headline = f"Best: job {best['job']} with {name} = {fmt(best['objective'])} ({over})"
+    if not final:
+        headline += " [sweep in progress]"
+    return {
+        "action": "sweep", "status": status, "headline": headline, "reasons": reasons,
+        "final": final, "sweep_dir": str(sweep_dir), "objective": {"name": name, "direction": direction},
+        "best": best, "counts": {"total": len(rows), "ok": counts["ok"], "failed": counts["failed"],
+                                 "missing": counts["missing"]},
+        "metric_names": sorted({m for r in rows for m in r["metrics"]} - {name}), "jobs": rows,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _rank(rows: list[dict], direction: str) -> list[dict]:
+    """Sort ``rows`` in place (best objective first, then jobs without a value, failed,
+    missing; ties by job number and directory), number the valued ones (``rank``), mark
+    the first ``best`` and return the valued ones in order."""
     sign = -1.0 if direction == "maximize" else 1.0
 
     def key(r: dict) -> tuple:
@@ -151,9 +179,14 @@ def summarize_sweep(sweep_dir: Path, *, final: bool = True) -> dict:
         r["rank"] = i
     if ranked:
         ranked[0]["best"] = True
+    return ranked
+
+
+def _warnings(rows: list[dict], ok: list[dict], ranked: list[dict], *, final: bool, name: Any,
+              direction: str) -> list[str]:
+    """Why the sweep result deserves a second look: failed, missing or unvalued jobs, and
+    jobs that disagree on the objective."""
     counts = Counter(r["status"] for r in rows)
-    counts_out = {"total": len(rows), "ok": counts["ok"], "failed": counts["failed"],
-                  "missing": counts["missing"]}
     reasons = []
     if counts["failed"]:
         reasons.append(f"{counts['failed']} job(s) failed (errors listed below)")
@@ -165,24 +198,7 @@ def summarize_sweep(sweep_dir: Path, *, final: bool = True) -> dict:
         reasons.append(f"{unvalued} ok job(s) reported no objective value; ranked last")
     if len({r["direction"] for r in ok if r["direction"]}) > 1 or len({r["objective_name"] for r in ok}) > 1:
         reasons.append(f"jobs disagree on the objective; ranking by the majority: {name} ({direction})")
-    best = ranked[0] if ranked else None
-    if not rows:
-        status, headline = "fail", f"No job directories found in {sweep_dir}"
-    elif best is None:
-        status, headline = "fail", f"No job produced an objective value ({len(rows)} job(s))"
-    else:
-        status = "warn" if reasons else "ok"
-        over = ", ".join(best["overrides"]) or "no overrides"
-        headline = f"Best: job {best['job']} with {name} = {fmt(best['objective'])} ({over})"
-    if not final:
-        headline += " [sweep in progress]"
-    metric_names = sorted({m for r in rows for m in r["metrics"]} - {name})
-    return {
-        "action": "sweep", "status": status, "headline": headline, "reasons": reasons,
-        "final": final, "sweep_dir": str(sweep_dir), "objective": {"name": name, "direction": direction},
-        "best": best, "counts": counts_out, "metric_names": metric_names, "jobs": rows,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    return reasons
 
 
 def _majority(values: Any) -> Any:
