@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-def to_jsonable(obj: Any) -> Any:  # noqa: C901
+def to_jsonable(obj: Any) -> Any:
     """Convert ``obj`` into plain JSON types.
 
     NaN/inf become ``None``; numpy scalars/arrays become Python numbers/lists;
@@ -38,6 +38,11 @@ def to_jsonable(obj: Any) -> Any:  # noqa: C901
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, (set, frozenset)):
         return sorted((to_jsonable(v) for v in obj), key=repr)
+    return _other_to_jsonable(obj)
+
+
+def _other_to_jsonable(obj: Any) -> Any:
+    """The rarer types: times, paths, enums, dataclasses, numpy values, bytes."""
     if isinstance(obj, (dt.datetime, dt.date, dt.time)):
         return obj.isoformat()
     if isinstance(obj, dt.timedelta):
