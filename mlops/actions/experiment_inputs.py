@@ -18,6 +18,7 @@ from mlops.experiments.outcomes import OutcomeSpec
 from mlops.experiments.simulation import SimulationSettings, VariantModel, kept_columns, served_log, simulate_units
 from mlops.experiments.simulation import logged_units as logged_outcomes
 from mlops.home import private_dir, private_file
+from mlops.training.table import feature_table
 
 
 def experiment_spec(ctx: RunContext) -> ExperimentSpec:
@@ -98,7 +99,6 @@ def simulated_units(ctx: RunContext, spec: ExperimentSpec
                     ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(per-unit outcomes, per-unit-per-day outcomes, description) of simulated traffic:
     each variant's model scores its units with the feature table of the plan it carries."""
-    from mlops.actions.train import feature_table
     events, schema, outcomes, models = _inputs(ctx, spec)
     variants = {name: VariantModel(model, mv.name, mv.version, ctx.model_plan(mv, schema))
                 for name, (model, mv) in models.items()}
@@ -106,7 +106,9 @@ def simulated_units(ctx: RunContext, spec: ExperimentSpec
     tables: dict[str, pl.DataFrame] = {}  # plan hash -> rows with that plan's features
     for vm in variants.values():
         if vm.plan.spec_hash not in tables:
-            tables[vm.plan.spec_hash] = feature_table(ctx, vm.plan, extra=keep)
+            tables[vm.plan.spec_hash] = feature_table(vm.plan, ctx.scan_events(), labels=ctx.scan_labels(),
+                                                      event_id=ctx.event_id, dedupe=ctx.cfg.data.dedupe,
+                                                      extra=keep)
     return simulate_units(spec, events, outcomes, variants, tables, simulation_settings(ctx))
 
 

@@ -12,7 +12,8 @@ from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.monitoring.run import window_bounds
-from mlops.training.task import model_scores
+from mlops.training.table import feature_table
+from mlops.training.task import score_frame
 
 PREDICTION = "prediction"
 
@@ -23,7 +24,7 @@ def _score(model, plan: FeaturePlan, df: pl.DataFrame) -> pl.DataFrame:
         return df
     if df.height == 0:
         return df.with_columns(pl.lit(None, pl.Float64).alias(PREDICTION))
-    return df.with_columns(pl.Series(PREDICTION, model_scores(model, df.select(plan.feature_names))))
+    return df.with_columns(pl.Series(PREDICTION, score_frame(model, plan, df)))
 
 
 def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
@@ -48,8 +49,8 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None
     if mc.current and source == "window":  # monitoring.current=<path> alone means "these files"
         source = "files"
     if source == "window":
-        from mlops.actions.train import feature_table
-        table = feature_table(ctx, plan)
+        table = feature_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
+                              dedupe=ctx.cfg.data.dedupe)
         ts = plan.timestamp
         lo, hi = window_bounds(table[ts].min(), table[ts].max(), mc.window.start_day,
                                float(mc.window.days))

@@ -18,6 +18,7 @@ from mlops.actions.context import RunContext
 from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.monitoring.estimation import ASSUMPTION, METRICS, estimate_by_chunk, fit_calibration
+from mlops.training.table import feature_table
 from mlops.training.task import model_scores
 
 PREDICTION = "prediction"
@@ -41,8 +42,8 @@ def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str)
     lo, hi = (datetime.fromisoformat(bounds[i]) for i in _WINDOWS[window])
     cutoff = datetime.fromisoformat(bounds[-1])  # labels known when the model was trained
     label, avail, ts = plan.label["column"], plan.label.get("available_at"), plan.timestamp
-    from mlops.actions.train import feature_table  # labels from the events or data.labels
-    table = feature_table(ctx, plan)
+    table = feature_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
+                          dedupe=ctx.cfg.data.dedupe)  # labels from the events or data.labels
     known = pl.col(label).is_not_null()
     if avail and avail in table.columns:
         known = known & (pl.col(avail) <= cutoff)

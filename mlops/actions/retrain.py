@@ -16,7 +16,7 @@ def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     still evaluated on later data than it saw. It goes to ``staging`` through the
     staging gates; promotion to production stays a separate, gated, approved step.
     """
-    from mlops.actions import train
+    from mlops.actions.model_training import train_and_register, training_settings, write_model_card
     from mlops.actions.registry_access import model_name, open_registry
     days = float(ctx.cfg.monitoring.retrain_days)
     end = datetime.fromisoformat(info.get("labels_known_by") or info.get("end"))
@@ -30,17 +30,22 @@ def retrain_candidate(ctx: RunContext, info: dict) -> dict:
     sub = replace(ctx, cfg=cfg, output_dir=ctx.output_dir / "retrain", _events=ctx._events)
     sub.output_dir.mkdir(exist_ok=True)
     try:
-        res = train.run(sub)
+        res, outcome = train_and_register(sub, training_settings(sub))
+        write_model_card(sub, res, outcome)
     except MlopsError as exc:
         return {"action": "retrain", "detail": f"candidate training failed: {exc}", "staged": False}
-    version = res.registry["version"]
+    version = res.version
+    if version is None:
+        return {"action": "retrain", "detail": "candidate trained but not registered "
+                "(training.register is false): nothing to stage", "staged": False,
+                "report": "retrain/train.html"}
     reg = open_registry(ctx)
     try:
         reg.promote(model_name(ctx), version, "staging")
         staged, note = True, f"v{version} registered and staged"
     except MlopsError as exc:
         staged, note = False, f"v{version} registered; staging refused: {exc}"
-    auc = res.result["evaluation"]["test"].get("roc_auc")
+    auc = res.evaluation["test"].get("roc_auc")
     return {"action": "retrain", "detail": f"{note} (test ROC-AUC {auc:.3f} on recent data)"
             if auc is not None else note, "version": version, "staged": staged,
             "report": "retrain/train.html"}

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import ServingError
-from mlops.training.task import is_regression_model, model_scores
+from mlops.training.task import is_regression_model, score_rows
 
 
 def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
@@ -24,22 +24,16 @@ def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
     """
     if features.height == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    if is_regression_model(model):
-        value = model_scores(model, features)  # regression: the prediction is the value
-        return value, value
-    try:
-        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
-    except AttributeError:
+    if not is_regression_model(model) and not hasattr(model, "predict_proba"):
         raise ServingError(f"the model ({type(model).__name__}) has no predict_proba",
-                           key="serving.model", fix="serve a probabilistic classifier") from None
-    classes = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))
-    if proba.shape[1] == 2:
-        p = proba[:, 1]
-        labels = np.where(p >= threshold, classes[1], classes[0])
-    else:
-        idx = proba.argmax(axis=1)
-        p, labels = proba[np.arange(proba.shape[0]), idx], classes[idx]
-    return labels, p
+                           key="serving.model", fix="serve a probabilistic classifier")
+    rows = score_rows(model, features)
+    if rows.column is None:  # regression: the prediction is the value
+        return rows.values, rows.values
+    classes = getattr(model, "classes_", None)
+    classes = np.asarray(classes if classes is not None else np.arange(rows.n_classes))
+    idx = (rows.values >= threshold).astype(np.int64) if rows.n_classes == 2 else rows.column
+    return classes[idx], rows.values
 
 
 def _encoders(model):

@@ -42,6 +42,13 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
     return out
 
 
+def evaluate(task: str, y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """The task's metrics on one split (``threshold`` only matters for classification)."""
+    if task == "regression":
+        return regression_metrics(y, scores)
+    return classification_metrics(y, scores, threshold)
+
+
 def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[list[float]]:
     """[(mean predicted, observed frequency, count)] over quantile bins of ``p``."""
     if y.size == 0:

@@ -44,3 +44,28 @@ def test_regression_metrics_match_sklearn():
     assert m["rmse"] == pytest.approx(root_mean_squared_error(y, p))
     assert m["mae"] == pytest.approx(mean_absolute_error(y, p))
     assert m["r2"] == pytest.approx(r2_score(y, p))
+
+
+def test_serving_labels_come_from_the_one_scoring_function():
+    import polars as pl
+
+    from mlops.errors import ServingError
+    from mlops.training.task import score_rows
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 2))
+    frame = pl.DataFrame(X, schema=["a", "b"])
+    three = np.where(X[:, 0] > 0.5, "hi", np.where(X[:, 0] < -0.5, "lo", "mid"))
+    multi = LogisticRegression().fit(frame, three)
+    labels, probs = predict_scores(multi, frame)
+    assert (labels == multi.predict(frame)).all()  # the arg-max class, as sklearn predicts
+    np.testing.assert_allclose(probs, multi.predict_proba(frame).max(axis=1))
+    np.testing.assert_allclose(score_rows(multi, frame).values, probs)
+    binary = LogisticRegression().fit(frame, np.where(X[:, 1] > 0, "yes", "no"))
+    labels, probs = predict_scores(binary, frame, threshold=0.8)
+    p_yes = binary.predict_proba(frame)[:, 1]  # classes_ = [no, yes]
+    np.testing.assert_allclose(probs, p_yes)
+    assert (labels == np.where(p_yes >= 0.8, "yes", "no")).all()
+    with pytest.raises(ServingError, match="no predict_proba"):
+        predict_scores(StandardScaler().fit(frame), frame)
+    empty_labels, empty_probs = predict_scores(binary, frame.head(0))
+    assert empty_labels.size == empty_probs.size == 0

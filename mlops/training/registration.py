@@ -1,0 +1,78 @@
+"""What gets registered for a trained model: the record (model, drift reference, lineage).
+
+The record is built here from the training outcome; :func:`register` stores it in any
+registry with ``register(name, model, *, reference_file, metadata)`` (the action owns
+the Registry handle).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mlops.data.fingerprint import frame_hash
+from mlops.features.compile import FeaturePlan
+from mlops.monitoring.reference import Reference, fit_reference
+from mlops.training.pipeline import TrainingSettings, TrainOutcome
+from mlops.training.task import score_frame
+
+PREDICTION_COLUMN = "prediction"  # model score column in the monitoring reference
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model came from, beyond what training measured."""
+
+    config: dict              # the resolved run config, secrets already redacted
+    estimator: str            # the ``_target_`` it was built from
+    source_data_hash: str     # content hash of the event source
+
+
+@dataclass(frozen=True)
+class RegistrationRecord:
+    """Everything a registry stores for one version."""
+
+    model: Any
+    reference: Reference
+    metadata: dict
+
+
+def _hyperparameters(model) -> dict:
+    """The estimator's scalar parameters (JSON-safe)."""
+    est = model.named_steps["model"]
+    return {k: v for k, v in est.get_params().items()
+            if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: TrainingSettings,
+                        lineage: Lineage) -> RegistrationRecord:
+    """The model, its drift reference (train-window features + score) and its lineage."""
+    train = outcome.parts["train"]
+    ref_frame = train.select(plan.feature_names).with_columns(
+        pl.Series(PREDICTION_COLUMN, score_frame(outcome.model, plan, train)))
+    reference = fit_reference(ref_frame, numeric=[*plan.numeric, PREDICTION_COLUMN],
+                              categorical=plan.categorical, n_bins=int(settings.reference_bins),
+                              max_rows=int(settings.reference_max_rows))
+    metadata = {
+        "training_data_hash": frame_hash(train),
+        "feature_plan_hash": plan.spec_hash, "feature_plan_name": plan.name,
+        "feature_plan_version": plan.version,
+        "config": lineage.config, "hyperparameters": _hyperparameters(outcome.model),
+        "metrics": outcome.metrics, "fairness": outcome.fairness,
+        "description": str(settings.description),
+        "tags": {"split": outcome.split, "estimator": lineage.estimator, "task": outcome.task,
+                 "calibration": outcome.evaluation["test"].get("calibration"),
+                 "source_data_hash": lineage.source_data_hash},
+    }
+    return RegistrationRecord(model=outcome.model, reference=reference, metadata=metadata)
+
+
+def register(registry, name: str, record: RegistrationRecord):
+    """Store ``record`` as the next version of ``name``; returns the registry's version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = record.reference.save(Path(tmp) / "reference.npz")
+        return registry.register(name, record.model, reference_file=ref_path,
+                                 metadata=record.metadata)
