@@ -8,11 +8,11 @@ Entry points the action layer calls:
 - ``materialize(plan, events, store, as_of=...)``: ``action=materialize``;
 - ``replay_parity(plan, events, n_events=...)``: ``action=parity``.
 """
+from mlops.features.online.request import hybrid_features, materialize, realtime_features, window_defaults
+from mlops.features.online.sqlite import OnlineStore, SQLiteStore, open_store
 from mlops.serving.app import create_app, readiness, serve
 from mlops.serving.batch import fnv1a32, publish_predictions, score_events
 from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
-from mlops.serving.features_online import hybrid_features, materialize, realtime_features, window_defaults
-from mlops.serving.online_store import OnlineStore, SQLiteStore, open_store
 from mlops.serving.parity import ParityReport, replay_parity
 from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.settings import BreakerSettings, ServingSettings, StoreSettings

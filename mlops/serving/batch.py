@@ -34,7 +34,7 @@ from mlops.errors import ConfigError, DataError
 from mlops.experiments.assignment import fnv1a32_many, fnv1a32_units
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
-from mlops.serving.online_store import OnlineStore
+from mlops.features.online.sqlite import OnlineStore
 from mlops.serving.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 
-from mlops.serving.online_store import OnlineStore
+from mlops.features.online.sqlite import OnlineStore
 
 KEY = "breaker.state"
 STATES = ("tripped", "closed")

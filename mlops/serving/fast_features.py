@@ -1,6 +1,6 @@
 """Realtime window features for small batches, without a polars query plan per request.
 
-:func:`mlops.serving.features_online.realtime_features` builds one lazy query (concat,
+:func:`mlops.features.online.request.realtime_features` builds one lazy query (concat,
 sort, a rolling pass per period, join) and collects it: right for a micro-batch of
 hundreds of records, but for one record most of its ~2-3 ms is planning, not work.
 :func:`small_batch_features` computes the same window aggregates directly over each
@@ -31,7 +31,7 @@ import polars as pl
 
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import apply_derived
-from mlops.serving.online_store import OnlineStore
+from mlops.features.online.sqlite import OnlineStore
 
 SMALL_BATCH = 16      # records; larger micro-batches take the vectorized polars path
 _AGGS = {"count", "sum", "mean", "min", "max", "std", "distinct", "last", "since_last"}

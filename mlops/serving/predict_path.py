@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import MlopsError
+from mlops.features.online.request import append_events, hybrid_features, points_frame, realtime_features
 from mlops.serving.fast_features import SMALL_BATCH, small_batch_features, supported
 from mlops.serving.fast_model import compile_model
-from mlops.serving.features_online import append_events, hybrid_features, points_frame, realtime_features
 from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import known_categories, predict_scores
 from mlops.serving.state import ServingState

@@ -20,10 +20,10 @@ from typing import Any, Optional
 
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
+from mlops.features.online.sqlite import OnlineStore, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
 from mlops.serving.breaker_shared import SharedBreakerState
 from mlops.serving.metrics import Metrics
-from mlops.serving.online_store import OnlineStore, open_store
 from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.scoring import known_categories
 from mlops.serving.settings import ServingSettings

@@ -9,8 +9,8 @@ import pytest
 
 from mlops.errors import ConfigError, DataError, SkewError
 from mlops.features.offline import compute_features
+from mlops.features.online.sqlite import SQLiteStore
 from mlops.serving.batch import fnv1a32, fnv1a32_series, score_events
-from mlops.serving.online_store import SQLiteStore
 from mlops.serving.skew import ModelInfo
 
 

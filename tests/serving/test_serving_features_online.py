@@ -12,15 +12,15 @@ from serving_world import SPEC, record
 from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_features
-from mlops.serving.app import create_app
-from mlops.serving.features_online import (
+from mlops.features.online.request import (
     check_materialized,
     hybrid_features,
     materialize,
     points_frame,
     window_defaults,
 )
-from mlops.serving.online_store import SQLiteStore
+from mlops.features.online.sqlite import SQLiteStore
+from mlops.serving.app import create_app
 from mlops.serving.parity import replay_parity
 from mlops.serving.validation import RequestSchema, validate_records
 
@@ -191,7 +191,7 @@ def test_window_defaults_follow_the_plan(world):
 
 
 def test_parity_replay_through_a_real_redis_server(drift_events, redis_url):
-    from mlops.serving.redis_store import RedisStore
+    from mlops.features.online.redis import RedisStore
     plan = compile_plan(SPEC, drift_events.schema)
     store = RedisStore(redis_url, namespace="parity")
     report = replay_parity(plan, drift_events, n_events=200, batch_size=4, store=store, seed=2)

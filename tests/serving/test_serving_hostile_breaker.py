@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
 
+from mlops.features.online.sqlite import SQLiteStore
 from mlops.registry import Registry
 from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker
 from mlops.serving.breaker_shared import SharedBreakerState, trip_breaker
-from mlops.serving.online_store import SQLiteStore
 from mlops.serving.settings import BreakerSettings
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from serving_world import record
 
 import mlops.serving.predict_path as predict_path
+from mlops.features.online.request import append_events, materialize
+from mlops.features.online.sqlite import SQLiteStore
 from mlops.serving.app import create_app
-from mlops.serving.features_online import append_events, materialize
-from mlops.serving.online_store import SQLiteStore
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)  # the server clock: after every world event
 
@@ -24,7 +24,7 @@ def capped_store(request, tmp_path):
     if request.param == "sqlite":
         s = SQLiteStore(tmp_path / "online.sqlite", max_events_per_entity=100)
     else:
-        from mlops.serving.redis_store import RedisStore
+        from mlops.features.online.redis import RedisStore
         s = RedisStore(request.getfixturevalue("redis_url"), max_events_per_entity=100,
                        namespace=f"cap{abs(hash(request.node.name))}")
     yield s

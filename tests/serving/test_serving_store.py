@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from mlops.errors import ConfigError, ServingError
-from mlops.serving.online_store import SQLiteStore, open_store
+from mlops.features.online.sqlite import SQLiteStore, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -14,7 +14,7 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         s = SQLiteStore(tmp_path / "online.sqlite")
     else:
-        from mlops.serving.redis_store import RedisStore
+        from mlops.features.online.redis import RedisStore
         url = request.getfixturevalue("redis_url")
         s = RedisStore(url, namespace=f"t{abs(hash(request.node.name))}")
     yield s
@@ -102,6 +102,6 @@ def test_open_store_aliases_and_errors(tmp_path):
 
 
 def test_unreachable_redis_is_not_ready():
-    from mlops.serving.redis_store import RedisStore
+    from mlops.features.online.redis import RedisStore
     s = RedisStore("redis://127.0.0.1:1/0", socket_timeout=0.2)
     assert s.ping() is False

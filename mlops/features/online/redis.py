@@ -16,7 +16,7 @@ Batch reads are one pipelined round trip; bulk writes are pipelined in chunks.
 from __future__ import annotations
 
 from mlops.errors import ServingError
-from mlops.serving.online_store import OnlineStore, _times
+from mlops.features.online.sqlite import OnlineStore, _times
 
 _PIPE_CHUNK = 5000
 

@@ -30,7 +30,7 @@ import polars as pl
 from mlops.errors import DataError, ServingError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import apply_derived, compute_at
-from mlops.serving.online_store import OnlineStore
+from mlops.features.online.sqlite import OnlineStore
 
 PLAN_META_KEY = "features.plan_hash"
 _US = pl.Datetime("us")

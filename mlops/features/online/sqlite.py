@@ -1,7 +1,7 @@
 """Online stores: what the serving path reads at request time.
 
 A store holds three things per entity, each as opaque JSON text (the caller encodes and
-decodes them; :mod:`mlops.serving.features_online` does so with vectorized polars):
+decodes them; :mod:`mlops.features.online.request` does so with vectorized polars):
 
 - recent **events** (realtime mode): appended as requests are scored, read back for a
   batch of entities in one call (``since`` bounds the history to the longest window).
@@ -14,7 +14,7 @@ decodes them; :mod:`mlops.serving.features_online` does so with vectorized polar
 
 Times are integer microseconds since the Unix epoch (UTC). Two backends share one
 interface: :class:`SQLiteStore` (default; one file, WAL mode) and
-:class:`mlops.serving.redis_store.RedisStore`. :func:`open_store` maps the short
+:class:`mlops.features.online.redis.RedisStore`. :func:`open_store` maps the short
 ``type`` names of the config to classes (Feast style).
 
 Example:
@@ -361,7 +361,7 @@ def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None
                               fix="set it, e.g. .mlops/online_store.sqlite")
         return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity)
     if type == "redis":
-        from mlops.serving.redis_store import RedisStore
+        from mlops.features.online.redis import RedisStore
         return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace,
                           max_events_per_entity=max_events_per_entity)
     raise ConfigError(f"must be 'sqlite' or 'redis'; got {type!r}", key=f"{key}.type",
