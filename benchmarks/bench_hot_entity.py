@@ -25,8 +25,11 @@ sys.path.insert(0, str(ROOT / "tests" / "serving"))
 
 from serving_world import build_world, record  # noqa: E402
 
-from mlops.features.online.request import append_events, points_frame  # noqa: E402
-from mlops.features.online.sqlite import SQLiteStore  # noqa: E402
+from mlops.features.online import (  # noqa: E402
+    SQLiteStore,  # noqa: E402
+    append_events,
+    points_frame,
+)
 from mlops.serving.predict_path import ParsedRequest, process_batch  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
 from mlops.serving.state import ServingState  # noqa: E402

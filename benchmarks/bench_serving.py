@@ -405,8 +405,7 @@ def bench_store(n_entities: int) -> dict:
 
     from mlops.data.synthetic import SyntheticParams, generate
     from mlops.features.compile import compile_plan
-    from mlops.features.online.request import encode_rows
-    from mlops.serving import SQLiteStore, materialize
+    from mlops.features.online import SQLiteStore, encode_rows, materialize
     events = generate(SyntheticParams(n_users=int(n_entities * 1.15), days=8, seed=5,
                                       tx_per_user_day=0.5))
     plan = compile_plan(SPEC, events.schema)
@@ -428,7 +427,7 @@ def bench_store(n_entities: int) -> dict:
             store2.read_features([k])
             lat.append(time.perf_counter() - t)
         # what hybrid serving does per entity: read + decode into typed values
-        from mlops.features.online.request import decode_rows
+        from mlops.features.online import decode_rows
         wschema = {n: pl.Float64 for n in names}
         lat_dec = []
         for k in keys:

@@ -57,7 +57,7 @@ def run(ctx: RunContext) -> ActionResult:
     if window.height == 0:
         raise DataError("the replay window has no events", key="serving.replay.start_day",
                         fix="move it inside the data")
-    from mlops.features.online.request import append_events
+    from mlops.features.online import append_events
     eid = ctx.event_id if ctx.event_id in events.columns else None
     sim["now"] = start
     append_events(plan, state.store, history.select(list(plan.source_columns))

@@ -19,14 +19,13 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.config.validate import plain
 from mlops.errors import DataError, NotFoundError
+from mlops.features.online import materialize, open_store
 from mlops.monitoring.reference import Reference
 from mlops.serving import (
     BreakerReference,
     ModelInfo,
     ServingSettings,
-    materialize,
     open_state,
-    open_store,
     replay_parity,
     score_events,
     serve,

@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import MlopsError, NotFoundError, SkewError
-from mlops.features.online.request import check_materialized
+from mlops.features.online import check_materialized
 from mlops.serving.http_limits import http_protocol, read_json_body
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.metrics import CONTENT_TYPE

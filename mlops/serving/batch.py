@@ -14,16 +14,15 @@ unsharded output row for row once sorted by an id (probabilities may differ in t
 bit: the model's sums run over differently sized batches).
 
 With ``store`` given, the latest prediction per entity is published into the store's
-prediction cache (served by ``mode="batch"``).
+prediction cache (:func:`mlops.features.online.publish_predictions`; served by ``mode="batch"``).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -34,7 +33,7 @@ from mlops.errors import ConfigError, DataError
 from mlops.experiments.assignment import fnv1a32_many, fnv1a32_units
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
-from mlops.features.online.sqlite import OnlineStore
+from mlops.features.online import OnlineStore, publish_predictions
 from mlops.serving.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 
@@ -209,36 +208,3 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,  # noqa: C901
     published = publish_predictions(plan, pl.scan_parquet(out_path), store,
                                     scored_at=scored_at) if store is not None else 0
     return BatchReport(out_path, rows, published, time.perf_counter() - t0, shard, num_shards)
-
-
-def publish_predictions(plan: FeaturePlan, predictions: pl.LazyFrame, store: OnlineStore, *,
-                        scored_at: datetime | None = None) -> int:
-    """Write the latest prediction per entity into the store's prediction cache.
-
-    The cache time is ``scored_at`` (default: now, UTC); each payload also carries the
-    event time it was computed for.
-    """
-    ent, ts = plan.entity, plan.timestamp
-    latest = (predictions.sort([ent, ts], maintain_order=True).group_by(ent, maintain_order=True)
-              .agg(pl.all().last()).collect())
-    if latest.height == 0:
-        return 0
-    when = scored_at or datetime.now(timezone.utc)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    when_us = int(when.timestamp() * 1_000_000)
-    payloads = (latest.select(pl.struct(
-        pl.col("prediction"), pl.col("probability"), pl.col("model_name"),
-        pl.col("model_version"), pl.col("plan_hash"),
-        pl.col(ts).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f").alias("event_ts"))
-        .struct.json_encode()).to_series().to_list())
-    store.write_predictions(latest[ent].cast(pl.String).to_list(), when_us, payloads)
-    store.set_meta("predictions.model", json.dumps(info_dict(latest)))
-    return latest.height
-
-
-def info_dict(latest: pl.DataFrame) -> dict:
-    """Model name/version/plan hash of a published prediction frame (first row)."""
-    row = latest.row(0, named=True)
-    return {"name": row["model_name"], "version": row["model_version"],
-            "plan_hash": row["plan_hash"]}

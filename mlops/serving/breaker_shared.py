@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 
-from mlops.features.online.sqlite import OnlineStore
+from mlops.features.online import OnlineStore
 
 KEY = "breaker.state"
 STATES = ("tripped", "closed")

@@ -31,7 +31,7 @@ import polars as pl
 
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import apply_derived
-from mlops.features.online.sqlite import OnlineStore
+from mlops.features.online import OnlineStore
 
 SMALL_BATCH = 16      # records; larger micro-batches take the vectorized polars path
 _AGGS = {"count", "sum", "mean", "min", "max", "std", "distinct", "last", "since_last"}

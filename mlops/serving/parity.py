@@ -19,8 +19,7 @@ import polars as pl
 from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
-from mlops.features.online.request import append_events, points_frame, realtime_features
-from mlops.features.online.sqlite import OnlineStore, SQLiteStore
+from mlops.features.online import OnlineStore, SQLiteStore, append_events, points_frame, realtime_features
 from mlops.serving.validation import RequestSchema, validate_records
 
 _ROW = "__parity_row"

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import MlopsError
-from mlops.features.online.request import append_events, hybrid_features, points_frame, realtime_features
+from mlops.features.online import append_events, hybrid_features, points_frame, realtime_features
 from mlops.serving.fast_features import SMALL_BATCH, small_batch_features, supported
 from mlops.serving.fast_model import compile_model
 from mlops.serving.record_guard import guard_batch

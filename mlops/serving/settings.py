@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mlops.errors import ConfigError
+from mlops.features.online.store import ALIASES, is_store_type
 
 MODES = ("realtime", "hybrid", "batch")
 STALE_POLICIES = ("warn", "default", "refuse")
 BREAKER_ACTIONS = ("fallback", "default", "refuse")
-STORE_TYPES = ("sqlite", "redis")
+STORE_TYPES = ALIASES  # or a dotted class path (features.online.store)
 INVALID_RECORD_POLICIES = ("reject", "default")
 
 
@@ -43,9 +44,10 @@ class BreakerSettings:
 
 @dataclass
 class StoreSettings:
-    """Which online store to open: ``sqlite`` (a file) or ``redis`` (a URL)."""
+    """Which online store to open: ``sqlite`` (a file), ``redis`` (a URL) or the dotted
+    path of a class implementing :class:`mlops.features.online.OnlineStore`."""
 
-    type: str = "sqlite"
+    type: str = "sqlite"             # sqlite | redis | package.module.Class
     path: str = ".mlops/online_store.sqlite"
     url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "mlops"
@@ -117,7 +119,8 @@ class ServingSettings:
             need(key, getattr(self, key) > 0, "> 0", getattr(self, key))
         need("store.max_events_per_entity", self.store.max_events_per_entity >= 1, ">= 1",
              self.store.max_events_per_entity)
-        need("store.type", self.store.type in STORE_TYPES, f"one of {list(STORE_TYPES)}",
+        need("store.type", is_store_type(self.store.type),
+             f"one of {list(STORE_TYPES)} or a dotted class path 'package.module.Class'",
              self.store.type)
         b = self.breaker
         need("breaker.window", b.window >= 10, ">= 10", b.window)

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
-from mlops.features.online.sqlite import OnlineStore, open_store
+from mlops.features.online import OnlineStore, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
 from mlops.serving.breaker_shared import SharedBreakerState
 from mlops.serving.metrics import Metrics

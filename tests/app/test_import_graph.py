@@ -37,3 +37,11 @@ def test_the_checker_sees_function_level_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from mlops.actions.train import score\n")
     assert "mlops.actions.train" in _imports(f)
+
+
+def test_features_never_import_serving():
+    """features/online sits below serving (DESIGN §2): serving builds on it, not back."""
+    bad = [f"{path.relative_to(PKG.parent)} imports {mod}"
+           for path in sorted((PKG / "features").rglob("*.py"))
+           for mod in _imports(path) if mod.startswith("mlops.serving")]
+    assert not bad, "\n".join(bad)

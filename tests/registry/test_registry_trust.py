@@ -239,7 +239,7 @@ def test_serving_and_monitoring_files_are_private(tmp_path):
     import polars as pl
 
     from mlops.features.compile import compile_plan
-    from mlops.features.online.sqlite import SQLiteStore
+    from mlops.features.online import SQLiteStore
     from mlops.home import open_private
     from mlops.serving.prediction_log import PredictionLog
     SQLiteStore(tmp_path / "home" / "online" / "store.sqlite").close()

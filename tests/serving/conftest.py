@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # serving_world (importlib mode)
 
 from serving_world import build_world, free_port  # noqa: E402
 
-from mlops.features.online.sqlite import SQLiteStore  # noqa: E402
+from mlops.features.online import SQLiteStore  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
 from mlops.serving.state import ServingState  # noqa: E402
 

@@ -15,7 +15,7 @@ from serving_world import record
 from mlops.errors import NotFoundError, SkewError
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_at
-from mlops.features.online.sqlite import SQLiteStore
+from mlops.features.online import SQLiteStore
 from mlops.serving.app import create_app
 from mlops.serving.batch import score_events
 from mlops.serving.skew import ModelInfo, check_plan

@@ -9,7 +9,7 @@ import pytest
 
 from mlops.errors import ConfigError, DataError, SkewError
 from mlops.features.offline import compute_features
-from mlops.features.online.sqlite import SQLiteStore
+from mlops.features.online import SQLiteStore
 from mlops.serving.batch import fnv1a32, fnv1a32_series, score_events
 from mlops.serving.skew import ModelInfo
 

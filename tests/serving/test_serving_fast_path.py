@@ -10,8 +10,7 @@ import pytest
 
 from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
-from mlops.features.online.request import append_events, points_frame, realtime_features
-from mlops.features.online.sqlite import SQLiteStore
+from mlops.features.online import SQLiteStore, append_events, points_frame, realtime_features
 from mlops.serving.fast_features import small_batch_features, supported
 from mlops.serving.validation import RequestSchema
 

@@ -12,14 +12,14 @@ from serving_world import SPEC, record
 from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_features
-from mlops.features.online.request import (
+from mlops.features.online import (
+    SQLiteStore,
     check_materialized,
     hybrid_features,
     materialize,
     points_frame,
     window_defaults,
 )
-from mlops.features.online.sqlite import SQLiteStore
 from mlops.serving.app import create_app
 from mlops.serving.parity import replay_parity
 from mlops.serving.validation import RequestSchema, validate_records

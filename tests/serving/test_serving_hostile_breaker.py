@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
 
-from mlops.features.online.sqlite import SQLiteStore
+from mlops.features.online import SQLiteStore
 from mlops.registry import Registry
 from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker

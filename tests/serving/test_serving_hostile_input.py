@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from serving_world import record
 
 from mlops.features.offline import compute_at
-from mlops.features.online.request import append_events, points_frame
+from mlops.features.online import append_events, points_frame
 from mlops.serving.app import create_app
 from mlops.serving.predict_path import ParsedRequest, process_batch
 from mlops.serving.validation import check_records

@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from serving_world import record
 
 import mlops.serving.predict_path as predict_path
-from mlops.features.online.request import append_events, materialize
-from mlops.features.online.sqlite import SQLiteStore
+from mlops.features.online import SQLiteStore, append_events, materialize
 from mlops.serving.app import create_app
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)  # the server clock: after every world event

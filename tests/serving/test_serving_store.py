@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from mlops.errors import ConfigError, ServingError
-from mlops.features.online.sqlite import SQLiteStore, open_store
+from mlops.features.online import SQLiteStore, open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -16,7 +16,7 @@ Batch reads are one pipelined round trip; bulk writes are pipelined in chunks.
 from __future__ import annotations
 
 from mlops.errors import ServingError
-from mlops.features.online.sqlite import OnlineStore, _times
+from mlops.features.online.store import OnlineStore, per_entity_times
 
 _PIPE_CHUNK = 5000
 
@@ -139,13 +139,13 @@ class RedisStore(OnlineStore):
         return out
 
     def write_features(self, entities, as_of_us, payloads) -> None:
-        self._hset_bulk("feat", entities, _times(as_of_us, len(entities), "as_of"), payloads)
+        self._hset_bulk("feat", entities, per_entity_times(as_of_us, len(entities), "as_of"), payloads)
 
     def read_features(self, entities):
         return self._hget_bulk("feat", entities)
 
     def write_predictions(self, entities, scored_at_us, payloads) -> None:
-        self._hset_bulk("pred", entities, _times(scored_at_us, len(entities), "scored_at"),
+        self._hset_bulk("pred", entities, per_entity_times(scored_at_us, len(entities), "scored_at"),
                         payloads)
 
     def read_predictions(self, entities):

@@ -9,78 +9,38 @@
   counts once. After scoring, :func:`append_events` stores the batch's events; the
   store ignores events it already holds (same event id, else same entity, time and
   payload), so retries and replays never count an event twice.
-- **hybrid**: window features come from rows a batch job materialized with
-  :func:`materialize` (each with its ``as_of`` time); row-level features come from the
-  request; post-window derived features are evaluated with the plan's ``post_exprs``.
-  A row older than ``ttl_seconds`` is stale and handled by the ``stale_policy``:
-  ``warn`` (served, flagged), ``default`` (empty-window defaults, flagged) or
-  ``refuse`` (the caller answers 503).
-
-Store payloads are JSON objects encoded and decoded with vectorized polars
-(``struct.json_encode`` / ``str.json_decode``), never row by row in Python.
+- **hybrid**: window features come from rows a batch job materialized
+  (:func:`mlops.features.online.materialize.materialize`, each with its ``as_of`` time);
+  row-level features come from the request; post-window derived features are evaluated
+  with the plan's ``post_exprs``. A row older than ``ttl_seconds`` is stale and handled
+  by the ``stale_policy``: ``warn`` (served, flagged), ``default`` (empty-window
+  defaults, flagged) or ``refuse`` (the caller answers 503).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 import polars as pl
 
-from mlops.errors import DataError, ServingError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import apply_derived, compute_at
-from mlops.features.online.sqlite import OnlineStore
-
-PLAN_META_KEY = "features.plan_hash"
-_US = pl.Datetime("us")
-
-
-def points_frame(columns: dict[str, list], schema: dict[str, pl.DataType],
-                 timestamp: str) -> pl.DataFrame:
-    """Request columns (timestamps as epoch microseconds) -> a typed points frame."""
-    data = {c: pl.Series(c, v, dtype=pl.Int64 if c == timestamp else schema[c], strict=False)
-            for c, v in columns.items()}
-    data[timestamp] = data[timestamp].cast(_US)
-    return pl.DataFrame(data)
-
-
-def _payload_columns(plan: FeaturePlan) -> list[str]:
-    return [c for c in plan.source_columns if c not in (plan.entity, plan.timestamp)]
-
-
-def encode_rows(frame: pl.DataFrame, columns: list[str]) -> list[str]:
-    """One JSON object per row of ``frame[columns]`` (vectorized)."""
-    if not columns:
-        return ["{}"] * frame.height
-    return frame.select(pl.struct(columns).struct.json_encode()).to_series().to_list()
-
-
-def decode_rows(payloads: list[str], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Inverse of :func:`encode_rows` with explicit dtypes (missing keys -> null)."""
-    if not schema:
-        return pl.DataFrame(height=len(payloads))
-    return (pl.Series("p", payloads, dtype=pl.String)
-            .str.json_decode(pl.Struct(schema)).struct.unnest())
-
-
-def _ts_us(frame: pl.DataFrame, ts: str) -> pl.Series:
-    return frame[ts].cast(_US).dt.epoch("us")
+from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
+from mlops.features.online.store import OnlineStore
 
 
 def read_history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) -> pl.DataFrame:
     """Stored events of the points' entities within the longest window (one store call)."""
     schema = {c: points.schema[c] for c in plan.source_columns}
     ent, ts = plan.entity, plan.timestamp
-    since = int(_ts_us(points, ts).min()) - plan.max_period_seconds * 1_000_000
+    since = int(epoch_us(points, ts).min()) - plan.max_period_seconds * 1_000_000
     rows = store.read_events(points[ent].cast(pl.String).unique(maintain_order=True).to_list(),
                              since)
     if not rows:
         return pl.DataFrame(schema=schema)
     entities, times, payloads = zip(*rows)
-    body = decode_rows(list(payloads), {c: schema[c] for c in _payload_columns(plan)})
+    body = decode_rows(list(payloads), {c: schema[c] for c in payload_columns(plan)})
     return body.with_columns(pl.Series(ent, entities, dtype=schema[ent]),
-                             pl.Series(ts, times, dtype=pl.Int64).cast(_US)).select(list(schema))
+                             pl.Series(ts, times, dtype=pl.Int64).cast(US)).select(list(schema))
 
 
 def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame
@@ -111,8 +71,8 @@ def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
     if not plan.windows:
         return 0
     return store.append_events(points[plan.entity].cast(pl.String).to_list(),
-                               _ts_us(points, plan.timestamp).to_list(),
-                               encode_rows(points, _payload_columns(plan)), event_ids)
+                               epoch_us(points, plan.timestamp).to_list(),
+                               encode_rows(points, payload_columns(plan)), event_ids)
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
@@ -195,80 +155,3 @@ def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
         frame = pl.concat([frame, aligned], how="horizontal")
     out = apply_derived(plan, frame).collect()
     return HybridResult(out, as_of, stale, warnings)
-
-
-@dataclass
-class MaterializeReport:
-    """What :func:`materialize` wrote."""
-
-    entities: int
-    as_of: datetime
-    compute_seconds: float
-    write_seconds: float
-
-    def as_dict(self) -> dict:
-        return {"entities": self.entities, "as_of": self.as_of.isoformat(),
-                "compute_seconds": round(self.compute_seconds, 4),
-                "write_seconds": round(self.write_seconds, 4)}
-
-
-def materialize(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, store: OnlineStore,
-                *, as_of: datetime | None = None, event_id: str | None = None
-                ) -> MaterializeReport:
-    """Compute every window feature per entity as of ``as_of`` and bulk-write them.
-
-    Only entities with an event in ``[as_of - longest period, as_of)`` get a row; the
-    others have empty windows, which is what serving assumes for a missing row.
-    ``as_of`` defaults to the latest event time + 1 us (so that event counts).
-    With ``event_id`` (the events' id column) an event present twice in the input (a
-    file loaded twice) counts once; a rerun overwrites the rows with the same values.
-
-    Example:
-        >>> materialize(plan, events, SQLiteStore("online.sqlite")).entities  # doctest: +SKIP
-        2000
-    """
-    if not plan.windows:
-        raise ServingError("the feature plan has no window features to materialize",
-                           key="features.windows", fix="use serving.mode=realtime instead")
-    t0 = time.perf_counter()
-    lf = events.lazy()
-    ent, ts = plan.entity, plan.timestamp
-    missing = [c for c in plan.source_columns if c not in lf.collect_schema()]
-    if missing:
-        raise DataError(f"the events lack column(s) {missing} needed by the feature plan",
-                        key="data", fix="check the data source")
-    schema = lf.select(list(plan.source_columns)).collect_schema()
-    if as_of is None:
-        latest = lf.select(pl.col(ts).max()).collect().item()
-        if latest is None:
-            raise DataError("no events to materialize", key="data")
-        as_of = latest + (datetime.resolution if isinstance(latest, datetime) else 1)
-    start = as_of - timedelta(seconds=plan.max_period_seconds)
-    history = lf.filter((pl.col(ts) >= start) & (pl.col(ts) < as_of))
-    if event_id is not None and event_id in lf.collect_schema():
-        history = history.unique(subset=[event_id], keep="first", maintain_order=True)
-    points = (history.select(ent).unique(maintain_order=True)
-              .with_columns(pl.lit(as_of).cast(schema[ts]).alias(ts),
-                            *[pl.lit(None, dtype=schema[c]).alias(c)
-                              for c in plan.source_columns if c not in (ent, ts)]))
-    names = [w.name for w in plan.windows]
-    frame = (compute_at(plan, history, points).select([ent, *names]).sort(ent)  # B-tree order
-             .collect(engine="streaming"))
-    t1 = time.perf_counter()
-    as_of_us = int(pl.Series([as_of]).cast(_US).dt.epoch("us")[0])
-    store.write_features(frame[ent].cast(pl.String).to_list(), as_of_us,
-                         encode_rows(frame, names))
-    store.set_meta(PLAN_META_KEY, plan.spec_hash)
-    return MaterializeReport(frame.height, as_of, t1 - t0, time.perf_counter() - t1)
-
-
-def check_materialized(plan: FeaturePlan, store: OnlineStore) -> str | None:
-    """None when the store's feature rows were materialized with ``plan``; else why not."""
-    found = store.get_meta(PLAN_META_KEY)
-    if found is None:
-        return "the online store has no materialized features; run action=materialize"
-    if found != plan.spec_hash:
-        return (f"the online store was materialized with feature plan {found[:12]}... but the "
-                f"server loaded plan {plan.short_hash}...; run action=materialize")
-    return None
-

@@ -1,21 +1,8 @@
-"""Online stores: what the serving path reads at request time.
+"""SQLite backend of the online store (``serving.store.type=sqlite``, the default).
 
-A store holds three things per entity, each as opaque JSON text (the caller encodes and
-decodes them; :mod:`mlops.features.online.request` does so with vectorized polars):
-
-- recent **events** (realtime mode): appended as requests are scored, read back for a
-  batch of entities in one call (``since`` bounds the history to the longest window).
-  An event is stored once: the same event id (when the caller has one), else the same
-  (entity, time, payload), is ignored on a second append (client retries, replays run
-  twice). At most ``max_events_per_entity`` newest events are kept per entity, so one
-  hot entity cannot slow down the reads of its batch-mates;
-- materialized **feature rows** with their ``as_of`` time (hybrid mode);
-- precomputed **predictions** with their scoring time (batch mode cache).
-
-Times are integer microseconds since the Unix epoch (UTC). Two backends share one
-interface: :class:`SQLiteStore` (default; one file, WAL mode) and
-:class:`mlops.features.online.redis.RedisStore`. :func:`open_store` maps the short
-``type`` names of the config to classes (Feast style).
+One file in WAL mode (readers never block the writer), one connection guarded by a
+lock; tables ``events``, ``features``, ``predictions``, ``answers`` and ``meta``, each
+keyed by namespace. The semantics are those of :class:`~mlops.features.online.store.OnlineStore`.
 
 Example:
     >>> store = SQLiteStore(":memory:")
@@ -28,99 +15,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from mlops.errors import ConfigError, ServingError
+from mlops.errors import ServingError
+from mlops.features.online.store import OnlineStore, per_entity_times
 from mlops.home import private_dir, private_file
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
 _CHUNK = 900
 # put_answer deletes expired answers once per this many puts (a full scan: keep it rare)
 _ANSWER_SWEEP_EVERY = 1000
-
-
-class OnlineStore(ABC):
-    """Interface of the online stores. Thread-safe; payloads are JSON text."""
-
-    # (a) recent events, realtime mode
-    @abstractmethod
-    def append_events(self, entities: Sequence[str], ts_us: Sequence[int],
-                      payloads: Sequence[str],
-                      event_ids: Sequence[str | None] | None = None) -> int:
-        """Append one event per (entity, ts, payload) triple unless already stored
-        (same event id, or without one the same entity, ts and payload); return how
-        many were new. Trims each touched entity to its newest ``max_events_per_entity``."""
-
-    @abstractmethod
-    def read_events(self, entities: Sequence[str], since_us: int) -> list[tuple[str, int, str]]:
-        """Events of ``entities`` with ``ts >= since_us`` as (entity, ts, payload), in
-        insertion order per entity."""
-
-    @abstractmethod
-    def prune_events(self, before_us: int) -> int:
-        """Delete events older than ``before_us`` (the caller passes a cutoff from the
-        server clock, never from client times); return how many were removed."""
-
-    # (b) materialized feature rows, hybrid mode
-    @abstractmethod
-    def write_features(self, entities: Sequence[str], as_of_us: int | Sequence[int],
-                       payloads: Sequence[str]) -> None:
-        """Upsert one feature row per entity (bulk: one transaction / pipeline)."""
-
-    @abstractmethod
-    def read_features(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``{entity: (as_of_us, payload)}`` for the entities that have a row."""
-
-    # (c) precomputed predictions, batch mode
-    @abstractmethod
-    def write_predictions(self, entities: Sequence[str], scored_at_us: int | Sequence[int],
-                          payloads: Sequence[str]) -> None:
-        """Upsert the latest prediction per entity."""
-
-    @abstractmethod
-    def read_predictions(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``{entity: (scored_at_us, payload)}`` for the entities that have one."""
-
-    # small key/value metadata (e.g. which feature plan materialized the rows)
-    @abstractmethod
-    def set_meta(self, key: str, value: str) -> None:
-        """Store one metadata string."""
-
-    @abstractmethod
-    def get_meta(self, key: str) -> str | None:
-        """Read one metadata string (None when absent)."""
-
-    # answers replayed for a repeated Idempotency-Key (bounded by a time to live)
-    @abstractmethod
-    def put_answer(self, key: str, value: str, *, now_us: int, ttl_seconds: float) -> bool:
-        """Store ``value`` under ``key`` for ``ttl_seconds`` unless a live one exists;
-        True when stored."""
-
-    @abstractmethod
-    def get_answer(self, key: str, now_us: int) -> str | None:
-        """The live (not expired at ``now_us``) answer stored under ``key``, or None."""
-
-    @abstractmethod
-    def ping(self) -> bool:
-        """True when the store answers (used by ``/ready``)."""
-
-    def close(self) -> None:  # noqa: B027 - a no-op default: stores without connections need nothing
-        """Release connections."""
-
-    def describe(self) -> dict:
-        """A JSON-able description for ``/metadata`` (no secrets)."""
-        return {"type": type(self).__name__}
-
-
-def _times(value: int | Sequence[int], n: int, what: str) -> list[int]:
-    if isinstance(value, int):
-        return [value] * n
-    out = [int(v) for v in value]
-    if len(out) != n:
-        raise ServingError(f"got {len(out)} {what} times for {n} entities", key=what,
-                           fix="pass one time per entity or a single int")
-    return out
 
 
 class SQLiteStore(OnlineStore):
@@ -134,6 +38,7 @@ class SQLiteStore(OnlineStore):
         self.path = str(path)
         self.namespace = namespace
         self.max_events_per_entity = max_events_per_entity
+        self._puts = 0  # put_answer calls, for the periodic sweep of expired answers
         if self.path != ":memory:":
             private_dir(os.path.dirname(os.path.abspath(self.path)))
             private_file(self.path)  # SQLite gives -wal/-shm the same mode: 0600
@@ -257,7 +162,7 @@ class SQLiteStore(OnlineStore):
             return cur.rowcount
 
     def write_features(self, entities, as_of_us, payloads) -> None:
-        times = _times(as_of_us, len(entities), "as_of")
+        times = per_entity_times(as_of_us, len(entities), "as_of")
         ns = self.namespace
         self._write("INSERT OR REPLACE INTO features(ns, entity, as_of, payload) "
                     "VALUES (?, ?, ?, ?)",
@@ -274,7 +179,7 @@ class SQLiteStore(OnlineStore):
         return {e: (t, p) for e, t, p in rows}
 
     def write_predictions(self, entities, scored_at_us, payloads) -> None:
-        times = _times(scored_at_us, len(entities), "scored_at")
+        times = per_entity_times(scored_at_us, len(entities), "scored_at")
         ns = self.namespace
         self._write("INSERT OR REPLACE INTO predictions(ns, entity, ts, payload) "
                     "VALUES (?, ?, ?, ?)",
@@ -287,7 +192,7 @@ class SQLiteStore(OnlineStore):
 
     def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
         with self._lock:
-            self._puts = getattr(self, "_puts", 0) + 1
+            self._puts += 1
             self._db.execute("BEGIN")
             try:
                 sweep = self._puts % _ANSWER_SWEEP_EVERY == 0
@@ -344,25 +249,3 @@ class SQLiteStore(OnlineStore):
 
     def describe(self) -> dict:
         return {"type": "sqlite", "path": self.path, "namespace": self.namespace}
-
-
-def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None = None,
-               namespace: str = "mlops", key: str = "serving.store",
-               max_events_per_entity: int | None = None) -> OnlineStore:
-    """Open an online store by its config alias (``sqlite`` or ``redis``).
-
-    Example:
-        >>> open_store("sqlite", path=":memory:").ping()
-        True
-    """
-    if type == "sqlite":
-        if not path:
-            raise ConfigError("the sqlite store needs a file path", key=f"{key}.path",
-                              fix="set it, e.g. .mlops/online_store.sqlite")
-        return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity)
-    if type == "redis":
-        from mlops.features.online.redis import RedisStore
-        return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace,
-                          max_events_per_entity=max_events_per_entity)
-    raise ConfigError(f"must be 'sqlite' or 'redis'; got {type!r}", key=f"{key}.type",
-                      fix="use serving.store.type=sqlite or serving.store.type=redis")

@@ -1,0 +1,205 @@
+"""The online store protocol and :func:`open_store`, which maps ``serving.store.type`` to a class.
+
+A store holds three things per entity, each as opaque JSON text (the caller encodes and
+decodes them; :mod:`mlops.features.online.codec` does so with vectorized polars):
+
+- recent **events** (realtime mode): appended as requests are scored, read back for a
+  batch of entities in one call (``since`` bounds the history to the longest window).
+  An event is stored once: the same event id (when the caller has one), else the same
+  (entity, time, payload), is ignored on a second append (client retries, replays run
+  twice). At most ``max_events_per_entity`` newest events are kept per entity, so one
+  hot entity cannot slow down the reads of its batch-mates;
+- materialized **feature rows** with their ``as_of`` time (hybrid mode);
+- precomputed **predictions** with their scoring time (batch mode cache).
+
+Times are integer microseconds since the Unix epoch (UTC). ``type`` is a short alias
+(``sqlite``: :class:`~mlops.features.online.sqlite.SQLiteStore`, the default;
+``redis``: :class:`~mlops.features.online.redis.RedisStore`) or, as an escape hatch
+(Feast style), the dotted path ``package.module.Class`` of a class implementing
+:class:`OnlineStore`. Config never runs code it was not told to trust: the action layer
+accepts a dotted path only when it is listed in ``registry.trusted_types``.
+
+Example:
+    >>> open_store("sqlite", path=":memory:").ping()
+    True
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from abc import abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from mlops.errors import ConfigError, ServingError
+
+ALIASES = ("sqlite", "redis")
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """What an online store implements. Thread-safe; payloads are JSON text.
+
+    The built-in backends subclass it (and so inherit :meth:`close` and
+    :meth:`describe`); a store named by a dotted path only needs the methods.
+    """
+
+    # (a) recent events, realtime mode
+    @abstractmethod
+    def append_events(self, entities: Sequence[str], ts_us: Sequence[int],
+                      payloads: Sequence[str],
+                      event_ids: Sequence[str | None] | None = None) -> int:
+        """Append one event per (entity, ts, payload) triple unless already stored
+        (same event id, or without one the same entity, ts and payload); return how
+        many were new. Trims each touched entity to its newest ``max_events_per_entity``."""
+
+    @abstractmethod
+    def read_events(self, entities: Sequence[str], since_us: int) -> list[tuple[str, int, str]]:
+        """Events of ``entities`` with ``ts >= since_us`` as (entity, ts, payload), in
+        insertion order per entity."""
+
+    @abstractmethod
+    def prune_events(self, before_us: int) -> int:
+        """Delete events older than ``before_us`` (the caller passes a cutoff from the
+        server clock, never from client times); return how many were removed."""
+
+    # (b) materialized feature rows, hybrid mode
+    @abstractmethod
+    def write_features(self, entities: Sequence[str], as_of_us: int | Sequence[int],
+                       payloads: Sequence[str]) -> None:
+        """Upsert one feature row per entity (bulk: one transaction / pipeline)."""
+
+    @abstractmethod
+    def read_features(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``{entity: (as_of_us, payload)}`` for the entities that have a row."""
+
+    # (c) precomputed predictions, batch mode
+    @abstractmethod
+    def write_predictions(self, entities: Sequence[str], scored_at_us: int | Sequence[int],
+                          payloads: Sequence[str]) -> None:
+        """Upsert the latest prediction per entity."""
+
+    @abstractmethod
+    def read_predictions(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``{entity: (scored_at_us, payload)}`` for the entities that have one."""
+
+    # small key/value metadata (e.g. which feature plan materialized the rows)
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Store one metadata string."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """Read one metadata string (None when absent)."""
+
+    # answers replayed for a repeated Idempotency-Key (bounded by a time to live)
+    @abstractmethod
+    def put_answer(self, key: str, value: str, *, now_us: int, ttl_seconds: float) -> bool:
+        """Store ``value`` under ``key`` for ``ttl_seconds`` unless a live one exists;
+        True when stored."""
+
+    @abstractmethod
+    def get_answer(self, key: str, now_us: int) -> str | None:
+        """The live (not expired at ``now_us``) answer stored under ``key``, or None."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the store answers (used by ``/ready``)."""
+
+    def close(self) -> None:  # noqa: B027 - a no-op default: stores without connections need nothing
+        """Release connections."""
+
+    def describe(self) -> dict:
+        """A JSON-able description for ``/metadata`` (no secrets)."""
+        return {"type": type(self).__name__}
+
+
+def per_entity_times(value: int | Sequence[int], n: int, what: str) -> list[int]:
+    """One time per entity: an int repeated ``n`` times, or ``n`` given times."""
+    if isinstance(value, int):
+        return [value] * n
+    out = [int(v) for v in value]
+    if len(out) != n:
+        raise ServingError(f"got {len(out)} {what} times for {n} entities", key=what,
+                           fix="pass one time per entity or a single int")
+    return out
+
+
+def is_store_type(value: object) -> bool:
+    """True for a built-in alias or a syntactically valid ``package.module.Class`` path."""
+    return isinstance(value, str) and (value in ALIASES or bool(_DOTTED.match(value)))
+
+
+def check_trusted(type: str, trusted: Iterable[str], *, key: str = "serving.store") -> None:
+    """Refuse a dotted store class that is not listed in ``trusted`` (aliases always pass)."""
+    if type in ALIASES or type in {str(t) for t in trusted}:
+        return
+    raise ConfigError(f"{type!r} is not a trusted store class", key=f"{key}.type",
+                      fix=f"use one of {list(ALIASES)}, or add '{type}' to "
+                          "registry.trusted_types if you trust that code")
+
+
+def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None = None,
+               namespace: str = "mlops", key: str = "serving.store",
+               max_events_per_entity: int | None = None) -> OnlineStore:
+    """Open an online store by its config alias (``sqlite``, ``redis``) or dotted class path.
+
+    A dotted-path class is built with the keyword arguments its constructor accepts
+    among ``path``, ``url``, ``namespace`` and ``max_events_per_entity``.
+
+    Example:
+        >>> open_store("sqlite", path=":memory:").ping()
+        True
+    """
+    if type == "sqlite":
+        if not path:
+            raise ConfigError("the sqlite store needs a file path", key=f"{key}.path",
+                              fix="set it, e.g. .mlops/online_store.sqlite")
+        from mlops.features.online.sqlite import SQLiteStore
+        return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity)
+    if type == "redis":
+        from mlops.features.online.redis import RedisStore
+        return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace,
+                          max_events_per_entity=max_events_per_entity)
+    cls = store_class(type, key=f"{key}.type")
+    offered = {"path": path, "url": url, "namespace": namespace,
+               "max_events_per_entity": max_events_per_entity}
+    return cls(**_accepted(cls, offered))
+
+
+def store_class(path: str, *, key: str = "serving.store.type") -> type:
+    """Import the class named by a dotted ``path`` and check it implements the protocol."""
+    if not is_store_type(path):
+        raise ConfigError(f"must be one of {list(ALIASES)} or a dotted class path "
+                          f"'package.module.Class'; got {path!r}", key=key,
+                          fix="use serving.store.type=sqlite, redis, or e.g. mypkg.stores.MyStore")
+    module_name, _, attr = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import store class {path!r} ({exc})", key=key,
+                          fix="check the spelling of the class path, or install its package") from None
+    if not inspect.isclass(cls):
+        raise ConfigError(f"{path!r} is not a class", key=key,
+                          fix="name a class implementing the OnlineStore protocol")
+    missing = [m for m in _REQUIRED if not callable(getattr(cls, m, None))]
+    if missing:
+        raise ConfigError(f"{path!r} does not implement the online store protocol: it lacks "
+                          f"{missing}", key=key,
+                          fix="implement every method of mlops.features.online.store.OnlineStore")
+    return cls
+
+
+def _accepted(cls: type, offered: dict) -> dict:
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return offered
+    return {k: v for k, v in offered.items() if k in params}
+
+
+# what a store must have (close/describe have defaults only for subclasses)
+_REQUIRED = ("append_events", "read_events", "prune_events", "write_features", "read_features",
+             "write_predictions", "read_predictions", "set_meta", "get_meta", "put_answer",
+             "get_answer", "ping", "close", "describe")
