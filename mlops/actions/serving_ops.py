@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import glob
 import time
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import get_type_hints
 
 import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
-from mlops.config.validate import plain
 from mlops.errors import DataError, NotFoundError
 from mlops.features.online import materialize, open_store
+from mlops.features.online.store import check_trusted
 from mlops.monitoring.reference import Reference
 from mlops.serving import (
     BreakerReference,
@@ -31,17 +33,33 @@ from mlops.serving import (
     serve,
 )
 from mlops.serving.breaker_shared import trip_breaker
-from mlops.serving.settings import BreakerSettings, StoreSettings
 
 
 def settings(ctx: RunContext) -> ServingSettings:
-    s = plain(ctx.cfg.serving)
-    names = {f.name for f in fields(ServingSettings)}
-    kw = {k: v for k, v in s.items() if k in names and k not in ("store", "breaker")}
-    out = ServingSettings(**kw, store=StoreSettings(**s["store"]),
-                          breaker=BreakerSettings(**s["breaker"]))
+    """``serving`` as the engine's :class:`ServingSettings`, validated.
+
+    ``ServingConfig`` subclasses ``ServingSettings``, so the settings are the config's
+    fields of that class, copied in one step (the config object is never mutated). A
+    dotted ``serving.store.type`` must be listed in ``registry.trusted_types``."""
+    out = _settings_fields(ServingSettings, ctx.cfg.serving)
     out.validate()
+    check_trusted(out.store.type, trusted_types(ctx))
     return out
+
+
+def _settings_fields(cls, node):
+    """``cls`` built from the same-named attributes of ``node`` (typed config or DictConfig),
+    nested settings dataclasses included."""
+    hints = get_type_hints(cls)
+    kw = {}
+    for f in fields(cls):
+        value = getattr(node, f.name)
+        if is_dataclass(hints[f.name]):
+            value = _settings_fields(hints[f.name], value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        kw[f.name] = value
+    return cls(**kw)
 
 
 def load_served(ctx: RunContext, alias: str | None = None):

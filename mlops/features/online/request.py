@@ -49,7 +49,7 @@ def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFram
 
     Example:
         >>> feats = realtime_features(plan, store, points)  # doctest: +SKIP
-        >>> append_events(plan, store, points)               # after scoring
+        >>> append_events(plan, store, points)               # doctest: +SKIP
     """
     history = read_history(plan, store, points) if plan.windows else None
     if history is not None:
