@@ -21,7 +21,7 @@ import html
 import json
 from datetime import datetime, timezone
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
@@ -149,27 +149,39 @@ def openapi_schema(app: FastAPI, state) -> dict:
     return doc
 
 
+docs_router = APIRouter()
+
+
+def _swagger_assets():
+    """The directory of the ``swagger-ui-bundle`` package's files, or None without it."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    return swagger_ui_bundle.swagger_ui_path
+
+
+@docs_router.get("/docs", include_in_schema=False)
+async def docs(request: Request):
+    """Swagger UI from local assets, or a self-contained page without them."""
+    app = request.app
+    if _swagger_assets() is None:  # no asset package: a self-contained page instead
+        return HTMLResponse(plain_docs(app.openapi()))
+    from fastapi.openapi.docs import get_swagger_ui_html
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs",
+                               swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{ASSETS}/swagger-ui.css",
+                               swagger_favicon_url=f"{ASSETS}/favicon-32x32.png")
+
+
 def install_docs(app: FastAPI, state) -> None:
     """``/openapi.json`` from :func:`openapi_schema` and a local ``/docs`` page."""
     app.openapi = lambda: openapi_schema(app, state)
-    try:
-        import swagger_ui_bundle
-        from fastapi.openapi.docs import get_swagger_ui_html
+    assets = _swagger_assets()
+    if assets is not None:
         from fastapi.staticfiles import StaticFiles
-        app.mount(ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-                  name="swagger-ui-assets")
-    except ImportError:  # no asset package: a self-contained page instead
-        get_swagger_ui_html = None
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        if get_swagger_ui_html is not None:
-            return get_swagger_ui_html(openapi_url="/openapi.json",
-                                       title=f"{app.title} - docs",
-                                       swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-                                       swagger_css_url=f"{ASSETS}/swagger-ui.css",
-                                       swagger_favicon_url=f"{ASSETS}/favicon-32x32.png")
-        return HTMLResponse(plain_docs(openapi_schema(app, state)))
+        app.mount(ASSETS, StaticFiles(directory=assets), name="swagger-ui-assets")
+    app.include_router(docs_router)
 
 
 def plain_docs(doc: dict) -> str:

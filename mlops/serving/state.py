@@ -23,7 +23,9 @@ from mlops.features.compile import FeaturePlan
 from mlops.features.online import OnlineStore, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
 from mlops.serving.breaker_shared import SharedBreakerState
+from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.metrics import Metrics
+from mlops.serving.micro_batch import MicroBatcher
 from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.scoring import known_categories
 from mlops.serving.settings import ServingSettings
@@ -68,6 +70,20 @@ class ServingState:
     event_id: Optional[str] = None        # request field naming the event (data.event_id)
     audit: Optional[AuditFn] = None       # registry audit events (Registry.record_event)
     gate_check: Optional[GateFn] = None   # /admin/reload serves only versions that pass
+    # ---- derived on construction (never passed in) ----
+    request_schema: RequestSchema = field(init=False, repr=False)
+    categories: Any = field(init=False, repr=False)     # the model's known categories
+    metrics: Metrics = field(init=False, repr=False)
+    started_at: float = field(init=False)
+    # ---- set by create_app: one app per state ----
+    batcher: Optional[MicroBatcher] = field(default=None, init=False, repr=False)
+    answers: Optional[IdempotentAnswers] = field(default=None, init=False, repr=False)
+    # ---- caches and counters of the request path ----
+    appended_since_prune: int = field(default=0, init=False, repr=False)  # events since last prune
+    _fast_model: Optional[tuple] = field(default=None, init=False, repr=False)  # (model, compiled)
+    _fast_windows: Optional[bool] = field(default=None, init=False, repr=False)
+    _swap: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _active: tuple = field(default=(), init=False, repr=False)  # (model, info), read together
 
     def __post_init__(self):
         self.settings.validate()
@@ -92,7 +108,6 @@ class ServingState:
         self.categories = known_categories(self.model)
         self.metrics = Metrics()
         self.started_at = time.time()
-        self._swap = threading.Lock()
         self._active = (self.model, self.info)
 
     @property
