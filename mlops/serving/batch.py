@@ -109,7 +109,7 @@ def _part_filter(entity: str, num_shards: int, shard: int, parts: int, k: int) -
     return pl.col(entity).map_batches(keep, return_dtype=pl.Boolean, is_elementwise=True)
 
 
-def score_events(plan: FeaturePlan, model, info: ModelInfo,  # noqa: C901
+def score_events(plan: FeaturePlan, model, info: ModelInfo,
                  events: pl.LazyFrame | pl.DataFrame | str, out_path: str | os.PathLike, *,
                  keep: list[str] | tuple[str, ...] = (), threshold: float = 0.5,
                  shard: int | None = None, num_shards: int | None = None,
@@ -145,66 +145,111 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,  # noqa: C901
     if missing:
         raise DataError(f"the events lack column(s) {missing}; they have {names}",
                         key="data", fix="check the data source or `keep`")
-    n_sh, sh = (num_shards, shard) if num_shards else (1, 0)
-    fschema = compute_features(plan, lf, keep=list(keep)).collect_schema()
-    base = [c for c in fschema.names() if c not in plan.feature_names]
-    out_cols = [*base, *(plan.feature_names if include_features else [])]
-    out_schema = {**{c: fschema[c] for c in out_cols}, "prediction": pl.Int64,
-                  "probability": pl.Float64, "model_name": pl.String,
-                  "model_version": pl.String, "plan_hash": pl.String}
-
-    def features_of(k: int) -> pl.DataFrame:
-        part = lf if n_sh == 1 and parts == 1 else lf.filter(
-            _part_filter(plan.entity, n_sh, sh, parts, k))
-        return compute_features(plan, part, keep=list(keep)).collect()
-
-    def score(batch: pl.DataFrame) -> pl.DataFrame:
-        labels, probs = predict_scores(model, batch.select(plan.feature_names),
-                                       threshold=threshold)
-        return batch.select(out_cols).with_columns(
-            pl.Series("prediction", labels, dtype=pl.Int64, strict=False),
-            pl.Series("probability", probs, dtype=pl.Float64),
-            pl.lit(info.name, pl.String).alias("model_name"),
-            pl.lit(str(info.version), pl.String).alias("model_version"),
-            pl.lit(plan.spec_hash, pl.String).alias("plan_hash"))
-
+    job = _ScoringJob(plan, model, info, lf, list(keep), threshold,
+                      num_shards or 1, shard if num_shards else 0, parts, include_features)
     out_path = str(out_path)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}"
-    rows, writer, writes = 0, None, []
-    # three lanes: features of part k+1 (polars) and parquet writes (arrow) run in worker
-    # threads with the GIL released, while this thread runs the model on part k
-    compute = ThreadPoolExecutor(1, thread_name_prefix="mlops-features")
-    write = ThreadPoolExecutor(1, thread_name_prefix="mlops-parquet")
-    try:
-        pending = compute.submit(features_of, 0)
-        for k in range(parts):
-            feats = pending.result()
-            if k + 1 < parts:
-                pending = compute.submit(features_of, k + 1)
-            # the model is called on slices: large one-hot temporaries of a single huge
-            # call are slower (cache misses) than several 100k-row calls
-            for start in range(0, feats.height, _MODEL_ROWS):
-                table = score(feats.slice(start, _MODEL_ROWS)).to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writes.append(write.submit(writer.write_table, table))  # in order: 1 worker
-                rows += table.num_rows
-        for f in writes:
-            f.result()
-        if writer is None:  # no rows at all: still a valid, typed file
-            pl.DataFrame(schema=out_schema).write_parquet(tmp)
-        else:
-            writer.close()
-            writer = None
-        os.replace(tmp, out_path)
-    finally:
-        compute.shutdown(wait=True, cancel_futures=True)
-        write.shutdown(wait=True)
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    rows = job.write(out_path)
     published = publish_predictions(plan, pl.scan_parquet(out_path), store,
                                     scored_at=scored_at) if store is not None else 0
     return BatchReport(out_path, rows, published, time.perf_counter() - t0, shard, num_shards)
+
+
+@dataclass
+class _ScoringJob:
+    """One :func:`score_events` run: features of entity part k, the model on them, and the
+    pipelined write of every part into one parquet file."""
+
+    plan: FeaturePlan
+    model: object
+    info: ModelInfo
+    lf: pl.LazyFrame
+    keep: list[str]
+    threshold: float
+    num_shards: int
+    shard: int
+    parts: int
+    include_features: bool
+
+    def __post_init__(self):
+        fschema = compute_features(self.plan, self.lf, keep=self.keep).collect_schema()
+        base = [c for c in fschema.names() if c not in self.plan.feature_names]
+        self.out_cols = [*base, *(self.plan.feature_names if self.include_features else [])]
+        self.out_schema = {**{c: fschema[c] for c in self.out_cols}, "prediction": pl.Int64,
+                           "probability": pl.Float64, "model_name": pl.String,
+                           "model_version": pl.String, "plan_hash": pl.String}
+
+    def features_of(self, k: int) -> pl.DataFrame:
+        """Features of entity part ``k`` of this shard."""
+        part = self.lf if self.num_shards == 1 and self.parts == 1 else self.lf.filter(
+            _part_filter(self.plan.entity, self.num_shards, self.shard, self.parts, k))
+        return compute_features(self.plan, part, keep=self.keep).collect()
+
+    def score(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """The output rows of ``batch``: kept columns, prediction, probability, lineage."""
+        labels, probs = predict_scores(self.model, batch.select(self.plan.feature_names),
+                                       threshold=self.threshold)
+        return batch.select(self.out_cols).with_columns(
+            pl.Series("prediction", labels, dtype=pl.Int64, strict=False),
+            pl.Series("probability", probs, dtype=pl.Float64),
+            pl.lit(self.info.name, pl.String).alias("model_name"),
+            pl.lit(str(self.info.version), pl.String).alias("model_version"),
+            pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"))
+
+    def write(self, out_path: str) -> int:
+        """Score every part into ``out_path`` (atomically: a temp file, then a rename);
+        return the row count."""
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        tmp = f"{out_path}.tmp-{os.getpid()}"
+        sink = _ParquetSink(tmp)
+        # three lanes: features of part k+1 (polars) and parquet writes (arrow) run in worker
+        # threads with the GIL released, while this thread runs the model on part k
+        compute = ThreadPoolExecutor(1, thread_name_prefix="mlops-features")
+        try:
+            pending = compute.submit(self.features_of, 0)
+            for k in range(self.parts):
+                feats = pending.result()
+                if k + 1 < self.parts:
+                    pending = compute.submit(self.features_of, k + 1)
+                # the model is called on slices: large one-hot temporaries of a single huge
+                # call are slower (cache misses) than several 100k-row calls
+                for start in range(0, feats.height, _MODEL_ROWS):
+                    sink.put(self.score(feats.slice(start, _MODEL_ROWS)).to_arrow())
+            sink.finish(self.out_schema)
+            os.replace(tmp, out_path)
+        finally:
+            compute.shutdown(wait=True, cancel_futures=True)
+            sink.abort()
+        return sink.rows
+
+
+class _ParquetSink:
+    """Arrow tables appended as row groups of one parquet file by a writer thread, in order."""
+
+    def __init__(self, path: str):
+        self.path, self.rows, self.writer, self.writes = path, 0, None, []
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlops-parquet")
+
+    def put(self, table: pa.Table) -> None:
+        """Queue ``table`` for writing (one worker: the order is kept)."""
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writes.append(self.pool.submit(self.writer.write_table, table))
+        self.rows += table.num_rows
+
+    def finish(self, schema: dict) -> None:
+        """Wait for every write and close the file (no rows: still a valid, typed file)."""
+        for f in self.writes:
+            f.result()
+        if self.writer is None:
+            pl.DataFrame(schema=schema).write_parquet(self.path)
+        else:
+            self.writer.close()
+            self.writer = None
+
+    def abort(self) -> None:
+        """Stop the writer thread; close and remove a file that was not finished."""
+        self.pool.shutdown(wait=True)
+        if self.writer is not None:
+            self.writer.close()
+        if os.path.exists(self.path):
+            os.remove(self.path)

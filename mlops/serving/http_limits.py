@@ -79,52 +79,56 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application
                      % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
-def head_deadline_protocol(base: type, header_timeout: float) -> type:  # noqa: C901
-    """A subclass of uvicorn's HTTP protocol ``base`` with a request-head deadline.
+class HeadDeadline:
+    """Mixin for a uvicorn HTTP protocol class: a deadline on each request head.
 
     The timer is armed when the connection opens and whenever bytes of a new request
     start arriving, and disarmed once the head is parsed (uvicorn then creates the
     request's cycle). Slowloris clients that trickle headers are cut off.
     """
 
-    class HeadDeadlineProtocol(base):
-        _head_timer = None
+    header_timeout: float = 10.0
+    _head_timer = None
 
-        def connection_made(self, transport):
-            super().connection_made(transport)
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._arm_head()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        if before is None or before.response_complete:
             self._arm_head()
-
-        def data_received(self, data: bytes) -> None:
-            before = self.cycle
-            if before is None or before.response_complete:
-                self._arm_head()
-            super().data_received(data)
-            if self.cycle is not before:  # a new request head was parsed
-                self._disarm_head()
-
-        def connection_lost(self, exc):
+        super().data_received(data)
+        if self.cycle is not before:  # a new request head was parsed
             self._disarm_head()
-            super().connection_lost(exc)
 
-        def _arm_head(self) -> None:
-            if self._head_timer is None:
-                self._head_timer = self.loop.call_later(header_timeout, self._head_expired)
+    def connection_lost(self, exc):
+        self._disarm_head()
+        super().connection_lost(exc)
 
-        def _disarm_head(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+    def _arm_head(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_expired)
 
-        def _head_expired(self) -> None:
+    def _disarm_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
             self._head_timer = None
-            if self.transport.is_closing():
-                return
-            if self.cycle is None or self.cycle.response_complete:
-                self.transport.write(_TIMEOUT_RESPONSE)
-            self.transport.close()
 
-    HeadDeadlineProtocol.__name__ = f"HeadDeadline{base.__name__}"
-    return HeadDeadlineProtocol
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
+def head_deadline_protocol(base: type, header_timeout: float) -> type:
+    """A subclass of uvicorn's HTTP protocol ``base`` with a request-head deadline
+    (:class:`HeadDeadline`) of ``header_timeout`` seconds."""
+    return type(f"HeadDeadline{base.__name__}", (HeadDeadline, base),
+                {"header_timeout": float(header_timeout)})
 
 
 def http_protocol(name: str, header_timeout: float) -> type:
