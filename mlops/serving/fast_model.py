@@ -24,6 +24,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,7 +44,15 @@ class _NumericBlock:
     def __call__(self, X: pl.DataFrame) -> np.ndarray:
         out = np.column_stack([X[c].cast(pl.Float64).to_numpy() for c in self.cols]) \
             if self.cols else np.empty((X.height, 0))
-        out = np.array(out, dtype=np.float64)  # a writable copy
+        return self._finish(np.array(out, dtype=np.float64))  # a writable copy
+
+    def rows(self, rows: list[dict]) -> np.ndarray:
+        """The same block from row dicts (None -> NaN, as polars' to_numpy)."""
+        out = np.array([[math.nan if r[c] is None else r[c] for c in self.cols] for r in rows],
+                       dtype=np.float64).reshape(len(rows), len(self.cols))
+        return self._finish(out)
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
         if self.fill is not None:
             nan = np.isnan(out)
             if nan.any():
@@ -62,7 +71,13 @@ class _MemoBlock:
         self.cols, self.trans, self.memo = cols, trans, {}
 
     def __call__(self, X: pl.DataFrame) -> np.ndarray:
-        keys = list(zip(*(X[c].to_list() for c in self.cols)))
+        return self._lookup(list(zip(*(X[c].to_list() for c in self.cols))))
+
+    def rows(self, rows: list[dict]) -> np.ndarray:
+        """The same block from row dicts."""
+        return self._lookup([tuple(r[c] for c in self.cols) for r in rows])
+
+    def _lookup(self, keys: list[tuple]) -> np.ndarray:
         missing = list(dict.fromkeys(k for k in keys if k not in self.memo))
         if missing:
             frame = pl.DataFrame(missing, schema={c: pl.String for c in self.cols},
@@ -94,6 +109,13 @@ class CompiledModel:
 
     def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
         return self.estimator.predict_proba(self.transform(X))
+
+    def predict_proba_rows(self, rows: list[dict]) -> np.ndarray:
+        """``predict_proba`` of feature rows given as dicts (the no-frame fast path)."""
+        out = np.empty((len(rows), self.width), dtype=np.float64)
+        for where, block in self.blocks:
+            out[:, where] = block.rows(rows)
+        return self.estimator.predict_proba(out)
 
 
 def _numeric(trans, cols: list[str]) -> _NumericBlock | None:
