@@ -60,7 +60,8 @@ def _std(vals: list[float]) -> float | None:
     if n < 2:
         return None
     mean = sum(vals) / n
-    return math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    # d * d, not d ** 2: an overflow gives inf (then the record guard), never an exception
+    return math.sqrt(sum((v - mean) * (v - mean) for v in vals) / (n - 1))
 
 
 def _aggregate(agg: str, times: list[int], vals: list, t_us: int):
