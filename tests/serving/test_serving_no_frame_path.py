@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
