@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 from sklearn.base import is_regressor
 
 _MEMO_MAX = 100_000   # distinct category tuples kept per block (a hostile client can't grow it)
@@ -93,13 +94,35 @@ class _MemoBlock:
         return np.vstack([self.memo[k] for k in keys])
 
 
+class _BinaryLogistic:
+    """A fitted binary ``LogisticRegression``'s ``predict_proba`` without its per-call
+    input validation (~0.1 ms): the same operations sklearn 1.9 runs after it
+    (``X @ coef_.T + intercept_``, ``expit``, ``[1 - p, p]``) on our float64 matrix."""
+
+    def __init__(self, est):
+        self.est, self.coef_t, self.intercept = est, est.coef_.T, est.intercept_
+        self.classes_ = est.classes_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        prob = (X @ self.coef_t + self.intercept).reshape(-1)
+        prob = expit(prob, out=prob)
+        return np.stack([1 - prob, prob], axis=1)
+
+
+def _estimator(est):
+    if type(est).__name__ == "LogisticRegression" and np.size(est.classes_) == 2 \
+            and np.ndim(est.coef_) == 2 and est.coef_.shape[0] == 1:
+        return _BinaryLogistic(est)
+    return est
+
+
 class CompiledModel:
     """``predict_proba`` of a fitted Pipeline(ColumnTransformer, estimator), for small batches."""
 
     def __init__(self, blocks: list[tuple[slice, object]], width: int, estimator):
         self.blocks, self.width, self.estimator = blocks, width, estimator
         self.classes_ = getattr(estimator, "classes_", None)
-        self.steps = [("model", estimator)]  # callers read the final estimator's type here
+        self.steps = [("model", getattr(estimator, "est", estimator))]  # callers read the final estimator's type here
 
     def transform(self, X: pl.DataFrame) -> np.ndarray:
         out = np.empty((X.height, self.width), dtype=np.float64)
@@ -186,7 +209,7 @@ def compile_model(model, feature_names: Sequence[str], *, categorical: Sequence[
             return None
         blocks.append((where, block))
         width = max(width, where.stop)
-    fast = CompiledModel(blocks, width, est)
+    fast = CompiledModel(blocks, width, _estimator(est))
     known = {c: sorted(v) for c, v in (known_categories or {}).items()}
     probe = _probe(feature_names, cats, known)
     try:

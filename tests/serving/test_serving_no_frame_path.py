@@ -248,3 +248,43 @@ def test_log_rows_survive_a_torn_tail(tmp_path, world):
     assert frame.height == 1 and frame["event_ts"].dt.epoch("us").to_list() == [5]
     assert frame.schema == pl.Schema(schema)
     assert frame["features"].struct.unnest().row(0)[0] is not None
+
+
+def test_breaker_bins_short_lists_exactly_as_numpy(world):
+    """observe() on a few records given as lists (the no-frame path) fills the same bins
+    as on polars/numpy columns, NaN, inf, null and unseen categories included."""
+    rng = random.Random(2)
+    ref = world.reference
+    settings = BreakerSettings(window=40, min_requests=10, min_values=5,
+                               max_records_per_entity=100)
+    a, b = CircuitBreaker(ref, settings), CircuitBreaker(ref, settings)
+    for k in range(60):
+        m = rng.choice([1, 2, 5])
+        cols = {}
+        for f in ref.features:
+            if f.categories is not None:
+                cols[f.name] = [rng.choice([*f.categories[:3], None, "unseen-x"]) for _ in range(m)]
+            else:
+                pool = [*f.edges, math.nan, math.inf, -math.inf, None, 1e300, -1e300]
+                cols[f.name] = [rng.choice(pool) for _ in range(m)]
+        scores = np.array([rng.random() for _ in range(m)])
+        ents = [f"e{rng.randrange(5)}" for _ in range(m)]
+        sa = a.observe(cols, scores, entities=ents, request_sizes=[m])
+        sb = b.observe({n: pl.Series(n, v, dtype=pl.String if isinstance(
+            next((x for x in v if x is not None), ""), str) else pl.Float64, strict=False)
+            for n, v in cols.items()}, scores, entities=ents, request_sizes=[m])
+        assert (a._counts == b._counts).all() and a.dropped == b.dropped
+        da, db = sa.as_dict(), sb.as_dict()
+        da.pop("tripped_at"), db.pop("tripped_at")
+        assert da == db
+
+
+def test_compiled_logistic_regression_is_sklearn_exactly(world):
+    from mlops.serving.fast_model import _estimator
+    est = world.model.steps[-1][1]
+    fast = _estimator(est)
+    assert fast is not est
+    X = np.random.default_rng(0).normal(0, 50, (200, est.coef_.shape[1]))
+    assert np.array_equal(fast.predict_proba(X), est.predict_proba(X))
+    for i in range(5):  # one row at a time, as the no-frame path calls it
+        assert np.array_equal(fast.predict_proba(X[i:i + 1]), est.predict_proba(X[i:i + 1]))
