@@ -258,7 +258,7 @@ def test_breaker_bins_short_lists_exactly_as_numpy(world):
     settings = BreakerSettings(window=40, min_requests=10, min_values=5,
                                max_records_per_entity=100)
     a, b = CircuitBreaker(ref, settings), CircuitBreaker(ref, settings)
-    for k in range(60):
+    for _ in range(60):
         m = rng.choice([1, 2, 5])
         cols = {}
         for f in ref.features:
