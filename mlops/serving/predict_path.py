@@ -2,7 +2,9 @@
 
 :func:`process_batch` runs in the micro-batcher's worker thread with every request
 collected in the last few ms and takes it through
-features -> score -> guard -> breaker -> store -> log -> respond.
+features -> score -> guard -> breaker -> log -> store -> respond
+(the log record is queued before the events are stored, so its fsync runs meanwhile; no
+answer leaves before it is durable).
 A few records in realtime mode take the no-frame path (:mod:`mlops.serving.fast_path`:
 plain Python values, the compiled model, JSON rows for the store and the log); larger
 batches take the frame path here: ONE points frame, ONE feature evaluation
@@ -63,7 +65,7 @@ def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Ou
 
 
 def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
-    """features -> score -> guard -> breaker -> store -> log -> respond."""
+    """features -> score -> guard -> breaker -> log -> store -> respond."""
     breaker = state.breaker
     if breaker is not None and state.settings.breaker.action == "refuse" and breaker.tripped:
         return [Outcome(503, detail=refused_message(breaker))] * len(requests)
@@ -90,12 +92,10 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
         return refused
     if guard.any_unsafe():
         serve_unsafe_default(state, scores, guard.unsafe)
-    _store(state, batch, points, row_clean)
     durable = None
-    if state.prediction_log is not None:
-        durable = _log(state, points, X, batch.ids, scores.labels.tolist(),
-                       scores.probs.tolist(), batch.warnings, row_ok, scores.served_by,
-                       scores.info, breaker, scores.routed)
+    if state.prediction_log is not None:  # first: its fsync overlaps the store write
+        durable = _log(state, batch, points, X, scores, row_ok)
+    _store(state, batch, points, row_clean)
     state.metrics.predictions.labels(served_by=scores.served_by).inc(float(row_ok.sum()))
     return respond(state, batch, scores, durable, as_of)
 
@@ -179,12 +179,14 @@ def _entities(points: pl.DataFrame, plan, keep: np.ndarray) -> list[str]:
     return ents if keep.all() else [e for e, k in zip(ents, keep) if k]
 
 
-def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker,
-         routed=None):
+def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFrame,
+         scores: Scores, row_ok: np.ndarray):
     """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
     the variant and model version per row, plus one row per shadow variant and record.
     Returns the log's durability future (None when nothing was logged)."""
-    plan, schema = state.plan, state.prediction_log.schema
+    plan, schema, breaker = state.plan, state.prediction_log.schema, state.breaker
+    ids, info, served_by, routed = batch.ids, scores.info, scores.served_by, scores.routed
+    labels, probs, warnings = scores.labels.tolist(), scores.probs.tolist(), batch.warnings
     n = len(ids)
     # one constructor in the log's exact schema: append_frame then needs no cast pass
     const = {"model_name": info.name, "model_version": str(info.version),

@@ -1,6 +1,6 @@
 """Stages of the request path that both feature paths share: breaker -> respond.
 
-A micro-batch flows features -> score -> guard -> breaker -> store -> log -> respond.
+A micro-batch flows features -> score -> guard -> breaker -> log -> store -> respond.
 The first stages differ between the frame path (:mod:`mlops.serving.predict_path`,
 polars, any batch size) and the no-frame path for small batches
 (:mod:`mlops.serving.fast_path`); the batch bookkeeping, the breaker decision and
