@@ -288,3 +288,4 @@ def test_compiled_logistic_regression_is_sklearn_exactly(world):
     assert np.array_equal(fast.predict_proba(X), est.predict_proba(X))
     for i in range(5):  # one row at a time, as the no-frame path calls it
         assert np.array_equal(fast.predict_proba(X[i:i + 1]), est.predict_proba(X[i:i + 1]))
+
