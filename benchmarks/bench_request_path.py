@@ -56,10 +56,15 @@ def _timed(spans: dict, name: str, fn):
 
 
 def _state(tmp: str, durable: bool):
+    import polars as pl
+
+    from mlops.monitoring.reference import fit_reference
     from mlops.serving import BreakerReference, ModelInfo, ServingSettings, StoreSettings, open_state
     events, plan, feats, model = build()
     X = feats.select(plan.feature_names)
-    ref = BreakerReference.fit(X, model.predict_proba(X)[:, 1], categorical=plan.categorical)
+    fitted = fit_reference(X.with_columns(pl.Series("prediction", model.predict_proba(X)[:, 1])),
+                           numeric=[*plan.numeric, "prediction"], categorical=plan.categorical)
+    ref = BreakerReference.from_reference(fitted, plan.feature_names)
     settings = ServingSettings(log_dir=os.path.join(tmp, "plog"), log_durable=durable,
                                store=StoreSettings(path=os.path.join(tmp, "online.sqlite")))
     state = open_state(plan, model, ModelInfo("fraud", "1", plan.spec_hash), settings,
