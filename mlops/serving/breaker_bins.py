@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -62,12 +63,13 @@ class FeatureBins:
         return np.fromiter((-1 if v is None else lookup.get(v, unseen) for v in values),
                            dtype=np.int16, count=len(values))
 
+    @cached_property
+    def _category_index(self) -> dict:
+        # cached_property writes the instance dict directly: no mutation through a frozen field
+        return {c: i for i, c in enumerate(self.categories)}
+
     def _lookup(self) -> dict:
-        cache = self.__dict__.get("_lookup_cache")
-        if cache is None:
-            cache = {c: i for i, c in enumerate(self.categories)}
-            object.__setattr__(self, "_lookup_cache", cache)
-        return cache
+        return self._category_index
 
     def as_dict(self) -> dict:
         return {"name": self.name, "shares": list(self.shares),

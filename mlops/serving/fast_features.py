@@ -19,6 +19,12 @@ and then evaluates row-level and derived features with the plan's own polars
 expressions (one small eager ``with_columns``). ``tests/serving/test_serving_fast_path.py``
 checks it against :func:`realtime_features` on random histories (floats within 1e-9).
 
+:func:`compile_rows` + :func:`row_features` go one step further for the single-record
+path: no polars frame at all. Request values arrive as plain lists, stored events are
+decoded with ``json.loads``, and row-level and derived features run as Python closures
+(:mod:`mlops.serving.fast_exprs`); a plan with an expression outside that subset gets
+None from :func:`compile_rows` and keeps the frame-based path.
+
 Example:
     >>> feats = small_batch_features(plan, store, points)  # doctest: +SKIP
 """
@@ -26,12 +32,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
-from mlops.features.compile import FeaturePlan
+from mlops.features.compile import MISSING_CATEGORY, FeaturePlan
 from mlops.features.offline import apply_derived
 from mlops.features.online import OnlineStore
+from mlops.serving.fast_exprs import compile_numeric
 
 SMALL_BATCH = 16      # records; larger micro-batches take the vectorized polars path
 _AGGS = {"count", "sum", "mean", "min", "max", "std", "distinct", "last", "since_last"}
@@ -51,7 +60,8 @@ def _std(vals: list[float]) -> float | None:
     if n < 2:
         return None
     mean = sum(vals) / n
-    return math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    # d * d, not d ** 2: an overflow gives inf (then the record guard), never an exception
+    return math.sqrt(sum((v - mean) * (v - mean) for v in vals) / (n - 1))
 
 
 def _aggregate(agg: str, times: list[int], vals: list, t_us: int):
@@ -134,3 +144,180 @@ def small_batch_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataF
     frame = points.with_columns(windows).lazy().with_columns(
         [e.alias(n) for n, e in plan.row_exprs])
     return apply_derived(plan, frame).collect()  # one collect: row-level + derived
+
+
+# ---------------------------------------------------------------- no frame at all
+def _to_float(v):
+    # polars' strict=False cast of a decoded JSON value to Float64
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _to_category(v):
+    return MISSING_CATEGORY if v is None else (v if isinstance(v, str) else str(v))
+
+
+def _to_string(v):
+    return v if v is None or isinstance(v, str) else str(v)
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """A :class:`FeaturePlan` as Python steps over one row (a dict)."""
+
+    plan: FeaturePlan
+    convert: dict[str, Callable]              # source column -> typed value
+    row_steps: tuple[tuple[str, Callable], ...]
+    post_steps: tuple[tuple[str, Callable], ...]
+    window_kinds: dict[str, Callable]         # window feature -> cast of its value
+
+
+def _derived_step(d: dict, numeric: set[str]) -> Callable | None:
+    if d["kind"] != "numeric":
+        return None
+    return compile_numeric(d["expr"], numeric)
+
+
+def compile_rows(plan: FeaturePlan, kinds: dict[str, str]) -> RowPlan | None:
+    """The row steps of ``plan`` (``kinds``: request field -> number/string/...), or
+    None when the fast path cannot reproduce it exactly (the caller keeps polars)."""
+    if not supported(plan):
+        return None
+    convert = {c: (_to_float if kinds.get(c) == "number" else _to_string)
+               for c in plan.source_columns}
+    numeric = {c for c in plan.source_columns if kinds.get(c) == "number"}
+    derived = {d["name"]: d for d in plan.resolved["derived"]}
+    steps = []
+    for name, _ in plan.row_exprs:
+        if name in derived:
+            fn = _derived_step(derived[name], numeric)
+            if fn is None:
+                return None
+            numeric.add(name)
+        else:
+            src = next(f.source for f in plan.features if f.name == name)
+            fn = _raw_step(name, src)
+        steps.append((name, fn))
+    kinds_of = {f.name: f.kind for f in plan.features}
+    window_kinds = {w.name: (_to_string if kinds_of.get(w.name) == "categorical" else _to_float)
+                    for w in plan.windows}
+    numeric |= {n for n, k in window_kinds.items() if k is _to_float}
+    post = []
+    for name, _ in plan.post_exprs:
+        fn = _derived_step(derived[name], numeric)
+        if fn is None:
+            return None
+        numeric.add(name)
+        post.append((name, fn))
+    return RowPlan(plan, convert, tuple(steps), tuple(post), window_kinds)
+
+
+def _raw_step(name: str, source: str) -> Callable:
+    if source == "categorical":
+        return lambda row: _to_category(row[name])
+    return lambda row: _to_float(row[name])
+
+
+def _window_inputs(rp: RowPlan) -> dict[str, Callable]:
+    """How a window's input column is prepared (the plan's row expression for it)."""
+    plan = rp.plan
+    sources = {f.name: f.source for f in plan.features}
+    out = {}
+    for c in dict.fromkeys(w.column for w in plan.windows if w.column):
+        src = sources.get(c)
+        out[c] = _to_category if src == "categorical" else (
+            _to_float if src == "raw" else rp.convert[c])
+    return out
+
+
+def _row_history(rp: RowPlan, store: OnlineStore, cols: dict[str, list]
+                 ) -> dict[str, list[tuple[int, dict]]]:
+    """``{entity: [(time, window inputs), ...]}``: as :func:`_history`, without frames.
+
+    A hot entity brings up to ``max_events_per_entity`` stored events: they are decoded
+    with ONE ``json.loads`` and each event costs one tuple and one small dict."""
+    plan = rp.plan
+    ent, ts = plan.entity, plan.timestamp
+    entities, times = cols[ent], cols[ts]
+    payload = [c for c in plan.source_columns if c not in (ent, ts)]
+    convert = [rp.convert[c] for c in payload]
+    prep = [(c, payload.index(c), fn) for c, fn in _window_inputs(rp).items()]
+    since = min(times) - plan.max_period_seconds * 1_000_000
+    stored = store.read_events(list(dict.fromkeys(entities)), since)
+    decoded = json.loads("[" + ",".join(p for _, _, p in stored) + "]") if stored else []
+    out: dict[str, list[tuple[int, dict]]] = {}
+    seen = set()
+
+    def add(e, t, vals: tuple) -> None:
+        key = (e, t, vals)
+        if key in seen:  # a stored event sent again (a retry) counts once
+            return
+        seen.add(key)
+        out.setdefault(e, []).append((t, {c: fn(vals[k]) for c, k, fn in prep}))
+    for (e, t, _), d in zip(stored, decoded):
+        add(e, t, tuple([fn(d.get(c)) for c, fn in zip(payload, convert)]))
+    for i, (e, t) in enumerate(zip(entities, times)):
+        add(e, t, tuple([cols[c][i] for c in payload]))
+    for events in out.values():
+        events.sort(key=lambda x: x[0])  # stable: ties keep input order
+    return out
+
+
+def row_features(rp: RowPlan, store: OnlineStore, cols: dict[str, list]) -> list[dict]:
+    """Feature values of every record (a dict per row, all of ``plan.features``), equal
+    to :func:`small_batch_features` (``cols``: request columns, times in epoch us)."""
+    plan = rp.plan
+    ent, ts = plan.entity, plan.timestamp
+    history = _row_history(rp, store, cols) if plan.windows else {}
+    rows = []
+    for i, (e, t) in enumerate(zip(cols[ent], cols[ts])):
+        row = {c: cols[c][i] for c in plan.source_columns}
+        events = history.get(e, [])
+        for w in plan.windows:
+            lo = t - w.seconds * 1_000_000
+            inside = [ev for ev in events if lo <= ev[0] < t]
+            vals = [ev[1][w.column] for ev in inside] if w.column else []
+            v = _aggregate(w.agg, [ev[0] for ev in inside], vals, t)
+            if v is None and w.default is not None and w.agg not in ("count", "sum", "distinct"):
+                v = w.default
+            row[w.name] = rp.window_kinds[w.name](v)
+        row.update({name: fn(row) for name, fn in rp.row_steps})
+        for name, fn in rp.post_steps:
+            row[name] = fn(row)
+        rows.append(row)
+    return rows
+
+
+def _json_float(v: float) -> str:
+    """A float exactly as polars' ``struct.json_encode`` writes it (non-finite: null):
+    Python's shortest repr, except small exponents (``1e-05`` -> ``0.00001``,
+    ``1e-07`` -> ``1e-7``)."""
+    if not math.isfinite(v):
+        return "null"
+    r = repr(v)
+    if "e-" not in r:
+        return r
+    mant, exp = r.split("e-")
+    n = int(exp)
+    if n >= 6:
+        return f"{mant}e-{n}"
+    sign = "-" if mant.startswith("-") else ""
+    return f"{sign}0.{'0' * (n - 1)}{mant.lstrip('-').replace('.', '')}"
+
+
+def _json_value(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return _json_float(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def encode_payloads(plan: FeaturePlan, cols: dict[str, list]) -> list[str]:
+    """The store payload of every record, byte for byte what
+    :func:`mlops.serving.features_online.encode_rows` writes (so the store's
+    same-payload dedup works across both paths)."""
+    payload = [c for c in plan.source_columns if c not in (plan.entity, plan.timestamp)]
+    keys = [json.dumps(c, ensure_ascii=False) for c in payload]
+    n = len(cols[plan.entity])
+    return ["{" + ",".join(f"{k}:{_json_value(cols[c][i])}" for k, c in zip(keys, payload))
+            + "}" for i in range(n)]

@@ -3,6 +3,12 @@
 A journal *segment* (``<log_dir>/journal/<stem>.wal``) is a sequence of records::
 
     b"MLJ1" | crc32 (u32 LE) | length (u64 LE) | payload (an Arrow IPC stream of one frame)
+    b"MLJR" | crc32 (u32 LE) | length (u64 LE) | payload (JSON rows, see below)
+
+A segment opened with a ``schema`` starts with an empty Arrow record carrying it; ``MLJR``
+records then hold rows as a JSON array of arrays in that schema's column order
+(datetimes as epoch microseconds, a struct as an array of its fields): the single-record
+fast path writes them with ``json.dumps`` instead of building a frame per request.
 
 :class:`Segment` appends one record per group commit and calls ``fdatasync`` before the
 commit counts, so a record the writer acknowledged survives ``kill -9`` (and power loss,
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import struct
 import zlib
@@ -33,6 +40,7 @@ from pathlib import Path
 import polars as pl
 
 MAGIC = b"MLJ1"
+ROWS = b"MLJR"
 _HEADER = struct.Struct("<4sIQ")
 SUFFIX = ".wal"
 
@@ -59,15 +67,20 @@ class Segment:
         self.bytes = 0
 
     @classmethod
-    def create(cls, directory: str | os.PathLike, stem: str) -> "Segment":
-        """Create ``<directory>/<stem>.wal`` (0600) and lock it."""
+    def create(cls, directory: str | os.PathLike, stem: str,
+               schema: dict | None = None) -> "Segment":
+        """Create ``<directory>/<stem>.wal`` (0600) and lock it; with ``schema``, write
+        the schema record that JSON rows records need."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / f"{stem}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        seg = cls(path, fd)
+        if schema is not None:
+            seg.append(pl.DataFrame(schema=schema))
         _fsync_dir(directory)  # the new name itself must survive a crash
-        return cls(path, fd)
+        return seg
 
     @property
     def stem(self) -> str:
@@ -77,13 +90,19 @@ class Segment:
         """Write one record (not yet durable: call :meth:`sync`)."""
         buf = io.BytesIO()
         frame.write_ipc_stream(buf)
-        payload = buf.getvalue()
-        data = _HEADER.pack(MAGIC, zlib.crc32(payload), len(payload)) + payload
+        self._write(MAGIC, buf.getvalue(), frame.height)
+
+    def append_rows(self, payload: bytes, rows: int) -> None:
+        """Write one JSON rows record (``payload``: a JSON array of row arrays)."""
+        self._write(ROWS, payload, rows)
+
+    def _write(self, magic: bytes, payload: bytes, rows: int) -> None:
+        data = _HEADER.pack(magic, zlib.crc32(payload), len(payload)) + payload
         view = memoryview(data)
         while view:  # os.write may write less than asked
             n = os.write(self.fd, view)
             view = view[n:]
-        self.records += frame.height
+        self.records += rows
         self.bytes += len(data)
 
     def sync(self) -> None:
@@ -106,20 +125,43 @@ def read_segment(path: str | os.PathLike) -> pl.DataFrame | None:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    frames, pos = [], 0
+    frames, pos, schema = [], 0, None
     while pos + _HEADER.size <= len(data):
         magic, crc, length = _HEADER.unpack_from(data, pos)
         start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if magic != MAGIC or end > len(data):
+        if magic not in (MAGIC, ROWS) or end > len(data):
             break
         payload = data[start:end]
-        if zlib.crc32(payload) != crc:
+        if zlib.crc32(payload) != crc or (magic == ROWS and schema is None):
             break
-        frames.append(pl.read_ipc_stream(io.BytesIO(payload)))
+        if magic == MAGIC:
+            frame = pl.read_ipc_stream(io.BytesIO(payload))
+            schema = frame.schema
+        else:
+            frame = rows_frame(json.loads(payload), schema)
+        if frame.height:
+            frames.append(frame)
         pos = end
     if not frames:
         return None
     return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _column(values: list, dtype: pl.DataType) -> pl.Series:
+    if isinstance(dtype, pl.Datetime):
+        return pl.Series(values, dtype=pl.Int64).cast(dtype)
+    if isinstance(dtype, pl.Struct):
+        names = [f.name for f in dtype.fields]
+        return pl.DataFrame(values, schema={f.name: f.dtype for f in dtype.fields},
+                            orient="row").select(pl.struct(names)).to_series()
+    return pl.Series(values, dtype=dtype, strict=False)
+
+
+def rows_frame(rows: list[list], schema) -> pl.DataFrame:
+    """A JSON rows record as a frame in ``schema`` (see the module docstring)."""
+    columns = list(zip(*rows)) if rows else [[] for _ in schema]
+    return pl.DataFrame([_column(list(v), t).alias(c)
+                         for (c, t), v in zip(schema.items(), columns)])
 
 
 def compact(path: str | os.PathLike, log_dir: str | os.PathLike) -> int:

@@ -9,6 +9,13 @@ over, so under load there is no added latency. The runner waits only while anoth
 request is on its way (announced with :meth:`MicroBatcher.arriving_request` while its
 body is read and validated): a lone request is processed at once.
 
+Pipelined commits: when the last batch's answers wait for a durable log commit (their
+results carry a ``durable`` future), the runner does not wait for arriving requests
+either. The next batch is whatever queued meanwhile and is computed while the log's
+committer thread fsyncs the previous one (group commit: one fsync releases every batch
+appended before it), so with closed-loop clients the worker is never idle during an
+fsync, where holding everyone for one big batch would leave it idle for each one.
+
 Example:
     >>> batcher = MicroBatcher(lambda items: [x * 2 for x in items])
     >>> asyncio.run(batcher.submit(21))
@@ -53,6 +60,7 @@ class MicroBatcher:
         self.batches = 0          # how many batches ran (tests, metrics)
         self.last_batch_size = 0
         self.arriving = 0         # requests announced but not yet submitted
+        self.pipelined = False    # the last batch's answers wait for a log commit
 
     @contextmanager
     def arriving_request(self) -> Iterator[Callable[[], None]]:
@@ -111,7 +119,8 @@ class MicroBatcher:
                 continue
             deadline = self._items[0].arrived + self.max_wait_s
             # wait only while another request is being parsed: a lone one goes at once
-            while self.arriving > 0 and self._queued_records() < self.max_batch:
+            while self.arriving > 0 and not self.pipelined \
+                    and self._queued_records() < self.max_batch:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
@@ -131,6 +140,7 @@ class MicroBatcher:
                                                      [i.payload for i in live])
             except Exception as exc:  # a bug in process: fail this batch, keep serving
                 results = [exc] * len(live)
+            self.pipelined = any(getattr(r, "durable", None) is not None for r in results)
             for item, res in zip(live, results):
                 if item.future.done():
                     continue

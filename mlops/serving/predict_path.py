@@ -1,16 +1,20 @@
-"""The request path after validation: features -> model -> breaker -> log, per batch.
+"""The request path after validation, as named stages, per micro-batch.
 
 :func:`process_batch` runs in the micro-batcher's worker thread with every request
-collected in the last few ms: ONE points frame, ONE feature evaluation
+collected in the last few ms and takes it through
+features -> score -> guard -> breaker -> log -> store -> respond
+(the log record is queued before the events are stored, so its fsync runs meanwhile; no
+answer leaves before it is durable).
+A few records in realtime mode take the no-frame path (:mod:`mlops.serving.fast_path`:
+plain Python values, the compiled model, JSON rows for the store and the log); larger
+batches take the frame path here: ONE points frame, ONE feature evaluation
 (:func:`realtime_features` or :func:`hybrid_features`), ONE ``predict_proba``, one
-breaker update, one log append. :func:`answer_from_cache` serves ``mode="batch"``
-from the precomputed prediction cache.
+breaker update, one log append. Both share :mod:`mlops.serving.predict_stages`.
+:func:`answer_from_cache` serves ``mode="batch"`` from the precomputed prediction cache.
 """
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -18,55 +22,28 @@ import polars as pl
 
 from mlops.errors import MlopsError
 from mlops.features.online import append_events, hybrid_features, points_frame, realtime_features
-from mlops.serving.fast_features import SMALL_BATCH, small_batch_features, supported
-from mlops.serving.fast_model import compile_model
+from mlops.serving import fast_path
+from mlops.serving.fast_features import SMALL_BATCH, small_batch_features
+from mlops.serving.fast_path import fast_model, fast_windows
+from mlops.serving.predict_stages import (
+    Batch,
+    Outcome,
+    ParsedRequest,
+    Scores,
+    degrade,
+    maybe_prune,
+    observe_breaker,
+    refused_message,
+    request_ids,
+    respond,
+    serve_unsafe_default,
+)
 from mlops.serving.record_guard import guard_batch
-from mlops.serving.scoring import known_categories, predict_scores
+from mlops.serving.scoring import predict_scores
 from mlops.serving.state import ServingState
 
-
-@dataclass
-class ParsedRequest:
-    """A validated request: typed columns, warnings per record, request ids."""
-
-    columns: dict[str, list]
-    warnings: list[list[str]]
-    request_ids: list[str]
-    event_ids: list[str | None] | None = None   # per record (idempotent ingestion)
-    invalid: list[str | None] | None = None     # per record: why it gets the safe default
-
-    @property
-    def size(self) -> int:
-        return len(self.request_ids)
-
-
-@dataclass
-class Outcome:
-    """What the endpoint answers: a body (200) or a status with a detail."""
-
-    status: int = 200
-    body: dict = field(default_factory=dict)
-    detail: object = None
-    durable: object = None  # a Future: the log record is fsynced once it resolves
-
-
-def request_ids(records: list[dict]) -> list[str]:
-    """Client-given ``request_id`` per record when it is a string, else a fresh uuid."""
-    return [r["request_id"] if isinstance(r, dict) and isinstance(r.get("request_id"), str)
-            and r["request_id"] else uuid.uuid4().hex for r in records]
-
-
-def _breaker_gauges(state: ServingState, status) -> None:
-    m = state.metrics
-    m.breaker_tripped.set(1.0 if status.state == "tripped" else 0.0)
-    m.breaker_window_records.set(float(status.window_records))
-    m.breaker_prediction_psi.set(_num(status.prediction_psi))
-    for name, v in status.feature_psi.items():
-        m.breaker_feature_psi.labels(feature=name).set(_num(v))
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
+__all__ = ["Outcome", "ParsedRequest", "answer_from_cache", "fast_model", "process_batch",
+           "request_ids"]
 
 
 def _split(values: list, sizes: list[int]) -> list[list]:
@@ -87,149 +64,100 @@ def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Ou
         return [Outcome(500, detail=f"{type(exc).__name__}: {exc}")] * len(requests)
 
 
-def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:  # noqa: C901 (issue 16 splits it)
-    plan, s = state.plan, state.settings
+def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
+    """features -> score -> guard -> breaker -> log -> store -> respond."""
     breaker = state.breaker
-    if breaker is not None and s.breaker.action == "refuse" and breaker.tripped:
-        msg = _refused(breaker)
-        return [Outcome(503, detail=msg)] * len(requests)
-    sizes = [r.size for r in requests]
-    cols = {c: [v for r in requests for v in r.columns[c]] for c in requests[0].columns}
-    warnings = [w for r in requests for w in r.warnings]
-    points = points_frame(cols, state.request_schema.polars_schema(), plan.timestamp)
-    state.metrics.batch_records.observe(float(points.height))
-    refused_req = [False] * len(requests)
-    as_of = None
+    if breaker is not None and state.settings.breaker.action == "refuse" and breaker.tripped:
+        return [Outcome(503, detail=refused_message(breaker))] * len(requests)
+    batch = Batch.gather(requests)
+    state.metrics.batch_records.observe(float(batch.n))
+    rows_plan = fast_path.row_plan(state, batch)
+    if rows_plan is not None:  # a few records: plain Python, no frame at all
+        return fast_path.process(state, batch, rows_plan)
+    points = points_frame(batch.cols, state.request_schema.polars_schema(), state.plan.timestamp)
+    feats, as_of = _features(state, batch, points)
+    X = feats.select(state.plan.feature_names)
+    # one bad record (non-finite features, invalid under policy=default) never fails the
+    # others: its request gets 422, or the row the safe default; neither is stored
+    guard = guard_batch(X, state.plan.feature_names, batch.sizes, batch.invalid,
+                        batch.warnings, policy=state.settings.invalid_record_policy)
+    batch.rejected = guard.rejected
+    for k in guard.rejected:
+        batch.refused_req[k] = True
+    scores = _score(state, points, guard.features)
+    row_ok = batch.row_ok()
+    row_clean = row_ok & ~guard.unsafe  # what may enter the breaker window and the store
+    refused = _breaker(state, batch, X, points, scores, row_clean, guard.features)
+    if refused is not None:
+        return refused
+    if guard.any_unsafe():
+        serve_unsafe_default(state, scores, guard.unsafe)
+    durable = None
+    if state.prediction_log is not None:  # first: its fsync overlaps the store write
+        durable = _log(state, batch, points, X, scores, row_ok)
+    _store(state, batch, points, row_clean)
+    state.metrics.predictions.labels(served_by=scores.served_by).inc(float(row_ok.sum()))
+    return respond(state, batch, scores, durable, as_of)
+
+
+def _features(state: ServingState, batch: Batch, points: pl.DataFrame):
+    """(features frame, features_as_of per row or None): hybrid, small or large batch."""
+    plan, s = state.plan, state.settings
     if s.mode == "hybrid":
         res = hybrid_features(plan, state.store, points, now_us=state.now_us(),
                               ttl_seconds=s.ttl_seconds, stale_policy=s.stale_policy,
                               defaults=s.feature_defaults)
-        feats = res.features
-        as_of = [None if t is None else _iso(t) for t in res.as_of_us]
-        for w, extra in zip(warnings, res.warnings):
+        for w, extra in zip(batch.warnings, res.warnings):
             w.extend(extra)
         if s.stale_policy == "refuse":
-            refused_req = [any(x) for x in _split(res.stale, sizes)]
-    elif points.height <= SMALL_BATCH and _fast_windows(state):
-        feats = small_batch_features(plan, state.store, points)  # no query plan per request
-    else:
-        feats = realtime_features(plan, state.store, points)
+            batch.refused_req = [any(x) for x in _split(res.stale, batch.sizes)]
+        return res.features, [None if t is None else _iso(t) for t in res.as_of_us]
+    if points.height <= SMALL_BATCH and fast_windows(state):
+        return small_batch_features(plan, state.store, points), None  # no query plan
+    return realtime_features(plan, state.store, points), None
+
+
+def _score(state: ServingState, points: pl.DataFrame, X_model: pl.DataFrame) -> Scores:
     model, info = state.active
-    X = feats.select(plan.feature_names)
-    # one bad record (non-finite features, invalid under policy=default) never fails the
-    # others: its request gets 422, or the row the safe default; neither is stored
-    invalid = [v for r in requests for v in (r.invalid or [None] * r.size)]
-    guard = guard_batch(X, plan.feature_names, sizes, invalid, warnings,
-                        policy=s.invalid_record_policy)
-    rejected = guard.rejected
-    for k in rejected:
-        refused_req[k] = True
-    X_model = guard.features
-    routed = None
     if state.router is not None:  # A/B: each record scored by its unit's variant model
-        routed = state.router.score(points, X_model, s.threshold,
+        routed = state.router.score(points, X_model, state.settings.threshold,
                                     features_for=lambda p: _plan_features(state, p, points))
-        labels, probs = routed.labels, routed.probs
-    else:
-        labels, probs = _predict(state, model, X_model)
-    row_ok = np.repeat(~np.asarray(refused_req, dtype=bool), sizes)
-    row_clean = row_ok & ~guard.unsafe  # what may enter the breaker window and the store
-    served_by, served_info, tripped_msg = "model", info, None
-    if breaker is not None and row_clean.any():
-        sel = X.filter(pl.Series(row_clean)) if not row_clean.all() else X
-        status = breaker.observe({n: sel[n] for n in breaker.feature_names if n in sel.columns},
-                                 probs[row_clean], entities=_entities(points, plan, row_clean),
-                                 request_sizes=_kept_sizes(sizes, row_clean))
-        _breaker_gauges(state, status)
-        if status.state == "tripped":
-            tripped_msg = f"circuit breaker tripped: {status.reason}"
-            if s.breaker.action == "refuse":
-                return [Outcome(422, detail=rejected[k]) if k in rejected else
-                        _stale_refusal() if refused else Outcome(503, detail=_refused(breaker))
-                        for k, refused in enumerate(refused_req)]
-            if s.breaker.action == "fallback":
-                fb_model, served_info = state.fallback
-                labels, probs = predict_scores(fb_model, X_model, threshold=s.threshold)
-                served_by = "fallback"
-                tripped_msg += f"; served by fallback model {served_info.name} " \
-                               f"v{served_info.version}"
-            else:
-                probs = np.full(X.height, s.breaker.default_score)
-                classes = np.asarray(getattr(model, "classes_", [0, 1]))
-                labels = np.full(X.height, classes[1] if s.breaker.default_score >= s.threshold
-                                 and classes.size > 1 else classes[0])
-                served_by = "default"
-                tripped_msg += "; served the default score"
-    if guard.any_unsafe():
-        probs = np.where(guard.unsafe, s.breaker.default_score, probs)
-        classes = np.asarray(getattr(model, "classes_", [0, 1]))
-        labels = np.where(guard.unsafe, classes[1] if s.breaker.default_score >= s.threshold
-                          and classes.size > 1 else classes[0], labels)
-    if tripped_msg:
-        for w in warnings:
-            w.append(tripped_msg)
-    served_points = points.filter(pl.Series(row_clean)) if not row_clean.all() else points
-    if s.mode == "realtime" and served_points.height:
-        eids = [e for r in requests for e in (r.event_ids or [None] * r.size)]
-        if not row_clean.all():
-            eids = [e for e, keep in zip(eids, row_clean) if keep]
-        append_events(plan, state.store, served_points, eids)
-        _maybe_prune(state, served_points)
-    ids = [i for r in requests for i in r.request_ids]
-    label_list, prob_list = labels.tolist(), probs.tolist()
-    durable = None
-    if state.prediction_log is not None:
-        durable = _log(state, points, X, ids, label_list, prob_list, warnings, row_ok,
-                       served_by, served_info, breaker, routed)
-    state.metrics.predictions.labels(served_by=served_by).inc(float(row_ok.sum()))
-    out, start = [], 0
-    for i, n in enumerate(sizes):
-        end = start + n
-        if i in rejected:
-            out.append(Outcome(422, detail=rejected[i]))
-        elif refused_req[i]:
-            out.append(_stale_refusal())
-        else:
-            out.append(Outcome(200, body={
-                "predictions": label_list[start:end], "probabilities": prob_list[start:end],
-                "model": {"name": served_info.name, "version": str(served_info.version)},
-                "plan_hash": plan.spec_hash, "warnings": warnings[start:end],
-                "request_ids": ids[start:end], "served_by": served_by}, durable=durable))
-            if as_of is not None:
-                out[-1].body["features_as_of"] = as_of[start:end]
-            if routed is not None and served_by == "model":
-                out[-1].body["variants"] = routed.variants[start:end]
-                out[-1].body["models"] = [{"name": x.name, "version": str(x.version)}
-                                          for x in routed.infos[start:end]]
-                out[-1].body["model"] = out[-1].body["models"][0]
-        start = end
-    return out
+        return Scores(routed.labels, routed.probs, info, routed=routed)
+    labels, probs = _predict(state, model, X_model)
+    return Scores(labels, probs, info)
+
+
+def _breaker(state, batch, X, points, scores, row_clean, X_model) -> list[Outcome] | None:
+    """The breaker stage on the clean rows (see :func:`observe_breaker`)."""
+    if state.breaker is None or not row_clean.any():
+        return None
+    sel = X.filter(pl.Series(row_clean)) if not row_clean.all() else X
+    columns = {n: sel[n] for n in state.breaker.feature_names if n in sel.columns}
+    refused = observe_breaker(state, batch, columns, scores, row_clean,
+                              _entities(points, state.plan, row_clean))
+    if refused is None and scores.tripped_msg:
+        degrade(state, batch, scores, lambda fb: predict_scores(
+            fb, X_model, threshold=state.settings.threshold))
+    return refused
+
+
+def _store(state: ServingState, batch: Batch, points: pl.DataFrame,
+           row_clean: np.ndarray) -> None:
+    """Realtime: the served, clean records become events later requests see."""
+    served = points.filter(pl.Series(row_clean)) if not row_clean.all() else points
+    if state.settings.mode != "realtime" or not served.height:
+        return
+    eids = batch.event_ids
+    if not row_clean.all():
+        eids = [e for e, keep in zip(eids, row_clean) if keep]
+    append_events(state.plan, state.store, served, eids)
+    maybe_prune(state, served.height)
 
 
 def _plan_features(state: ServingState, plan, points: pl.DataFrame) -> pl.DataFrame:
     """An experiment variant's own plan over the same records (realtime: the router
     refuses other modes), before this batch's events are stored, like the served plan."""
     return realtime_features(plan, state.store, points).select(plan.feature_names)
-
-
-def fast_model(state: ServingState, model):
-    """The compiled equivalent of ``model`` (:mod:`mlops.serving.fast_model`), built once
-    per served model; None when the model has no exact fast path."""
-    cached = getattr(state, "_fast_model", None)
-    if cached is None or cached[0] is not model:
-        compiled = compile_model(model, state.plan.feature_names,
-                                 categorical=state.plan.categorical,
-                                 known_categories=known_categories(model))
-        cached = (model, compiled)
-        state._fast_model = cached
-    return cached[1]
-
-
-def _fast_windows(state: ServingState) -> bool:
-    ok = getattr(state, "_fast_windows", None)
-    if ok is None:
-        ok = state._fast_windows = supported(state.plan)
-    return ok
 
 
 def _predict(state: ServingState, model, X: pl.DataFrame):
@@ -246,50 +174,19 @@ def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat()
 
 
-_PRUNE_EVERY = 10_000
-
-
-def _maybe_prune(state: ServingState, points: pl.DataFrame) -> None:
-    """Every ~10k appended events, drop events older than the longest window relative
-    to the SERVER clock (never to client-supplied times: one record dated 9999 must not
-    erase everyone's history), so the realtime store stays bounded."""
-    plan = state.plan
-    state.appended_since_prune = getattr(state, "appended_since_prune", 0) + points.height
-    if state.appended_since_prune >= _PRUNE_EVERY and plan.windows:
-        state.appended_since_prune = 0
-        state.store.prune_events(state.now_us() - plan.max_period_seconds * 1_000_000)
-
-
 def _entities(points: pl.DataFrame, plan, keep: np.ndarray) -> list[str]:
     ents = points[plan.entity].cast(pl.String).to_list()
     return ents if keep.all() else [e for e, k in zip(ents, keep) if k]
 
 
-def _kept_sizes(sizes: list[int], keep: np.ndarray) -> list[int]:
-    out, start = [], 0
-    for n in sizes:
-        out.append(int(keep[start:start + n].sum()))
-        start += n
-    return [n for n in out if n]
-
-
-def _refused(breaker) -> str:
-    return (f"circuit breaker tripped: {breaker.reason}; predictions are refused until an "
-            "operator resets it (POST /admin/breaker/reset)")
-
-
-def _stale_refusal() -> Outcome:
-    return Outcome(503, detail="stale online features for this request (older than the "
-                               "freshness TTL) and serving.stale_policy=refuse; run "
-                               "action=materialize")
-
-
-def _log(state, points, X, ids, labels, probs, warnings, row_ok, served_by, info, breaker,
-         routed=None):
+def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFrame,
+         scores: Scores, row_ok: np.ndarray):
     """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
     the variant and model version per row, plus one row per shadow variant and record.
     Returns the log's durability future (None when nothing was logged)."""
-    plan, schema = state.plan, state.prediction_log.schema
+    plan, schema, breaker = state.plan, state.prediction_log.schema, state.breaker
+    ids, info, served_by, routed = batch.ids, scores.info, scores.served_by, scores.routed
+    labels, probs, warnings = scores.labels.tolist(), scores.probs.tolist(), batch.warnings
     n = len(ids)
     # one constructor in the log's exact schema: append_frame then needs no cast pass
     const = {"model_name": info.name, "model_version": str(info.version),

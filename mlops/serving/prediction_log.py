@@ -16,11 +16,16 @@ kill -9**. A compactor thread folds each segment into a parquet part
 ``flush_seconds`` old, and on :meth:`close`; opening a log compacts segments left by a
 crashed server (:func:`mlops.serving.journal.recover`).
 
+:meth:`PredictionLog.append_rows` is the same for rows given as lists in the schema's
+column order (the single-record fast path): they are queued as JSON bytes and written as
+one journal rows record, with no frame built per request.
+
 ``durable=False`` is the old buffered mode (records kept in memory and written as a
 parquet part every ``flush_records`` / ``flush_seconds``): a crash loses that buffer.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -95,7 +100,8 @@ class PredictionLog:
         self.flush_records = int(flush_records)
         self.flush_seconds = float(flush_seconds)
         self.durable = bool(durable)
-        self._queue: list[tuple[pl.DataFrame, Future | None]] = []
+        # (frame | JSON rows bytes, rows, future)
+        self._queue: list[tuple[pl.DataFrame | bytes, int, Future | None]] = []
         self._cond = threading.Condition()
         self._closed = self._rotate = False
         self._pending = 0            # rows appended, not yet in a parquet part
@@ -136,15 +142,30 @@ class PredictionLog:
             frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None))
                                   .cast(t, strict=False).alias(c)
                                   for c, t in self.schema.items()])
+        return self._enqueue(frame, frame.height)
+
+    def append_rows(self, rows: list[list]) -> Future | None:
+        """Queue rows given as lists in the schema's column order (datetimes as epoch
+        microseconds, ``features`` as a list in its struct's field order); same
+        durability contract as :meth:`append_frame`."""
+        if not rows:
+            return None
+        return self._enqueue(json.dumps(rows).encode("utf-8"), len(rows))
+
+    def _enqueue(self, item: pl.DataFrame | bytes, rows: int) -> Future | None:
         done = Future() if self.durable else None
         with self._cond:
             if self._closed:
                 raise RuntimeError("the prediction log is closed")
-            self._queue.append((frame, done))
-            self._pending += frame.height
+            self._queue.append((item, rows, done))
+            self._pending += rows
             if self.durable or self._pending >= self.flush_records:
                 self._cond.notify_all()
         return done
+
+    def _frame(self, item: pl.DataFrame | bytes) -> pl.DataFrame:
+        return item if isinstance(item, pl.DataFrame) else \
+            journal.rows_frame(json.loads(item), self.schema)
 
     # ------------------------------------------------------------------ writer thread
     def _next_stem(self) -> str:
@@ -189,21 +210,20 @@ class PredictionLog:
 
     def _open_segment(self) -> journal.Segment | None:
         try:
-            return journal.Segment.create(self.journal_dir, self._next_stem())
+            return journal.Segment.create(self.journal_dir, self._next_stem(), self.schema)
         except OSError as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             return None
 
     def _commit(self, segment, items) -> journal.Segment | None:
-        """Append every queued frame as one record and fsync once (group commit)."""
-        frames = [f for f, _ in items]
-        lost = sum(f.height for f in frames)
+        """Append every queued item and fsync once (group commit): frames as one Arrow
+        record, JSON rows as one rows record."""
+        lost = sum(n for _, n, _ in items)
         before = segment.records if segment is not None else 0
         try:
             if segment is None:
                 raise OSError(self.last_error or "no journal segment")
-            segment.append(frames[0] if len(frames) == 1
-                           else pl.concat(frames, how="vertical"))
+            _append_items(segment, items)
             segment.sync()
         except Exception as exc:  # not durable: those requests are not acknowledged
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -211,19 +231,19 @@ class PredictionLog:
                 segment.records = before  # its compaction must not count them
             with self._cond:
                 self._pending -= lost
-            for _, done in items:
+            for _, _, done in items:
                 done.set_exception(OSError(f"the prediction log could not be written: {exc}"))
             if segment is not None:  # a torn record ends a segment: start a fresh one
                 self._hand_off(segment)
             return None
         self.commits += 1
-        for _, done in items:
+        for _, _, done in items:
             done.set_result(None)
         return segment
 
     def _flush_buffer(self, items, *, force: bool) -> None:
         """Buffered mode: keep frames until a flush threshold, then one parquet part."""
-        self._buffer += [f for f, _ in items]
+        self._buffer += [self._frame(f) for f, _, _ in items]
         rows = sum(f.height for f in self._buffer)
         if not self._buffer or not (force or rows >= self.flush_records):
             return
@@ -301,3 +321,16 @@ class PredictionLog:
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout)
+
+
+def _append_items(segment: journal.Segment, items: list) -> None:
+    """Frames as one Arrow record, JSON rows as one rows record (their order within a
+    commit does not matter: every record carries its own times)."""
+    frames = [f for f, _, _ in items if isinstance(f, pl.DataFrame)]
+    if frames:
+        segment.append(frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical"))
+    rows = [(r, n) for r, n, _ in items if not isinstance(r, pl.DataFrame)]
+    if rows:  # JSON arrays joined into one: b"[" + inner parts + b"]"
+        payload = rows[0][0] if len(rows) == 1 else \
+            b"[" + b",".join(r[1:-1] for r, _ in rows) + b"]"
+        segment.append_rows(payload, sum(n for _, n in rows))

@@ -82,6 +82,7 @@ class ServingState:
     appended_since_prune: int = field(default=0, init=False, repr=False)  # events since last prune
     _fast_model: Optional[tuple] = field(default=None, init=False, repr=False)  # (model, compiled)
     _fast_windows: Optional[bool] = field(default=None, init=False, repr=False)
+    _row_plan: Optional[tuple] = field(default=None, init=False, repr=False)  # (RowPlan | None,)
     _swap: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _active: tuple = field(default=(), init=False, repr=False)  # (model, info), read together
 

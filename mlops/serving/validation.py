@@ -227,7 +227,20 @@ def _number(v, max_abs: float | None) -> tuple[float | None, str | None, str]:
     return x, None, ""
 
 
-def check_records(records: list, schema: RequestSchema, *, now_us: int,  # noqa: C901
+@dataclass
+class _Limits:
+    """What one record is checked against (see :func:`check_records`)."""
+
+    schema: RequestSchema
+    now_us: int
+    known: dict[str, set]
+    prefix: str
+    max_future_us: int | None
+    max_abs: float | None
+    policy: str
+
+
+def check_records(records: list, schema: RequestSchema, *, now_us: int,
                   known_categories: dict[str, set] | None = None, prefix: str = "records",
                   max_future_us: int | None = None, max_abs: float | None = None,
                   policy: str = "reject") -> CheckedRecords:
@@ -237,85 +250,98 @@ def check_records(records: list, schema: RequestSchema, *, now_us: int,  # noqa:
     more than ``max_future_us`` ahead of ``now_us`` is invalid (an error with
     ``policy="reject"``, a flagged record with ``policy="default"``).
     """
-    cols: dict[str, list] = {c: [] for c in schema.kinds}
-    warnings: list[list[str]] = []
-    event_ids: list[str | None] = []
-    invalid: list[str | None] = []
+    lim = _Limits(schema, now_us, known_categories or {}, prefix, max_future_us, max_abs,
+                  policy)
+    out = CheckedRecords({c: [] for c in schema.kinds}, [], [], [])
     errors: list[dict] = []
-    known = known_categories or {}
     for i, rec in enumerate(records):
         w: list[str] = []
-        warnings.append(w)
-        bad: str | None = None
+        out.warnings.append(w)
         if not isinstance(rec, dict):
             errors.append(error([prefix, i], f"must be an object; got {_show(rec)}",
                                 "type_error"))
             continue
         _check_request_id(rec, [prefix, i], errors)
-        eid = None
-        if schema.event_id is not None and rec.get(schema.event_id) is not None:
-            raw = rec[schema.event_id]
-            ok = (isinstance(raw, str) and 0 < len(raw) <= _MAX_ID_CHARS and _utf8(raw)) or \
-                (isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 2 ** 63)
-            if ok:
-                eid = str(raw)
-            else:
-                errors.append(error([prefix, i, schema.event_id], "must be a non-empty string "
-                                    f"of at most {_MAX_ID_CHARS} characters or an integer; got "
-                                    f"{_show(raw)}", "type_error"))
-        event_ids.append(eid)
+        out.event_ids.append(_event_id(rec, [prefix, i], schema.event_id, errors))
+        bad = None
         for col, kind in schema.kinds.items():
-            loc = [prefix, i, col]
-            if col not in rec:
-                if kind == "datetime":
-                    cols[col].append(now_us)
-                    continue
-                errors.append(error(loc, f"field required ({kind})", "missing"))
-                continue
-            v = rec[col]
-            if kind == "number":
-                x, msg, kind_err = _number(v, max_abs)
-                if msg is not None:
-                    errors.append(error(loc, msg, kind_err))
-                    continue
-                cols[col].append(x)
-            elif kind == "datetime":
-                try:
-                    t = _parse_ts(v)
-                except TypeError as exc:
-                    errors.append(error(loc, str(exc), "type_error"))
-                    continue
-                if max_future_us is not None and t > now_us + max_future_us:
-                    msg = (f"is {(t - now_us) / 1e6:.0f} s ahead of the server clock (the limit "
-                           f"is serving.max_future_seconds = {max_future_us / 1e6:g} s): send "
-                           "the event's real time")
-                    if policy == "reject":
-                        errors.append(error(loc, msg, "value_error"))
-                        continue
-                    bad = f"{col} {msg}"
-                cols[col].append(t)
-            else:
-                if v is None and kind == "string" and col in schema.nullable:
-                    cols[col].append(None)
-                    continue
-                if not isinstance(v, str) or (kind == "entity" and not v) or not _utf8(v):
-                    what = "a non-empty string" if kind == "entity" else "a string"
-                    errors.append(error(loc, f"must be {what} of valid UTF-8; got {_show(v)}",
-                                        "type_error"))
-                    continue
-                cols[col].append(v)
-                cats = known.get(col)
-                if cats is not None and col in schema.categorical and v not in cats:
-                    w.append(f"{col}: unknown category {v[:60]!r}; the model treats it as "
-                             "unseen")
-        invalid.append(bad)
+            value, why = _field(rec, col, kind, [prefix, i, col], lim, errors, w)
+            if value is not _SKIP:
+                out.columns[col].append(value)
+            bad = bad or why
+        out.invalid.append(bad)
         if bad is not None:
             w.append(f"invalid record: {bad}; served the safe default and not stored")
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:
         raise RequestValidationError(errors)
-    return CheckedRecords(cols, warnings, event_ids, invalid)
+    return out
+
+
+_SKIP = object()  # a field with an error: nothing is appended to its column
+
+
+def _event_id(rec: dict, loc: list, field_name: str | None, errors: list[dict]) -> str | None:
+    """The record's event id as a string (None when absent); an error when malformed."""
+    if field_name is None or rec.get(field_name) is None:
+        return None
+    raw = rec[field_name]
+    if (isinstance(raw, str) and 0 < len(raw) <= _MAX_ID_CHARS and _utf8(raw)) or \
+            (isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 2 ** 63):
+        return str(raw)
+    errors.append(error([*loc, field_name], "must be a non-empty string of at most "
+                        f"{_MAX_ID_CHARS} characters or an integer; got {_show(raw)}",
+                        "type_error"))
+    return None
+
+
+def _field(rec: dict, col: str, kind: str, loc: list, lim: _Limits, errors: list[dict],
+           warnings: list[str]) -> tuple[object, str | None]:
+    """(typed value or _SKIP, why the record is invalid under policy=default)."""
+    if col not in rec:
+        if kind == "datetime":
+            return lim.now_us, None
+        errors.append(error(loc, f"field required ({kind})", "missing"))
+        return _SKIP, None
+    v = rec[col]
+    if kind == "number":
+        x, msg, kind_err = _number(v, lim.max_abs)
+        if msg is not None:
+            errors.append(error(loc, msg, kind_err))
+            return _SKIP, None
+        return x, None
+    if kind == "datetime":
+        return _datetime(v, col, loc, lim, errors)
+    if v is None and kind == "string" and col in lim.schema.nullable:
+        return None, None
+    if not isinstance(v, str) or (kind == "entity" and not v) or not _utf8(v):
+        what = "a non-empty string" if kind == "entity" else "a string"
+        errors.append(error(loc, f"must be {what} of valid UTF-8; got {_show(v)}",
+                            "type_error"))
+        return _SKIP, None
+    cats = lim.known.get(col)
+    if cats is not None and col in lim.schema.categorical and v not in cats:
+        warnings.append(f"{col}: unknown category {v[:60]!r}; the model treats it as unseen")
+    return v, None
+
+
+def _datetime(v, col: str, loc: list, lim: _Limits, errors: list[dict]
+              ) -> tuple[object, str | None]:
+    try:
+        t = _parse_ts(v)
+    except TypeError as exc:
+        errors.append(error(loc, str(exc), "type_error"))
+        return _SKIP, None
+    if lim.max_future_us is not None and t > lim.now_us + lim.max_future_us:
+        msg = (f"is {(t - lim.now_us) / 1e6:.0f} s ahead of the server clock (the limit "
+               f"is serving.max_future_seconds = {lim.max_future_us / 1e6:g} s): send "
+               "the event's real time")
+        if lim.policy == "reject":
+            errors.append(error(loc, msg, "value_error"))
+            return _SKIP, None
+        return t, f"{col} {msg}"
+    return t, None
 
 
 def validate_records(records: list, schema: RequestSchema, *, now_us: int,

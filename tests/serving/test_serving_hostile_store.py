@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
 
-import mlops.serving.predict_path as predict_path
+import mlops.serving.predict_stages as predict_stages
 from mlops.features.online import SQLiteStore, append_events, materialize
 from mlops.serving.app import create_app
 
@@ -59,7 +59,7 @@ def test_events_are_stored_once_by_id_or_by_payload(capped_store):
 
 def test_a_record_dated_9999_prunes_nobody(world, make_state, monkeypatch):
     """Retention runs on the server clock: a client time in 9999 cannot erase history."""
-    monkeypatch.setattr(predict_path, "_PRUNE_EVERY", 50)
+    monkeypatch.setattr(predict_stages, "PRUNE_EVERY", 50)
     state = make_state(clock=lambda: NOW, max_future_seconds=1e12)  # 9999 passes validation
     plan = state.plan
     hist = world.events.filter(pl.col("event_ts") >= NOW - timedelta(days=10))

@@ -54,3 +54,29 @@ def test_a_crashing_process_fails_the_batch_but_not_the_batcher():
         await b.close()
         return again
     assert asyncio.run(run()) == "b"
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_batches_are_not_held_back_while_answers_wait_for_a_log_commit(durable):
+    """Buffered log: a request waits for one being parsed and they share a batch. Durable
+    log (answers carry a commit future): it goes at once and the late one forms the next
+    batch, computed while the previous batch's fsync runs (pipelined group commit)."""
+    from types import SimpleNamespace
+    seen = []
+
+    def process(items):
+        seen.append(list(items))
+        return [SimpleNamespace(x=x, durable=object() if durable else None) for x in items]
+
+    async def run():
+        b = MicroBatcher(process, max_wait_s=30.0)
+        await b.submit("first")            # tells the batcher how answers are acknowledged
+        with b.arriving_request() as arrived:
+            early = asyncio.ensure_future(b.submit("a"))
+            await asyncio.sleep(0.05)      # "b" is still being parsed meanwhile
+            arrived()
+            late = asyncio.ensure_future(b.submit("b"))
+            await asyncio.gather(early, late)
+        await b.close()
+    asyncio.run(run())
+    assert seen == ([["first"], ["a"], ["b"]] if durable else [["first"], ["a", "b"]])
