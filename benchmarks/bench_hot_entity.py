@@ -30,6 +30,7 @@ from mlops.features.online import (  # noqa: E402
     append_events,
     points_frame,
 )
+from mlops.serving.app import freeze_startup_heap  # noqa: E402
 from mlops.serving.predict_path import ParsedRequest, process_batch  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
 from mlops.serving.state import ServingState  # noqa: E402
@@ -90,6 +91,7 @@ def main() -> None:
             _fill(world, state, args.hot_events)
             stored = state.store.count_events("hot")
             _measure(world, state, 10, True)  # warm-up
+            freeze_startup_heap()  # as the server's start-up does
             normal = _measure(world, state, args.repeats, False)
             hot = _measure(world, state, args.repeats, True)
             print(f"{label}: hot entity holds {stored} events; 16-request micro-batch "

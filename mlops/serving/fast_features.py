@@ -234,29 +234,28 @@ def _row_history(rp: RowPlan, store: OnlineStore, cols: dict[str, list]
     """``{entity: [(time, window inputs), ...]}``: as :func:`_history`, without frames.
 
     A hot entity brings up to ``max_events_per_entity`` stored events: they are decoded
-    with ONE ``json.loads`` and each event costs one tuple and one small dict."""
+    with ONE ``json.loads``, and each costs one tuple and one small dict of its window
+    inputs only. An event's identity is (entity, time, payload bytes): every writer encodes
+    payloads byte for byte alike (:func:`encode_payloads`), so a retry of a stored event
+    counts once without converting every payload column of every stored event."""
     plan = rp.plan
-    ent, ts = plan.entity, plan.timestamp
-    entities, times = cols[ent], cols[ts]
-    payload = [c for c in plan.source_columns if c not in (ent, ts)]
-    convert = [rp.convert[c] for c in payload]
-    prep = [(c, payload.index(c), fn) for c, fn in _window_inputs(rp).items()]
+    entities, times = cols[plan.entity], cols[plan.timestamp]
+    prep = [(c, rp.convert[c], fn) for c, fn in _window_inputs(rp).items()]
     since = min(times) - plan.max_period_seconds * 1_000_000
     stored = store.read_events(list(dict.fromkeys(entities)), since)
     decoded = json.loads("[" + ",".join(p for _, _, p in stored) + "]") if stored else []
     out: dict[str, list[tuple[int, dict]]] = {}
     seen = set()
-
-    def add(e, t, vals: tuple) -> None:
-        key = (e, t, vals)
-        if key in seen:  # a stored event sent again (a retry) counts once
-            return
-        seen.add(key)
-        out.setdefault(e, []).append((t, {c: fn(vals[k]) for c, k, fn in prep}))
-    for (e, t, _), d in zip(stored, decoded):
-        add(e, t, tuple([fn(d.get(c)) for c, fn in zip(payload, convert)]))
-    for i, (e, t) in enumerate(zip(entities, times)):
-        add(e, t, tuple([cols[c][i] for c in payload]))
+    for (e, t, p), d in zip(stored, decoded):
+        if (e, t, p) in seen:
+            continue
+        seen.add((e, t, p))
+        out.setdefault(e, []).append((t, {c: fn(conv(d.get(c))) for c, conv, fn in prep}))
+    for i, (e, t, p) in enumerate(zip(entities, times, encode_payloads(plan, cols))):
+        if (e, t, p) in seen:  # a stored event sent again (a retry) counts once
+            continue
+        seen.add((e, t, p))
+        out.setdefault(e, []).append((t, {c: fn(cols[c][i]) for c, _, fn in prep}))
     for events in out.values():
         events.sort(key=lambda x: x[0])  # stable: ties keep input order
     return out
