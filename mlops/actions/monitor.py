@@ -76,7 +76,7 @@ def _act(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...], mv) 
                                       "series": f"monitor:{name}"})
             actions.append({"action": "alert", "detail": reasons, "record": path})
         elif action == "trip_breaker":  # shared state in the online store: servers poll it
-            from mlops.actions.serving_ops import trip_serving_breaker
+            from mlops.actions.serving_support import trip_serving_breaker
             actions.append(trip_serving_breaker(ctx, name, mv.version, reasons))
         elif action == "retrain":
             from mlops.actions.retrain import retrain_candidate

@@ -34,7 +34,7 @@ def run(ctx: RunContext) -> ActionResult:
 
     from fastapi.testclient import TestClient
 
-    from mlops.actions.serving_ops import open_serving_state
+    from mlops.actions.serving_support import open_serving_state
     from mlops.serving import create_app
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     t0 = time.perf_counter()

@@ -1,0 +1,162 @@
+"""What the serving actions share: settings, the served model and its plan, the serving state.
+
+A support module (not an action): ``serve``, ``replay`` and ``monitor`` (which trips the
+breaker) import it, so no action imports another.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
+from typing import get_type_hints
+
+from mlops.actions.context import RunContext
+from mlops.actions.registry_access import model_name, open_registry, trusted_types
+from mlops.errors import NotFoundError
+from mlops.features.online import open_store
+from mlops.features.online.store import check_trusted
+from mlops.monitoring.reference import Reference
+from mlops.serving import (
+    BreakerReference,
+    ModelInfo,
+    ServingSettings,
+    open_state,
+)
+from mlops.serving.breaker_shared import trip_breaker
+
+
+def settings(ctx: RunContext) -> ServingSettings:
+    """``serving`` as the engine's :class:`ServingSettings`, validated.
+
+    ``ServingConfig`` subclasses ``ServingSettings``, so the settings are the config's
+    fields of that class, copied in one step (the config object is never mutated). A
+    dotted ``serving.store.type`` must be listed in ``registry.trusted_types``."""
+    out = _settings_fields(ServingSettings, ctx.cfg.serving)
+    out.validate()
+    check_trusted(out.store.type, trusted_types(ctx))
+    return out
+
+
+def _settings_fields(cls, node):
+    """``cls`` built from the same-named attributes of ``node`` (typed config or DictConfig),
+    nested settings dataclasses included."""
+    hints = get_type_hints(cls)
+    kw = {}
+    for f in fields(cls):
+        value = getattr(node, f.name)
+        if is_dataclass(hints[f.name]):
+            value = _settings_fields(hints[f.name], value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        kw[f.name] = value
+    return cls(**kw)
+
+
+def load_served(ctx: RunContext, alias: str | None = None):
+    """(model, ModelInfo, ModelVersion, plan) for ``serving.alias``: the plan is the
+    one the version carries (compiled from its recorded spec, skew-guarded)."""
+    reg, name = open_registry(ctx), model_name(ctx)
+    target = alias or str(ctx.cfg.serving.alias)
+    model, mv = reg.load_model(name, int(target) if target.isdigit() else target,
+                               trusted_types(ctx))
+    plan = ctx.model_plan(mv)
+    info = ModelInfo(name, str(mv.version), str(mv.feature_plan_hash),
+                     extra={"alias": target, "plan_name": mv.feature_plan_name})
+    return model, info, mv, plan
+
+
+def served_plan(ctx: RunContext) -> tuple:
+    """(plan, where it came from) for the feature-only actions (materialize, parity).
+
+    The plan of the model under ``serving.alias`` when one is registered; before any
+    model exists these actions check a spec on its own, so the configured one is used.
+    """
+    reg, name = open_registry(ctx), model_name(ctx)
+    target = str(ctx.cfg.serving.alias)
+    try:
+        mv = reg.get_version(name, int(target) if target.isdigit() else target)
+    except NotFoundError:
+        return ctx.plan(), "features (no registered model yet)"
+    return ctx.model_plan(mv), f"model {name} v{mv.version} ({target})"
+
+
+def breaker_reference(ctx: RunContext, mv, plan) -> BreakerReference | None:
+    """Breaker bins from the reference statistics stored with the model (None: no
+    reference stored, so the breaker stays off, as /ready says)."""
+    try:
+        fitted = Reference.load(open_registry(ctx).reference_path(mv.name, mv.version))
+        return BreakerReference.from_reference(fitted, plan.feature_names)
+    except Exception as exc:
+        if not hasattr(exc, "exit_code"):
+            raise
+        return None
+
+
+def open_serving_state(ctx: RunContext, **overrides):
+    model, info, mv, plan = load_served(ctx)
+    s = settings(ctx)
+    for k, v in overrides.items():
+        setattr(s, k, v)
+    reg = open_registry(ctx)
+
+    def reload_fn(version: str):
+        m, v = reg.load_model(info.name, int(version) if str(version).isdigit() else version,
+                              trusted_types(ctx))
+        return m, ModelInfo(info.name, str(v.version), str(v.feature_plan_hash))
+    fallback = None
+    if s.breaker.action == "fallback" and mv.parent:
+        fallback = reload_fn(str(mv.parent))
+    schema = dict(ctx.scan_events().collect_schema())
+    alias = str(ctx.cfg.serving.alias)
+    gate_alias = "production" if alias.isdigit() else alias
+
+    def audit(action: str, details: dict) -> None:  # breaker trips/resets, reloads
+        v = str(details.get("model_version", info.version))
+        reg.record_event(info.name, action, version=int(v) if v.isdigit() else None,
+                         actor="serving", details=details)
+
+    def gate_check(version: str) -> list[str]:  # /admin/reload serves only what passes
+        return [f"{r.name} ({r.detail})" for r in reg.check_gates(info.name, version, gate_alias)
+                if not r.passed]
+    return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan),
+                      fallback=fallback, reload_fn=reload_fn, source_schema=schema,
+                      router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
+                      gate_check=gate_check)
+
+
+def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> dict:
+    """Open the breaker of every running and later server on ``serving.store`` (they
+    poll it), and record the trip in the registry's audit log."""
+    s = settings(ctx)
+    store = open_store(s.store.type, path=s.store.path, url=s.store.url,
+                       namespace=s.store.namespace)
+    try:
+        record = trip_breaker(store, reason, source="monitor", version=str(version))
+    finally:
+        store.close()
+    open_registry(ctx).record_event(name, "breaker_trip", version=int(version), actor="monitor",
+                                    details={"reason": reason, "source": "monitor"})
+    return {"action": "trip_breaker", "detail": reason, "store": s.store.type,
+            "state": record}
+
+
+def experiment_router(ctx: RunContext):
+    """With ``experiment=<name>``: route each record to its unit's variant model."""
+    if ctx.cfg.experiment is None:
+        return None
+    from mlops.actions.experiment_inputs import experiment_spec, guard_weights, resolve_models
+    from mlops.experiments import assign_units
+    from mlops.serving.router import ExperimentRouter
+    spec = experiment_spec(ctx)
+    guard_weights(ctx, spec)  # same seed, same weights as any earlier run of this test
+    models = resolve_models(ctx, spec)
+    schema = dict(ctx.scan_events().collect_schema())
+
+    def entry(name):
+        model, mv = models[name]
+        return model, ModelInfo(mv.name, str(mv.version), str(mv.feature_plan_hash))
+    return ExperimentRouter(
+        key=spec.key, unit=spec.unit, assign=lambda ids: list(assign_units(spec, ids)),
+        variants={v.name: entry(v.name) for v in spec.served_variants},
+        shadows={v.name: entry(v.name) for v in spec.variants if v.shadow},
+        # each variant scores with the plan its model carries (they may differ)
+        plans={name: ctx.model_plan(mv, schema) for name, (_, mv) in models.items()})
