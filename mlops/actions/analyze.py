@@ -83,9 +83,9 @@ def _outcomes(ctx: RunContext, spec: ExperimentSpec) -> Outcomes:
     return Outcomes(sufficient_stats_table(df, variant_col=vcol), None, days, info)
 
 
-def run(ctx: RunContext, action: str) -> ActionResult:
+def run(ctx: RunContext) -> ActionResult:
     spec = experiment_spec(ctx)
-    return run_plan(ctx, spec) if action == "plan" else run_analyze(ctx, spec)
+    return run_plan(ctx, spec) if ctx.action == "plan" else run_analyze(ctx, spec)
 
 
 def run_analyze(ctx: RunContext, spec: ExperimentSpec) -> ActionResult:

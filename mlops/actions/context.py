@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import polars as pl
 from omegaconf import DictConfig, OmegaConf
@@ -27,17 +28,21 @@ class RunContext:
     home: Path
     overrides: list[str] = field(default_factory=list)
     multirun: bool = False
+    action: str = ""  # the action= this run dispatches to (one module may serve several)
+    # runs another action's config (injected by the dispatcher; the lifecycle's steps)
+    run_step: Callable[[DictConfig], tuple[int, Any]] | None = None
     _events: pl.DataFrame | None = None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, *, overrides=(), multirun=False) -> "RunContext":
+    def from_config(cls, cfg: DictConfig, *, overrides=(), multirun=False,
+                    action: str = "") -> "RunContext":
         out = Path(str(cfg.paths.output_dir)).resolve()
         home_value = os.environ.get("MLOPS_HOME") or str(cfg.paths.home)
         home = Path(home_value).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         private_dir(home)  # registry, keys, prediction log, online store: 0700
         return cls(cfg=cfg, output_dir=out, home=home, overrides=list(overrides),
-                   multirun=multirun)
+                   multirun=multirun, action=action or str(cfg.action))
 
     # ---- data -----------------------------------------------------------------
     def source_name(self) -> str:

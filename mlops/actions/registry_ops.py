@@ -30,42 +30,59 @@ def _version(ctx: RunContext, action: str) -> int:
     return int(v)
 
 
-def run(ctx: RunContext, action: str) -> ActionResult:
-    reg = open_registry(ctx)
-    name, rc = model_name(ctx), ctx.cfg.registry
-    status, headline, details = "ok", "", {}
-    if action == "promote":
-        version = _version(ctx, action)
-        reg.load_model(name, version, trusted_types(ctx))  # never promote a tampered artefact
-        try:
-            mv = reg.promote(name, version, str(rc.alias), actor=rc.actor)
-        except GateFailedError as exc:
-            _report(ctx, reg, "fail", f"promotion of {name} v{version} to {rc.alias} refused",
-                    {"action_taken": "promote", "refused": str(exc),
-                     "gates": _gates(reg, name, version, str(rc.alias))})
-            raise
-        headline = f"{name} v{mv.version} is now {rc.alias}"
-        details = {"gates": _gates(reg, name, version, str(rc.alias))}
-    elif action == "approve":
-        version = _version(ctx, action)
-        approver = approver_name(ctx, action)
-        key = load_private_key(key_path(ctx, approver))
-        done = reg.approve(name, version, approver, private_key=key, alias=str(rc.alias), comment=rc.comment)
-        headline = f"{approver} approved {name} v{version} for {rc.alias} (signed, chain event #{done['event']})"
-    elif action == "rollback":
-        before = reg.aliases(name).get(str(rc.alias))
-        mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
-        headline = f"{rc.alias} rolled back from v{before} to v{mv.version}"
-        details = {"from": before, "to": mv.version}
-    else:
-        headline = f"{len(reg.list_versions(name))} versions of {name}; aliases: " + (
-            ", ".join(f"{a} -> v{v}" for a, v in sorted(reg.aliases(name).items())) or "none")
-    integrity = _report(ctx, reg, status, headline, {"action_taken": action, **details})
-    registry_info = {"model": name, "aliases": reg.aliases(name)}
-    code = 0
-    if action == "registry":
-        code = report_integrity(integrity)
-    return ActionResult(result={"headline": headline}, registry=registry_info,
+def promote(ctx: RunContext) -> ActionResult:
+    """``action=promote``: move ``registry.alias`` to ``registry.version`` through the gates."""
+    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
+    version = _version(ctx, "promote")
+    alias = str(rc.alias)
+    reg.load_model(name, version, trusted_types(ctx))  # never promote a tampered artefact
+    try:
+        mv = reg.promote(name, version, alias, actor=rc.actor)
+    except GateFailedError as exc:
+        _report(ctx, reg, "fail", f"promotion of {name} v{version} to {alias} refused",
+                {"action_taken": "promote", "refused": str(exc),
+                 "gates": _gates(reg, name, version, alias)})
+        raise
+    return _finish(ctx, reg, f"{name} v{mv.version} is now {alias}",
+                   {"gates": _gates(reg, name, version, alias)})
+
+
+def approve(ctx: RunContext) -> ActionResult:
+    """``action=approve``: the approver signs ``registry.version`` for ``registry.alias``."""
+    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
+    version = _version(ctx, "approve")
+    approver = approver_name(ctx, "approve")
+    key = load_private_key(key_path(ctx, approver))
+    done = reg.approve(name, version, approver, private_key=key, alias=str(rc.alias),
+                       comment=rc.comment)
+    return _finish(ctx, reg, f"{approver} approved {name} v{version} for {rc.alias} "
+                             f"(signed, chain event #{done['event']})", {})
+
+
+def rollback(ctx: RunContext) -> ActionResult:
+    """``action=rollback``: ``registry.alias`` back to the version it pointed at before."""
+    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
+    before = reg.aliases(name).get(str(rc.alias))
+    mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
+    return _finish(ctx, reg, f"{rc.alias} rolled back from v{before} to v{mv.version}",
+                   {"from": before, "to": mv.version})
+
+
+def show(ctx: RunContext) -> ActionResult:
+    """``action=registry``: versions, lineage, aliases and the audit log; exit 4 when the
+    registry fails verification."""
+    reg, name = open_registry(ctx), model_name(ctx)
+    headline = f"{len(reg.list_versions(name))} versions of {name}; aliases: " + (
+        ", ".join(f"{a} -> v{v}" for a, v in sorted(reg.aliases(name).items())) or "none")
+    return _finish(ctx, reg, headline, {})
+
+
+def _finish(ctx: RunContext, reg: Registry, headline: str, details: dict) -> ActionResult:
+    """Write registry.json/.html; the result is what registry.json holds."""
+    name = model_name(ctx)
+    result = _report(ctx, reg, "ok", headline, {"action_taken": ctx.action, **details})
+    code = report_integrity(result["integrity"]) if ctx.action == "registry" else 0
+    return ActionResult(result=result, registry={"model": name, "aliases": reg.aliases(name)},
                         report="registry.html", exit_code=code)
 
 
@@ -74,6 +91,7 @@ def _gates(reg: Registry, name: str, version: int, alias: str) -> list[dict]:
 
 
 def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details: dict) -> dict:
+    """Write registry.json/.html and return the result written (its ``integrity`` included)."""
     snap = reg.snapshot()
     name = model_name(ctx)
     model = next((m for m in snap["models"] if m["name"] == name), None)

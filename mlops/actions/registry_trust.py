@@ -13,9 +13,17 @@ from mlops.errors import ConfigError
 from mlops.registry.signing import fingerprint, generate_keypair
 
 
-def run(ctx: RunContext, action: str) -> ActionResult:
-    if action == "keygen":
-        return _keygen(ctx)
+def verify(ctx: RunContext) -> ActionResult:
+    """``action=verify``: check the hash chain, approvals and artefacts; exit 4 on a problem."""
+    return _check(ctx, "verify")
+
+
+def gc(ctx: RunContext) -> ActionResult:
+    """``action=gc``: delete orphan artefact files, then verify."""
+    return _check(ctx, "gc")
+
+
+def _check(ctx: RunContext, action: str) -> ActionResult:
     reg = open_registry(ctx)
     rc = ctx.cfg.registry
     removed = []
@@ -46,7 +54,8 @@ def run(ctx: RunContext, action: str) -> ActionResult:
                         report=f"{action}.html", exit_code=code)
 
 
-def _keygen(ctx: RunContext) -> ActionResult:
+def keygen(ctx: RunContext) -> ActionResult:
+    """``action=keygen``: an Ed25519 key pair for ``registry.approver`` under ``paths.home``."""
     approver = approver_name(ctx, "keygen")
     path = key_path(ctx, approver)
     public = generate_keypair(path)

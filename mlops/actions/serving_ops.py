@@ -21,21 +21,17 @@ from mlops.features.online import materialize, open_store
 from mlops.serving import (
     replay_parity,
     score_events,
-    serve,
 )
+from mlops.serving import serve as serve_app
 
 
-def run(ctx: RunContext, action: str) -> ActionResult:
-    return {"serve": _serve, "score": _score, "score_merge": _merge,
-            "materialize": _materialize, "parity": _parity}[action](ctx)
-
-
-def _serve(ctx: RunContext) -> ActionResult:
+def serve(ctx: RunContext) -> ActionResult:
+    """``action=serve``: the HTTP app for the model under ``serving.alias``."""
     state = open_serving_state(ctx)
     s = state.settings
     print(f"serving {state.info.name} v{state.info.version} ({s.mode}) on "
           f"http://{s.host}:{s.port}  (docs: /docs, metrics: /metrics)")
-    serve(state)
+    serve_app(state)
     return ActionResult(result={"status": "ok", "headline": "server stopped"})
 
 
@@ -47,7 +43,8 @@ def _events_input(ctx: RunContext) -> pl.LazyFrame:
     return ctx.scan_events()
 
 
-def _score(ctx: RunContext) -> ActionResult:
+def score(ctx: RunContext) -> ActionResult:
+    """``action=score``: batch-score the events (or ``serving.input``), optionally one shard."""
     model, info, mv, plan = load_served(ctx)
     s, sc = settings(ctx), ctx.cfg.serving
     shard, n = sc.shard, int(sc.num_shards)
@@ -86,8 +83,8 @@ def _score(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result, metrics={"rows": rep.rows})
 
 
-def _merge(ctx: RunContext) -> ActionResult:
-    """Verify every shard of a sharded score run is present, complete and disjoint."""
+def score_merge(ctx: RunContext) -> ActionResult:
+    """``action=score_merge``: verify every shard of a sharded score run is present, complete and disjoint."""
     sc = ctx.cfg.serving
     src = sc.input
     if not src:
@@ -130,7 +127,8 @@ def _merge(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result, report="score.html")
 
 
-def _materialize(ctx: RunContext) -> ActionResult:
+def materialize_store(ctx: RunContext) -> ActionResult:
+    """``action=materialize``: window features of every entity into the online store."""
     plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
@@ -150,7 +148,8 @@ def _materialize(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result)
 
 
-def _parity(ctx: RunContext) -> ActionResult:
+def parity(ctx: RunContext) -> ActionResult:
+    """``action=parity``: replay events through the serving path and compare with batch."""
     plan, plan_from = served_plan(ctx)
     events = ctx.scan_events().collect()
     rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),

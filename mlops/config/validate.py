@@ -14,28 +14,12 @@ from mlops.data.synthetic import SyntheticParams
 from mlops.errors import ConfigError
 from mlops.features.spec import FeatureSpec
 
-ACTIONS = ("features", "train", "promote", "approve", "rollback", "registry", "score",
-           "serve", "materialize", "parity", "monitor", "analyze", "plan", "lifecycle",
-           "score_merge", "replay", "drift", "consistency", "keygen", "verify", "gc",
-           "features_merge")
-
 
 def plain(node: Any) -> Any:
     """DictConfig/ListConfig -> plain Python containers (resolved)."""
     if isinstance(node, (DictConfig,)) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
     return node
-
-
-def check_action(cfg: DictConfig) -> str:
-    action = str(cfg.action)
-    if action not in ACTIONS:
-        import difflib
-        close = difflib.get_close_matches(action, ACTIONS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown action {action!r}; valid: {list(ACTIONS)}.{hint}",
-                          key="action", fix="pass e.g. action=features")
-    return action
 
 
 def synthetic_params(data: DictConfig) -> SyntheticParams:

@@ -42,7 +42,7 @@ def test_skew_guard_names_both_hashes(live, tmp_path):
     cfg = compose_cfg([*DATA, "action=score", "features=fraud_v2"], tmp_path)
     ctx = RunContext.from_config(cfg, overrides=["action=score", "features=fraud_v2"])
     with pytest.raises(SkewError) as err:
-        serving_ops.run(ctx, "score")
+        serving_ops.score(ctx)
     msg = str(err.value)
     assert err.value.exit_code == 2 and "fraud_detector" in msg and "plan" in msg
     v1 = _json(tmp_path / "train", "train")["plan"]["hash"][:12]

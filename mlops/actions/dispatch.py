@@ -1,0 +1,115 @@
+"""The one dispatch table (``action=`` -> entry point) and the step runner.
+
+Every entry point has the same signature, ``fn(ctx: RunContext) -> ActionResult``.
+Modules are imported lazily, by name, because serving pulls in FastAPI. Both the
+config check (unknown action, did-you-mean) and :func:`run_step` read this table;
+:mod:`mlops.app` and the lifecycle (through ``RunContext.run_step``) run actions only here.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+import time
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from mlops.actions.context import RunContext
+from mlops.actions.outputs import ActionResult
+from mlops.errors import ConfigError, MlopsError
+from mlops.reports.render import write_json
+
+# action name -> "module:function" in mlops.actions
+ACTIONS: dict[str, str] = {
+    "lifecycle": "lifecycle:run",
+    "features": "features:run", "features_merge": "features_merge:run", "train": "train:run",
+    "keygen": "registry_trust:keygen", "verify": "registry_trust:verify",
+    "gc": "registry_trust:gc",
+    "approve": "registry_ops:approve", "promote": "registry_ops:promote",
+    "rollback": "registry_ops:rollback", "registry": "registry_ops:show",
+    "score": "serving_ops:score", "score_merge": "serving_ops:score_merge",
+    "serve": "serving_ops:serve", "materialize": "serving_ops:materialize_store",
+    "parity": "serving_ops:parity", "replay": "replay:run",
+    "monitor": "monitor:run", "drift": "drift:run", "consistency": "consistency:run",
+    "analyze": "analyze:run", "plan": "analyze:run",
+}
+
+Entry = Callable[[RunContext], ActionResult]
+
+
+def check_action(action: str) -> str:
+    """``action`` itself when it is in the table; else a ConfigError with a did-you-mean."""
+    if action not in ACTIONS:
+        close = difflib.get_close_matches(action, list(ACTIONS), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown action {action!r}; valid: {sorted(ACTIONS)}.{hint}",
+                          key="action", fix="pass e.g. action=features")
+    return action
+
+
+def entry_point(action: str) -> Entry:
+    """The function that runs ``action`` (imported on first use)."""
+    module, function = ACTIONS[check_action(action)].split(":")
+    return getattr(importlib.import_module(f"mlops.actions.{module}"), function)
+
+
+def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
+             ) -> tuple[int, ActionResult | None]:
+    """Run the action ``cfg.action`` names; write ``result.json``; return (exit code, result).
+
+    A user error (MlopsError) is one line on stderr and its exit code, the result None.
+    A bug keeps its traceback: re-raised in a single run, printed in a multirun (so
+    the sweep goes on and its report lists the failed job).
+    """
+    started = time.perf_counter()
+    record = {"action": str(cfg.action), "status": "ok", "error": None,
+              "overrides": list(overrides), "metrics": {}, "objective": None,
+              "registry": None, "report": None}
+    ctx, res, code = None, None, 0
+    try:
+        action = check_action(str(cfg.action))
+        ctx = RunContext.from_config(cfg, overrides=overrides, multirun=multirun,
+                                     action=action)
+        ctx.run_step = partial(run_step, overrides=overrides, multirun=multirun)
+        res = entry_point(action)(ctx)
+        code = res.exit_code
+        _record_result(ctx, record, res)
+    except MlopsError as exc:
+        record.update(status="failed", error=str(exc))
+        code = exc.exit_code
+        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+    except Exception as exc:  # a bug: keep the traceback, but do not lose the sweep record
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        code = 1
+        if not multirun:
+            _write_record(ctx, cfg, record, started)
+            raise
+        traceback.print_exc()
+    _write_record(ctx, cfg, record, started)
+    return code, res
+
+
+def _record_result(ctx: RunContext, record: dict, res: ActionResult) -> None:
+    report = res.report or f"{ctx.action}.html"
+    written = (ctx.output_dir / report).exists()
+    record.update(metrics=res.metrics, objective=res.objective, registry=res.registry,
+                  report=report if written else None)
+    if written:
+        print(f"report: {ctx.output_dir / report}")
+
+
+def _write_record(ctx, cfg, record, started) -> None:
+    record["duration_s"] = round(time.perf_counter() - started, 3)
+    out = ctx.output_dir if ctx else Path(str(cfg.paths.output_dir))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(record, out / "result.json")
+    except OSError:
+        pass
