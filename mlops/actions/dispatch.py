@@ -62,9 +62,10 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
              ) -> tuple[int, ActionResult | None]:
     """Run the action ``cfg.action`` names; write ``result.json``; return (exit code, result).
 
-    A user error (MlopsError) is one line on stderr and its exit code, the result None.
-    A bug keeps its traceback: re-raised in a single run, printed in a multirun (so
-    the sweep goes on and its report lists the failed job).
+    A user error (MlopsError) is one line on stderr, its exit code, and a result whose
+    ``status`` is ``fail`` and ``headline`` the error. A bug keeps its traceback:
+    re-raised in a single run, printed in a multirun (so the sweep goes on and its
+    report lists the failed job).
     """
     started = time.perf_counter()
     record = {"action": str(cfg.action), "status": "ok", "error": None,
@@ -82,6 +83,7 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
     except MlopsError as exc:
         record.update(status="failed", error=str(exc))
         code = exc.exit_code
+        res = ActionResult(result={"status": "fail", "headline": str(exc)}, exit_code=code)
         print(f"error: {exc}", file=sys.stderr)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             traceback.print_exc()

@@ -8,21 +8,22 @@ reader should see (drift detected, breaker tripped, v2 staged, ...).
 """
 from __future__ import annotations
 
-import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult
-from mlops.config.validate import plain
 from mlops.errors import ConfigError
 from mlops.reports.index import write_index
 from mlops.reports.render import write_json
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+_PICK = re.compile(r"(\w+)\[(\w+)=([^\]]*)\]")  # list[key=value]
 
 
 def _compose(overrides: list[str]):
@@ -38,57 +39,63 @@ def _user_overrides(ctx: RunContext) -> list[str]:
     return [o for o in ctx.overrides if not o.lstrip("+~").startswith(skip)]
 
 
-def _read(step_dir: Path, name: str) -> dict:
-    p = step_dir / f"{name}.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+def field_value(result: dict, path: str) -> Any:
+    """The value at a dotted ``path`` of a step's result, or None where it is absent.
+
+    ``name[key=value]`` picks the first item of the list ``name`` whose ``key`` equals
+    ``value`` (compared as text): ``actions[action=retrain].staged``.
+    """
+    value: Any = result
+    for part in path.split("."):
+        pick = _PICK.fullmatch(part)
+        value = value.get(pick[1] if pick else part) if isinstance(value, dict) else None
+        if pick and isinstance(value, list):
+            value = next((item for item in value if isinstance(item, dict)
+                          and str(item.get(pick[2])) == pick[3]), None)
+        if value is None:
+            return None
+    return value
+
+
+def step_events(checks, result: dict | None) -> dict:
+    """Each declared event of one step: True/False against ``equals``, else the value
+    itself; None when the step has no result (it did not run or failed)."""
+    out = {}
+    for check in checks:
+        if result is None:
+            out[str(check.event)] = None
+            continue
+        value = field_value(result, str(check.field))
+        out[str(check.event)] = value if check.equals is None else value == check.equals
+    return out
 
 
 def run(ctx: RunContext) -> ActionResult:
-    from mlops.app import execute
+    """Run every step of ``lifecycle.steps``; write lifecycle.json and the index page."""
     lc = ctx.cfg.lifecycle
-    steps = plain(lc.steps)
-    if not steps:
+    if not lc.steps:
         raise ConfigError("the lifecycle has no steps", key="lifecycle.steps",
                           fix="list steps in conf/lifecycle/default.yaml")
+    if ctx.run_step is None:
+        raise ConfigError("the lifecycle runs its steps through the dispatcher", key="action",
+                          fix="run it as `python run.py action=lifecycle`")
     home = Path(lc.home).resolve() if lc.home else ctx.output_dir / "home"
-    base = [*plain(lc.overrides), *_user_overrides(ctx)]
     t0 = time.perf_counter()
     done, story, entries, ok = [], [], [], True
-    for i, step in enumerate(steps, start=1):
-        if step["action"] == "lifecycle":
-            raise ConfigError("a lifecycle step cannot run the lifecycle",
-                              key=f"lifecycle.steps[{i - 1}].action")
-        folder = f"{i:02d}_{step['name']}"
-        step_dir = ctx.output_dir / folder
-        cfg = _compose([*base, *step.get("overrides", []), f"action={step['action']}",
-                        f"paths.home={home}", f"paths.output_dir={step_dir}"])
-        started = time.perf_counter()
-        print(f"[{i}/{len(steps)}] {step['name']}: action={step['action']}", flush=True)
-        code, _ = execute(cfg)
-        record = _read(step_dir, "result")
-        report = record.get("report") or f"{step['action']}.html"
-        data = _read(step_dir, Path(report).stem)
-        expected = code in step.get("expect_exit", [0])
-        ok &= expected
-        status = data.get("status", "ok" if code == 0 else "fail")
-        entry = {"step": step["name"], "action": step["action"], "exit_code": code,
-                 "expected": expected, "status": status,
-                 "headline": data.get("headline") or record.get("error") or "",
-                 "href": f"{folder}/{report}", "json_href": f"{folder}/{Path(report).stem}.json",
-                 "seconds": round(time.perf_counter() - started, 2)}
+    events = {str(c.event): None for step in lc.steps for c in step.events}
+    for i, step in enumerate(lc.steps, start=1):
+        entry, res = _run_step(ctx, i, step, home)
+        events.update(step_events(step.events, res.result if res is not None else None))
         done.append(entry)
-        entries.append({**entry, "title": f"{i}. {step['name']}"})
-        story.append({"step": f"{i}. {step['name']}", "status": status if expected else "fail",
-                      "text": f"{step.get('story', '')} → {entry['headline']}",
-                      "href": entry["href"]})
-        if not expected:
-            story[-1]["text"] += f" (exit {code}, expected {step.get('expect_exit', [0])})"
+        entries.append({**entry, "title": f"{i}. {step.name}"})
+        story.append(_story(i, step, entry))
+        ok &= entry["expected"]
+        if not entry["expected"]:
             break
-    events = _events(ctx.output_dir, done)
     missing = [k for k, v in events.items() if v in (None, False)]
-    headline = ("The story ran end to end: " + _summary(events)) if ok and not missing else \
-        f"The lifecycle stopped or missed events: {', '.join(missing) or done[-1]['step']}"
     status = "ok" if ok and not missing else "fail"
+    headline = ("The story ran end to end: " + _summary(lc.steps, events)) if status == "ok" else \
+        f"The lifecycle stopped or missed events: {', '.join(missing) or done[-1]['step']}"
     result = {"action": "lifecycle", "status": status, "headline": headline, "steps": done,
               "events": events, "home": str(home),
               "duration_s": round(time.perf_counter() - t0, 2)}
@@ -101,36 +108,44 @@ def run(ctx: RunContext) -> ActionResult:
                         report="index.html")
 
 
-def _events(out: Path, done: list[dict]) -> dict:
-    """What a reader should find in the reports, read back from the step JSON files."""
-    by = {d["step"]: out / Path(d["href"]).parent for d in done}
-    get = lambda step, name: _read(by[step], name) if step in by else {}  # noqa: E731
-    stable, live = get("monitor_stable", "monitor"), get("monitor_live", "monitor")
-    retrain = [a for a in live.get("actions", []) if a.get("action") == "retrain"]
-    promote = get("promote_v2", "registry")
-    rollback = get("rollback", "registry")
-    return {
-        "v1_in_production": bool(get("promote_v1", "registry")) and
-        get("promote_v1", "registry").get("status") == "ok",
-        "stable_period_no_drift": (not stable.get("dataset_drift")) if stable else None,
-        "breaker_tripped": get("go_live", "replay").get("breaker_tripped"),
-        "data_drift_detected": live.get("dataset_drift"),
-        "concept_drift_detected": (live.get("performance") or {}).get("concept_drift"),
-        "v2_staged": bool(retrain and retrain[0].get("staged")),
-        "experiment_decision": get("ab_test", "analyze").get("decision"),
-        "v2_promoted": promote.get("status") == "ok" and
-        ((promote.get("registry") or {}).get("models") or [{}])[0].get("aliases", {})
-        .get("production") == 2 if promote else None,
-        "rollback_worked": (rollback.get("details") or {}).get("to") == 1 if rollback else None,
-    }
+def _run_step(ctx: RunContext, i: int, step, home: Path) -> tuple[dict, ActionResult | None]:
+    """Compose one step like a command line, run it in its own folder; (entry, result)."""
+    if step.action == "lifecycle":
+        raise ConfigError("a lifecycle step cannot run the lifecycle",
+                          key=f"lifecycle.steps[{i - 1}].action")
+    folder = f"{i:02d}_{step.name}"
+    step_dir = ctx.output_dir / folder
+    cfg = _compose([*ctx.cfg.lifecycle.overrides, *_user_overrides(ctx), *step.overrides,
+                    f"action={step.action}", f"paths.home={home}",
+                    f"paths.output_dir={step_dir}"])
+    started = time.perf_counter()
+    print(f"[{i}/{len(ctx.cfg.lifecycle.steps)}] {step.name}: action={step.action}", flush=True)
+    code, res = ctx.run_step(cfg)
+    data = res.result if res is not None else {}
+    report = (res.report if res is not None else None) or f"{step.action}.html"
+    return {"step": str(step.name), "action": str(step.action), "exit_code": code,
+            "expected": code in step.expect_exit,
+            "status": data.get("status", "ok" if code == 0 else "fail"),
+            "headline": data.get("headline") or "",
+            "href": f"{folder}/{report}", "json_href": f"{folder}/{Path(report).stem}.json",
+            "seconds": round(time.perf_counter() - started, 2)}, res
 
 
-def _summary(ev: dict) -> str:
-    parts = ["v1 live", "stable period quiet" if ev["stable_period_no_drift"] else None,
-             "breaker tripped" if ev["breaker_tripped"] else None,
-             "data + concept drift detected" if ev["concept_drift_detected"] else None,
-             "v2 staged" if ev["v2_staged"] else None,
-             f"A/B: {str(ev['experiment_decision']).replace('_', ' ')}",
-             "v2 promoted" if ev["v2_promoted"] else None,
-             "rollback to v1 worked" if ev["rollback_worked"] else None]
-    return ", ".join(p for p in parts if p)
+def _story(i: int, step, entry: dict) -> dict:
+    line = {"step": f"{i}. {step.name}",
+            "status": entry["status"] if entry["expected"] else "fail",
+            "text": f"{step.story} → {entry['headline']}", "href": entry["href"]}
+    if not entry["expected"]:
+        line["text"] += f" (exit {entry['exit_code']}, expected {list(step.expect_exit)})"
+    return line
+
+
+def _summary(steps, events: dict) -> str:
+    """The declared ``says`` words of every event that holds, in story order."""
+    parts = []
+    for step in steps:
+        for check in step.events:
+            value = events.get(str(check.event))
+            if check.says and value not in (None, False):
+                parts.append(str(check.says).format(value=str(value).replace("_", " ")))
+    return ", ".join(parts)

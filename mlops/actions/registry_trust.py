@@ -50,8 +50,7 @@ def _check(ctx: RunContext, action: str) -> ActionResult:
                  context=_page(audit_rows=list(reversed(result["registry"]["audit"]))[:200],
                                cards=[{"label": "events", "value": integrity["events"]},
                                       {"label": "problems", "value": len(integrity["problems"])}]))
-    return ActionResult(result={"headline": headline, "head": integrity["head"], "ok": integrity["ok"]},
-                        report=f"{action}.html", exit_code=code)
+    return ActionResult(result=result, report=f"{action}.html", exit_code=code)
 
 
 def keygen(ctx: RunContext) -> ActionResult:

@@ -287,12 +287,25 @@ class ServingConfig(ServingSettings):
 
 
 @dataclass
+class EventCheck:
+    """An event a lifecycle step shows: a field of the step's result and what it must hold."""
+
+    event: str = "???"                    # the name in lifecycle.json's ``events``
+    # dotted path into the step's result (its JSON report); ``list[key=value]`` picks the
+    # first item of a list whose ``key`` is ``value``
+    field: str = "???"
+    equals: Any = None                    # null: the event is the field's value itself
+    says: str = ""                        # words in the summary when the event holds ({value})
+
+
+@dataclass
 class StepConfig:
     name: str = "???"
     action: str = "???"
     overrides: list[str] = field(default_factory=list)
     story: str = ""                       # one line: what this step shows and why
     expect_exit: list[int] = field(default_factory=lambda: [0])
+    events: list[EventCheck] = field(default_factory=list)
 
 
 @dataclass
