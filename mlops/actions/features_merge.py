@@ -12,9 +12,11 @@ import time
 import polars as pl
 
 from mlops.actions.context import RunContext
-from mlops.actions.features import _display, shard_options, summarize
+from mlops.actions.feature_shards import shard_options
+from mlops.actions.features_view import display
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.errors import ConfigError
+from mlops.features.summary import describe_plan, summarize
 from mlops.features.tables import check_disjoint, check_shards, merge_shards
 
 KEY = "features.merge_input"
@@ -44,10 +46,7 @@ def run(ctx: RunContext) -> ActionResult:
         "headline": f"{num_shards} shards merged: {rows:,} rows x {len(plan.features)} features "
                     f"from plan {plan.name} v{plan.version} ({plan.short_hash})",
         "rows": rows, "columns": columns, "shards": num_shards, "files": shards.files,
-        "plan": {"name": plan.name, "version": plan.version, "hash": plan.spec_hash,
-                 "entity": plan.entity, "timestamp": plan.timestamp,
-                 "windows": [w["name"] for w in plan.resolved["windows"]],
-                 "derived": {d["name"]: d["expr"] for d in plan.resolved["derived"]}},
+        "plan": describe_plan(plan),
         "data": {"source": f"{num_shards} shard files", "hash": None},
         "label": {"column": label, "positive_rate": rate},
         "null_counts": {f["name"]: f["nulls"] for f in summary}, "features": summary,
@@ -55,5 +54,5 @@ def run(ctx: RunContext) -> ActionResult:
     }
     write_report(ctx, "features_merge", result, template="features.html",
                  title=f"Features: {plan.name} v{plan.version}, {num_shards} shards merged",
-                 context=_display(result))
+                 context=display(result))
     return ActionResult(result=result, metrics={"rows": rows, "shards": num_shards})
