@@ -97,11 +97,12 @@ def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details:
     model = next((m for m in snap["models"] if m["name"] == name), None)
     rc = ctx.cfg.registry
     integrity = reg.verify(expect_head=str(rc.expect_head) if rc.get("expect_head") else None)
-    result = {"status": status, "headline": headline, "model": name, "details": details,
+    result = {"status": status, "headline": headline, "model": name,
+              "aliases": model["aliases"] if model else {}, "details": details,
               "integrity": integrity, "registry": snap}
     write_report(ctx, "registry", result, title=f"Registry: {name}",
                  context=_display(model, snap))
-    return integrity
+    return result
 
 
 def _window(split: dict | None) -> str:
