@@ -30,6 +30,7 @@ def _records(df: pl.DataFrame, cols: list[str], ts: str, event_id: str | None) -
 
 
 def run(ctx: RunContext) -> ActionResult:
+    """Replay ``serving.replay`` days of events through the app; report the breaker."""
     import logging
 
     from fastapi.testclient import TestClient
@@ -40,83 +41,114 @@ def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     rc = ctx.cfg.serving.replay
     state = open_serving_state(ctx)
-    plan = state.plan
     # the server's clock follows the replayed traffic (retention, future-time checks)
     sim = {"now": None}
     state.clock = lambda: sim["now"]
-    events = ctx.scan_events().collect().sort(plan.timestamp)
+    events = ctx.scan_events().collect().sort(state.plan.timestamp)
+    start, end, history, window = _window(events, state.plan, rc)
+    eid = ctx.event_id if ctx.event_id in events.columns else None
+    sim["now"] = start
+    _preload(state, history, eid)
+    cols = [c for c in dict.fromkeys([*([eid] if eid else []), *state.plan.source_columns])
+            if c in events.columns]
+    with TestClient(create_app(state)) as client:
+        sent = _send(client, state, window, cols, eid, int(rc.records_per_request), sim)
+        ready = client.get("/ready").json()
+        metrics_text = client.get("/metrics").text
+    result = _result(state, sent, start, end, window.height, ready, metrics_text)
+    result["duration_s"] = round(time.perf_counter() - t0, 3)
+    _write(ctx, state, result)
+    return ActionResult(result=result, metrics={"breaker_tripped": float(result["breaker_tripped"])})
+
+
+def _window(events: pl.DataFrame, plan, rc) -> tuple:
+    """(start, end, history before the window, the window's events)."""
     ts = plan.timestamp
     first, last = events[ts].min(), events[ts].max()
     start = (last - timedelta(days=float(rc.days))) if rc.start_day is None else \
         first + timedelta(days=float(rc.start_day))
     end = start + timedelta(days=float(rc.days))
-    # the store first learns the history before the window (what production would hold)
     history = events.filter((pl.col(ts) < start)
                             & (pl.col(ts) >= start - timedelta(seconds=plan.max_period_seconds)))
     window = events.filter((pl.col(ts) >= start) & (pl.col(ts) < end))
     if window.height == 0:
         raise DataError("the replay window has no events", key="serving.replay.start_day",
                         fix="move it inside the data")
+    return start, end, history, window
+
+
+def _preload(state, history: pl.DataFrame, eid: str | None) -> None:
+    """The store first learns the history before the window (what production would hold)."""
     from mlops.features.online import append_events
-    eid = ctx.event_id if ctx.event_id in events.columns else None
-    sim["now"] = start
+    plan = state.plan
     append_events(plan, state.store, history.select(list(plan.source_columns))
                   .cast(state.request_schema.polars_schema(), strict=False),
                   None if eid is None else history[eid].cast(pl.String).to_list())
-    cols = [c for c in dict.fromkeys([*([eid] if eid else []), *plan.source_columns])
-            if c in events.columns]
-    step = int(rc.records_per_request)
-    statuses, latencies, trips, flagged, served_default = {}, [], [], 0, 0
-    with TestClient(create_app(state)) as client:
-        for i in range(0, window.height, step):
-            chunk = window.slice(i, step)
-            sim["now"] = chunk[ts].max()
-            t = time.perf_counter()
-            resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
-            latencies.append((time.perf_counter() - t) * 1000)
-            statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
-            if resp.status_code == 200:
-                body = resp.json()
-                flagged += sum(body["predictions"])
-                served_default += sum(1 for w in body["warnings"] if any("breaker" in x for x in w))
-            st = state.breaker.status() if state.breaker else None
-            if st is not None and st.state == "tripped" and not trips:
-                trips.append({"at_event": i + chunk.height, "time": str(chunk[ts][-1]),
-                              "reason": st.reason, "feature_psi": st.feature_psi,
-                              "prediction_psi": st.prediction_psi, "drifting": st.drifting})
-        ready = client.get("/ready").json()
-        metrics_text = client.get("/metrics").text
+
+
+def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
+          sim: dict) -> dict:
+    """POST the window in requests of ``step`` records; note the breaker's first trip."""
+    ts = state.plan.timestamp
+    out = {"statuses": {}, "latencies": [], "trips": [], "flagged": 0, "served_default": 0,
+           "step": step}
+    for i in range(0, window.height, step):
+        chunk = window.slice(i, step)
+        sim["now"] = chunk[ts].max()
+        t = time.perf_counter()
+        resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
+        out["latencies"].append((time.perf_counter() - t) * 1000)
+        out["statuses"][resp.status_code] = out["statuses"].get(resp.status_code, 0) + 1
+        if resp.status_code == 200:
+            body = resp.json()
+            out["flagged"] += sum(body["predictions"])
+            out["served_default"] += sum(1 for w in body["warnings"]
+                                         if any("breaker" in x for x in w))
+        st = state.breaker.status() if state.breaker else None
+        if st is not None and st.state == "tripped" and not out["trips"]:
+            out["trips"].append({"at_event": i + chunk.height, "time": str(chunk[ts][-1]),
+                                 "reason": st.reason, "feature_psi": st.feature_psi,
+                                 "prediction_psi": st.prediction_psi, "drifting": st.drifting})
+    return out
+
+
+def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_text: str) -> dict:
     breaker = state.breaker.status().as_dict() if state.breaker else {"state": "absent"}
+    trips = sent["trips"]
     tripped = bool(trips)
-    lat = np.array(latencies)
-    result = {
+    lat = np.array(sent["latencies"])
+    return {
         "status": "warn" if tripped else "ok",
-        "headline": (f"circuit breaker tripped after {trips[0]['at_event']:,} of {window.height:,} "
+        "headline": (f"circuit breaker tripped after {trips[0]['at_event']:,} of {n_events:,} "
                      f"live events: {trips[0]['reason']}" if tripped else
-                     f"served {window.height:,} live events; circuit breaker stayed closed"),
-        "window": {"start": start.isoformat(), "end": end.isoformat(), "events": window.height},
-        "model": state.info.as_dict(), "requests": len(latencies), "statuses": statuses,
-        "flagged": int(flagged), "records_with_breaker_warning": int(served_default),
+                     f"served {n_events:,} live events; circuit breaker stayed closed"),
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "events": n_events},
+        "model": state.info.as_dict(), "requests": len(sent["latencies"]),
+        "statuses": sent["statuses"], "flagged": int(sent["flagged"]),
+        "records_with_breaker_warning": int(sent["served_default"]),
         "breaker_tripped": tripped, "trips": trips, "breaker": breaker, "ready": ready,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                       "records_per_request": step},
+                       "records_per_request": sent["step"]},
         "prediction_log": state.settings.log_dir,
         "metrics_excerpt": [line for line in metrics_text.splitlines()
                             if line.startswith("mlops_breaker")][:40],
-        "duration_s": round(time.perf_counter() - t0, 3),
     }
-    psi = trips[0]["feature_psi"] if trips else breaker.get("feature_psi") or {}
+
+
+def _write(ctx: RunContext, state, result: dict) -> None:
     from mlops.reports import svg
+    trips, breaker = result["trips"], result["breaker"]
+    psi = trips[0]["feature_psi"] if trips else breaker.get("feature_psi") or {}
     chart = svg.bar_chart(sorted(((k, v) for k, v in psi.items() if v is not None),
                                  key=lambda kv: -kv[1])[:25],
                           xlabel="PSI over the breaker window", ylabel="feature",
                           threshold=(float(ctx.cfg.serving.breaker.feature_psi), "trip threshold"))
     write_report(ctx, "replay", result, title=f"Live traffic: {state.info.name} v{state.info.version}",
                  context={"psi_chart": chart, "cards": [
-                     {"label": "live events", "value": window.height},
+                     {"label": "live events", "value": result["window"]["events"]},
                      {"label": "breaker", "value": breaker.get("state"),
-                      "status": "warn" if tripped else "ok"},
+                      "status": "warn" if result["breaker_tripped"] else "ok"},
                      {"label": "p99 latency per request", "value": result["latency_ms"]["p99"],
-                      "unit": "ms", "hint": f"{step} records per request"},
-                     {"label": f"predicted positive ({plan.label['column']})", "value": int(flagged)}]})
-    return ActionResult(result=result, metrics={"breaker_tripped": float(tripped)})
+                      "unit": "ms", "hint": f"{result['latency_ms']['records_per_request']} records per request"},
+                     {"label": f"predicted positive ({state.plan.label['column']})",
+                      "value": int(result["flagged"])}]})
