@@ -33,7 +33,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from mlops.errors import ConfigError
+from mlops.constraints import Check, Interval, Options
+from mlops.constraints import validate as check_constraints
 
 SCENARIOS = ("none", "covariate_shift", "concept_drift", "sudden", "gradual", "recurring")
 CATEGORIES = ("grocery", "restaurants", "fuel", "travel", "electronics", "fashion",
@@ -68,28 +69,15 @@ class SyntheticParams:
 
     def validate(self, prefix: str = "data") -> None:
         """Raise ConfigError naming the key when a value is out of range."""
-        checks = [
-            ("n_users", self.n_users >= 1, "must be >= 1"),
-            ("days", self.days >= 1, "must be >= 1"),
-            ("tx_per_user_day", self.tx_per_user_day > 0, "must be > 0"),
-            ("fraud_rate", 0 <= self.fraud_rate < 0.5, "must be in [0, 0.5)"),
-            ("label_delay_days", self.label_delay_days >= 0, "must be >= 0"),
-            ("magnitude", self.magnitude >= 0, "must be >= 0"),
-            ("ramp_days", self.ramp_days > 0, "must be > 0"),
-            ("period_days", self.period_days > 0, "must be > 0"),
-        ]
-        for key, ok, rule in checks:
-            if not ok:
-                raise ConfigError(f"{rule}; got {getattr(self, key)!r}", key=f"{prefix}.{key}",
-                                  fix=f"set {prefix}.{key} to a value that {rule.replace('must be', 'is')}")
-        if self.scenario not in SCENARIOS:
-            raise ConfigError(f"must be one of {list(SCENARIOS)}; got {self.scenario!r}",
-                              key=f"{prefix}.scenario", fix=f"use e.g. {prefix}.scenario=sudden")
-        try:
-            datetime.fromisoformat(self.start)
-        except ValueError:
-            raise ConfigError(f"must be an ISO date like 2024-01-01; got {self.start!r}",
-                              key=f"{prefix}.start", fix="write the date as YYYY-MM-DD") from None
+        positive = [Interval(float, 0, None, closed="neither")]
+        at_least_0 = [Interval(float, 0, None)]
+        check_constraints(self, {
+            "n_users": [Interval(int, 1, None)], "days": [Interval(int, 1, None)],
+            "tx_per_user_day": positive, "fraud_rate": [Interval(float, 0, 0.5)],
+            "label_delay_days": at_least_0, "magnitude": at_least_0, "ramp_days": positive,
+            "period_days": positive, "scenario": [Options(*SCENARIOS)],
+            "start": [Check(datetime.fromisoformat, "an ISO date like 2024-01-01")],
+        }, prefix=prefix)
 
 
 def drift_intensity(params: SyntheticParams, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

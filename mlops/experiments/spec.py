@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops.constraints import Check, Interval, Options, check, validate
 from mlops.errors import ExperimentError
 
 DIRECTIONS = ("increase", "decrease")
@@ -21,31 +22,20 @@ _WEIGHT_TOL = 1e-9
 
 
 def _fail(key: str, must: str, got: Any, fix: str | None = None) -> ExperimentError:
-    return ExperimentError(f"The '{key}' parameter must be {must}; got {got!r} instead", key=None, fix=fix)
+    return ExperimentError(f"must be {must}; got {got!r} instead", key=key,
+                           fix=fix or f"set {key} to {must}")
 
 
-def _check_name(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(key, "a non-empty str", value)
-    return value
+# declared rules (mlops.constraints), checked by _check
+_NAME = [Check(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty str")]
+_PROB = [Interval(float, 0, 1, closed="neither")]
+_POSITIVE = [Interval(float, 0, None, closed="neither")]
+_AT_LEAST_0 = [Interval(float, 0, None)]
 
 
-def _check_real(key: str, value: Any, *, low: float | None = None, high: float | None = None,
-                low_open: bool = True, high_open: bool = True, must: str | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        raise _fail(key, must or "a finite number", value)
-    return float(value)
-
-
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _fail(key, f"a str among {set(choices)}", value)
-    return value
+def _check(key: str, value: Any, rules: list) -> Any:
+    """``value`` when it satisfies one of ``rules``; else an ExperimentError naming ``key``."""
+    return check(key, value, rules, error=ExperimentError)
 
 
 @dataclass
@@ -61,17 +51,16 @@ class Variant:
     shadow: bool = False
 
     def __post_init__(self) -> None:
-        _check_name("variants[].name", self.name)
-        _check_name(f"variants[{self.name}].model", self.model)
-        if not isinstance(self.shadow, bool):
-            raise _fail(f"variants[{self.name}].shadow", "a bool", self.shadow)
+        _check("variants[].name", self.name, _NAME)
+        _check(f"variants[{self.name}].model", self.model, _NAME)
+        _check(f"variants[{self.name}].shadow", self.shadow, [bool])
         key = f"variants[{self.name}].weight"
         if self.shadow:
-            self.weight = _check_real(key, self.weight, low=0, high=0, low_open=False, high_open=False,
-                                      must="0 for a shadow variant (shadows take no traffic)")
+            _check(key, self.weight, [Check(lambda w: w == 0 and not isinstance(w, bool),
+                                            "0 for a shadow variant (shadows take no traffic)")])
         else:
-            self.weight = _check_real(key, self.weight, low=0, high=1, high_open=False,
-                                      must="a number in (0, 1] for a served variant")
+            _check(key, self.weight, [Interval(float, 0, 1, closed="right")])
+        self.weight = float(self.weight)
 
 
 @dataclass
@@ -82,8 +71,8 @@ class Metric:
     direction: str = "increase"
 
     def __post_init__(self) -> None:
-        _check_name("metric.name", self.name)
-        _check_choice(f"metrics[{self.name}].direction", self.direction, DIRECTIONS)
+        _check("metric.name", self.name, _NAME)
+        _check(f"metrics[{self.name}].direction", self.direction, [Options(*DIRECTIONS)])
 
 
 @dataclass
@@ -100,11 +89,11 @@ class Guardrail:
     margin_type: str = "relative"
 
     def __post_init__(self) -> None:
-        _check_name("guardrails[].name", self.name)
-        _check_choice(f"guardrails[{self.name}].direction", self.direction, DIRECTIONS)
-        _check_choice(f"guardrails[{self.name}].margin_type", self.margin_type, MARGIN_TYPES)
-        self.margin = _check_real(f"guardrails[{self.name}].margin", self.margin, low=0,
-                                  low_open=False, must="a finite number >= 0")
+        key = f"guardrails[{self.name}]"
+        _check("guardrails[].name", self.name, _NAME)
+        _check(f"{key}.direction", self.direction, [Options(*DIRECTIONS)])
+        _check(f"{key}.margin_type", self.margin_type, [Options(*MARGIN_TYPES)])
+        self.margin = float(_check(f"{key}.margin", self.margin, _AT_LEAST_0))
 
 
 def _coerce(kind: type, value: Any, key: str) -> Any:
@@ -163,32 +152,26 @@ class ExperimentSpec:
     correction: str = "holm"
 
     def __post_init__(self) -> None:
-        _check_name("key", self.key)
+        _check("key", self.key, _NAME)
         if self.seed in ("", None):
             self.seed = self.key  # GrowthBook's default: the experiment key seeds the hash
-        _check_name("seed", self.seed)
+        _check("seed", self.seed, _NAME)
         self.name = self.name or self.key
-        _check_name("unit", self.unit)
+        _check("unit", self.unit, _NAME)
         self._check_variants()
         self._check_metrics()
-        self.alpha = _check_real("alpha", self.alpha, low=0, high=1, must="a float in (0, 1)")
-        self.power = _check_real("power", self.power, low=0, high=1, must="a float in (0, 1)")
-        self.mde = _check_real("mde", self.mde, low=0, must="a number > 0")
-        _check_choice("mde_type", self.mde_type, MDE_TYPES)
-        self.min_duration_days = _check_real("min_duration_days", self.min_duration_days, low=0,
-                                             low_open=False, must="a number >= 0")
-        if self.cuped_covariate is not None:
-            _check_name("cuped_covariate", self.cuped_covariate)
-        if not isinstance(self.sequential, bool):
-            raise _fail("sequential", "a bool", self.sequential)
-        self.sequential_tuning = _check_real("sequential_tuning", self.sequential_tuning, low=0,
-                                             must="a number > 0 (N*, the sample size where the "
-                                                  "sequential interval is tightest)")
-        _check_choice("correction", self.correction, CORRECTIONS)
+        validate(self, {
+            "alpha": _PROB, "power": _PROB, "mde": _POSITIVE, "mde_type": [Options(*MDE_TYPES)],
+            "min_duration_days": _AT_LEAST_0, "cuped_covariate": [*_NAME, None],
+            "sequential": [bool],
+            # N*, the sample size where the sequential interval is tightest
+            "sequential_tuning": _POSITIVE, "correction": [Options(*CORRECTIONS)],
+        }, error=ExperimentError)
+        for key in ("alpha", "power", "mde", "min_duration_days", "sequential_tuning"):
+            setattr(self, key, float(getattr(self, key)))
 
     def _check_variants(self) -> None:
-        if not isinstance(self.variants, (list, tuple)):
-            raise _fail("variants", "a list of variants", self.variants)
+        _check("variants", self.variants, [list, tuple])
         self.variants = [_coerce(Variant, v, f"variants[{i}]") for i, v in enumerate(self.variants)]
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -215,7 +198,7 @@ class ExperimentSpec:
                     fix="put the control first or name it with control: <variant>")
             self.control = self.variants[0].name
         elif self.control not in names:
-            raise _fail("control", f"the name of a variant among {names}", self.control)
+            _check("control", self.control, [Options(*names)])
         elif self.variant(self.control).shadow:
             raise _fail("control", "a non-shadow variant", self.control,
                         fix="a shadow variant gets no traffic and cannot be the control")

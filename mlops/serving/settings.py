@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from mlops.errors import ConfigError
+from mlops.constraints import Check, Interval, Options
+from mlops.constraints import validate as check_constraints
 from mlops.features.online.store import ALIASES, is_store_type
 
 MODES = ("realtime", "hybrid", "batch")
@@ -90,52 +91,30 @@ class ServingSettings:
         return self.admin_token or os.environ.get("MLOPS_ADMIN_TOKEN") or None
 
     def validate(self, prefix: str = "serving") -> None:
-        """Raise ConfigError naming the first bad key."""
-        def need(key: str, ok: bool, rule: str, value) -> None:
-            if not ok:
-                raise ConfigError(f"must be {rule}; got {value!r}", key=f"{prefix}.{key}",
-                                  fix=f"set {prefix}.{key} to a value that is {rule}")
-        need("mode", self.mode in MODES, f"one of {list(MODES)}", self.mode)
-        need("stale_policy", self.stale_policy in STALE_POLICIES,
-             f"one of {list(STALE_POLICIES)}", self.stale_policy)
-        need("port", isinstance(self.port, int) and 0 <= self.port < 65536, "a port number",
-             self.port)
-        need("ttl_seconds", self.ttl_seconds > 0, "> 0", self.ttl_seconds)
-        need("threshold", 0.0 <= self.threshold <= 1.0, "in [0, 1]", self.threshold)
-        need("max_records", self.max_records >= 1, ">= 1", self.max_records)
-        need("max_body_bytes", self.max_body_bytes >= 1024, ">= 1024", self.max_body_bytes)
-        need("batch_wait_ms", 0 <= self.batch_wait_ms <= 1000, "in [0, 1000]",
-             self.batch_wait_ms)
-        need("max_batch", self.max_batch >= 1, ">= 1", self.max_batch)
-        need("log_flush_records", self.log_flush_records >= 1, ">= 1", self.log_flush_records)
-        need("log_flush_seconds", self.log_flush_seconds > 0, "> 0", self.log_flush_seconds)
-        need("max_future_seconds", self.max_future_seconds >= 0, ">= 0", self.max_future_seconds)
-        need("max_abs_value", self.max_abs_value is None or self.max_abs_value > 0,
-             "> 0 or null", self.max_abs_value)
-        need("invalid_record_policy", self.invalid_record_policy in INVALID_RECORD_POLICIES,
-             f"one of {list(INVALID_RECORD_POLICIES)}", self.invalid_record_policy)
-        for key in ("header_timeout_seconds", "body_timeout_seconds", "keep_alive_seconds",
-                    "idempotency_ttl_seconds"):
-            need(key, getattr(self, key) > 0, "> 0", getattr(self, key))
-        need("store.max_events_per_entity", self.store.max_events_per_entity >= 1, ">= 1",
-             self.store.max_events_per_entity)
-        need("store.type", is_store_type(self.store.type),
-             f"one of {list(STORE_TYPES)} or a dotted class path 'package.module.Class'",
-             self.store.type)
-        b = self.breaker
-        need("breaker.window", b.window >= 10, ">= 10", b.window)
-        need("breaker.min_requests", 1 <= b.min_requests <= b.window,
-             f"between 1 and breaker.window ({b.window})", b.min_requests)
-        need("breaker.min_values", b.min_values >= 1, ">= 1", b.min_values)
-        need("breaker.action", b.action in BREAKER_ACTIONS, f"one of {list(BREAKER_ACTIONS)}",
-             b.action)
-        need("breaker.feature_psi", b.feature_psi > 0, "> 0", b.feature_psi)
-        need("breaker.max_drift_share", 0 <= b.max_drift_share < 1, "in [0, 1)",
-             b.max_drift_share)
-        need("breaker.prediction_psi", b.prediction_psi > 0, "> 0", b.prediction_psi)
-        need("breaker.default_score", 0 <= b.default_score <= 1, "in [0, 1]", b.default_score)
-        need("breaker.max_records_per_entity", b.max_records_per_entity >= 1, ">= 1",
-             b.max_records_per_entity)
-        need("breaker.max_records_per_request", b.max_records_per_request >= 1, ">= 1",
-             b.max_records_per_request)
-        need("breaker.poll_seconds", b.poll_seconds > 0, "> 0", b.poll_seconds)
+        """Raise ConfigError naming the first bad key (declared rules, mlops.constraints)."""
+        positive, count = [Interval(float, 0, None, closed="neither")], [Interval(int, 1, None)]
+        share = [Interval(float, 0, 1, closed="both")]
+        rules = {
+            "mode": [Options(*MODES)], "stale_policy": [Options(*STALE_POLICIES)],
+            "port": [Interval(int, 0, 65536)], "ttl_seconds": positive, "threshold": share,
+            "max_records": count, "max_body_bytes": [Interval(int, 1024, None)],
+            "batch_wait_ms": [Interval(float, 0, 1000, closed="both")], "max_batch": count,
+            "log_flush_records": count, "log_flush_seconds": positive,
+            "max_future_seconds": [Interval(float, 0, None)],
+            "max_abs_value": [*positive, None],
+            "invalid_record_policy": [Options(*INVALID_RECORD_POLICIES)],
+            "header_timeout_seconds": positive, "body_timeout_seconds": positive,
+            "keep_alive_seconds": positive, "idempotency_ttl_seconds": positive,
+            "store.max_events_per_entity": count,
+            "store.type": [Check(is_store_type, f"one of {list(STORE_TYPES)} or a dotted class "
+                                                "path 'package.module.Class'")],
+            "breaker.window": [Interval(int, 10, None)],
+            # never trip on fewer records than the window can hold
+            "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both")],
+            "breaker.min_values": count, "breaker.action": [Options(*BREAKER_ACTIONS)],
+            "breaker.feature_psi": positive, "breaker.max_drift_share": [Interval(float, 0, 1)],
+            "breaker.prediction_psi": positive, "breaker.default_score": share,
+            "breaker.max_records_per_entity": count, "breaker.max_records_per_request": count,
+            "breaker.poll_seconds": positive,
+        }
+        check_constraints(self, rules, prefix=prefix)
