@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from mlops.constraints import Check, Interval, check, validate
 from mlops.errors import ConfigError
 
 NUMERIC_TESTS = ("ks", "wasserstein", "psi", "js")
@@ -68,40 +69,25 @@ class DriftPolicy:
     min_rows_dataset: int = DEFAULT_MIN_ROWS_DATASET
 
     def __post_init__(self) -> None:
-        _require_int("n_bins", self.n_bins, minimum=2)
-        _require_int("small_sample_rows", self.small_sample_rows, minimum=0)
-        if not isinstance(self.thresholds, Mapping):
-            raise ConfigError(f"The 'thresholds' parameter must be a mapping test -> threshold; "
-                              f"got {type(self.thresholds).__name__} instead", key="thresholds")
+        validate(self, {
+            "n_bins": [Interval(int, 2, None)], "small_sample_rows": _COUNT,
+            "thresholds": [dict], "overrides": [dict], "min_rows": [dict],
+            "numeric_test": [_one_of_tests(NUMERIC_TESTS), None],
+            "categorical_test": [_one_of_tests(CATEGORICAL_TESTS), None],
+            "drift_share": [Interval(float, 0, 1, closed="right")],
+            "min_reference_rows": _COUNT, "min_rows_dataset": _COUNT,
+        })
         for test in self.thresholds:
-            _require_test(f"thresholds.{test}", test, ALL_TESTS)
+            check(f"thresholds.{test}", test, [_one_of_tests(ALL_TESTS)])
         merged = {**DEFAULT_THRESHOLDS, **{k: v for k, v in self.thresholds.items()}}
-        for test, value in merged.items():
-            merged[test] = check_threshold(test, value, key=f"thresholds.{test}")
-        self.thresholds = merged
-        for key, kind in (("numeric_test", "numeric"), ("categorical_test", "categorical")):
-            value = getattr(self, key)
-            if value is not None:
-                _require_test(key, value, _TESTS_BY_TYPE[kind])
-        if not isinstance(self.overrides, Mapping):
-            raise ConfigError(f"The 'overrides' parameter must be a mapping feature -> "
-                              f"{{test, threshold}}; got {type(self.overrides).__name__} instead",
-                              key="overrides")
+        self.thresholds = {test: check_threshold(test, value, key=f"thresholds.{test}")
+                           for test, value in merged.items()}
         self.overrides = {str(k): self._check_override(str(k), v) for k, v in self.overrides.items()}
-        if (isinstance(self.drift_share, bool) or not isinstance(self.drift_share, (int, float))
-                or not 0.0 < float(self.drift_share) <= 1.0):
-            raise ConfigError(f"The 'drift_share' parameter must be a float in (0, 1]; got "
-                              f"{self.drift_share!r} instead", key="drift_share")
         self.drift_share = float(self.drift_share)
-        if not isinstance(self.min_rows, Mapping):
-            raise ConfigError(f"The 'min_rows' parameter must be a mapping test -> rows; got "
-                              f"{type(self.min_rows).__name__} instead", key="min_rows")
         for test, value in self.min_rows.items():
-            _require_test(f"min_rows.{test}", test, ALL_TESTS)
-            _require_int(f"min_rows.{test}", value, minimum=0)
+            check(f"min_rows.{test}", test, [_one_of_tests(ALL_TESTS)])
+            check(f"min_rows.{test}", value, _COUNT)
         self.min_rows = {**DEFAULT_MIN_ROWS, **{str(k): int(v) for k, v in self.min_rows.items()}}
-        _require_int("min_reference_rows", self.min_reference_rows, minimum=0)
-        _require_int("min_rows_dataset", self.min_rows_dataset, minimum=0)
 
     def decide(self, feature: str, kind: str, ref_valid: int,
                cur_valid: int | None = None) -> tuple[str, float]:
@@ -152,22 +138,21 @@ class DriftPolicy:
 
     def _check_override(self, feature: str, override: object) -> dict:
         key = f"overrides.{feature}"
-        if not isinstance(override, Mapping):
-            raise ConfigError(f"must be a mapping with 'test' and/or 'threshold'; got "
-                              f"{override!r} instead", key=key)
+        check(key, override, [Check(lambda v: isinstance(v, Mapping),
+                                    "a mapping with 'test' and/or 'threshold'")])
         unknown = sorted(set(override) - {"test", "threshold"})
         if unknown:
             raise ConfigError(f"has unknown key(s) {unknown}; allowed keys are 'test' and "
-                              f"'threshold'", key=key)
+                              f"'threshold'", key=key, fix=f"remove {unknown[0]!r}")
         out: dict = {}
         if "test" in override:
-            out["test"] = _require_test(f"{key}.test", override["test"], ALL_TESTS)
+            out["test"] = str(check(f"{key}.test", override["test"], [_one_of_tests(ALL_TESTS)]))
         if "threshold" in override:
             # Range is checked against the override's test now, or the default test later.
             test = out.get("test")
             out["threshold"] = (check_threshold(test, override["threshold"], key=f"{key}.threshold")
-                                if test else _require_positive(f"{key}.threshold",
-                                                               override["threshold"]))
+                                if test else float(check(f"{key}.threshold",
+                                                         override["threshold"], _POSITIVE)))
         return out
 
 
@@ -182,33 +167,22 @@ def is_drift(test: str, score: float | None, threshold: float) -> bool:
 
 
 def check_threshold(test: str, value: object, *, key: str) -> float:
-    """Validate a threshold for ``test`` and return it as a float."""
-    value = _require_positive(key, value)
-    if test in PVALUE_TESTS and not value < 1.0:
-        raise ConfigError(f"The threshold for {test!r} is a p-value and must be a float in "
-                          f"(0, 1); got {value!r} instead", key=key, fix="use e.g. 0.05")
-    if test == "js" and value > 1.0:
-        raise ConfigError(f"The threshold for 'js' must be a float in (0, 1] (the base-2 "
-                          f"Jensen-Shannon distance is at most 1); got {value!r} instead",
-                          key=key, fix="use e.g. 0.1")
-    return value
+    """Validate a threshold for ``test`` and return it as a float: p-values in (0, 1), the
+    base-2 Jensen-Shannon distance in (0, 1] (it is at most 1), other distances > 0."""
+    rules = _THRESHOLD_RULES.get(test, _POSITIVE)
+    return float(check(key, value, rules, fix=f"use e.g. {DEFAULT_THRESHOLDS.get(test, 0.1)}"))
 
 
-def _require_positive(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ConfigError(f"must be a finite number > 0; got {value!r} instead", key=key)
-    return float(value)
+def _one_of_tests(allowed: tuple[str, ...]) -> Check:
+    return Check(lambda v: v in allowed, f"a test among {list(allowed)}")
 
 
-def _require_test(key: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"must be a test among {list(allowed)}; got {value!r} instead",
-                          key=key, fix=f"use one of {list(allowed)}")
-    return str(value)
-
-
-def _require_int(key: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"The '{key}' parameter must be an int >= {minimum}; got "
-                          f"{value!r} instead", key=key)
+# declared rules (mlops.constraints)
+_COUNT = [Interval(int, 0, None)]
+_POSITIVE = [Interval(float, 0, None, closed="neither")]
+_PVALUE = Interval(float, 0, 1, closed="neither")
+_THRESHOLD_RULES = {
+    "ks": [Check(_PVALUE.is_satisfied_by, "a p-value: a float in (0, 1)")],
+    "chi2": [Check(_PVALUE.is_satisfied_by, "a p-value: a float in (0, 1)")],
+    "js": [Interval(float, 0, 1, closed="right")],
+}

@@ -207,24 +207,24 @@ def test_detect_errors():
     with pytest.raises(ConfigError, match="refit the reference"):
         detect_drift(ref, cur_df, DriftPolicy(n_bins=20))
     # 'c' has 3000 reference rows, so JS decides it and a threshold of 2 is out of range.
-    with pytest.raises(ConfigError, match=r"'js' must be a float in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"overrides.c.threshold: must be a float in \(0, 1\]"):
         detect_drift(ref, cur_df, DriftPolicy(overrides={"c": {"threshold": 2.0}}))
     small = fit_reference(ref_df.head(500), numeric=["a"], categorical=["c"])
-    with pytest.raises(ConfigError, match=r"p-value and must be a float in \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"overrides.c.threshold: must be a p-value: a float in \(0, 1\)"):
         detect_drift(small, cur_df, DriftPolicy(overrides={"c": {"threshold": 2.0}}))
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"thresholds": {"kss": 0.05}}, "must be a test among"),
-    ({"thresholds": {"ks": 1.5}}, r"must be a float in \(0, 1\)"),
+    ({"thresholds": {"ks": 1.5}}, r"thresholds.ks: must be a p-value: a float in \(0, 1\)"),
     ({"thresholds": {"js": 1.5}}, r"\(0, 1\]"),
-    ({"thresholds": {"psi": -0.1}}, "finite number > 0"),
-    ({"thresholds": {"wasserstein": float("nan")}}, "finite number > 0"),
+    ({"thresholds": {"psi": -0.1}}, "a float > 0"),
+    ({"thresholds": {"wasserstein": float("nan")}}, "a float > 0"),
     ({"thresholds": ["ks"]}, "mapping"),
     ({"overrides": {"a": {"test": "t-test"}}}, "must be a test among"),
     ({"overrides": {"a": {"tets": "ks"}}}, "unknown key"),
     ({"overrides": {"a": "ks"}}, "must be a mapping"),
-    ({"overrides": {"a": {"test": "ks", "threshold": 0.0}}}, "finite number > 0"),
+    ({"overrides": {"a": {"test": "ks", "threshold": 0.0}}}, r"a p-value: a float in \(0, 1\)"),
     ({"drift_share": 0.0}, "drift_share"),
     ({"drift_share": 1.5}, "drift_share"),
     ({"n_bins": 1}, "n_bins"),
