@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
+from mlops.constraints import Check, Interval, check, validate
 from mlops.errors import ConfigError
 
 _ALIAS = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -107,15 +108,13 @@ _KINDS = {
 }
 
 
-def _number(value: Any, key: str, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"must be a finite number; got {value!r} instead", key=key)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"must be >= {minimum:g}; got {value!r} instead", key=key)
-    return float(value)
+# declared rules (mlops.constraints)
+_FINITE = [Interval(float)]
+_AT_LEAST_0 = [Interval(float, 0, None)]
+_NAME = [Check(lambda v: isinstance(v, str) and bool(v), "a non-empty metric name")]
 
 
-def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:  # noqa: C901
+def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:
     """Build one gate from a dict; a bad dict raises ConfigError naming ``key``.
 
     >>> parse_gate({"metric": "log_loss", "max": 0.5})
@@ -123,10 +122,22 @@ def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:  #
     """
     if isinstance(spec, (MetricGate, FairnessGate, ApprovalGate)):
         return spec
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            f"must be a mapping like {{'metric': 'roc_auc', 'min': 0.7}}; got {spec!r} instead", key=key
-        )
+    kind = _gate_kind(spec, key)
+    if kind == "approvals":
+        return ApprovalGate(approvals=check(f"{key}.approvals", spec["approvals"],
+                                            [Interval(int, 1, None)]))
+    name = check(f"{key}.{kind}", spec[kind], _NAME)
+    if kind == "fairness":
+        if "max" not in spec:
+            raise ConfigError("a fairness gate needs 'max'", key=f"{key}.max", fix="add e.g. max: 0.1")
+        return FairnessGate(fairness=name, max=float(check(f"{key}.max", spec["max"], _AT_LEAST_0)))
+    return _metric_gate(name, _rise_as_drop(spec, key), key)
+
+
+def _gate_kind(spec: Any, key: str) -> str:
+    """'metric', 'fairness' or 'approvals': the one kind key ``spec`` holds, no unknown keys."""
+    check(key, spec, [Check(lambda v: isinstance(v, Mapping),
+                            "a mapping like {'metric': 'roc_auc', 'min': 0.7}")])
     kinds = [k for k in _KINDS if k in spec]
     if len(kinds) != 1:
         raise ConfigError(
@@ -135,35 +146,31 @@ def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:  #
             fix="write e.g. {metric: roc_auc, min: 0.7}, {fairness: demographic_parity_difference, max: 0.1} "
             "or {approvals: 1}",
         )
-    kind = kinds[0]
-    allowed = _KINDS[kind][1]
+    allowed = _KINDS[kinds[0]][1]
     for extra in sorted(set(spec) - set(allowed)):
         close = difflib.get_close_matches(str(extra), allowed, n=1)
         hint = f". Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(
-            f"unknown key for a {kind} gate; allowed keys: {list(allowed)}{hint}", key=f"{key}.{extra}"
+            f"unknown key for a {kinds[0]} gate; allowed keys: {list(allowed)}{hint}", key=f"{key}.{extra}"
         )
-    if kind == "approvals":
-        n = spec["approvals"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"must be an integer >= 1; got {n!r} instead", key=f"{key}.approvals")
-        return ApprovalGate(approvals=n)
-    name = spec[kind]
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"must be a non-empty metric name; got {name!r} instead", key=f"{key}.{kind}")
-    if kind == "fairness":
-        if "max" not in spec:
-            raise ConfigError("a fairness gate needs 'max'", key=f"{key}.max", fix="add e.g. max: 0.1")
-        return FairnessGate(fairness=name, max=_number(spec["max"], f"{key}.max", minimum=0))
-    if spec.get("max_rise_vs_current") is not None:
-        # lower-is-better metrics (rmse, mae, log_loss): "worse" is a rise
-        if spec.get("max_drop_vs_current") is not None:
-            raise ConfigError("give max_drop_vs_current or max_rise_vs_current, not both", key=key)
-        if spec.get("higher_is_better") is True:
-            raise ConfigError("max_rise_vs_current is for metrics where lower is better",
-                              key=f"{key}.max_rise_vs_current", fix="use max_drop_vs_current")
-        spec = {**{k: v for k, v in spec.items() if k != "max_rise_vs_current"},
-                "max_drop_vs_current": spec["max_rise_vs_current"], "higher_is_better": False}
+    return kinds[0]
+
+
+def _rise_as_drop(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``max_rise_vs_current`` (lower-is-better metrics: rmse, mae, log_loss; "worse" is a
+    rise) as ``max_drop_vs_current`` with ``higher_is_better: false``."""
+    if spec.get("max_rise_vs_current") is None:
+        return spec
+    if spec.get("max_drop_vs_current") is not None:
+        raise ConfigError("give max_drop_vs_current or max_rise_vs_current, not both", key=key)
+    if spec.get("higher_is_better") is True:
+        raise ConfigError("max_rise_vs_current is for metrics where lower is better",
+                          key=f"{key}.max_rise_vs_current", fix="use max_drop_vs_current")
+    return {**{k: v for k, v in spec.items() if k != "max_rise_vs_current"},
+            "max_drop_vs_current": spec["max_rise_vs_current"], "higher_is_better": False}
+
+
+def _metric_gate(name: str, spec: Mapping[str, Any], key: str) -> MetricGate:
     bounds = {b: spec.get(b) for b in ("min", "max", "max_drop_vs_current")}
     if all(v is None for v in bounds.values()):
         raise ConfigError(
@@ -172,17 +179,15 @@ def parse_gate(spec: Gate | Mapping[str, Any], *, key: str = "gate") -> Gate:  #
             key=key,
             fix=f"add e.g. min: 0.7 to the gate on {name!r}",
         )
-    lo = None if bounds["min"] is None else _number(bounds["min"], f"{key}.min")
-    hi = None if bounds["max"] is None else _number(bounds["max"], f"{key}.max")
+    rules = {"min": [*_FINITE, None], "max": [*_FINITE, None],
+             "max_drop_vs_current": [*_AT_LEAST_0, None], "higher_is_better": [bool, None]}
+    validate(spec, {k: r for k, r in rules.items() if k in spec}, prefix=key)
+    lo, hi, drop = (None if v is None else float(v) for v in bounds.values())
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"min ({lo:g}) is greater than max ({hi:g})", key=key)
-    drop = bounds["max_drop_vs_current"]
-    drop = None if drop is None else _number(drop, f"{key}.max_drop_vs_current", minimum=0)
     hib = spec.get("higher_is_better")
     if hib is None:
         hib = not any(hint in name.lower() for hint in _LOWER_IS_BETTER_HINTS)
-    elif not isinstance(hib, bool):
-        raise ConfigError(f"must be true or false; got {hib!r} instead", key=f"{key}.higher_is_better")
     return MetricGate(metric=name, min=lo, max=hi, max_drop_vs_current=drop, higher_is_better=hib)
 
 

@@ -45,15 +45,15 @@ def test_parse_builds_plain_dataclasses():
     [
         ({"metric": "roc_auc", "mni": 0.7}, "gates.production[0].mni", "Did you mean 'min'"),
         ({"metric": "roc_auc"}, "gates.production[0]", "at least one of"),
-        ({"metric": "roc_auc", "min": "high"}, "gates.production[0].min", "finite number"),
+        ({"metric": "roc_auc", "min": "high"}, "gates.production[0].min", "must be a float"),
         ({"metric": "roc_auc", "max_drop_vs_current": -1}, "gates.production[0].max_drop_vs_current", ">= 0"),
-        ({"approvals": 0}, "gates.production[0].approvals", "integer >= 1"),
-        ({"approvals": True}, "gates.production[0].approvals", "integer >= 1"),
+        ({"approvals": 0}, "gates.production[0].approvals", "an int >= 1"),
+        ({"approvals": True}, "gates.production[0].approvals", "an int >= 1"),
         ({"fairness": "dpd"}, "gates.production[0].max", "needs 'max'"),
         ({"metric": "a", "fairness": "b", "max": 1}, "gates.production[0]", "exactly one"),
         ({"metric": "auc", "min": 0.9, "max": 0.1}, "gates.production[0]", "greater than max"),
         ({"metric": "auc", "min": 0.1, "higher_is_better": "yes"}, "gates.production[0].higher_is_better",
-         "true or false"),
+         "a bool"),
     ],
 )
 def test_bad_gate_dicts_name_the_key(spec, key, text):
