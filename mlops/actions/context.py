@@ -13,6 +13,7 @@ import polars as pl
 from omegaconf import DictConfig, OmegaConf
 
 from mlops.config.validate import feature_spec, plain, synthetic_params
+from mlops.constraints import Options, check
 from mlops.data.files import scan_files
 from mlops.data.synthetic import generate
 from mlops.errors import ConfigError
@@ -50,7 +51,7 @@ class RunContext:
         if data is None:
             raise ConfigError("no data source selected", key="data",
                               fix="pass data=synthetic or data=files data.path=...")
-        return str(data.source)
+        return check("data.source", str(data.source), [Options("synthetic", "files")])
 
     def scan_events(self) -> pl.LazyFrame:
         """The event source as a LazyFrame (synthetic data is generated once)."""
@@ -59,26 +60,22 @@ class RunContext:
             if self._events is None:
                 self._events = generate(synthetic_params(self.cfg.data))
             return self._events.lazy()
-        if source == "files":
-            d = self.cfg.data
-            if OmegaConf.is_missing(d, "path"):
-                raise ConfigError("no event files given", key="data.path",
-                                  fix="pass data.path='<dir>/*.parquet' (or csv), or set it in "
-                                      "your data YAML")
-            spec = self.cfg.features
-            ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
-            return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
-                              timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
-        raise ConfigError(f"must be 'synthetic' or 'files'; got {source!r}", key="data.source")
+        d = self.cfg.data  # data.source is files (source_name checked it)
+        if OmegaConf.is_missing(d, "path"):
+            raise ConfigError("no event files given", key="data.path",
+                              fix="pass data.path='<dir>/*.parquet' (or csv), or set it in "
+                                  "your data YAML")
+        spec = self.cfg.features
+        ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
+        return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
+                          timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
 
     def scan_labels(self) -> tuple[pl.LazyFrame, str] | None:
         """The separate label table (``data.labels``) and how it joins (``event_id`` | ``entity``)."""
         lab = self.cfg.data.get("labels") if self.cfg.data is not None else None
         if lab is None or not lab.get("path"):
             return None
-        by = str(lab.by)
-        if by not in ("event_id", "entity"):
-            raise ConfigError(f"must be event_id or entity; got {by!r}", key="data.labels.by")
+        by = check("data.labels.by", str(lab.by), [Options("event_id", "entity")])
         spec = self.cfg.features
         ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
         return scan_files(str(lab.path), fmt=str(lab.format), columns=plain(lab.columns),

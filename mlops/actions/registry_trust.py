@@ -9,7 +9,7 @@ from __future__ import annotations
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.registry_access import approver_name, key_path, open_registry, report_integrity
-from mlops.errors import ConfigError
+from mlops.constraints import Interval, check
 from mlops.registry.signing import fingerprint, generate_keypair
 
 
@@ -28,9 +28,8 @@ def _check(ctx: RunContext, action: str) -> ActionResult:
     rc = ctx.cfg.registry
     removed = []
     if action == "gc":
-        age = float(rc.gc_min_age_seconds)
-        if age < 0:
-            raise ConfigError(f"must be >= 0; got {age}", key="registry.gc_min_age_seconds")
+        age = float(check("registry.gc_min_age_seconds", rc.gc_min_age_seconds,
+                          [Interval(float, 0, None)]))
         removed = [str(p) for p in reg.gc_orphans(min_age_seconds=age)]
         for path in removed:
             print(f"removed orphan {path}")
