@@ -72,8 +72,8 @@ class RunContext:
 
     def scan_labels(self) -> tuple[pl.LazyFrame, str] | None:
         """The separate label table (``data.labels``) and how it joins (``event_id`` | ``entity``)."""
-        lab = self.cfg.data.get("labels") if self.cfg.data is not None else None
-        if lab is None or not lab.get("path"):
+        lab = getattr(self.cfg.data, "labels", None)  # only file sources have labels
+        if lab is None or not lab.path:
             return None
         by = check("data.labels.by", str(lab.by), [Options("event_id", "entity")])
         spec = self.cfg.features
@@ -86,7 +86,7 @@ class RunContext:
     def event_id(self) -> str | None:
         """The configured event id column (``data.event_id``), or None."""
         data = self.cfg.data
-        value = data.get("event_id") if data is not None else None
+        value = getattr(data, "event_id", None)  # None: no data node, or no such key
         return str(value) if value else None
 
     def model_plan(self, mv, schema: dict | None = None, *, training: bool = False) -> FeaturePlan:

@@ -9,10 +9,10 @@ from mlops.errors import ConfigError
 def shard_options(ctx: RunContext) -> tuple[int | None, int]:
     """``features.shard`` / ``features.num_shards``, checked before any work."""
     f = ctx.cfg.features
-    shard, n = f.get("shard"), f.get("num_shards", 1)
+    shard, n = f.shard, f.num_shards
     check("features.num_shards", n, [Interval(int, 1, None)])
     if shard is None:
-        if n > 1 and ctx.cfg.action == "features":
+        if n > 1 and ctx.action == "features":
             raise ConfigError(f"num_shards={n} but no shard chosen", key="features.shard",
                               fix="pass features.shard=i (0 <= i < num_shards), or run "
                                   "sweep=sharded_features")

@@ -54,8 +54,8 @@ def run(ctx: RunContext) -> ActionResult:
 
 def _audited(ctx: RunContext) -> str | None:
     """The fairness attribute training audits: kept so train can read this table."""
-    t = ctx.cfg.get("training")
-    return t.fairness.attribute if t is not None and t.get("fairness") is not None else None
+    t = ctx.cfg.training
+    return t.fairness.attribute if t is not None and t.fairness is not None else None
 
 
 def _data_info(ctx: RunContext) -> dict:

@@ -25,7 +25,7 @@ KEY = "features.merge_input"
 def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     _, num_shards = shard_options(ctx)
-    pattern = ctx.cfg.features.get("merge_input")
+    pattern = ctx.cfg.features.merge_input
     if not pattern:
         raise ConfigError("features_merge needs the shard files", key=KEY,
                           fix="pass features.merge_input='<sweep dir>/*/features-*-of-*.parquet' "

@@ -96,7 +96,7 @@ def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details:
     name = model_name(ctx)
     model = next((m for m in snap["models"] if m["name"] == name), None)
     rc = ctx.cfg.registry
-    integrity = reg.verify(expect_head=str(rc.expect_head) if rc.get("expect_head") else None)
+    integrity = reg.verify(expect_head=str(rc.expect_head) if rc.expect_head else None)
     result = {"status": status, "headline": headline, "model": name,
               "aliases": model["aliases"] if model else {}, "details": details,
               "integrity": integrity, "registry": snap}
