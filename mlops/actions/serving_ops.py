@@ -18,10 +18,7 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.serving_support import load_served, open_serving_state, served_plan, settings
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
-from mlops.serving import (
-    replay_parity,
-    score_events,
-)
+from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
 
 
