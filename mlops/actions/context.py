@@ -1,6 +1,7 @@
 """What every action needs: output/home directories, the data source, the plan.
 
-This is the only layer that reads a DictConfig; it hands the engine plain values.
+The boundary: the composed DictConfig becomes the typed config tree here, once; actions
+read typed dataclasses and hand the engine plain values.
 """
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlops.config.validate import feature_spec, plain, synthetic_params
+from mlops.config.schema import AppConfig
+from mlops.config.validate import as_dict, feature_spec, synthetic_params, typed_config
 from mlops.constraints import Options, check
 from mlops.data.files import scan_files
 from mlops.data.synthetic import generate
@@ -24,7 +26,7 @@ from mlops.home import private_dir
 
 @dataclass
 class RunContext:
-    cfg: DictConfig
+    cfg: AppConfig          # the typed config tree (OmegaConf.to_object, once, in from_config)
     output_dir: Path
     home: Path
     overrides: list[str] = field(default_factory=list)
@@ -37,13 +39,14 @@ class RunContext:
     @classmethod
     def from_config(cls, cfg: DictConfig, *, overrides=(), multirun=False,
                     action: str = "") -> "RunContext":
-        out = Path(str(cfg.paths.output_dir)).resolve()
-        home_value = os.environ.get("MLOPS_HOME") or str(cfg.paths.home)
+        typed = typed_config(cfg)
+        out = Path(str(typed.paths.output_dir)).resolve()
+        home_value = os.environ.get("MLOPS_HOME") or str(typed.paths.home)
         home = Path(home_value).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         private_dir(home)  # registry, keys, prediction log, online store: 0700
-        return cls(cfg=cfg, output_dir=out, home=home, overrides=list(overrides),
-                   multirun=multirun, action=action or str(cfg.action))
+        return cls(cfg=typed, output_dir=out, home=home, overrides=list(overrides),
+                   multirun=multirun, action=action or str(typed.action))
 
     # ---- data -----------------------------------------------------------------
     def source_name(self) -> str:
@@ -61,13 +64,13 @@ class RunContext:
                 self._events = generate(synthetic_params(self.cfg.data))
             return self._events.lazy()
         d = self.cfg.data  # data.source is files (source_name checked it)
-        if OmegaConf.is_missing(d, "path"):
+        if not d.path:
             raise ConfigError("no event files given", key="data.path",
                               fix="pass data.path='<dir>/*.parquet' (or csv), or set it in "
                                   "your data YAML")
         spec = self.cfg.features
         ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
-        return scan_files(str(d.path), fmt=str(d.format), columns=plain(d.columns),
+        return scan_files(str(d.path), fmt=str(d.format), columns=d.columns,
                           timestamp_format=d.timestamp_format, timestamp_cols=ts_cols)
 
     def scan_labels(self) -> tuple[pl.LazyFrame, str] | None:
@@ -78,7 +81,7 @@ class RunContext:
         by = check("data.labels.by", str(lab.by), [Options("event_id", "entity")])
         spec = self.cfg.features
         ts_cols = tuple(c for c in (spec.timestamp, spec.label.available_at) if c)
-        return scan_files(str(lab.path), fmt=str(lab.format), columns=plain(lab.columns),
+        return scan_files(str(lab.path), fmt=str(lab.format), columns=lab.columns,
                           timestamp_format=lab.timestamp_format, timestamp_cols=ts_cols,
                           key="data.labels.path"), by
 
@@ -123,8 +126,7 @@ class RunContext:
         return plan
 
     def data_description(self) -> dict:
-        d = plain(self.cfg.data)
-        return {k: v for k, v in d.items()}
+        return as_dict(self.cfg.data)
 
     def plan(self, schema: dict | None = None) -> FeaturePlan:
         """Compile the configured feature spec against the source schema."""

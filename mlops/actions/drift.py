@@ -22,7 +22,6 @@ from mlops.actions.context import RunContext
 from mlops.actions.drift_checks import append_alert, multivariate_settings, policy_from, record_run
 from mlops.actions.monitor_view import drift_display
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.config.validate import plain
 from mlops.data.files import scan_files
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring.compare import DatasetDriftResult, compare_datasets
@@ -38,7 +37,7 @@ def run(ctx: RunContext) -> ActionResult:
         if not getattr(mc, key):
             raise ConfigError("is required for action=drift", key=f"monitoring.{key}",
                               fix=f"pass monitoring.{key}=<parquet or csv glob>")
-    on_drift = check_on_drift(plain(mc.on_drift), fix="use alert (the others need a model)")
+    on_drift = check_on_drift(mc.on_drift, fix="use alert (the others need a model)")
     policy, multivariate = policy_from(mc), multivariate_settings(mc)
     ref_spec, cur_spec = str(mc.reference), str(mc.current)
     current = _read(cur_spec, "monitoring.current")
@@ -46,8 +45,8 @@ def run(ctx: RunContext) -> ActionResult:
     try:
         reference = Reference.load(ref_spec) if fitted else _read(ref_spec, "monitoring.reference")
         drift, ref_rows = compare_datasets(reference, current, policy, multivariate=multivariate,
-                                           columns=plain(mc.columns),
-                                           column_types=plain(mc.column_types))
+                                           columns=mc.columns,
+                                           column_types=mc.column_types)
     except (ConfigError, DataError) as exc:
         if exc.key and exc.key.startswith("monitoring."):
             raise

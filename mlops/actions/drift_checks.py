@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_view import history_view
-from mlops.config.validate import plain
 from mlops.errors import ConfigError
 from mlops.home import open_private
 from mlops.monitoring import history
@@ -23,10 +22,10 @@ from mlops.monitoring.verdict import check_on_drift
 def policy_from(mc) -> DriftPolicy:
     """The drift policy of ``monitoring.*`` (its errors name ``monitoring.<key>``)."""
     try:
-        return DriftPolicy(n_bins=int(mc.n_bins), thresholds=plain(mc.thresholds),
+        return DriftPolicy(n_bins=int(mc.n_bins), thresholds=mc.thresholds,
                            small_sample_rows=int(mc.small_sample_rows),
-                           overrides=plain(mc.features), drift_share=float(mc.drift_share),
-                           min_rows=plain(mc.min_rows),
+                           overrides=mc.features, drift_share=float(mc.drift_share),
+                           min_rows=mc.min_rows,
                            min_reference_rows=int(mc.min_reference_rows),
                            min_rows_dataset=int(mc.min_rows_dataset))
     except ConfigError as exc:  # the policy names its own keys; prefix the config group
@@ -52,8 +51,8 @@ def monitor_settings(mc) -> MonitorSettings:
         metric=None if pc.metric is None else str(pc.metric), chunk=str(pc.chunk),
         max_drop=None if pc.max_drop is None else float(pc.max_drop),
         threshold=float(pc.threshold), detector_stream=str(mc.detector_stream),
-        detectors=plain(mc.detectors) or {})
-    on_drift = tuple(check_on_drift(plain(mc.on_drift)))  # checked first, as always
+        detectors=mc.detectors or {})
+    on_drift = tuple(check_on_drift(mc.on_drift))  # checked first, as always
     return MonitorSettings(policy=policy_from(mc), on_drift=on_drift,
                            multivariate=multivariate_settings(mc), concept=concept)
 

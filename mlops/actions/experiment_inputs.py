@@ -11,7 +11,7 @@ from dataclasses import fields
 import polars as pl
 
 from mlops.actions.context import RunContext
-from mlops.config.validate import plain
+from mlops.config.validate import as_dict
 from mlops.errors import ConfigError, ExperimentError
 from mlops.experiments import ExperimentSpec, check_weights_unchanged
 from mlops.experiments.outcomes import OutcomeSpec
@@ -29,7 +29,7 @@ def experiment_spec(ctx: RunContext) -> ExperimentSpec:
                           fix="pass experiment=<name> (see conf/experiment/)")
     try:
         # the spec's own fields; the rest of the group (outcomes, simulation) is for actions
-        return ExperimentSpec(**{f.name: plain(getattr(e, f.name)) for f in fields(ExperimentSpec)})
+        return ExperimentSpec(**{f.name: as_dict(getattr(e, f.name)) for f in fields(ExperimentSpec)})
     except ExperimentError as exc:
         raise exc.under("experiment") from None
 
@@ -75,7 +75,7 @@ def resolve_models(ctx: RunContext, spec: ExperimentSpec) -> dict[str, tuple]:
 
 def outcome_spec(ctx: RunContext, schema: dict) -> OutcomeSpec:
     """The declared outcomes, every expression checked against the source columns."""
-    out = OutcomeSpec.from_dict(plain(ctx.cfg.experiment.outcomes), key="experiment.outcomes")
+    out = OutcomeSpec.from_dict(as_dict(ctx.cfg.experiment.outcomes), key="experiment.outcomes")
     out.check(list(schema))
     return out
 

@@ -13,7 +13,7 @@ from mlops.actions.context import RunContext
 from mlops.actions.outputs import write_report
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.actions.train_view import model_card
-from mlops.config.validate import plain
+from mlops.config.validate import as_dict
 from mlops.data.checks import require_rows
 from mlops.errors import ConfigError, SkewError
 from mlops.features.compile import FeaturePlan
@@ -64,7 +64,7 @@ def class_names(ctx: RunContext) -> list[str] | None:
 def build_model(ctx: RunContext, plan: FeaturePlan):
     """(unfitted pipeline, task) from ``model._target_``; the task comes from the estimator."""
     m = ctx.cfg.model
-    est = build_estimator(str(m._target_), plain(m.params), trusted=plain(ctx.cfg.registry.trusted_types))
+    est = build_estimator(str(m._target_), m.params, trusted=ctx.cfg.registry.trusted_types)
     task = infer_task(est, declared=plan.label.get("task"))
     pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,
                           scale_numeric=bool(m.scale_numeric), max_categories=int(m.max_categories))
@@ -105,15 +105,15 @@ def train_and_register(ctx: RunContext, settings: TrainingSettings) -> tuple[Tra
     check_objective(settings, task)  # fail in milliseconds, before the data is read
     attribute = settings.audit_attribute(task)
     if settings.register:
-        check_fairness_gates(plain(ctx.cfg.registry.policies), attribute, task)
+        check_fairness_gates(ctx.cfg.registry.policies, attribute, task)
     table = training_table(ctx, plan, extra=[attribute] if attribute else [])
     require_rows(table, what="the labelled data")
     outcome = train_model(pipe, plan, table, settings, task=task,
                           champion=load_champion(ctx, settings.compare_with))
-    info = ModelInfo(model_name(ctx), str(ctx.cfg.model._target_), plain(ctx.cfg.model.params))
+    info = ModelInfo(model_name(ctx), str(ctx.cfg.model._target_), ctx.cfg.model.params)
     result = TrainResult.from_outcome(outcome, plan, info)
     if settings.register:
-        lineage = Lineage(config=redact(plain(ctx.cfg)), estimator=info.target,
+        lineage = Lineage(config=redact(as_dict(ctx.cfg)), estimator=info.target,
                           source_data_hash=ctx.data_hash())
         version = register(open_registry(ctx), info.name,
                            registration_record(outcome, plan, settings, lineage))

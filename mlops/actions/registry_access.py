@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from mlops.actions.context import RunContext
-from mlops.config.validate import plain
 from mlops.errors import ConfigError
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
 from mlops.registry.approvals import check_identity
@@ -24,14 +23,14 @@ COUNTS_APPROVALS = ("approve", "promote", "rollback", "registry", "verify", "gc"
 
 def open_registry(ctx: RunContext) -> Registry:
     """The registry under ``paths.home`` with the YAML-declared gate policies and approvers."""
-    return Registry(ctx.home, policies=plain(ctx.cfg.registry.policies), approvers=declared_approvers(ctx))
+    return Registry(ctx.home, policies=ctx.cfg.registry.policies, approvers=declared_approvers(ctx))
 
 
 def declared_approvers(ctx: RunContext) -> dict[str, str]:
     """``registry.approvers`` as ``{name: "ed25519:..."}``; each entry is a key text or
     ``{public_key: ...}`` or ``{public_key_file: <path>}`` (relative paths: under paths.home)."""
     out = {}
-    for name, spec in (plain(ctx.cfg.registry.approvers) or {}).items():
+    for name, spec in (ctx.cfg.registry.approvers or {}).items():
         key = f"registry.approvers.{name}"
         check_identity(name, key=key)
         if isinstance(spec, str):
@@ -69,7 +68,7 @@ def approver_name(ctx: RunContext, action: str) -> str:
 
 
 def trusted_types(ctx: RunContext) -> list[str]:
-    return [*DEFAULT_TRUSTED_TYPES, *plain(ctx.cfg.registry.trusted_types)]
+    return [*DEFAULT_TRUSTED_TYPES, *ctx.cfg.registry.trusted_types]
 
 
 def report_integrity(integrity: dict) -> int:

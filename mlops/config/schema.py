@@ -41,7 +41,7 @@ class FileDataConfig:
     """``conf/data/files.yaml``: parquet/csv files (globs), scanned lazily."""
 
     source: str = "files"
-    path: str = "???"
+    path: Optional[str] = None         # required: a glob of parquet/csv files
     event_id: Optional[str] = None       # unique id per event (joins late labels/outcomes); null = none
     format: str = "auto"             # auto | parquet | csv
     columns: dict[str, str] = field(default_factory=dict)   # source name -> our name
