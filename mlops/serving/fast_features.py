@@ -88,6 +88,17 @@ def _aggregate(agg: str, times: list[int], vals: list, t_us: int):
     return _std(present)
 
 
+def _window_value(w, events: list[tuple[int, dict]], t: int):
+    """Window ``w`` at time ``t`` over an entity's time-sorted events: [t - period, t)."""
+    lo = t - w.seconds * 1_000_000
+    inside = [ev for ev in events if lo <= ev[0] < t]
+    vals = [ev[1][w.column] for ev in inside] if w.column else []
+    v = _aggregate(w.agg, [ev[0] for ev in inside], vals, t)
+    if v is None and w.default is not None and w.agg not in ("count", "sum", "distinct"):
+        v = w.default
+    return v
+
+
 def _history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
              entities: list[str], times: list[int]) -> dict[str, list[tuple[int, dict]]]:
     """``{entity: [(time, window input values), ...]}`` sorted by time: stored events
@@ -131,12 +142,7 @@ def small_batch_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataF
     for e, t in zip(entities, times):
         events = history.get(e, [])
         for w in plan.windows:
-            lo = t - w.seconds * 1_000_000
-            inside = [ev for ev in events if lo <= ev[0] < t]
-            vals = [ev[1][w.column] for ev in inside] if w.column else []
-            v = _aggregate(w.agg, [ev[0] for ev in inside], vals, t)
-            if v is None and w.default is not None and w.agg not in ("count", "sum", "distinct"):
-                v = w.default
+            v = _window_value(w, events, t)
             window_cols[w.name].append(v)
     kinds = {f.name: f.kind for f in plan.features}
     windows = [pl.Series(n, vals, dtype=pl.String if kinds.get(n) == "categorical"
@@ -272,12 +278,7 @@ def row_features(rp: RowPlan, store: OnlineStore, cols: dict[str, list]) -> list
         row = {c: cols[c][i] for c in plan.source_columns}
         events = history.get(e, [])
         for w in plan.windows:
-            lo = t - w.seconds * 1_000_000
-            inside = [ev for ev in events if lo <= ev[0] < t]
-            vals = [ev[1][w.column] for ev in inside] if w.column else []
-            v = _aggregate(w.agg, [ev[0] for ev in inside], vals, t)
-            if v is None and w.default is not None and w.agg not in ("count", "sum", "distinct"):
-                v = w.default
+            v = _window_value(w, events, t)
             row[w.name] = rp.window_kinds[w.name](v)
         row.update({name: fn(row) for name, fn in rp.row_steps})
         for name, fn in rp.post_steps:
