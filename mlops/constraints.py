@@ -29,7 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable
+
+import numpy as np
 
 from mlops.errors import ConfigError
 
@@ -58,8 +61,10 @@ class Interval:
 
     def is_satisfied_by(self, value: Any) -> bool:
         """True when ``value`` is a finite number of the right kind inside the bounds."""
-        kinds = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        # numbers.Integral / Real: numpy scalars count too (as in scikit-learn's Interval)
+        kinds = (Integral,) if self.kind is int else (Real,)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds) \
+                or not math.isfinite(value):
             return False
         left_in, right_in = self.closed in ("both", "left"), self.closed in ("both", "right")
         if self.low is not None and (value < self.low or (value == self.low and not left_in)):

@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from scipy import optimize
 from scipy import stats as st
 
+from mlops.constraints import Interval, check, validate
 from mlops.errors import ExperimentError
+
+_UNIT_OPEN = Interval(float, 0, 1, closed="neither")
+_POSITIVE = Interval(float, 0, None, closed="neither")
+_PARAMETER_CONSTRAINTS = {"alpha": [_UNIT_OPEN], "power": [_UNIT_OPEN], "ratio": [_POSITIVE]}
 
 
 def _check(alpha: float, power: float, ratio: float) -> None:
-    if not 0 < alpha < 1:
-        raise ExperimentError(f"The 'alpha' parameter must be in (0, 1); got {alpha!r} instead")
-    if not 0 < power < 1:
-        raise ExperimentError(f"The 'power' parameter must be in (0, 1); got {power!r} instead")
-    if not ratio > 0:
-        raise ExperimentError(f"The 'ratio' parameter must be > 0; got {ratio!r} instead")
+    validate(dict(alpha=alpha, power=power, ratio=ratio), _PARAMETER_CONSTRAINTS,
+             error=ExperimentError)
 
 
 def z_total(alpha: float, power: float, two_sided: bool = True) -> float:
@@ -39,12 +40,10 @@ def _variances(mde: float, sd: float | None, baseline_rate: float | None) -> tup
         raise ExperimentError("give exactly one of 'sd' (continuous metric) or 'baseline_rate' "
                               f"(proportion); got sd={sd!r}, baseline_rate={baseline_rate!r}")
     if sd is not None:
-        if not (sd > 0 and math.isfinite(sd)):
-            raise ExperimentError(f"The 'sd' parameter must be a finite number > 0; got {sd!r} instead")
+        check("sd", sd, [_POSITIVE], error=ExperimentError)
         return sd * sd, sd * sd
     p = baseline_rate
-    if not 0 < p < 1:
-        raise ExperimentError(f"The 'baseline_rate' parameter must be in (0, 1); got {p!r} instead")
+    check("baseline_rate", p, [_UNIT_OPEN], error=ExperimentError)
     q = p + mde
     if not 0 < q < 1:
         raise ExperimentError(f"baseline_rate + mde must stay in (0, 1); got {p!r} + {mde!r} = {q!r}",
@@ -70,8 +69,7 @@ def sample_size(mde: float, alpha: float = 0.05, power: float = 0.8, sd: float |
     14749
     """
     _check(alpha, power, ratio)
-    if not (mde > 0 and math.isfinite(mde)):
-        raise ExperimentError(f"The 'mde' parameter must be a finite number > 0; got {mde!r} instead")
+    check("mde", mde, [_POSITIVE], error=ExperimentError)
     var_c, var_t = _variances(mde, sd, baseline_rate)
     return max(2, math.ceil(n_required(mde, var_c, var_t, alpha=alpha, power=power,
                                        two_sided=two_sided, ratio=ratio) - 1e-9))
@@ -85,15 +83,13 @@ def mde_for(n_per_arm: float, alpha: float = 0.05, power: float = 0.8, sd: float
     0.1
     """
     _check(alpha, power, ratio)
-    if not n_per_arm > 0:
-        raise ExperimentError(f"The 'n_per_arm' parameter must be > 0; got {n_per_arm!r} instead")
+    check("n_per_arm", n_per_arm, [_POSITIVE], error=ExperimentError)
     z = z_total(alpha, power, two_sided)
     if sd is not None or baseline_rate is None:
         _variances(0.0, sd, baseline_rate)  # validates sd (or reports that both/neither were given)
         return z * sd * math.sqrt(1 / n_per_arm + 1 / (ratio * n_per_arm))
     p = baseline_rate
-    if not 0 < p < 1:
-        raise ExperimentError(f"The 'baseline_rate' parameter must be in (0, 1); got {p!r} instead")
+    check("baseline_rate", p, [_UNIT_OPEN], error=ExperimentError)
 
     def gap(d: float) -> float:
         q = p + d
@@ -127,8 +123,7 @@ def duration_days(n_per_arm: float, daily_units: float, *, weights: Sequence[flo
     >>> duration_days(1570, 1000)
     4
     """
-    if not daily_units > 0:
-        raise ExperimentError(f"The 'daily_units' parameter must be > 0; got {daily_units!r} instead")
+    check("daily_units", daily_units, [_POSITIVE], error=ExperimentError)
     if not weights or min(weights) <= 0:
         raise ExperimentError(f"The 'weights' parameter must be positive traffic shares; got {weights!r}")
     share = min(weights) / sum(weights)

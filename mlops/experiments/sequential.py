@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import math
 
+from mlops.constraints import Interval, check, validate
 from mlops.errors import ExperimentError
 
 
 def sequential_rho(alpha: float, tuning: float) -> float:
     """Mixing parameter ``rho`` that makes the sequence tightest at ``N = tuning``."""
-    if not 0 < alpha < 1:
-        raise ExperimentError(f"The 'alpha' parameter must be in (0, 1); got {alpha!r} instead")
-    if not tuning > 0:
-        raise ExperimentError(f"The 'sequential_tuning' parameter must be > 0; got {tuning!r} instead")
+    validate(dict(alpha=alpha, sequential_tuning=tuning),
+             {"alpha": [Interval(float, 0, 1, closed="neither")],
+              "sequential_tuning": [Interval(float, 0, None, closed="neither")]},
+             error=ExperimentError)
     log_a = math.log(alpha)
     return math.sqrt((-2 * log_a + math.log(-2 * log_a + 1)) / tuning)
 
@@ -41,8 +42,7 @@ def sequential_halfwidth(se: float, n_total: int, *, alpha: float, tuning: float
     >>> round(sequential_halfwidth(0.1, 5000, alpha=0.05, tuning=5000), 4)
     0.3035
     """
-    if n_total < 1:
-        raise ExperimentError(f"n_total must be >= 1; got {n_total!r} instead")
+    check("n_total", n_total, [Interval(int, 1, None)], error=ExperimentError)
     rho2 = sequential_rho(alpha, tuning) ** 2
     s2 = se * se * n_total
     k = n_total * rho2 + 1

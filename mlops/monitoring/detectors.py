@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from mlops.errors import ConfigError, DataError
+from mlops.constraints import Interval, Options, check, validate
+from mlops.errors import DataError
 
 __all__ = ["PageHinkley", "DDM", "ADWIN", "first_detection", "detections"]
 
@@ -33,17 +34,18 @@ class PageHinkley:
     on the update after a detection.
     """
 
+    _parameter_constraints = {
+        "delta": [Interval(float, 0, None, closed="left")],
+        "threshold": [Interval(float, 0, None, closed="neither")],
+        "alpha": [Interval(float, 0, 1, closed="right")],
+        "min_instances": [Interval(int, 1, None)],
+        "mode": [Options("up", "down", "both")],
+    }
+
     def __init__(self, delta: float = 0.005, threshold: float = 50.0, alpha: float = 1 - 0.0001,
                  min_instances: int = 30, mode: str = "both"):
-        _positive("delta", delta, allow_zero=True)
-        _positive("threshold", threshold)
-        if not (isinstance(alpha, (int, float)) and 0.0 < alpha <= 1.0):
-            raise ConfigError(f"The 'alpha' parameter must be a float in (0, 1]; got {alpha!r} "
-                              f"instead", key="alpha")
-        _min_int("min_instances", min_instances, 1)
-        if mode not in ("up", "down", "both"):
-            raise ConfigError(f"The 'mode' parameter must be one of 'up', 'down', 'both'; got "
-                              f"{mode!r} instead", key="mode")
+        validate(dict(delta=delta, threshold=threshold, alpha=alpha, min_instances=min_instances,
+                      mode=mode), self._parameter_constraints)
         self.delta, self.threshold, self.alpha = float(delta), float(threshold), float(alpha)
         self.min_instances, self.mode = min_instances, mode
         self.drift_detected = False
@@ -87,15 +89,19 @@ class DDM:
     ``p_i + s_i > p_min + out_control_level * s_min``. The state resets after a drift.
     """
 
+    _parameter_constraints = {
+        "warning_level": [Interval(float, 0, None, closed="neither")],
+        "out_control_level": [Interval(float, 0, None, closed="neither")],
+        "min_instances": [Interval(int, 0, None)],
+    }
+
     def __init__(self, warning_level: float = 2.0, out_control_level: float = 3.0,
                  min_instances: int = 30):
-        _positive("warning_level", warning_level)
-        _positive("out_control_level", out_control_level)
-        if out_control_level < warning_level:
-            raise ConfigError(f"The 'out_control_level' parameter must be >= warning_level "
-                              f"({warning_level}); got {out_control_level!r} instead",
-                              key="out_control_level")
-        _min_int("min_instances", min_instances, 0)
+        validate(dict(warning_level=warning_level, out_control_level=out_control_level,
+                      min_instances=min_instances), self._parameter_constraints)
+        check("out_control_level", out_control_level,
+              [Interval(float, warning_level, None, closed="left")],
+              fix=f"set out_control_level >= warning_level ({warning_level})")
         self.warning_level, self.out_control_level = float(warning_level), float(out_control_level)
         self.min_instances = min_instances
         self.drift_detected = False
@@ -146,15 +152,19 @@ class ADWIN:
     starts a new window (as river does).
     """
 
+    _parameter_constraints = {
+        "delta": [Interval(float, 0, 1, closed="neither")],
+        "clock": [Interval(int, 1, None)],
+        "max_buckets": [Interval(int, 2, None)],
+        "min_window_length": [Interval(int, 1, None)],
+        "grace_period": [Interval(int, 0, None)],
+    }
+
     def __init__(self, delta: float = 0.002, clock: int = 32, max_buckets: int = 5,
                  min_window_length: int = 5, grace_period: int = 10):
-        if not (isinstance(delta, (int, float)) and 0.0 < delta < 1.0):
-            raise ConfigError(f"The 'delta' parameter must be a float in (0, 1); got {delta!r} "
-                              f"instead", key="delta")
-        _min_int("clock", clock, 1)
-        _min_int("max_buckets", max_buckets, 2)
-        _min_int("min_window_length", min_window_length, 1)
-        _min_int("grace_period", grace_period, 0)
+        validate(dict(delta=delta, clock=clock, max_buckets=max_buckets,
+                      min_window_length=min_window_length, grace_period=grace_period),
+                 self._parameter_constraints)
         self.delta, self.clock, self.max_buckets = float(delta), clock, max_buckets
         self.min_window_length, self.grace_period = min_window_length, grace_period
         self.drift_detected = False
@@ -297,17 +307,3 @@ def _number(x: object) -> float:
         raise DataError(f"detectors take finite numbers; got {x!r}", key="error",
                         fix="drop rows whose error or loss is missing or infinite")
     return value
-
-
-def _positive(key: str, value: object, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"The '{key}' parameter must be a finite number {bound}; got "
-                          f"{value!r} instead", key=key)
-
-
-def _min_int(key: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"The '{key}' parameter must be an int >= {minimum}; got {value!r} "
-                          f"instead", key=key)

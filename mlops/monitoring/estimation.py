@@ -37,7 +37,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from mlops.errors import ConfigError, DataError
+from mlops.constraints import Interval, Options, check
+from mlops.errors import DataError
 from mlops.monitoring.columns import require_columns
 from mlops.monitoring.performance import _chunked
 
@@ -121,9 +122,7 @@ def fit_calibration(y: np.ndarray, scores: np.ndarray, *, method: str = "auto", 
     one entity are correlated (positives often come in bursts on one entity), so resampling rows
     one by one would understate the uncertainty.
     """
-    if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"must be one of {list(CALIBRATION_METHODS)}; got {method!r}",
-                          key="calibration", fix="use auto, isotonic or none")
+    check("calibration", method, [Options(*CALIBRATION_METHODS)], fix="use auto, isotonic or none")
     y, scores = np.asarray(y, float), np.asarray(scores, float)
     ok = np.isfinite(y) & np.isfinite(scores)
     y, scores = y[ok], scores[ok]
@@ -278,9 +277,7 @@ def estimate_by_chunk(df: pl.DataFrame, *, time_col: str, score_col: str, label_
     value falls outside the band: calibration (hence the estimate) no longer holds.
     Rows without a score are left out. Chunks as in :func:`performance_by_chunk`.
     """
-    if not 0.0 <= min_labelled_share <= 1.0:
-        raise ConfigError(f"must be in [0, 1]; got {min_labelled_share!r}",
-                          key="min_labelled_share")
+    check("min_labelled_share", min_labelled_share, [Interval(float, 0, 1, closed="both")])
     cols = [time_col, score_col, *([label_col] if label_col else []),
             *([labelled_col] if labelled_col else [])]
     require_columns(df, cols, what="estimation data")

@@ -36,7 +36,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from mlops.errors import ConfigError
+from mlops.constraints import Interval, validate
 
 MAX_CATEGORY_CODES = 250  # HistGradientBoosting takes at most 255 categories per feature
 _BATCH = 64
@@ -204,15 +204,15 @@ def _matrix(df: pl.DataFrame, numeric: list[str], categorical: list[str]) -> np.
     return np.column_stack(cols) if cols else np.empty((df.height, 0))
 
 
+_PARAMETER_CONSTRAINTS = {
+    "max_rows": [Interval(int, 20, None)], "folds": [Interval(int, 2, None)],
+    "permutations": [Interval(int, 19, None)], "top_features": [Interval(int, 0, None)],
+    "alpha": [Interval(float, 0, 1, closed="neither")],
+    "min_auc": [Interval(float, 0.5, 1, closed="left")],
+}
+
+
 def _check(max_rows, folds, permutations, alpha, min_auc, top_features) -> None:
-    for key, value, lo in (("max_rows", max_rows, 20), ("folds", folds, 2),
-                           ("permutations", permutations, 19), ("top_features", top_features, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise ConfigError(f"The '{key}' parameter must be an int >= {lo}; got {value!r} "
-                              f"instead", key=f"multivariate.{key}")
-    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 1.0):
-        raise ConfigError(f"The 'alpha' parameter must be a float in (0, 1); got {alpha!r}",
-                          key="multivariate.alpha", fix="use e.g. 0.05")
-    if not (isinstance(min_auc, (int, float)) and 0.5 <= min_auc < 1.0):
-        raise ConfigError(f"The 'min_auc' parameter must be a float in [0.5, 1); got {min_auc!r}",
-                          key="multivariate.min_auc", fix="use e.g. 0.55")
+    validate(dict(max_rows=max_rows, folds=folds, permutations=permutations,
+                  top_features=top_features, alpha=alpha, min_auc=min_auc),
+             _PARAMETER_CONSTRAINTS, prefix="multivariate")

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn import metrics as skm
 
+from mlops.constraints import Interval, Options, check, validate
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring.columns import require_columns
 
@@ -56,13 +57,7 @@ def performance_by_chunk(df: pl.DataFrame, *, time_col: str, label_col: str, sco
     higher, binary, both_classes = _check_metric(metric)
     if higher_is_better is None:
         higher_is_better = higher
-    for key, value in (("baseline", baseline), ("max_drop", max_drop)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"The '{key}' parameter must be a finite number; got {value!r} "
-                              f"instead", key=key)
-    if max_drop < 0:
-        raise ConfigError(f"The 'max_drop' parameter must be >= 0; got {max_drop!r} instead",
-                          key="max_drop")
+    validate(dict(baseline=baseline, max_drop=max_drop), _PARAMETER_CONSTRAINTS)
     require_columns(df, [time_col, label_col, score_col], what="performance data")
     frame = _chunked(df.select(time_col, label_col, score_col), time_col, chunk)
     out = []
@@ -146,10 +141,12 @@ def _metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
         return float(skm.root_mean_squared_error(y, score))
 
 
+_PARAMETER_CONSTRAINTS = {"baseline": [Interval(float, None, None)],
+                          "max_drop": [Interval(float, 0, None)]}
+
+
 def _check_metric(metric: str) -> tuple[bool, bool, bool]:
-    if metric not in METRICS:
-        raise ConfigError(f"The 'metric' parameter must be one of {sorted(METRICS)}; got "
-                          f"{metric!r} instead", key="metric")
+    check("metric", metric, [Options(*sorted(METRICS))])
     return METRICS[metric]
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mlops.constraints import Interval, validate
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring import stats
 from mlops.monitoring.columns import categorical_column, numeric_column, require_columns
@@ -279,10 +280,5 @@ def _validate_fit_args(numeric: list[str], categorical: list[str], n_bins: objec
     if both:
         raise ConfigError(f"columns {both} are listed as both numeric and categorical",
                           key="categorical", fix="list each column under one type only")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-        raise ConfigError(f"The 'n_bins' parameter must be an int >= 2; got {n_bins!r} instead",
-                          key="n_bins")
-    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
-                                 or max_rows < 2):
-        raise ConfigError(f"The 'max_rows' parameter must be an int >= 2 or None; got "
-                          f"{max_rows!r} instead", key="max_rows")
+    validate(dict(n_bins=n_bins, max_rows=max_rows),
+             {"n_bins": [Interval(int, 2, None)], "max_rows": [Interval(int, 2, None), None]})

@@ -100,3 +100,11 @@ def test_validate_names_the_full_key_the_rule_the_value_and_the_fix():
 
 def test_constraint_module_examples_run():
     assert doctest.testmod(constraints).failed == 0
+
+
+def test_numpy_scalars_are_numbers_but_numpy_bools_are_not():
+    import numpy as np
+    assert Interval(int, 1, None).is_satisfied_by(np.int64(100))
+    assert Interval(float, 0, 1).is_satisfied_by(np.float32(0.5))
+    assert not Interval(int, 0, None).is_satisfied_by(np.bool_(True))
+    assert not Interval(float, 0, None).is_satisfied_by(np.float64("inf"))

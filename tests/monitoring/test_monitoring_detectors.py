@@ -159,3 +159,14 @@ def test_detector_parameter_errors(factory, match):
 def test_detectors_reject_non_finite_values(detector):
     with pytest.raises(DataError, match="finite numbers"):
         detector.update(float("nan"))
+
+
+def test_detector_parameter_boundaries_follow_their_declared_intervals():
+    # closed bounds are accepted, open ones refused (the detectors' _parameter_constraints)
+    PageHinkley(delta=0, alpha=1.0, min_instances=1)
+    DDM(warning_level=2.0, out_control_level=2.0, min_instances=0)
+    ADWIN(max_buckets=2, grace_period=0)
+    for factory in (lambda: PageHinkley(delta=-1e-9), lambda: PageHinkley(alpha=0.0),
+                    lambda: ADWIN(delta=1.0), lambda: PageHinkley(min_instances=True)):
+        with pytest.raises(ConfigError, match="must be"):
+            factory()
