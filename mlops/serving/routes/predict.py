@@ -61,35 +61,30 @@ async def _score(state: ServingState, records: list, request: Request) -> Outcom
 @router.post("/predict")
 async def predict(request: Request):
     """``{"records": [...]}`` -> predictions, probabilities, model, warnings, request ids."""
-    state = serving_state(request)
-    s = state.settings
-    try:
-        body = await read_json_body(request, s.max_body_bytes, s.body_timeout_seconds)
-        async with state.answers.guard(request, path="/predict") as slot:
-            if slot.replay is not None:  # a retry: the first answer, not re-scored
-                return slot.replay
-            records = check_payload(body, max_records=s.max_records)
-            out = await _score(state, records, request)
-            return slot.keep(error(out.status, out.detail) if out.status != 200
-                             else JSONResponse(out.body))
-    except RequestValidationError as exc:
-        return unprocessable(exc)
+    return await _answer(request, "/predict", check_payload, lambda body: body)
 
 
 @router.post("/invocations")
 async def invocations(request: Request):
     """MLflow's ``dataframe_records`` / ``dataframe_split`` -> ``{"predictions": [...]}``."""
+    return await _answer(request, "/invocations", mlflow_records,
+                         lambda body: {"predictions": body["predictions"]})
+
+
+async def _answer(request: Request, path: str, parse, shape):
+    """Read the body, replay a retried request's first answer, else parse, score and
+    keep the answer (``shape`` turns the scored body into the endpoint's response)."""
     state = serving_state(request)
     s = state.settings
     try:
         body = await read_json_body(request, s.max_body_bytes, s.body_timeout_seconds)
-        async with state.answers.guard(request, path="/invocations") as slot:
-            if slot.replay is not None:
+        async with state.answers.guard(request, path=path) as slot:
+            if slot.replay is not None:  # a retry: the first answer, not re-scored
                 return slot.replay
-            records = mlflow_records(body, max_records=s.max_records)
+            records = parse(body, max_records=s.max_records)
             out = await _score(state, records, request)
-            return slot.keep(error(out.status, out.detail) if out.status != 200 else
-                             JSONResponse({"predictions": out.body["predictions"]}))
+            return slot.keep(error(out.status, out.detail) if out.status != 200
+                             else JSONResponse(shape(out.body)))
     except RequestValidationError as exc:
         return unprocessable(exc)
 
