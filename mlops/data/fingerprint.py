@@ -6,6 +6,30 @@ import hashlib
 import polars as pl
 
 
+def dtype_name(dtype: pl.DataType) -> str:
+    """A dtype's name spelled by us, not by polars' ``str()`` (which may change in a release).
+
+    The spelling is the one polars 1.x/2.x printed, so hashes recorded before stay valid.
+
+        >>> dtype_name(pl.Datetime("us", "UTC")), dtype_name(pl.List(pl.Int64))
+        ("Datetime(time_unit='us', time_zone='UTC')", 'List(Int64)')
+    """
+    kind = type(dtype).__name__ if isinstance(dtype, pl.DataType) else dtype.__name__
+    if isinstance(dtype, pl.Datetime):
+        return f"Datetime(time_unit={dtype.time_unit!r}, time_zone={dtype.time_zone!r})"
+    if isinstance(dtype, pl.Duration):
+        return f"Duration(time_unit={dtype.time_unit!r})"
+    if isinstance(dtype, pl.Decimal):
+        return f"Decimal(precision={dtype.precision}, scale={dtype.scale})"
+    if isinstance(dtype, pl.List):
+        return f"List({dtype_name(dtype.inner)})"
+    if isinstance(dtype, pl.Array):
+        return f"Array({dtype_name(dtype.inner)}, shape={dtype.shape})"
+    if isinstance(dtype, pl.Struct):
+        return "Struct({" + ", ".join(f"{f.name!r}: {dtype_name(f.dtype)}" for f in dtype.fields) + "})"
+    return kind
+
+
 def frame_hash(df: pl.DataFrame) -> str:
     """sha256 over column names, dtypes and values (row order matters).
 
@@ -20,7 +44,7 @@ def frame_hash(df: pl.DataFrame) -> str:
     h.update(str(df.shape).encode())
     for name in df.columns:
         s = df.get_column(name)
-        h.update(f"{name}:{s.dtype}".encode())
+        h.update(f"{name}:{dtype_name(s.dtype)}".encode())
         h.update(s.is_null().to_numpy().tobytes())
         if s.dtype == pl.String or s.dtype == pl.Categorical or s.dtype == pl.Enum:
             h.update("\x1f".join(s.cast(pl.String).fill_null("").to_list()).encode())

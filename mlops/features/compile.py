@@ -21,13 +21,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
 from mlops.errors import FeatureSpecError
 from mlops.features.spec import FeatureSpec, parse_spec, resolve
-from mlops.features.sql_guard import check_sql
+from mlops.features.sql_guard import canonical_sql, check_sql
 
 PLAN_FORMAT = 1  # bump when evaluation semantics change: old models then fail the skew guard
 MISSING_CATEGORY = "__missing__"
@@ -89,6 +89,24 @@ class FeaturePlan:
     @property
     def short_hash(self) -> str:
         return self.spec_hash[:12]
+
+    def describe(self) -> dict:
+        """The plan's canonical description: names, kinds, windows, columns, parsed expressions.
+
+        Built only from the plan's own data (never a library's text form of an expression),
+        so it changes when the plan's meaning does and not when polars prints differently.
+        """
+        exprs = {d["name"]: canonical_sql(d["expr"]) for d in self.resolved["derived"]}
+        return {
+            "spec_hash": self.spec_hash, "name": self.name, "version": self.version,
+            "entity": self.entity, "timestamp": self.timestamp, "label": self.label,
+            "features": [[f.name, f.kind, f.source] for f in self.features],
+            "windows": [asdict(w) for w in self.windows],
+            "source_columns": list(self.source_columns),
+            # evaluation order and stage; raw and categorical columns are described by `features`
+            "row_level": [[n, exprs.get(n)] for n, _ in self.row_exprs],
+            "after_windows": [[n, exprs.get(n)] for n, _ in self.post_exprs],
+        }
 
 
 def plan_hash(resolved: dict) -> str:

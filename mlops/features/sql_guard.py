@@ -346,6 +346,20 @@ class _Parser:
         self.take(")")
 
 
+def canonical_sql(expr: str) -> list[str]:
+    """The expression as a list of tokens: whitespace dropped, SQL words lower-cased.
+
+    A description of what the user wrote that depends on no library's text form, so a
+    pin on it moves only when the expression does (not when polars prints it anew).
+
+        >>> canonical_sql("Amount  /(x_SUM_1h + 1) IS NOT NULL")
+        ['Amount', '/', '(', 'x_SUM_1h', '+', '1', ')', 'is', 'not', 'null']
+    """
+    words = KEYWORDS | FUNCTIONS | TYPES | FIELDS
+    return [text.lower() if kind == "id" and text.lower() in words else text
+            for kind, text, _ in _tokenize(expr) if kind != "eof"]
+
+
 def check_sql(expr: str, *, key: str, allowed_columns: Iterable[str] | None = None) -> None:
     """Raise FeatureSpecError (key ``<key>.expr``) unless ``expr`` is a plain row expression.
 

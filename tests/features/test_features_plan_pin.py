@@ -1,13 +1,17 @@
 """Refactor guard: compiling the shipped specs gives the same plan, hash and features.
 
-The pinned digests were computed from the code before issue 16 split ``compile_plan``
-and ``resolve`` into helpers. A model records ``spec_hash``; if it moved, every
-registered model would fail the serving skew guard. Update a pin only for a deliberate
-change of plan semantics (and bump ``PLAN_FORMAT`` then).
+A model records ``spec_hash``; if it moved, every registered model would fail the
+serving skew guard. The pins are on meaning: the spec hash, the plan's own canonical
+description (``FeaturePlan.describe``: names, kinds, windows, columns, parsed
+expressions) and the computed values. Never a library's text form of an expression,
+which changes between releases (polars 2.2 printed expressions differently from 2.1
+while every feature value stayed equal). Update a pin only for a deliberate change of
+plan semantics (and bump ``PLAN_FORMAT`` then).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -20,13 +24,13 @@ from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_at, compute_features
 
-# spec_hash, plan structure digest, features frame hash (synthetic n_users=60, days=20, seed=3)
+# spec_hash, plan description digest, features frame hash (synthetic n_users=60, days=20, seed=3)
 SHIPPED = {
     "fraud_v1": ("94f825648dbf786bfe0f0172b6e73a529e09eb76b659db7ee600df8bc9f7c295",
-                 "2d8b3ab177e230cbc0d7eadd3e1758ab0dca7c001c3d8c3891bd47f07ac84c34",
+                 "57ad9d46bd21cba597be7a6e6d0d81dc69a08f319b2d54ba17283872cc2eea1c",
                  "e317591768a88c1447abd260c35da18f6e2569f789f9ea4be92707b828d52fc6"),
     "fraud_v2": ("7cf5c5866d3cf48c43bd72245d77c605ff10bb116d00006be92430afb70f22d5",
-                 "5b32741c30cf799dafd4fbcd7f63eeeff06b327343b1f39f4f397613e3e2f8f5",
+                 "af96d58e2f645a5ae154ab80bfddfe0f3d2888e68e82778c4f8e192742c02d6c",
                  "d7633b5fa217258abb65910b14cd5477ae295f80d88be1614f3e4895c7e1c3b5"),
 }
 
@@ -50,19 +54,17 @@ RICH = {
                 {"name": "shop_kind", "expr": "upper(shop)", "kind": "categorical"},
                 {"name": "dbl", "expr": "ratio * 2 + double_amount_max_15s"}],
 }
-# spec_hash, plan structure digest, offline frame hash, online (compute_at) frame hash
+# spec_hash, plan description digest, offline frame hash, online (compute_at) frame hash
 RICH_PIN = ("2abfbacbf6636e25440aca686a86c47348252936b1247fd78e9742e2e25f59e8",
-            "c1c3d4a827b0befa44c682e460170edf3579d5272b6d8156b1e27dd4f319c9be",
+            "9f03d978bb894f540c9a3f168a89e6ce01477f0789bbf652b3c70abe423e60df",
             "03b82a7632c551e5ce7ae313f0f970b471ee57bc325203b0cb17693de8c3e3f6",
             "2af51e9b21ad5413fe74e33766244f27e3a14d41b5357a606b97bf032c0a6c00")
 
 
 def plan_digest(plan) -> str:
-    """Everything the plan carries besides its hash: features, windows, columns, exprs."""
-    parts = [plan.spec_hash, repr(plan.features), repr(plan.windows), repr(plan.source_columns),
-             [n for n, _ in plan.row_exprs], [n for n, _ in plan.post_exprs],
-             [str(e) for _, e in plan.row_exprs], [str(e) for _, e in plan.post_exprs]]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    """sha256 of the plan's canonical description (JSON with sorted keys)."""
+    text = json.dumps(plan.describe(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -97,3 +99,15 @@ def test_rich_spec_plan_is_pinned():
     online = compute_at(plan, events, points).collect()
     got = (plan.spec_hash, plan_digest(plan), frame_hash(offline), frame_hash(online))
     assert got == RICH_PIN
+
+
+def test_description_follows_meaning_not_spelling():
+    """Spacing and keyword case leave the description alone; a changed operand moves it."""
+    events = _rich_events()
+    base = compile_plan(RICH, events.schema).describe()
+    respelled = {**RICH, "derived": [{**d, "expr": d["expr"].replace(" ", "  ").replace("upper", "UPPER")}
+                                     for d in RICH["derived"]]}
+    assert compile_plan(respelled, events.schema).describe()["after_windows"] == base["after_windows"]
+    changed = {**RICH, "derived": [{**d, "expr": d["expr"].replace("+ 1", "+ 2")} for d in RICH["derived"]]}
+    assert compile_plan(changed, events.schema).describe()["after_windows"] != base["after_windows"]
+    assert base["after_windows"][0] == ["ratio", ["amount", "/", "(", "amount_mean_30s", "+", "1", ")"]]
