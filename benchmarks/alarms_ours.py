@@ -59,6 +59,24 @@ MONITOR_JUDGMENTS = {"data_drift": data_drift, "concept_drift": concept_drift,
 # ---- running mlops in process ---------------------------------------------------------
 
 
+@contextlib.contextmanager
+def in_project(root: Path):
+    """``cd root`` with only ``root/conf`` in front of the built-in configs (as ``mlops`` in a
+    fresh process: one bench process runs several projects, and the search path is global)."""
+    from mlops.config import register
+    from mlops.project import searchpath
+    saved, here = list(searchpath._PROJECT_DIRS), Path.cwd()
+    searchpath._PROJECT_DIRS.clear()
+    searchpath.use_project_conf(root / "conf")
+    register()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+        searchpath._PROJECT_DIRS[:] = saved
+
+
 class Project:
     """A user project folder on disk, run with ``mlops`` overrides."""
 
@@ -71,22 +89,15 @@ class Project:
         from hydra import compose, initialize_config_dir
 
         from mlops.actions.dispatch import run_step
-        from mlops.config import register
-        from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
+        from mlops.project.searchpath import BUILTIN_CONF
         self.runs += 1
         out = self.root / "outputs" / "bench" / f"{self.runs:04d}"
-        use_project_conf(self.root / "conf")
-        register()
-        here = Path.cwd()
-        os.chdir(self.root)
-        try:
+        with in_project(self.root):
             with initialize_config_dir(config_dir=str(BUILTIN_CONF), version_base="1.3"):
                 cfg = compose(config_name="config",
                               overrides=[f"paths.output_dir={out}", *overrides])
             with contextlib.redirect_stdout(io.StringIO()):
                 code, res = run_step(cfg, overrides=list(overrides))
-        finally:
-            os.chdir(here)
         return code, (res.result if res is not None else {})
 
     def must(self, *overrides: str) -> dict:
@@ -148,9 +159,7 @@ def scored_rows(project: Project, data_path: str) -> tuple[pl.DataFrame, list[st
     from mlops.project.searchpath import BUILTIN_CONF
     from mlops.training.table import feature_table
     from mlops.training.task import score_frame
-    here = Path.cwd()
-    os.chdir(project.root)
-    try:
+    with in_project(project.root):
         with initialize_config_dir(config_dir=str(BUILTIN_CONF), version_base="1.3"):
             cfg = compose(config_name="config", overrides=[
                 f"paths.output_dir={project.root / 'outputs' / 'bench' / 'scored'}",
@@ -159,8 +168,6 @@ def scored_rows(project: Project, data_path: str) -> tuple[pl.DataFrame, list[st
         model, mv = open_registry(ctx).load_model(model_name(ctx), "production", trusted_types(ctx))
         plan = ctx.model_plan(mv)
         table = feature_table(plan, ctx.scan_events(), event_id=ctx.event_id)
-    finally:
-        os.chdir(here)
     label = plan.label["column"]
     rows = table.select(plan.timestamp, *plan.feature_names, label).with_columns(
         pl.Series("prediction", score_frame(model, plan, table)))

@@ -143,18 +143,19 @@ def test_windows_are_consecutive_calendar_periods_after_the_test_period():
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_project_folder_composes_and_compiles_against_its_data(tmp_path, name):
     """The written folder is a project ``mlops`` composes: its spec compiles on its csv."""
+    from alarms_ours import in_project
     from hydra import compose, initialize_config_dir
 
-    from mlops.config import register
     from mlops.config.validate import feature_spec, typed_config
     from mlops.features.compile import compile_plan
-    from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
+    from mlops.project import searchpath
     ds = DATASETS[name]
     write_project(tmp_path, ds)
-    use_project_conf(tmp_path / "conf")
-    register()
-    with initialize_config_dir(config_dir=str(BUILTIN_CONF), version_base="1.3"):
+    before = list(searchpath._PROJECT_DIRS)
+    with in_project(tmp_path), initialize_config_dir(config_dir=str(searchpath.BUILTIN_CONF),
+                                                     version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"paths.output_dir={tmp_path / 'out'}"])
+    assert searchpath._PROJECT_DIRS == before      # no project left on other tests' search path
     typed = typed_config(cfg)
     assert typed.data.path == f"data/{name}.csv" and typed.model.name == f"{name}_{ds.task}"
     events = pl.read_csv(tmp_path / "data" / f"{name}.csv", n_rows=200, try_parse_dates=True)
