@@ -106,21 +106,18 @@ def shifted_events(ds: DataSet, events: pl.DataFrame, shift: str, at: datetime) 
 
 def write_project(target: Path, ds: DataSet, *, shift: str = "none",
                   at: datetime | None = None) -> list[Path]:
-    """Write the project folder; returns the files written."""
+    """Write the project folder (as ``mlops init`` lays one out); returns the files written."""
     at = at or datetime.fromisoformat(ds.shift_at)
-    files = {"conf/project.yaml": project_yaml(ds),
+    texts = {"conf/project.yaml": project_yaml(ds),
              f"conf/data/{ds.name}.yaml": DATA_YAML.format(name=ds.name, event_id=ds.event_id),
              f"conf/features/{ds.name}.yaml": features_yaml(ds)}
-    written = []
-    for rel, text in files.items():
-        path = target / rel
+    paths = [target / rel for rel in [*texts, f"data/{ds.name}.csv"]]
+    for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in zip(paths, texts.values()):
         path.write_text(text)
-        written.append(path)
-    data = target / "data" / f"{ds.name}.csv"
-    data.parent.mkdir(parents=True, exist_ok=True)
-    shifted_events(ds, ds.load(), shift, at).write_csv(data)
-    return [*written, data]
+    shifted_events(ds, ds.load(), shift, at).write_csv(paths[-1])
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
