@@ -36,6 +36,7 @@ from pathlib import Path
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # measure the mlops of this checkout, not an installed one
 sys.path.insert(0, str(HERE))
 from alarms_data import DATASETS, DataSet  # noqa: E402
 from alarms_ours import Project, monitor_window, replay_window, scored_rows, train_and_promote  # noqa: E402
@@ -53,14 +54,16 @@ def log(msg: str) -> None:
 def our_windows(project: Project, data_path: str, windows: list, first: datetime, snapshot: Path,
                 breaker: bool, label: str) -> dict[str, list]:
     """Our four judgments per window of one scenario."""
-    calls: dict[str, list] = {"data_drift": [], "concept_drift": [], "detectors": [], "breaker": []}
+    calls: dict[str, list] = {"data_drift": [], "concept_drift": [], "detectors": [], "breaker": [],
+                              "breaker_trip": []}
     for i, (lo, hi) in enumerate(windows):
         found = monitor_window(project, data_path, lo, hi, first)
-        found["breaker"] = (replay_window(project, data_path, lo, hi, first, snapshot)["breaker"]
-                            if breaker else None)
+        replayed = replay_window(project, data_path, lo, hi, first, snapshot) if breaker else {}
+        found["breaker"] = replayed.get("breaker")
+        found["breaker_trip"] = (replayed.get("trips") or [None])[0]  # when and why it tripped
         for k in calls:
             calls[k].append(found[k])
-        fired = [k for k, v in found.items() if v]
+        fired = [k for k, v in found.items() if v and k != "breaker_trip"]
         log(f"  {label} window {i + 1}/{len(windows)} {lo.date()}: "
             f"{', '.join(fired) if fired else 'quiet'}")
     return calls

@@ -162,3 +162,17 @@ def test_project_folder_composes_and_compiles_against_its_data(tmp_path, name):
     plan = compile_plan(feature_spec(typed.features), dict(events.schema))
     assert set(ds.raw) <= set(plan.feature_names)
     assert f"entity: {ds.entity}" in features_yaml(ds)
+
+
+def test_peer_rows_are_tagged_reference_perf_reference_or_their_window():
+    from bench_alarms import peer_rows
+    ds = DATASETS["storms"]   # train 1975-07-01, valid 1995, test 1999, windows from 2003
+    times = [datetime(1975, 1, 1), datetime(1980, 5, 1), datetime(1996, 1, 1), datetime(2002, 12, 31),
+             datetime(2003, 6, 1), datetime(2004, 1, 1), datetime(2005, 1, 1)]
+    rows = pl.DataFrame({"t": times, "x": range(7)})
+    windows = [(datetime(2003, 1, 1), datetime(2004, 1, 1)), (datetime(2004, 1, 1), datetime(2005, 1, 1))]
+    out = peer_rows(ds, rows, "t", windows)
+    # before training starts and after the last window: no part, dropped
+    assert out["x"].to_list() == [1, 2, 3, 4, 5]
+    assert out["__part"].to_list() == ["reference", "perf_reference", "perf_reference", "analysis", "analysis"]
+    assert out["__window"].to_list() == [-1, -1, -1, 0, 1]
