@@ -176,3 +176,15 @@ def test_peer_rows_are_tagged_reference_perf_reference_or_their_window():
     assert out["x"].to_list() == [1, 2, 3, 4, 5]
     assert out["__part"].to_list() == ["reference", "perf_reference", "perf_reference", "analysis", "analysis"]
     assert out["__window"].to_list() == [-1, -1, -1, 0, 1]
+
+
+def test_our_adapters_read_alarm_quiet_or_no_verdict_from_the_reports():
+    from alarms_ours import breaker_tripped, concept_drift, data_drift, detectors
+    monitor = {"dataset_status": "drift", "data_drift": True,
+               "performance": {"chunks": [{"flag": False}], "concept_drift": False},
+               "detectors": {"page_hinkley": {"first_detection": None}, "adwin": {"first_detection": 7}}}
+    assert (data_drift(monitor), concept_drift(monitor), detectors(monitor)) == (True, False, True)
+    quiet = {"dataset_status": "insufficient_data", "data_drift": False,
+             "performance": {"chunks": [], "concept_drift": False}, "detectors": {}}
+    assert (data_drift(quiet), concept_drift(quiet), detectors(quiet)) == (None, None, None)
+    assert breaker_tripped({"breaker_tripped": False}) is False
