@@ -46,7 +46,8 @@ def _cell(s: dict | None) -> tuple[str, str]:
     fa = "n/a" if rate is None else f"{rate:.0%} ({s['false_alarms']}/{s['opportunities']})"
     if s.get("undecided"):
         fa += f", {s['undecided']} undecided"
-    return fa, ("never" if s["delay"] is None else str(s["delay"]))
+    delay = "never" if s["delay"] is None else str(s["delay"])
+    return fa, f"{delay} ({s['hits']}/{s['shifted']} shifted)" if s.get("shifted") else delay
 
 
 def _met(value) -> str:
@@ -58,7 +59,8 @@ def dataset_table(name: str, result: dict) -> str:
     n, k = len(result["windows"]), result["shift_index"]
     head = (f"**{name}** ({result['task']}; {result['model']}); {n} windows per scenario, shift from "
             f"window {k + 1} ({result['shift_at']}); false alarms over the unshifted windows, "
-            f"delay in windows after the shift (0 = the first shifted window)\n\n")
+            f"delay in windows after the shift (0 = the first shifted window; in brackets the "
+            f"shifted windows that alarmed)\n\n")
     cols = ["judgment"] + [f"{NAMES[s]} {x}" for s in SIDES for x in ("false alarms", "delay")] + \
         [f"false alarms <= {MAX_FALSE_ALARM_RATE:.0%}", f"delay <= {MAX_DELAY}", "beats both peers"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

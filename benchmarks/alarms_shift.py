@@ -96,6 +96,8 @@ class Score:
     opportunities: int
     delay: int | None          # windows after the shift's first window; None: never fired
     undecided: int = 0         # unshifted windows where it gave no verdict (e.g. too few rows)
+    hits: int = 0              # shifted windows (of the scenario it watches) with an alarm
+    shifted: int = 0           # ... out of this many
 
     @property
     def false_alarm_rate(self) -> float | None:
@@ -104,7 +106,7 @@ class Score:
     def as_dict(self) -> dict:
         return {"false_alarms": self.false_alarms, "opportunities": self.opportunities,
                 "false_alarm_rate": self.false_alarm_rate, "delay": self.delay,
-                "undecided": self.undecided}
+                "undecided": self.undecided, "hits": self.hits, "shifted": self.shifted}
 
 
 def first_alarm(alarms: list[bool | None], start: int) -> int | None:
@@ -125,9 +127,9 @@ def score(judgment: str, alarms: dict[str, list[bool | None]], shift_index: int)
                 continue
             opp += 1
             fa += bool(calls[i])
-    source = alarms.get(WATCHES[judgment])
-    delay = first_alarm(source, shift_index) if source is not None else None
-    return Score(false_alarms=fa, opportunities=opp, delay=delay, undecided=undecided)
+    after = alarms.get(WATCHES[judgment], [])[shift_index:]
+    return Score(false_alarms=fa, opportunities=opp, delay=first_alarm(after, 0), undecided=undecided,
+                 hits=sum(bool(a) for a in after), shifted=len(after))
 
 
 def targets(ours: Score, peers: list[Score]) -> dict[str, bool | None]:

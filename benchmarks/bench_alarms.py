@@ -149,6 +149,15 @@ def peers_python(arg: str | None) -> str | None:
     return None
 
 
+def print_tables(result: dict) -> int:
+    """One markdown table per data set, scored afresh from the per-window verdicts."""
+    for name, res in result["datasets"].items():
+        res.update(score_dataset(res))
+        print()
+        print(dataset_table(name, res))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="storms,flights")
@@ -156,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-breaker", action="store_true", help="skip the replays (faster)")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench_alarms.json"))
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
+    ap.add_argument("--tables", type=Path, default=None,
+                    help="re-score and print the tables of a JSON this script wrote; run nothing")
     args = ap.parse_args(argv)
+    if args.tables:
+        return print_tables(json.loads(args.tables.read_text()))
     python = peers_python(args.peers_python)
     t0 = time.perf_counter()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-alarms-"))
@@ -166,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
-    for name, res in result["datasets"].items():
-        print()
-        print(dataset_table(name, res))
+    print_tables(result)
     print(f"\nwrote {args.out} ({result['seconds']:.0f} s)")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)

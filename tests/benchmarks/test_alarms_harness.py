@@ -95,9 +95,11 @@ def test_score_counts_false_alarms_over_unshifted_windows_and_the_delay_after_th
     # none: 4 decided, 1 alarm; inputs before 2: 2 decided, 1 alarm; labels: 5 decided, 3 alarms
     assert (s.false_alarms, s.opportunities, s.undecided) == (5, 11, 1)
     assert s.delay == 2                                   # inputs: first alarm 2 windows after
+    assert (s.hits, s.shifted) == (1, 3)
     c = score("concept_drift", calls, shift_index=2)
     assert (c.false_alarms, c.opportunities) == (2, 8)    # none 1/4, inputs 1/2, labels 0/2
     assert c.delay == 0                                   # labels fire in the first shifted window
+    assert (c.hits, c.shifted) == (3, 3)
     assert first_alarm([False, False], 0) is None
 
 
@@ -126,7 +128,7 @@ def test_report_scores_and_tables_every_side_and_marks_a_skipped_peer():
     assert result["scores"]["data_drift"]["evidently"] is None
     assert result["scores"]["data_drift"]["ours"]["false_alarms"] == 2 + 0 + 2
     table = dataset_table("storms", result)
-    assert "| data drift | 57% (4/7) | 0 | 100% (7/7) | 0 | n/a | n/a |" in table
+    assert "| data drift | 57% (4/7) | 0 (2/2 shifted) | 100% (7/7) | 0 (2/2 shifted) | n/a | n/a |" in table
 
 
 def test_windows_are_consecutive_calendar_periods_after_the_test_period():
