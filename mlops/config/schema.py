@@ -189,7 +189,9 @@ class MonitoringConfig:
 
     source: str = "window"                # window | prediction_log | files
     current: Optional[str] = None         # files: parquet/csv glob of current rows
-    reference: Optional[str] = None       # a reference .npz; null = the model's own
+    # monitor: training (the model's own) | {start, end} | {previous: N} | a reference .npz;
+    # drift: the reference data (parquet/csv glob) or a .npz
+    reference: Any = "training"
     alias: str = "production"             # whose reference and model
     window: WindowConfig = field(default_factory=WindowConfig)
     n_bins: int = 10
