@@ -4,10 +4,11 @@ It imports scikit-learn and the registry once, then ``os.fork``s the writers, so
 tests pay one interpreter start instead of one per writer. The launcher never opens
 the registry itself: every child opens its own SQLite connection after the fork.
 
-    python registry_worker.py concurrent HOME N        # N children register at once
-    python registry_worker.py crash DIE_HOME LOOP_HOME ROUNDS SEED
-        # 1) a child SIGKILLs itself between artefact write and DB insert (DIE_HOME)
-        # 2) ROUNDS children register in a loop and are SIGKILLed at random times (LOOP_HOME)
+    python registry_worker.py concurrent HOME N     # N children register at once
+    python registry_worker.py die HOME SEED         # a child SIGKILLs itself between artefact and row
+    python registry_worker.py loop HOME ROUNDS SEED # ROUNDS children register in a loop, SIGKILLed at random
+
+REGISTRY_URL / REGISTRY_ARTIFACTS (and PGPASSWORD) in the environment choose the backend.
 
 Prints one JSON object on stdout.
 """
@@ -33,6 +34,13 @@ def fitted(seed: int) -> LogisticRegression:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(40, 2))
     return LogisticRegression().fit(x, (x[:, 0] + rng.normal(0, 0.5, 40) > 0).astype(int))
+
+
+def _open(home: Path) -> Registry:
+    """The registry under ``home``; REGISTRY_URL/REGISTRY_ARTIFACTS (and PGPASSWORD) point it
+    at a shared index and artefact store, as on a team's machines."""
+    return Registry(home, url=os.environ.get("REGISTRY_URL") or None,
+                    artifacts=os.environ.get("REGISTRY_ARTIFACTS") or None)
 
 
 def _register(reg: Registry, seed: int):
@@ -69,7 +77,7 @@ def concurrent(home: Path, n: int) -> dict:
     def child(seed: int) -> None:
         os.close(go_w)
         os.read(go_r, 1)  # returns when the launcher closes its end: everyone starts together
-        version = _register(Registry(home), seed).version
+        version = _register(_open(home), seed).version
         os.write(out_w, f"{seed} {os.getpid()} {version}\n".encode())
 
     pids = [_fork(lambda s=seed: child(s)) for seed in range(n)]
@@ -81,20 +89,23 @@ def concurrent(home: Path, n: int) -> dict:
     return {"statuses": statuses, "results": [[int(v) for v in row] for row in rows]}
 
 
-def crash(die_home: Path, loop_home: Path, rounds: int, seed: int) -> dict:
-    def die() -> None:
-        reg = Registry(die_home)
+def die(home: Path, seed: int) -> dict:
+    def body() -> None:
+        reg = _open(home)
         reg._after_artifact_write = lambda: os.kill(os.getpid(), signal.SIGKILL)
         _register(reg, seed)
 
-    die_status = _status(_fork(die))
+    return {"die_status": _status(_fork(body))}
+
+
+def loop(home: Path, rounds: int, seed: int) -> dict:
     rnd = random.Random(seed)
-    loop_statuses = []
+    statuses = []
     for round_ in range(rounds):
         ready_r, ready_w = os.pipe()
 
-        def loop(r=round_, ready_w=ready_w) -> None:
-            reg = Registry(loop_home)
+        def body(r=round_, ready_w=ready_w) -> None:
+            reg = _open(home)
             pause = random.Random(r)
             reg._after_artifact_write = lambda: time.sleep(pause.uniform(0, 0.02))
             for i in range(100_000):
@@ -102,22 +113,24 @@ def crash(die_home: Path, loop_home: Path, rounds: int, seed: int) -> dict:
                 if i == 0:
                     os.write(ready_w, b"x")  # at least one version per round, then kill at random
 
-        pid = _fork(loop)
+        pid = _fork(body)
         os.close(ready_w)
         os.read(ready_r, 1)
         os.close(ready_r)
         time.sleep(rnd.uniform(0.05, 0.5))
         os.kill(pid, signal.SIGKILL)
-        loop_statuses.append(_status(pid))
-    return {"die_status": die_status, "loop_statuses": loop_statuses}
+        statuses.append(_status(pid))
+    return {"loop_statuses": statuses}
 
 
 def main() -> None:
     mode = sys.argv[1]
     if mode == "concurrent":
         result = concurrent(Path(sys.argv[2]), int(sys.argv[3]))
-    elif mode == "crash":
-        result = crash(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "die":
+        result = die(Path(sys.argv[2]), int(sys.argv[3]))
+    elif mode == "loop":
+        result = loop(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print(json.dumps(result), flush=True)
