@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlops.errors import ArtifactIntegrityError, ConfigError
+from mlops.errors import ArtifactIntegrityError, ConfigError, DataError
 from mlops.registry import artifacts
 
 PREFIX = "artifacts/"
@@ -124,6 +124,32 @@ class DirectoryArtifacts:
     def drop(handle: Any) -> None:
         hidden, _ = handle
         hidden.unlink(missing_ok=True)
+
+
+def _read_reference(source: Path) -> tuple[bytes, str]:
+    if not source.is_file():
+        raise DataError(f"reference file {source} does not exist or is not a file", key="reference_file",
+                        fix="pass the path of the reference statistics written at training time")
+    suffix = source.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", source.suffix) else ".bin"
+    return source.read_bytes(), suffix
+
+
+def store_files(files: Any, model: Any, reference_file: Path | str | None) -> tuple[dict[str, Any], list]:
+    """Write a model (and its reference file) into the store ``files``; returns their
+    ``versions`` columns and what was written as ``[(sha256, suffix, bytes)]``. Runs
+    before the version row exists, so a crash leaves at worst an interrupted write."""
+    reference = None if reference_file is None else _read_reference(Path(reference_file))
+    data = artifacts.dump_model(model)
+    sha = artifacts.sha256_bytes(data)
+    written = [(sha, artifacts.MODEL_SUFFIX, data)]
+    columns = {"artifact_sha256": sha, "artifact_path": files.put(sha, artifacts.MODEL_SUFFIX, data),
+               "artifact_size": len(data), "reference_sha256": None, "reference_path": None}
+    if reference is not None:
+        ref_bytes, suffix = reference
+        ref_sha = artifacts.sha256_bytes(ref_bytes)
+        columns.update(reference_sha256=ref_sha, reference_path=files.put(ref_sha, suffix, ref_bytes))
+        written.append((ref_sha, suffix, ref_bytes))
+    return columns, written
 
 
 def open_artifacts(spec: Any, *, home: Path, s3: dict | None = None,

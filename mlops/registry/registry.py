@@ -22,16 +22,15 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import ConfigError, DataError, GateFailedError, IntegrityError, NotFoundError, RegistryError
+from mlops.errors import ConfigError, GateFailedError, IntegrityError, NotFoundError, RegistryError
 from mlops.registry import approvals as signed
-from mlops.registry import artifacts, chain, integrity, migrations, queries, signing, store
-from mlops.registry.artifact_store import open_artifacts, relative
+from mlops.registry import chain, integrity, migrations, queries, signing, store
+from mlops.registry.artifact_store import open_artifacts, relative, store_files
 from mlops.registry.database import open_database
 from mlops.registry.gates import Gate, GatePolicy, GateResult, evaluate_gates
 from mlops.registry.lineage import ModelVersion, git_commit, normalize_metadata
@@ -124,8 +123,9 @@ class Registry(RegistryReads):
         who = meta.pop("who", None) or actor
         code_version = meta.pop("code_version") if "code_version" in meta else git_commit()
         self._check_parent(name, parent)
-        files = self._store_artifacts(model, reference_file)
-        written = files.pop("_written")
+        files, written = store_files(self.artifacts, model, reference_file)
+        if self._after_artifact_write is not None:
+            self._after_artifact_write()
         cls = type(model)
         row = {
             "name": name, "who": who, "code_version": code_version, "parent": parent, **files,
@@ -142,7 +142,11 @@ class Registry(RegistryReads):
                 queries.resolve(conn, name, parent)
             version = self._insert_version(conn, row, actor)
             registered = queries.get(conn, name, version, self.artifacts)
-        self._still_stored(written)
+        for sha, suffix, data in written:
+            # a gc that judged the file unreferenced just before the row existed may have
+            # removed it: write it again (see integrity.remove_interrupted)
+            if not self.artifacts.exists(relative(sha, suffix)):
+                self.artifacts.put(sha, suffix, data)
         return registered
 
     def _check_parent(self, name: str, parent: int | None) -> None:
@@ -152,33 +156,6 @@ class Registry(RegistryReads):
         if parent is not None:
             with self._read() as conn:
                 queries.resolve(conn, name, parent)
-
-    def _store_artifacts(self, model: Any, reference_file: Path | str | None) -> dict[str, Any]:
-        """Write the model (and reference file) content-addressed and durable; return their
-        ``versions`` columns. Runs before the version row exists, so a crash leaves at worst
-        an artefact no row references (an interrupted write, see ``verify``)."""
-        reference = None if reference_file is None else self._read_reference(Path(reference_file))
-        data = artifacts.dump_model(model)
-        sha = artifacts.sha256_bytes(data)
-        written = {"model": (sha, artifacts.MODEL_SUFFIX, data)}
-        rel = self.artifacts.put(sha, artifacts.MODEL_SUFFIX, data)
-        ref_sha, ref_rel = None, None
-        if reference is not None:
-            ref_bytes, suffix = reference
-            ref_sha = artifacts.sha256_bytes(ref_bytes)
-            ref_rel = self.artifacts.put(ref_sha, suffix, ref_bytes)
-            written["reference"] = (ref_sha, suffix, ref_bytes)
-        if self._after_artifact_write is not None:
-            self._after_artifact_write()
-        return {"artifact_sha256": sha, "artifact_path": rel, "artifact_size": len(data),
-                "reference_sha256": ref_sha, "reference_path": ref_rel, "_written": written}
-
-    def _still_stored(self, files: dict[str, Any]) -> None:
-        """After the commit: a ``gc`` that judged the file unreferenced just before the row
-        existed may have removed it; write it again (see ``integrity.remove_interrupted``)."""
-        for sha, suffix, data in files.values():
-            if not self.artifacts.exists(relative(sha, suffix)):
-                self.artifacts.put(sha, suffix, data)
 
     @staticmethod
     def _insert_version(conn: Any, row: dict[str, Any], actor: str) -> int:
@@ -201,14 +178,6 @@ class Registry(RegistryReads):
                      "row_sha256": chain.row_hash(stored)},
         )
         return version
-
-    @staticmethod
-    def _read_reference(source: Path) -> tuple[bytes, str]:
-        if not source.is_file():
-            raise DataError(f"reference file {source} does not exist or is not a file", key="reference_file",
-                            fix="pass the path of the reference statistics written at training time")
-        suffix = source.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", source.suffix) else ".bin"
-        return source.read_bytes(), suffix
 
     def approve(self, name: str, version: int | str, approver: str, *, private_key: Any,
                 alias: str = "production", comment: str | None = None) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """Shared fixtures for registry tests: tiny real scikit-learn models, and the backends."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -72,6 +78,32 @@ def _outside_any_checkout(tmp_path, monkeypatch):
 # server or psycopg is missing.
 
 _DATABASES = itertools.count(1)
+WORKER = Path(__file__).resolve().with_name("registry_worker.py")
+
+
+@pytest.fixture
+def run_worker():
+    """``run_worker(mode, *args, cwd=, backend=)``: registry_worker.py in a subprocess (it
+    forks the writers); its JSON result. ``backend`` (url, password) points it at PostgreSQL."""
+    def run(*args, cwd, backend=None) -> dict:
+        # Single-threaded BLAS: children are forked from a process that imported numpy.
+        env = dict(os.environ, PYTHONPATH=str(WORKER.parents[2]), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        if backend is not None and backend.url is not None:
+            env.update(REGISTRY_URL=backend.url, PGPASSWORD=backend.password)
+        done = subprocess.run([sys.executable, str(WORKER), *map(str, args)], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    return run
+
+
+@pytest.fixture(scope="session")
+def fitted():
+    """``fitted(seed)``: the model the worker registers for ``seed`` (to compare coefficients)."""
+    spec = importlib.util.spec_from_file_location("registry_worker_recipe", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fitted
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +171,17 @@ def backend(request, tmp_path) -> Backend:
     """The embedded SQLite index, or a fresh migrated PostgreSQL database."""
     if request.param == "sqlite":
         return Backend("sqlite")
-    server = request.getfixturevalue("pg_server")
-    url = server.create_database(f"reg{next(_DATABASES)}")
+    return _fresh_postgres(request.getfixturevalue("pg_server"), tmp_path)
+
+
+@pytest.fixture
+def pg_backend(pg_server, tmp_path) -> Backend:
+    """A fresh migrated PostgreSQL database alone (for PostgreSQL-only tests, marked slow)."""
+    return _fresh_postgres(pg_server, tmp_path)
+
+
+def _fresh_postgres(server, tmp_path) -> Backend:
+    url = server.create_database(f"reg{next(_DATABASES)}_{os.getpid()}")
     migrations.migrate(open_database(url, home=tmp_path, password=server.password))
     return Backend("postgresql", url, server.password)
 

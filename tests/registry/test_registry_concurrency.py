@@ -5,42 +5,15 @@ them); every writer is its own OS process with its own SQLite connection.
 """
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
 
-WORKER = Path(__file__).resolve().with_name("registry_worker.py")
-ROOT = WORKER.parents[2]
-
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-
-def _run_worker(*args, cwd, backend=None) -> dict:
-    # Single-threaded BLAS: children are forked from a process that imported numpy.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    if backend is not None and backend.url is not None:
-        env.update(REGISTRY_URL=backend.url, PGPASSWORD=backend.password)
-    done = subprocess.run([sys.executable, str(WORKER), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def fitted():
-    spec = importlib.util.spec_from_file_location("registry_worker_recipe", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fitted
 
 
 def _assert_consistent(reg, fitted):
@@ -58,9 +31,9 @@ def _assert_consistent(reg, fitted):
     return versions
 
 
-def test_eight_concurrent_registrations_get_gapless_versions(tmp_path, fitted, backend):
+def test_eight_concurrent_registrations_get_gapless_versions(tmp_path, fitted, backend, run_worker):
     home = tmp_path / "home"  # fresh: on SQLite the eight also race to create the schema
-    out = _run_worker("concurrent", home, 8, cwd=tmp_path, backend=backend)
+    out = run_worker("concurrent", home, 8, cwd=tmp_path, backend=backend)
     assert out["statuses"] == [0] * 8
     got = out["results"]
     assert sorted(version for _, _, version in got) == list(range(1, 9))
@@ -71,8 +44,8 @@ def test_eight_concurrent_registrations_get_gapless_versions(tmp_path, fitted, b
     assert len({v.artifact_sha256 for v in versions}) == 8
 
 
-def test_kill_between_file_write_and_insert_leaves_only_an_interrupted_write(tmp_path, backend):
-    out = _run_worker("die", tmp_path / "die", 1234, cwd=tmp_path, backend=backend)
+def test_kill_between_file_write_and_insert_leaves_only_an_interrupted_write(tmp_path, backend, run_worker):
+    out = run_worker("die", tmp_path / "die", 1234, cwd=tmp_path, backend=backend)
     assert out["die_status"] == -signal.SIGKILL
     reg = Registry(tmp_path / "die", **backend.kwargs)
     assert reg.list_models() == [] and reg.audit_log() == []
@@ -86,8 +59,8 @@ def test_kill_between_file_write_and_insert_leaves_only_an_interrupted_write(tmp
     assert not files[0].exists() and reg.verify()["notes"] == []
 
 
-def test_random_sigkills_during_registration_keep_registry_consistent(tmp_path, fitted, backend):
-    out = _run_worker("loop", tmp_path / "loop", 4, 1234, cwd=tmp_path, backend=backend)
+def test_random_sigkills_during_registration_keep_registry_consistent(tmp_path, fitted, backend, run_worker):
+    out = run_worker("loop", tmp_path / "loop", 4, 1234, cwd=tmp_path, backend=backend)
     assert out["loop_statuses"] == [-signal.SIGKILL] * 4
     reg = Registry(tmp_path / "loop", **backend.kwargs)
     versions = _assert_consistent(reg, fitted)
