@@ -24,7 +24,9 @@ append-only triggers (:mod:`mlops.registry.migrations`).
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,7 +128,68 @@ class SQLiteConnection(sqlite3.Connection):
         return str(self.execute("PRAGMA quick_check").fetchone()[0])
 
 
-class SQLiteDatabase:
+class ThreadConnections:
+    """One kept connection per thread and process, opened on first use.
+
+    Opening is what costs: a login on PostgreSQL; on SQLite, closing the last connection
+    checkpoints the WAL into the database (more fsyncs per operation than the commit).
+    A forked child opens its own and never closes its parent's (closing a PostgreSQL
+    connection in the child would end the parent's session). A nested operation in the
+    same thread (the kept connection is inside a transaction) gets a connection of its
+    own, closed afterwards, as every operation had before connections were kept.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def connect(self) -> Any:  # pragma: no cover - each dialect defines it
+        raise NotImplementedError
+
+    @staticmethod
+    def _usable(conn: Any) -> bool:
+        return True
+
+    def _kept(self) -> Any:
+        conn, pid = getattr(self._local, "conn", None), getattr(self._local, "pid", None)
+        if conn is not None and pid != os.getpid():
+            FORKED_AWAY.append(conn)
+            conn = None
+        if conn is None or not self._usable(conn):
+            conn = self._local.conn = self.connect()
+            self._local.pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def _checkout(self) -> Iterator[Any]:
+        conn = self._kept()
+        if not conn.in_transaction:
+            yield conn
+            return
+        own = self.connect()
+        try:
+            yield own
+        finally:
+            close_quietly(own)
+
+    def close(self) -> None:
+        """Close this thread's kept connection (the next operation opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            close_quietly(conn)
+
+
+FORKED_AWAY: list[Any] = []  # a parent's connections, kept referenced in a child so they are never closed there
+
+
+def close_quietly(conn: Any) -> None:
+    try:
+        (conn.raw if hasattr(conn, "raw") else conn).close()
+    except Exception:  # noqa: BLE001 - a broken connection is closed already
+        pass
+
+
+class SQLiteDatabase(ThreadConnections):
     """The embedded registry index: one SQLite file in WAL mode, migrated on open.
 
     Every write runs in ``BEGIN IMMEDIATE``: the write lock is taken up front, so two
@@ -137,13 +200,14 @@ class SQLiteDatabase:
     auto_migrate = True
 
     def __init__(self, path: Path):
+        super().__init__()
         self.path = Path(path)
         self.display = DatabaseURL("sqlite", path=self.path).display
 
     def connect(self) -> SQLiteConnection:
         """Autocommit connection (transactions are explicit) with a busy timeout."""
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               factory=SQLiteConnection)
+                               factory=SQLiteConnection, check_same_thread=True)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -154,29 +218,26 @@ class SQLiteDatabase:
     @contextmanager
     def read(self) -> Iterator[SQLiteConnection]:
         """One deferred transaction: one consistent snapshot across several queries."""
-        conn = self.connect()
-        try:
+        with self._checkout() as conn:
             conn.execute("BEGIN")
-            yield conn
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     @contextmanager
     def write(self) -> Iterator[SQLiteConnection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception."""
-        conn = self.connect()
-        try:
+        with self._checkout() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     def prepare(self) -> None:
         """Private file, WAL mode (retried: switching can report "locked" while another
@@ -206,9 +267,6 @@ class SQLiteDatabase:
     def set_schema_version(self, conn: SQLiteConnection, version: int, description: str) -> None:
         """Record ``version`` (inside the migration's transaction)."""
         conn.execute(f"PRAGMA user_version = {int(version)}")
-
-    def close(self) -> None:
-        """Nothing is kept open between operations."""
 
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mlops.errors import RegistryError
+from mlops.errors import ArtifactIntegrityError, RegistryError
 from mlops.registry import chain, migrations
 from mlops.registry.approvals import payload
 from mlops.registry.signing import fingerprint, verify_signature
@@ -34,7 +34,7 @@ def check_files(files: Any, row: Any) -> list[dict[str, Any]]:
     for kind, rel, sha in recorded:
         try:
             files.read(rel, expected_sha256=sha, what=f"model '{name}' version {version}")
-        except RegistryError as exc:
+        except ArtifactIntegrityError as exc:  # missing or changed; a store that cannot answer raises
             out.append(_problem(kind, exc.message, model=name, version=version, file=str(files.locate(rel))))
     return out
 

@@ -14,13 +14,11 @@ slots, a lock wait past ``lock_timeout``, a serialization failure or deadlock wh
 beginning a write. Not retried: a refused connection or a failed login (a one-line
 RegistryError naming the URL, never the password).
 
-A connection is kept per thread and process (opening one costs a login); a forked
-child opens its own and never touches its parent's.
+A connection is kept per thread and process (opening one costs a login; see
+:class:`~mlops.registry.database.ThreadConnections`).
 """
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from mlops.errors import RegistryError
+from mlops.registry.database import ThreadConnections, close_quietly
 from mlops.registry.store import utc_now
 
 try:
@@ -44,7 +43,6 @@ WRITE_LOCK = 0x6D6C6F7073_7265  # the registry's advisory-lock key (per database
 # failure, deadlock, lock timeout
 _TRANSIENT = {"57P03", "57P01", "53300", "53400", "40001", "40P01", "55P03"}
 _TRANSIENT_TEXT = ("the database system is starting up", "too many clients", "remaining connection slots")
-_FORKED_AWAY: list[Any] = []  # a parent's connections, kept alive in a child so they are never closed there
 
 
 class Row:
@@ -122,17 +120,17 @@ def _transient(exc: BaseException) -> bool:
     return state in _TRANSIENT or (state is None and any(t in str(exc) for t in _TRANSIENT_TEXT))
 
 
-class PostgresDatabase:
+class PostgresDatabase(ThreadConnections):
     """A registry index in PostgreSQL (see the module docstring)."""
 
     dialect = "postgresql"
     auto_migrate = False
 
     def __init__(self, conninfo: str, *, password: str | None = None):
+        super().__init__()
         self.conninfo = conninfo
         self.display = conninfo  # parse_url refused any password in it
         self._password = password
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.display!r})"
@@ -161,73 +159,82 @@ class PostgresDatabase:
             time.sleep(delay)
             delay = min(2 * delay, 1.0)
 
-    def _connection(self) -> PostgresConnection:
-        """This thread's connection in this process, opened or reopened as needed."""
-        conn, pid = getattr(self._local, "conn", None), getattr(self._local, "pid", None)
-        if conn is not None and pid != os.getpid():
-            _FORKED_AWAY.append(conn)  # closing it here would end the parent's session
-            conn = None
-        if conn is None or not conn.usable:
-            conn = self._local.conn = self.connect()
-            self._local.pid = os.getpid()
-        return conn
+    @staticmethod
+    def _usable(conn: PostgresConnection) -> bool:
+        return conn.usable
+
+    def _discard(self, conn: PostgresConnection) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        close_quietly(conn)
 
     def _finish(self, conn: PostgresConnection, statement: str) -> None:
         try:
             if conn.usable and conn.in_transaction:
                 conn.execute(statement)
         except psycopg.Error:
-            self.close()
+            self._discard(conn)
 
     @contextmanager
     def read(self) -> Iterator[PostgresConnection]:
         """One REPEATABLE READ READ ONLY transaction: one consistent snapshot."""
         for attempt in (1, 2):  # a kept connection may have died with a server restart: reopen once
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                break
-            except psycopg.OperationalError as exc:
-                self.close()
-                if attempt == 2 or conn.usable:
-                    raise self._error(exc, "cannot read the registry database {db}") from None
-        try:
-            yield conn
-        finally:
-            self._finish(conn, "ROLLBACK")
+            with self._checkout() as conn:
+                try:
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                except psycopg.OperationalError as exc:
+                    died = not conn.usable
+                    self._discard(conn)
+                    if attempt == 2 or not died:
+                        raise self._error(exc, "cannot read the registry database {db}") from None
+                    continue
+                try:
+                    yield conn
+                finally:
+                    self._finish(conn, "ROLLBACK")
+                return
 
     @contextmanager
     def write(self) -> Iterator[PostgresConnection]:
         """A write transaction holding the registry's write lock; rolled back on any exception."""
-        conn = self._begin_write()
+        deadline, delay = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.05
+        while True:
+            with self._checkout() as conn:
+                failure = self._lock(conn)
+                if failure is None:
+                    try:
+                        yield conn
+                    except BaseException:
+                        self._finish(conn, "ROLLBACK")
+                        raise
+                    self._commit(conn)
+                    return
+            if not failure[1] or time.monotonic() > deadline:
+                raise self._error(failure[0], "cannot take the write lock of the registry database {db}")
+            time.sleep(delay)
+            delay = min(2 * delay, 1.0)
+
+    def _lock(self, conn: PostgresConnection) -> tuple[BaseException, bool] | None:
+        """Begin and take the write lock; None, or (the error, whether to retry)."""
         try:
-            yield conn
-        except BaseException:
+            conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            conn.execute(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_MS}ms'")
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            return None
+        except psycopg.Error as exc:
+            died = not conn.usable  # a dead kept connection: reopen and retry
             self._finish(conn, "ROLLBACK")
-            raise
+            if died:
+                self._discard(conn)
+            return exc, _transient(exc) or died
+
+    def _commit(self, conn: PostgresConnection) -> None:
         try:
             conn.execute("COMMIT")
         except psycopg.Error as exc:
-            self.close()
-            raise self._error(exc, "the commit to the registry database {db} failed and its outcome is unknown "
-                                           "(action=verify shows what was kept)") from None
-
-    def _begin_write(self) -> PostgresConnection:
-        deadline, delay = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.05
-        while True:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                conn.execute(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_MS}ms'")
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-                return conn
-            except psycopg.Error as exc:
-                self._finish(conn, "ROLLBACK")
-                retry = _transient(exc) or not conn.usable  # a dead kept connection: reopen
-                if not retry or time.monotonic() > deadline:
-                    raise self._error(exc, "cannot take the write lock of the registry database {db}") from None
-            time.sleep(delay)
-            delay = min(2 * delay, 1.0)
+            self._discard(conn)
+            raise self._error(exc, "the commit to the registry database {db} failed and its outcome is "
+                                   "unknown (action=verify shows what was kept)") from None
 
     def prepare(self) -> None:
         """Nothing to prepare: the server holds the files."""
@@ -242,13 +249,3 @@ class PostgresDatabase:
         """Record an applied migration (inside its transaction)."""
         conn.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                      (int(version), description, utc_now()))
-
-    def close(self) -> None:
-        """Close this thread's connection (the next operation opens a new one)."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            try:
-                conn.raw.close()
-            except psycopg.Error:
-                pass

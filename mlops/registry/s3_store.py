@@ -36,6 +36,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 _SETTINGS = ("endpoint_url", "region")
 
 
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 class S3Artifacts:
     """Artefacts under ``s3://bucket/prefix``."""
 
@@ -63,8 +67,7 @@ class S3Artifacts:
         try:
             return fn(Bucket=self.bucket, **kwargs)
         except (BotoCoreError, ClientError) as exc:
-            raise RegistryError(f"{what} in {self.display} failed: {exc}", key="registry.artifacts",
-                                fix="check the bucket, registry.s3.endpoint_url and the AWS credentials") from exc
+            raise self._unreachable(exc, f"{what} in {self.display} failed") from exc
 
     def put(self, sha256: str, suffix: str, data: bytes) -> str:
         """Upload ``data`` under its content address (one PUT); returns its row path."""
@@ -78,9 +81,16 @@ class S3Artifacts:
             self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return False
-            raise RegistryError(f"cannot look up {self.locate(rel)}: {exc}", key="registry.artifacts") from exc
+            raise self._unreachable(exc, f"cannot look up {self.locate(rel)}") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc, f"cannot look up {self.locate(rel)}") from exc
+
+    def _unreachable(self, exc: BaseException, what: str) -> RegistryError:
+        """The store cannot answer: a one-line error (exit 2), never a verdict on the file."""
+        return RegistryError(f"{what}: {exc}", key="registry.artifacts",
+                             fix="check the bucket, registry.s3.endpoint_url and the AWS credentials")
 
     def read(self, rel: str, *, expected_sha256: str, what: str) -> bytes:
         """The object's bytes, checked against ``expected_sha256``."""
@@ -88,10 +98,12 @@ class S3Artifacts:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 raise ArtifactIntegrityError(f"{what}: artefact {self.locate(rel)} is missing",
                                              fix="restore it from a backup or register the model again") from exc
-            raise RegistryError(f"{what}: cannot read {self.locate(rel)}: {exc}", key="registry.artifacts") from exc
+            raise self._unreachable(exc, f"{what}: cannot read {self.locate(rel)}") from exc
+        except BotoCoreError as exc:
+            raise self._unreachable(exc, f"{what}: cannot read {self.locate(rel)}") from exc
         actual = artifacts.sha256_bytes(body)
         if actual != expected_sha256:
             raise ArtifactIntegrityError(f"{what}: {self.locate(rel)} has sha256 {actual} but {expected_sha256} "
@@ -116,7 +128,7 @@ class S3Artifacts:
                     out.append(StoredFile(rel, self.locate(rel), now - obj["LastModified"].timestamp(),
                                           partial=False))
         except (BotoCoreError, ClientError) as exc:
-            raise RegistryError(f"cannot list {self.display}: {exc}", key="registry.artifacts") from exc
+            raise self._unreachable(exc, f"cannot list {self.display}") from exc
         return out
 
     def hide(self, found: StoredFile) -> Any:

@@ -145,6 +145,30 @@ def test_a_registration_whose_file_vanished_before_its_commit_writes_it_again(tm
     assert reg.load_model("fraud", 1, DEFAULT_TRUSTED_TYPES)[1].version == 1
 
 
+def test_a_forked_child_opens_its_own_connection(tmp_path, logreg, make_registry):
+    reg = make_registry(tmp_path)
+    reg.register("fraud", logreg, metadata={}, actor="bob")  # the parent now keeps a connection
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if reg.register("fraud", logreg, metadata={}, actor="child").version == 2 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert [v.version for v in reg.list_versions("fraud")] == [1, 2]  # the parent's connection still works
+    assert reg.register("fraud", logreg, metadata={}, actor="bob").version == 3
+
+
+def test_a_nested_operation_gets_a_connection_of_its_own(tmp_path, logreg, make_registry):
+    reg = make_registry(tmp_path)
+    reg.register("fraud", logreg, metadata={}, actor="bob")
+    with reg.database.read() as conn:  # the kept connection is inside a transaction
+        assert reg.list_models() == ["fraud"] and conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0] == 1
+    assert reg.register("fraud", logreg, metadata={}, actor="bob").version == 2
+
+
 # ------------------------------------------------------------------- PostgreSQL only
 @pytest.fixture
 def pg(pg_backend):
@@ -222,23 +246,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_postgres_a_forked_child_opens_its_own_connection(tmp_path, logreg, make_pg, pg):
-    reg = make_pg(tmp_path)
-    reg.register("fraud", logreg, metadata={}, actor="bob")  # the parent now holds a connection
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = 0 if reg.register("fraud", logreg, metadata={}, actor="child").version == 2 else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 0
-    assert [v.version for v in reg.list_versions("fraud")] == [1, 2]  # the parent's session survived
-    assert reg.register("fraud", logreg, metadata={}, actor="bob").version == 3
 
 
 @pytest.mark.slow
