@@ -143,7 +143,7 @@ class RegistryConfig:
     approvers: dict[str, Any] = field(default_factory=dict)
     key_file: Optional[str] = None        # approve/keygen: private key; null = <home>/keys/<approver>.key
     expect_head: Optional[str] = None     # verify: a chain head printed earlier must still be in the chain
-    gc_min_age_seconds: float = 600.0     # gc: younger orphans may be registrations in progress
+    gc_min_age_seconds: float = 600.0     # gc: younger interrupted writes may be registrations in progress
 
 
 @dataclass

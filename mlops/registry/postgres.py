@@ -217,9 +217,9 @@ class PostgresDatabase(ThreadConnections):
     def _lock(self, conn: PostgresConnection) -> tuple[BaseException, bool] | None:
         """Begin and take the write lock; None, or (the error, whether to retry)."""
         try:
-            conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            conn.execute(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_MS}ms'")
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            # one round trip (no parameters: the simple protocol takes several statements)
+            conn.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '{BUSY_TIMEOUT_MS}ms'; "
+                         f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             return None
         except psycopg.Error as exc:
             died = not conn.usable  # a dead kept connection: reopen and retry

@@ -77,6 +77,25 @@ def test_one_table_layout_for_both_dialects():
     assert "feature_plan_version JSONB," in " ".join(pg_sql[0].split())
 
 
+def test_registry_postgres_yaml_reads_the_team_environment(tmp_path, monkeypatch):
+    from support import compose_cfg
+    monkeypatch.setenv("MLOPS_REGISTRY_URL", "postgresql://ml@db.internal:5432/team")
+    monkeypatch.setenv("MLOPS_ARTIFACTS", "file:///mnt/team/artifacts")
+    rc = compose_cfg(["registry=postgres"], tmp_path).registry
+    assert (rc.url, rc.artifacts, rc.password_file) == ("postgresql://ml@db.internal:5432/team",
+                                                        "file:///mnt/team/artifacts", None)
+    assert rc.policies["production"]  # the gates of registry/default.yaml and the project still apply
+    monkeypatch.delenv("MLOPS_ARTIFACTS")
+    assert compose_cfg(["registry=postgres"], tmp_path).registry.artifacts is None  # local default
+
+
+def test_action_migrate_on_the_embedded_default(run_action, capsys):
+    assert run_action("action=migrate", out="m")[0] == 0
+    assert f": version 0 -> {migrations.SCHEMA_VERSION}; applied: 2 (hash-chained" in capsys.readouterr().out
+    assert run_action("action=migrate", out="m2")[0] == 0  # (opening a SQLite registry does the same)
+    assert f"is current (version {migrations.SCHEMA_VERSION})" in capsys.readouterr().out
+
+
 def test_sqlite_migrates_itself_and_refuses_a_newer_schema(tmp_path, logreg):
     reg = Registry(tmp_path)
     assert migrations.current_version(reg.database) == migrations.SCHEMA_VERSION
