@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 USER = "mlops"
@@ -151,11 +150,3 @@ class PostgresServer:
             self._watchdog.kill()
             self._watchdog.wait()
 
-
-def wait_until(predicate, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until it is true (a small helper for the tests)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
