@@ -52,12 +52,12 @@ def log(msg: str) -> None:
 
 
 def our_windows(project: Project, data_path: str, windows: list, first: datetime, snapshot: Path,
-                breaker: bool, label: str) -> dict[str, list]:
+                breaker: bool, label: str, extra: tuple[str, ...] = ()) -> dict[str, list]:
     """Our four judgments per window of one scenario."""
     calls: dict[str, list] = {"data_drift": [], "concept_drift": [], "detectors": [], "breaker": [],
                               "breaker_trip": []}
     for i, (lo, hi) in enumerate(windows):
-        found = monitor_window(project, data_path, lo, hi, first)
+        found = monitor_window(project, data_path, lo, hi, first, extra)
         replayed = replay_window(project, data_path, lo, hi, first, snapshot) if breaker else {}
         found["breaker"] = replayed.get("breaker")
         found["breaker_trip"] = (replayed.get("trips") or [None])[0]  # when and why it tripped
@@ -96,7 +96,8 @@ def run_peers(python: str | None, rows: pl.DataFrame, spec: dict, work: Path) ->
     return json.loads(out_path.read_text())
 
 
-def run_dataset(ds: DataSet, work: Path, peers_python: str | None, breaker: bool) -> dict:
+def run_dataset(ds: DataSet, work: Path, peers_python: str | None, breaker: bool,
+                extra: tuple[str, ...] = ()) -> dict:
     root = work / ds.name
     write_project(root, ds)
     project = Project(root)
@@ -113,14 +114,15 @@ def run_dataset(ds: DataSet, work: Path, peers_python: str | None, breaker: bool
     ref = reference_rows(ds, events)
     out = {"task": ds.task, "model": trained["headline"], "windows": [[str(a), str(b)] for a, b in windows],
            "shift_at": ds.shift_at, "shift_index": shift_index, "inputs_shift": ds.inputs_shift,
-           "labels_shift": ds.labels_shift, "scenarios": {}}
+           "labels_shift": ds.labels_shift, "monitor_overrides": list(extra), "scenarios": {}}
     for scenario in SCENARIOS:
         rel = f"data/{ds.name}-{scenario}.csv"
         scenario_frame(events, scenario, at=datetime.fromisoformat(ds.shift_at), timestamp=ds.timestamp,
                        label=ds.label, inputs=ds.inputs_shift, labels=ds.labels_shift,
                        reference=ref).write_csv(root / rel)
         log(f"{ds.name} / {scenario}: {len(windows)} windows, shift at window {shift_index + 1}")
-        ours = our_windows(project, rel, windows, first, snapshot, breaker, f"{ds.name}/{scenario}")
+        ours = our_windows(project, rel, windows, first, snapshot, breaker, f"{ds.name}/{scenario}",
+                           extra)
         rows, features, ts = scored_rows(project, rel)
         spec = {"task": ds.task, "features": features, "categorical": list(ds.categorical),
                 "label": ds.label, "timestamp": ts, "threshold": 0.5,
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="storms,flights")
     ap.add_argument("--peers-python", default=None)
     ap.add_argument("--no-breaker", action="store_true", help="skip the replays (faster)")
+    ap.add_argument("--no-peers", action="store_true", help="skip NannyML and Evidently")
+    ap.add_argument("--monitor", action="append", default=[], metavar="OVERRIDE",
+                    help="an extra override of every monitor run, e.g. 'monitoring.reference={previous: 3}'")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench_alarms.json"))
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp dir)")
     ap.add_argument("--tables", type=Path, default=None,
@@ -170,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.tables:
         return print_tables(json.loads(args.tables.read_text()))
-    python = peers_python(args.peers_python)
+    python = None if args.no_peers else peers_python(args.peers_python)
     t0 = time.perf_counter()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-alarms-"))
     result = {"started": datetime.now().isoformat(timespec="seconds"), "datasets": {}}
     for name in args.data.split(","):
-        result["datasets"][name] = run_dataset(DATASETS[name], work, python, not args.no_breaker)
+        result["datasets"][name] = run_dataset(DATASETS[name], work, python, not args.no_breaker,
+                                               tuple(args.monitor))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
