@@ -123,13 +123,13 @@ def day_offset(t: datetime, first: datetime) -> float:
 def monitor_window(project: Project, data_path: str, lo: datetime, hi: datetime,
                    first: datetime, extra: tuple[str, ...] = ()) -> dict:
     """``mlops action=monitor`` on ``[lo, hi)`` of ``data_path`` (plus ``extra`` overrides,
-    e.g. ``monitoring.reference={previous: 3}``); the judgments."""
+    e.g. ``monitoring.reference={previous: 3}``); the judgments and the run's headline (why)."""
     res = project.must("action=monitor", f"data.path={data_path}",
                        f"monitoring.window.start_day={day_offset(lo, first)}",
                        f"monitoring.window.days={day_offset(hi, lo)}",
                        "monitoring.multivariate.enabled=false",  # reported, never acts by default
                        *extra)
-    return {name: fn(res) for name, fn in MONITOR_JUDGMENTS.items()}
+    return {**{name: fn(res) for name, fn in MONITOR_JUDGMENTS.items()}, "why": res.get("headline")}
 
 
 def replay_window(project: Project, data_path: str, lo: datetime, hi: datetime,

@@ -55,7 +55,7 @@ def our_windows(project: Project, data_path: str, windows: list, first: datetime
                 breaker: bool, label: str, extra: tuple[str, ...] = ()) -> dict[str, list]:
     """Our four judgments per window of one scenario."""
     calls: dict[str, list] = {"data_drift": [], "concept_drift": [], "detectors": [], "breaker": [],
-                              "breaker_trip": []}
+                              "why": [], "breaker_trip": []}
     for i, (lo, hi) in enumerate(windows):
         found = monitor_window(project, data_path, lo, hi, first, extra)
         replayed = replay_window(project, data_path, lo, hi, first, snapshot) if breaker else {}
@@ -63,7 +63,7 @@ def our_windows(project: Project, data_path: str, windows: list, first: datetime
         found["breaker_trip"] = (replayed.get("trips") or [None])[0]  # when and why it tripped
         for k in calls:
             calls[k].append(found[k])
-        fired = [k for k, v in found.items() if v and k != "breaker_trip"]
+        fired = [k for k, v in found.items() if v is True]
         log(f"  {label} window {i + 1}/{len(windows)} {lo.date()}: "
             f"{', '.join(fired) if fired else 'quiet'}")
     return calls
