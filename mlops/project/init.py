@@ -67,7 +67,9 @@ entity: customer          # whose history the windows aggregate
 timestamp: ordered_at     # when the event happened
 label:
   column: returned        # what the model predicts (0/1 here; a number -> use a regressor)
-  available_at: null      # column with when the label became known; null = at event time
+  available_at: null      # column with when the label became known; null = at event time.
+                          # A row whose label is null is unlabelled, whatever this column holds;
+                          # training uses the labels known by the end of its test window
 raw: [value]              # numeric columns used as they are
 categorical: [channel]    # one-hot encoded
 windows:                  # per-customer aggregates over [t - period, t): never the event itself
