@@ -122,13 +122,15 @@ def _inferred(name: str, ref_dtype: pl.DataType, cur_dtype: pl.DataType, *,
         if explicit:
             raise DataError(f"column {name!r} has dtype {ref_dtype} (reference) / {cur_dtype} "
                             f"(current), which these statistics cannot compare", key="columns",
-                            fix=f"drop it, or set column_types.{name}")
+                            fix=f"drop it from the columns, or compare it as categories "
+                                f"(+monitoring.column_types.{name}=categorical)")
         return None
     if ref_kind != cur_kind:
         raise DataError(f"column {name!r} is {ref_kind} in the reference ({ref_dtype}) but "
                         f"{cur_kind} in the current data ({cur_dtype})",
                         key=f"column_types.{name}",
-                        fix=f"set column_types.{name}=numeric or categorical, or fix the data")
+                        fix=f"compare it as categories (+monitoring.column_types.{name}=categorical "
+                            f"on the command line), or make it a number in both datasets")
     return ref_kind
 
 

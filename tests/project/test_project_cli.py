@@ -70,3 +70,32 @@ def test_full_error_still_gives_the_traceback_when_asked(project):
                        capture_output=True, env={"PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1",
                                                  "PATH": "/usr/bin:/bin"})
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_a_copy_of_the_events_inside_the_data_glob_is_named_not_deduped(project):
+    """The issue's drift example: a split written to data/ doubles the events of data/*.csv."""
+    import polars as pl
+    orders = pl.read_csv(project / "data" / "orders.csv")
+    orders.head(1000).write_csv(project / "data" / "first_half.csv")
+    line = _one_line_error(mlops(["action=train"], cwd=project))
+    assert "1,000 duplicate event id(s)" in line
+    assert "data/first_half.csv and data/orders.csv share 1,000" in line
+    assert "move copies out of that glob" in line
+
+
+def test_the_column_types_hint_runs_as_written_and_works(project):
+    """A column numeric in one dataset and text in the other: the hint's override, pasted
+    after the same command, makes the comparison run."""
+    import shlex
+
+    import polars as pl
+    (project / "drift").mkdir()
+    pl.DataFrame({"x": [1, 2, 3] * 40, "c": ["a", "b", "c"] * 40}).write_csv(project / "drift" / "a.csv")
+    pl.DataFrame({"x": ["1", "2", "n/a"] * 40, "c": ["a", "b", "c"] * 40}).write_csv(project / "drift" / "b.csv")
+    command = ["action=drift", "monitoring.reference=drift/a.csv", "monitoring.current=drift/b.csv"]
+    line = _one_line_error(mlops(command, cwd=project))
+    hint = next(word for word in shlex.split(line.replace("(", " ").replace(")", " "))
+                if word.startswith("+monitoring.column_types.x="))
+    p = mlops([*command, hint], cwd=project)
+    assert p.returncode in (0, 3), p.stderr
+    assert "report: " in p.stdout
