@@ -5,7 +5,6 @@ read typed dataclasses and hand the engine plain values.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -41,8 +40,9 @@ class RunContext:
                     action: str = "") -> "RunContext":
         typed = typed_config(cfg)
         out = Path(str(typed.paths.output_dir)).resolve()
-        home_value = os.environ.get("MLOPS_HOME") or str(typed.paths.home)
-        home = Path(home_value).expanduser().resolve()
+        # one value, the composed paths.home, so ${paths.home} in the store and log paths
+        # follows it too; MLOPS_HOME enters through conf/paths/default.yaml (see there)
+        home = Path(str(typed.paths.home)).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         private_dir(home)  # registry, keys, prediction log, online store: 0700
         return cls(cfg=typed, output_dir=out, home=home, overrides=list(overrides),

@@ -35,7 +35,9 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
         log = log.filter(pl.col("model_version") == str(version))
     # inputs of every request count for data drift; a safe default served by the
     # tripped breaker is not a model output, so it is no prediction (null)
-    df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
+    # the log's own column names (entity, event_ts) become the plan's
+    df = (log.select("request_id", pl.col("entity").alias(plan.entity),
+                     pl.col("event_ts").alias(plan.timestamp),
                      pl.when(pl.col("served_by") == "default").then(None)
                      .otherwise(pl.col("probability")).alias("prediction"),
                      "model_version", "features")

@@ -25,8 +25,10 @@ defaults:
 
 model:
   name: returns_model               # the registry name of this project's model
-paths:
-  home: .mlops                      # registry, online store, prediction log, alerts
+# paths:                            # all state (registry, online store, prediction log, keys,
+#   home: .mlops                    # history, alerts) lives in one home: $MLOPS_HOME when set,
+                                    # else .mlops here; set it to pin this project's state
+                                    # (paths.home=... on the command line wins over both)
 training:                           # the sample spans 125 days: 30 warm-up (longest window) + 50 + 20 + 20
   train_days: 50
   valid_days: 20
