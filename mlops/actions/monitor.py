@@ -28,12 +28,13 @@ def run(ctx: RunContext) -> ActionResult:
     """Monitor the model under ``monitoring.alias`` on the current window."""
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
-    settings = monitor_settings(mc)
+    monitor_settings(mc)  # config errors first, before any model is loaded
     reg, name = open_registry(ctx), model_name(ctx)
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
+    settings = monitor_settings(mc, threshold=decision_threshold(mv))
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
     ref_path = mc.reference or reg.reference_path(name, mv.version)
-    stream, info = current_frame(ctx, plan, model, version=mv.version)
+    stream, info = current_frame(ctx, plan, model, version=mv.version, fitted_until=_train_end(mv))
     facts = ModelFacts(name=name, version=mv.version, alias=str(mc.alias),
                        task=(mv.tags or {}).get("task") or "classification",
                        metrics=dict(mv.metrics or {}))
@@ -41,11 +42,27 @@ def run(ctx: RunContext) -> ActionResult:
                          timestamp=plan.timestamp, label=plan.label["column"],
                          current_info=info, reference_path=str(ref_path))
     result.estimated = estimated_performance(ctx, plan, model, mv,
-                                             stream.filter(pl.col("__in_window")))
+                                             stream.filter(pl.col("__in_window")),
+                                             threshold=settings.concept.threshold)
     if result.found:
         result.actions = _act(ctx, result, settings.on_drift, mv)
     result.duration_s = round(time.perf_counter() - t0, 3)
     return _report(ctx, result, settings.on_drift)
+
+
+def _train_end(mv) -> datetime | None:
+    """The end of the version's train window (its recorded split), if recorded."""
+    bounds = (((mv.tags or {}).get("split") or {}).get("bounds")) or []
+    return datetime.fromisoformat(bounds[1]) if len(bounds) > 1 else None
+
+
+def decision_threshold(mv) -> float:
+    """The monitored version's own decision threshold (its policy, else its training config)."""
+    policy = getattr(mv, "policy", None) or {}
+    value = (policy.get("decision") or {}).get("threshold")
+    if value is None:
+        value = ((mv.config or {}).get("training") or {}).get("threshold")
+    return 0.5 if value is None else float(value)
 
 
 def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...]) -> ActionResult:
