@@ -45,7 +45,7 @@ def test_every_suggested_override_runs_as_written(tmp_path):
     # the groups whose keys hints name: an experiment, and a file source (data.path, ...)
     configs = [compose_cfg(["experiment=ab_v1_v2"], tmp_path), compose_cfg(["data=files"], tmp_path)]
     found = suggestions()
-    assert any(key.startswith("monitoring.column_types") for _, key, _ in found)
+    assert len(found) >= 10
     bad = []
     for where, key, plus in found:
         parent, _, leaf = key.rpartition(".")
