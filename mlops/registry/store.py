@@ -21,7 +21,9 @@ from typing import Any
 from mlops.errors import RegistryError
 from mlops.home import private_dir, private_file
 
-SCHEMA_VERSION = 2  # 2: hash-chained audit, signed approvals, aliases derived from the chain
+# 2: hash-chained audit, signed approvals, aliases derived from the chain
+# 3: versions.policy (the decision policy a version carries); a 2 is migrated in place
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 
 # Columns without a declared type keep whatever Python type was stored (int or str),
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS versions (
     metrics              TEXT    NOT NULL,
     fairness             TEXT    NOT NULL,
     tags                 TEXT    NOT NULL,
+    policy               TEXT,
     PRIMARY KEY (name, version),
     FOREIGN KEY (name, parent) REFERENCES versions (name, version)
 );
@@ -167,7 +170,10 @@ def _set_up(conn: sqlite3.Connection, db_path: Path) -> None:
         return  # already set up: no write lock needed
     with transaction(conn):
         # read again under the write lock: another process may have set it up meanwhile
-        _check_schema_version(conn.execute("PRAGMA user_version").fetchone()[0], db_path)
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        _check_schema_version(found, db_path)
+        if found == 2:  # adding a nullable column rewrites no row: old rows keep their hash
+            conn.execute("ALTER TABLE versions ADD COLUMN policy TEXT")
         # executescript() would COMMIT first, so statements run one by one.
         for statement in _statements():
             conn.execute(statement)
@@ -175,8 +181,9 @@ def _set_up(conn: sqlite3.Connection, db_path: Path) -> None:
 
 
 def _check_schema_version(found: int, db_path: Path) -> None:
-    """A database from an older (pre-chain) or newer schema is refused, not migrated."""
-    if 0 < found < SCHEMA_VERSION:
+    """A database from before the chain (1) or from a newer schema is refused, not
+    migrated; 2 is migrated (one nullable column)."""
+    if 0 < found < 2:
         raise RegistryError(
             f"registry database {db_path} has schema version {found}, from before the "
             "hash chain; its history cannot be made tamper-evident after the fact",
