@@ -44,13 +44,17 @@ def multivariate_settings(mc) -> MultivariateSettings:
         raise exc.under("monitoring") from None
 
 
-def monitor_settings(mc) -> MonitorSettings:
-    """Everything ``monitoring.*`` decides for ``action=monitor``, typed."""
+def monitor_settings(mc, *, threshold: float | None) -> MonitorSettings:
+    """Everything ``monitoring.*`` decides for ``action=monitor``, typed; ``threshold`` is
+    the monitored version's decision threshold (``decision_access.monitoring_decision``:
+    its policy, or ``monitoring.performance.threshold`` as an override; None: a regressor)."""
     pc = mc.performance
     concept = ConceptSettings(
         metric=None if pc.metric is None else str(pc.metric), chunk=str(pc.chunk),
         max_drop=None if pc.max_drop is None else float(pc.max_drop),
-        threshold=float(pc.threshold), detector_stream=str(mc.detector_stream),
+        # ConceptSettings.threshold is a float; a regressor's error stream never reads it
+        threshold=0.5 if threshold is None else float(threshold),
+        detector_stream=str(mc.detector_stream),
         detectors=mc.detectors or {})
     on_drift = tuple(check_on_drift(mc.on_drift))  # checked first, as always
     return MonitorSettings(policy=policy_from(mc), on_drift=on_drift,

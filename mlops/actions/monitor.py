@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import polars as pl
 
 from mlops.actions.context import RunContext
+from mlops.actions.decision_access import monitoring_decision
 from mlops.actions.drift_checks import append_alert, monitor_settings, record_run
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
@@ -28,9 +29,10 @@ def run(ctx: RunContext) -> ActionResult:
     """Monitor the model under ``monitoring.alias`` on the current window."""
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
-    settings = monitor_settings(mc)
     reg, name = open_registry(ctx), model_name(ctx)
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
+    decision = monitoring_decision(ctx, mv)  # the version's threshold, or the override
+    settings = monitor_settings(mc, threshold=decision.threshold)
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
     ref_path = mc.reference or reg.reference_path(name, mv.version)
     stream, info = current_frame(ctx, plan, model, version=mv.version)
@@ -41,16 +43,18 @@ def run(ctx: RunContext) -> ActionResult:
                          timestamp=plan.timestamp, label=plan.label["column"],
                          current_info=info, reference_path=str(ref_path))
     result.estimated = estimated_performance(ctx, plan, model, mv,
-                                             stream.filter(pl.col("__in_window")))
+                                             stream.filter(pl.col("__in_window")),
+                                             threshold=decision.threshold)
     if result.found:
         result.actions = _act(ctx, result, settings.on_drift, mv)
     result.duration_s = round(time.perf_counter() - t0, 3)
-    return _report(ctx, result, settings.on_drift)
+    return _report(ctx, result, settings.on_drift, decision.as_dict())
 
 
-def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...]) -> ActionResult:
+def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...],
+            decision: dict) -> ActionResult:
     from mlops.actions.monitor_view import display
-    out, name = result.to_json(), result.model.name
+    out, name = {**result.to_json(), "decision": decision}, result.model.name
     mc = ctx.cfg.monitoring
     over_time = record_run(ctx, out, series=f"monitor:{name}", kind="monitor",
                            window=result.current,

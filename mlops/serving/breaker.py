@@ -16,12 +16,16 @@ voting features have PSI above ``feature_psi`` or the score PSI is above
 (latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
-records to the window and each entity holds at most ``max_records_per_entity`` slots
-of it, so a trip needs drift across the population. With a ``shared`` state (see
-:mod:`mlops.serving.breaker_shared`) trips and resets are published to, and polled
-from, the online store (at most every ``poll_seconds``): a trip by monitoring or by
-another server opens this breaker too. ``listener(action, details)`` is called on
-every trip and reset (the action layer writes them to the registry's audit log).
+records to the window and each entity keeps only its latest ``max_records_per_entity``
+records in it (:class:`~mlops.serving.breaker_window.EntityWindow`: a busy entity
+replaces its own oldest record, never another entity's), so a trip needs drift across
+the population, and the window follows the population as it is now. With a ``shared``
+state (see :mod:`mlops.serving.breaker_shared`, keyed by model name and version) trips
+and resets are published to, and polled from, the online store (at most every
+``poll_seconds``): a trip by monitoring or by another server of the same version opens
+this breaker too; another version (:meth:`CircuitBreaker.rescope`) starts closed.
+``listener(action, details)`` is called on every trip and reset (the action layer writes
+them to the registry's audit log).
 
 Cost per record is O(features): bin indices go into a ring buffer and per-bin counts
 are updated incrementally; PSI is computed from the counts (O(features x bins)).
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.serving.breaker_bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
+from mlops.serving.breaker_window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
 __all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "BreakerStatus", "CircuitBreaker",
@@ -95,13 +100,15 @@ class BreakerStatus:
     prediction_psi: float | None
     drifting: list[str] = field(default_factory=list)
     tripped_at: float | None = None
-    action: str = "default"
+    on_trip: str = "abstain"
+    armed: bool = False              # enough records in the window to decide
+    scope: str | None = None         # the shared state's key (model name and version)
 
     def as_dict(self) -> dict:
-        return {"state": self.state, "reason": self.reason, "action": self.action,
-                "window_records": self.window_records, "feature_psi": self.feature_psi,
-                "prediction_psi": self.prediction_psi, "drifting": self.drifting,
-                "tripped_at": self.tripped_at}
+        return {"state": self.state, "reason": self.reason, "on_trip": self.on_trip,
+                "armed": self.armed, "window_records": self.window_records,
+                "feature_psi": self.feature_psi, "prediction_psi": self.prediction_psi,
+                "drifting": self.drifting, "tripped_at": self.tripped_at, "scope": self.scope}
 
 
 class CircuitBreaker:
@@ -109,24 +116,24 @@ class CircuitBreaker:
 
     def __init__(self, reference: BreakerReference, settings: BreakerSettings | None = None,
                  *, shared=None, listener=None, clock=time.monotonic):
-        self.reference = reference
         self.settings = settings or BreakerSettings()
         self.shared = shared          # SharedBreakerState or None
         self.listener = listener      # callable(action, details) on trip / reset
         self._clock = clock
         self._next_poll = 0.0
         self._seen_at: float | None = None   # "at" of the last shared record applied
-        self._slot_entity: list[str | None] = [None] * self.settings.window
-        self._entity_slots: dict[str, int] = {}
-        self.skipped = 0              # records not observed because of the caps
+        self.skipped = 0              # records not observed because of the per-request cap
+        self._lock = threading.Lock()
+        self._use(reference)
+
+    def _use(self, reference: BreakerReference) -> None:
+        """Adopt ``reference`` with an empty window and no trip."""
+        self.reference = reference
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
-        width = max(b.n_bins for b in self._bins)
-        self._lock = threading.Lock()
-        self._buf = np.full((self.settings.window, len(self._bins)), -1, dtype=np.int16)
-        self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
-        self._pos = 0
-        self._filled = 0
+        self.window = EntityWindow(size=self.settings.window, columns=len(self._bins),
+                                   width=max(b.n_bins for b in self._bins),
+                                   per_entity=self.settings.max_records_per_entity)
         self.dropped = 0
         self.tripped = False
         self.reason: str | None = None
@@ -137,27 +144,9 @@ class CircuitBreaker:
     def feature_names(self) -> list[str]:
         return [b.name for b in self.reference.features]
 
-    def observe(self, columns: Mapping[str, Sequence], scores, *,
-                entities: Sequence[str] | None = None,
-                request_sizes: Sequence[int] | None = None) -> BreakerStatus:
-        """Add a batch of records (feature columns by name, model scores) and re-check.
-
-        Columns the reference does not monitor are ignored; a monitored column that is
-        missing counts as dropped values. ``request_sizes`` (records per request, in
-        order) applies the per-request cap, ``entities`` (one per record) the
-        per-entity cap; without them every record counts.
-        """
-        scores = _floats(scores)
+    def _bin(self, columns: Mapping[str, Sequence], scores: np.ndarray) -> np.ndarray:
+        """Bin index per record and monitored column (the score last)."""
         m = scores.size
-        if m == 0:
-            return self.status()
-        rows = _request_capped(m, request_sizes, self.settings.max_records_per_request)
-        if rows is not None:
-            self.skipped += m - rows.size
-            scores = scores[rows]
-            columns = {k: _take(v, rows) for k, v in columns.items()}
-            entities = None if entities is None else [entities[i] for i in rows]
-            m = rows.size
         idx = np.empty((m, len(self._bins)), dtype=np.int16)
         small = m <= _SMALL and all(isinstance(v, list) for v in columns.values())
         for j, b in enumerate(self.reference.features):
@@ -171,17 +160,35 @@ class CircuitBreaker:
                 col = col.to_list()
             idx[:, j] = b.bin(col)
         idx[:, -1] = self.reference.score.bin(scores)
+        return idx
+
+    def observe(self, columns: Mapping[str, Sequence], scores, *,
+                entities: Sequence[str] | None = None,
+                request_sizes: Sequence[int] | None = None) -> BreakerStatus:
+        """Add a batch of records (feature columns by name, model scores) and re-check.
+
+        Columns the reference does not monitor are ignored; a monitored column that is
+        missing counts as dropped values. ``request_sizes`` (records per request, in
+        order) applies the per-request cap, ``entities`` (one per record) the
+        per-entity cap (:class:`~mlops.serving.breaker_window.EntityWindow`); without
+        them every record counts.
+        """
+        scores = _floats(scores)
+        m = scores.size
+        if m == 0:
+            return self.status()
+        rows = _request_capped(m, request_sizes, self.settings.max_records_per_request)
+        if rows is not None:
+            self.skipped += m - rows.size
+            scores = scores[rows]
+            columns = {k: _take(v, rows) for k, v in columns.items()}
+            entities = None if entities is None else [entities[i] for i in rows]
+        idx = self._bin(columns, scores)
         events = []
         with self._lock:
             self._sync(events)
-            if entities is not None:
-                keep = self._claim_slots(entities)
-                self.skipped += m - len(keep)
-                idx = idx[keep]
             self.dropped += int((idx < 0).sum())
-            w = self.settings.window
-            for start in range(0, idx.shape[0], w):  # slots stay distinct within one push
-                self._push(idx[start:start + w])
+            self.window.push(idx, entities)
             was = self.tripped
             self._evaluate()
             if self.tripped and not was:
@@ -191,31 +198,6 @@ class CircuitBreaker:
             status = self._status()
         self._notify(events)
         return status
-
-    def _claim_slots(self, entities: Sequence[str]) -> list[int]:
-        """Rows whose entity still has room in the window; book their slots (in order)."""
-        cap, w = self.settings.max_records_per_entity, self.settings.window
-        keep, placed = [], 0
-        for r, e in enumerate(entities):
-            slot = (self._pos + placed) % w
-            old = self._slot_entity[slot]
-            held = self._entity_slots.get(e, 0) - (1 if old == e else 0)
-            if held >= cap:
-                continue
-            if old is not None:
-                self._release(old)
-            self._slot_entity[slot] = e
-            self._entity_slots[e] = self._entity_slots.get(e, 0) + 1
-            keep.append(r)
-            placed += 1
-        return keep
-
-    def _release(self, entity: str) -> None:
-        n = self._entity_slots.get(entity, 0) - 1
-        if n > 0:
-            self._entity_slots[entity] = n
-        else:
-            self._entity_slots.pop(entity, None)
 
     def _sync(self, events: list) -> None:
         """Apply a newer shared record (a trip by monitoring / another server, a reset)."""
@@ -254,23 +236,10 @@ class CircuitBreaker:
         self._notify(events)
         return status
 
-    def _push(self, idx: np.ndarray) -> None:
-        w, m = self.settings.window, idx.shape[0]
-        pos = (self._pos + np.arange(m)) % w
-        cols = np.broadcast_to(np.arange(idx.shape[1]), idx.shape)
-        old = self._buf[pos]
-        keep = old >= 0
-        np.add.at(self._counts, (cols[keep], old[keep]), -1)
-        self._buf[pos] = idx
-        keep = idx >= 0
-        np.add.at(self._counts, (cols[keep], idx[keep]), 1)
-        self._pos = int((self._pos + m) % w)
-        self._filled = min(self._filled + m, w)
-
     def _psis(self) -> list[float | None]:
         out = []
         for j, ref in enumerate(self._ref_shares):
-            counts = self._counts[j, :ref.size]
+            counts = self.window.counts[j, :ref.size]
             total = counts.sum()
             # too few finite values (a sparse feature, e.g. a mean over a short window):
             # PSI would be noise, so it is reported as None and does not vote
@@ -285,7 +254,7 @@ class CircuitBreaker:
         drifting = [n for n, v in feats.items() if v is not None and v > s.feature_psi]
         pred = values[-1]
         self._last = (feats, pred, drifting)
-        if self.tripped or not s.enabled or self._filled < s.min_requests:
+        if self.tripped or not s.enabled or self.window.filled < s.min_requests:
             return
         voting = [v for v in feats.values() if v is not None]
         share = len(drifting) / max(len(voting), 1)
@@ -302,8 +271,10 @@ class CircuitBreaker:
         feats, pred, drifting = self._last
         state = "disabled" if not self.settings.enabled else (
             "tripped" if self.tripped else "closed")
-        return BreakerStatus(state, self.reason, self._filled, dict(feats), pred,
-                             list(drifting), self.tripped_at, self.settings.action)
+        return BreakerStatus(state, self.reason, self.window.filled, dict(feats), pred,
+                             list(drifting), self.tripped_at, self.settings.on_trip,
+                             armed=self.window.filled >= self.settings.min_requests,
+                             scope=None if self.shared is None else self.shared.key)
 
     def status(self) -> BreakerStatus:
         """Current state, reason and PSIs (after polling the shared state when due)."""
@@ -315,13 +286,17 @@ class CircuitBreaker:
         return status
 
     def _clear(self) -> None:
-        self._buf.fill(-1)
-        self._counts.fill(0)
-        self._pos = self._filled = 0
-        self._slot_entity = [None] * self.settings.window
-        self._entity_slots.clear()
+        self.window.clear()
         self.tripped, self.reason, self.tripped_at = False, None, None
         self._last = ({}, None, [])
+
+    def rescope(self, shared, reference: BreakerReference | None = None) -> None:
+        """Serve another model version: its own shared state (``shared``, keyed by name and
+        version) and reference, an empty window and no trip. A trip of the previous
+        version is not inherited; a standing trip of the new one is read at the next poll."""
+        with self._lock:
+            self.shared, self._seen_at, self._next_poll = shared, None, 0.0
+            self._use(reference or self.reference)
 
     def reset(self, actor: str | None = None) -> BreakerStatus:
         """Close the breaker and empty the window (admin action); published to the

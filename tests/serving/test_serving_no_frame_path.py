@@ -272,7 +272,7 @@ def test_breaker_bins_short_lists_exactly_as_numpy(world):
         sb = b.observe({n: pl.Series(n, v, dtype=pl.String if isinstance(
             next((x for x in v if x is not None), ""), str) else pl.Float64, strict=False)
             for n, v in cols.items()}, scores, entities=ents, request_sizes=[m])
-        assert (a._counts == b._counts).all() and a.dropped == b.dropped
+        assert (a.window.counts == b.window.counts).all() and a.dropped == b.dropped
         da, db = sa.as_dict(), sb.as_dict()
         da.pop("tripped_at"), db.pop("tripped_at")
         assert da == db
