@@ -16,8 +16,8 @@ voting features have PSI above ``feature_psi`` or the score PSI is above
 (latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
-records to the window and each entity keeps only its latest ``max_records_per_entity``
-records in it (:class:`~mlops.serving.breaker_window.EntityWindow`: a busy entity
+records to the window and each entity keeps only its latest records in it, at most
+``max_entity_share`` of the window (:class:`~mlops.serving.breaker_window.EntityWindow`: a busy entity
 replaces its own oldest record, never another entity's), so a trip needs drift across
 the population, and the window follows the population as it is now. With a ``shared``
 state (see :mod:`mlops.serving.breaker_shared`, keyed by model name and version) trips
@@ -133,7 +133,7 @@ class CircuitBreaker:
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
         self.window = EntityWindow(size=self.settings.window, columns=len(self._bins),
                                    width=max(b.n_bins for b in self._bins),
-                                   per_entity=self.settings.max_records_per_entity)
+                                   per_entity=self.settings.per_entity)
         self.dropped = 0
         self.tripped = False
         self.reason: str | None = None

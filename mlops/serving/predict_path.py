@@ -80,7 +80,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     feats, as_of = _features(state, batch, points)
     X = feats.select(state.plan.feature_names)
     # one bad record (non-finite features, invalid under policy=default) never fails the
-    # others: its request gets 422, or the row the safe default; neither is stored
+    # others: its request gets 422, or the row no model answer; neither is stored
     guard = guard_batch(X, state.plan.feature_names, batch.sizes, batch.invalid,
                         batch.warnings, policy=state.settings.invalid_record_policy)
     batch.rejected = guard.rejected

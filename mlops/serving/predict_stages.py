@@ -27,7 +27,7 @@ class ParsedRequest:
     warnings: list[list[str]]
     request_ids: list[str]
     event_ids: list[str | None] | None = None   # per record (idempotent ingestion)
-    invalid: list[str | None] | None = None     # per record: why it gets the safe default
+    invalid: list[str | None] | None = None     # per record: why the model does not answer it
 
     @property
     def size(self) -> int:
@@ -165,7 +165,7 @@ def stale_refusal() -> Outcome:
 
 
 def default_labels(model, score: float, threshold: float, n: int) -> np.ndarray:
-    """The label of the safe default score for ``n`` rows."""
+    """The label of a declared default probability ``score`` for ``n`` rows."""
     classes = np.asarray(getattr(model, "classes_", [0, 1]))
     label = classes[1] if score >= threshold and classes.size > 1 else classes[0]
     return np.full(n, label)
@@ -175,7 +175,8 @@ def observe_breaker(state: ServingState, batch: Batch, columns: Mapping[str, Seq
                     scores: Scores, row_clean: np.ndarray, entities: list[str]
                     ) -> list[Outcome] | None:
     """Feed the clean rows to the breaker; when it is tripped apply its action: refuse
-    (the outcomes returned), fallback model or default score (``scores`` updated)."""
+    (the outcomes returned), or abstain / fallback / declared value (``scores`` updated by
+    :func:`degrade`)."""
     breaker, s = state.breaker, state.settings
     if breaker is None or not row_clean.any():
         return None

@@ -43,11 +43,17 @@ class BreakerSettings:
     fallback: Optional[str] = None        # on_trip=fallback: a registry alias or version
     default_value: Optional[float] = None  # on_trip=default: the constant answered (no default)
     # one client cannot trip the breaker: caps on what one entity / one request adds
-    max_records_per_entity: int = 5   # an entity keeps its latest this many records in the window
+    max_entity_share: float = 0.05    # an entity keeps its latest records, at most this share of the window
     max_records_per_request: int = 20  # per request (records beyond are not observed)
     poll_seconds: float = 1.0    # how often a server re-reads the shared breaker state
     action: Optional[str] = None         # removed: on_trip (a ConfigError says so)
     default_score: Optional[float] = None  # removed: on_trip + default_value
+    max_records_per_entity: Optional[int] = None  # removed: max_entity_share
+
+    @property
+    def per_entity(self) -> int:
+        """Records one entity may hold in the window (its latest ones), at least 1."""
+        return max(1, int(self.max_entity_share * self.window))
 
     def check_removed(self, prefix: str = "serving.breaker") -> None:
         """The keys this breaker no longer has are errors naming their replacement."""
@@ -59,6 +65,12 @@ class BreakerSettings:
             raise ConfigError(f"was replaced by on_trip (abstain | refuse | fallback | default); "
                               f"got action={self.action!r}", key=f"{prefix}.action",
                               fix=f"write {prefix}.on_trip: {new}")
+        if self.max_records_per_entity is not None:
+            raise ConfigError("was replaced by max_entity_share: an entity now keeps its LATEST "
+                              "records (its first ones froze the window on old traffic), up to "
+                              "a share of the window", key=f"{prefix}.max_records_per_entity",
+                              fix=f"drop it, or write {prefix}.max_entity_share: "
+                                  f"{self.max_records_per_entity / max(self.window, 1):.4g}")
         if self.default_score is not None:
             raise ConfigError("was replaced by default_value, answered only with on_trip: "
                               "default (a constant is never served unless declared)",
@@ -140,7 +152,8 @@ class ServingSettings:
             "breaker.prediction_psi": positive,
             "breaker.default_value": [Interval(float, None, None), None],
             "breaker.fallback": [str, None],
-            "breaker.max_records_per_entity": count, "breaker.max_records_per_request": count,
+            "breaker.max_entity_share": [Interval(float, 0, 1, closed="right")],
+            "breaker.max_records_per_request": count,
             "breaker.poll_seconds": positive,
         }
         check_constraints(self, rules, prefix=prefix)

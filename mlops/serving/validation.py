@@ -20,7 +20,8 @@ has it, else from how the plan uses the column):
 
 Records that are well-formed but invalid (a future time) follow ``policy``: ``reject``
 (an error, the request answers 422) or ``default`` (the record is flagged in
-``CheckedRecords.invalid`` and gets the safe default score, never entering the store).
+``CheckedRecords.invalid`` and is answered without the model: the declared
+``breaker.default_value``, else no value (``abstain``); it never enters the store).
 
 Unknown categories are not errors (the model's encoder handles unseen values) but add a
 warning to that record.
@@ -202,7 +203,7 @@ class CheckedRecords:
 
     ``event_ids`` holds the record's event id (str) or None; ``invalid`` holds, per
     record, None or why it is invalid (only with ``policy="default"``: such records are
-    served the safe default and never stored).
+    answered without the model and never stored).
     """
 
     columns: dict[str, list]
@@ -271,7 +272,7 @@ def check_records(records: list, schema: RequestSchema, *, now_us: int,
             bad = bad or why
         out.invalid.append(bad)
         if bad is not None:
-            w.append(f"invalid record: {bad}; served the safe default and not stored")
+            w.append(f"invalid record: {bad}; answered without the model and not stored")
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:

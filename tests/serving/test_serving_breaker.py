@@ -265,7 +265,8 @@ def test_a_default_value_is_only_answered_when_declared(world, make_state):
 
 @pytest.mark.parametrize("old,new", [({"action": "default"}, "on_trip: abstain"),
                                      ({"action": "fallback"}, "breaker.fallback"),
-                                     ({"default_score": 0.0}, "default_value: 0.0")])
+                                     ({"default_score": 0.0}, "default_value: 0.0"),
+                                     ({"max_records_per_entity": 5}, "max_entity_share: 0.01")])
 def test_removed_breaker_keys_name_their_replacement(old, new):
     from mlops.serving.settings import ServingSettings
     with pytest.raises(ConfigError, match="serving.breaker") as err:
