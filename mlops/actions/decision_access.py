@@ -2,9 +2,9 @@
 an explicit override on the command line, which wins with a warning and is recorded in
 the run's result (a support module, not an action).
 
-Overrides (all null by default): ``serving.threshold`` (serve, replay, score),
-``monitoring.performance.threshold`` (monitor), ``experiment.simulation.threshold``
-(analyze with simulated traffic).
+Overrides (null by default): ``serving.threshold`` (serve, replay, score) and
+``experiment.simulation.threshold`` (analyze with simulated traffic). Monitoring decides at
+the monitored version's own threshold (``actions/monitor.py``), with no override.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from mlops.registry.policy import DecisionPolicy, decision_policy
 from mlops.serving.skew import ModelInfo
 
 SERVING_KEY = "serving.threshold"
-MONITORING_KEY = "monitoring.performance.threshold"
 SIMULATION_KEY = "experiment.simulation.threshold"
 
 
@@ -34,14 +33,6 @@ def version_decision(mv, override: float | None, *, key: str) -> DecisionPolicy:
 def serving_decision(ctx: RunContext, mv) -> DecisionPolicy:
     """The served version's decision (``serving.threshold`` overrides it)."""
     return version_decision(mv, ctx.cfg.serving.threshold, key=SERVING_KEY)
-
-
-def monitoring_decision(ctx: RunContext, mv) -> DecisionPolicy:
-    """The monitored version's decision (``monitoring.performance.threshold`` overrides it).
-
-    ``.threshold`` is what monitoring decides 0/1 errors and predicted positives at (None
-    for a regressor); ``.as_dict()`` belongs in the run's result."""
-    return version_decision(mv, ctx.cfg.monitoring.performance.threshold, key=MONITORING_KEY)
 
 
 def model_info(mv, decision: DecisionPolicy, **extra) -> ModelInfo:

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 import polars as pl
 
 from mlops.actions.context import RunContext
-from mlops.actions.decision_access import monitoring_decision
 from mlops.actions.drift_checks import append_alert, monitor_settings, record_run
 from mlops.actions.monitor_sources import current_frame
 from mlops.actions.outputs import ActionResult, write_report
@@ -23,19 +22,20 @@ from mlops.actions.performance_estimate import estimated_performance, estimation
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.monitoring.reference import Reference
 from mlops.monitoring.run import ModelFacts, MonitorResult, run_monitor
+from mlops.registry.policy import decision_policy
 
 
 def run(ctx: RunContext) -> ActionResult:
     """Monitor the model under ``monitoring.alias`` on the current window."""
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
+    monitor_settings(mc)  # config errors first, before any model is loaded
     reg, name = open_registry(ctx), model_name(ctx)
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
-    decision = monitoring_decision(ctx, mv)  # the version's threshold, or the override
-    settings = monitor_settings(mc, threshold=decision.threshold)
+    settings = monitor_settings(mc, threshold=decision_threshold(mv))
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
     ref_path = mc.reference or reg.reference_path(name, mv.version)
-    stream, info = current_frame(ctx, plan, model, version=mv.version)
+    stream, info = current_frame(ctx, plan, model, version=mv.version, fitted_until=_train_end(mv))
     facts = ModelFacts(name=name, version=mv.version, alias=str(mc.alias),
                        task=(mv.tags or {}).get("task") or "classification",
                        metrics=dict(mv.metrics or {}))
@@ -44,17 +44,30 @@ def run(ctx: RunContext) -> ActionResult:
                          current_info=info, reference_path=str(ref_path))
     result.estimated = estimated_performance(ctx, plan, model, mv,
                                              stream.filter(pl.col("__in_window")),
-                                             threshold=decision.threshold)
+                                             threshold=settings.concept.threshold)
     if result.found:
         result.actions = _act(ctx, result, settings.on_drift, mv)
     result.duration_s = round(time.perf_counter() - t0, 3)
-    return _report(ctx, result, settings.on_drift, decision.as_dict())
+    return _report(ctx, result, settings.on_drift)
 
 
-def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...],
-            decision: dict) -> ActionResult:
+def _train_end(mv) -> datetime | None:
+    """The end of the version's train window (its recorded split), if recorded."""
+    bounds = (((mv.tags or {}).get("split") or {}).get("bounds")) or []
+    return datetime.fromisoformat(bounds[1]) if len(bounds) > 1 else None
+
+
+def decision_threshold(mv) -> float:
+    """The monitored version's own decision threshold (its policy, else its training config;
+    :func:`mlops.registry.policy.decision_policy`). A regressor has none: its error stream
+    never reads this number."""
+    threshold = decision_policy(mv).threshold
+    return 0.5 if threshold is None else float(threshold)
+
+
+def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...]) -> ActionResult:
     from mlops.actions.monitor_view import display
-    out, name = {**result.to_json(), "decision": decision}, result.model.name
+    out, name = result.to_json(), result.model.name
     mc = ctx.cfg.monitoring
     over_time = record_run(ctx, out, series=f"monitor:{name}", kind="monitor",
                            window=result.current,

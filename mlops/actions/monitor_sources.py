@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import glob
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -37,12 +37,15 @@ def _label_flags(df: pl.DataFrame, plan: FeaturePlan, known_by) -> pl.DataFrame:
     return df.with_columns(known.alias("__labelled"))
 
 
-def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None
-                  ) -> tuple[pl.DataFrame, dict]:
+def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None, *,
+                  fitted_until: datetime | None = None) -> tuple[pl.DataFrame, dict]:
     """Current rows with every plan feature, ``prediction``, ``__labelled`` and ``__in_window``.
 
     Rows before the window (``__in_window`` false) are the detectors' burn-in: a
-    streaming detector needs the error level before a change to see the change.
+    streaming detector needs the error level before a change to see the change. Rows the
+    model was fitted on (before ``fitted_until``, the end of its train window) are never
+    burn-in: their errors are lower than any out-of-sample error, so the step up to the
+    window would look like a change.
     """
     mc = ctx.cfg.monitoring
     source = str(mc.source)
@@ -55,6 +58,8 @@ def current_frame(ctx: RunContext, plan: FeaturePlan, model, version=None
         lo, hi = window_bounds(table[ts].min(), table[ts].max(), mc.window.start_day,
                                float(mc.window.days))
         burn = lo - timedelta(days=float(mc.window.detector_burn_in_days))
+        if fitted_until is not None:
+            burn = min(max(burn, fitted_until), lo)
         cur = (table.filter((pl.col(ts) >= burn) & (pl.col(ts) < hi))
                .with_columns((pl.col(ts) >= lo).alias("__in_window")))
         known_by = hi + timedelta(days=float(mc.window.label_wait_days))

@@ -153,9 +153,10 @@ class WindowConfig:
 class PerformanceConfig:
     metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
     chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
-    max_drop: Optional[float] = None      # worse than training by more than this = concept drift;
-                                          # null = 0.05 (scores in [0, 1]) or 10% of the baseline (rmse, mae)
-    threshold: Optional[float] = None     # null = the model version's decision threshold (override)
+    # null: calibrated on the model's baseline chunks; "20%": relative to the baseline;
+    # a number: absolute, in the metric's units
+    max_change: Optional[Any] = None
+    min_change: float = 0.05              # a calibrated band is at least this share of the baseline
 
 
 @dataclass
@@ -206,6 +207,12 @@ class MonitoringConfig:
     small_sample_rows: int = 1000
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_share: float = 0.5
+    prediction_drift_acts: bool = True    # the model's score drifting past its limit is data drift
+    method: str = "calibrated"            # calibrated (spread over reference chunks) | fixed (thresholds)
+    std_multiplier: float = 3.0           # calibrated limit = mean + this x std of the chunk statistic
+    effect_floors: dict[str, float] = field(default_factory=dict)  # per test; {} = the defaults
+    min_chunks: int = 6                   # fewer chunks of the window's size: smaller chunks (wider)
+    max_chunks: int = 40                  # chunks measured per feature (evenly spaced)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     detector_stream: str = "errors"       # errors | missed_positives

@@ -39,7 +39,9 @@ import polars as pl
 
 from mlops.errors import ConfigError
 from mlops.monitoring import stats
+from mlops.monitoring.calibration import ChunkLayout, Limit, chunk_layout
 from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
+from mlops.monitoring.feature_limits import categorical_limit, numeric_limit
 from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
 
@@ -61,13 +63,18 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     >>> from mlops.monitoring.reference import fit_reference
     >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(100)]}),
     ...                     numeric=["x"], categorical=[])
-    >>> out = detect_drift(ref, pl.DataFrame({"x": [float(i) + 50 for i in range(100)]}))
+    >>> out = detect_drift(ref, pl.DataFrame({"x": [float(i) + 50 for i in range(100)]}),
+    ...                    DriftPolicy(method="fixed"))
     >>> out["features"]["x"]["test"], out["features"]["x"]["drift"], out["dataset_drift"]
     ('ks', True, True)
     """
     policy = policy if policy is not None else DriftPolicy(n_bins=reference.n_bins)
     _check_inputs(reference, current, policy, n_jobs)
-    features = _all_features(reference, current, policy, progress, n_jobs)
+    layout = None
+    if policy.calibrated and reference.rows is not None and current.height:
+        layout = chunk_layout(reference.rows.rows, current.height, min_chunks=policy.min_chunks,
+                              max_chunks=policy.max_chunks)
+    features = _all_features(reference, current, policy, progress, n_jobs, layout)
     total = len(reference.features)
     n_drifted = sum(1 for f in features.values() if f["drift"])
     n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
@@ -77,7 +84,21 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
                        "dataset_drift": status == DRIFT, "dataset_status": status,
                        "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
                        "n_insufficient": n_insufficient, "cur_rows": current.height,
-                       "policy": policy.to_dict()})
+                       "policy": policy.to_dict(), "calibration": _calibration_info(reference, policy, layout)})
+
+
+def _calibration_info(reference: Reference, policy: DriftPolicy, layout: ChunkLayout | None) -> dict:
+    """How the limits were obtained, for the report."""
+    if not policy.calibrated:
+        return {"method": "fixed", "note": "fixed thresholds (monitoring.method: fixed)"}
+    if layout is None:
+        why = ("the reference kept no rows in time order (fitted before format 2)"
+               if reference.rows is None else "the reference is too small to be cut into chunks")
+        return {"method": "fixed", "note": f"fixed thresholds: {why}"}
+    ordered = "time order" if reference.rows.time is not None else "file order (no time column)"
+    return {"method": "calibrated", "chunks": layout.n_chunks, "chunk_rows": layout.chunk_rows,
+            "reference_rows": layout.total_rows, "order": ordered, "k": policy.std_multiplier,
+            "thinned_every": reference.rows.step, "note": layout.note}
 
 
 def _check_inputs(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
@@ -107,13 +128,19 @@ def _check_inputs(reference: Reference, current: pl.DataFrame, policy: DriftPoli
 
 def _all_features(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
                   progress: Callable[[int, int, str], None] | None,
-                  n_jobs: int | None) -> dict[str, dict]:
+                  n_jobs: int | None, layout: ChunkLayout | None) -> dict[str, dict]:
     """Every feature's statistics and verdict, in feature order, on a thread pool."""
+    rows = reference.rows
+
     def one(name: str) -> dict:
         series = current.get_column(name)
         if name in reference.numeric:
-            return _numeric_feature(name, reference.numeric[name], series, policy)
-        return _categorical_feature(name, reference.categorical[name], series, policy)
+            values = rows.numeric.get(name) if rows is not None and layout is not None else None
+            return _numeric_feature(name, reference.numeric[name], series, policy,
+                                    None if values is None else (values, layout))
+        codes = rows.categorical.get(name) if rows is not None and layout is not None else None
+        return _categorical_feature(name, reference.categorical[name], series, policy,
+                                    None if codes is None else (codes, layout))
 
     total = len(reference.features)
     workers = min(n_jobs or min(os.cpu_count() or 1, 8), max(total, 1))
@@ -140,7 +167,7 @@ def _dataset_status(rows: int, total: int, n_insufficient: int, drift_share: flo
 
 
 def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
-                     policy: DriftPolicy) -> dict:
+                     policy: DriftPolicy, calib: tuple[np.ndarray, ChunkLayout] | None) -> dict:
     col = numeric_column(series)
     cur = col.sorted_values
     test, threshold = policy.decide(name, "numeric", ref.valid, cur.size)
@@ -159,9 +186,13 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
             ref.sorted_values, cur, ref.std, ref_n=ref.valid)
         out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
                    ks_stat=ks_stat, ks_pvalue=ks_pvalue, wasserstein=wasserstein)
-        out["score"] = {"ks": ks_pvalue, "wasserstein": wasserstein, "psi": out["psi"],
+        limit = _calibrated(name, policy, calib, notes, lambda values, layout: numeric_limit(
+            values, test=test, ref_std=ref.std, edges=ref.edges, layout=layout,
+            k=policy.std_multiplier, floor=policy.floor(test, cur.size)))
+        pvalue_score = ks_pvalue if limit is None else ks_stat  # a limit is on the statistic
+        out["score"] = {"ks": pvalue_score, "wasserstein": wasserstein, "psi": out["psi"],
                         "js": out["js"]}[test]
-        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur.size, notes=notes)
+        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur.size, notes=notes, limit=limit)
         if ref.std is not None and ref.std < stats.WASSERSTEIN_STD_FLOOR:
             notes.append("reference is (nearly) constant: Wasserstein is divided by 1e-3")
     if col.nonfinite:
@@ -173,7 +204,7 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
 
 
 def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series,
-                         policy: DriftPolicy) -> dict:
+                         policy: DriftPolicy, calib: tuple[np.ndarray, ChunkLayout] | None) -> dict:
     col = categorical_column(series)
     categories = list(ref.categories)
     seen, unseen = category_counts(col.values, categories)
@@ -202,9 +233,13 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
             test, threshold = "js", policy.thresholds["js"]
             out.update(test=test, threshold=threshold)
             notes.append("decided by Jensen-Shannon because chi-square is undefined here")
-        out["score"] = {"chi2": chi2_pvalue, "psi": out["psi"], "js": out["js"]}[test]
+        limit = _calibrated(name, policy, calib, notes, lambda codes, layout: categorical_limit(
+            codes, test=test, n_categories=len(categories), layout=layout,
+            k=policy.std_multiplier, floor=policy.floor(test, cur_valid)))
+        chi2_score = chi2_pvalue if limit is None else chi2_stat
+        out["score"] = {"chi2": chi2_score, "psi": out["psi"], "js": out["js"]}[test]
         _decide(out, policy, ref_valid=ref.valid, cur_valid=cur_valid, notes=notes,
-                rows_test=rows_test)
+                rows_test=rows_test, limit=limit)
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
     out["note"] = "; ".join(notes) or None
@@ -213,21 +248,41 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
 
 def _base(test: str, threshold: float, kind: str) -> dict:
     return {"type": kind, "test": test, "threshold": threshold, "status": NO_DRIFT,
-            "drift": False, "score": None}
+            "drift": False, "score": None, "limit": None,
+            "limit_text": f"{test} {'<' if test in ('ks', 'chi2') else '>='} {threshold:g} (fixed)"}
+
+
+def _calibrated(name: str, policy: DriftPolicy, calib, notes: list[str], compute) -> Limit | None:
+    """The calibrated limit of a feature, or None (fixed threshold; the note says why)."""
+    if policy.is_fixed(name):
+        return None
+    if calib is None:
+        notes.append("fixed threshold: the reference kept no rows in time order to calibrate on")
+        return None
+    limit = compute(*calib)
+    if limit is None:
+        notes.append("fixed threshold: too few reference values to measure their spread")
+    return limit
 
 
 def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
-            notes: list[str], rows_test: str | None = None) -> None:
+            notes: list[str], rows_test: str | None = None, limit: Limit | None = None) -> None:
     """Set ``status`` and ``drift`` from the score, unless the samples are too small.
 
     ``rows_test`` names the test whose minimum applies when another test stands in for it.
+    With a calibrated ``limit`` the score is judged against it (drift when past it).
     """
+    if limit is not None:
+        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe())
     why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
     if why is not None:
         out.update(status=INSUFFICIENT, drift=False)
         notes.insert(0, f"insufficient data: {why}; statistics shown, no decision")
         return
-    out["drift"] = is_drift(out["test"], out["score"], out["threshold"])
+    if limit is not None:
+        out["drift"] = limit.breached(out["score"])
+    else:
+        out["drift"] = is_drift(out["test"], out["score"], out["threshold"])
     out["status"] = DRIFT if out["drift"] else NO_DRIFT
 
 

@@ -43,7 +43,9 @@ def drift_headline(drift: dict) -> str:
                  + (")" if mv.get("acts") else ", reported only)"))
     if drift["dataset_status"] == "insufficient_data":
         return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
-    return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else "no dataset drift")
+    share = (drift.get("policy") or {}).get("drift_share")
+    below = "no dataset drift" if share is None else f"under the {share:.0%} share for dataset drift"
+    return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else below)
 
 
 def run_status(found: bool, drift: dict) -> str:

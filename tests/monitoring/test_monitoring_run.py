@@ -25,8 +25,9 @@ OFF = MultivariateSettings(enabled=False)
 
 def _world(n_ref=2000, n_cur=1500, shift=0.0, seed=0, flip=False):
     rng = np.random.default_rng(seed)
-    ref = pl.DataFrame({"x": rng.normal(size=n_ref), "c": rng.choice(["a", "b"], n_ref).tolist(),
-                        "prediction": rng.uniform(size=n_ref)})
+    x_ref = rng.normal(size=n_ref)  # the model scores the reference as it scores the stream
+    ref = pl.DataFrame({"x": x_ref, "c": rng.choice(["a", "b"], n_ref).tolist(),
+                        "prediction": 1 / (1 + np.exp(-3 * x_ref))})
     x = rng.normal(shift, size=n_cur)
     p = 1 / (1 + np.exp(-3 * x))
     y = (rng.uniform(size=n_cur) < p).astype(int)
@@ -83,7 +84,8 @@ def test_no_baseline_means_no_performance_and_no_detectors():
                          timestamp="ts", label="y", current_info={}, reference_path="r")
     out = result.to_json()
     assert out["performance"]["chunks"] == [] and out["detectors"] == {}
-    assert out["performance"]["max_drop"] == 0.05 and "detector_burn_in_rows" not in out["current"]
+    assert out["performance"]["baseline"] is None and out["performance"]["limit"] is None
+    assert "detector_burn_in_rows" not in out["current"]
     assert result.status == "ok" and not result.found
 
 

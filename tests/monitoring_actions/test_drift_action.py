@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 
 NO_MV = "monitoring.multivariate.enabled=false"
-FIELDS = {"type", "test", "threshold", "status", "drift", "score", "psi", "js", "ks_stat",
+FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "psi", "js", "ks_stat",
           "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share", "cur_null_share",
           "cur_nonfinite", "hist", "note"}
 
@@ -53,8 +53,9 @@ def test_shifted_data_drifts_exits_3_and_alerts(run_action, data, tmp_path):
     assert set(temp) == FIELDS and temp["status"] == "drift"
     ref = pl.read_parquet(data / "ref_*.parquet")["temperature"].to_numpy()
     cur = pl.read_csv(data / "shifted.csv")["temperature"].to_numpy()
-    assert temp["test"] == "wasserstein"  # 3000 rows on both sides
+    assert temp["test"] == "wasserstein"  # calibrated: the distance at any size
     assert temp["score"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
+    assert temp["limit"]["source"] in ("calibrated", "floor") and temp["score"] > temp["threshold"]
     assert out["features"]["site"]["type"] == "categorical"
     assert "reading_ts" in out["skipped"]  # a timestamp drifts by construction
     assert out["reference"]["files"] == 2 and out["current"]["rows"] == 3000

@@ -64,10 +64,9 @@ def test_replay_and_monitoring_record_the_threshold_they_used(trained, tmp_path)
     assert code == 0 and replay["decision"]["threshold"] == t
     assert replay["model"]["threshold"] == t
     code, d = run("action=monitor", *SMALL, "monitoring.alias=1", "monitoring.window.start_day=60",
-                  "monitoring.window.days=20", "monitoring.performance.threshold=0.4", out="mon")
+                  "monitoring.window.days=20", out="mon")
     mon = json.loads((d / "monitor.json").read_text())
-    assert mon["decision"]["threshold"] == 0.4 and mon["decision"]["policy_threshold"] == t
-    assert mon["performance"]["estimated"]["threshold"] == 0.4
+    assert mon["performance"]["estimated"]["threshold"] == t
 
 
 def test_a_fallback_must_exist_at_start(trained, capsys):
