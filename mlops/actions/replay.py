@@ -113,7 +113,10 @@ def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None,
         if st is not None and st.state == "tripped" and not out["trips"]:
             out["trips"].append({"at_event": i + chunk.height, "time": str(chunk[ts][-1]),
                                  "reason": st.reason, "feature_psi": st.feature_psi,
-                                 "prediction_psi": st.prediction_psi, "drifting": st.drifting})
+                                 "feature_limits": st.feature_limits,
+                                 "prediction_psi": st.prediction_psi,
+                                 "prediction_limit": st.prediction_limit,
+                                 "window_records": st.window_records, "drifting": st.drifting})
     return out
 
 
@@ -145,11 +148,13 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
 def _write(ctx: RunContext, state, result: dict) -> None:
     from mlops.reports import svg
     trips, breaker = result["trips"], result["breaker"]
-    psi = trips[0]["feature_psi"] if trips else breaker.get("feature_psi") or {}
-    chart = svg.bar_chart(sorted(((k, v) for k, v in psi.items() if v is not None),
-                                 key=lambda kv: -kv[1])[:25],
-                          xlabel="PSI over the breaker window", ylabel="feature",
-                          threshold=(float(ctx.cfg.serving.breaker.feature_psi), "trip threshold"))
+    seen = trips[0] if trips else breaker
+    psi, limits = seen.get("feature_psi") or {}, seen.get("feature_limits") or {}
+    # each feature against its own (calibrated) limit: 1.0 is the limit for every bar
+    ratios = [(k, v / limits[k]) for k, v in psi.items() if v is not None and limits.get(k)]
+    chart = svg.bar_chart(sorted(ratios, key=lambda kv: -kv[1])[:25],
+                          xlabel="PSI over the breaker window / the feature's limit",
+                          ylabel="feature", threshold=(1.0, "limit"))
     write_report(ctx, "replay", result, title=f"Live traffic: {state.info.name} v{state.info.version}",
                  context={"psi_chart": chart, "cards": [
                      {"label": "live events", "value": result["window"]["events"]},

@@ -21,6 +21,7 @@ from mlops.serving import (
     ServingSettings,
     open_state,
 )
+from mlops.serving.breaker_limits import calibrated_reference
 from mlops.serving.breaker_shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
 
 
@@ -80,12 +81,17 @@ def served_plan(ctx: RunContext) -> tuple:
     return ctx.model_plan(mv), f"model {name} v{mv.version} ({target})"
 
 
-def breaker_reference(ctx: RunContext, mv, plan) -> BreakerReference | None:
-    """Breaker bins from the reference statistics stored with the model (None: no
-    reference stored, so the breaker stays off, as /ready says)."""
+def breaker_reference(ctx: RunContext, mv, plan, s: ServingSettings) -> BreakerReference | None:
+    """Breaker bins from the reference statistics stored with the model, with their limits
+    calibrated on its rows for ``serving.breaker.window`` (None: no reference stored, so
+    the breaker stays off, as /ready says)."""
+    if not s.breaker.enabled:
+        return None
+    b = s.breaker
     try:
         fitted = Reference.load(open_registry(ctx).reference_path(mv.name, mv.version))
-        return BreakerReference.from_reference(fitted, plan.feature_names)
+        return calibrated_reference(fitted, plan.feature_names, window=b.window,
+                                    k=b.std_multiplier, floor=b.psi_floor)
     except Exception as exc:
         if not hasattr(exc, "exit_code"):
             raise
@@ -129,7 +135,7 @@ def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **o
         return m, model_info(v, serving_decision(ctx, v))
 
     def reference_fn(version: str):
-        return breaker_reference(ctx, reg.get_version(info.name, _version(version)), plan)
+        return breaker_reference(ctx, reg.get_version(info.name, _version(version)), plan, s)
     fallback = fallback_model(ctx, s, reload_fn)
     schema = dict(ctx.scan_events().collect_schema())
     alias = str(ctx.cfg.serving.alias)
@@ -143,7 +149,7 @@ def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **o
     def gate_check(version: str) -> list[str]:  # /admin/reload serves only what passes
         return [f"{r.name} ({r.detail})" for r in reg.check_gates(info.name, version, gate_alias)
                 if not r.passed]
-    return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan),
+    return open_state(plan, model, info, s, reference=breaker_reference(ctx, mv, plan, s),
                       fallback=fallback, reload_fn=reload_fn, source_schema=schema,
                       router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
                       gate_check=gate_check, reference_fn=reference_fn,

@@ -8,12 +8,15 @@ bin) and compared with the reference shares by PSI::
     PSI = sum_i (c_i - r_i) * ln(c_i / r_i),   shares floored at 1e-4
 
 NaN/inf values (e.g. a mean over an empty window) are not binned; they are counted
-in ``dropped``. A feature with fewer than ``min_values`` finite values in the window
-has no PSI yet (reported as None) and does not vote. Once at least ``min_requests``
-records are in the window the breaker trips when more than ``max_drift_share`` of the
-voting features have PSI above ``feature_psi`` or the score PSI is above
-``prediction_psi``. It stays tripped
-(latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
+in ``dropped``. Each column's PSI is judged against its limit, calibrated on the model's
+reference (:mod:`mlops.serving.breaker_limits`: the spread of the same PSI over reference
+chunks of the window's size, never below an effect-size floor) unless ``feature_psi`` /
+``prediction_psi`` fix it. The breaker is armed once the window holds the calibrated
+minimum (or ``min_requests``); a feature with fewer finite values than that (or
+``min_values``) has no PSI yet (None) and does not vote. Armed, it trips when more than
+``max_drift_share`` of the voting features are past their limits or the score is past
+its limit. It stays tripped (latched) until :meth:`CircuitBreaker.reset`, which also
+empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
 records to the window and each entity keeps only its latest records in it, at most
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.serving.breaker_bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
+from mlops.serving.breaker_limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
 from mlops.serving.breaker_window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
@@ -103,12 +107,19 @@ class BreakerStatus:
     on_trip: str = "abstain"
     armed: bool = False              # enough records in the window to decide
     scope: str | None = None         # the shared state's key (model name and version)
+    min_records: int | None = None   # armed from this many records
+    feature_limits: dict[str, float | None] = field(default_factory=dict)
+    prediction_limit: float | None = None
+    calibration: str | None = None   # where the limits come from
 
     def as_dict(self) -> dict:
         return {"state": self.state, "reason": self.reason, "on_trip": self.on_trip,
                 "armed": self.armed, "window_records": self.window_records,
-                "feature_psi": self.feature_psi, "prediction_psi": self.prediction_psi,
-                "drifting": self.drifting, "tripped_at": self.tripped_at, "scope": self.scope}
+                "min_records": self.min_records, "feature_psi": self.feature_psi,
+                "feature_limits": self.feature_limits, "prediction_psi": self.prediction_psi,
+                "prediction_limit": self.prediction_limit, "drifting": self.drifting,
+                "tripped_at": self.tripped_at, "scope": self.scope,
+                "calibration": self.calibration}
 
 
 class CircuitBreaker:
@@ -138,7 +149,7 @@ class CircuitBreaker:
         self.tripped = False
         self.reason: str | None = None
         self.tripped_at: float | None = None
-        self._last: tuple[dict, float | None, list[str]] = ({}, None, [])
+        self._last: tuple = ({}, None, [], {}, None)
 
     @property
     def feature_names(self) -> list[str]:
@@ -236,45 +247,79 @@ class CircuitBreaker:
         self._notify(events)
         return status
 
-    def _psis(self) -> list[float | None]:
+    @property
+    def min_records(self) -> int:
+        """Records the window must hold before the breaker judges (it is then armed): an
+        explicit ``min_requests``, else the calibrated minimum of the reference's limits."""
+        s, limits = self.settings, self.reference.limits
+        if s.min_requests is not None:
+            return int(s.min_requests)
+        return limits.min_records if limits is not None else min(LEGACY_MIN_RECORDS, s.window)
+
+    def _limit(self, column: str | None, values: int) -> float | None:
+        """The PSI limit of a feature (``column``; None: the score) judged on ``values``
+        values: an explicit ``feature_psi``/``prediction_psi``, else the calibrated limit
+        for that many values (None: none calibrated, the column does not vote)."""
+        s, limits = self.settings, self.reference.limits
+        fixed = s.prediction_psi if column is None else s.feature_psi
+        if fixed is not None:
+            return float(fixed)
+        if limits is None:
+            return LEGACY_PSI
+        # below the smallest calibrated size (an explicit min_requests): the smallest's limits
+        level = limits.at(values) or limits.levels[0]
+        found = level.score if column is None else level.features.get(column)
+        return None if found is None else found.threshold
+
+    def _psis(self) -> list[tuple[float | None, int]]:
+        """(PSI, finite values) per column, the score last; too few finite values (a sparse
+        feature, e.g. a mean over a short window): PSI would be noise, so it is None."""
+        needed = self.settings.min_values or self.min_records
         out = []
         for j, ref in enumerate(self._ref_shares):
             counts = self.window.counts[j, :ref.size]
-            total = counts.sum()
-            # too few finite values (a sparse feature, e.g. a mean over a short window):
-            # PSI would be noise, so it is reported as None and does not vote
-            enough = total >= min(self.settings.min_values, self.settings.window)
-            out.append(psi(ref, counts / total) if enough else None)
+            total = int(counts.sum())
+            enough = total >= min(needed, self.settings.window)
+            out.append((psi(ref, counts / total) if enough else None, total))
         return out
 
     def _evaluate(self) -> None:
         values = self._psis()
         s = self.settings
-        feats = {b.name: v for b, v in zip(self.reference.features, values[:-1])}
-        drifting = [n for n, v in feats.items() if v is not None and v > s.feature_psi]
-        pred = values[-1]
-        self._last = (feats, pred, drifting)
-        if self.tripped or not s.enabled or self.window.filled < s.min_requests:
+        feats, limits = {}, {}
+        for b, (v, n) in zip(self.reference.features, values[:-1]):
+            feats[b.name], limits[b.name] = v, None if v is None else self._limit(b.name, n)
+        drifting = [n for n, v in feats.items() if limits[n] is not None and v > limits[n]]
+        pred, pred_n = values[-1]
+        pred_limit = None if pred is None else self._limit(None, pred_n)
+        self._last = (feats, pred, drifting, limits, pred_limit)
+        if self.tripped or not s.enabled or self.window.filled < self.min_records:
             return
-        voting = [v for v in feats.values() if v is not None]
+        voting = [n for n in feats if limits[n] is not None]
         share = len(drifting) / max(len(voting), 1)
         reasons = []
         if voting and share > s.max_drift_share:
-            reasons.append(f"{len(drifting)}/{len(voting)} features drift (PSI > "
-                           f"{s.feature_psi}): {', '.join(drifting)}")
-        if pred is not None and pred > s.prediction_psi:
-            reasons.append(f"prediction PSI {pred:.3f} > {s.prediction_psi}")
+            past = ", ".join(f"{n} {feats[n]:.3f} > {limits[n]:.3f}" for n in drifting)
+            reasons.append(f"{len(drifting)}/{len(voting)} features drift (PSI past its "
+                           f"limit): {past}")
+        if pred_limit is not None and pred > pred_limit:
+            reasons.append(f"prediction PSI {pred:.3f} > {pred_limit:.3f}")
         if reasons:
             self.tripped, self.reason, self.tripped_at = True, "; ".join(reasons), time.time()
 
     def _status(self) -> BreakerStatus:
-        feats, pred, drifting = self._last
+        feats, pred, drifting, limits, pred_limit = self._last
         state = "disabled" if not self.settings.enabled else (
             "tripped" if self.tripped else "closed")
+        calibrated = self.reference.limits
         return BreakerStatus(state, self.reason, self.window.filled, dict(feats), pred,
                              list(drifting), self.tripped_at, self.settings.on_trip,
-                             armed=self.window.filled >= self.settings.min_requests,
-                             scope=None if self.shared is None else self.shared.key)
+                             armed=self.window.filled >= self.min_records,
+                             scope=None if self.shared is None else self.shared.key,
+                             min_records=self.min_records, feature_limits=dict(limits),
+                             prediction_limit=pred_limit,
+                             calibration="calibrated on the model's reference"
+                             if calibrated is not None else LEGACY_NOTE)
 
     def status(self) -> BreakerStatus:
         """Current state, reason and PSIs (after polling the shared state when due)."""
@@ -288,7 +333,7 @@ class CircuitBreaker:
     def _clear(self) -> None:
         self.window.clear()
         self.tripped, self.reason, self.tripped_at = False, None, None
-        self._last = ({}, None, [])
+        self._last = ({}, None, [], {}, None)
 
     def rescope(self, shared, reference: BreakerReference | None = None) -> None:
         """Serve another model version: its own shared state (``shared``, keyed by name and

@@ -32,11 +32,16 @@ class BreakerSettings:
 
     enabled: bool = True
     window: int = 500            # rolling window, in records
-    min_requests: int = 200      # never trip on fewer records than this
-    feature_psi: float = 0.25    # a feature drifts when its PSI is above this
+    # Limits are calibrated on the model's reference (serving.breaker_limits): null keeps
+    # the calibrated value, a number overrides it for every column
+    min_requests: Optional[int] = None      # armed from this many records; null: calibrated
+    feature_psi: Optional[float] = None     # a feature drifts past this PSI; null: calibrated
     max_drift_share: float = 0.25  # trip when more than this share of features drift
-    min_values: int = 100        # a feature's PSI counts once it has this many finite values
-    prediction_psi: float = 0.25  # trip when the score PSI is above this
+    min_values: Optional[int] = None        # a feature votes from this many finite values;
+                                            # null: min_requests (calibrated)
+    prediction_psi: Optional[float] = None  # trip past this score PSI; null: calibrated
+    std_multiplier: float = 3.0  # calibrated limit: mean + this x std of reference chunks
+    psi_floor: float = 0.1       # ... and never below this effect size (monitoring's PSI floor)
     # abstain: 200, decision "abstain", no value | refuse: 503 + Retry-After |
     # fallback: the declared `fallback` version answers | default: the declared default_value
     on_trip: str = "abstain"
@@ -146,10 +151,12 @@ class ServingSettings:
                                                 "path 'package.module.Class'")],
             "breaker.window": [Interval(int, 10, None)],
             # never trip on fewer records than the window can hold
-            "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both")],
-            "breaker.min_values": count, "breaker.on_trip": [Options(*ON_TRIP)],
-            "breaker.feature_psi": positive, "breaker.max_drift_share": [Interval(float, 0, 1)],
-            "breaker.prediction_psi": positive,
+            "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both"), None],
+            "breaker.min_values": [*count, None], "breaker.on_trip": [Options(*ON_TRIP)],
+            "breaker.feature_psi": [*positive, None],
+            "breaker.max_drift_share": [Interval(float, 0, 1)],
+            "breaker.prediction_psi": [*positive, None], "breaker.std_multiplier": positive,
+            "breaker.psi_floor": [Interval(float, 0, None)],
             "breaker.default_value": [Interval(float, None, None), None],
             "breaker.fallback": [str, None],
             "breaker.max_entity_share": [Interval(float, 0, 1, closed="right")],
