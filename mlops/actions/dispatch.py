@@ -29,7 +29,7 @@ ACTIONS: dict[str, str] = {
     "lifecycle": "lifecycle:run",
     "features": "features:run", "features_merge": "features_merge:run", "train": "train:run",
     "keygen": "registry_trust:keygen", "verify": "registry_trust:verify",
-    "gc": "registry_trust:gc",
+    "gc": "registry_trust:gc", "migrate": "registry_trust:migrate",
     "approve": "registry_ops:approve", "promote": "registry_ops:promote",
     "rollback": "registry_ops:rollback", "registry": "registry_ops:show",
     "breaker_reset": "registry_ops:breaker_reset",

@@ -16,11 +16,11 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.drift_checks import append_alert, monitor_settings, record_run
-from mlops.actions.monitor_sources import current_frame
+from mlops.actions.monitor_sources import chosen_reference, current_frame, window_table
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.performance_estimate import estimated_performance, estimation_display
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
-from mlops.monitoring.reference import Reference
+from mlops.monitoring.reference_choice import parse_reference_choice
 from mlops.monitoring.run import ModelFacts, MonitorResult, run_monitor
 from mlops.registry.policy import decision_policy
 
@@ -34,14 +34,18 @@ def run(ctx: RunContext) -> ActionResult:
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
     settings = monitor_settings(mc, threshold=decision_threshold(mv))
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
-    ref_path = mc.reference or reg.reference_path(name, mv.version)
-    stream, info = current_frame(ctx, plan, model, version=mv.version, fitted_until=_train_end(mv))
+    choice = parse_reference_choice(mc.reference)
+    table = window_table(ctx, plan) if choice.kind in ("range", "previous") else None
+    stream, info = current_frame(ctx, plan, model, version=mv.version, fitted_until=_train_end(mv),
+                                 table=table)
+    reference, ref_info = chosen_reference(ctx, choice, plan, model, stored=str(reg.reference_path(
+        name, mv.version)), stream=stream, table=table, n_bins=settings.policy.n_bins,
+        window_start=info.get("start"))
     facts = ModelFacts(name=name, version=mv.version, alias=str(mc.alias),
                        task=(mv.tags or {}).get("task") or "classification",
                        metrics=dict(mv.metrics or {}))
-    result = run_monitor(Reference.load(ref_path), stream, settings, model=facts,
-                         timestamp=plan.timestamp, label=plan.label["column"],
-                         current_info=info, reference_path=str(ref_path))
+    result = run_monitor(reference, stream, settings, model=facts, timestamp=plan.timestamp,
+                         label=plan.label["column"], current_info=info, reference_info=ref_info)
     result.estimated = estimated_performance(ctx, plan, model, mv,
                                              stream.filter(pl.col("__in_window")),
                                              threshold=settings.concept.threshold)

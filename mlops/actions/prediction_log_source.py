@@ -10,6 +10,8 @@ from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
 from mlops.serving.prediction_log import count_log_files, model_score, scan_prediction_log
 
+LOG_TIME = "event_ts"  # the prediction log's event-time column, whatever the plan calls it
+
 
 def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
                          ) -> tuple[pl.DataFrame, dict]:
@@ -35,7 +37,9 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
         log = log.filter(pl.col("model_version") == str(version))
     # inputs of every request count for data drift; a declared default value or an
     # abstention of the tripped breaker is not a model output, so it is no prediction
-    df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
+    # the log names its columns itself (entity, event_ts); the plan's names are the project's
+    df = (log.select("request_id", pl.col("entity").alias(plan.entity),
+                     pl.col(LOG_TIME).alias(plan.timestamp),
                      model_score().alias("prediction"), "model_version", "features")
           .unnest("features").collect())
     label, avail = plan.label["column"], plan.label.get("available_at")

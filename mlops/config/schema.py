@@ -123,8 +123,23 @@ class TrainingConfig:
 
 
 @dataclass
+class S3Config:
+    """``registry.s3``: where an ``s3://`` artefact store is (credentials: boto3's usual chain)."""
+
+    endpoint_url: Optional[str] = None    # null = AWS; e.g. https://minio.internal:9000
+    region: Optional[str] = None
+
+
+@dataclass
 class RegistryConfig:
-    """``conf/registry/*.yaml``: promotion gates per alias and the CLI's targets."""
+    """``conf/registry/*.yaml``: where the registry lives, promotion gates per alias and the
+    CLI's targets."""
+
+    url: Optional[str] = None             # null = <paths.home>/registry/registry.db (SQLite); a path,
+                                          # sqlite:///..., or postgresql://user@host:port/db (no password)
+    password_file: Optional[str] = None   # PostgreSQL password (first line, 0600); else PGPASSWORD, ~/.pgpass
+    artifacts: Optional[str] = None       # null = <paths.home>/registry/artifacts; a path, file:///..., s3://...
+    s3: S3Config = field(default_factory=S3Config)
 
     model_name: Optional[str] = None      # null = model.name
     version: Optional[int] = None         # promote/approve target
@@ -138,7 +153,7 @@ class RegistryConfig:
     approvers: dict[str, Any] = field(default_factory=dict)
     key_file: Optional[str] = None        # approve/keygen: private key; null = <home>/keys/<approver>.key
     expect_head: Optional[str] = None     # verify: a chain head printed earlier must still be in the chain
-    gc_min_age_seconds: float = 600.0     # gc: younger orphans may be registrations in progress
+    gc_min_age_seconds: float = 600.0     # gc: younger interrupted writes may be registrations in progress
 
 
 @dataclass
@@ -199,7 +214,9 @@ class MonitoringConfig:
 
     source: str = "window"                # window | prediction_log | files
     current: Optional[str] = None         # files: parquet/csv glob of current rows
-    reference: Optional[str] = None       # a reference .npz; null = the model's own
+    # monitor: training (the model's own) | {start, end} | {previous: N} | a reference .npz;
+    # drift: the reference data (parquet/csv glob) or a .npz
+    reference: Any = "training"
     alias: str = "production"             # whose reference and model
     window: WindowConfig = field(default_factory=WindowConfig)
     n_bins: int = 10

@@ -74,6 +74,32 @@ def _parse_timestamps(lf: pl.LazyFrame, timestamp_cols: tuple[str, ...],
     return lf
 
 
+def parse_datetime_strings(df: pl.DataFrame, *, sample: int = 200) -> pl.DataFrame:
+    """String columns whose every value reads as a date-time, parsed (csv has no types).
+
+    A column is tried on its first ``sample`` non-null values, then converted whole only if
+    every non-null value parses; anything else stays a string.
+
+    >>> parse_datetime_strings(pl.DataFrame({"t": ["2024-01-02 03:04:05", None], "s": ["a", "b"]})).dtypes
+    [Datetime(time_unit='us', time_zone=None), String]
+    """
+    out = []
+    for name, dtype in df.schema.items():
+        col = df.get_column(name)
+        if dtype != pl.String or col.null_count() == col.len():
+            continue
+        head = col.drop_nulls().head(sample)
+        if not head.str.contains(r"^\d{4}-\d\d-\d\d").all():
+            continue
+        try:
+            parsed = col.str.to_datetime(time_unit="us", strict=False)
+        except pl.exceptions.PolarsError:  # a format polars cannot infer: leave the strings
+            continue
+        if parsed.null_count() == col.null_count():
+            out.append(parsed)
+    return df.with_columns(out) if out else df
+
+
 _OFFSET = r"(Z|[+-]\d\d:?\d\d)$"
 
 

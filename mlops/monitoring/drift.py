@@ -80,7 +80,8 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
     drift_share = n_drifted / total if total else 0.0
     status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
-    return _json_safe({"features": features, "drift_share": drift_share,
+    quality = [{"feature": name, "issue": f["quality"]} for name, f in features.items() if f.get("quality")]
+    return _json_safe({"features": features, "quality": quality, "drift_share": drift_share,
                        "dataset_drift": status == DRIFT, "dataset_status": status,
                        "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
                        "n_insufficient": n_insufficient, "cur_rows": current.height,
@@ -199,6 +200,8 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
         notes.append(f"{col.nonfinite} NaN/inf value(s) in the current window were dropped")
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
+    out["quality"] = quality_issue(ref.rows, ref.rows - ref.valid, col.rows, col.rows - cur.size,
+                                   min_rows=policy.min_rows_dataset)
     out["note"] = "; ".join(notes) or None
     return out
 
@@ -242,13 +245,38 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
                 rows_test=rows_test, limit=limit)
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
+    out["quality"] = quality_issue(ref.rows, ref.nulls, col.rows, col.nulls, min_rows=policy.min_rows_dataset)
     out["note"] = "; ".join(notes) or None
     return out
 
 
+MOSTLY_MISSING = 0.5  # more than half the values missing is a broken input, not a shift
+
+
+def quality_issue(ref_rows: int, ref_missing: int, cur_rows: int, cur_missing: int, *,
+                  min_rows: int = 0) -> str | None:
+    """A data-quality problem of a feature's current values, or None: no valid value at all
+    (all null, NaN or inf), or mostly missing where the reference mostly was not. Windows of
+    fewer than ``min_rows`` rows are too small to call either (a first event has no history).
+
+    >>> quality_issue(100, 0, 50, 50), quality_issue(100, 60, 50, 40)
+    ('no valid value in 50 rows (all null or NaN/inf)', None)
+    >>> quality_issue(100, 5, 50, 30)
+    'mostly missing: 60% of 50 rows null or NaN/inf (reference 5%)'
+    """
+    if cur_rows == 0 or cur_rows < min_rows:
+        return None
+    if cur_missing == cur_rows:
+        return f"no valid value in {cur_rows} rows (all null or NaN/inf)"
+    share, ref_share = cur_missing / cur_rows, (ref_missing / ref_rows if ref_rows else 0.0)
+    if share > MOSTLY_MISSING >= ref_share:
+        return f"mostly missing: {share:.0%} of {cur_rows} rows null or NaN/inf (reference {ref_share:.0%})"
+    return None
+
+
 def _base(test: str, threshold: float, kind: str) -> dict:
     return {"type": kind, "test": test, "threshold": threshold, "status": NO_DRIFT,
-            "drift": False, "score": None, "limit": None,
+            "drift": False, "score": None, "limit": None, "quality": None,
             "limit_text": f"{test} {'<' if test in ('ks', 'chi2') else '>='} {threshold:g} (fixed)"}
 
 

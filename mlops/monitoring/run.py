@@ -52,7 +52,7 @@ class MonitorResult:
 
     model: ModelFacts
     current: dict
-    reference_path: str
+    reference: dict                  # which reference: kind, path or period, rows
     drift: dict                      # detect_drift's dict plus ``multivariate``
     prediction_drift: dict | None
     concept: ConceptResult
@@ -104,7 +104,7 @@ class MonitorResult:
         return {
             "status": self.status, "headline": self.headline,
             "model": {"name": m.name, "version": m.version, "alias": m.alias},
-            "current": self.current, "reference": {"path": self.reference_path},
+            "current": self.current, "reference": self.reference,
             **self.drift, "prediction_drift": self.prediction_drift, "task": m.task,
             "performance": {"metric": c.metric, "baseline": c.baseline.value,
                             "limit": None if c.baseline.limit is None else c.baseline.limit.threshold,
@@ -135,7 +135,7 @@ def split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
 
 def run_monitor(reference: Reference, stream: pl.DataFrame, settings: MonitorSettings, *,
                 model: ModelFacts, timestamp: str, label: str, current_info: dict,
-                reference_path: str) -> MonitorResult:
+                reference_path: str | None = None, reference_info: dict | None = None) -> MonitorResult:
     """Data drift, prediction drift, multivariate drift and concept drift of one window.
 
     ``stream`` holds the window's rows (``__in_window``) and, before them, the labelled
@@ -158,7 +158,8 @@ def run_monitor(reference: Reference, stream: pl.DataFrame, settings: MonitorSet
     current = dict(current_info)
     if concept.burn_in_rows is not None:
         current["detector_burn_in_rows"] = concept.burn_in_rows
-    return MonitorResult(model=model, current=current, reference_path=reference_path,
+    return MonitorResult(model=model, current=current,
+                         reference=reference_info or {"path": reference_path},
                          drift=drift, prediction_drift=pred_drift, concept=concept,
                          multivariate_acts=settings.multivariate.act,
                          prediction_drift_acts=settings.prediction_drift_acts)

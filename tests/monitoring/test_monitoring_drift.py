@@ -25,7 +25,8 @@ def DriftPolicy(**kwargs):  # noqa: N802 - these tests pin the fixed-threshold m
 def detect_drift(reference, current, policy=None, **kwargs):
     return _detect(reference, current, policy if policy is not None else DriftPolicy(), **kwargs)
 
-NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "psi", "js",
+NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality",
+                  "psi", "js",
                   "ks_stat",
                   "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share",
                   "cur_null_share", "cur_nonfinite", "hist", "note"}
@@ -50,6 +51,7 @@ def test_contract_fields_and_json_safety():
     ref_df, cur_df = _frames()
     out = detect_drift(fit_reference(ref_df, numeric=["a", "b"], categorical=["c"]), cur_df)
     assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason", "calibration",
+                        "quality",
                         "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy"}
     assert set(out["features"]["a"]) == NUMERIC_FIELDS
     assert set(out["features"]["c"]) == CATEGORICAL_FIELDS

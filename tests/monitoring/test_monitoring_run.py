@@ -129,3 +129,17 @@ def test_multivariate_settings_are_checked_only_when_enabled():
     with pytest.raises(ConfigError) as err:
         MultivariateSettings(folds=1)
     assert err.value.key == "multivariate.folds"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_a_broken_input_is_a_data_quality_alert_not_insufficient_data(value):
+    ref, stream = _world()
+    broken = stream.with_columns(pl.lit(value, pl.Float64).alias("x"))
+    result = _run(ref, broken)
+    out = result.to_json()
+    assert out["quality"] == [{"feature": "x", "issue": "no valid value in 1300 rows (all null or NaN/inf)"}]
+    assert result.found and result.status == "fail"
+    assert any(r.startswith("data quality: x") for r in result.reasons())
+    half = stream.with_columns(pl.when(pl.int_range(pl.len()) % 4 == 0).then(pl.col("x"))
+                               .otherwise(None).alias("x"))
+    assert "mostly missing: 75%" in _run(ref, half).to_json()["quality"][0]["issue"]

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from mlops.registry import Registry, store
+from mlops.registry import Registry
 from mlops.registry.policy import decision_policy
 
 POLICY = {"task": "classification",
@@ -36,28 +36,28 @@ def test_an_edited_policy_breaks_verification(tmp_path, logreg):
 
 
 def test_a_schema_2_registry_is_migrated_and_its_versions_still_verify(tmp_path, logreg, monkeypatch):
-    old_schema = store._SCHEMA.replace("    policy               TEXT,\n", "")
-    assert old_schema != store._SCHEMA
+    from mlops.registry import migrations
     original = Registry._insert_version
 
     def insert_without_policy(conn, row, actor):
         row.pop("policy")
         return original(conn, row, actor)
     with monkeypatch.context() as m:  # the code of schema 2: no policy column, no policy
-        m.setattr(store, "_SCHEMA", old_schema)
-        m.setattr(store, "SCHEMA_VERSION", 2)
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        m.setattr(migrations, "SCHEMA_VERSION", 2)
         m.setattr(Registry, "_insert_version", staticmethod(insert_without_policy))
         old = Registry(tmp_path)
         old.register("m", logreg, metadata={"config": {"training": {"threshold": 0.8}},
                                            "tags": {"task": "classification"}})
         old.promote("m", 1, "production")
-    conn = sqlite3.connect(old.db_path)
+    db = tmp_path / "registry" / "registry.db"
+    conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert "policy" not in [r[1] for r in conn.execute("PRAGMA table_info(versions)")]
     conn.close()
-    reg = Registry(tmp_path)  # today's code: migrates in place
-    conn = sqlite3.connect(reg.db_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+    reg = Registry(tmp_path)  # today's code: migrates the embedded SQLite in place
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION == 3
     conn.close()
     v1 = reg.get_version("m", "production")
     assert v1.policy == {}
