@@ -42,8 +42,8 @@ def _events_input(ctx: RunContext) -> pl.LazyFrame:
 
 def score(ctx: RunContext) -> ActionResult:
     """``action=score``: batch-score the events (or ``serving.input``), optionally one shard."""
+    s, sc = settings(ctx), ctx.cfg.serving  # config errors first, before any model is loaded
     model, info, mv, plan = load_served(ctx)
-    s, sc = settings(ctx), ctx.cfg.serving
     shard, n = sc.shard, int(sc.num_shards)
     name = "predictions.parquet" if shard is None else f"predictions-{int(shard):05d}-of-{n:05d}.parquet"
     out = ctx.output_dir / name

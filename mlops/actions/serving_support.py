@@ -124,8 +124,8 @@ def fallback_model(ctx: RunContext, s: ServingSettings, load):
 def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **overrides):
     """The serving state of the model under ``serving.alias`` (``breaker_scope``: a replay
     run, whose breaker state is its own)."""
+    s = settings(ctx)  # config errors first, before any model is loaded
     model, info, mv, plan = load_served(ctx)
-    s = settings(ctx)
     for k, v in overrides.items():
         setattr(s, k, v)
     reg = open_registry(ctx)

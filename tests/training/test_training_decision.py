@@ -157,3 +157,19 @@ def test_an_override_wins_and_remembers_the_policy():
     assert DecisionPolicy(threshold=0.83).overridden_by(None, key="x").threshold == 0.83
     with pytest.raises(ConfigError, match="serving.threshold"):
         DecisionPolicy().overridden_by(1.5, key="serving.threshold")
+
+
+def test_a_run_override_warns_and_old_versions_say_where_their_threshold_came_from(capsys):
+    from mlops.actions.decision_access import SIMULATION_KEY, model_info, version_decision
+    mv = SimpleNamespace(name="m", version=3, feature_plan_hash="h", config={}, tags={},
+                         policy={"task": "classification",
+                                 "decision": {"rule": "fixed", "value": 0.5, "threshold": 0.5}})
+    d = version_decision(mv, 0.7, key=SIMULATION_KEY)
+    assert d.threshold == 0.7 and d.policy_threshold == 0.5
+    assert "warning: m v3: experiment.simulation.threshold=0.7 overrides" in capsys.readouterr().out
+    info = model_info(mv, d, alias="production")
+    assert info.threshold == 0.7 and info.as_dict()["decision"]["source"] == "override"
+    old = SimpleNamespace(name="m", version=1, feature_plan_hash="h", policy={}, tags={},
+                          config={"training": {"threshold": 0.8}})
+    assert version_decision(old, None, key=SIMULATION_KEY).threshold == 0.8
+    assert "note: m v1 registered before decision policies" in capsys.readouterr().out
