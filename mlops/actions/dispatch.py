@@ -82,6 +82,7 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
         code = res.exit_code
         _record_result(ctx, record, res)
     except MlopsError as exc:
+        exc = ctx.explain(exc) if ctx is not None else exc
         record.update(status="failed", error=str(exc))
         code = exc.exit_code
         res = ActionResult(result={"status": "fail", "headline": str(exc)}, exit_code=code)
