@@ -4,7 +4,12 @@ A statistic computed on a window (a drift distance, a metric, a PSI) is judged a
 the spread of the *same* statistic over consecutive chunks of the reference of the
 window's size, as NannyML's standard-deviation thresholds: the limit is
 ``mean + k * std`` of the chunk values (``mean - k * std`` for a metric that must not
-fall), never tighter than an effect-size floor. On a large sample every p-value says
+fall), never tighter than an effect-size floor. With few chunks their mean and standard
+deviation are themselves uncertain, so ``k`` (3: "3 sigma") is turned into the prediction
+interval of one new value from ``n`` chunk values with the same coverage,
+``t_{n-1}(Phi(k)) * sqrt(1 + 1/n)``: 3.2 standard deviations from 40 chunks, 5.9 from 6
+(:func:`interval_multiplier`). On real data with few reference periods (8 validation years
+of storms) plain 3 sigma called one year in ten a change. On a large sample every p-value says
 "drift"; a chunk of the reference of the same size carries the same sampling noise
 *and* the natural variation between periods (seasons, trends), so only a change larger
 than the reference's own wobble crosses the limit.
@@ -25,8 +30,8 @@ is conservative (wider), and the limit's note says so.
 (10, 100)
 >>> limit = upper_limit([0.10, 0.12, 0.11, 0.09, 0.10, 0.12], k=3.0, floor=0.1,
 ...                     statistic="js", layout=layout)
->>> round(limit.threshold, 4), limit.source      # 0.10667 + 3 x 0.01211
-(0.143, 'calibrated')
+>>> round(limit.threshold, 4), limit.source      # 0.10667 + 5.95 x 0.01211
+(0.1787, 'calibrated')
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
 from mlops.constraints import Interval, validate
 
@@ -131,11 +137,21 @@ class Limit:
             return f"{self.statistic} {sign} {self.threshold:.4g} (fixed)"
         pm = "+" if self.direction == "above" else "-"
         text = (f"{self.statistic} {sign} {self.threshold:.4g}: mean {self.mean:.4g} {pm} "
-                f"{self.k:g} x std {self.std:.4g} over {self.chunks} reference chunks of "
-                f"{self.chunk_rows} rows")
+                f"{interval_multiplier(self.k, self.chunks):.3g} x std {self.std:.4g} over {self.chunks} "
+                f"reference chunks of {self.chunk_rows} rows ({self.k:g} sigma for one new chunk)")
         if self.source == "floor":
             text += f", raised to the effect-size floor {self.floor:.4g}"
         return text
+
+
+def interval_multiplier(k: float, n: int) -> float:
+    """The multiplier of the chunks' standard deviation that gives one new value the coverage
+    ``k`` standard deviations give a normal: ``t_{n-1}(Phi(k)) * sqrt(1 + 1/n)``.
+
+    >>> round(interval_multiplier(3.0, 40), 2), round(interval_multiplier(3.0, 6), 2)
+    (3.24, 5.95)
+    """
+    return float(sps.t.ppf(sps.norm.cdf(k), n - 1) * math.sqrt(1.0 + 1.0 / n))
 
 
 def fixed_limit(statistic: str, threshold: float, direction: str = "above") -> Limit:
@@ -145,11 +161,12 @@ def fixed_limit(statistic: str, threshold: float, direction: str = "above") -> L
 
 def upper_limit(values: Sequence[float], *, k: float, floor: float | None, statistic: str,
                 layout: ChunkLayout) -> Limit | None:
-    """``max(mean + k * std, floor)`` of the finite chunk ``values``; None when fewer than 2."""
+    """``max(mean + m * std, floor)`` of the finite chunk ``values`` (``m``: the prediction
+    interval's multiplier for ``k`` and their count); None when fewer than 2."""
     mean, std, n = _spread(values)
     if n < 2:
         return None
-    raw = mean + k * std
+    raw = mean + interval_multiplier(k, n) * std
     floored = floor is not None and floor > raw
     return Limit(statistic=statistic, direction="above", threshold=float(floor if floored else raw),
                  source="floor" if floored else "calibrated", mean=mean, std=std, k=float(k),
@@ -159,7 +176,8 @@ def upper_limit(values: Sequence[float], *, k: float, floor: float | None, stati
 
 def band_limit(values: Sequence[float], *, k: float, baseline: float, min_change: float,
                higher_is_better: bool, statistic: str, layout: ChunkLayout) -> Limit | None:
-    """A metric's limit: ``baseline -/+ max(k * std, min_change * |baseline|)``.
+    """A metric's limit: ``baseline -/+ max(m * std, min_change * |baseline|)`` (``m``: the
+    prediction interval's multiplier for ``k`` and the number of chunks).
 
     The band is centred on the model's baseline and is at least ``min_change`` of it wide
     (relative to the model's own error, never an absolute number borrowed elsewhere).
@@ -167,7 +185,7 @@ def band_limit(values: Sequence[float], *, k: float, baseline: float, min_change
     mean, std, n = _spread(values)
     if n < 2:
         return None
-    spread, floor = k * std, abs(baseline) * min_change
+    spread, floor = interval_multiplier(k, n) * std, abs(baseline) * min_change
     floored = floor > spread
     width = floor if floored else spread
     threshold = baseline - width if higher_is_better else baseline + width

@@ -4,7 +4,8 @@ Page-Hinkley and DDM assume independent errors; real error streams come in burst
 customer's fraud, one storm's readings), and a burst in a stable period then looks like a
 change. So the alarm level is also calibrated on the model's baseline stream (its errors on
 the validation and test windows, where by definition nothing changed): the stream is
-resampled in blocks (a moving-block bootstrap keeps the bursts; blocks of sqrt(n) rows) to
+resampled in blocks (a moving-block bootstrap keeps the bursts and slow changes of level;
+blocks of a quarter of the monitored stream) to
 the length of the monitored stream, each detector's statistic is computed on every
 replicate without alarms, and the alarm level is the larger of the configured one and the
 ``1 - false_alarm`` quantile of the replicates' maxima. A stable window then stays quiet
@@ -69,10 +70,15 @@ def ddm_max(streams: np.ndarray, *, min_instances: int) -> np.ndarray:
 
 
 def block_bootstrap(stream: np.ndarray, length: int, replicates: int, seed: int = 0) -> np.ndarray:
-    """``replicates`` streams of ``length`` values made of consecutive blocks of ``stream``."""
+    """``replicates`` streams of ``length`` values made of consecutive blocks of ``stream``.
+
+    Blocks are long: a quarter of the monitored stream (at least sqrt(n), at most half the
+    baseline), so a replicate carries the baseline's own slow changes of level (one season
+    worse than another) and not only its bursts; shorter blocks average those away and the
+    calibrated level then calls an ordinary season a change."""
     stream = np.asarray(stream, dtype=np.float64)
     n = stream.size
-    block = max(1, int(math.sqrt(n)))
+    block = max(1, int(math.sqrt(n)), min(n // 2, length // 4))
     starts_per = -(-length // block)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, max(n - block, 0) + 1, size=(replicates, starts_per))

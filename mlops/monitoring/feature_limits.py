@@ -15,12 +15,12 @@ KS statistic, PSI (the usual "slight change" line) and the JS distance, and Cohe
 >>> import numpy as np
 >>> from mlops.monitoring.calibration import chunk_layout
 >>> rng = np.random.default_rng(0)
->>> values = rng.normal(size=6000)
+>>> values = rng.normal(size=60_000)
 >>> ref_std = float(values.std())
 >>> limit = numeric_limit(values, test="wasserstein", ref_std=ref_std, edges=np.array([0.0]),
-...                       layout=chunk_layout(6000, 1000), k=3.0, floor=0.1)
->>> limit.source, limit.chunks    # noise of 1000-row chunks is below the 0.1 sd floor
-('floor', 6)
+...                       layout=chunk_layout(60_000, 5000), k=3.0, floor=0.1)
+>>> limit.source, limit.chunks    # noise of 5000-row chunks is below the 0.1 sd floor
+('floor', 12)
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+import scipy.stats
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from mlops.errors import ConfigError
@@ -54,10 +55,10 @@ def test_vectorised_statistics_equal_the_streaming_detectors():
 
 
 def test_block_bootstrap_keeps_blocks_of_consecutive_values():
-    reps = block_bootstrap(np.arange(100.0), 250, 3, seed=1)
-    assert reps.shape == (3, 250)
+    reps = block_bootstrap(np.arange(1000.0), 400, 3, seed=1)
+    assert reps.shape == (3, 400)
     diffs = np.diff(reps, axis=1)
-    assert (diffs == 1).mean() >= 0.85  # blocks of 10 consecutive values, 9 steps of +1 in 10
+    assert (diffs == 1).mean() >= 0.99  # blocks of 100 (a quarter of 400): 99 steps of +1 in 100
 
 
 def _bursty(rng, n, rate=0.05, burst=8):
@@ -122,7 +123,9 @@ def test_calibrated_band_is_the_metric_spread_over_baseline_chunks():
     weeks = rows.with_columns(w=pl.col("ts").dt.truncate("7d")).partition_by("w", maintain_order=True)
     chunk_auc = [roc_auc_score(w["y"], w["p"]) for w in weeks]
     assert got.limit.chunks == len(chunk_auc) >= 6
-    assert got.limit.threshold == pytest.approx(got.value - 3 * np.std(chunk_auc, ddof=1), rel=1e-9)
+    n = len(chunk_auc)
+    m = scipy.stats.t.ppf(scipy.stats.norm.cdf(3.0), n - 1) * np.sqrt(1 + 1 / n)
+    assert got.limit.threshold == pytest.approx(got.value - m * np.std(chunk_auc, ddof=1), rel=1e-9)
 
 
 def test_declared_relative_and_absolute_limits_for_a_regressor():

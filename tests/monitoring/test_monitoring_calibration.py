@@ -41,9 +41,10 @@ def test_upper_and_band_limits_by_hand():
     layout = chunk_layout(600, 100)
     values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]                      # mean 3.5, sd(ddof=1) 1.8708
     up = upper_limit(values, k=2.0, floor=1.0, statistic="psi", layout=layout)
-    assert up.threshold == pytest.approx(3.5 + 2 * 1.8708287) and up.source == "calibrated"
+    m = scipy.stats.t.ppf(scipy.stats.norm.cdf(2.0), 5) * np.sqrt(1 + 1 / 6)  # 2 sigma for a new value
+    assert up.threshold == pytest.approx(3.5 + m * 1.8708287) and up.source == "calibrated"
     assert upper_limit(values, k=2.0, floor=20.0, statistic="psi", layout=layout).source == "floor"
-    assert up.breached(7.3) and not up.breached(7.2) and not up.breached(None)
+    assert up.breached(up.threshold + 1e-9) and not up.breached(up.threshold) and not up.breached(None)
     # AUC-like: the band sits under the baseline, at least min_change of it wide
     auc = band_limit([0.80, 0.81, 0.80, 0.79, 0.80, 0.80], k=3.0, baseline=0.8, min_change=0.05,
                      higher_is_better=True, statistic="roc_auc", layout=layout)
@@ -51,7 +52,21 @@ def test_upper_and_band_limits_by_hand():
     assert auc.direction == "below" and auc.breached(0.75) and not auc.breached(0.77)
     rmse = band_limit([10.0, 14.0, 9.0, 15.0, 11.0, 13.0], k=3.0, baseline=12.0, min_change=0.05,
                       higher_is_better=False, statistic="rmse", layout=layout)
-    assert rmse.threshold == pytest.approx(12.0 + 3 * np.std([10, 14, 9, 15, 11, 13], ddof=1))
+    m3 = scipy.stats.t.ppf(scipy.stats.norm.cdf(3.0), 5) * np.sqrt(1 + 1 / 6)
+    assert rmse.threshold == pytest.approx(12.0 + m3 * np.std([10, 14, 9, 15, 11, 13], ddof=1))
+
+
+def test_interval_multiplier_gives_a_new_chunk_the_coverage_of_k_sigma():
+    """Simulated: n normal chunk values, one new value; it exceeds mean + m sd as often as a
+    normal exceeds 3 sd (0.135%), where plain 3 sd is exceeded far more often with few chunks."""
+    from mlops.monitoring.calibration import interval_multiplier
+    rng = np.random.default_rng(0)
+    for n in (6, 12):
+        sample = rng.normal(size=(200_000, n + 1))
+        mean, sd = sample[:, :n].mean(axis=1), sample[:, :n].std(axis=1, ddof=1)
+        m = interval_multiplier(3.0, n)
+        assert abs((sample[:, n] > mean + m * sd).mean() - 0.00135) < 0.0004
+        assert (sample[:, n] > mean + 3 * sd).mean() > 0.004
 
 
 # --- every chunk statistic against the rest of the reference, by brute force --------------
@@ -89,7 +104,8 @@ def test_numeric_chunk_statistics_equal_scipy_against_the_rest(test):
     mean, sd = _brute_numeric(values, layout, brute)
     limit = numeric_limit(values, test=test, ref_std=std, edges=edges, layout=layout, k=3.0, floor=0.0)
     assert limit.mean == pytest.approx(mean, rel=1e-9) and limit.std == pytest.approx(sd, rel=1e-9)
-    assert limit.chunks == layout.n_chunks and limit.threshold == pytest.approx(mean + 3 * sd, rel=1e-9)
+    m = scipy.stats.t.ppf(scipy.stats.norm.cdf(3.0), limit.chunks - 1) * np.sqrt(1 + 1 / limit.chunks)
+    assert limit.chunks == layout.n_chunks and limit.threshold == pytest.approx(mean + m * sd, rel=1e-9)
 
 
 @pytest.mark.parametrize("test", ["js", "psi", "chi2"])
