@@ -42,7 +42,6 @@ training:                     # train {t0} .. {t1}, validate .. {t2}, test .. {t
   train_days: {train_days}
   valid_days: {valid_days}
   test_days: {test_days}
-  threshold: 0.5
 monitoring:
   window: {{days: {window_days}, detector_burn_in_days: {window_days}}}
   performance: {{chunk: {window_days}d}}
