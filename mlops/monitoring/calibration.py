@@ -4,12 +4,12 @@ A statistic computed on a window (a drift distance, a metric, a PSI) is judged a
 the spread of the *same* statistic over consecutive chunks of the reference of the
 window's size, as NannyML's standard-deviation thresholds: the limit is
 ``mean + k * std`` of the chunk values (``mean - k * std`` for a metric that must not
-fall), never tighter than an effect-size floor. With few chunks their mean and standard
-deviation are themselves uncertain, so ``k`` (3: "3 sigma") is turned into the prediction
-interval of one new value from ``n`` chunk values with the same coverage,
-``t_{n-1}(Phi(k)) * sqrt(1 + 1/n)``: 3.2 standard deviations from 40 chunks, 5.9 from 6
-(:func:`interval_multiplier`). On real data with few reference periods (8 validation years
-of storms) plain 3 sigma called one year in ten a change. On a large sample every p-value says
+fall), never tighter than an effect-size floor. For the per-feature drift limits (a family of
+features judged together) ``k`` (3: "3 sigma") is turned into the prediction interval of one
+new value from ``n`` chunk values with the same coverage, ``t_{n-1}(Phi(k)) * sqrt(1 + 1/n)``:
+3.2 standard deviations from 40 chunks, 5.9 from 6 (:func:`interval_multiplier`), since the
+chunks' mean and deviation are estimates; a metric's band (:func:`band_limit`) keeps plain k.
+On a large sample every p-value says
 "drift"; a chunk of the reference of the same size carries the same sampling noise
 *and* the natural variation between periods (seasons, trends), so only a change larger
 than the reference's own wobble crosses the limit.
@@ -117,6 +117,7 @@ class Limit:
     chunks: int = 0
     chunk_rows: int = 0
     note: str | None = None
+    multiplier: float | None = None   # standard deviations of the chunks the limit sits at
 
     def breached(self, value: float | None) -> bool:
         """True when ``value`` is past the limit; an undefined value never is."""
@@ -128,7 +129,7 @@ class Limit:
         return {"statistic": self.statistic, "direction": self.direction,
                 "threshold": self.threshold, "source": self.source, "mean": self.mean,
                 "std": self.std, "k": self.k, "floor": self.floor, "chunks": self.chunks,
-                "chunk_rows": self.chunk_rows, "note": self.note}
+                "chunk_rows": self.chunk_rows, "note": self.note, "multiplier": self.multiplier}
 
     def describe(self) -> str:
         """One line for reports: the limit and where it comes from."""
@@ -136,9 +137,10 @@ class Limit:
         if self.source == "fixed":
             return f"{self.statistic} {sign} {self.threshold:.4g} (fixed)"
         pm = "+" if self.direction == "above" else "-"
+        m = self.multiplier if self.multiplier is not None else self.k
         text = (f"{self.statistic} {sign} {self.threshold:.4g}: mean {self.mean:.4g} {pm} "
-                f"{interval_multiplier(self.k, self.chunks):.3g} x std {self.std:.4g} over {self.chunks} "
-                f"reference chunks of {self.chunk_rows} rows ({self.k:g} sigma for one new chunk)")
+                f"{m:.3g} x std {self.std:.4g} over {self.chunks} reference chunks of {self.chunk_rows} rows"
+                + (f" ({self.k:g} sigma for one new chunk)" if m != self.k else ""))
         if self.source == "floor":
             text += f", raised to the effect-size floor {self.floor:.4g}"
         return text
@@ -166,18 +168,23 @@ def upper_limit(values: Sequence[float], *, k: float, floor: float | None, stati
     mean, std, n = _spread(values)
     if n < 2:
         return None
-    raw = mean + interval_multiplier(k, n) * std
+    m = interval_multiplier(k, n)
+    raw = mean + m * std
     floored = floor is not None and floor > raw
     return Limit(statistic=statistic, direction="above", threshold=float(floor if floored else raw),
                  source="floor" if floored else "calibrated", mean=mean, std=std, k=float(k),
                  floor=None if floor is None else float(floor), chunks=n,
-                 chunk_rows=layout.chunk_rows, note=layout.note)
+                 chunk_rows=layout.chunk_rows, note=layout.note, multiplier=m)
 
 
 def band_limit(values: Sequence[float], *, k: float, baseline: float, min_change: float,
                higher_is_better: bool, statistic: str, layout: ChunkLayout) -> Limit | None:
-    """A metric's limit: ``baseline -/+ max(m * std, min_change * |baseline|)`` (``m``: the
-    prediction interval's multiplier for ``k`` and the number of chunks).
+    """A metric's limit: ``baseline -/+ max(k * std, min_change * |baseline|)``.
+
+    Plain ``k`` standard deviations (NannyML's convention), not the prediction interval of
+    :func:`upper_limit`: this is one judgment per window, not one per feature of a family
+    judged together, and on real data (storms, flights) the wider interval delayed the
+    detection of a label shift by two windows or missed it, for one false alarm less.
 
     The band is centred on the model's baseline and is at least ``min_change`` of it wide
     (relative to the model's own error, never an absolute number borrowed elsewhere).
@@ -185,14 +192,14 @@ def band_limit(values: Sequence[float], *, k: float, baseline: float, min_change
     mean, std, n = _spread(values)
     if n < 2:
         return None
-    spread, floor = interval_multiplier(k, n) * std, abs(baseline) * min_change
+    spread, floor = k * std, abs(baseline) * min_change
     floored = floor > spread
     width = floor if floored else spread
     threshold = baseline - width if higher_is_better else baseline + width
     return Limit(statistic=statistic, direction="below" if higher_is_better else "above",
                  threshold=float(threshold), source="floor" if floored else "calibrated",
                  mean=mean, std=std, k=float(k), floor=float(min_change), chunks=n,
-                 chunk_rows=layout.chunk_rows, note=layout.note)
+                 chunk_rows=layout.chunk_rows, note=layout.note, multiplier=float(k))
 
 
 def chunk_values(layout: ChunkLayout, statistic: Callable[[slice], float | None]) -> list[float]:

@@ -3,7 +3,8 @@
 A PSI computed on a few hundred live records is noisy, and more so on data whose periods
 differ (seasons, trends): a fixed limit borrowed from elsewhere either trips on noise or
 never trips. Here each monitored column (every feature and the score) gets, for a window
-of ``size`` records, the limit ``max(mean + k * std, floor)`` of its PSI over consecutive
+of ``size`` records, the limit ``max(mean + m * std, floor)`` (``m``: the 3-sigma prediction
+interval for one new chunk, :func:`mlops.monitoring.calibration.interval_multiplier`) of its PSI over consecutive
 chunks of the reference's rows in time order (each chunk against the rest of the
 reference, :mod:`mlops.monitoring.calibration`), as monitoring's drift limits: a shift must
 exceed the reference's own chunk-to-chunk variation AND the effect-size floor (0.1 for PSI,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+import scipy.stats
 
 from mlops.monitoring.calibration import chunk_layout
 from mlops.monitoring.reference import fit_reference
@@ -51,7 +52,7 @@ def _brute_psi(edges_or_cats, ref_vals, cur_vals) -> float | None:
     return out
 
 
-def test_each_limit_is_mean_plus_3_sd_of_the_chunk_psi_floored(tmp_path):
+def test_each_limit_is_the_3_sigma_interval_of_the_chunk_psi_floored(tmp_path):
     rng = np.random.default_rng(4)
     n = 3000
     drift = np.linspace(0, 0.6, n)  # a slow trend: chunks differ by more than noise
@@ -70,7 +71,9 @@ def test_each_limit_is_mean_plus_3_sd_of_the_chunk_psi_floored(tmp_path):
         for name, (edges, vals) in truth_cols.items():
             psis = [_brute_psi(edges, vals[:a] + vals[b:], vals[a:b])
                     for a, b in zip(layout.starts.tolist(), layout.ends.tolist())]
-            want = max(float(np.mean(psis) + 3 * np.std(psis, ddof=1)), 0.1)
+            k = len(psis)  # 3 sigma for one new chunk: the t prediction interval
+            m = scipy.stats.t.ppf(scipy.stats.norm.cdf(3.0), k - 1) * np.sqrt(1 + 1 / k)
+            want = max(float(np.mean(psis) + m * np.std(psis, ddof=1)), 0.1)
             got = level.score if name is None else level.features[name]
             assert got.threshold == pytest.approx(want, rel=1e-9), (level.size, name)
             assert got.chunks == layout.n_chunks and got.chunk_rows == level.size
