@@ -43,6 +43,7 @@ def hydra_main(argv: list[str] | None = None):
         sys.exit(2)
     if conf_dir is None and (Path.cwd() / "conf").is_dir():
         conf_dir = Path.cwd() / "conf"
+    _check_limits(conf_dir, argv)
     if conf_dir is not None:
         use_project_conf(conf_dir)
     register()
@@ -54,6 +55,20 @@ def hydra_main(argv: list[str] | None = None):
         return run(cfg)
 
     return _main()
+
+
+def _check_limits(conf_dir: Path | None, argv: list[str]) -> None:
+    """A project's YAML and the overrides are checked before Hydra composes them (an
+    alias bomb or deep nesting would cost minutes, memory or a RecursionError first)."""
+    from mlops.config.yaml_limits import check_config_dir, check_overrides
+    from mlops.errors import ConfigError
+    try:
+        check_overrides(argv)
+        if conf_dir is not None:
+            check_config_dir(conf_dir)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
 
 
 def main(argv: list[str] | None = None):

@@ -68,6 +68,19 @@ class IntegrityError(RegistryError):
     exit_code = 4
 
 
+class DiskFullError(MlopsError):
+    """A write failed because its filesystem is full (or over quota); nothing half-written
+    was left behind. Names the path that could not be written (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, detail: str = "no space left on device"):
+        self.path = str(path)
+        super().__init__(f"cannot write {self.path}: {detail}",
+                         fix="free space on that filesystem (or move paths.home / hydra.run.dir "
+                             "to another one) and run again")
+
+
 class SkewError(MlopsError):
     """The model was trained on a different feature plan than the one loaded."""
 

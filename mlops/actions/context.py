@@ -21,7 +21,7 @@ from mlops.data.synthetic import generate
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.spec import parse_spec
-from mlops.home import private_dir
+from mlops.home import private_home
 
 
 @dataclass
@@ -42,9 +42,9 @@ class RunContext:
         typed = typed_config(cfg)
         out = Path(str(typed.paths.output_dir)).resolve()
         home_value = os.environ.get("MLOPS_HOME") or str(typed.paths.home)
-        home = Path(home_value).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
-        private_dir(home)  # registry, keys, prediction log, online store: 0700
+        # registry, keys, prediction log, online store: created 0700, refused if others control it
+        home = private_home(Path(home_value))
         return cls(cfg=typed, output_dir=out, home=home, overrides=list(overrides),
                    multirun=multirun, action=action or str(typed.action))
 

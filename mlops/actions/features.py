@@ -12,6 +12,7 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.features.offline import sink_features
 from mlops.features.summary import describe_plan, summarize
 from mlops.features.tables import shard_file_name, table_metadata
+from mlops.filesystem import atomic_path
 from mlops.serving.batch import shard_expr
 
 
@@ -27,8 +28,9 @@ def run(ctx: RunContext) -> ActionResult:
     if shard is not None:  # the entity hash batch scoring shards by: windows stay exact
         events = events.filter(shard_expr(plan.entity, num_shards) == shard)
     path = ctx.output_dir / shard_file_name(shard, num_shards)
-    sink_features(plan, events, path, keep=keep, metadata=table_metadata(
-        plan.spec_hash, plan.name, shard, num_shards if shard is not None else None))
+    with atomic_path(path) as tmp:  # whole or not at all; a full disk names the path
+        sink_features(plan, events, tmp, keep=keep, metadata=table_metadata(
+            plan.spec_hash, plan.name, shard, num_shards if shard is not None else None))
     table = pl.scan_parquet(path)
     rows = table.select(pl.len()).collect().item()
     summary = summarize(table, plan, rows)

@@ -18,6 +18,7 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.serving_support import load_served, open_serving_state, served_plan, settings
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
+from mlops.filesystem import atomic_path
 from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
 
@@ -115,7 +116,8 @@ def score_merge(ctx: RunContext) -> ActionResult:
         raise DataError(f"{dup} {what} appear in more than one shard", key="serving.input",
                         fix="remove the duplicated shard files and re-run the merge")
     out = ctx.output_dir / "predictions.parquet"
-    merged.sink_parquet(out)
+    with atomic_path(out) as tmp:  # whole or not at all; a full disk names the path
+        merged.sink_parquet(tmp)
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
               f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
               "rows": counts["rows"], "entities": counts["entities"], "output": out.name}

@@ -17,8 +17,9 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from mlops.errors import ServingError
+from mlops.errors import ConfigError, DiskFullError, ServingError
 from mlops.features.online.store import OnlineStore, per_entity_times
+from mlops.filesystem import disk_full_detail, sqlite_file_problem
 from mlops.home import private_dir, private_file
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
@@ -40,6 +41,10 @@ class SQLiteStore(OnlineStore):
         self.max_events_per_entity = max_events_per_entity
         self._puts = 0  # put_answer calls, for the periodic sweep of expired answers
         if self.path != ":memory:":
+            problem = sqlite_file_problem(self.path)
+            if problem is not None:  # refused before it is touched: no chmod, no SQLite header written
+                raise ConfigError(f"{self.path} {problem}", key="serving.store.path",
+                                  fix="point it at the online store's database or at a new file")
             private_dir(os.path.dirname(os.path.abspath(self.path)))
             private_file(self.path)  # SQLite gives -wal/-shm the same mode: 0600
         try:
@@ -49,6 +54,18 @@ class SQLiteStore(OnlineStore):
                                key="serving.store.path",
                                fix="point it at a writable file") from None
         self._lock = threading.Lock()
+        try:
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if disk_full_detail(exc) is not None:
+                raise DiskFullError(self.path, disk_full_detail(exc)) from None
+            raise ServingError(f"cannot use the SQLite online store at {self.path!r}: {exc}",
+                               key="serving.store.path",
+                               fix="restore it from a backup, or move it aside and run "
+                                   "action=materialize again") from None
+
+    def _create_tables(self) -> None:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: survives an app crash; an OS crash may lose the last commits
