@@ -30,35 +30,45 @@ def _over(where: str, what: str) -> ConfigError:
     return ConfigError(f"{where}: {what}; refused before composing the config", fix=_FIX)
 
 
-def _add(frame: list, n: int, where: str) -> None:
-    frame[0] += n
-    if frame[0] > MAX_NODES:
-        raise _over(where, f"expands to more than {MAX_NODES:,} values (aliases included)")
+def measure(text: str, *, where: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> tuple[int, int]:
+    """``(values, depth)`` of a YAML text once its aliases are expanded, counted on the
+    event stream without expanding anything; ConfigError as soon as one passes its limit.
+    A value is a scalar, a list or a mapping (a mapping's keys count as scalars)."""
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) it expands to
+    stack: list[list] = [[0, 0, None]]         # open collections: [values, depth below, anchor]
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            stack.append([1, 0, event.anchor])
+            if len(stack) - 1 > max_depth:
+                raise _over(where, f"nests deeper than {max_depth} levels")
+            continue
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            count, below, anchor = stack.pop()
+            node = (count, below + 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            node, anchor = (1, 0), event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            node, anchor = anchors.get(event.anchor, (1, 0)), None
+        else:
+            continue
+        if anchor is not None:
+            anchors[anchor] = node
+        parent = stack[-1]
+        parent[0] += node[0]
+        parent[1] = max(parent[1], node[1])
+        if parent[0] > max_nodes:
+            raise _over(where, f"expands to more than {max_nodes:,} values (aliases included)")
+        if len(stack) - 1 + parent[1] > max_depth:
+            raise _over(where, f"nests deeper than {max_depth} levels")
+    return stack[0][0], stack[0][1]
 
 
 def check_yaml_text(text: str, *, where: str) -> None:
     """ConfigError when ``text`` is over a limit; invalid YAML is left for Hydra to report."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _over(where, f"is larger than {MAX_BYTES:,} bytes")
-    sizes: dict[str, int] = {}            # anchor -> values it expands to
-    stack: list[list] = [[0, None]]        # open collections: [values so far, anchor]
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                stack.append([1, event.anchor])
-                if len(stack) - 1 > MAX_DEPTH:
-                    raise _over(where, f"nests deeper than {MAX_DEPTH} levels")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                count, anchor = stack.pop()
-                if anchor is not None:
-                    sizes[anchor] = count
-                _add(stack[-1], count, where)
-            elif isinstance(event, yaml.ScalarEvent):
-                if event.anchor is not None:
-                    sizes[event.anchor] = 1
-                _add(stack[-1], 1, where)
-            elif isinstance(event, yaml.AliasEvent):
-                _add(stack[-1], sizes.get(event.anchor, 1), where)
+        measure(text, where=where)
     except yaml.YAMLError:
         return
 

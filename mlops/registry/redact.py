@@ -30,7 +30,8 @@ REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api_?key|private_?key|credential",
                          re.IGNORECASE)
 # scheme://[user]:password@host  ->  keep scheme, user and host
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)(?P<pw>[^@/\s]+)(?=@)")
+# (Hydra's multirun escapes the colons: redis\://\:pw@host)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*\\?:\\?/\\?/[^/@:\s\\]*\\?:)(?P<pw>[^@/\s]+)(?=@)")
 
 
 def is_secret_key(key: object) -> bool:
