@@ -93,7 +93,7 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
                 raise
             traceback.print_exc()
         else:
-            code, res = _user_error(error, record)
+            code, res = _user_error(ctx.explain(error) if ctx is not None else error, record)
     _write_record(ctx, cfg, record, started)
     return code, res
 

@@ -29,7 +29,7 @@ from mlops.training.pipeline import (
 )
 from mlops.training.registration import Lineage, register, registration_record
 from mlops.training.result import ModelInfo, TrainResult
-from mlops.training.table import feature_table, stored_feature_table
+from mlops.training.table import LabelledTable, labelled_table, stored_feature_table
 from mlops.training.task import infer_task
 
 
@@ -71,13 +71,13 @@ def build_model(ctx: RunContext, plan: FeaturePlan):
     return pipe, task
 
 
-def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str]):
+def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str]) -> LabelledTable:
     """The labelled table: built earlier (``training.features_path``) or computed now."""
     path = ctx.cfg.training.features_path
-    if path:
-        return stored_feature_table(plan, str(path), extra=extra)
-    return feature_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
-                         dedupe=bool(ctx.cfg.data.dedupe), extra=extra)
+    if path:  # its duplicates were dropped (or refused) when action=features built it
+        return LabelledTable(stored_feature_table(plan, str(path), extra=extra), None)
+    return labelled_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
+                          dedupe=bool(ctx.cfg.data.dedupe), extra=extra)
 
 
 def load_champion(ctx: RunContext, alias: str | None) -> Champion | None:
@@ -106,10 +106,11 @@ def train_and_register(ctx: RunContext, settings: TrainingSettings) -> tuple[Tra
     attribute = settings.audit_attribute(task)
     if settings.register:
         check_fairness_gates(ctx.cfg.registry.policies, attribute, task)
-    table = training_table(ctx, plan, extra=[attribute] if attribute else [])
-    require_rows(table, what="the labelled data")
-    outcome = train_model(pipe, plan, table, settings, task=task,
+    built = training_table(ctx, plan, extra=[attribute] if attribute else [])
+    require_rows(built.frame, what="the labelled data")
+    outcome = train_model(pipe, plan, built.frame, settings, task=task,
                           champion=load_champion(ctx, settings.compare_with))
+    outcome.split["left_out"]["deduplicated"] = built.deduplicated
     info = ModelInfo(model_name(ctx), str(ctx.cfg.model._target_), ctx.cfg.model.params)
     result = TrainResult.from_outcome(outcome, plan, info)
     if settings.register:

@@ -1,12 +1,13 @@
 """``action=replay``: send a window of historical events through the HTTP app, in process.
 
-The same FastAPI app as ``action=serve`` (FastAPI's TestClient, no socket): real
+The same FastAPI app as ``action=serve`` (httpx over ASGI in process, no socket): real
 request validation, online-store history, micro-batching, circuit breaker and
 prediction log. This is how the lifecycle "goes live" on the post-change period,
 and how a user can dry-run a model on recent traffic before exposing it.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -33,10 +34,7 @@ def run(ctx: RunContext) -> ActionResult:
     """Replay ``serving.replay`` days of events through the app; report the breaker."""
     import logging
 
-    from fastapi.testclient import TestClient
-
     from mlops.actions.serving_support import open_serving_state
-    from mlops.serving import create_app
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     t0 = time.perf_counter()
     rc = ctx.cfg.serving.replay
@@ -51,10 +49,8 @@ def run(ctx: RunContext) -> ActionResult:
     _preload(state, history, eid)
     cols = [c for c in dict.fromkeys([*([eid] if eid else []), *state.plan.source_columns])
             if c in events.columns]
-    with TestClient(create_app(state)) as client:
-        sent = _send(client, state, window, cols, eid, int(rc.records_per_request), sim)
-        ready = client.get("/ready").json()
-        metrics_text = client.get("/metrics").text
+    sent, ready, metrics_text = asyncio.run(_serve(state, window, cols, eid,
+                                                   int(rc.records_per_request), sim))
     result = _result(state, sent, start, end, window.height, ready, metrics_text)
     result["duration_s"] = round(time.perf_counter() - t0, 3)
     _write(ctx, state, result)
@@ -86,8 +82,24 @@ def _preload(state, history: pl.DataFrame, eid: str | None) -> None:
                   None if eid is None else history[eid].cast(pl.String).to_list())
 
 
-def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
-          sim: dict) -> dict:
+async def _serve(state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
+                 sim: dict) -> tuple[dict, dict, str]:
+    """The app with its lifespan (start-up, shutdown), spoken to over ASGI in this process."""
+    import httpx
+
+    from mlops.serving import create_app
+    app = create_app(state)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://replay") as client:
+            sent = await _send(client, state, window, cols, eid, step, sim)
+            ready = (await client.get("/ready")).json()
+            metrics_text = (await client.get("/metrics")).text
+    return sent, ready, metrics_text
+
+
+async def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
+                sim: dict) -> dict:
     """POST the window in requests of ``step`` records; note the breaker's first trip."""
     ts = state.plan.timestamp
     out = {"statuses": {}, "latencies": [], "trips": [], "flagged": 0, "served_default": 0,
@@ -96,7 +108,7 @@ def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None,
         chunk = window.slice(i, step)
         sim["now"] = chunk[ts].max()
         t = time.perf_counter()
-        resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
+        resp = await client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
         out["latencies"].append((time.perf_counter() - t) * 1000)
         out["statuses"][resp.status_code] = out["statuses"].get(resp.status_code, 0) + 1
         if resp.status_code == 200:

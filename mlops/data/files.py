@@ -38,6 +38,27 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
     return _parse_timestamps(_rename(lf, columns or {}), timestamp_cols, timestamp_format)
 
 
+def files_sharing_ids(path: str, *, id_column: str, columns: dict[str, str] | None = None
+                      ) -> list[tuple[str, str, int]]:
+    """Pairs of files matched by ``path`` that hold the same ids, most shared first:
+    ``[(file_a, file_b, shared ids), ...]`` (empty for one file). For error messages: a
+    copy of the events inside the glob looks like duplicate events.
+
+    >>> files_sharing_ids("nothing/*.csv", id_column="id")
+    []
+    """
+    matches = sorted(glob.glob(str(path), recursive=True))
+    if len(matches) < 2:
+        return []
+    source = next((src for src, ours in (columns or {}).items() if ours == id_column), id_column)
+    scan = (pl.scan_parquet(matches, include_file_paths="__file") if _format_of(matches) == "parquet"
+            else pl.scan_csv(matches, include_file_paths="__file", infer_schema=False))
+    ids = scan.select(pl.col(source).cast(pl.String).alias("__id"), "__file").unique()
+    shared = (ids.join(ids, on="__id").filter(pl.col("__file") < pl.col("__file_right"))
+              .group_by("__file", "__file_right").len().sort("len", descending=True).collect())
+    return [(a, b, int(n)) for a, b, n in shared.iter_rows()]
+
+
 def _format_of(matches: list[str]) -> str:
     """parquet or csv, from the files' suffixes (all must agree)."""
     suffixes = {Path(m).suffix.lower() for m in matches}

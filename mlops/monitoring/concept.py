@@ -30,10 +30,11 @@ PREDICTION = "prediction"
 LABELLED, IN_WINDOW = "__labelled", "__in_window"
 DETECTORS = {"page_hinkley": det.PageHinkley, "ddm": det.DDM, "adwin": det.ADWIN}
 STREAMS = ("errors", "missed_positives")
-# Page-Hinkley's defaults in units of the baseline stream's standard deviation: a change of
-# the mean by more than 0.1 sd accumulates; an alarm needs 50 sd of accumulated excess (with
-# drift 0.1 sd, a no-change excursion reaches it with probability about exp(-2*0.1*50) = 5e-5).
-PAGE_HINKLEY_UNITS = {"delta": 0.1, "threshold": 5.0}
+# Page-Hinkley's defaults in units of the baseline stream's standard deviation: a rise of the
+# error by more than 0.1 sd accumulates; an alarm needs at least 5 sd of accumulated excess,
+# raised to what the baseline stream reaches without a change (detector_limits). Only a rise
+# counts: an error that falls is no reason to pause a model.
+PAGE_HINKLEY_UNITS = {"delta": 0.1, "threshold": 5.0, "mode": "up"}
 
 
 @dataclass(frozen=True)

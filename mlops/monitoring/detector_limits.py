@@ -13,7 +13,8 @@ with probability about ``1 - false_alarm``, whatever the model's error level or 
 The statistics are computed vectorised, with the update rules of
 :mod:`mlops.monitoring.detectors` (tests compare them with the streaming detectors):
 
-* Page-Hinkley: ``max_t max(m_t - min_{s<=t} m_s, max_{s<=t} M_s - M_t)`` for
+* Page-Hinkley: ``max_t max(m_t - min_{s<=t} m_s, max_{s<=t} M_s - M_t)`` (the first term
+  alone in mode 'up', the second in 'down') for
   ``t >= min_instances``, with ``m_t = alpha m_{t-1} + x_t - mean_t - delta`` and
   ``M_t = alpha M_{t-1} + x_t - mean_t + delta``;
 * DDM: ``max_t (p_t + s_t - p_min) / s_min`` for ``t > min_instances``, ``(p_min, s_min)``
@@ -31,14 +32,18 @@ DEFAULT_FALSE_ALARM = 0.01
 REPLICATES = 100
 
 
-def page_hinkley_max(streams: np.ndarray, *, delta: float, alpha: float, min_instances: int) -> np.ndarray:
-    """Page-Hinkley's largest statistic per row of ``streams`` (no alarm, no reset)."""
+def page_hinkley_max(streams: np.ndarray, *, delta: float, alpha: float, min_instances: int,
+                     mode: str = "both") -> np.ndarray:
+    """Page-Hinkley's largest statistic per row of ``streams`` (no alarm, no reset); ``mode``
+    'up' watches increases only, 'down' decreases only, 'both' either."""
     x = np.atleast_2d(np.asarray(streams, dtype=np.float64))
     n = np.arange(1, x.shape[1] + 1, dtype=np.float64)
     dev = x - np.cumsum(x, axis=1) / n
     up = lfilter([1.0], [1.0, -alpha], dev - delta, axis=1)
     down = lfilter([1.0], [1.0, -alpha], dev + delta, axis=1)
-    stat = np.maximum(up - np.minimum.accumulate(up, axis=1), np.maximum.accumulate(down, axis=1) - down)
+    rise = up - np.minimum.accumulate(up, axis=1)
+    fall = np.maximum.accumulate(down, axis=1) - down
+    stat = {"up": rise, "down": fall}.get(mode, np.maximum(rise, fall))
     start = max(int(min_instances) - 1, 0)
     return stat[:, start:].max(axis=1) if stat.shape[1] > start else np.zeros(x.shape[0])
 
@@ -84,7 +89,8 @@ def calibrate_detector(name: str, params: dict, baseline: np.ndarray | None, len
     reps = block_bootstrap(baseline, length, REPLICATES, seed)
     if name == "page_hinkley":
         maxima = page_hinkley_max(reps, delta=float(params["delta"]), alpha=float(params.get("alpha", 1 - 1e-4)),
-                                  min_instances=int(params.get("min_instances", 30)))
+                                  min_instances=int(params.get("min_instances", 30)),
+                                  mode=str(params.get("mode", "both")))
         key = "threshold"
     else:
         maxima = ddm_max(reps, min_instances=int(params.get("min_instances", 30)))

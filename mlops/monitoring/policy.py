@@ -5,9 +5,9 @@ Two methods (``method``):
 * ``calibrated`` (the default): the deciding statistic of a feature is judged against the
   spread of the same statistic over chunks of the reference of the current window's size,
   ``mean + std_multiplier * std`` (3, as NannyML), never below an effect-size floor
-  (:mod:`mlops.monitoring.feature_limits`); numeric features are decided by the normed
-  Wasserstein distance and categorical ones by the Jensen-Shannon distance, whatever the
-  sample size, since the chunks carry the same sampling noise as the window. A large window
+  (:mod:`mlops.monitoring.feature_limits`); every feature is decided by the Jensen-Shannon
+  distance on the reference's bins (quantile bins for numbers, as NannyML's default),
+  whatever the sample size, since the chunks carry the same sampling noise as the window. A large window
   no longer drifts by its size alone, and a reference with seasons or trends widens its own
   limits. It needs a reference that kept its rows in time order (every model registered
   since format 2; ``action=drift`` keeps file order, or time order with a timestamp column);
@@ -72,7 +72,7 @@ class DriftPolicy:
     >>> policy.sufficient("ks", ref_valid=50_000, cur_valid=10)
     '10 valid current value(s); ks needs >= 50 (min_rows.ks)'
     >>> DriftPolicy().decide("income", "numeric", ref_valid=50_000, cur_valid=200)  # calibrated
-    ('wasserstein', 0.1)
+    ('js', 0.1)
     """
 
     n_bins: int = 10
@@ -138,7 +138,12 @@ class DriftPolicy:
         override = self.overrides.get(feature, {})
         small = min(ref_valid, ref_valid if cur_valid is None else cur_valid) <= self.small_sample_rows
         small = small and not self.calibrated
-        if kind == "numeric":
+        if kind == "numeric" and self.calibrated:
+            # Jensen-Shannon on the reference's quantile bins: on real data with heavy tails
+            # (storm pressures, flight delays) it separated a 0.5 sd shift from the natural
+            # spread of chunks where the normed Wasserstein distance, pulled by the tails, did not
+            default = self.numeric_test or "js"
+        elif kind == "numeric":
             default = self.numeric_test or ("ks" if small else "wasserstein")
         else:
             default = self.categorical_test or ("chi2" if small else "js")

@@ -40,8 +40,13 @@ def _example_value(col: str, kind: str, categories: dict[str, set]):
     return known[0] if known else "a"
 
 
-def record_schema(request_schema, categories: dict[str, set]) -> tuple[dict, dict]:
-    """(JSON schema of one request record, an example record)."""
+def record_schema(request_schema, categories: dict[str, set], unknown_fields: str = "reject"
+                  ) -> tuple[dict, dict]:
+    """(JSON schema of one request record, an example record).
+
+    With ``unknown_fields="reject"`` (the default) the schema closes the record
+    (``additionalProperties: false``), as the server answers 422 to any other field.
+    """
     props, required, example = {}, [], {}
     for col, kind in request_schema.kinds.items():
         if kind == "number":
@@ -64,13 +69,25 @@ def record_schema(request_schema, categories: dict[str, set]) -> tuple[dict, dic
         props[col] = p
         if kind != "datetime":
             required.append(col)
-    props["request_id"] = {"type": "string", "description": "optional client id of the record "
-                           "(echoed in request_ids and the prediction log)"}
-    return {"type": "object", "properties": props, "required": required}, example
+    props["request_id"] = {"type": "string", "minLength": 1, "maxLength": 256,
+                           "description": "optional client id of the record, a string (echoed "
+                           "in request_ids and the prediction log; omitted = generated)"}
+    if request_schema.event_id:
+        props[request_schema.event_id] = {
+            "oneOf": [{"type": "string", "minLength": 1, "maxLength": 256}, {"type": "integer"}],
+            "description": "optional event id: the same event sent twice is stored once"}
+    closed = unknown_fields == "reject"
+    out = {"type": "object", "properties": props, "required": required,
+           "additionalProperties": not closed}
+    if closed:
+        out["description"] = ("Any other field is refused with 422 naming it "
+                              "(serving.unknown_fields=ignore drops unknown fields instead).")
+    return out, example
 
 
 def _components(state) -> dict:
-    record, example = record_schema(state.request_schema, state.categories)
+    record, example = record_schema(state.request_schema, state.categories,
+                                    state.settings.unknown_fields)
     ref = {"$ref": "#/components/schemas/Record"}
     cols = list(example)
     return {

@@ -22,6 +22,7 @@ STALE_POLICIES = ("warn", "default", "refuse")
 BREAKER_ACTIONS = ("fallback", "default", "refuse")
 STORE_TYPES = ALIASES  # or a dotted class path (features.online.store)
 INVALID_RECORD_POLICIES = ("reject", "default")
+UNKNOWN_FIELD_POLICIES = ("reject", "ignore")
 
 
 @dataclass
@@ -79,6 +80,7 @@ class ServingSettings:
     max_future_seconds: float = 300.0  # event times further ahead of the server clock: invalid
     max_abs_value: Optional[float] = 1e15  # |number| above this is invalid (null: no limit)
     invalid_record_policy: str = "reject"  # reject (422 for its request) | default (safe score)
+    unknown_fields: str = "reject"         # a record field the plan does not read: reject (422) | ignore
     header_timeout_seconds: float = 10.0   # a client must send its request head within this
     body_timeout_seconds: float = 30.0     # ... and its body within this (else 408)
     keep_alive_seconds: float = 5.0        # idle keep-alive connections are closed after this
@@ -103,6 +105,7 @@ class ServingSettings:
             "max_future_seconds": [Interval(float, 0, None)],
             "max_abs_value": [*positive, None],
             "invalid_record_policy": [Options(*INVALID_RECORD_POLICIES)],
+            "unknown_fields": [Options(*UNKNOWN_FIELD_POLICIES)],
             "header_timeout_seconds": positive, "body_timeout_seconds": positive,
             "keep_alive_seconds": positive, "idempotency_ttl_seconds": positive,
             "store.max_events_per_entity": count,

@@ -163,7 +163,7 @@ def train_model(pipe, plan: FeaturePlan, table: pl.DataFrame, settings: Training
     label = plan.label["column"]
     parts, split_info = time_split(table, timestamp=plan.timestamp,
                                    bounds=window_bounds(plan, table, settings),
-                                   available_at=plan.label.get("available_at"))
+                                   available_at=plan.label.get("available_at"), label=label)
     warnings = feature_warnings(parts["train"], plan.feature_names)
     model = pipe.fit(parts["train"].select(plan.feature_names), label_target(parts["train"], label, task))
     scores = {name: score_frame(model, plan, parts[name]) for name in SPLITS}

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from fault_tools import one_line_error
-from support import SMALL
+from support import SMALL, run_cli
 
 from mlops.registry import Registry
 
@@ -171,3 +171,13 @@ def test_reports_on_a_full_run_directory_fail_in_one_line_naming_the_file(run_ac
     assert code == 2 and str(mount / "out") in line, line
     assert _leftovers(mount) == []
     assert Registry(tmp_path / "home").verify()["ok"]
+
+
+@pytest.mark.slow
+def test_a_run_directory_too_full_for_hydras_copy_of_the_config_is_one_line(tmpfs, tmp_path):
+    mount = tmpfs("8k")  # the composed config (~10 kB) does not fit
+    done = run_cli(["action=train", *SMALL, f"paths.home={tmp_path / 'home'}", f"hydra.run.dir={mount / 'out'}"],
+                   cwd=tmp_path)
+    line = one_line_error(done.stderr)
+    assert done.returncode == 2 and str(mount / "out" / ".hydra" / "config.yaml") in line, done.stderr
+    assert not (mount / "out" / ".hydra" / "config.yaml").exists() and _leftovers(mount) == []

@@ -20,13 +20,14 @@ from mlops.monitoring.detectors import DDM, PageHinkley
 T0 = datetime(2024, 1, 1)
 
 
-def _streaming_ph_max(stream, delta, min_instances):
+def _streaming_ph_max(stream, delta, min_instances, mode="both"):
     ph = PageHinkley(delta=delta, threshold=1e18, min_instances=min_instances)
     best = 0.0
     for i, x in enumerate(stream):
         ph.update(x)
         if i + 1 >= min_instances:
-            best = max(best, ph.sum_increase - ph.min_increase, ph.max_decrease - ph.sum_decrease)
+            rise, fall = ph.sum_increase - ph.min_increase, ph.max_decrease - ph.sum_decrease
+            best = max(best, {"up": rise, "down": fall, "both": max(rise, fall)}[mode])
     return best
 
 
@@ -46,8 +47,9 @@ def test_vectorised_statistics_equal_the_streaming_detectors():
     for seed in range(5):
         stream = (rng.uniform(size=800) < 0.1 + 0.05 * (seed % 2)).astype(float)
         stream[400:] = (rng.uniform(size=400) < 0.25).astype(float)
-        assert page_hinkley_max(stream, delta=0.02, alpha=1 - 1e-4, min_instances=30)[0] == pytest.approx(
-            _streaming_ph_max(stream, 0.02, 30), rel=1e-9)
+        for mode in ("both", "up", "down"):
+            got = page_hinkley_max(stream, delta=0.02, alpha=1 - 1e-4, min_instances=30, mode=mode)[0]
+            assert got == pytest.approx(_streaming_ph_max(stream, 0.02, 30, mode), rel=1e-9)
         assert ddm_max(stream, min_instances=30)[0] == pytest.approx(_streaming_ddm_max(stream, 30), rel=1e-9)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.stats
+from scipy.spatial.distance import jensenshannon
 
 NO_MV = "monitoring.multivariate.enabled=false"
 FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality", "psi", "js",
@@ -54,8 +55,12 @@ def test_shifted_data_drifts_exits_3_and_alerts(run_action, data, tmp_path):
     assert set(temp) == FIELDS and temp["status"] == "drift"
     ref = pl.read_parquet(data / "ref_*.parquet")["temperature"].to_numpy()
     cur = pl.read_csv(data / "shifted.csv")["temperature"].to_numpy()
-    assert temp["test"] == "wasserstein"  # calibrated: the distance at any size
-    assert temp["score"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
+    assert temp["test"] == "js"  # calibrated: the distance on the reference's quantile bins
+    edges = np.unique(np.quantile(ref, np.arange(1, 10) / 10))
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
+    c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
+    assert temp["score"] == pytest.approx(jensenshannon(r / r.sum(), c / c.sum(), base=2))
+    assert temp["wasserstein"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
     assert temp["limit"]["source"] in ("calibrated", "floor") and temp["score"] > temp["threshold"]
     assert out["features"]["site"]["type"] == "categorical"
     assert "reading_ts" in out["skipped"]  # a timestamp drifts by construction

@@ -87,7 +87,7 @@ def test_covariate_shift_keeping_the_label_relation_is_estimated_within_toleranc
 def test_generator_covariate_shift_and_concept_drift(live):
     _, monitor = live
     code, cov = monitor("data.scenario=covariate_shift", *WINDOW, *ONE_CHUNK, out="cov")
-    assert cov["dataset_drift"]
+    assert cov["data_drift"]
     c = _pooled(cov)
     for k, tol in {"roc_auc": 0.06, "precision": 0.04, "recall": 0.10}.items():
         assert abs(c["estimated"][k] - c["realized"][k]) <= tol, (k, c["estimated"], c["realized"])

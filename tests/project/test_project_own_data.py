@@ -28,7 +28,7 @@ WALKTHROUGH = [
     "mlops action=approve registry.version=1 registry.approver=alice",
     "mlops action=promote registry.version=1 registry.alias=production",
     "mlops action=monitor",
-    "mlops action=drift monitoring.reference='data/first_half.csv' monitoring.current='data/second_half.csv'",
+    "mlops action=drift monitoring.reference='drift/first_half.csv' monitoring.current='drift/second_half.csv'",
 ]
 
 

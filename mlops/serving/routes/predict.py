@@ -46,12 +46,14 @@ async def _score(state: ServingState, records: list, request: Request) -> Outcom
     s = state.settings
     ids = request_ids(records)
     if s.mode == "batch":
-        ents = check_entities(records, state.plan.entity)
+        expected = state.request_schema.fields() if s.unknown_fields == "reject" else None
+        ents = check_entities(records, state.plan.entity, expected=expected)
         return await run_in_threadpool(answer_from_cache, state, ents, ids)
     checked = check_records(records, state.request_schema, now_us=state.now_us(),
                             known_categories=state.categories,
                             max_future_us=int(s.max_future_seconds * 1_000_000),
-                            max_abs=s.max_abs_value, policy=s.invalid_record_policy)
+                            max_abs=s.max_abs_value, policy=s.invalid_record_policy,
+                            unknown=s.unknown_fields)
     request.scope.get(ARRIVING, _nothing)()  # no longer "on its way" to the batcher
     out = await state.batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
                                                    checked.event_ids, checked.invalid), len(ids))
