@@ -2,12 +2,16 @@
 sys.path)."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import resource
 import select
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def one_line_error(stderr: str) -> str:
@@ -67,3 +71,56 @@ def _address_space() -> int:
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def start_server(workdir: Path, settings: dict | None = None, *, env: dict | None = None):
+    """``fault_server.py`` in a subprocess on a free port; returns (process, base URL) once
+    ``/health`` answers. Its stderr goes to ``workdir/server.stderr`` (a file: an unread
+    pipe can fill up)."""
+    import httpx
+    sys.path.insert(0, str(HERE.parent / "serving"))
+    from serving_world import free_port
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "server.stderr", "ab") as err:
+        proc = subprocess.Popen([sys.executable, str(HERE / "fault_server.py"), str(port), str(workdir),
+                                 json.dumps(settings or {})],
+                                env={**os.environ, "PYTHONPATH": str(HERE.parents[1]), **(env or {})},
+                                stdout=subprocess.DEVNULL, stderr=err)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, (workdir / "server.stderr").read_text()
+        assert time.monotonic() < deadline, "server did not start within 90 s"
+        time.sleep(0.1)
+
+
+def stop_server(proc) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def request_records(n: int) -> list[dict]:
+    """``n`` request records of the serving tests' world (its last events)."""
+    sys.path.insert(0, str(HERE.parent / "serving"))
+    from serving_world import SPEC, record
+
+    from mlops.data.synthetic import SyntheticParams, generate
+    from mlops.features.compile import compile_plan
+    events = generate(SyntheticParams(n_users=80, days=30, seed=7))
+    plan = compile_plan(SPEC, events.schema)
+    return [record(r, plan) for r in events.tail(n).to_dicts()]
