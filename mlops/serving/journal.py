@@ -80,12 +80,17 @@ class Segment:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / f"{stem}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
         seg = cls(path, fd)
-        if schema is not None:  # twice: rows records stay readable when one copy is damaged
-            seg.append(pl.DataFrame(schema=schema))
-            seg.append(pl.DataFrame(schema=schema))
-        fsync_dir(directory)  # the new name itself must survive a crash
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if schema is not None:  # twice: rows records stay readable when one copy is damaged
+                seg.append(pl.DataFrame(schema=schema))
+                seg.append(pl.DataFrame(schema=schema))
+            fsync_dir(directory)  # the new name itself must survive a crash
+        except BaseException:  # a full disk: no descriptor and no empty segment left behind
+            seg.close()
+            path.unlink(missing_ok=True)
+            raise
         return seg
 
     @property
