@@ -22,6 +22,7 @@ from mlops.actions.performance_estimate import estimated_performance, estimation
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
 from mlops.monitoring.reference_choice import parse_reference_choice
 from mlops.monitoring.run import ModelFacts, MonitorResult, run_monitor
+from mlops.registry.policy import decision_policy
 
 
 def run(ctx: RunContext) -> ActionResult:
@@ -61,12 +62,11 @@ def _train_end(mv) -> datetime | None:
 
 
 def decision_threshold(mv) -> float:
-    """The monitored version's own decision threshold (its policy, else its training config)."""
-    policy = getattr(mv, "policy", None) or {}
-    value = (policy.get("decision") or {}).get("threshold")
-    if value is None:
-        value = ((mv.config or {}).get("training") or {}).get("threshold")
-    return 0.5 if value is None else float(value)
+    """The monitored version's own decision threshold (its policy, else its training config;
+    :func:`mlops.registry.policy.decision_policy`). A regressor has none: its error stream
+    never reads this number."""
+    threshold = decision_policy(mv).threshold
+    return 0.5 if threshold is None else float(threshold)
 
 
 def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...]) -> ActionResult:

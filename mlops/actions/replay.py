@@ -38,7 +38,9 @@ def run(ctx: RunContext) -> ActionResult:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     t0 = time.perf_counter()
     rc = ctx.cfg.serving.replay
-    state = open_serving_state(ctx)
+    # the breaker state of a dry run is its own: it neither inherits a trip (of
+    # production or of an earlier replay) nor leaves one behind
+    state = open_serving_state(ctx, breaker_scope=f"replay-{ctx.output_dir.name}")
     # the server's clock follows the replayed traffic (retention, future-time checks)
     sim = {"now": None}
     state.clock = lambda: sim["now"]
@@ -103,7 +105,7 @@ async def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str |
     """POST the window in requests of ``step`` records; note the breaker's first trip."""
     ts = state.plan.timestamp
     out = {"statuses": {}, "latencies": [], "trips": [], "flagged": 0, "served_default": 0,
-           "step": step}
+           "decisions": {}, "step": step}
     for i in range(0, window.height, step):
         chunk = window.slice(i, step)
         sim["now"] = chunk[ts].max()
@@ -113,14 +115,20 @@ async def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str |
         out["statuses"][resp.status_code] = out["statuses"].get(resp.status_code, 0) + 1
         if resp.status_code == 200:
             body = resp.json()
-            out["flagged"] += sum(body["predictions"])
+            for d in body["decisions"]:
+                out["decisions"][d] = out["decisions"].get(d, 0) + 1
+            if "probabilities" in body:  # a classifier: a prediction is a 0/1 decision
+                out["flagged"] += sum(p for p in body["predictions"] if p is not None)
             out["served_default"] += sum(1 for w in body["warnings"]
                                          if any("breaker" in x for x in w))
         st = state.breaker.status() if state.breaker else None
         if st is not None and st.state == "tripped" and not out["trips"]:
             out["trips"].append({"at_event": i + chunk.height, "time": str(chunk[ts][-1]),
                                  "reason": st.reason, "feature_psi": st.feature_psi,
-                                 "prediction_psi": st.prediction_psi, "drifting": st.drifting})
+                                 "feature_limits": st.feature_limits,
+                                 "prediction_psi": st.prediction_psi,
+                                 "prediction_limit": st.prediction_limit,
+                                 "window_records": st.window_records, "drifting": st.drifting})
     return out
 
 
@@ -135,8 +143,10 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
                      f"live events: {trips[0]['reason']}" if tripped else
                      f"served {n_events:,} live events; circuit breaker stayed closed"),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "events": n_events},
-        "model": state.info.as_dict(), "requests": len(sent["latencies"]),
+        "model": state.info.as_dict(), "decision": state.info.extra.get("decision"),
+        "requests": len(sent["latencies"]),
         "statuses": sent["statuses"], "flagged": int(sent["flagged"]),
+        "decisions": sent["decisions"],
         "records_with_breaker_warning": int(sent["served_default"]),
         "breaker_tripped": tripped, "trips": trips, "breaker": breaker, "ready": ready,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
@@ -150,11 +160,13 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
 def _write(ctx: RunContext, state, result: dict) -> None:
     from mlops.reports import svg
     trips, breaker = result["trips"], result["breaker"]
-    psi = trips[0]["feature_psi"] if trips else breaker.get("feature_psi") or {}
-    chart = svg.bar_chart(sorted(((k, v) for k, v in psi.items() if v is not None),
-                                 key=lambda kv: -kv[1])[:25],
-                          xlabel="PSI over the breaker window", ylabel="feature",
-                          threshold=(float(ctx.cfg.serving.breaker.feature_psi), "trip threshold"))
+    seen = trips[0] if trips else breaker
+    psi, limits = seen.get("feature_psi") or {}, seen.get("feature_limits") or {}
+    # each feature against its own (calibrated) limit: 1.0 is the limit for every bar
+    ratios = [(k, v / limits[k]) for k, v in psi.items() if v is not None and limits.get(k)]
+    chart = svg.bar_chart(sorted(ratios, key=lambda kv: -kv[1])[:25],
+                          xlabel="PSI over the breaker window / the feature's limit",
+                          ylabel="feature", threshold=(1.0, "limit"))
     write_report(ctx, "replay", result, title=f"Live traffic: {state.info.name} v{state.info.version}",
                  context={"psi_chart": chart, "cards": [
                      {"label": "live events", "value": result["window"]["events"]},
@@ -162,5 +174,12 @@ def _write(ctx: RunContext, state, result: dict) -> None:
                       "status": "warn" if result["breaker_tripped"] else "ok"},
                      {"label": "p99 latency per request", "value": result["latency_ms"]["p99"],
                       "unit": "ms", "hint": f"{result['latency_ms']['records_per_request']} records per request"},
-                     {"label": f"predicted positive ({state.plan.label['column']})",
-                      "value": int(result["flagged"])}]})
+                     *_answer_cards(result, state.plan.label["column"])]})
+
+
+def _answer_cards(result: dict, label: str) -> list[dict]:
+    """Predicted positives (a classifier) and abstentions of the tripped breaker."""
+    cards = [{"label": "abstained (no value)", "value": result["decisions"].get("abstain", 0)}]
+    if (result.get("decision") or {}).get("task") != "regression":
+        cards.insert(0, {"label": f"predicted positive ({label})", "value": int(result["flagged"])})
+    return cards

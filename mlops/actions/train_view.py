@@ -26,7 +26,21 @@ def model_card(result: TrainResult, y_test: np.ndarray, s_test: np.ndarray,
     cards.append({"label": "registry version", "value": (result.registry or {}).get("version", "—")})
     return {"metric_rows": rows, "charts": charts, "cards": cards,
             "positive_name": (class_names or ["", "positive"])[-1],
+            "decision_rule": decision_rule_text(result.decision),
+            "decision_rows": [{"window": k, **v}
+                              for k, v in (result.decision.get("achieved") or {}).items()],
             "left_out_rows": left_out_rows(result.split)}
+
+
+def decision_rule_text(decision: dict) -> str:
+    """The decision rule in words, e.g. ``positive_rate 0.02 on validation -> 0.8312``."""
+    if decision.get("threshold") is None:
+        return "none (a regressor has no decision threshold)"
+    if decision.get("rule") == "fixed":
+        return f"fixed: threshold {decision['threshold']:.4g}"
+    met = "" if decision.get("met", True) else " (target not reached)"
+    return (f"{decision['rule']} {decision['target']:g} on the validation window: threshold "
+            f"{decision['threshold']:.4g}{met}")
 
 
 LEFT_OUT_MEANING = {

@@ -94,15 +94,25 @@ class ReferenceConfig:
 
 
 @dataclass
+class DecisionConfig:
+    """``training.decision``: how a classifier's decision threshold is set (on validation)."""
+
+    rule: str = "fixed"                   # fixed | positive_rate | precision | recall
+    value: Optional[float] = 0.5          # fixed: the threshold
+    target: Optional[float] = None        # positive_rate | precision | recall: the target
+
+
+@dataclass
 class TrainingConfig:
-    """``conf/training/*.yaml``: time-based split, threshold, fairness, registration."""
+    """``conf/training/*.yaml``: time-based split, decision rule, fairness, registration."""
 
     start: Optional[str] = None           # first day of the train window; null = first event + warm-up
     warmup_days: Optional[float] = None   # skip rows whose windows are not full yet; null = longest window
     train_days: float = 40.0
     valid_days: float = 10.0
     test_days: float = 10.0
-    threshold: float = 0.5
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    threshold: Optional[float] = None     # removed: training.decision (a ConfigError says so)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -255,7 +265,7 @@ class SimulationConfig:
 
     start_day: Optional[float] = None     # null = the last `days` of the data
     days: float = 21.0
-    threshold: float = 0.5                # decision = 1 at or above this score
+    threshold: Optional[float] = None     # null = each variant's own decision threshold (override)
     pre_days: float = 28.0                # pre-period for the CUPED covariates
 
 
@@ -301,6 +311,7 @@ class ServingConfig(ServingSettings):
     """``conf/serving/*.yaml``: the engine's settings plus what the actions need."""
 
     alias: str = "production"             # which registry version to serve / score with
+    threshold: Optional[float] = None     # null = the served version's decision threshold (override)
     input: Optional[str] = None           # score: parquet glob; null = the configured data
     until_day: Optional[float] = None     # score: only events before this day offset
     shard: Optional[int] = None           # score: this shard of num_shards (by entity hash)

@@ -41,7 +41,7 @@ from mlops.errors import ConfigError
 from mlops.monitoring import stats
 from mlops.monitoring.calibration import ChunkLayout, Limit, chunk_layout
 from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
-from mlops.monitoring.feature_limits import categorical_limit, numeric_limit
+from mlops.monitoring.feature_limits import categorical_limit, missing_limit, numeric_limit
 from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
 
@@ -201,7 +201,9 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
     out["quality"] = quality_issue(ref.rows, ref.rows - ref.valid, col.rows, col.rows - cur.size,
-                                   min_rows=policy.min_rows_dataset)
+                                   min_rows=policy.min_rows_dataset,
+                                   limit=_missing_limit(policy, calib, lambda v: ~np.isfinite(v),
+                                                        (ref.rows - ref.valid) / max(ref.rows, 1)))
     out["note"] = "; ".join(notes) or None
     return out
 
@@ -245,33 +247,50 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
                 rows_test=rows_test, limit=limit)
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
-    out["quality"] = quality_issue(ref.rows, ref.nulls, col.rows, col.nulls, min_rows=policy.min_rows_dataset)
+    out["quality"] = quality_issue(ref.rows, ref.nulls, col.rows, col.nulls, min_rows=policy.min_rows_dataset,
+                                   limit=_missing_limit(policy, calib, lambda c: c < 0,
+                                                        ref.nulls / max(ref.rows, 1)))
     out["note"] = "; ".join(notes) or None
     return out
 
 
 MOSTLY_MISSING = 0.5  # more than half the values missing is a broken input, not a shift
+MISSING_JUMP = 0.1   # ... when at least 10 points more than the reference's share, and past its spread
 
 
 def quality_issue(ref_rows: int, ref_missing: int, cur_rows: int, cur_missing: int, *,
-                  min_rows: int = 0) -> str | None:
+                  min_rows: int = 0, limit: float | None = None) -> str | None:
     """A data-quality problem of a feature's current values, or None: no valid value at all
-    (all null, NaN or inf), or mostly missing where the reference mostly was not. Windows of
-    fewer than ``min_rows`` rows are too small to call either (a first event has no history).
+    (all null, NaN or inf), or mostly missing and past ``limit``: the missing share's own
+    spread over reference chunks (:func:`_missing_limit`), at least the reference's share plus
+    10 points. Windows of fewer than ``min_rows`` rows are too small to call either (a first
+    event has no history).
 
-    >>> quality_issue(100, 0, 50, 50), quality_issue(100, 60, 50, 40)
+    >>> quality_issue(100, 0, 50, 50), quality_issue(100, 45, 50, 27)
     ('no valid value in 50 rows (all null or NaN/inf)', None)
     >>> quality_issue(100, 5, 50, 30)
-    'mostly missing: 60% of 50 rows null or NaN/inf (reference 5%)'
+    'mostly missing: 60% of 50 rows null or NaN/inf (reference 5%, limit 15%)'
     """
     if cur_rows == 0 or cur_rows < min_rows:
         return None
     if cur_missing == cur_rows:
         return f"no valid value in {cur_rows} rows (all null or NaN/inf)"
     share, ref_share = cur_missing / cur_rows, (ref_missing / ref_rows if ref_rows else 0.0)
-    if share > MOSTLY_MISSING >= ref_share:
-        return f"mostly missing: {share:.0%} of {cur_rows} rows null or NaN/inf (reference {ref_share:.0%})"
+    limit = max(ref_share + MISSING_JUMP, limit or 0.0)
+    if share > MOSTLY_MISSING and share > limit:
+        return (f"mostly missing: {share:.0%} of {cur_rows} rows null or NaN/inf "
+                f"(reference {ref_share:.0%}, limit {limit:.0%})")
     return None
+
+
+def _missing_limit(policy: DriftPolicy, calib, is_missing, ref_share: float) -> float | None:
+    """mean + k sd of the missing share over the reference chunks, when it can be measured."""
+    if calib is None or not policy.calibrated:
+        return None
+    values, layout = calib
+    limit = missing_limit(is_missing(values), layout=layout, k=policy.std_multiplier,
+                          floor=ref_share + MISSING_JUMP)
+    return None if limit is None else limit.threshold
 
 
 def _base(test: str, threshold: float, kind: str) -> dict:

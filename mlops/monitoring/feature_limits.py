@@ -91,6 +91,13 @@ def categorical_limit(codes: np.ndarray, *, test: str, n_categories: int, layout
     return upper_limit(chunk_values(layout, statistic), k=k, floor=floor, statistic=test, layout=layout)
 
 
+def missing_limit(missing: np.ndarray, *, layout: ChunkLayout, k: float, floor: float) -> Limit | None:
+    """The calibrated limit of the share of missing values (``missing``: a boolean mask of the
+    reference rows in time order), never below ``floor``."""
+    return upper_limit(chunk_values(layout, lambda rows: float(missing[rows].mean()) if missing[rows].size else None),
+                       k=k, floor=floor, statistic="missing share", layout=layout)
+
+
 def _binned(test: str, ref_counts: np.ndarray, cur_counts: np.ndarray) -> float | None:
     ref_shares, cur_shares = stats.shares(ref_counts), stats.shares(cur_counts)
     if ref_shares is None or cur_shares is None:

@@ -33,7 +33,8 @@ training:                           # the sample spans 125 days: 30 warm-up (lon
   train_days: 50
   valid_days: 20
   test_days: 20
-  threshold: 0.5
+  decision: {rule: fixed, value: 0.5}   # or {rule: positive_rate | precision | recall, target: 0.1}:
+                                        # chosen on the validation window, recorded with the model
 monitoring:
   window: {days: 20}
   performance: {chunk: 10d}

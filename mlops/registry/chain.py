@@ -60,8 +60,14 @@ def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
 
 
 def row_hash(row: Any) -> str:
-    """sha256 of a ``versions`` row (every column), recorded in its register event."""
-    return hashlib.sha256(canonical(dict(row))).hexdigest()
+    """sha256 of a ``versions`` row (every column), recorded in its register event.
+
+    ``policy`` (schema 3) is left out while it is NULL, so a row registered under schema 2
+    hashes as it did then; a new row always stores a policy (``{}`` at least)."""
+    values = dict(row)
+    if values.get("policy", "") is None:
+        del values["policy"]
+    return hashlib.sha256(canonical(values)).hexdigest()
 
 
 def head(conn: Any) -> str:

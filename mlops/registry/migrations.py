@@ -154,8 +154,15 @@ class Migration:
 
 # Version 1 (SQLite only, before the hash chain) is refused, never migrated: its
 # history cannot be made tamper-evident after the fact.
+def _v3(dialect: str) -> list[str]:
+    # a nullable column: no row is rewritten, and a NULL policy is left out of the row
+    # hash (chain.row_hash), so versions registered under 2 still verify
+    return ["ALTER TABLE versions ADD COLUMN policy TEXT"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "hash-chained audit, signed approvals, aliases derived from the chain", _v2),
+    Migration(3, "versions.policy: the decision policy a version carries", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -18,7 +18,7 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ALIAS_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 LATEST = "latest"
 
-_JSON_COLUMNS = ("config", "hyperparameters", "metrics", "fairness", "tags")
+_JSON_COLUMNS = ("config", "hyperparameters", "metrics", "fairness", "tags", "policy")
 
 
 def check_model_name(name: Any) -> str:
@@ -49,7 +49,8 @@ def row_to_version(row: Any, files: Any) -> ModelVersion:
     (``artifacts/ab/...``) become locations in the artefact store ``files``."""
     values = dict(row)
     for column in _JSON_COLUMNS:
-        values[column] = store.loads(values[column])
+        values[column] = store.loads(values.get(column))
+    values["policy"] = values.get("policy") or {}  # NULL: registered before policies
     values["artifact_path"] = files.locate(values["artifact_path"])
     if values["reference_path"] is not None:
         values["reference_path"] = files.locate(values["reference_path"])

@@ -137,7 +137,8 @@ class Registry(RegistryReads):
             "feature_plan_name": meta.get("feature_plan_name"),
             "feature_plan_version": meta.get("feature_plan_version"),
             "description": meta.get("description"),
-            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags")},
+            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags",
+                                                         "policy")},
         }
         with self._forgotten_on_failure(written), self._write() as conn:
             if parent is not None:  # checked again inside the write lock

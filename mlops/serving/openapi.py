@@ -25,6 +25,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
+from mlops.training.task import is_regression_model
+
 OPENAPI_VERSION = "3.0.3"   # what the bundled Swagger UI 4 renders
 ASSETS = "/docs/assets"
 
@@ -85,6 +87,28 @@ def record_schema(request_schema, categories: dict[str, set], unknown_fields: st
     return out, example
 
 
+def _answers(state) -> dict:
+    """The answer fields by task: ``predictions`` for every model, ``probabilities`` for a
+    classifier only, ``decisions`` per record."""
+    classifier = not is_regression_model(state.model)
+    what = (f"the class per record, decided at the version's threshold "
+            f"({state.info.decision_threshold:g}: its policy, or an override)" if classifier
+            else "the predicted value per record")
+    out = {"predictions": {"type": "array", "items": {"nullable": True},
+                           "description": f"{what}; null where the server abstained"}}
+    if classifier:
+        out["probabilities"] = {"type": "array", "items": {"type": "number", "nullable": True},
+                                "description": "P(positive class) per record; null where the "
+                                               "server abstained (never a regressor's value)"}
+    out["decisions"] = {"type": "array", "items": {
+        "type": "string", "enum": ["model", "fallback", "default", "abstain", "cache"]},
+        "description": "who answered each record: the model, the declared fallback version, "
+                       "the declared default value, nobody (abstain: the circuit breaker is "
+                       "tripped or the record is invalid; no value is invented), or the "
+                       "batch cache"}
+    return out
+
+
 def _components(state) -> dict:
     record, example = record_schema(state.request_schema, state.categories,
                                     state.settings.unknown_fields)
@@ -110,18 +134,17 @@ def _components(state) -> dict:
         "ModelRef": {"type": "object", "properties": {"name": {"type": "string"},
                                                       "version": {"type": "string"}}},
         "PredictResponse": {"type": "object", "properties": {
-            "predictions": {"type": "array", "items": {}, "description": "label per record"},
-            "probabilities": {"type": "array", "items": {"type": "number"}},
+            **_answers(state),
             "model": {"$ref": "#/components/schemas/ModelRef"},
             "plan_hash": {"type": "string"},
             "warnings": {"type": "array", "items": {"type": "array",
                                                     "items": {"type": "string"}}},
             "request_ids": {"type": "array", "items": {"type": "string"}},
             "served_by": {"type": "string",
-                          "enum": ["model", "fallback", "default", "cache"]},
+                          "enum": ["model", "fallback", "default", "abstain", "cache"]},
             "features_as_of": {"type": "array", "items": {"type": "string", "nullable": True},
                                "description": "hybrid mode: materialization time per record"}},
-            "required": ["predictions", "probabilities", "model", "plan_hash", "warnings",
+            "required": ["predictions", "decisions", "model", "plan_hash", "warnings",
                          "request_ids", "served_by"]},
         "InvocationsResponse": {"type": "object", "properties": {
             "predictions": {"type": "array", "items": {}}}},

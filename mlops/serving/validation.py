@@ -20,7 +20,8 @@ has it, else from how the plan uses the column):
 
 Records that are well-formed but invalid (a future time) follow ``policy``: ``reject``
 (an error, the request answers 422) or ``default`` (the record is flagged in
-``CheckedRecords.invalid`` and gets the safe default score, never entering the store).
+``CheckedRecords.invalid`` and is answered without the model: the declared
+``breaker.default_value``, else no value (``abstain``); it never enters the store).
 
 A record holds the plan's source columns, optionally ``request_id`` (a string: the
 record's id, echoed back and logged) and the event id field. Any other field is an error
@@ -234,7 +235,7 @@ class CheckedRecords:
 
     ``event_ids`` holds the record's event id (str) or None; ``invalid`` holds, per
     record, None or why it is invalid (only with ``policy="default"``: such records are
-    served the safe default and never stored).
+    answered without the model and never stored).
     """
 
     columns: dict[str, list]
@@ -307,7 +308,7 @@ def check_records(records: list, schema: RequestSchema, *, now_us: int,
             bad = bad or why
         out.invalid.append(bad)
         if bad is not None:
-            w.append(f"invalid record: {bad}; served the safe default and not stored")
+            w.append(f"invalid record: {bad}; answered without the model and not stored")
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:

@@ -18,6 +18,7 @@ from mlops.data.fingerprint import frame_hash
 from mlops.features.compile import FeaturePlan
 from mlops.monitoring.reference import Reference, fit_reference
 from mlops.monitoring.reference_rows import baseline_from
+from mlops.registry.policy import policy_record
 from mlops.training.pipeline import TrainingSettings, TrainOutcome
 from mlops.training.task import score_frame
 
@@ -71,6 +72,7 @@ def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: Trai
         "config": lineage.config, "hyperparameters": _hyperparameters(outcome.model),
         "metrics": outcome.metrics, "fairness": outcome.fairness,
         "description": str(settings.description),
+        "policy": policy_record(outcome.task, outcome.decision),
         "tags": {"split": outcome.split, "estimator": lineage.estimator, "task": outcome.task,
                  "calibration": outcome.evaluation["test"].get("calibration"),
                  "source_data_hash": lineage.source_data_hash},

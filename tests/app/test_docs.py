@@ -51,7 +51,8 @@ def test_configuration_reference_lists_every_serving_key_with_default_and_rule(h
     assert (kind, default, rule) == ("str", "reject", "one of ['reject', 'ignore']")
     assert "reject (422)" in meaning
     assert rows["serving.breaker.window"][2] == "an int >= 10"
-    assert rows["serving.threshold"][1] == "0.8"            # conf/serving/realtime.yaml, not 0.5
+    assert rows["serving.breaker.on_trip"][1] == "abstain"   # conf/serving/realtime.yaml
+    assert rows["serving.threshold"][1] == "null"            # the version's own, unless overridden
     assert rows["serving.log_dir"][1] == "${paths.home}/predictions"
     assert "monitoring.thresholds" in rows and "features.windows[].aggs" in rows
 

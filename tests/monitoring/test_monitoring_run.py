@@ -143,3 +143,18 @@ def test_a_broken_input_is_a_data_quality_alert_not_insufficient_data(value):
     half = stream.with_columns(pl.when(pl.int_range(pl.len()) % 4 == 0).then(pl.col("x"))
                                .otherwise(None).alias("x"))
     assert "mostly missing: 75%" in _run(ref, half).to_json()["quality"][0]["issue"]
+
+
+def test_a_feature_that_is_often_half_missing_is_no_quality_alert():
+    """Half-null window features (no earlier event in the day) wobble around 50% missing in
+    every chunk of the reference; a window at 55% is their normal, not a broken input."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    share = 0.45 + 0.08 * np.sin(np.arange(n) / n * 6 * np.pi)      # 37%..53% by chunk
+    x = np.where(rng.uniform(size=n) < share, np.nan, rng.normal(size=n))
+    ref = fit_reference(pl.DataFrame({"ts": [T0 + timedelta(minutes=i) for i in range(n)], "x": x}),
+                        numeric=["x"], categorical=[], timestamp="ts")
+    cur = pl.DataFrame({"x": np.where(rng.uniform(size=1000) < 0.55, np.nan, rng.normal(size=1000))})
+    assert detect_drift(ref, cur)["quality"] == []
+    broken = pl.DataFrame({"x": np.where(rng.uniform(size=1000) < 0.9, np.nan, rng.normal(size=1000))})
+    assert "mostly missing: 9" in detect_drift(ref, broken)["quality"][0]["issue"]

@@ -121,8 +121,10 @@ def test_chunks_show_estimates_until_labels_arrive(live):
 
 def test_regressor_gets_no_estimate_and_says_so(run_action):
     # the fraud label read as a number (a regressor on 0/1 targets is still a regressor)
+    # the demo's decision rule (positive_rate) is a classifier's: a regressor has none
     data = ["data.n_users=400", "data.days=110", "model=ridge", "features.label.task=null",
-            "training.fairness.attribute=null", "registry.policies.production=[]"]
+            "training.fairness.attribute=null", "registry.policies.production=[]",
+            "training.decision.rule=fixed"]
     assert run_action("action=train", *data, out="train")[0] == 0
     assert run_action("action=promote", *data, "registry.version=1", out="promote")[0] == 0
     code, d = run_action("action=monitor", *data, "monitoring.window.start_day=80",

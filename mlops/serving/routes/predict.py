@@ -62,7 +62,8 @@ async def _score(state: ServingState, records: list, request: Request) -> Outcom
 
 @router.post("/predict")
 async def predict(request: Request):
-    """``{"records": [...]}`` -> predictions, probabilities, model, warnings, request ids."""
+    """``{"records": [...]}`` -> predictions, probabilities (classifiers), decisions, model,
+    warnings, request ids."""
     return await _answer(request, "/predict", check_payload, lambda body: body)
 
 
@@ -85,8 +86,8 @@ async def _answer(request: Request, path: str, parse, shape):
                 return slot.replay
             records = parse(body, max_records=s.max_records)
             out = await _score(state, records, request)
-            return slot.keep(error(out.status, out.detail) if out.status != 200
-                             else JSONResponse(shape(out.body)))
+            return slot.keep(error(out.status, out.detail, headers=out.headers)
+                             if out.status != 200 else JSONResponse(shape(out.body)))
     except RequestValidationError as exc:
         return unprocessable(exc)
 
