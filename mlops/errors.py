@@ -93,5 +93,16 @@ class ServingError(MlopsError):
     exit_code = 2
 
 
+class StoreUnavailableError(ServingError):
+    """The online store is busy (locked) or does not answer within
+    ``serving.store.timeout_ms``: the request was not served and may be retried after
+    ``retry_after`` seconds (the server answers 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: int = 1, key: str | None = "serving.store",
+                 fix: str | None = None):
+        self.retry_after = int(retry_after)
+        super().__init__(message, key=key, fix=fix)
+
+
 class ExperimentError(ConfigError):
     """An experiment definition or its data is invalid."""

@@ -55,7 +55,7 @@ def score(ctx: RunContext) -> ActionResult:
         events = events.filter(pl.col(ts) < first + timedelta(days=float(sc.until_day)))
     keep = [c for c in (ctx.event_id,) if c and c in events.collect_schema()]
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     # bounded entity partitions: memory follows the partition size, not the input size
     rows = events.select(pl.len()).collect().item()
     parts = max(2, -(-rows // (n * int(sc.rows_per_partition))))
@@ -144,7 +144,7 @@ def materialize_store(ctx: RunContext) -> ActionResult:
     plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     t0 = time.perf_counter()
     rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id)
     result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "

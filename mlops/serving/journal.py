@@ -70,6 +70,7 @@ class Segment:
         self.path, self.fd = path, fd
         self.records = 0      # rows written (not journal records)
         self.bytes = 0
+        self.valid_bytes: int | None = None  # set when a failed commit was cut off
 
     @classmethod
     def create(cls, directory: str | os.PathLike, stem: str,
@@ -119,6 +120,16 @@ class Segment:
     def sync(self) -> None:
         """Make every appended record durable (one fdatasync: the group commit)."""
         os.fdatasync(self.fd)
+
+    def discard_after(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes: records whose commit failed never become
+        log rows (their requests were answered 503). Compaction reads no further than
+        ``size`` even if the cut itself fails."""
+        self.valid_bytes = self.bytes = size
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError:
+            pass
 
     def close(self) -> None:
         """Close the file, which releases the lock."""

@@ -97,13 +97,15 @@ def _write_part(frame: pl.DataFrame, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def compact(path: str | os.PathLike, log_dir: str | os.PathLike, schema=None) -> Compaction:
+def compact(path: str | os.PathLike, log_dir: str | os.PathLike, schema=None,
+            valid_bytes: int | None = None) -> Compaction:
     """Fold a segment into ``part-<stem>.parquet`` in ``log_dir``, then delete it.
 
     Damaged records are skipped (every intact record before and after them is kept) and
     their bytes copied to ``log_dir/quarantine/<stem>.bad`` first. A segment holding an
     intact record that cannot be read is never deleted: it moves to the quarantine whole.
-    The caller must own the segment (its writer, or :func:`recover` holding the lock).
+    The caller must own the segment (its writer, or :func:`recover` holding the lock);
+    ``valid_bytes``: the writer's own bound (records after it failed their commit).
     """
     path, log_dir = Path(path), Path(log_dir)
     stem = path.name[:-len(SUFFIX)]
@@ -112,6 +114,7 @@ def compact(path: str | os.PathLike, log_dir: str | os.PathLike, schema=None) ->
         data = path.read_bytes()
     except FileNotFoundError:
         return Compaction()
+    data = data if valid_bytes is None else data[:valid_bytes]
     scan = scan_segment(data, schema)
     done = Compaction(segments=1, damaged_regions=len(scan.damaged), damaged_bytes=scan.damaged_bytes,
                       torn_bytes=scan.torn)

@@ -248,6 +248,7 @@ class PredictionLog:
         record, JSON rows as one rows record."""
         lost = sum(n for _, n, _ in items)
         before = segment.records if segment is not None else 0
+        size = segment.bytes if segment is not None else 0
         try:
             if segment is None:
                 raise OSError(self.last_error or "no journal segment")
@@ -257,6 +258,7 @@ class PredictionLog:
             self.last_error = f"{type(exc).__name__}: {exc}"
             if segment is not None:
                 segment.records = before  # its compaction must not count them
+                segment.discard_after(size)  # nor read them: their requests get 503
             with self._cond:
                 self._pending -= lost
             for _, _, done in items:
@@ -307,7 +309,7 @@ class PredictionLog:
                 return
             while True:
                 try:
-                    done = compact(segment.path, self.directory, self.schema)
+                    done = compact(segment.path, self.directory, self.schema, segment.valid_bytes)
                     break
                 except Exception as exc:  # retry: the records stay durable in the journal
                     self.last_error = f"{type(exc).__name__}: {exc}"

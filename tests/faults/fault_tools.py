@@ -2,6 +2,7 @@
 sys.path)."""
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import pickle
@@ -76,10 +77,11 @@ def _address_space() -> int:
 HERE = Path(__file__).resolve().parent
 
 
-def start_server(workdir: Path, settings: dict | None = None, *, env: dict | None = None):
+def start_server(workdir: Path, settings: dict | None = None, *, env: dict | None = None,
+                 open_files: int | None = None):
     """``fault_server.py`` in a subprocess on a free port; returns (process, base URL) once
     ``/health`` answers. Its stderr goes to ``workdir/server.stderr`` (a file: an unread
-    pipe can fill up)."""
+    pipe can fill up). ``open_files``: the server's soft RLIMIT_NOFILE."""
     import httpx
     sys.path.insert(0, str(HERE.parent / "serving"))
     from serving_world import free_port
@@ -89,7 +91,10 @@ def start_server(workdir: Path, settings: dict | None = None, *, env: dict | Non
         proc = subprocess.Popen([sys.executable, str(HERE / "fault_server.py"), str(port), str(workdir),
                                  json.dumps(settings or {})],
                                 env={**os.environ, "PYTHONPATH": str(HERE.parents[1]), **(env or {})},
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=None if open_files is None else lambda: resource.setrlimit(
+                                    resource.RLIMIT_NOFILE, (open_files, resource.getrlimit(
+                                        resource.RLIMIT_NOFILE)[1])))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -124,3 +129,24 @@ def request_records(n: int) -> list[dict]:
     events = generate(SyntheticParams(n_users=80, days=30, seed=7))
     plan = compile_plan(SPEC, events.schema)
     return [record(r, plan) for r in events.tail(n).to_dicts()]
+
+
+def tiny_plan():
+    """A two-feature plan: what a prediction log's schema needs, nothing more."""
+    import polars as pl
+
+    from mlops.features.compile import compile_plan
+    return compile_plan({"name": "t", "entity": "uid", "timestamp": "ts", "raw": ["x", "z"],
+                         "label": {"column": "y"}},
+                        {"uid": pl.String, "ts": pl.Datetime("us"), "x": pl.Float64, "z": pl.Float64,
+                         "y": pl.Int8})
+
+
+def log_row(i: int, schema: dict) -> list:
+    """One logged prediction as the single-record fast path writes it (schema column order)."""
+    now = int(_dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc).timestamp() * 1e6) + i
+    values = {"request_id": f"r{i:04d}", "entity": f"u{i % 7}", "event_ts": now, "prediction": 1,
+              "probability": 0.25, "model_name": "m", "model_version": "1", "plan_hash": "h",
+              "variant": None, "served_by": "model", "warnings": [], "breaker_state": "closed",
+              "served_at": now, "features": [float(i), 0.5]}
+    return [values.get(c) for c in schema]

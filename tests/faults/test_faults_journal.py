@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
 from pathlib import Path
 
-import polars as pl
 import pytest
+from fault_tools import log_row, tiny_plan
 
-from mlops.features.compile import compile_plan
 from mlops.serving import journal
 from mlops.serving.prediction_log import PredictionLog, scan_prediction_log
 
@@ -23,26 +21,13 @@ STEM = "0001-crashed-000001"
 
 @pytest.fixture(scope="module")
 def plan():
-    return compile_plan({"name": "t", "entity": "uid", "timestamp": "ts", "raw": ["x", "z"],
-                         "label": {"column": "y"}},
-                        {"uid": pl.String, "ts": pl.Datetime("us"), "x": pl.Float64, "z": pl.Float64,
-                         "y": pl.Int8})
+    return tiny_plan()
 
 
 def _schema(plan, tmp_path: Path) -> dict:
     log = PredictionLog(tmp_path / "proto", plan)
     log.close()
     return log.schema
-
-
-def _row(i: int, schema: dict) -> list:
-    """One logged prediction as the single-record fast path writes it (schema column order)."""
-    now = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1e6) + i
-    values = {"request_id": f"r{i:04d}", "entity": f"u{i % 7}", "event_ts": now, "prediction": 1,
-              "probability": 0.25, "model_name": "m", "model_version": "1", "plan_hash": "h",
-              "variant": None, "served_by": "model", "warnings": [], "breaker_state": "closed",
-              "served_at": now, "features": [float(i), 0.5]}
-    return [values.get(c) for c in schema]
 
 
 def crashed_segment(plan, tmp_path: Path) -> tuple[Path, list[tuple[str, int, int]]]:
@@ -55,7 +40,7 @@ def crashed_segment(plan, tmp_path: Path) -> tuple[Path, list[tuple[str, int, in
     spans = []
     for i in range(N):
         start = seg.bytes
-        seg.append_rows(json.dumps([_row(i, schema)]).encode(), 1)
+        seg.append_rows(json.dumps([log_row(i, schema)]).encode(), 1)
         seg.sync()
         spans.append((f"r{i:04d}", start, seg.bytes))
     seg.close()  # the lock goes with the process

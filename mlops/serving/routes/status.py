@@ -57,6 +57,10 @@ async def metrics(request: Request):
     if state.breaker is not None:
         st = state.breaker.status()
         m.breaker_tripped.set(1.0 if st.state == "tripped" else 0.0)
+    if state.connections is not None:
+        m.connections_open.set(float(len(state.connections.open)))
+        m.connections_refused.set(float(state.connections.refused))
+        m.connections_evicted.set(float(state.connections.evicted))
     if state.prediction_log is not None:
         log = state.prediction_log
         m.log_pending.set(float(log.pending()))
