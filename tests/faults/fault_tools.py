@@ -82,9 +82,9 @@ def start_server(workdir: Path, settings: dict | None = None, *, env: dict | Non
     """``fault_server.py`` in a subprocess on a free port; returns (process, base URL) once
     ``/health`` answers. Its stderr goes to ``workdir/server.stderr`` (a file: an unread
     pipe can fill up). ``open_files``: the server's soft RLIMIT_NOFILE."""
-    import httpx
     sys.path.insert(0, str(HERE.parent / "serving"))
     from serving_world import free_port
+    from support import wait_until_healthy
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "server.stderr", "ab") as err:
@@ -96,16 +96,8 @@ def start_server(workdir: Path, settings: dict | None = None, *, env: dict | Non
                                     resource.RLIMIT_NOFILE, (open_files, resource.getrlimit(
                                         resource.RLIMIT_NOFILE)[1])))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, (workdir / "server.stderr").read_text()
-        assert time.monotonic() < deadline, "server did not start within 90 s"
-        time.sleep(0.1)
+    wait_until_healthy(base, proc, timeout=90, output=lambda: (workdir / "server.stderr").read_text())
+    return proc, base
 
 
 def stop_server(proc) -> None:
