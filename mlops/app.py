@@ -6,10 +6,12 @@ directly with a config from Hydra's compose API.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from mlops.actions.dispatch import run_step
+from mlops.registry.redact import redact_yaml_file
 
 
 def _hydra_info() -> tuple[list[str], bool]:
@@ -20,6 +22,20 @@ def _hydra_info() -> tuple[list[str], bool]:
         return list(hc.overrides.task), hc.mode == RunMode.MULTIRUN
     except Exception:  # compose mode (tests): no HydraConfig
         return [], False
+
+
+def redact_hydra_files() -> None:
+    """Hydra saved the composed config and the overrides (``.hydra/*.yaml``) before the run
+    started: rewrite them without secrets (admin tokens, passwords, URL passwords)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        hc = HydraConfig.get()
+    except Exception:  # compose mode (tests): Hydra wrote nothing
+        return
+    if not hc.output_subdir:
+        return
+    for path in (Path(hc.runtime.output_dir) / hc.output_subdir).glob("*.yaml"):
+        redact_yaml_file(path)
 
 
 def execute(cfg: DictConfig) -> tuple[int, float | None]:
@@ -36,6 +52,7 @@ def run(cfg: DictConfig) -> float | None:
     In multirun a failed job records ``status: failed`` in its result.json and
     returns, so the sweep goes on and the sweep report lists it.
     """
+    redact_hydra_files()
     code, objective = execute(cfg)
     _, multirun = _hydra_info()
     if code and not multirun:

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from mlops.filesystem import disk_full_detail
 from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
 
 USAGE = """\
@@ -82,6 +83,7 @@ def hydra_main(argv: list[str] | None = None):
         sys.exit(2)
     if conf_dir is None and (Path.cwd() / "conf").is_dir():
         conf_dir = Path.cwd() / "conf"
+    _check_limits(conf_dir, argv)
     if conf_dir is not None:
         use_project_conf(conf_dir)
     register()
@@ -100,6 +102,8 @@ def hydra_main(argv: list[str] | None = None):
     try:
         return _main()
     except Exception as exc:
+        if users_choice != "1" and disk_full_detail(exc) is not None:
+            _hydra_disk_full(exc)
         if users_choice == "1" or not is_compose_error(exc):
             raise
         _compose_failed(exc)
@@ -107,11 +111,42 @@ def hydra_main(argv: list[str] | None = None):
         _restore_env("HYDRA_FULL_ERROR", users_choice)
 
 
+def _hydra_disk_full(exc: BaseException) -> None:
+    """Hydra could not save its copy of the config in the run directory (the disk is
+    full): remove the half-written file, say which in one line, exit 2."""
+    target, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_save_config":  # hydra.core.utils._save_config(cfg, filename, output_dir)
+            local = tb.tb_frame.f_locals
+            target = Path(str(local.get("output_dir"))) / str(local.get("filename"))
+        tb = tb.tb_next
+    if target is not None:
+        target.unlink(missing_ok=True)
+    where = target or "the run directory (hydra.run.dir)"
+    sys.stderr.write(f"error: cannot write {where}: {disk_full_detail(exc)}. Fix: free space on that "
+                     "filesystem (or point hydra.run.dir at another one) and run again\n")
+    sys.exit(2)
+
+
 def _restore_env(name: str, value: str | None) -> None:
     if value is None:
         os.environ.pop(name, None)
     else:
         os.environ[name] = value
+
+
+def _check_limits(conf_dir: Path | None, argv: list[str]) -> None:
+    """A project's YAML and the overrides are checked before Hydra composes them (an
+    alias bomb or deep nesting would cost minutes, memory or a RecursionError first)."""
+    from mlops.config.yaml_limits import check_config_dir, check_overrides
+    from mlops.errors import ConfigError
+    try:
+        check_overrides(argv)
+        if conf_dir is not None:
+            check_config_dir(conf_dir)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
 
 
 def main(argv: list[str] | None = None):

@@ -68,6 +68,19 @@ class IntegrityError(RegistryError):
     exit_code = 4
 
 
+class DiskFullError(MlopsError):
+    """A write failed because its filesystem is full (or over quota); nothing half-written
+    was left behind. Names the path that could not be written (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, detail: str = "no space left on device"):
+        self.path = str(path)
+        super().__init__(f"cannot write {self.path}: {detail}",
+                         fix="free space on that filesystem (or move paths.home / hydra.run.dir "
+                             "to another one) and run again")
+
+
 class SkewError(MlopsError):
     """The model was trained on a different feature plan than the one loaded."""
 
@@ -78,6 +91,17 @@ class ServingError(MlopsError):
     """The serving layer cannot answer (no model, store unreachable, ...)."""
 
     exit_code = 2
+
+
+class StoreUnavailableError(ServingError):
+    """The online store is busy (locked) or does not answer within
+    ``serving.store.timeout_ms``: the request was not served and may be retried after
+    ``retry_after`` seconds (the server answers 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: int = 1, key: str | None = "serving.store",
+                 fix: str | None = None):
+        self.retry_after = int(retry_after)
+        super().__init__(message, key=key, fix=fix)
 
 
 class ExperimentError(ConfigError):

@@ -20,7 +20,7 @@ from mlops.data.synthetic import generate
 from mlops.errors import ConfigError, DataError, MlopsError
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.spec import parse_spec
-from mlops.home import private_dir
+from mlops.home import private_home
 
 
 @dataclass
@@ -42,9 +42,10 @@ class RunContext:
         out = Path(str(typed.paths.output_dir)).resolve()
         # one value, the composed paths.home, so ${paths.home} in the store and log paths
         # follows it too; MLOPS_HOME enters through conf/paths/default.yaml (see there)
-        home = Path(str(typed.paths.home)).expanduser().resolve()
+        home_value = str(typed.paths.home)
         out.mkdir(parents=True, exist_ok=True)
-        private_dir(home)  # registry, keys, prediction log, online store: 0700
+        # registry, keys, prediction log, online store: created 0700, refused if others control it
+        home = private_home(Path(home_value))
         return cls(cfg=typed, output_dir=out, home=home, overrides=list(overrides),
                    multirun=multirun, action=action or str(typed.action))
 

@@ -21,7 +21,9 @@ from omegaconf import DictConfig
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult
-from mlops.errors import ConfigError, MlopsError
+from mlops.errors import ConfigError, DiskFullError, MlopsError
+from mlops.filesystem import disk_full_detail
+from mlops.registry.redact import redact, redact_overrides, redact_text
 from mlops.reports.render import write_json
 
 # action name -> "module:function" in mlops.actions
@@ -63,14 +65,15 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
              ) -> tuple[int, ActionResult | None]:
     """Run the action ``cfg.action`` names; write ``result.json``; return (exit code, result).
 
-    A user error (MlopsError) is one line on stderr, its exit code, and a result whose
-    ``status`` is ``fail`` and ``headline`` the error. A bug keeps its traceback:
+    A user error (MlopsError, or a full disk anywhere) is one line on stderr, its exit
+    code, and a result whose ``status`` is ``fail`` and ``headline`` the error (secrets
+    redacted). A bug keeps its traceback:
     re-raised in a single run, printed in a multirun (so the sweep goes on and its
     report lists the failed job).
     """
     started = time.perf_counter()
     record = {"action": str(cfg.action), "status": "ok", "error": None,
-              "overrides": list(overrides), "metrics": {}, "objective": None,
+              "overrides": redact_overrides(overrides), "metrics": {}, "objective": None,
               "registry": None, "report": None}
     ctx, res, code = None, None, 0
     try:
@@ -81,23 +84,43 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
         res = entry_point(action)(ctx)
         code = res.exit_code
         _record_result(ctx, record, res)
-    except MlopsError as exc:
-        exc = ctx.explain(exc) if ctx is not None else exc
-        record.update(status="failed", error=str(exc))
-        code = exc.exit_code
-        res = ActionResult(result={"status": "fail", "headline": str(exc)}, exit_code=code)
-        print(f"error: {exc}", file=sys.stderr)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as exc:
+        error = exc if isinstance(exc, MlopsError) else disk_full(exc, ctx, cfg)
+        if error is None:  # a bug: keep the traceback, but do not lose the sweep record
+            record.update(status="failed", error=redact_text(f"{type(exc).__name__}: {exc}"))
+            code = 1
+            if not multirun:
+                _write_record(ctx, cfg, record, started)
+                raise
             traceback.print_exc()
-    except Exception as exc:  # a bug: keep the traceback, but do not lose the sweep record
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        code = 1
-        if not multirun:
-            _write_record(ctx, cfg, record, started)
-            raise
-        traceback.print_exc()
+        else:
+            code, res = _user_error(ctx.explain(error) if ctx is not None else error, record)
     _write_record(ctx, cfg, record, started)
     return code, res
+
+
+def disk_full(exc: BaseException, ctx: RunContext | None, cfg: DictConfig) -> DiskFullError | None:
+    """A full disk that no writer named yet, as DiskFullError (the file if the error
+    says, else where this run writes); None for anything else."""
+    detail = disk_full_detail(exc)
+    if detail is None:
+        return None
+    where = getattr(exc, "filename", None)
+    if where is None:
+        out = ctx.output_dir if ctx else cfg.paths.output_dir
+        where = f"the files of this run (under {out}" + (f" or {ctx.home})" if ctx else ")")
+    return DiskFullError(where, detail)
+
+
+def _user_error(error: MlopsError, record: dict) -> tuple[int, ActionResult]:
+    """One line on stderr (no secrets), the failed record and result, the exit code."""
+    text = redact_text(str(error))
+    record.update(status="failed", error=text)
+    print(f"error: {text}", file=sys.stderr)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exc()
+    return error.exit_code, ActionResult(result={"status": "fail", "headline": text},
+                                         exit_code=error.exit_code)
 
 
 def _record_result(ctx: RunContext, record: dict, res: ActionResult) -> None:
@@ -114,6 +137,6 @@ def _write_record(ctx, cfg, record, started) -> None:
     out = ctx.output_dir if ctx else Path(str(cfg.paths.output_dir))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(record, out / "result.json")
-    except OSError:
+        write_json(redact(record), out / "result.json")
+    except (OSError, MlopsError):  # a full disk was reported already; the record is a bonus
         pass

@@ -12,6 +12,7 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.features.offline import sink_features
 from mlops.features.summary import describe_plan, summarize
 from mlops.features.tables import shard_file_name, table_metadata
+from mlops.filesystem import atomic_path
 from mlops.serving.batch import shard_expr
 from mlops.training.table import labelled_table
 
@@ -30,13 +31,14 @@ def run(ctx: RunContext) -> ActionResult:
         events = events.filter(shard_expr(plan.entity, num_shards) == shard)
         if labels is not None and labels[1] == "entity":
             labels = (labels[0].filter(shard_expr(plan.entity, num_shards) == shard), labels[1])
-    if labels is not None:  # the table train builds: the label join or the label spine
-        _write_labelled(ctx, plan, events, labels, path, metadata)
-    else:
-        schema = events.collect_schema()
-        keep = [c for c in (ctx.event_id, label, plan.label.get("available_at"), _audited(ctx))
-                if c and c in schema]
-        sink_features(plan, events, path, keep=keep, metadata=metadata)
+    with atomic_path(path) as tmp:  # whole or not at all; a full disk names the path
+        if labels is not None:  # the table train builds: the label join or the label spine
+            _write_labelled(ctx, plan, events, labels, tmp, metadata)
+        else:
+            schema = events.collect_schema()
+            keep = [c for c in (ctx.event_id, label, plan.label.get("available_at"), _audited(ctx))
+                    if c and c in schema]
+            sink_features(plan, events, tmp, keep=keep, metadata=metadata)
     table = pl.scan_parquet(path)
     rows = table.select(pl.len()).collect().item()
     summary = summarize(table, plan, rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.actions.context import RunContext
-from mlops.registry.redact import redact
+from mlops.registry.redact import redact, redact_overrides
 from mlops.reports.render import write_json
 from mlops.reports.render import write_report as _publish
 
@@ -46,5 +46,6 @@ def write_report(ctx: RunContext, name: str, result: dict[str, Any], *, title: s
 
 
 def run_info(ctx: RunContext) -> dict:
+    """The footer's facts: where the run wrote, and its overrides without their secrets."""
     return {"output dir": str(ctx.output_dir),
-            "overrides": " ".join(ctx.overrides) if ctx.overrides else None}
+            "overrides": " ".join(redact_overrides(ctx.overrides)) if ctx.overrides else None}

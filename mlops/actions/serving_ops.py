@@ -18,6 +18,7 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.serving_support import load_served, open_serving_state, served_plan, settings
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
+from mlops.filesystem import atomic_path
 from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
 
@@ -54,7 +55,7 @@ def score(ctx: RunContext) -> ActionResult:
         events = events.filter(pl.col(ts) < first + timedelta(days=float(sc.until_day)))
     keep = [c for c in (ctx.event_id,) if c and c in events.collect_schema()]
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     # bounded entity partitions: memory follows the partition size, not the input size
     rows = events.select(pl.len()).collect().item()
     parts = max(2, -(-rows // (n * int(sc.rows_per_partition))))
@@ -128,7 +129,8 @@ def score_merge(ctx: RunContext) -> ActionResult:
         raise DataError(f"{dup} {what} appear in more than one shard", key="serving.input",
                         fix="remove the duplicated shard files and re-run the merge")
     out = ctx.output_dir / "predictions.parquet"
-    merged.sink_parquet(out)
+    with atomic_path(out) as tmp:  # whole or not at all; a full disk names the path
+        merged.sink_parquet(tmp)
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
               f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
               "rows": counts["rows"], "entities": counts["entities"], "output": out.name}
@@ -142,7 +144,7 @@ def materialize_store(ctx: RunContext) -> ActionResult:
     plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     t0 = time.perf_counter()
     rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id)
     result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "

@@ -161,7 +161,7 @@ def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> di
     ``serving.store`` (they poll it), and record the trip in the registry's audit log."""
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     try:
         record = trip_breaker(store, reason, model=name, version=version, source="monitor")
     finally:
@@ -179,7 +179,7 @@ def reset_serving_breaker(ctx: RunContext, name: str, version: int,
     ``{"before": <record or None>, "after": <record>}``."""
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
-                       namespace=s.store.namespace)
+                       namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     try:
         before = SharedBreakerState(store, key=scope_key(name, version)).read()
         after = reset_breaker(store, model=name, version=version, source="action")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from mlops.errors import DataError, SkewError
+from mlops.filesystem import atomic_path
 
 PLAN_HASH = "mlops.plan_hash"
 PLAN_NAME = "mlops.plan_name"
@@ -132,6 +133,7 @@ def check_disjoint(shards: ShardSet, entity: str, *, key: str) -> None:
 
 def merge_shards(shards: ShardSet, path) -> int:
     """Stream the shards, in shard order, into one table at ``path``; returns rows."""
-    pl.scan_parquet(shards.files).sink_parquet(
-        path, metadata=table_metadata(shards.plan_hash, shards.plan_name))
+    with atomic_path(path) as tmp:  # whole or not at all; a full disk names the path
+        pl.scan_parquet(shards.files).sink_parquet(
+            tmp, metadata=table_metadata(shards.plan_hash, shards.plan_name))
     return pl.scan_parquet(path).select(pl.len()).collect().item()

@@ -32,6 +32,7 @@ import polars as pl
 
 from mlops.constraints import Interval, validate
 from mlops.errors import ConfigError, DataError
+from mlops.filesystem import atomic_path
 from mlops.monitoring import stats
 from mlops.monitoring.columns import categorical_column, numeric_column, require_columns
 from mlops.monitoring.reference_rows import Baseline, ReferenceRows, reference_rows
@@ -140,10 +141,8 @@ class Reference:
             arrays.update(self.baseline.arrays())
         buffer = io.BytesIO()
         np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # whole or not at all; a full disk names the path
+            tmp.write_bytes(buffer.getvalue())
         return path
 
     @classmethod

@@ -75,12 +75,13 @@ class DirectoryArtifacts:
         return relative(sha256, suffix)
 
     def exists(self, rel: str) -> bool:
-        return self.locate(rel).is_file()
+        path = self.locate(rel)
+        return path.is_file() and not path.is_symlink()
 
-    def read(self, rel: str, *, expected_sha256: str, what: str) -> bytes:
-        """The file's bytes, checked against ``expected_sha256``."""
+    def read(self, rel: str, *, expected_sha256: str, what: str, expected_size: int | None = None) -> bytes:
+        """The file's bytes, checked against ``expected_size`` (before reading) and ``expected_sha256``."""
         return artifacts.read_verified(self.locate(check_relative(rel, what)), expected_sha256=expected_sha256,
-                                       what=what)
+                                       what=what, expected_size=expected_size)
 
     def local_path(self, rel: str, *, expected_sha256: str, what: str) -> Path:
         """A local path to the verified file (the file itself)."""
@@ -134,22 +135,45 @@ def _read_reference(source: Path) -> tuple[bytes, str]:
     return source.read_bytes(), suffix
 
 
-def store_files(files: Any, model: Any, reference_file: Path | str | None) -> tuple[dict[str, Any], list]:
+def store_files(files: Any, model: Any, reference_file: Path | str | None, written: list) -> dict[str, Any]:
     """Write a model (and its reference file) into the store ``files``; returns their
-    ``versions`` columns and what was written as ``[(sha256, suffix, bytes)]``. Runs
-    before the version row exists, so a crash leaves at worst an interrupted write."""
+    ``versions`` columns. Appends what it wrote to ``written`` as it goes, as
+    ``(sha256, suffix, bytes, new)`` (``new``: the store did not hold that content before),
+    so a failure halfway still says what to remove. Runs before the version row exists,
+    so a crash leaves at worst an interrupted write."""
     reference = None if reference_file is None else _read_reference(Path(reference_file))
     data = artifacts.dump_model(model)
     sha = artifacts.sha256_bytes(data)
-    written = [(sha, artifacts.MODEL_SUFFIX, data)]
-    columns = {"artifact_sha256": sha, "artifact_path": files.put(sha, artifacts.MODEL_SUFFIX, data),
+    written.append(_put(files, sha, artifacts.MODEL_SUFFIX, data))
+    columns = {"artifact_sha256": sha, "artifact_path": relative(sha, artifacts.MODEL_SUFFIX),
                "artifact_size": len(data), "reference_sha256": None, "reference_path": None}
     if reference is not None:
         ref_bytes, suffix = reference
         ref_sha = artifacts.sha256_bytes(ref_bytes)
-        columns.update(reference_sha256=ref_sha, reference_path=files.put(ref_sha, suffix, ref_bytes))
-        written.append((ref_sha, suffix, ref_bytes))
-    return columns, written
+        written.append(_put(files, ref_sha, suffix, ref_bytes))
+        columns.update(reference_sha256=ref_sha, reference_path=relative(ref_sha, suffix))
+    return columns
+
+
+def _put(files: Any, sha256: str, suffix: str, data: bytes) -> tuple[str, str, bytes, bool]:
+    new = not files.exists(relative(sha256, suffix))
+    files.put(sha256, suffix, data)
+    return sha256, suffix, data, new
+
+
+def forget_unused(files: Any, written: list, used: set[str]) -> None:
+    """After a registration failed: remove the files it stored new that no version uses
+    (best effort: what is left is an interrupted write that ``gc`` removes)."""
+    for sha256, suffix, _, new in written:
+        rel = relative(sha256, suffix)
+        if not new or rel in used:
+            continue
+        try:
+            handle = files.hide(StoredFile(rel, files.locate(rel), 0.0, partial=False))
+            if handle is not None:
+                files.drop(handle)
+        except Exception:  # noqa: BLE001 - the registration's own error is what matters
+            pass
 
 
 def open_artifacts(spec: Any, *, home: Path, s3: dict | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 import skops.io as sio
 
 from mlops.errors import ArtifactIntegrityError
+from mlops.filesystem import UnsafeFileError, naming_full_disk, read_regular
 from mlops.home import private_dir
 
 MODEL_SUFFIX = ".skops"
@@ -114,15 +115,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_path(directory: Path, sha256: str, suffix: str) -> Path:
     """Where content with this sha256 lives: ``directory/ab/abcdef...<suffix>``."""
     return directory / sha256[:2] / f"{sha256}{suffix}"
@@ -137,25 +129,34 @@ def write_atomic(directory: Path, sha256: str, suffix: str, data: bytes, *, shar
     read and register); otherwise private like everything under ``paths.home``.
     """
     target = content_path(directory, sha256, suffix)
-    if target.exists() and sha256_file(target) == sha256:
+    if _holds(target, sha256, len(data)):
         os.utime(target)
         return target
-    for folder in (directory, target.parent):
-        _shared_dir(folder) if shared else private_dir(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if shared:
-                os.fchmod(fh.fileno(), SHARED_FILE_MODE)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with naming_full_disk(target):  # a full disk names the artefact and leaves no temp file
+        for folder in (directory, target.parent):
+            _shared_dir(folder) if shared else private_dir(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if shared:
+                    os.fchmod(fh.fileno(), SHARED_FILE_MODE)
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     _fsync_dir(target.parent)
     return target
+
+
+def _holds(target: Path, sha256: str, size: int) -> bool:
+    """``target`` is a regular file with this content (a symlink or a pipe there is not)."""
+    try:
+        return sha256_bytes(read_regular(target, expected_size=size)) == sha256
+    except (OSError, UnsafeFileError):
+        return False
 
 
 def _shared_dir(path: Path) -> None:
@@ -258,15 +259,22 @@ def load_trusted(data: bytes, *, trusted: Sequence[str], what: str) -> Any:
         raise ArtifactIntegrityError(f"{what}: skops refused or failed to load the artefact: {exc}") from exc
 
 
-def read_verified(path: Path, *, expected_sha256: str, what: str) -> bytes:
-    """Read a file whole and check its sha256; missing or mismatched -> ArtifactIntegrityError."""
+def read_verified(path: Path, *, expected_sha256: str, what: str, expected_size: int | None = None) -> bytes:
+    """Read a regular file whole and check its size (when recorded) and sha256.
+
+    Missing, not a regular file (a symlink, FIFO or device is refused before a byte is
+    read), of another size, or mismatched -> ArtifactIntegrityError naming the file.
+    """
     try:
-        data = path.read_bytes()
+        data = read_regular(path, expected_size=expected_size)
     except FileNotFoundError as exc:
         raise ArtifactIntegrityError(
             f"{what}: artefact file {path} is missing",
             fix="restore the file from a backup, or run Registry.verify() to list every damaged version",
         ) from exc
+    except UnsafeFileError as exc:
+        raise ArtifactIntegrityError(f"{what}: artefact file {exc}; refusing to read it",
+                                     fix="restore the file from a backup or register the model again") from exc
     except OSError as exc:
         raise ArtifactIntegrityError(f"{what}: cannot read artefact file {path}: {exc}") from exc
     actual = sha256_bytes(data)

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlops.errors import ConfigError, RegistryError
+from mlops.errors import ConfigError, DiskFullError, IntegrityError, RegistryError
+from mlops.filesystem import disk_full_detail, sqlite_file_problem
 from mlops.home import private_dir, private_file
 
 BUSY_TIMEOUT_MS = 60_000
@@ -189,6 +190,31 @@ def close_quietly(conn: Any) -> None:
         pass
 
 
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def damaged(path: Path, detail: str) -> IntegrityError:
+    """The one-line error (exit 4) for a registry database that cannot be read as one."""
+    return IntegrityError(f"registry database {path} is damaged: {detail}",
+                          fix="restore it from a backup (or move it aside to start a new registry); "
+                              "registry.url names the file")
+
+
+@contextmanager
+def sqlite_faults(path: Path) -> Iterator[None]:
+    """A corrupt file is IntegrityError naming it; a full disk is DiskFullError naming it."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            raise damaged(path, str(exc)) from exc
+        detail = disk_full_detail(exc)
+        if detail is not None:
+            raise DiskFullError(path, detail) from exc
+        raise
+
+
 class SQLiteDatabase(ThreadConnections):
     """The embedded registry index: one SQLite file in WAL mode, migrated on open.
 
@@ -218,7 +244,7 @@ class SQLiteDatabase(ThreadConnections):
     @contextmanager
     def read(self) -> Iterator[SQLiteConnection]:
         """One deferred transaction: one consistent snapshot across several queries."""
-        with self._checkout() as conn:
+        with sqlite_faults(self.path), self._checkout() as conn:
             conn.execute("BEGIN")
             try:
                 yield conn
@@ -229,7 +255,7 @@ class SQLiteDatabase(ThreadConnections):
     @contextmanager
     def write(self) -> Iterator[SQLiteConnection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception."""
-        with self._checkout() as conn:
+        with sqlite_faults(self.path), self._checkout() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -241,9 +267,20 @@ class SQLiteDatabase(ThreadConnections):
 
     def prepare(self) -> None:
         """Private file, WAL mode (retried: switching can report "locked" while another
-        process does the same)."""
+        process does the same). A path that is not a SQLite file is IntegrityError naming it."""
+        problem = sqlite_file_problem(self.path)
+        if problem is not None:
+            raise IntegrityError(f"registry database {self.path} {problem}",
+                                 fix="restore it from a backup, or set registry.url to the registry's file")
         private_dir(self.path.parent)
         private_file(self.path)  # SQLite gives -wal and -shm the database file's mode: 0600
+        with sqlite_faults(self.path):
+            mode = self._wal_mode()
+        if str(mode).lower() != "wal":
+            raise RegistryError(f"could not switch {self.path} to WAL journal mode (got {mode!r})",
+                                fix="put the registry home on a local filesystem that supports SQLite WAL")
+
+    def _wal_mode(self) -> str:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             conn = self.connect()
@@ -251,14 +288,14 @@ class SQLiteDatabase(ThreadConnections):
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 break
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if "locked" not in str(exc):
+                    raise  # sqlite_faults names a full disk; anything else is what it says
+                if time.monotonic() > deadline:
                     raise RegistryError(f"cannot open the registry database {self.path}: {exc}") from exc
                 time.sleep(0.05)
             finally:
                 conn.close()
-        if str(mode).lower() != "wal":
-            raise RegistryError(f"could not switch {self.path} to WAL journal mode (got {mode!r})",
-                                fix="put the registry home on a local filesystem that supports SQLite WAL")
+        return mode
 
     def schema_version(self, conn: SQLiteConnection) -> int:
         """The schema version recorded in the file (0 for a new file)."""

@@ -27,13 +27,13 @@ def _problem(kind: str, text: str, **where: Any) -> dict[str, Any]:
 def check_files(files: Any, row: Any) -> list[dict[str, Any]]:
     """A version's artefact (and reference file) exist and match their recorded sha256."""
     name, version = row["name"], row["version"]
-    recorded = [("artifact", row["artifact_path"], row["artifact_sha256"])]
+    recorded = [("artifact", row["artifact_path"], row["artifact_sha256"], row["artifact_size"])]
     if row["reference_path"] is not None and row["reference_sha256"] is not None:
-        recorded.append(("reference", row["reference_path"], row["reference_sha256"]))
+        recorded.append(("reference", row["reference_path"], row["reference_sha256"], None))  # size not recorded
     out = []
-    for kind, rel, sha in recorded:
+    for kind, rel, sha, size in recorded:
         try:
-            files.read(rel, expected_sha256=sha, what=f"model '{name}' version {version}")
+            files.read(rel, expected_sha256=sha, what=f"model '{name}' version {version}", expected_size=size)
         except ArtifactIntegrityError as exc:  # missing or changed; a store that cannot answer raises
             out.append(_problem(kind, exc.message, model=name, version=version, file=str(files.locate(rel))))
     return out

@@ -88,7 +88,7 @@ class RegistryReads:
         mv = self.get_version(name, version_or_alias)
         what = f"model '{name}' version {mv.version}"
         data = self.artifacts.read(_row_path(mv.artifact_sha256, mv.artifact_path),
-                                   expected_sha256=mv.artifact_sha256, what=what)
+                                   expected_sha256=mv.artifact_sha256, what=what, expected_size=mv.artifact_size)
         return artifacts.load_trusted(data, trusted=trusted, what=what), mv
 
     def reference_path(self, name: str, version_or_alias: int | str) -> Path:

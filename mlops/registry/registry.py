@@ -30,7 +30,7 @@ from typing import Any
 from mlops.errors import ConfigError, GateFailedError, IntegrityError, NotFoundError, RegistryError
 from mlops.registry import approvals as signed
 from mlops.registry import chain, integrity, migrations, queries, signing, store
-from mlops.registry.artifact_store import open_artifacts, relative, store_files
+from mlops.registry.artifact_store import forget_unused, open_artifacts, relative, store_files
 from mlops.registry.database import open_database
 from mlops.registry.gates import Gate, GatePolicy, GateResult, evaluate_gates
 from mlops.registry.lineage import ModelVersion, git_commit, normalize_metadata
@@ -123,7 +123,9 @@ class Registry(RegistryReads):
         who = meta.pop("who", None) or actor
         code_version = meta.pop("code_version") if "code_version" in meta else git_commit()
         self._check_parent(name, parent)
-        files, written = store_files(self.artifacts, model, reference_file)
+        written: list = []
+        with self._forgotten_on_failure(written):  # a full disk or a refused row leaves no orphan file
+            files = store_files(self.artifacts, model, reference_file, written)
         if self._after_artifact_write is not None:
             self._after_artifact_write()
         cls = type(model)
@@ -138,17 +140,30 @@ class Registry(RegistryReads):
             **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags",
                                                          "policy")},
         }
-        with self._write() as conn:
+        with self._forgotten_on_failure(written), self._write() as conn:
             if parent is not None:  # checked again inside the write lock
                 queries.resolve(conn, name, parent)
             version = self._insert_version(conn, row, actor)
             registered = queries.get(conn, name, version, self.artifacts)
-        for sha, suffix, data in written:
+        for sha, suffix, data, _ in written:
             # a gc that judged the file unreferenced just before the row existed may have
             # removed it: write it again (see integrity.remove_interrupted)
             if not self.artifacts.exists(relative(sha, suffix)):
                 self.artifacts.put(sha, suffix, data)
         return registered
+
+    @contextmanager
+    def _forgotten_on_failure(self, written: list) -> Iterator[None]:
+        """On a failure in the block, remove the files this registration stored new that no
+        version uses (a process killed here leaves them to ``gc`` instead)."""
+        try:
+            yield
+        except BaseException:
+            try:
+                forget_unused(self.artifacts, written, self._used_files())
+            except Exception:  # noqa: BLE001 - cannot tell what is used: keep the files (gc decides)
+                pass
+            raise
 
     def _check_parent(self, name: str, parent: int | None) -> None:
         """``parent`` is None or an existing version of ``name``: fail before writing anything."""

@@ -92,11 +92,17 @@ class S3Artifacts:
         return RegistryError(f"{what}: {exc}", key="registry.artifacts",
                              fix="check the bucket, registry.s3.endpoint_url and the AWS credentials")
 
-    def read(self, rel: str, *, expected_sha256: str, what: str) -> bytes:
-        """The object's bytes, checked against ``expected_sha256``."""
+    def read(self, rel: str, *, expected_sha256: str, what: str, expected_size: int | None = None) -> bytes:
+        """The object's bytes, checked against ``expected_size`` (before reading) and ``expected_sha256``."""
         check_relative(rel, what)
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+            found = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))
+            if expected_size is not None and found.get("ContentLength") != expected_size:
+                found["Body"].close()
+                raise ArtifactIntegrityError(f"{what}: {self.locate(rel)} has {found.get('ContentLength')} bytes "
+                                             f"but {expected_size} were recorded; refusing to read it",
+                                             fix="restore the object from a backup or register the model again")
+            body = found["Body"].read()
         except ClientError as exc:
             if _missing(exc):
                 raise ArtifactIntegrityError(f"{what}: artefact {self.locate(rel)} is missing",

@@ -10,12 +10,12 @@ import datetime as dt
 import enum
 import json
 import math
-import os
-import uuid
 from collections.abc import Mapping
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
+
+from mlops.filesystem import atomic_path
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -67,18 +67,12 @@ def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a unique temp file + ``os.replace``.
 
     Readers never see a half-written file, and concurrent writers (parallel sweep
-    jobs) cannot interleave: the last complete write wins.
+    jobs) cannot interleave: the last complete write wins. A full disk is DiskFullError
+    naming ``path``, with no temp file left.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def write_json(obj: Any, path: Path) -> Path:

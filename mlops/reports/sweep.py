@@ -30,6 +30,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlops.registry.redact import redact_overrides, redact_text, redact_yaml_file
 from mlops.reports import svg
 from mlops.reports.display import fmt
 from mlops.reports.index import safe_href
@@ -74,7 +75,7 @@ def _leading_int(name: str) -> int | None:
 def _hydra_overrides(job_dir: Path) -> list[str]:
     path = job_dir / ".hydra" / "overrides.yaml"
     try:
-        return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))]  # type: ignore[union-attr]
+        return redact_overrides(OmegaConf.to_container(OmegaConf.load(path)))  # type: ignore[arg-type]
     except Exception:  # absent or unreadable: the overrides are just unknown
         return []
 
@@ -115,7 +116,7 @@ def read_job(job_dir: Path, sweep_dir: Path, *, final: bool = True) -> dict:
         error=data.get("error") if status in ("ok", "failed") else
         f"result.json has status {status!r}; expected 'ok' or 'failed'",
         action=data.get("action"),
-        overrides=[str(o) for o in data.get("overrides") or row["overrides"]],
+        overrides=redact_overrides(data.get("overrides") or row["overrides"]),
         objective_name=objective.get("name"), objective=_finite(objective.get("value")),
         direction=objective.get("direction"),
         metrics={str(k): _finite(v) for k, v in (data.get("metrics") or {}).items()},
@@ -273,6 +274,7 @@ class SweepReportCallback(Callback):
         mode = OmegaConf.select(config, "hydra.mode", default=None)
         if getattr(mode, "name", str(mode)) == "RUN":
             return  # single runs have no sweep
+        redact_yaml_file(_sweep_dir(config) / "multirun.yaml")  # Hydra saved it before the first job
         out = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
         if out and job_return is not None and job_return.status == JobStatus.FAILED:
             self._record_failure(Path(str(out)), config, job_return)
@@ -293,8 +295,8 @@ class SweepReportCallback(Callback):
         write_json({
             "action": OmegaConf.select(config, "action", default=None),
             "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}" if exc is not None else "job failed",
-            "overrides": list(job_return.overrides or []),
+            "error": redact_text(f"{type(exc).__name__}: {exc}") if exc is not None else "job failed",
+            "overrides": redact_overrides(job_return.overrides),
             "metrics": {},
             "objective": {"name": None, "value": None, "direction": None},
             "registry": None,

@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from mlops.serving.connections import ConnectionLimit, guarded_protocol
 from mlops.serving.http_limits import http_protocol
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.micro_batch import MicroBatcher
@@ -133,7 +134,9 @@ def build_server(state: ServingState, host: str | None = None, port: int | None 
     Slow clients are cut off: each request head must arrive within
     ``settings.header_timeout_seconds`` (else 408 and close), idle keep-alive
     connections are closed after ``settings.keep_alive_seconds``; the body deadline
-    (``body_timeout_seconds``) is enforced while reading it.
+    (``body_timeout_seconds``) is enforced while reading it. Open connections stay within
+    ``settings.max_connections`` (:mod:`mlops.serving.connections`): at the limit an idle
+    connection of the client holding most is closed, else the new one gets 503.
     """
     import importlib.util
 
@@ -142,9 +145,11 @@ def build_server(state: ServingState, host: str | None = None, port: int | None 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     s = state.settings
+    state.connections = ConnectionLimit(s.max_connections)
+    protocol = guarded_protocol(http_protocol(http, s.header_timeout_seconds), state.connections)
     config = uvicorn.Config(create_app(state), host=host or s.host,
                             port=int(port if port is not None else s.port),
-                            loop=loop, http=http_protocol(http, s.header_timeout_seconds),
+                            loop=loop, http=protocol,
                             log_level=log_level, access_log=False,
                             timeout_keep_alive=s.keep_alive_seconds,
                             timeout_graceful_shutdown=10)

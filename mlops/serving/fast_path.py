@@ -78,7 +78,7 @@ def row_plan(state: ServingState, batch: Batch) -> RowPlan | None:
 
 
 def process(state: ServingState, batch: Batch, rp: RowPlan) -> list[Outcome]:
-    """features -> score -> guard -> breaker -> log -> store -> respond, without frames."""
+    """features -> score -> guard -> breaker -> store -> log -> respond, without frames."""
     plan, s = state.plan, state.settings
     rows = row_features(rp, state.store, batch.cols)
     names = plan.feature_names
@@ -96,10 +96,10 @@ def process(state: ServingState, batch: Batch, rp: RowPlan) -> list[Outcome]:
         return refused
     if guard.any_unsafe():
         serve_unsafe_default(state, scores, guard.unsafe)
+    _store(state, batch, row_clean)  # before the log: a busy store leaves no log row
     durable = None
-    if state.prediction_log is not None:  # first: its fsync overlaps the store write
+    if state.prediction_log is not None:  # last: the log commits with the answer
         durable = _log(state, batch, [[r[n] for n in names] for r in rows], scores, row_ok)
-    _store(state, batch, row_clean)
     state.metrics.predictions.labels(served_by=scores.served_by).inc(float(row_ok.sum()))
     return respond(state, batch, scores, durable)
 

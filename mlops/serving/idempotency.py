@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mlops.errors import StoreUnavailableError
 from mlops.serving.validation import RequestValidationError, error
 
 HEADER = "idempotency-key"
@@ -98,7 +99,10 @@ class IdempotentAnswers:
                 yield slot
                 if slot.replay is None and slot.response is not None \
                         and slot.response.status_code in _CACHEABLE:
-                    await run_in_threadpool(self._save, key, digest, slot.response)
+                    try:
+                        await run_in_threadpool(self._save, key, digest, slot.response)
+                    except StoreUnavailableError:  # answered and logged already: the answer stands
+                        pass
         finally:
             if not lock.locked():
                 self._inflight.pop(key, None)

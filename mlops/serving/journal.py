@@ -12,15 +12,18 @@ fast path writes them with ``json.dumps`` instead of building a frame per reques
 
 :class:`Segment` appends one record per group commit and calls ``fdatasync`` before the
 commit counts, so a record the writer acknowledged survives ``kill -9`` (and power loss,
-as far as the disk honours fsync). A crash can leave a torn last record; :func:`read_segment`
-stops at the first incomplete or corrupt record, which by construction was never
-acknowledged.
+as far as the disk honours fsync). Every record carries its own length and crc32, so a
+damaged record costs only itself: :func:`scan_segment` skips it to the next intact
+record (found by its magic, confirmed by its checksum) and keeps every intact record
+before and after it. A crash can also leave a torn last record (never acknowledged).
+The schema record is written twice, so rows records stay readable when one copy is hit.
 
 Ownership: the writing process holds an exclusive ``flock`` on its open segments, so
-:func:`recover` (run at startup) compacts only segments whose writer is gone, even when
-several servers share one log directory. Compaction writes
-``<log_dir>/part-<stem>.parquet`` (temporary name, fsync, rename, directory fsync) and only
-then deletes the segment; a reader that sees both uses the parquet part.
+:func:`~mlops.serving.journal_compaction.recover` (run at startup) compacts only
+segments whose writer is gone, even when several servers share one log directory.
+Compaction (:mod:`mlops.serving.journal_compaction`) writes ``<log_dir>/part-<stem>.parquet``,
+copies damaged bytes to ``<log_dir>/quarantine/`` and only then deletes the segment; a
+reader that sees both uses the parquet part.
 
 Example:
     >>> seg = Segment.create(tmp_dir / "journal", "0001-abc-000001")   # doctest: +SKIP
@@ -35,6 +38,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -50,7 +54,8 @@ def part_name(stem: str) -> str:
     return f"part-{stem}.parquet"
 
 
-def _fsync_dir(path: str | os.PathLike) -> None:
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a directory's entries (a new or renamed file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -65,6 +70,7 @@ class Segment:
         self.path, self.fd = path, fd
         self.records = 0      # rows written (not journal records)
         self.bytes = 0
+        self.valid_bytes: int | None = None  # set when a failed commit was cut off
 
     @classmethod
     def create(cls, directory: str | os.PathLike, stem: str,
@@ -75,11 +81,17 @@ class Segment:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / f"{stem}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
         seg = cls(path, fd)
-        if schema is not None:
-            seg.append(pl.DataFrame(schema=schema))
-        _fsync_dir(directory)  # the new name itself must survive a crash
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if schema is not None:  # twice: rows records stay readable when one copy is damaged
+                seg.append(pl.DataFrame(schema=schema))
+                seg.append(pl.DataFrame(schema=schema))
+            fsync_dir(directory)  # the new name itself must survive a crash
+        except BaseException:  # a full disk: no descriptor and no empty segment left behind
+            seg.close()
+            path.unlink(missing_ok=True)
+            raise
         return seg
 
     @property
@@ -109,6 +121,16 @@ class Segment:
         """Make every appended record durable (one fdatasync: the group commit)."""
         os.fdatasync(self.fd)
 
+    def discard_after(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes: records whose commit failed never become
+        log rows (their requests were answered 503). Compaction reads no further than
+        ``size`` even if the cut itself fails."""
+        self.valid_bytes = self.bytes = size
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Close the file, which releases the lock."""
         if self.fd >= 0:
@@ -116,35 +138,117 @@ class Segment:
             self.fd = -1
 
 
-def read_segment(path: str | os.PathLike) -> pl.DataFrame | None:
-    """Every complete record of a segment as one frame (None when it has none).
+@dataclass
+class SegmentScan:
+    """What a segment holds: the frames of every intact record, and where it is damaged.
 
-    Stops at a torn or corrupt tail (a crash during the last write).
+    ``damaged``: ``(offset, length)`` of byte ranges no intact record covers (a flipped
+    byte, a zeroed block); ``torn``: bytes of an incomplete last record (a crash while it
+    was written: never acknowledged); ``undecodable``: intact records (checksum right)
+    that could not be turned into rows (their schema record is damaged): kept, never dropped.
     """
+
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    damaged: list[tuple[int, int]] = field(default_factory=list)
+    torn: int = 0
+    undecodable: int = 0
+
+    @property
+    def frame(self) -> pl.DataFrame | None:
+        """Every decoded record as one frame (None when there is none)."""
+        frames = [f for f in self.frames if f.height]
+        if not frames:
+            return None
+        return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+
+    @property
+    def damaged_bytes(self) -> int:
+        return sum(n for _, n in self.damaged)
+
+
+def _record_at(data: bytes, pos: int) -> tuple[bytes, bytes, int] | None:
+    """``(magic, payload, end)`` of an intact record starting at ``pos``, else None."""
+    if pos + _HEADER.size > len(data):
+        return None
+    magic, crc, length = _HEADER.unpack_from(data, pos)
+    end = pos + _HEADER.size + length
+    if magic not in (MAGIC, ROWS) or end > len(data):
+        return None
+    payload = data[pos + _HEADER.size:end]
+    return (magic, payload, end) if zlib.crc32(payload) == crc else None
+
+
+def _next_record(data: bytes, pos: int) -> int | None:
+    """Where the next intact record starts at or after ``pos`` (None: no more). A record
+    is found by its magic and confirmed by its checksum, so a damaged length or header
+    costs only the bytes up to the next record."""
+    while True:
+        found = [i for i in (data.find(MAGIC, pos), data.find(ROWS, pos)) if i >= 0]
+        if not found:
+            return None
+        start = min(found)
+        if _record_at(data, start) is not None:
+            return start
+        pos = start + 1
+
+
+def _torn(data: bytes, pos: int) -> bool:
+    """The bytes from ``pos`` are the start of a record the writer did not finish."""
+    if len(data) - pos < _HEADER.size:
+        return True
+    magic, _, length = _HEADER.unpack_from(data, pos)
+    return magic in (MAGIC, ROWS) and pos + _HEADER.size + length > len(data)
+
+
+def _decode(scan: SegmentScan, magic: bytes, payload: bytes, schema) -> object:
+    """Append the record's rows to ``scan``; returns the schema in force after it."""
+    try:
+        if magic == MAGIC:
+            frame = pl.read_ipc_stream(io.BytesIO(payload))
+            scan.frames.append(frame)
+            return schema if frame.height else frame.schema  # a schema record sets it
+        if schema is None:
+            raise ValueError("no schema record before a rows record")
+        scan.frames.append(rows_frame(json.loads(payload), schema))
+    except Exception:  # noqa: BLE001 - intact bytes we cannot read: kept whole by compact()
+        scan.undecodable += 1
+    return schema
+
+
+def scan_segment(data: bytes, schema=None) -> SegmentScan:
+    """Read every intact record of a segment's bytes, skipping damaged ones.
+
+    A record that fails its checksum (or whose header is unreadable) is skipped up to the
+    next intact record, so one flipped byte loses one record, not the rest of the
+    segment. ``schema`` (a dict of column types) reads rows records when the segment's
+    own schema records are damaged."""
+    scan, pos, current = SegmentScan(), 0, None
+    while pos < len(data):
+        record = _record_at(data, pos)
+        if record is None:
+            after = _next_record(data, pos + 1)
+            if after is None:
+                if _torn(data, pos):
+                    scan.torn = len(data) - pos
+                else:
+                    scan.damaged.append((pos, len(data) - pos))
+                break
+            scan.damaged.append((pos, after - pos))
+            pos = after
+            continue
+        magic, payload, pos = record
+        current = _decode(scan, magic, payload, current if current is not None else schema)
+    return scan
+
+
+def read_segment(path: str | os.PathLike, schema=None) -> pl.DataFrame | None:
+    """Every intact record of a segment as one frame (None when it has none); damaged
+    records are skipped (see :func:`scan_segment`)."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    frames, pos, schema = [], 0, None
-    while pos + _HEADER.size <= len(data):
-        magic, crc, length = _HEADER.unpack_from(data, pos)
-        start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if magic not in (MAGIC, ROWS) or end > len(data):
-            break
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc or (magic == ROWS and schema is None):
-            break
-        if magic == MAGIC:
-            frame = pl.read_ipc_stream(io.BytesIO(payload))
-            schema = frame.schema
-        else:
-            frame = rows_frame(json.loads(payload), schema)
-        if frame.height:
-            frames.append(frame)
-        pos = end
-    if not frames:
-        return None
-    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    return scan_segment(data, schema).frame
 
 
 def _column(values: list, dtype: pl.DataType) -> pl.Series:
@@ -164,66 +268,7 @@ def rows_frame(rows: list[list], schema) -> pl.DataFrame:
                          for (c, t), v in zip(schema.items(), columns)])
 
 
-def compact(path: str | os.PathLike, log_dir: str | os.PathLike) -> int:
-    """Fold a segment into ``part-<stem>.parquet`` in ``log_dir``, then delete it.
-
-    Returns the rows written (0 when the segment was empty or already compacted). The
-    caller must own the segment (its writer, or :func:`recover` holding the lock).
-    """
-    path, log_dir = Path(path), Path(log_dir)
-    stem = path.name[:-len(SUFFIX)]
-    final = log_dir / part_name(stem)
-    rows = 0
-    if not final.exists():
-        frame = read_segment(path)
-        if frame is not None and frame.height:
-            tmp = log_dir / f".{final.name}.tmp"
-            frame.write_parquet(tmp)
-            os.chmod(tmp, 0o600)  # files under paths.home are private
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-            _fsync_dir(log_dir)
-            rows = frame.height
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    return rows
-
-
-def recover(journal_dir: str | os.PathLike, log_dir: str | os.PathLike) -> tuple[int, int]:
-    """Compact every segment no live process holds (left by a crash).
-
-    Returns (segments, rows) recovered. Segments locked by a running writer are skipped.
-    """
-    journal_dir = Path(journal_dir)
-    if not journal_dir.is_dir():
-        return 0, 0
-    segments = rows = 0
-    for path in sorted(journal_dir.glob(f"*{SUFFIX}")):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live writer owns it
-            if not path.exists() or os.fstat(fd).st_ino != os.stat(path).st_ino:
-                continue  # compacted by someone else meanwhile
-            rows += compact(path, log_dir)
-            segments += 1
-        finally:
-            os.close(fd)
-    return segments, rows
-
-
-def journal_frames(journal_dir: str | os.PathLike, log_dir: str | os.PathLike
+def journal_frames(journal_dir: str | os.PathLike, log_dir: str | os.PathLike, schema=None
                    ) -> dict[str, pl.DataFrame]:
     """``{stem: records}`` of every segment not yet compacted (for readers of the log).
 
@@ -240,7 +285,7 @@ def journal_frames(journal_dir: str | os.PathLike, log_dir: str | os.PathLike
         stem = p.name[:-len(SUFFIX)]
         if (log_dir / part_name(stem)).exists():
             continue
-        frame = read_segment(p)
+        frame = read_segment(p, schema)
         if frame is not None and frame.height:
             out[stem] = frame
     return out

@@ -64,6 +64,24 @@ class ServingMetrics:
         self.log_commits = Gauge("mlops_prediction_log_commits",
                                  "Group commits (fsyncs) of the prediction log journal.",
                                  registry=r, multiprocess_mode="livesum")
+        self.log_damaged_regions = Gauge("mlops_prediction_log_damaged_regions",
+                                         "Damaged journal byte ranges skipped (moved to quarantine).",
+                                         registry=r, multiprocess_mode="livesum")
+        self.log_damaged_bytes = Gauge("mlops_prediction_log_damaged_bytes",
+                                       "Bytes of damaged journal records (moved to quarantine).",
+                                       registry=r, multiprocess_mode="livesum")
+        self.log_recovered_records = Gauge("mlops_prediction_log_recovered_records",
+                                           "Records recovered from a crashed server's journal at start.",
+                                           registry=r, multiprocess_mode="livesum")
+        self.connections_open = Gauge("mlops_connections_open", "Open client connections.",
+                                      registry=r, multiprocess_mode="livesum")
+        self.connections_refused = Gauge("mlops_connections_refused",
+                                         "Connections answered 503 at serving.max_connections "
+                                         "(every connection busy).", registry=r,
+                                         multiprocess_mode="livesum")
+        self.connections_evicted = Gauge("mlops_connections_evicted",
+                                         "Idle connections closed at serving.max_connections "
+                                         "to admit new ones.", registry=r, multiprocess_mode="livesum")
         self._by_name = {m._name: m for m in vars(self).values()
                          if isinstance(m, MetricWrapperBase)}
 

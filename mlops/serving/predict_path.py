@@ -2,9 +2,9 @@
 
 :func:`process_batch` runs in the micro-batcher's worker thread with every request
 collected in the last few ms and takes it through
-features -> score -> guard -> breaker -> log -> store -> respond
-(the log record is queued before the events are stored, so its fsync runs meanwhile; no
-answer leaves before it is durable).
+features -> score -> guard -> breaker -> store -> log -> respond
+(the log record is written last, once nothing else can fail, and no answer leaves before it
+is durable: a request answered 2xx has its log row, and one that was not has none).
 A few records in realtime mode take the no-frame path (:mod:`mlops.serving.fast_path`:
 plain Python values, the compiled model, JSON rows for the store and the log); larger
 batches take the frame path here: ONE points frame, ONE feature evaluation
@@ -37,6 +37,7 @@ from mlops.serving.predict_stages import (
     refusal,
     request_ids,
     respond,
+    retry_after,
     serve_unsafe_default,
 )
 from mlops.serving.record_guard import guard_batch
@@ -60,14 +61,14 @@ def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Ou
     """Score a micro-batch; one :class:`Outcome` per request (never raises)."""
     try:
         return _process(state, requests)
-    except MlopsError as exc:  # store unreachable, bad model, ...: 503, the server stays up
-        return [Outcome(503, detail=str(exc))] * len(requests)
+    except MlopsError as exc:  # store busy or unreachable, bad model, ...: 503, the server stays up
+        return [Outcome(503, detail=str(exc), headers=retry_after(exc))] * len(requests)
     except Exception as exc:  # a bug: 500 for this batch only
         return [Outcome(500, detail=f"{type(exc).__name__}: {exc}")] * len(requests)
 
 
 def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
-    """features -> score -> guard -> breaker -> log -> store -> respond."""
+    """features -> score -> guard -> breaker -> store -> log -> respond."""
     breaker = state.breaker
     if breaker is not None and state.settings.breaker.on_trip == "refuse" and breaker.tripped:
         return [refusal(breaker)] * len(requests)
@@ -94,10 +95,10 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
         return refused
     if guard.any_unsafe():
         serve_unsafe_default(state, scores, guard.unsafe)
+    _store(state, batch, points, row_clean)  # before the log: a busy store leaves no log row
     durable = None
-    if state.prediction_log is not None:  # first: its fsync overlaps the store write
+    if state.prediction_log is not None:  # last: the log commits with the answer
         durable = _log(state, batch, points, X, scores, row_ok)
-    _store(state, batch, points, row_clean)
     state.metrics.predictions.labels(served_by=scores.served_by).inc(float(row_ok.sum()))
     return respond(state, batch, scores, durable, as_of)
 

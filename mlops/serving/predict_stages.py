@@ -1,6 +1,6 @@
 """Stages of the request path that both feature paths share: breaker -> respond.
 
-A micro-batch flows features -> score -> guard -> breaker -> log -> store -> respond.
+A micro-batch flows features -> score -> guard -> breaker -> store -> log -> respond.
 The first stages differ between the frame path (:mod:`mlops.serving.predict_path`,
 polars, any batch size) and the no-frame path for small batches
 (:mod:`mlops.serving.fast_path`); the batch bookkeeping, the breaker decision and
@@ -43,6 +43,12 @@ class Outcome:
     detail: object = None
     durable: object = None  # a Future: the log record is fsynced once it resolves
     headers: dict | None = None  # e.g. Retry-After of a refusal
+
+
+def retry_after(exc: BaseException) -> dict[str, str]:
+    """The Retry-After header of a 503 that a retry may cure (a busy store, an unwritable
+    log): the error's own ``retry_after`` seconds, else 1."""
+    return {"Retry-After": str(getattr(exc, "retry_after", 1))}
 
 
 def request_ids(records: list[dict]) -> list[str]:

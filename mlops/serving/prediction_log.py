@@ -17,7 +17,10 @@ request only after its future resolved, so **an acknowledged prediction survives
 kill -9**. A compactor thread folds each segment into a parquet part
 (``part-<time>-<run>-<seq>.parquet``) once it holds ``flush_records`` records or is
 ``flush_seconds`` old, and on :meth:`close`; opening a log compacts segments left by a
-crashed server (:func:`mlops.serving.journal.recover`).
+crashed server (:func:`mlops.serving.journal_compaction.recover`). A damaged journal
+record costs only itself: every intact record before and after it is kept, its bytes go
+to ``quarantine/``, and the loss is counted (:attr:`PredictionLog.damage`, ``/ready``,
+``/metrics``) and logged in one line.
 
 :meth:`PredictionLog.append_rows` is the same for rows given as lists in the schema's
 column order (the single-record fast path): they are queued as JSON bytes and written as
@@ -29,6 +32,7 @@ parquet part every ``flush_records`` / ``flush_seconds``): a crash loses that bu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -42,6 +46,7 @@ import polars as pl
 from mlops.features.compile import FeaturePlan
 from mlops.home import FILE_MODE, private_dir
 from mlops.serving import journal
+from mlops.serving.journal_compaction import Compaction, compact, recover
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),
@@ -51,6 +56,7 @@ BASE_SCHEMA = {
     "served_at": pl.Datetime("us", "UTC"),
 }
 JOURNAL_DIR = "journal"
+log = logging.getLogger(__name__)
 
 
 def feature_schema(plan: FeaturePlan) -> pl.Struct:
@@ -131,10 +137,12 @@ class PredictionLog:
         self.written_files = 0
         self.commits = 0             # group commits (fsyncs) of the journal
         self.last_error: str | None = None
-        self.recovered = (0, 0)
+        self.recovered = Compaction()  # what opening the log found (segments a crash left)
+        self.damage = Compaction()     # every damaged, torn or unreadable byte found so far
         if self.durable:  # segments left by a crashed server become parquet parts now
-            self.recovered = journal.recover(self.journal_dir, self.directory)
-            self.written_files += self.recovered[0]
+            self.recovered = recover(self.journal_dir, self.directory, self.schema)
+            self.written_files += self.recovered.segments
+            self._count_damage(self.recovered, "recovery of a crashed server's journal")
         self._compact_queue: list[journal.Segment | None] = []
         self._buffer: list[pl.DataFrame] = []  # buffered mode only
         self._threads = [threading.Thread(target=self._write_loop, name="prediction-log",
@@ -240,6 +248,7 @@ class PredictionLog:
         record, JSON rows as one rows record."""
         lost = sum(n for _, n, _ in items)
         before = segment.records if segment is not None else 0
+        size = segment.bytes if segment is not None else 0
         try:
             if segment is None:
                 raise OSError(self.last_error or "no journal segment")
@@ -249,6 +258,7 @@ class PredictionLog:
             self.last_error = f"{type(exc).__name__}: {exc}"
             if segment is not None:
                 segment.records = before  # its compaction must not count them
+                segment.discard_after(size)  # nor read them: their requests get 503
             with self._cond:
                 self._pending -= lost
             for _, _, done in items:
@@ -299,17 +309,33 @@ class PredictionLog:
                 return
             while True:
                 try:
-                    rows = journal.compact(segment.path, self.directory)
+                    done = compact(segment.path, self.directory, self.schema, segment.valid_bytes)
                     break
                 except Exception as exc:  # retry: the records stay durable in the journal
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     time.sleep(0.5)
+            self._count_damage(done, "compaction")
+            rows = done.rows
             segment.close()
             self.written_records += rows
             self.written_files += 1 if rows else 0
             with self._cond:
                 self._pending -= segment.records
                 self._cond.notify_all()
+
+    def _count_damage(self, done: Compaction, when: str) -> None:
+        """Add what ``done`` found to :attr:`damage`; one log line when it lost anything."""
+        if not done.lossy:
+            if done.segments and when.startswith("recovery"):
+                log.info("prediction log: %s: %d segment(s), %d record(s) kept", when, done.segments, done.rows)
+            return
+        self.damage.add(Compaction(damaged_regions=done.damaged_regions, damaged_bytes=done.damaged_bytes,
+                                   torn_bytes=done.torn_bytes, kept_whole=done.kept_whole,
+                                   quarantined=list(done.quarantined)))
+        log.warning("prediction log: %s: %d segment(s), %d record(s) kept, %d damaged region(s) "
+                    "(%d bytes), %d torn tail byte(s), %d segment(s) kept whole; moved to %s",
+                    when, done.segments, done.rows, done.damaged_regions, done.damaged_bytes,
+                    done.torn_bytes, done.kept_whole, ", ".join(done.quarantined))
 
     # ------------------------------------------------------------------ control
     def pending(self) -> int:

@@ -96,6 +96,7 @@ class StoreSettings:
     url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "mlops"
     max_events_per_entity: int = 1000  # newest events kept per entity (bounds hot entities)
+    timeout_ms: float = 1000.0       # a store operation waiting longer (a lock, a slow server): 503
 
 
 @dataclass
@@ -125,6 +126,9 @@ class ServingSettings:
     header_timeout_seconds: float = 10.0   # a client must send its request head within this
     body_timeout_seconds: float = 30.0     # ... and its body within this (else 408)
     keep_alive_seconds: float = 5.0        # idle keep-alive connections are closed after this
+    # open connections at most (null: the open-file limit minus a reserve); at the limit the
+    # oldest idle connection of the client holding most is closed, else the new one gets 503
+    max_connections: Optional[int] = None
     idempotency_ttl_seconds: float = 86400.0  # Idempotency-Key answers are replayed this long
     store: StoreSettings = field(default_factory=StoreSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
@@ -149,7 +153,8 @@ class ServingSettings:
             "unknown_fields": [Options(*UNKNOWN_FIELD_POLICIES)],
             "header_timeout_seconds": positive, "body_timeout_seconds": positive,
             "keep_alive_seconds": positive, "idempotency_ttl_seconds": positive,
-            "store.max_events_per_entity": count,
+            "store.max_events_per_entity": count, "store.timeout_ms": positive,
+            "max_connections": [Interval(int, 1, None), None],
             "store.type": [Check(is_store_type, f"one of {list(STORE_TYPES)} or a dotted class "
                                                 "path 'package.module.Class'")],
             "breaker.window": [Interval(int, 10, None)],

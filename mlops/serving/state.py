@@ -23,6 +23,7 @@ from mlops.features.compile import FeaturePlan
 from mlops.features.online import OnlineStore, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
 from mlops.serving.breaker_shared import SharedBreakerState, scope_key
+from mlops.serving.connections import ConnectionLimit
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.metrics import Metrics
 from mlops.serving.micro_batch import MicroBatcher
@@ -85,6 +86,7 @@ class ServingState:
     # ---- set by create_app: one app per state ----
     batcher: Optional[MicroBatcher] = field(default=None, init=False, repr=False)
     answers: Optional[IdempotentAnswers] = field(default=None, init=False, repr=False)
+    connections: Optional[ConnectionLimit] = field(default=None, init=False, repr=False)
     # ---- caches and counters of the request path ----
     appended_since_prune: int = field(default=0, init=False, repr=False)  # events since last prune
     _fast_model: Optional[tuple] = field(default=None, init=False, repr=False)  # (model, compiled)
@@ -192,7 +194,7 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
     if store is None:
         s = settings.store
         store = open_store(s.type, path=s.path, url=s.url, namespace=s.namespace,
-                           max_events_per_entity=s.max_events_per_entity)
+                           max_events_per_entity=s.max_events_per_entity, timeout_ms=s.timeout_ms)
     breaker = None
     if reference is not None and settings.breaker.enabled:
         ref = reference if isinstance(reference, BreakerReference) \

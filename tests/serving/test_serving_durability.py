@@ -86,7 +86,7 @@ def test_startup_recovers_a_crashed_servers_journal_but_not_a_live_one(world, tm
     live.append(_frame(proto, ["y1"]))
     live.sync()
     log = PredictionLog(d, world.plan)
-    assert log.recovered == (1, 2)
+    assert (log.recovered.segments, log.recovered.rows) == (1, 2)
     assert not dead.path.exists() and live.path.exists()
     assert pl.read_parquet(d / journal.part_name("0001-dead-000001"))["request_id"].to_list() \
         == ["x1", "x2"]

@@ -103,5 +103,5 @@ def test_open_store_aliases_and_errors(tmp_path):
 
 def test_unreachable_redis_is_not_ready():
     from mlops.features.online.redis import RedisStore
-    s = RedisStore("redis://127.0.0.1:1/0", socket_timeout=0.2)
+    s = RedisStore("redis://127.0.0.1:1/0", timeout_ms=200)
     assert s.ping() is False

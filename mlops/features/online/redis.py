@@ -15,8 +15,10 @@ Batch reads are one pipelined round trip; bulk writes are pipelined in chunks.
 """
 from __future__ import annotations
 
-from mlops.errors import ServingError
-from mlops.features.online.store import OnlineStore, per_entity_times
+import functools
+
+from mlops.errors import ServingError, StoreUnavailableError
+from mlops.features.online.store import STORE_OPERATIONS, OnlineStore, per_entity_times
 
 _PIPE_CHUNK = 5000
 
@@ -56,18 +58,24 @@ class RedisStore(OnlineStore):
     """Online store on a Redis server (``redis`` python package)."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str = "mlops",
-                 socket_timeout: float = 2.0, max_events_per_entity: int | None = None):
+                 timeout_ms: float = 1000.0, max_events_per_entity: int | None = None):
         try:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
         except ImportError:  # pragma: no cover - depends on the environment
             raise ServingError("the redis online store needs the 'redis' package",
                                key="serving.store.type", fix="pip install redis") from None
         self.url = url
         self.namespace = namespace
-        self._redis = redis.Redis.from_url(url, socket_timeout=socket_timeout,
-                                           socket_connect_timeout=socket_timeout,
-                                           decode_responses=True)
+        self.timeout_ms = float(timeout_ms)
+        # one attempt within the timeout: retries with back-off turned a stopped server
+        # into 2-4 s per request; the client retries on the 503 instead
+        self._redis = redis.Redis.from_url(url, socket_timeout=self.timeout_ms / 1000,
+                                           socket_connect_timeout=self.timeout_ms / 1000,
+                                           retry=Retry(NoBackoff(), 0), decode_responses=True)
         self._error = redis.RedisError
+        self._unreachable = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
         self.max_events_per_entity = max_events_per_entity
         self._append = self._redis.register_script(_APPEND)
         self._prune = self._redis.register_script(_PRUNE)
@@ -174,8 +182,32 @@ class RedisStore(OnlineStore):
     def close(self) -> None:
         self._redis.close()
 
+    def unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        """A server that is down, slow or loading, as the 503 it answers (no password shown)."""
+        where = self.describe()
+        return StoreUnavailableError(
+            f"the Redis online store {where['host']}:{where['port']}/{where['db']} did not answer "
+            f"within {self.timeout_ms:g} ms (serving.store.timeout_ms): {type(exc).__name__}: {exc}",
+            fix="retry; check that the Redis server is up and reachable")
+
     def describe(self) -> dict:
         # the URL may carry a password: show only host/port/db
         kw = self._redis.connection_pool.connection_kwargs
         return {"type": "redis", "host": kw.get("host"), "port": kw.get("port"),
                 "db": kw.get("db"), "namespace": self.namespace}
+
+
+def _answering_in_time(method):
+    """A store operation whose Redis server is down, slow or loading raises
+    StoreUnavailableError (a 503 with Retry-After) instead of redis' own errors."""
+    @functools.wraps(method)
+    def bounded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except self._unreachable as exc:
+            raise self.unavailable(exc) from exc
+    return bounded
+
+
+for _name in (*STORE_OPERATIONS, "count_events"):
+    setattr(RedisStore, _name, _answering_in_time(getattr(RedisStore, _name)))

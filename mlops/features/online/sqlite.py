@@ -17,8 +17,9 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from mlops.errors import ServingError
+from mlops.errors import ConfigError, DiskFullError, ServingError, StoreUnavailableError
 from mlops.features.online.store import OnlineStore, per_entity_times
+from mlops.filesystem import disk_full_detail, sqlite_file_problem
 from mlops.home import private_dir, private_file
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
@@ -27,28 +28,74 @@ _CHUNK = 900
 _ANSWER_SWEEP_EVERY = 1000
 
 
+class _BoundedLock:
+    """The store's lock, taken within ``timeout`` seconds; a store operation that cannot
+    get it, or that SQLite keeps waiting on another process's lock past the same
+    timeout, is StoreUnavailableError (a 503 with Retry-After, never a stalled server)."""
+
+    def __init__(self, timeout: float, path: str):
+        self._lock, self.timeout, self.path = threading.Lock(), timeout, path
+
+    def __enter__(self):
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StoreUnavailableError(f"the SQLite online store {self.path} is busy: another request held "
+                                        f"it longer than {self.timeout * 1000:g} ms (serving.store.timeout_ms)")
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        self._lock.release()
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StoreUnavailableError(
+                    f"the SQLite online store {self.path} is locked by another process beyond "
+                    f"{self.timeout * 1000:g} ms (serving.store.timeout_ms): {text}",
+                    fix="retry; if it lasts, find the process holding the file (action=materialize?)") from exc
+            if disk_full_detail(exc) is not None:
+                raise DiskFullError(self.path, disk_full_detail(exc)) from exc
+        return False
+
+
 class SQLiteStore(OnlineStore):
     """SQLite backend: one file, WAL journal, one connection guarded by a lock.
 
-    ``path=":memory:"`` gives a private in-memory store (tests).
+    ``path=":memory:"`` gives a private in-memory store (tests). ``timeout_ms`` bounds
+    every operation: waiting for this process's lock or another process's SQLite lock.
     """
 
     def __init__(self, path: str | os.PathLike, *, namespace: str = "mlops",
-                 max_events_per_entity: int | None = None):
+                 max_events_per_entity: int | None = None, timeout_ms: float = 1000.0):
         self.path = str(path)
         self.namespace = namespace
         self.max_events_per_entity = max_events_per_entity
         self._puts = 0  # put_answer calls, for the periodic sweep of expired answers
         if self.path != ":memory:":
+            problem = sqlite_file_problem(self.path)
+            if problem is not None:  # refused before it is touched: no chmod, no SQLite header written
+                raise ConfigError(f"{self.path} {problem}", key="serving.store.path",
+                                  fix="point it at the online store's database or at a new file")
             private_dir(os.path.dirname(os.path.abspath(self.path)))
             private_file(self.path)  # SQLite gives -wal/-shm the same mode: 0600
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=timeout_ms / 1000.0)
         except sqlite3.Error as exc:
             raise ServingError(f"cannot open the SQLite online store at {self.path!r}: {exc}",
                                key="serving.store.path",
                                fix="point it at a writable file") from None
-        self._lock = threading.Lock()
+        self._lock = _BoundedLock(timeout_ms / 1000.0, self.path)
+        try:
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if disk_full_detail(exc) is not None:
+                raise DiskFullError(self.path, disk_full_detail(exc)) from None
+            raise ServingError(f"cannot use the SQLite online store at {self.path!r}: {exc}",
+                               key="serving.store.path",
+                               fix="restore it from a backup, or move it aside and run "
+                                   "action=materialize again") from None
+
+    def _create_tables(self) -> None:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: survives an app crash; an OS crash may lose the last commits
@@ -96,7 +143,8 @@ class SQLiteStore(OnlineStore):
                 self._db.executemany(sql, rows)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
 
     def _select_in(self, sql: str, entities: Sequence[str], extra: tuple = ()) -> list:
@@ -129,7 +177,8 @@ class SQLiteStore(OnlineStore):
                         self._trim(e, cap)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return added
 
@@ -206,7 +255,8 @@ class SQLiteStore(OnlineStore):
                                                                value))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return cur.rowcount == 1
 
@@ -232,7 +282,7 @@ class SQLiteStore(OnlineStore):
             with self._lock:
                 self._db.execute("SELECT 1").fetchone()
             return True
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreUnavailableError):
             return False
 
     def close(self) -> None:

@@ -116,6 +116,12 @@ class OnlineStore(Protocol):
         return {"type": type(self).__name__}
 
 
+# the protocol's data operations (not ping, close or describe)
+STORE_OPERATIONS = ("append_events", "read_events", "prune_events", "write_features", "read_features",
+                    "write_predictions", "read_predictions", "set_meta", "get_meta", "put_answer",
+                    "get_answer")
+
+
 def per_entity_times(value: int | Sequence[int], n: int, what: str) -> list[int]:
     """One time per entity: an int repeated ``n`` times, or ``n`` given times."""
     if isinstance(value, int):
@@ -143,11 +149,13 @@ def check_trusted(type: str, trusted: Iterable[str], *, key: str = "serving.stor
 
 def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None = None,
                namespace: str = "mlops", key: str = "serving.store",
-               max_events_per_entity: int | None = None) -> OnlineStore:
+               max_events_per_entity: int | None = None, timeout_ms: float = 1000.0) -> OnlineStore:
     """Open an online store by its config alias (``sqlite``, ``redis``) or dotted class path.
 
-    A dotted-path class is built with the keyword arguments its constructor accepts
-    among ``path``, ``url``, ``namespace`` and ``max_events_per_entity``.
+    ``timeout_ms`` bounds each operation of the built-in stores: a lock held longer, or a
+    server that does not answer within it, is StoreUnavailableError (a 503 with
+    Retry-After). A dotted-path class is built with the keyword arguments its constructor
+    accepts among ``path``, ``url``, ``namespace``, ``max_events_per_entity`` and ``timeout_ms``.
 
     Example:
         >>> open_store("sqlite", path=":memory:").ping()
@@ -158,14 +166,15 @@ def open_store(type: str = "sqlite", *, path: str | None = None, url: str | None
             raise ConfigError("the sqlite store needs a file path", key=f"{key}.path",
                               fix="set it, e.g. .mlops/online_store.sqlite")
         from mlops.features.online.sqlite import SQLiteStore
-        return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity)
+        return SQLiteStore(path, namespace=namespace, max_events_per_entity=max_events_per_entity,
+                           timeout_ms=timeout_ms)
     if type == "redis":
         from mlops.features.online.redis import RedisStore
         return RedisStore(url or "redis://127.0.0.1:6379/0", namespace=namespace,
-                          max_events_per_entity=max_events_per_entity)
+                          max_events_per_entity=max_events_per_entity, timeout_ms=timeout_ms)
     cls = store_class(type, key=f"{key}.type")
     offered = {"path": path, "url": url, "namespace": namespace,
-               "max_events_per_entity": max_events_per_entity}
+               "max_events_per_entity": max_events_per_entity, "timeout_ms": timeout_ms}
     return cls(**_accepted(cls, offered))
 
 

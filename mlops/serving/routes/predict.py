@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mlops.errors import StoreUnavailableError
 from mlops.serving.http_limits import read_json_body
 from mlops.serving.predict_path import Outcome, ParsedRequest, answer_from_cache, request_ids
+from mlops.serving.predict_stages import retry_after
 from mlops.serving.routes.common import error, serving_state, unprocessable
 from mlops.serving.state import ServingState
 from mlops.serving.validation import RequestValidationError, check_entities, check_payload, check_records
@@ -38,7 +40,7 @@ async def _durable(out: Outcome) -> Outcome:
     try:
         await asyncio.wrap_future(out.durable)
     except Exception as exc:  # not durable: the prediction must not be acknowledged
-        return Outcome(503, detail=f"{exc}; retry the request")
+        return Outcome(503, detail=f"{exc}; retry the request", headers=retry_after(exc))
     return out
 
 
@@ -90,6 +92,8 @@ async def _answer(request: Request, path: str, parse, shape):
                              if out.status != 200 else JSONResponse(shape(out.body)))
     except RequestValidationError as exc:
         return unprocessable(exc)
+    except StoreUnavailableError as exc:  # the Idempotency-Key lookup found the store busy
+        return error(503, str(exc), headers=retry_after(exc))
 
 
 def mlflow_records(body, *, max_records: int) -> list:

@@ -57,9 +57,17 @@ async def metrics(request: Request):
     if state.breaker is not None:
         st = state.breaker.status()
         m.breaker_tripped.set(1.0 if st.state == "tripped" else 0.0)
+    if state.connections is not None:
+        m.connections_open.set(float(len(state.connections.open)))
+        m.connections_refused.set(float(state.connections.refused))
+        m.connections_evicted.set(float(state.connections.evicted))
     if state.prediction_log is not None:
-        m.log_pending.set(float(state.prediction_log.pending()))
-        m.log_commits.set(float(state.prediction_log.commits))
+        log = state.prediction_log
+        m.log_pending.set(float(log.pending()))
+        m.log_commits.set(float(log.commits))
+        m.log_damaged_regions.set(float(log.damage.damaged_regions))
+        m.log_damaged_bytes.set(float(log.damage.damaged_bytes))
+        m.log_recovered_records.set(float(log.recovered.rows))
     return Response(m.render(), media_type=CONTENT_TYPE)
 
 
@@ -112,4 +120,6 @@ def _prediction_log(state: ServingState, checks: dict, problems: list[str]) -> N
     log = state.prediction_log
     if log is not None:
         checks["prediction_log"] = {"pending": log.pending(), "files": log.written_files,
-                                    "last_error": log.last_error}
+                                    "last_error": log.last_error,
+                                    "recovered": log.recovered.as_dict(),  # at start: a crash's journal
+                                    "damage": log.damage.as_dict()}       # skipped bytes, quarantined
