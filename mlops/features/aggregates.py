@@ -13,13 +13,14 @@ std        ``default``    exact digit and square sums                  :func:`.e
 min, max   ``default``    ``rolling_min_by`` / ``rolling_max_by``      ``min`` / ``max``
 distinct   0              interval counting (O(n log n))               ``len(set(values))``
 last       ``default``    backward as-of join (latest non-null value)  latest non-null value
-since_last ``default``    backward as-of join (latest event time)      ``(t - latest) / 1e6``
+since_last ``default``    backward as-of join (latest event time)      ``(t - latest) * 1e-6``
 ========== ============== ============================================ =========================
 
 Value aggregates skip nulls; ``count`` and ``since_last`` count every event; ``std`` is
 the sample deviation (``default`` below two values); ties in time keep input order
 (``last`` takes the latest in input order). Every form is exact (integers, an element of
-the window, or an exact sum rounded once), so the backends agree bit for bit.
+the window, or an exact sum rounded once), so the backends agree bit for bit. Seconds
+are microseconds times 1e-6 (polars multiplies by the reciprocal of a constant divisor).
 
 Example:
     >>> AGGREGATES["sum"].row([1.5, 2.5], 2, None, 0)
@@ -68,7 +69,7 @@ AGGREGATES: dict[str, Aggregate] = {a.name: a for a in (
               lambda v, n, latest, t: float(len(set(v)))),
     Aggregate("last", True, False, False, "lookup", lambda v, n, latest, t: v[-1] if v else None),
     Aggregate("since_last", False, False, False, "lookup",
-              lambda v, n, latest, t: (t - latest) / 1e6 if latest is not None else None),
+              lambda v, n, latest, t: (t - latest) * (1 / 1e6) if latest is not None else None),
 )}
 
 

@@ -57,7 +57,7 @@ def _unknown_column(col: str, known: list[str], key: str) -> FeatureSpecError:
 def _polars_expr(d: dict, tree: Node) -> tuple[str, pl.Expr]:
     """The canonical SQL of ``tree`` and polars' expression for it. A polars panic (a
     ``BaseException``, not an ``Exception``) is reported like any other failure."""
-    text = render_sql(tree, reserved=RESERVED)
+    text = render_sql(tree, reserved=RESERVED, for_polars=True)
     try:
         return text, pl.sql_expr(text)
     except (Exception, PanicException) as exc:  # polars raises several types, or panics

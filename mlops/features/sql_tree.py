@@ -156,8 +156,11 @@ def _wrap(text: str, child: Node, parent: Node, left: bool) -> str:
     return f"({text})"
 
 
-def _render_one(node: Node, parts: list[str], reserved: frozenset[str]) -> str:
-    """The SQL text of ``node`` given the rendered texts of its children."""
+def _render_one(node: Node, parts: list[str], reserved: frozenset[str],
+                reads: dict[int, bool] | None = None) -> str:
+    """The SQL text of ``node`` given the rendered texts of its children; with
+    ``reads`` (node -> reads a column), a division by a constant is written as the
+    multiplication by its reciprocal (see :func:`render_sql`)."""
     kids = children(node)
 
     def arg(i: int, left: bool = False) -> str:
@@ -167,10 +170,9 @@ def _render_one(node: Node, parts: list[str], reserved: frozenset[str]) -> str:
     if isinstance(node, Literal):
         return node.text
     if isinstance(node, Unary):
-        return f"NOT {arg(0)}" if node.op == "not" else f"{node.op}{arg(0)}"
+        return ("NOT " if node.op == "not" else node.op) + arg(0)
     if isinstance(node, Binary):
-        return f"{arg(0, left=True)} {node.op.upper()} {arg(1)}" if node.op[0].isalpha() \
-            else f"{arg(0, left=True)} {node.op} {arg(1)}"
+        return _render_binary(node, arg(0, left=True), arg(1), parts[1], reads)
     if isinstance(node, IsTest):
         return f"{arg(0)} IS {'NOT ' if node.negated else ''}{node.test.upper()}"
     if isinstance(node, InList):
@@ -186,6 +188,13 @@ def _render_one(node: Node, parts: list[str], reserved: frozenset[str]) -> str:
     return _render_case(node, parts)
 
 
+def _render_binary(node: Binary, left: str, right: str, bare_right: str,
+                   reads: dict[int, bool] | None) -> str:
+    if reads is not None and node.op == "/" and reads[id(node.left)] and not reads[id(node.right)]:
+        return f"{left} * (1 / CAST({bare_right} AS DOUBLE))"
+    return f"{left} {node.op.upper() if node.op[0].isalpha() else node.op} {right}"
+
+
 def _render_case(node: Case, parts: list[str]) -> str:
     it = iter(parts)
     out = ["CASE"] + ([next(it)] if node.operand is not None else [])
@@ -196,14 +205,24 @@ def _render_case(node: Case, parts: list[str]) -> str:
     return " ".join(out + ["END"])
 
 
-def render_sql(root: Node, *, reserved: frozenset[str] = frozenset()) -> str:
+def render_sql(root: Node, *, reserved: frozenset[str] = frozenset(),
+               for_polars: bool = False) -> str:
     """Canonical SQL of the tree: keywords upper-case, literals as written, parentheses
     wherever an operand is itself an operation (except left-associative chains), so any
     SQL parser reads exactly this tree. ``reserved``: column names that must be quoted
-    (:data:`mlops.features.sql_guard.RESERVED`: SQL words and function names)."""
+    (:data:`mlops.features.sql_guard.RESERVED`: SQL words and function names).
+
+    ``for_polars`` writes ``x / c`` (``c`` without a column) as ``x * (1 / CAST(c AS
+    DOUBLE))``: what polars computes for a division by a constant on frames of three rows
+    or more (it multiplies by the reciprocal), made explicit so that frames of one or two
+    rows (where polars divides) give the same bits, and the rows backend with them."""
     texts: dict[int, str] = {}
+    reads: dict[int, bool] | None = {} if for_polars else None
     for node in postorder(root):
-        texts[id(node)] = _render_one(node, [texts[id(c)] for c in children(node)], reserved)
+        kids = children(node)
+        if reads is not None:
+            reads[id(node)] = isinstance(node, Column) or any(reads[id(c)] for c in kids)
+        texts[id(node)] = _render_one(node, [texts[id(c)] for c in kids], reserved, reads)
     return texts[id(root)]
 
 

@@ -71,23 +71,28 @@ def row_stage(plan: FeaturePlan, lf: pl.LazyFrame, *, inputs: bool = True) -> pl
     lf = lf.with_columns([pl.col(c).cast(pl.Float64) for c in raw]
                          + [pl.col(c).cast(pl.String).fill_null(MISSING_CATEGORY) for c in cats])
     lf = _ruled(plan, lf, raw, _BAD_INPUT)
-    return _window_inputs(plan, lf) if inputs else lf
+    return _window_inputs(plan, lf, keep=inputs)
 
 
-def _window_inputs(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+def _window_inputs(plan: FeaturePlan, lf: pl.LazyFrame, *, keep: bool) -> pl.LazyFrame:
     """One input column per window column: the feature's value, or the source value (a
-    number as Float64 under the nonfinite rule, anything else as String)."""
+    number as Float64 under the nonfinite rule, anything else as String). Without
+    ``keep`` (points: they count in no window) only the rule's flag is kept, from the
+    columns the points carry."""
     features = set(plan.feature_names)
     schema = lf.collect_schema()
     inputs, numeric = [], []
     for c in dict.fromkeys(w.column for w in plan.windows if w.column):
+        if c not in schema:
+            continue
         if c in features or not (schema[c].is_numeric() or schema[c] == pl.Boolean):
             inputs.append((pl.col(c) if c in features else pl.col(c).cast(pl.String)).alias(input_column(c)))
         else:
             inputs.append(pl.col(c).cast(pl.Float64).alias(input_column(c)))
             numeric.append(input_column(c))
-    lf = lf.with_columns(inputs)
-    return _ruled(plan, lf, numeric, _BAD_INPUT)
+    lf = _ruled(plan, lf.with_columns(inputs), numeric, _BAD_INPUT)
+    return lf if keep else lf.drop([input_column(c) for c in dict.fromkeys(
+        w.column for w in plan.windows if w.column) if c in schema])
 
 
 def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -141,7 +146,8 @@ def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
     """The raw aggregate as the feature value (empty-window value, since_last)."""
     raw = pl.col(w.name)
     if w.agg == "since_last":
-        raw = (pl.col(ts) - raw).dt.total_microseconds().cast(pl.Float64) / 1e6
+        # times the reciprocal, as polars divides by a constant (and the rows backend)
+        raw = (pl.col(ts) - raw).dt.total_microseconds().cast(pl.Float64) * (1 / 1e6)
     empty = empty_value(w.agg, w.default)
     if empty is not None:
         raw = raw.fill_null(empty)

@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,16 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 from polars.exceptions import PanicException
 
-from mlops.features.backends.row_math import ARITH, COMPARE, FLOAT_FUNCTIONS, lift1, lift2, pow_, total_order
+from mlops.features.backends.row_math import (
+    ARITH,
+    COMPARE,
+    FLOAT_FUNCTIONS,
+    lift1,
+    lift2,
+    pow_,
+    pow_const,
+    total_order,
+)
 from mlops.features.sql_guard import RESERVED
 from mlops.features.sql_tree import (
     LEVEL,
@@ -59,6 +69,9 @@ class RowExpr:
     fn: Callable[[dict], object]
     kind: str
     const: bool = False
+
+
+NAN = math.nan
 
 
 class _Unsupported(Exception):
@@ -153,7 +166,12 @@ def _chain(node: Binary, parts: list[RowExpr], chains: dict) -> RowExpr:
     head = chains.get(id(left)) if isinstance(left, Binary) and LEVEL[left.op] == LEVEL[node.op] \
         else None
     first, terms = head if head is not None else (_as_float(parts[0]), [])
-    terms = terms + [(ARITH[node.op], _as_float(parts[1]))]
+    right = parts[1]
+    if node.op == "/" and right.const:  # polars multiplies by the reciprocal of a constant
+        inverse = ARITH["/"](1.0, float(right.fn(None)))
+        terms = terms + [(ARITH["*"], lambda row: inverse)]
+    else:
+        terms = terms + [(ARITH[node.op], _as_float(right))]
     chains[id(node)] = (first, terms)
 
     def run(row):
@@ -265,14 +283,20 @@ def _call(node: Call, args: list[RowExpr]) -> RowExpr:
     name = node.name
     if name in FLOAT_FUNCTIONS and args[0].kind == "float":
         return RowExpr(lift1(FLOAT_FUNCTIONS[name], args[0].fn), "float")
-    if name in ("pow", "power") and _numeric(*args):
+    if name in ("pow", "power") and _numeric(*args) and args[1].const:
+        if args[1].kind == "null":
+            return RowExpr(lambda row: None, "float")
+        power = pow_const(float(args[1].fn(None)))
+        return RowExpr(lift1(power, _as_float(args[0])), "float")
+    if name in ("pow", "power") and _numeric(*args) and args[0].const:
         return RowExpr(lift2(pow_, _as_float(args[0]), _as_float(args[1])), "float")
     if name in ("greatest", "least") and _numeric(*args):
         fns, pick = [_as_float(a) for a in args], max if name == "greatest" else min
 
-        def extreme(row):
+        def extreme(row):  # polars: nulls skipped, NaN too unless every value is NaN
             vals = [v for v in (f(row) for f in fns) if v is not None]
-            return pick(vals, key=total_order) if vals else None
+            real = [v for v in vals if v == v]
+            return pick(real) if real else (NAN if vals else None)
         return RowExpr(extreme, "float")
     if name == "coalesce" and (_numeric(*args) or len({a.kind for a in args} - {"null"}) == 1):
         kind = "float" if _numeric(*args) else ({a.kind for a in args} - {"null"}).pop()

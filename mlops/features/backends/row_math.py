@@ -29,6 +29,23 @@ def _mod(a: float, b: float) -> float:
         return NAN
 
 
+def pow_const(e: float) -> Callable[[float], float]:
+    """``x ** e`` for a constant exponent, as polars computes it: 1 and 0.5 and the
+    integers 2 to 9 specially (the identity, sqrt, repeated products), else C ``pow``."""
+    if e == 1.0:
+        return lambda x: x
+    if e == 0.5:
+        return _sqrt
+    if e.is_integer() and 1.0 < e < 10.0:
+        def power(x: float) -> float:
+            out = x
+            for _ in range(int(e) - 1):
+                out = out * x
+            return out
+        return power
+    return lambda x: pow_(x, e)
+
+
 def pow_(a: float, b: float) -> float:
     try:
         return math.pow(a, b)
@@ -75,8 +92,14 @@ def _sqrt(x: float) -> float:
     return math.sqrt(x) if x >= 0.0 else NAN  # NaN, -inf and negatives: NaN
 
 
-FLOAT_FUNCTIONS = {"abs": abs, "sqrt": _sqrt, "cbrt": math.cbrt, "ln": _log(math.log),
-                   "log10": _log(math.log10), "log2": _log(math.log2),
+def _log_base(base: float) -> Callable[[float], float]:
+    ln, scale = _log(math.log), math.log(base)
+    return lambda x: ln(x) / scale  # polars: x.ln() / base.ln()
+
+
+# cbrt is not here: polars' differs from the C library's in the last bit
+FLOAT_FUNCTIONS = {"abs": abs, "sqrt": _sqrt, "ln": _log(math.log),
+                   "log10": _log_base(10.0), "log2": _log_base(2.0),
                    "log1p": _log(math.log1p, -1.0), "exp": _exp, "floor": _round_to(math.floor),
                    "ceil": _round_to(math.ceil), "ceiling": _round_to(math.ceil), "sign": _sign}
 ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _div,
