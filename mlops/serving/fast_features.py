@@ -58,7 +58,9 @@ def _history(plan: FeaturePlan, store: OnlineStore, entities: list[str],
     since = min(times) - plan.max_period_seconds * 1_000_000
     stored = store.read_events(list(dict.fromkeys(entities)), since)
     decoded = json.loads("[" + ",".join(p for _, _, p in stored) + "]") if stored else []
-    return [{**d, ent: e, ts: t} for (e, t, _), d in zip(stored, decoded)]
+    for (e, t, _), d in zip(stored, decoded):  # fresh dicts: completed in place
+        d[ent], d[ts] = e, t
+    return decoded
 
 
 def row_features(rp: RowPlan, store: OnlineStore, cols: dict[str, list]) -> list[dict]:

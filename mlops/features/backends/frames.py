@@ -41,6 +41,7 @@ from mlops.features.rules import REJECTED_FEATURE, REJECTED_INPUT, STATUS
 _POINT = "__point"
 _BAD_INPUT = "__bad_input"
 _BAD_FEATURE = "__bad_feature"
+_KEY = "__key"
 
 
 def _ruled(plan: FeaturePlan, lf: pl.LazyFrame, names: list[str], flag: str) -> pl.LazyFrame:
@@ -61,6 +62,10 @@ def row_stage(plan: FeaturePlan, lf: pl.LazyFrame, *, inputs: bool = True) -> pl
     category) features and (``inputs``: events only) the window inputs; the nonfinite
     rule applies to each numeric value as it is computed (``__bad_input``)."""
     lf = lf.with_columns(pl.lit(False).alias(_BAD_INPUT), pl.lit(False).alias(_BAD_FEATURE))
+    schema = lf.collect_schema()
+    if plan.rules.event_id is None and plan.rules.duplicates == "identical" \
+            and all(c in schema for c in plan.source_columns):  # points may carry fewer
+        lf = lf.with_columns(_identity(plan, schema))
     exprs = dict(plan.row_exprs)
     for d in plan.derived:
         if not d.after_windows:
@@ -95,6 +100,14 @@ def _window_inputs(plan: FeaturePlan, lf: pl.LazyFrame, *, keep: bool) -> pl.Laz
         w.column for w in plan.windows if w.column) if c in schema])
 
 
+def _identity(plan: FeaturePlan, schema) -> pl.Expr:
+    """``__key``: an event's source values as they came (NaN and +-inf as null, -0.0 as
+    0.0): rows with equal keys are one event under ``duplicates: identical``."""
+    parts = [pl.when(pl.col(c).is_finite()).then(pl.col(c) + 0.0).alias(c)
+             if schema[c].is_float() else pl.col(c) for c in plan.source_columns]
+    return pl.struct(parts).alias(_KEY)
+
+
 def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
     """``__is_event``: the row counts in windows (valid, first of its identity in input
     order); non-events get null window inputs. Call before any sort."""
@@ -106,10 +119,7 @@ def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
         key = pl.col(rules.event_id)
         first = key.is_null() | key.is_first_distinct().over(valid)
     elif rules.duplicates == "identical":
-        schema = lf.collect_schema()
-        parts = [pl.when(pl.col(c).is_finite()).then(pl.col(c) + 0.0).alias(c)
-                 if schema[c].is_float() else pl.col(c) for c in plan.source_columns]
-        first = pl.struct(parts).is_first_distinct().over(valid)
+        first = pl.col(_KEY).is_first_distinct().over(valid)
     else:
         first = pl.lit(True)
     lf = lf.with_columns((valid & first).alias(IS_EVENT))
@@ -253,12 +263,12 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
     out = _post(plan, at)
     if status:
         out = out.with_columns(_status(plan))
-    return out.sort(_POINT).drop(working_columns(plan))
+    return out.sort(_POINT).drop(working_columns(plan), strict=False)
 
 
 def working_columns(plan: FeaturePlan) -> list[str]:
     """Working columns the points carry through :func:`compute_at` (and the hybrid path)."""
-    return [_POINT, _BAD_INPUT, _BAD_FEATURE]
+    return [_POINT, _BAD_INPUT, _BAD_FEATURE, _KEY]
 
 
 def _points(plan: FeaturePlan, pts: pl.LazyFrame, events: pl.LazyFrame,

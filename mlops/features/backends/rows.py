@@ -48,6 +48,9 @@ class RowSteps:
     before: tuple[Step, ...]              # row-level derived features
     after: tuple[Step, ...]               # derived features after the windows
     string_windows: frozenset[str]        # window features whose value is a category
+    key_floats: tuple[int, ...]           # positions of float columns in an event's identity
+    direct: tuple | None                  # (column, convert) of window inputs, when an event
+    #                                       needs no row stage (null rule, no derived input)
 
 
 def _to_float(v):
@@ -97,7 +100,30 @@ def compile_row_steps(plan: FeaturePlan, frame_schema: dict) -> RowSteps | None:
     features = {f.name for f in plan.features}
     inputs = tuple(dict.fromkeys(w.column for w in plan.windows
                                  if w.column and w.column not in features))
-    return RowSteps(convert, raw, cats, inputs, before, after, strings)
+    floats = tuple(i for i, c in enumerate(plan.source_columns) if plan.schema[c].is_float())
+    return RowSteps(convert, raw, cats, inputs, before, after, strings, floats,
+                    _direct(plan, raw, cats, inputs, kinds))
+
+
+def _float_or_null(v):
+    if v is None:
+        return None
+    v = float(v)
+    return v if -math.inf < v < math.inf else None
+
+
+def _category(v):
+    return MISSING_CATEGORY if v is None else str(v)
+
+
+def _direct(plan: FeaturePlan, raw, cats, inputs, kinds) -> tuple | None:
+    """Window inputs read straight from an event's source values (the fast path of
+    :func:`_events`): under the ``null`` rule, when no window reads a derived column."""
+    columns = list(dict.fromkeys(w.column for w in plan.windows if w.column))
+    if plan.rules.reject or not set(columns) <= set(raw) | set(cats) | set(inputs):
+        return None
+    return tuple((c, _category if c in cats else _to_str if kinds.get(c) == "str"
+                  else _float_or_null) for c in columns)
 
 
 def _windows_ok(plan: FeaturePlan, kinds: dict[str, str]) -> bool:
@@ -168,16 +194,22 @@ def _row_stage(plan: FeaturePlan, steps: RowSteps, src: dict) -> tuple[dict, boo
     return row, not bad or null_rule
 
 
-def _identity(plan: FeaturePlan, row: dict):
-    """What makes two events the same (see :mod:`mlops.features.rules`)."""
+def _identity(plan: FeaturePlan, steps: RowSteps, src: dict):
+    """What makes two events the same (see :mod:`mlops.features.rules`): the event id,
+    or the source values as they came (a NaN or +-inf as null; 3 == 3.0 and 0.0 == -0.0
+    as the frames backend's key)."""
     eid = plan.rules.event_id
     if eid is not None:
-        value = row.get(eid)
+        value = src.get(eid)
         return None if value is None else ("id", value)
     if plan.rules.duplicates == "all":
         return None
-    return tuple(None if _nonfinite(row[c]) else (row[c] + 0.0 if isinstance(row[c], float)
-                                                   else row[c]) for c in plan.source_columns)
+    key = tuple(map(src.get, plan.source_columns))
+    for i in steps.key_floats:
+        v = key[i]
+        if v is not None and not -math.inf < v < math.inf:
+            key = key[:i] + (None,) + key[i + 1:]
+    return key
 
 
 def _events(plan: FeaturePlan, steps: RowSteps, history: list[dict]) -> dict:
@@ -185,17 +217,23 @@ def _events(plan: FeaturePlan, steps: RowSteps, history: list[dict]) -> dict:
     each entity's sorted by time (ties keep arrival order)."""
     out: dict = {}
     seen: set = set()
-    ent, ts = plan.entity, plan.timestamp
+    ent, ts, direct = plan.entity, plan.timestamp, steps.direct
     for src in history:
-        row, valid = _row_stage(plan, steps, src)
-        if not valid or row.get(ent) is None or src.get(ts) is None:
+        e, t = src.get(ent), src.get(ts)
+        if e is None or t is None:
             continue
-        key = _identity(plan, row)
+        if direct is not None:  # only the window inputs: no row stage needed
+            row = {c: conv(src.get(c)) for c, conv in direct}
+        else:
+            row, valid = _row_stage(plan, steps, src)
+            if not valid:
+                continue
+        key = _identity(plan, steps, src)
         if key is not None:
             if key in seen:
                 continue
             seen.add(key)
-        out.setdefault(row[ent], []).append((src[ts], row))
+        out.setdefault(e, []).append((t, row))
     result = {}
     for e, evs in out.items():
         evs.sort(key=lambda x: x[0])
