@@ -142,22 +142,22 @@ def _comparison(op: str, left: RowExpr, right: RowExpr) -> Callable:
     raise _Unsupported(op)
 
 
-def _and(f, g):
+def _kleene(f, g, decisive: bool):
+    """Three-valued AND (``decisive`` False) or OR (True): null only when undecided."""
     def h(row):
         a, b = f(row), g(row)
-        if a is False or b is False:
-            return False
-        return None if a is None or b is None else True
+        if a is decisive or b is decisive:
+            return decisive
+        return None if a is None or b is None else not decisive
     return h
+
+
+def _and(f, g):
+    return _kleene(f, g, False)
 
 
 def _or(f, g):
-    def h(row):
-        a, b = f(row), g(row)
-        if a is True or b is True:
-            return True
-        return None if a is None or b is None else False
-    return h
+    return _kleene(f, g, True)
 
 
 def _chain(node: Binary, parts: list[RowExpr], chains: dict) -> RowExpr:
