@@ -3,13 +3,39 @@
 ``mlops [overrides] [-m]`` composes the built-in configs with the project's own
 ``./conf`` in front (or ``--config-dir DIR``), then runs the configured action,
 exactly like ``python run.py``. ``mlops init [DIR]`` writes a starter project.
+``mlops --help`` and ``mlops --version`` answer without composing anything; a config
+that does not compose (unknown key or option, broken YAML) is one line on stderr.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
+
+USAGE = """\
+usage: mlops init [DIR] [--force]          write a starter project (conf/, data/)
+       mlops [action=NAME] [group=option] [key=value ...] [-m]
+
+Runs an action with the current folder's conf/ in front of the built-in configs
+(same as `python run.py` in a checkout). Every run prints the report it wrote.
+
+actions: {actions}
+
+examples:
+  mlops action=features                   point-in-time features -> features.html
+  mlops action=train model=hgb            train + register -> train.html (model card)
+  mlops action=serve                      HTTP /predict on 127.0.0.1:8080
+  mlops -m action=train model=logreg,hgb  a sweep, with a leaderboard
+
+options:
+  -h, --help          this help
+  -V, --version       the installed version
+  --config-dir DIR    the project's conf/ folder (default: ./conf when it exists)
+  --hydra-help        Hydra's help: the config groups and the composed config
+  --cfg job           print the composed config instead of running (Hydra)
+"""
 
 
 def _take_config_dir(argv: list[str]) -> tuple[Path | None, list[str]]:
@@ -28,12 +54,25 @@ def _take_config_dir(argv: list[str]) -> tuple[Path | None, list[str]]:
     return (Path(found) if found else None), rest
 
 
+def _usage() -> str:
+    from mlops.actions.dispatch import ACTIONS
+    return USAGE.format(actions=", ".join(ACTIONS))
+
+
+def _compose_failed(exc: BaseException) -> None:
+    """A config that does not compose: one line and exit 1 (Hydra's own errors)."""
+    from mlops.project.compose_errors import one_line
+    sys.stderr.write(f"error: {one_line(exc)}\n")
+    sys.exit(1)
+
+
 def hydra_main(argv: list[str] | None = None):
     """Compose and run like ``python run.py``; the project conf goes first on the search path."""
     import hydra
     from omegaconf import DictConfig
 
     from mlops.config import register
+    from mlops.project.compose_errors import is_compose_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
     conf_dir, argv = _take_config_dir(argv)
@@ -46,20 +85,46 @@ def hydra_main(argv: list[str] | None = None):
     if conf_dir is not None:
         use_project_conf(conf_dir)
     register()
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *["--help" if a == "--hydra-help" else a for a in argv]]
+    # Hydra re-raises composition errors under HYDRA_FULL_ERROR=1, so we can print them as
+    # one line; the task gets the user's own setting back (tracebacks only when asked).
+    users_choice = os.environ.get("HYDRA_FULL_ERROR")
 
     @hydra.main(version_base="1.3", config_path=str(BUILTIN_CONF), config_name="config")
     def _main(cfg: DictConfig) -> float | None:
+        _restore_env("HYDRA_FULL_ERROR", users_choice)
         from mlops.app import run
         return run(cfg)
 
-    return _main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return _main()
+    except Exception as exc:
+        if users_choice == "1" or not is_compose_error(exc):
+            raise
+        _compose_failed(exc)
+    finally:
+        _restore_env("HYDRA_FULL_ERROR", users_choice)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def main(argv: list[str] | None = None):
-    """Console entry point: ``mlops init [DIR]`` or a Hydra run."""
+    """Console entry point: ``mlops init [DIR]``, ``--help``, ``--version`` or a Hydra run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["init"]:
         from mlops.project.init import main as init_main
         return init_main(argv[1:])
+    if any(a in ("-h", "--help") for a in argv):
+        sys.stdout.write(_usage())
+        return 0
+    if any(a in ("-V", "--version") for a in argv):
+        from mlops import __version__
+        print(f"mlops {__version__}")
+        return 0
     return hydra_main(argv)

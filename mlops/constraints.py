@@ -27,7 +27,8 @@ Keys may be dotted (``breaker.window``): attributes or mapping keys, read one le
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable
@@ -145,10 +146,33 @@ def describe(constraints: list) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
+_RECORDERS: list[dict[str, str]] = []
+
+
+@contextmanager
+def recorded() -> Iterator[dict[str, str]]:
+    """Every key :func:`check` sees inside the block, with its rule in words (the
+    configuration reference is generated this way: validate the defaults, record the rules).
+
+    >>> with recorded() as rules:
+    ...     _ = check("serving.port", 8080, [Interval(int, 0, 65536)])
+    >>> rules
+    {'serving.port': 'an int in [0, 65536)'}
+    """
+    seen: dict[str, str] = {}
+    _RECORDERS.append(seen)
+    try:
+        yield seen
+    finally:
+        _RECORDERS.remove(seen)
+
+
 def check(key: str, value: Any, constraints: list, *, error: type[ConfigError] = ConfigError,
           fix: str | None = None) -> Any:
     """Return ``value`` when it satisfies one of ``constraints``; else raise ``error``
     naming ``key``, the rule, the value and a fix."""
+    for seen in _RECORDERS:
+        seen.setdefault(key, describe(constraints))
     if any(_satisfies(c, value) for c in constraints):
         return value
     rule = describe(constraints)

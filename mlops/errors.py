@@ -63,7 +63,7 @@ class GateFailedError(RegistryError):
 
 class IntegrityError(RegistryError):
     """Registry verification failed: broken hash chain, state without its event, a forged
-    approval, a tampered or missing artefact, an orphan file (exit 4)."""
+    approval, a tampered or missing artefact (exit 4)."""
 
     exit_code = 4
 

@@ -25,9 +25,15 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path | str) -> Path:
-    """Create ``path`` (and missing parents) and make the leaf directory 0700."""
+    """Create ``path`` and missing parents (those it creates 0700 too) and make the leaf 0700."""
     path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    for created in missing[1:]:
+        try:
+            os.chmod(created, DIR_MODE)
+        except OSError:  # made by someone else meanwhile
+            pass
     # mkdir's mode is filtered by the umask and ignored for existing dirs: chmod says what we mean.
     if (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)

@@ -96,12 +96,13 @@ monitoring:
 def write_user_files(project: Path, *, task: str) -> None:
     """The user's own data and YAML, in their project folder (never in this repo)."""
     (project / "data").mkdir(exist_ok=True)
+    (project / "drift").mkdir(exist_ok=True)   # outside the data/ globs (README: drift example)
     sales = shop_sales()
     sales.write_parquet(project / "data" / "sales.parquet")
     cut = sales["sold_at"].min() + (sales["sold_at"].max() - sales["sold_at"].min()) / 2
-    sales.filter(pl.col("sold_at") < cut).write_csv(project / "data" / "first_half.csv")
+    sales.filter(pl.col("sold_at") < cut).write_csv(project / "drift" / "first_half.csv")
     later = sales.filter(pl.col("sold_at") >= cut).with_columns(pl.col("basket") * 1.8)
-    later.write_csv(project / "data" / "second_half.csv")
+    later.write_csv(project / "drift" / "second_half.csv")
     conf = project / "conf"
     (conf / "features").mkdir(parents=True, exist_ok=True)
     (conf / "data").mkdir(exist_ok=True)

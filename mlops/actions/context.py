@@ -5,7 +5,6 @@ read typed dataclasses and hand the engine plain values.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,9 +15,9 @@ from omegaconf import DictConfig
 from mlops.config.schema import AppConfig
 from mlops.config.validate import as_dict, feature_spec, synthetic_params, typed_config
 from mlops.constraints import Options, check
-from mlops.data.files import scan_files
+from mlops.data.files import files_sharing_ids, scan_files
 from mlops.data.synthetic import generate
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, DataError, MlopsError
 from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.spec import parse_spec
 from mlops.home import private_dir
@@ -41,8 +40,9 @@ class RunContext:
                     action: str = "") -> "RunContext":
         typed = typed_config(cfg)
         out = Path(str(typed.paths.output_dir)).resolve()
-        home_value = os.environ.get("MLOPS_HOME") or str(typed.paths.home)
-        home = Path(home_value).expanduser().resolve()
+        # one value, the composed paths.home, so ${paths.home} in the store and log paths
+        # follows it too; MLOPS_HOME enters through conf/paths/default.yaml (see there)
+        home = Path(str(typed.paths.home)).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
         private_dir(home)  # registry, keys, prediction log, online store: 0700
         return cls(cfg=typed, output_dir=out, home=home, overrides=list(overrides),
@@ -124,6 +124,26 @@ class RunContext:
                     fix="drop features= (serving actions use the model's own plan) or serve a "
                         "model trained on that spec")
         return plan
+
+    def explain(self, exc: MlopsError) -> MlopsError:
+        """``exc`` with what the run's own inputs say about it: duplicate event ids that
+        come from two files of the ``data.path`` glob name the files (a copy inside the
+        glob, e.g. a split written to ``data/``), where ``data.dedupe`` would hide it."""
+        if not (isinstance(exc, DataError) and exc.key == "data.event_id" and self.event_id
+                and "duplicate event id" in exc.message and self.source_name() == "files"):
+            return exc
+        d = self.cfg.data
+        try:
+            pairs = files_sharing_ids(str(d.path), id_column=self.event_id, columns=d.columns)
+        except Exception:  # only an explanation: the original error stands without it
+            return exc
+        if not pairs:
+            return exc
+        shared = "; ".join(f"{a} and {b} share {n:,}" for a, b, n in pairs[:3])
+        return DataError(f"{exc.message}: the same ids are in more than one file matched by "
+                         f"data.path ({d.path}): {shared}", key=exc.key,
+                         fix="keep each event in one file: move copies out of that glob or narrow "
+                             "it (data.dedupe: true only if the copies are meant to be there)")
 
     def data_description(self) -> dict:
         return as_dict(self.cfg.data)

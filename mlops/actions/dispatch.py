@@ -29,9 +29,10 @@ ACTIONS: dict[str, str] = {
     "lifecycle": "lifecycle:run",
     "features": "features:run", "features_merge": "features_merge:run", "train": "train:run",
     "keygen": "registry_trust:keygen", "verify": "registry_trust:verify",
-    "gc": "registry_trust:gc",
+    "gc": "registry_trust:gc", "migrate": "registry_trust:migrate",
     "approve": "registry_ops:approve", "promote": "registry_ops:promote",
     "rollback": "registry_ops:rollback", "registry": "registry_ops:show",
+    "breaker_reset": "registry_ops:breaker_reset",
     "score": "serving_ops:score", "score_merge": "serving_ops:score_merge",
     "serve": "serving_ops:serve", "materialize": "serving_ops:materialize_store",
     "parity": "serving_ops:parity", "replay": "replay:run",
@@ -81,6 +82,7 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
         code = res.exit_code
         _record_result(ctx, record, res)
     except MlopsError as exc:
+        exc = ctx.explain(exc) if ctx is not None else exc
         record.update(status="failed", error=str(exc))
         code = exc.exit_code
         res = ActionResult(result={"status": "fail", "headline": str(exc)}, exit_code=code)

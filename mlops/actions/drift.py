@@ -22,7 +22,7 @@ from mlops.actions.context import RunContext
 from mlops.actions.drift_checks import append_alert, multivariate_settings, policy_from, record_run
 from mlops.actions.monitor_view import drift_display
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.data.files import scan_files
+from mlops.data.files import parse_datetime_strings, scan_files
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring.compare import DatasetDriftResult, compare_datasets
 from mlops.monitoring.reference import Reference
@@ -34,7 +34,7 @@ def run(ctx: RunContext) -> ActionResult:
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
     for key in ("reference", "current"):
-        if not getattr(mc, key):
+        if not getattr(mc, key) or getattr(mc, key) == "training":
             raise ConfigError("is required for action=drift", key=f"monitoring.{key}",
                               fix=f"pass monitoring.{key}=<parquet or csv glob>")
     on_drift = check_on_drift(mc.on_drift, fix="use alert (the others need a model)")
@@ -45,8 +45,8 @@ def run(ctx: RunContext) -> ActionResult:
     try:
         reference = Reference.load(ref_spec) if fitted else _read(ref_spec, "monitoring.reference")
         drift, ref_rows = compare_datasets(reference, current, policy, multivariate=multivariate,
-                                           columns=mc.columns,
-                                           column_types=mc.column_types)
+                                           columns=mc.columns, column_types=mc.column_types,
+                                           exclude=never_features(ctx))
     except (ConfigError, DataError) as exc:
         if exc.key and exc.key.startswith("monitoring."):
             raise
@@ -90,10 +90,23 @@ def _report(ctx: RunContext, result: DatasetDriftResult, on_drift: list[str], *,
                         metrics={"drift_share": out["drift_share"], "n_drifted": out["n_drifted"]})
 
 
+def never_features(ctx: RunContext) -> dict[str, str]:
+    """Columns the project declares as ids, entity, timestamp or label: never compared."""
+    f = getattr(ctx.cfg, "features", None)
+    label = getattr(f, "label", None)
+    declared = [(ctx.event_id, "the event id (data.event_id)"),
+                (getattr(f, "entity", None), "the entity key (features.entity)"),
+                (getattr(f, "timestamp", None), "the event timestamp (features.timestamp)"),
+                (getattr(label, "column", None), "the label (features.label.column)"),
+                (getattr(label, "available_at", None), "when the label arrived (features.label.available_at)")]
+    return {str(name): why for name, why in declared if name}
+
+
 def _read(spec: str, key: str) -> pl.DataFrame:
-    """All rows of the files matching ``spec``; a file that cannot be read is named."""
+    """All rows of the files matching ``spec`` (csv date-times parsed); a file that cannot
+    be read is named."""
     try:  # polars reads schemas while scanning: a bad file can fail either step
-        return scan_files(spec, key=key).collect()
+        return parse_datetime_strings(scan_files(spec, key=key).collect())
     except DataError as exc:  # the file checks name the file under data.path: use our key
         raise DataError(exc.message, key=key, fix=exc.fix) from None
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -27,7 +27,9 @@ def policy_from(mc) -> DriftPolicy:
                            overrides=mc.features, drift_share=float(mc.drift_share),
                            min_rows=mc.min_rows,
                            min_reference_rows=int(mc.min_reference_rows),
-                           min_rows_dataset=int(mc.min_rows_dataset))
+                           min_rows_dataset=int(mc.min_rows_dataset), method=str(mc.method),
+                           std_multiplier=float(mc.std_multiplier), effect_floors=mc.effect_floors,
+                           min_chunks=int(mc.min_chunks), max_chunks=int(mc.max_chunks))
     except ConfigError as exc:  # the policy names its own keys; prefix the config group
         raise exc.under("monitoring") from None
 
@@ -44,16 +46,19 @@ def multivariate_settings(mc) -> MultivariateSettings:
         raise exc.under("monitoring") from None
 
 
-def monitor_settings(mc) -> MonitorSettings:
-    """Everything ``monitoring.*`` decides for ``action=monitor``, typed."""
+def monitor_settings(mc, *, threshold: float = 0.5) -> MonitorSettings:
+    """Everything ``monitoring.*`` decides for ``action=monitor``, typed; ``threshold`` is the
+    monitored model's decision threshold (from its version, not from monitoring's config)."""
     pc = mc.performance
     concept = ConceptSettings(
         metric=None if pc.metric is None else str(pc.metric), chunk=str(pc.chunk),
-        max_drop=None if pc.max_drop is None else float(pc.max_drop),
-        threshold=float(pc.threshold), detector_stream=str(mc.detector_stream),
+        max_change=pc.max_change, min_change=float(pc.min_change),
+        std_multiplier=float(mc.std_multiplier), min_chunks=int(mc.min_chunks),
+        threshold=float(threshold), detector_stream=str(mc.detector_stream),
         detectors=mc.detectors or {})
     on_drift = tuple(check_on_drift(mc.on_drift))  # checked first, as always
     return MonitorSettings(policy=policy_from(mc), on_drift=on_drift,
+                           prediction_drift_acts=bool(mc.prediction_drift_acts),
                            multivariate=multivariate_settings(mc), concept=concept)
 
 

@@ -11,6 +11,7 @@ from dataclasses import fields
 import polars as pl
 
 from mlops.actions.context import RunContext
+from mlops.actions.decision_access import SIMULATION_KEY, version_decision
 from mlops.config.validate import as_dict
 from mlops.errors import ConfigError, ExperimentError
 from mlops.experiments import ExperimentSpec, check_weights_unchanged
@@ -49,8 +50,7 @@ def simulation_settings(ctx: RunContext) -> SimulationSettings:
     """``experiment.simulation`` typed."""
     sim = ctx.cfg.experiment.simulation
     return SimulationSettings(start_day=None if sim.start_day is None else float(sim.start_day),
-                              days=float(sim.days), threshold=float(sim.threshold),
-                              pre_days=float(sim.pre_days))
+                              days=float(sim.days), pre_days=float(sim.pre_days))
 
 
 def resolve_models(ctx: RunContext, spec: ExperimentSpec) -> dict[str, tuple]:
@@ -100,7 +100,10 @@ def simulated_units(ctx: RunContext, spec: ExperimentSpec
     """(per-unit outcomes, per-unit-per-day outcomes, description) of simulated traffic:
     each variant's model scores its units with the feature table of the plan it carries."""
     events, schema, outcomes, models = _inputs(ctx, spec)
-    variants = {name: VariantModel(model, mv.name, mv.version, ctx.model_plan(mv, schema))
+    override = ctx.cfg.experiment.simulation.threshold
+    variants = {name: VariantModel(model, mv.name, mv.version, ctx.model_plan(mv, schema),
+                                   threshold=version_decision(mv, override,
+                                                              key=SIMULATION_KEY).threshold)
                 for name, (model, mv) in models.items()}
     keep = kept_columns(spec, variants[spec.control].plan.timestamp, outcomes, schema)
     tables: dict[str, pl.DataFrame] = {}  # plan hash -> rows with that plan's features

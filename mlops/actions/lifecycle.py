@@ -19,17 +19,17 @@ from hydra.core.global_hydra import GlobalHydra
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult
 from mlops.errors import ConfigError
+from mlops.package_files import BUILTIN_CONF
 from mlops.reports.index import write_index
 from mlops.reports.render import write_json
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _PICK = re.compile(r"(\w+)\[(\w+)=([^\]]*)\]")  # list[key=value]
 
 
 def _compose(overrides: list[str]):
     if GlobalHydra.instance().is_initialized():  # inside run.py's @hydra.main
         return compose(config_name="config", overrides=overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(BUILTIN_CONF), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
 

@@ -17,8 +17,10 @@ from mlops.config.validate import as_dict
 from mlops.data.checks import require_rows
 from mlops.errors import ConfigError, SkewError
 from mlops.features.compile import FeaturePlan
+from mlops.registry.policy import decision_policy
 from mlops.registry.redact import redact
 from mlops.training.champion import Champion
+from mlops.training.decision import DecisionRule
 from mlops.training.estimator import build_estimator, build_pipeline
 from mlops.training.pipeline import (
     TrainingSettings,
@@ -29,8 +31,21 @@ from mlops.training.pipeline import (
 )
 from mlops.training.registration import Lineage, register, registration_record
 from mlops.training.result import ModelInfo, TrainResult
-from mlops.training.table import feature_table, stored_feature_table
+from mlops.training.table import LabelledTable, labelled_table, stored_feature_table
 from mlops.training.task import infer_task
+
+
+def decision_rule(t) -> DecisionRule:
+    """``training.decision`` typed; the removed ``training.threshold`` is an error naming it."""
+    if t.threshold is not None:
+        raise ConfigError("was replaced by training.decision (the threshold is part of the "
+                          "model's decision policy, recorded with the version)",
+                          key="training.threshold",
+                          fix=f"write training.decision: {{rule: fixed, value: {t.threshold}}} "
+                              "(or rule: positive_rate | precision | recall with a target)")
+    d = t.decision
+    return DecisionRule(rule=str(d.rule), value=None if d.value is None else float(d.value),
+                        target=None if d.target is None else float(d.target))
 
 
 def training_settings(ctx: RunContext) -> TrainingSettings:
@@ -45,7 +60,7 @@ def training_settings(ctx: RunContext) -> TrainingSettings:
                               fix="e.g. training.start=2024-03-01, or null (first event + warm-up)") from None
     return TrainingSettings(
         start=start, warmup_days=t.warmup_days, train_days=t.train_days, valid_days=t.valid_days,
-        test_days=t.test_days, threshold=float(t.threshold), objective_metric=t.objective.metric,
+        test_days=t.test_days, decision=decision_rule(t), objective_metric=t.objective.metric,
         objective_split=str(t.objective.split), fairness_attribute=t.fairness.attribute,
         fairness_min_group_rows=int(t.fairness.min_group_rows), reference_bins=int(t.reference.n_bins),
         reference_max_rows=int(t.reference.max_rows), register=bool(t.register),
@@ -71,13 +86,13 @@ def build_model(ctx: RunContext, plan: FeaturePlan):
     return pipe, task
 
 
-def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str]):
+def training_table(ctx: RunContext, plan: FeaturePlan, extra: list[str]) -> LabelledTable:
     """The labelled table: built earlier (``training.features_path``) or computed now."""
     path = ctx.cfg.training.features_path
-    if path:
-        return stored_feature_table(plan, str(path), extra=extra)
-    return feature_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
-                         dedupe=bool(ctx.cfg.data.dedupe), extra=extra)
+    if path:  # its duplicates were dropped (or refused) when action=features built it
+        return LabelledTable(stored_feature_table(plan, str(path), extra=extra), None)
+    return labelled_table(plan, ctx.scan_events(), labels=ctx.scan_labels(), event_id=ctx.event_id,
+                          dedupe=bool(ctx.cfg.data.dedupe), extra=extra)
 
 
 def load_champion(ctx: RunContext, alias: str | None) -> Champion | None:
@@ -93,7 +108,7 @@ def load_champion(ctx: RunContext, alias: str | None) -> Champion | None:
     except (SkewError, ConfigError) as exc:
         return Champion(alias, mv.version, note=f"its plan cannot be rebuilt ({exc}); stored metrics only")
     return Champion(alias, mv.version, model=model, plan=plan, events=ctx.scan_events(),
-                    event_id=ctx.event_id)
+                    event_id=ctx.event_id, threshold=decision_policy(mv).threshold)
 
 
 def train_and_register(ctx: RunContext, settings: TrainingSettings) -> tuple[TrainResult, TrainOutcome]:
@@ -103,13 +118,15 @@ def train_and_register(ctx: RunContext, settings: TrainingSettings) -> tuple[Tra
     pipe, task = build_model(ctx, plan)
     class_names(ctx)
     check_objective(settings, task)  # fail in milliseconds, before the data is read
+    settings.decision.check(task)
     attribute = settings.audit_attribute(task)
     if settings.register:
         check_fairness_gates(ctx.cfg.registry.policies, attribute, task)
-    table = training_table(ctx, plan, extra=[attribute] if attribute else [])
-    require_rows(table, what="the labelled data")
-    outcome = train_model(pipe, plan, table, settings, task=task,
+    built = training_table(ctx, plan, extra=[attribute] if attribute else [])
+    require_rows(built.frame, what="the labelled data")
+    outcome = train_model(pipe, plan, built.frame, settings, task=task,
                           champion=load_champion(ctx, settings.compare_with))
+    outcome.split["left_out"]["deduplicated"] = built.deduplicated
     info = ModelInfo(model_name(ctx), str(ctx.cfg.model._target_), ctx.cfg.model.params)
     result = TrainResult.from_outcome(outcome, plan, info)
     if settings.register:

@@ -16,36 +16,57 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.drift_checks import append_alert, monitor_settings, record_run
-from mlops.actions.monitor_sources import current_frame
+from mlops.actions.monitor_sources import chosen_reference, current_frame, window_table
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.actions.performance_estimate import estimated_performance, estimation_display
 from mlops.actions.registry_access import model_name, open_registry, trusted_types
-from mlops.monitoring.reference import Reference
+from mlops.monitoring.reference_choice import parse_reference_choice
 from mlops.monitoring.run import ModelFacts, MonitorResult, run_monitor
+from mlops.registry.policy import decision_policy
 
 
 def run(ctx: RunContext) -> ActionResult:
     """Monitor the model under ``monitoring.alias`` on the current window."""
     t0 = time.perf_counter()
     mc = ctx.cfg.monitoring
-    settings = monitor_settings(mc)
+    monitor_settings(mc)  # config errors first, before any model is loaded
     reg, name = open_registry(ctx), model_name(ctx)
     model, mv = reg.load_model(name, str(mc.alias), trusted_types(ctx))
+    settings = monitor_settings(mc, threshold=decision_threshold(mv))
     plan = ctx.model_plan(mv)  # the model carries its plan (features= is for training)
-    ref_path = mc.reference or reg.reference_path(name, mv.version)
-    stream, info = current_frame(ctx, plan, model, version=mv.version)
+    choice = parse_reference_choice(mc.reference)
+    table = window_table(ctx, plan) if choice.kind in ("range", "previous") else None
+    stream, info = current_frame(ctx, plan, model, version=mv.version, fitted_until=_train_end(mv),
+                                 table=table)
+    reference, ref_info = chosen_reference(ctx, choice, plan, model, stored=str(reg.reference_path(
+        name, mv.version)), stream=stream, table=table, n_bins=settings.policy.n_bins,
+        window_start=info.get("start"))
     facts = ModelFacts(name=name, version=mv.version, alias=str(mc.alias),
                        task=(mv.tags or {}).get("task") or "classification",
                        metrics=dict(mv.metrics or {}))
-    result = run_monitor(Reference.load(ref_path), stream, settings, model=facts,
-                         timestamp=plan.timestamp, label=plan.label["column"],
-                         current_info=info, reference_path=str(ref_path))
+    result = run_monitor(reference, stream, settings, model=facts, timestamp=plan.timestamp,
+                         label=plan.label["column"], current_info=info, reference_info=ref_info)
     result.estimated = estimated_performance(ctx, plan, model, mv,
-                                             stream.filter(pl.col("__in_window")))
+                                             stream.filter(pl.col("__in_window")),
+                                             threshold=settings.concept.threshold)
     if result.found:
         result.actions = _act(ctx, result, settings.on_drift, mv)
     result.duration_s = round(time.perf_counter() - t0, 3)
     return _report(ctx, result, settings.on_drift)
+
+
+def _train_end(mv) -> datetime | None:
+    """The end of the version's train window (its recorded split), if recorded."""
+    bounds = (((mv.tags or {}).get("split") or {}).get("bounds")) or []
+    return datetime.fromisoformat(bounds[1]) if len(bounds) > 1 else None
+
+
+def decision_threshold(mv) -> float:
+    """The monitored version's own decision threshold (its policy, else its training config;
+    :func:`mlops.registry.policy.decision_policy`). A regressor has none: its error stream
+    never reads this number."""
+    threshold = decision_policy(mv).threshold
+    return 0.5 if threshold is None else float(threshold)
 
 
 def _report(ctx: RunContext, result: MonitorResult, on_drift: tuple[str, ...]) -> ActionResult:

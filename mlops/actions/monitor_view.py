@@ -28,7 +28,8 @@ def feature_rows(feats: dict) -> list[dict]:
                      "score": f.get("score"), "drift": _BADGE.get(f.get("status"), "ok"),
                      **{k: f.get(k) for k in STAT_KEYS},
                      "ref_rows": f.get("ref_rows"), "cur_rows": f.get("cur_rows"),
-                     "cur_null_share": f.get("cur_null_share"), "note": f.get("note")})
+                     "cur_null_share": f.get("cur_null_share"), "limit_text": f.get("limit_text"),
+                     "note": "; ".join(x for x in (f.get("quality"), f.get("note")) if x) or None})
     return rows
 
 
@@ -118,7 +119,7 @@ def display(result: dict, max_charts: int, history: dict | None = None) -> dict:
         if perf["baseline"] is not None:
             hib = perf["metric"] not in ("log_loss", "brier", "mae", "rmse")
             limit = perf["baseline"] - perf["max_drop"] if hib else perf["baseline"] + perf["max_drop"]
-            thresholds = [(perf["baseline"], "training-time value"), (limit, "concept drift threshold")]
+            thresholds = [(perf["baseline"], "baseline"), (limit, "limit")]
         markers = [(d["time"], f"{name} detection") for name, d in result["detectors"].items()
                    if d.get("time")]
         charts["performance"] = svg.line_chart({perf["metric"]: pts}, xlabel="time (chunk start)",
@@ -134,7 +135,7 @@ def display(result: dict, max_charts: int, history: dict | None = None) -> dict:
     if perf["chunks"]:
         cards.append({"label": "concept drift", "value": "yes" if perf["concept_drift"] else "no",
                       "status": "fail" if perf["concept_drift"] else "ok",
-                      "hint": f"{perf['metric']} vs {perf['baseline']:.3f} at training"})
+                      "hint": f"{perf['metric']} vs baseline {perf['baseline']:.3f}"})
     detector_rows = [{"detector": n, **d} for n, d in result["detectors"].items()]
     return {"detector_rows": detector_rows, "feature_rows": rows,
             "hists": hist_charts(feats, max_charts), "charts": charts, "cards": cards,

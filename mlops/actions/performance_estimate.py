@@ -59,8 +59,9 @@ def reference_scores(ctx: RunContext, plan: FeaturePlan, model, mv, window: str)
 
 
 def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
-                          current: pl.DataFrame) -> dict:
-    """The ``performance.estimated`` block for monitor.json (see monitoring/estimation.py)."""
+                          current: pl.DataFrame, *, threshold: float) -> dict:
+    """The ``performance.estimated`` block for monitor.json (see monitoring/estimation.py);
+    ``threshold`` is the model's own decision threshold (from its version)."""
     mc = ctx.cfg.monitoring
     ec = mc.estimation
     if not bool(ec.enabled):
@@ -82,7 +83,7 @@ def estimated_performance(ctx: RunContext, plan: FeaturePlan, model, mv,
         raise exc.under("monitoring.estimation") from None
     chunk = str(ec.chunk) if ec.chunk else str(mc.performance.chunk)
     chunk_arg = int(chunk) if chunk.isdigit() else chunk
-    threshold = float(mc.performance.threshold)
+    threshold = float(threshold)
     try:
         chunks = estimate_by_chunk(
             current, time_col=plan.timestamp, score_col=PREDICTION,

@@ -8,7 +8,9 @@ import polars as pl
 from mlops.actions.context import RunContext
 from mlops.errors import DataError
 from mlops.features.compile import FeaturePlan
-from mlops.serving.prediction_log import count_log_files, scan_prediction_log
+from mlops.serving.prediction_log import count_log_files, model_score, scan_prediction_log
+
+LOG_TIME = "event_ts"  # the prediction log's event-time column, whatever the plan calls it
 
 
 def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
@@ -33,12 +35,12 @@ def prediction_log_frame(ctx: RunContext, plan: FeaturePlan, version=None
     log = log.filter(pl.col("served_by").fill_null("model") != "shadow")
     if version is not None:
         log = log.filter(pl.col("model_version") == str(version))
-    # inputs of every request count for data drift; a safe default served by the
-    # tripped breaker is not a model output, so it is no prediction (null)
-    df = (log.select("request_id", pl.col("entity").alias(plan.entity), plan.timestamp,
-                     pl.when(pl.col("served_by") == "default").then(None)
-                     .otherwise(pl.col("probability")).alias("prediction"),
-                     "model_version", "features")
+    # inputs of every request count for data drift; a declared default value or an
+    # abstention of the tripped breaker is not a model output, so it is no prediction
+    # the log names its columns itself (entity, event_ts); the plan's names are the project's
+    df = (log.select("request_id", pl.col("entity").alias(plan.entity),
+                     pl.col(LOG_TIME).alias(plan.timestamp),
+                     model_score().alias("prediction"), "model_version", "features")
           .unnest("features").collect())
     label, avail = plan.label["column"], plan.label.get("available_at")
     events = ctx.scan_events()

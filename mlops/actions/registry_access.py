@@ -10,6 +10,7 @@ from mlops.actions.context import RunContext
 from mlops.errors import ConfigError
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
 from mlops.registry.approvals import check_identity
+from mlops.registry.database import open_database, read_password_file
 
 
 def model_name(ctx: RunContext) -> str:
@@ -22,8 +23,27 @@ COUNTS_APPROVALS = ("approve", "promote", "rollback", "registry", "verify", "gc"
 
 
 def open_registry(ctx: RunContext) -> Registry:
-    """The registry under ``paths.home`` with the YAML-declared gate policies and approvers."""
-    return Registry(ctx.home, policies=ctx.cfg.registry.policies, approvers=declared_approvers(ctx))
+    """The registry ``registry.url`` / ``registry.artifacts`` name (default: under
+    ``paths.home``) with the YAML-declared gate policies and approvers."""
+    rc = ctx.cfg.registry
+    return Registry(ctx.home, policies=rc.policies, approvers=declared_approvers(ctx), url=rc.url,
+                    artifacts=rc.artifacts, password=database_password(ctx),
+                    s3={"endpoint_url": rc.s3.endpoint_url, "region": rc.s3.region})
+
+
+def open_index(ctx: RunContext):
+    """The registry's database alone (``action=migrate`` runs before a Registry can open)."""
+    return open_database(ctx.cfg.registry.url, home=ctx.home, password=database_password(ctx))
+
+
+def database_password(ctx: RunContext) -> str | None:
+    """The PostgreSQL password from ``registry.password_file`` (relative: under paths.home);
+    None lets libpq use PGPASSWORD or ~/.pgpass. Never logged, reported or recorded."""
+    name = ctx.cfg.registry.password_file
+    if not name:
+        return None
+    path = Path(str(name)).expanduser()
+    return read_password_file(path if path.is_absolute() else ctx.home / path)
 
 
 def declared_approvers(ctx: RunContext) -> dict[str, str]:
@@ -72,8 +92,11 @@ def trusted_types(ctx: RunContext) -> list[str]:
 
 
 def report_integrity(integrity: dict) -> int:
-    """Print the chain head and each problem (one line each); the exit code: 0 ok, 4 failed."""
+    """Print the chain head, each note and each problem (one line each); the exit code:
+    0 ok (notes are what killed writers left, not tampering), 4 failed."""
     print(f"chain head: {integrity['head']} ({integrity['events']} events)")
+    for n in integrity.get("notes", []):
+        print(f"note: {n['kind']}: {n['note']}")
     for p in integrity["problems"]:
         print(f"integrity: {p['kind']}: {p['problem']}", file=sys.stderr)
     if not integrity["ok"]:

@@ -1,4 +1,4 @@
-"""``action=promote | approve | rollback | registry``: the registry from the CLI.
+"""``action=promote | approve | rollback | breaker_reset | registry``: the registry from the CLI.
 
 Every refusal (failed gate, unknown version, self-approval, unsigned approval) is a
 RegistryError: a short message, exit code 2, registry unchanged (the refusal itself is
@@ -66,6 +66,19 @@ def rollback(ctx: RunContext) -> ActionResult:
     mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
     return _finish(ctx, reg, f"{rc.alias} rolled back from v{before} to v{mv.version}",
                    {"from": before, "to": mv.version})
+
+
+def breaker_reset(ctx: RunContext) -> ActionResult:
+    """``action=breaker_reset``: close the circuit breaker of ``registry.version`` (default:
+    the version under ``serving.alias``) for every server on ``serving.store``; audited."""
+    from mlops.actions.serving_support import reset_serving_breaker
+    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
+    target = str(rc.version) if rc.version is not None else str(ctx.cfg.serving.alias)
+    mv = reg.get_version(name, int(target) if target.isdigit() else target)
+    state = reset_serving_breaker(ctx, name, mv.version, actor=rc.actor)
+    was = (state["before"] or {}).get("state", "never tripped")
+    return _finish(ctx, reg, f"circuit breaker of {name} v{mv.version} reset (was {was}); "
+                             "servers close it at their next poll", {"breaker": state})
 
 
 def show(ctx: RunContext) -> ActionResult:

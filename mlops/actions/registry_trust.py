@@ -1,15 +1,17 @@
-"""``action=keygen | verify | gc``: approver keys and registry verification from the CLI.
+"""``action=keygen | verify | gc | migrate``: approver keys, registry verification and schema.
 
     python run.py action=keygen registry.approver=alice      # key pair, prints the public key line
     python run.py action=verify [registry.expect_head=<hash>] # exit 4 naming each problem
-    python run.py action=gc [registry.gc_min_age_seconds=0]   # delete orphan artefact files
+    python run.py action=gc [registry.gc_min_age_seconds=0]   # delete what killed registrations left
+    python run.py action=migrate registry=postgres            # create / upgrade the registry schema
 """
 from __future__ import annotations
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_access import approver_name, key_path, open_registry, report_integrity
+from mlops.actions.registry_access import approver_name, key_path, open_index, open_registry, report_integrity
 from mlops.constraints import Interval, check
+from mlops.registry import migrations
 from mlops.registry.signing import fingerprint, generate_keypair
 
 
@@ -19,7 +21,8 @@ def verify(ctx: RunContext) -> ActionResult:
 
 
 def gc(ctx: RunContext) -> ActionResult:
-    """``action=gc``: delete orphan artefact files, then verify."""
+    """``action=gc``: delete what killed registrations left (artefacts without a row, partial
+    temp files) older than ``registry.gc_min_age_seconds``, then verify."""
     return _check(ctx, "gc")
 
 
@@ -32,17 +35,10 @@ def _check(ctx: RunContext, action: str) -> ActionResult:
                           [Interval(float, 0, None)]))
         removed = [str(p) for p in reg.gc_orphans(min_age_seconds=age)]
         for path in removed:
-            print(f"removed orphan {path}")
+            print(f"removed interrupted write {path}")
     integrity = reg.verify(expect_head=str(rc.expect_head) if rc.expect_head else None)
     code = report_integrity(integrity)
-    if action == "gc":
-        state = "verified" if integrity["ok"] else "FAILS verification"
-        headline = f"removed {len(removed)} orphan file(s); registry {state}"
-    else:
-        headline = (f"registry verified: {integrity['events']} events, head {integrity['head'][:16]}"
-                    if integrity["ok"] else
-                    f"registry verification failed: {len(integrity['problems'])} problem(s), first: "
-                    f"{integrity['problems'][0]['problem']}")
+    headline = _headline(action, integrity, removed)
     result = {"status": "ok" if integrity["ok"] else "fail", "headline": headline, "integrity": integrity,
               "removed": removed, "details": {"action_taken": action}, "registry": reg.snapshot()}
     write_report(ctx, action, result, title=f"Registry {action}", template="registry.html",
@@ -50,6 +46,36 @@ def _check(ctx: RunContext, action: str) -> ActionResult:
                                cards=[{"label": "events", "value": integrity["events"]},
                                       {"label": "problems", "value": len(integrity["problems"])}]))
     return ActionResult(result=result, report=f"{action}.html", exit_code=code)
+
+
+def _headline(action: str, integrity: dict, removed: list[str]) -> str:
+    notes = len(integrity.get("notes", []))
+    if action == "gc":
+        state = "verified" if integrity["ok"] else "FAILS verification"
+        return f"removed {len(removed)} interrupted write(s); registry {state}"
+    if not integrity["ok"]:
+        return (f"registry verification failed: {len(integrity['problems'])} problem(s), first: "
+                f"{integrity['problems'][0]['problem']}")
+    left = f"; {notes} interrupted write(s) left by killed writers (action=gc removes them)" if notes else ""
+    return f"registry verified: {integrity['events']} events, head {integrity['head'][:16]}{left}"
+
+
+def migrate(ctx: RunContext) -> ActionResult:
+    """``action=migrate``: create the registry schema, or bring it to this code's version
+    (automatic for the embedded SQLite default; a team runs it once for PostgreSQL)."""
+    db = open_index(ctx)
+    try:
+        done = migrations.migrate(db)
+    finally:
+        db.close()
+    steps = ", ".join(f"{m['version']} ({m['description']})" for m in done["applied"]) or "none"
+    headline = (f"registry schema {db.display}: version {done['from']} -> {done['to']}; applied: {steps}"
+                if done["applied"] else f"registry schema {db.display} is current (version {done['to']})")
+    print(headline)
+    result = {"status": "ok", "headline": headline, "database": db.display, **done}
+    write_report(ctx, "migrate", result, title="Registry schema", template="registry.html",
+                 context=_page(details={}, registry={"policies": {}}))
+    return ActionResult(result=result, report="migrate.html")
 
 
 def keygen(ctx: RunContext) -> ActionResult:

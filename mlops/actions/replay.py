@@ -1,12 +1,13 @@
 """``action=replay``: send a window of historical events through the HTTP app, in process.
 
-The same FastAPI app as ``action=serve`` (FastAPI's TestClient, no socket): real
+The same FastAPI app as ``action=serve`` (httpx over ASGI in process, no socket): real
 request validation, online-store history, micro-batching, circuit breaker and
 prediction log. This is how the lifecycle "goes live" on the post-change period,
 and how a user can dry-run a model on recent traffic before exposing it.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -33,14 +34,13 @@ def run(ctx: RunContext) -> ActionResult:
     """Replay ``serving.replay`` days of events through the app; report the breaker."""
     import logging
 
-    from fastapi.testclient import TestClient
-
     from mlops.actions.serving_support import open_serving_state
-    from mlops.serving import create_app
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     t0 = time.perf_counter()
     rc = ctx.cfg.serving.replay
-    state = open_serving_state(ctx)
+    # the breaker state of a dry run is its own: it neither inherits a trip (of
+    # production or of an earlier replay) nor leaves one behind
+    state = open_serving_state(ctx, breaker_scope=f"replay-{ctx.output_dir.name}")
     # the server's clock follows the replayed traffic (retention, future-time checks)
     sim = {"now": None}
     state.clock = lambda: sim["now"]
@@ -51,10 +51,8 @@ def run(ctx: RunContext) -> ActionResult:
     _preload(state, history, eid)
     cols = [c for c in dict.fromkeys([*([eid] if eid else []), *state.plan.source_columns])
             if c in events.columns]
-    with TestClient(create_app(state)) as client:
-        sent = _send(client, state, window, cols, eid, int(rc.records_per_request), sim)
-        ready = client.get("/ready").json()
-        metrics_text = client.get("/metrics").text
+    sent, ready, metrics_text = asyncio.run(_serve(state, window, cols, eid,
+                                                   int(rc.records_per_request), sim))
     result = _result(state, sent, start, end, window.height, ready, metrics_text)
     result["duration_s"] = round(time.perf_counter() - t0, 3)
     _write(ctx, state, result)
@@ -86,29 +84,51 @@ def _preload(state, history: pl.DataFrame, eid: str | None) -> None:
                   None if eid is None else history[eid].cast(pl.String).to_list())
 
 
-def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
-          sim: dict) -> dict:
+async def _serve(state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
+                 sim: dict) -> tuple[dict, dict, str]:
+    """The app with its lifespan (start-up, shutdown), spoken to over ASGI in this process."""
+    import httpx
+
+    from mlops.serving import create_app
+    app = create_app(state)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://replay") as client:
+            sent = await _send(client, state, window, cols, eid, step, sim)
+            ready = (await client.get("/ready")).json()
+            metrics_text = (await client.get("/metrics")).text
+    return sent, ready, metrics_text
+
+
+async def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,
+                sim: dict) -> dict:
     """POST the window in requests of ``step`` records; note the breaker's first trip."""
     ts = state.plan.timestamp
     out = {"statuses": {}, "latencies": [], "trips": [], "flagged": 0, "served_default": 0,
-           "step": step}
+           "decisions": {}, "step": step}
     for i in range(0, window.height, step):
         chunk = window.slice(i, step)
         sim["now"] = chunk[ts].max()
         t = time.perf_counter()
-        resp = client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
+        resp = await client.post("/predict", json={"records": _records(chunk, cols, ts, eid)})
         out["latencies"].append((time.perf_counter() - t) * 1000)
         out["statuses"][resp.status_code] = out["statuses"].get(resp.status_code, 0) + 1
         if resp.status_code == 200:
             body = resp.json()
-            out["flagged"] += sum(body["predictions"])
+            for d in body["decisions"]:
+                out["decisions"][d] = out["decisions"].get(d, 0) + 1
+            if "probabilities" in body:  # a classifier: a prediction is a 0/1 decision
+                out["flagged"] += sum(p for p in body["predictions"] if p is not None)
             out["served_default"] += sum(1 for w in body["warnings"]
                                          if any("breaker" in x for x in w))
         st = state.breaker.status() if state.breaker else None
         if st is not None and st.state == "tripped" and not out["trips"]:
             out["trips"].append({"at_event": i + chunk.height, "time": str(chunk[ts][-1]),
                                  "reason": st.reason, "feature_psi": st.feature_psi,
-                                 "prediction_psi": st.prediction_psi, "drifting": st.drifting})
+                                 "feature_limits": st.feature_limits,
+                                 "prediction_psi": st.prediction_psi,
+                                 "prediction_limit": st.prediction_limit,
+                                 "window_records": st.window_records, "drifting": st.drifting})
     return out
 
 
@@ -123,8 +143,10 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
                      f"live events: {trips[0]['reason']}" if tripped else
                      f"served {n_events:,} live events; circuit breaker stayed closed"),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "events": n_events},
-        "model": state.info.as_dict(), "requests": len(sent["latencies"]),
+        "model": state.info.as_dict(), "decision": state.info.extra.get("decision"),
+        "requests": len(sent["latencies"]),
         "statuses": sent["statuses"], "flagged": int(sent["flagged"]),
+        "decisions": sent["decisions"],
         "records_with_breaker_warning": int(sent["served_default"]),
         "breaker_tripped": tripped, "trips": trips, "breaker": breaker, "ready": ready,
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
@@ -138,11 +160,13 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
 def _write(ctx: RunContext, state, result: dict) -> None:
     from mlops.reports import svg
     trips, breaker = result["trips"], result["breaker"]
-    psi = trips[0]["feature_psi"] if trips else breaker.get("feature_psi") or {}
-    chart = svg.bar_chart(sorted(((k, v) for k, v in psi.items() if v is not None),
-                                 key=lambda kv: -kv[1])[:25],
-                          xlabel="PSI over the breaker window", ylabel="feature",
-                          threshold=(float(ctx.cfg.serving.breaker.feature_psi), "trip threshold"))
+    seen = trips[0] if trips else breaker
+    psi, limits = seen.get("feature_psi") or {}, seen.get("feature_limits") or {}
+    # each feature against its own (calibrated) limit: 1.0 is the limit for every bar
+    ratios = [(k, v / limits[k]) for k, v in psi.items() if v is not None and limits.get(k)]
+    chart = svg.bar_chart(sorted(ratios, key=lambda kv: -kv[1])[:25],
+                          xlabel="PSI over the breaker window / the feature's limit",
+                          ylabel="feature", threshold=(1.0, "limit"))
     write_report(ctx, "replay", result, title=f"Live traffic: {state.info.name} v{state.info.version}",
                  context={"psi_chart": chart, "cards": [
                      {"label": "live events", "value": result["window"]["events"]},
@@ -150,5 +174,12 @@ def _write(ctx: RunContext, state, result: dict) -> None:
                       "status": "warn" if result["breaker_tripped"] else "ok"},
                      {"label": "p99 latency per request", "value": result["latency_ms"]["p99"],
                       "unit": "ms", "hint": f"{result['latency_ms']['records_per_request']} records per request"},
-                     {"label": f"predicted positive ({state.plan.label['column']})",
-                      "value": int(result["flagged"])}]})
+                     *_answer_cards(result, state.plan.label["column"])]})
+
+
+def _answer_cards(result: dict, label: str) -> list[dict]:
+    """Predicted positives (a classifier) and abstentions of the tripped breaker."""
+    cards = [{"label": "abstained (no value)", "value": result["decisions"].get("abstain", 0)}]
+    if (result.get("decision") or {}).get("task") != "regression":
+        cards.insert(0, {"label": f"predicted positive ({label})", "value": int(result["flagged"])})
+    return cards

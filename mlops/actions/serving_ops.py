@@ -42,8 +42,8 @@ def _events_input(ctx: RunContext) -> pl.LazyFrame:
 
 def score(ctx: RunContext) -> ActionResult:
     """``action=score``: batch-score the events (or ``serving.input``), optionally one shard."""
+    s, sc = settings(ctx), ctx.cfg.serving  # config errors first, before any model is loaded
     model, info, mv, plan = load_served(ctx)
-    s, sc = settings(ctx), ctx.cfg.serving
     shard, n = sc.shard, int(sc.num_shards)
     name = "predictions.parquet" if shard is None else f"predictions-{int(shard):05d}-of-{n:05d}.parquet"
     out = ctx.output_dir / name
@@ -58,26 +58,39 @@ def score(ctx: RunContext) -> ActionResult:
     # bounded entity partitions: memory follows the partition size, not the input size
     rows = events.select(pl.len()).collect().item()
     parts = max(2, -(-rows // (n * int(sc.rows_per_partition))))
-    rep = score_events(plan, model, info, events, out, keep=keep, threshold=s.threshold,
+    rep = score_events(plan, model, info, events, out, keep=keep,
                        shard=None if shard is None else int(shard),
                        num_shards=None if shard is None else n, store=store, parts=parts)
     store.close()
-    preds = pl.scan_parquet(out)
-    stats = preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
-                         pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
+    decision = info.extra["decision"]
+    stats = _score_stats(pl.scan_parquet(out), decision["task"])
+    said = (f"mean prediction {stats['mean_prediction']:.4g}" if decision["task"] == "regression"
+            else f"{stats['flag_rate'] or 0:.2%} flagged at threshold {decision['threshold']:.4g}")
     result = {"status": "ok", "headline": f"scored {rep.rows:,} events with {info.name} "
-              f"v{info.version}; {stats['flag_rate'] or 0:.2%} flagged", **rep.as_dict(),
-              "model": info.as_dict(), "plan_hash": plan.spec_hash, **stats,
-              "output": name}
+              f"v{info.version}; {said}", **rep.as_dict(),
+              "model": info.as_dict(), "decision": decision, "plan_hash": plan.spec_hash,
+              **stats, "output": name}
     write_report(ctx, "score", result, title=f"Batch scoring: {info.name} v{info.version}",
-                 context={"facts": _facts(result, ("output", "rows", "entities_published",
-                                                   "seconds", "shard", "num_shards", "plan_hash",
-                                                   "mean_p", "flag_rate")),
+                 context={"facts": {**_facts(result, ("output", "rows", "entities_published",
+                                                     "seconds", "shard", "num_shards", "plan_hash",
+                                                     "mean_p", "flag_rate", "mean_prediction")),
+                                    "decision threshold": decision["threshold"],
+                                    "threshold from": decision["note"] or decision["source"]},
                           "cards": [{"label": "rows", "value": rep.rows},
-                                    {"label": "flagged", "value": stats["flag_rate"], "format": "pct"},
+                                    {"label": "flagged", "value": stats.get("flag_rate"),
+                                     "format": "pct"},
                                     {"label": "entities published", "value": rep.entities_published},
                                     {"label": "seconds", "value": rep.seconds}]})
     return ActionResult(result=result, metrics={"rows": rep.rows})
+
+
+def _score_stats(preds: pl.LazyFrame, task: str) -> dict:
+    """Rows and mean score; the flag rate for a classifier, the mean value for a regressor."""
+    if task == "regression":
+        return preds.select(pl.len().alias("rows"), pl.col("prediction").mean()
+                            .alias("mean_prediction")).collect().row(0, named=True)
+    return preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
+                        pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
 
 
 def score_merge(ctx: RunContext) -> ActionResult:

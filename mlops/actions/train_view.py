@@ -25,7 +25,39 @@ def model_card(result: TrainResult, y_test: np.ndarray, s_test: np.ndarray,
             xlabel="share flagged (selection rate)", ylabel=fair["attribute"])
     cards.append({"label": "registry version", "value": (result.registry or {}).get("version", "—")})
     return {"metric_rows": rows, "charts": charts, "cards": cards,
-            "positive_name": (class_names or ["", "positive"])[-1]}
+            "positive_name": (class_names or ["", "positive"])[-1],
+            "decision_rule": decision_rule_text(result.decision),
+            "decision_rows": [{"window": k, **v}
+                              for k, v in (result.decision.get("achieved") or {}).items()],
+            "left_out_rows": left_out_rows(result.split)}
+
+
+def decision_rule_text(decision: dict) -> str:
+    """The decision rule in words, e.g. ``positive_rate 0.02 on validation -> 0.8312``."""
+    if decision.get("threshold") is None:
+        return "none (a regressor has no decision threshold)"
+    if decision.get("rule") == "fixed":
+        return f"fixed: threshold {decision['threshold']:.4g}"
+    met = "" if decision.get("met", True) else " (target not reached)"
+    return (f"{decision['rule']} {decision['target']:g} on the validation window: threshold "
+            f"{decision['threshold']:.4g}{met}")
+
+
+LEFT_OUT_MEANING = {
+    "unlabelled": "the label is null (whatever available_at holds)",
+    "label_known_too_late": "available_at is after the cut-off",
+    "label_time_missing": "a label whose available_at is null: its time is unknown, so it is not used",
+    "outside_windows": "before the train window (warm-up: windows not full yet) or after the test window",
+    "deduplicated": "exact duplicate events dropped (data.dedupe: true), before the table was built",
+}
+
+
+def left_out_rows(split: dict) -> list[dict]:
+    """One row per reason a row was not used for training, with its count (None: not known)."""
+    counts = split.get("left_out") or {}
+    return [{"reason": reason.replace("_", " "), "rows": counts[reason] if counts[reason] is not None
+             else "not known (table built by action=features)", "meaning": meaning}
+            for reason, meaning in LEFT_OUT_MEANING.items() if reason in counts]
 
 
 def _regression(ev: dict, y_test: np.ndarray, s_test: np.ndarray) -> tuple[list, dict, list]:

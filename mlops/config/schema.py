@@ -94,15 +94,25 @@ class ReferenceConfig:
 
 
 @dataclass
+class DecisionConfig:
+    """``training.decision``: how a classifier's decision threshold is set (on validation)."""
+
+    rule: str = "fixed"                   # fixed | positive_rate | precision | recall
+    value: Optional[float] = 0.5          # fixed: the threshold
+    target: Optional[float] = None        # positive_rate | precision | recall: the target
+
+
+@dataclass
 class TrainingConfig:
-    """``conf/training/*.yaml``: time-based split, threshold, fairness, registration."""
+    """``conf/training/*.yaml``: time-based split, decision rule, fairness, registration."""
 
     start: Optional[str] = None           # first day of the train window; null = first event + warm-up
     warmup_days: Optional[float] = None   # skip rows whose windows are not full yet; null = longest window
     train_days: float = 40.0
     valid_days: float = 10.0
     test_days: float = 10.0
-    threshold: float = 0.5
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    threshold: Optional[float] = None     # removed: training.decision (a ConfigError says so)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -113,8 +123,23 @@ class TrainingConfig:
 
 
 @dataclass
+class S3Config:
+    """``registry.s3``: where an ``s3://`` artefact store is (credentials: boto3's usual chain)."""
+
+    endpoint_url: Optional[str] = None    # null = AWS; e.g. https://minio.internal:9000
+    region: Optional[str] = None
+
+
+@dataclass
 class RegistryConfig:
-    """``conf/registry/*.yaml``: promotion gates per alias and the CLI's targets."""
+    """``conf/registry/*.yaml``: where the registry lives, promotion gates per alias and the
+    CLI's targets."""
+
+    url: Optional[str] = None             # null = <paths.home>/registry/registry.db (SQLite); a path,
+                                          # sqlite:///..., or postgresql://user@host:port/db (no password)
+    password_file: Optional[str] = None   # PostgreSQL password (first line, 0600); else PGPASSWORD, ~/.pgpass
+    artifacts: Optional[str] = None       # null = <paths.home>/registry/artifacts; a path, file:///..., s3://...
+    s3: S3Config = field(default_factory=S3Config)
 
     model_name: Optional[str] = None      # null = model.name
     version: Optional[int] = None         # promote/approve target
@@ -128,7 +153,7 @@ class RegistryConfig:
     approvers: dict[str, Any] = field(default_factory=dict)
     key_file: Optional[str] = None        # approve/keygen: private key; null = <home>/keys/<approver>.key
     expect_head: Optional[str] = None     # verify: a chain head printed earlier must still be in the chain
-    gc_min_age_seconds: float = 600.0     # gc: younger orphans may be registrations in progress
+    gc_min_age_seconds: float = 600.0     # gc: younger interrupted writes may be registrations in progress
 
 
 @dataclass
@@ -143,9 +168,10 @@ class WindowConfig:
 class PerformanceConfig:
     metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
     chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
-    max_drop: Optional[float] = None      # worse than training by more than this = concept drift;
-                                          # null = 0.05 (scores in [0, 1]) or 10% of the baseline (rmse, mae)
-    threshold: float = 0.5                # decision threshold for 0/1 errors (DDM, ADWIN)
+    # null: calibrated on the model's baseline chunks; "20%": relative to the baseline;
+    # a number: absolute, in the metric's units
+    max_change: Optional[Any] = None
+    min_change: float = 0.05              # a calibrated band is at least this share of the baseline
 
 
 @dataclass
@@ -188,7 +214,9 @@ class MonitoringConfig:
 
     source: str = "window"                # window | prediction_log | files
     current: Optional[str] = None         # files: parquet/csv glob of current rows
-    reference: Optional[str] = None       # a reference .npz; null = the model's own
+    # monitor: training (the model's own) | {start, end} | {previous: N} | a reference .npz;
+    # drift: the reference data (parquet/csv glob) or a .npz
+    reference: Any = "training"
     alias: str = "production"             # whose reference and model
     window: WindowConfig = field(default_factory=WindowConfig)
     n_bins: int = 10
@@ -196,6 +224,12 @@ class MonitoringConfig:
     small_sample_rows: int = 1000
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_share: float = 0.5
+    prediction_drift_acts: bool = True    # the model's score drifting past its limit is data drift
+    method: str = "calibrated"            # calibrated (spread over reference chunks) | fixed (thresholds)
+    std_multiplier: float = 3.0           # calibrated limit = mean + this x std of the chunk statistic
+    effect_floors: dict[str, float] = field(default_factory=dict)  # per test; {} = the defaults
+    min_chunks: int = 6                   # fewer chunks of the window's size: smaller chunks (wider)
+    max_chunks: int = 40                  # chunks measured per feature (evenly spaced)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     detector_stream: str = "errors"       # errors | missed_positives
@@ -231,7 +265,7 @@ class SimulationConfig:
 
     start_day: Optional[float] = None     # null = the last `days` of the data
     days: float = 21.0
-    threshold: float = 0.5                # decision = 1 at or above this score
+    threshold: Optional[float] = None     # null = each variant's own decision threshold (override)
     pre_days: float = 28.0                # pre-period for the CUPED covariates
 
 
@@ -277,6 +311,7 @@ class ServingConfig(ServingSettings):
     """``conf/serving/*.yaml``: the engine's settings plus what the actions need."""
 
     alias: str = "production"             # which registry version to serve / score with
+    threshold: Optional[float] = None     # null = the served version's decision threshold (override)
     input: Optional[str] = None           # score: parquet glob; null = the configured data
     until_day: Optional[float] = None     # score: only events before this day offset
     shard: Optional[int] = None           # score: this shard of num_shards (by entity hash)

@@ -33,7 +33,7 @@ def typed_config(cfg: DictConfig) -> Any:
         raise ConfigError("has no value", key=str(exc.full_key),
                           fix=f"set {exc.full_key} in your YAML or pass {exc.full_key}=...") from None
     except InterpolationResolutionError as exc:
-        raise ConfigError(f"cannot be resolved: {exc.msg}", key=str(exc.full_key),
+        raise ConfigError(f"cannot be resolved: {str(exc.msg).splitlines()[0]}", key=str(exc.full_key),
                           fix="fix the ${...} reference") from None
 
 

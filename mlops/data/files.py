@@ -38,6 +38,27 @@ def scan_files(path: str, *, fmt: str = "auto", columns: dict[str, str] | None =
     return _parse_timestamps(_rename(lf, columns or {}), timestamp_cols, timestamp_format)
 
 
+def files_sharing_ids(path: str, *, id_column: str, columns: dict[str, str] | None = None
+                      ) -> list[tuple[str, str, int]]:
+    """Pairs of files matched by ``path`` that hold the same ids, most shared first:
+    ``[(file_a, file_b, shared ids), ...]`` (empty for one file). For error messages: a
+    copy of the events inside the glob looks like duplicate events.
+
+    >>> files_sharing_ids("nothing/*.csv", id_column="id")
+    []
+    """
+    matches = sorted(glob.glob(str(path), recursive=True))
+    if len(matches) < 2:
+        return []
+    source = next((src for src, ours in (columns or {}).items() if ours == id_column), id_column)
+    scan = (pl.scan_parquet(matches, include_file_paths="__file") if _format_of(matches) == "parquet"
+            else pl.scan_csv(matches, include_file_paths="__file", infer_schema=False))
+    ids = scan.select(pl.col(source).cast(pl.String).alias("__id"), "__file").unique()
+    shared = (ids.join(ids, on="__id").filter(pl.col("__file") < pl.col("__file_right"))
+              .group_by("__file", "__file_right").len().sort("len", descending=True).collect())
+    return [(a, b, int(n)) for a, b, n in shared.iter_rows()]
+
+
 def _format_of(matches: list[str]) -> str:
     """parquet or csv, from the files' suffixes (all must agree)."""
     suffixes = {Path(m).suffix.lower() for m in matches}
@@ -72,6 +93,32 @@ def _parse_timestamps(lf: pl.LazyFrame, timestamp_cols: tuple[str, ...],
         elif col in schema and schema[col].is_temporal():
             lf = lf.with_columns(pl.col(col).cast(pl.Datetime("us")))
     return lf
+
+
+def parse_datetime_strings(df: pl.DataFrame, *, sample: int = 200) -> pl.DataFrame:
+    """String columns whose every value reads as a date-time, parsed (csv has no types).
+
+    A column is tried on its first ``sample`` non-null values, then converted whole only if
+    every non-null value parses; anything else stays a string.
+
+    >>> parse_datetime_strings(pl.DataFrame({"t": ["2024-01-02 03:04:05", None], "s": ["a", "b"]})).dtypes
+    [Datetime(time_unit='us', time_zone=None), String]
+    """
+    out = []
+    for name, dtype in df.schema.items():
+        col = df.get_column(name)
+        if dtype != pl.String or col.null_count() == col.len():
+            continue
+        head = col.drop_nulls().head(sample)
+        if not head.str.contains(r"^\d{4}-\d\d-\d\d").all():
+            continue
+        try:
+            parsed = col.str.to_datetime(time_unit="us", strict=False)
+        except pl.exceptions.PolarsError:  # a format polars cannot infer: leave the strings
+            continue
+        if parsed.null_count() == col.null_count():
+            out.append(parsed)
+    return df.with_columns(out) if out else df
 
 
 _OFFSET = r"(Z|[+-]\d\d:?\d\d)$"

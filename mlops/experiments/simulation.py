@@ -3,10 +3,11 @@
 Simulated (:func:`simulate_units`): each unit of a time window is assigned by the
 experiment's hash; its rows are scored by its variant's model with the feature plan
 THAT model carries (variants may be trained on different specs); a row's ``decision``
-is 1 at or above ``threshold``. Logged (:func:`logged_units`): what the server did (the
-prediction log of ``action=serve|replay experiment=...``), joined with the source rows.
-Either way the per-unit outcomes are the ones the :class:`OutcomeSpec` declares;
-covariates come from the pre-period. Shadow variants score the same traffic; their
+is 1 at or above that variant's own decision threshold (its version's policy). Logged
+(:func:`logged_units`): what the server did (the prediction log of
+``action=serve|replay experiment=...``), joined with the source rows. Either way the
+per-unit outcomes are the ones the :class:`OutcomeSpec` declares; covariates come from
+the pre-period. Shadow variants score the same traffic; their
 decisions are counted, never applied. Frames and typed values in, frames out: the
 action layer reads the config, the registry and the feature tables.
 """
@@ -27,22 +28,23 @@ from mlops.training.task import model_scores
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """``experiment.simulation``: the traffic window, decision threshold and pre-period."""
+    """``experiment.simulation``: the traffic window and pre-period."""
 
     start_day: float | None = None   # None: the last ``days`` of the data
     days: float = 21.0
-    threshold: float = 0.5
     pre_days: float = 28.0
 
 
 @dataclass(frozen=True)
 class VariantModel:
-    """A variant's fitted model, its registry identity and the plan it carries."""
+    """A variant's fitted model, its registry identity, the plan it carries and the
+    decision threshold it decides at (its version's policy, or a run's override)."""
 
     model: object
     name: str
     version: int
     plan: FeaturePlan
+    threshold: float | None = 0.5   # None: a regressor (no decision: ``decision`` is null)
 
 
 def simulation_window(first: datetime, last: datetime, s: SimulationSettings
@@ -60,8 +62,7 @@ def kept_columns(spec: ExperimentSpec, timestamp: str, outcomes: OutcomeSpec,
 
 
 def _served_rows(spec: ExperimentSpec, variants: dict[str, VariantModel],
-                 tables: dict[str, pl.DataFrame], keep: list[str], threshold: float
-                 ) -> tuple[pl.DataFrame, dict]:
+                 tables: dict[str, pl.DataFrame], keep: list[str]) -> tuple[pl.DataFrame, dict]:
     """Each served unit's rows scored by its variant's model; shadow decisions counted."""
     unit = spec.unit
     window = tables[variants[spec.control].plan.spec_hash]
@@ -75,12 +76,15 @@ def _served_rows(spec: ExperimentSpec, variants: dict[str, VariantModel],
         if rows.height == 0:
             continue
         p = model_scores(vm.model, rows.select(vm.plan.feature_names))
+        if vm.threshold is None:  # a regressor decides nothing
+            decided = pl.repeat(None, p.size, dtype=pl.Int64, eager=True).alias(DECISION)
+        else:
+            decided = pl.Series(DECISION, (p >= vm.threshold).astype("int64"))
         if v.shadow:  # scored and logged, never applied
             shadow[v.name] = {"version": vm.version, "plan": vm.plan.name, "rows": rows.height,
-                              "decisions": int((p >= threshold).sum())}
+                              "decisions": int(decided.sum() or 0)}
             continue
-        scored.append(rows.select(*keep, "variant").with_columns(
-            pl.Series(SCORE, p), pl.Series(DECISION, (p >= threshold).astype("int64"))))
+        scored.append(rows.select(*keep, "variant").with_columns(pl.Series(SCORE, p), decided))
     return pl.concat(scored), shadow
 
 
@@ -102,11 +106,12 @@ def simulate_units(spec: ExperimentSpec, events: pl.LazyFrame, outcomes: Outcome
     if window.height == 0:
         raise ExperimentError("the simulation window has no traffic",
                               key="experiment.simulation.start_day", fix="move it inside the data")
-    served, shadow = _served_rows(spec, variants, windows, keep, settings.threshold)
+    served, shadow = _served_rows(spec, variants, windows, keep)
     per_unit, per_day = per_unit_outcomes(served, events, outcomes, unit=unit, ts=ts, start=start,
                                           pre_days=settings.pre_days)
     info = {"start": start.isoformat(), "end": end.isoformat(), "days": settings.days,
-            "units": per_unit.height, "rows": served.height, "threshold": settings.threshold,
+            "units": per_unit.height, "rows": served.height,
+            "thresholds": {n: vm.threshold for n, vm in variants.items()},
             "models": {n: f"{vm.name} v{vm.version}" for n, vm in variants.items()},
             "plans": {n: f"{vm.plan.name} {vm.plan.short_hash}" for n, vm in variants.items()},
             "shadow": shadow,

@@ -87,6 +87,8 @@ class DDM:
     ``i > min_instances``, the minimum of ``p_i + s_i`` is tracked as ``(p_min, s_min)``;
     ``warning_detected`` when ``p_i + s_i > p_min + warning_level * s_min`` and drift when
     ``p_i + s_i > p_min + out_control_level * s_min``. The state resets after a drift.
+    While ``s_min`` is 0 (no error at all up to the minimum) the test is undefined and raises
+    nothing: river's DDM would call the first error of a clean start a drift.
     """
 
     _parameter_constraints = {
@@ -131,6 +133,8 @@ class DDM:
         if self.n > self.min_instances:
             if self.p + s <= self.ps_min:
                 self.p_min, self.s_min, self.ps_min = self.p, s, self.p + s
+            if self.s_min == 0.0:  # no error before the minimum: the test is undefined
+                return False
             self.warning_detected = self.p + s > self.p_min + self.warning_level * self.s_min
             if self.p + s > self.p_min + self.out_control_level * self.s_min:
                 self.drift_detected = True

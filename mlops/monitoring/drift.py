@@ -39,7 +39,9 @@ import polars as pl
 
 from mlops.errors import ConfigError
 from mlops.monitoring import stats
+from mlops.monitoring.calibration import ChunkLayout, Limit, chunk_layout
 from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
+from mlops.monitoring.feature_limits import categorical_limit, missing_limit, numeric_limit
 from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference
 
@@ -61,23 +63,43 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     >>> from mlops.monitoring.reference import fit_reference
     >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(100)]}),
     ...                     numeric=["x"], categorical=[])
-    >>> out = detect_drift(ref, pl.DataFrame({"x": [float(i) + 50 for i in range(100)]}))
+    >>> out = detect_drift(ref, pl.DataFrame({"x": [float(i) + 50 for i in range(100)]}),
+    ...                    DriftPolicy(method="fixed"))
     >>> out["features"]["x"]["test"], out["features"]["x"]["drift"], out["dataset_drift"]
     ('ks', True, True)
     """
     policy = policy if policy is not None else DriftPolicy(n_bins=reference.n_bins)
     _check_inputs(reference, current, policy, n_jobs)
-    features = _all_features(reference, current, policy, progress, n_jobs)
+    layout = None
+    if policy.calibrated and reference.rows is not None and current.height:
+        layout = chunk_layout(reference.rows.rows, current.height, min_chunks=policy.min_chunks,
+                              max_chunks=policy.max_chunks)
+    features = _all_features(reference, current, policy, progress, n_jobs, layout)
     total = len(reference.features)
     n_drifted = sum(1 for f in features.values() if f["drift"])
     n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
     drift_share = n_drifted / total if total else 0.0
     status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
-    return _json_safe({"features": features, "drift_share": drift_share,
+    quality = [{"feature": name, "issue": f["quality"]} for name, f in features.items() if f.get("quality")]
+    return _json_safe({"features": features, "quality": quality, "drift_share": drift_share,
                        "dataset_drift": status == DRIFT, "dataset_status": status,
                        "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
                        "n_insufficient": n_insufficient, "cur_rows": current.height,
-                       "policy": policy.to_dict()})
+                       "policy": policy.to_dict(), "calibration": _calibration_info(reference, policy, layout)})
+
+
+def _calibration_info(reference: Reference, policy: DriftPolicy, layout: ChunkLayout | None) -> dict:
+    """How the limits were obtained, for the report."""
+    if not policy.calibrated:
+        return {"method": "fixed", "note": "fixed thresholds (monitoring.method: fixed)"}
+    if layout is None:
+        why = ("the reference kept no rows in time order (fitted before format 2)"
+               if reference.rows is None else "the reference is too small to be cut into chunks")
+        return {"method": "fixed", "note": f"fixed thresholds: {why}"}
+    ordered = "time order" if reference.rows.time is not None else "file order (no time column)"
+    return {"method": "calibrated", "chunks": layout.n_chunks, "chunk_rows": layout.chunk_rows,
+            "reference_rows": layout.total_rows, "order": ordered, "k": policy.std_multiplier,
+            "thinned_every": reference.rows.step, "note": layout.note}
 
 
 def _check_inputs(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
@@ -107,13 +129,19 @@ def _check_inputs(reference: Reference, current: pl.DataFrame, policy: DriftPoli
 
 def _all_features(reference: Reference, current: pl.DataFrame, policy: DriftPolicy,
                   progress: Callable[[int, int, str], None] | None,
-                  n_jobs: int | None) -> dict[str, dict]:
+                  n_jobs: int | None, layout: ChunkLayout | None) -> dict[str, dict]:
     """Every feature's statistics and verdict, in feature order, on a thread pool."""
+    rows = reference.rows
+
     def one(name: str) -> dict:
         series = current.get_column(name)
         if name in reference.numeric:
-            return _numeric_feature(name, reference.numeric[name], series, policy)
-        return _categorical_feature(name, reference.categorical[name], series, policy)
+            values = rows.numeric.get(name) if rows is not None and layout is not None else None
+            return _numeric_feature(name, reference.numeric[name], series, policy,
+                                    None if values is None else (values, layout))
+        codes = rows.categorical.get(name) if rows is not None and layout is not None else None
+        return _categorical_feature(name, reference.categorical[name], series, policy,
+                                    None if codes is None else (codes, layout))
 
     total = len(reference.features)
     workers = min(n_jobs or min(os.cpu_count() or 1, 8), max(total, 1))
@@ -140,7 +168,7 @@ def _dataset_status(rows: int, total: int, n_insufficient: int, drift_share: flo
 
 
 def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
-                     policy: DriftPolicy) -> dict:
+                     policy: DriftPolicy, calib: tuple[np.ndarray, ChunkLayout] | None) -> dict:
     col = numeric_column(series)
     cur = col.sorted_values
     test, threshold = policy.decide(name, "numeric", ref.valid, cur.size)
@@ -159,21 +187,29 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
             ref.sorted_values, cur, ref.std, ref_n=ref.valid)
         out.update(psi=stats.psi(ref_shares, cur_shares), js=stats.js_distance(ref_shares, cur_shares),
                    ks_stat=ks_stat, ks_pvalue=ks_pvalue, wasserstein=wasserstein)
-        out["score"] = {"ks": ks_pvalue, "wasserstein": wasserstein, "psi": out["psi"],
+        limit = _calibrated(name, policy, calib, notes, lambda values, layout: numeric_limit(
+            values, test=test, ref_std=ref.std, edges=ref.edges, layout=layout,
+            k=policy.std_multiplier, floor=policy.floor(test, cur.size)))
+        pvalue_score = ks_pvalue if limit is None else ks_stat  # a limit is on the statistic
+        out["score"] = {"ks": pvalue_score, "wasserstein": wasserstein, "psi": out["psi"],
                         "js": out["js"]}[test]
-        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur.size, notes=notes)
+        _decide(out, policy, ref_valid=ref.valid, cur_valid=cur.size, notes=notes, limit=limit)
         if ref.std is not None and ref.std < stats.WASSERSTEIN_STD_FLOOR:
             notes.append("reference is (nearly) constant: Wasserstein is divided by 1e-3")
     if col.nonfinite:
         notes.append(f"{col.nonfinite} NaN/inf value(s) in the current window were dropped")
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
+    out["quality"] = quality_issue(ref.rows, ref.rows - ref.valid, col.rows, col.rows - cur.size,
+                                   min_rows=policy.min_rows_dataset,
+                                   limit=_missing_limit(policy, calib, lambda v: ~np.isfinite(v),
+                                                        (ref.rows - ref.valid) / max(ref.rows, 1)))
     out["note"] = "; ".join(notes) or None
     return out
 
 
 def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series,
-                         policy: DriftPolicy) -> dict:
+                         policy: DriftPolicy, calib: tuple[np.ndarray, ChunkLayout] | None) -> dict:
     col = categorical_column(series)
     categories = list(ref.categories)
     seen, unseen = category_counts(col.values, categories)
@@ -202,32 +238,98 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
             test, threshold = "js", policy.thresholds["js"]
             out.update(test=test, threshold=threshold)
             notes.append("decided by Jensen-Shannon because chi-square is undefined here")
-        out["score"] = {"chi2": chi2_pvalue, "psi": out["psi"], "js": out["js"]}[test]
+        limit = _calibrated(name, policy, calib, notes, lambda codes, layout: categorical_limit(
+            codes, test=test, n_categories=len(categories), layout=layout,
+            k=policy.std_multiplier, floor=policy.floor(test, cur_valid)))
+        chi2_score = chi2_pvalue if limit is None else chi2_stat
+        out["score"] = {"chi2": chi2_score, "psi": out["psi"], "js": out["js"]}[test]
         _decide(out, policy, ref_valid=ref.valid, cur_valid=cur_valid, notes=notes,
-                rows_test=rows_test)
+                rows_test=rows_test, limit=limit)
     if out["score"] is None:  # nothing to decide on (empty window, no valid value)
         out["status"] = INSUFFICIENT
+    out["quality"] = quality_issue(ref.rows, ref.nulls, col.rows, col.nulls, min_rows=policy.min_rows_dataset,
+                                   limit=_missing_limit(policy, calib, lambda c: c < 0,
+                                                        ref.nulls / max(ref.rows, 1)))
     out["note"] = "; ".join(notes) or None
     return out
 
 
+MOSTLY_MISSING = 0.5  # more than half the values missing is a broken input, not a shift
+MISSING_JUMP = 0.1   # ... when at least 10 points more than the reference's share, and past its spread
+
+
+def quality_issue(ref_rows: int, ref_missing: int, cur_rows: int, cur_missing: int, *,
+                  min_rows: int = 0, limit: float | None = None) -> str | None:
+    """A data-quality problem of a feature's current values, or None: no valid value at all
+    (all null, NaN or inf), or mostly missing and past ``limit``: the missing share's own
+    spread over reference chunks (:func:`_missing_limit`), at least the reference's share plus
+    10 points. Windows of fewer than ``min_rows`` rows are too small to call either (a first
+    event has no history).
+
+    >>> quality_issue(100, 0, 50, 50), quality_issue(100, 45, 50, 27)
+    ('no valid value in 50 rows (all null or NaN/inf)', None)
+    >>> quality_issue(100, 5, 50, 30)
+    'mostly missing: 60% of 50 rows null or NaN/inf (reference 5%, limit 15%)'
+    """
+    if cur_rows == 0 or cur_rows < min_rows:
+        return None
+    if cur_missing == cur_rows:
+        return f"no valid value in {cur_rows} rows (all null or NaN/inf)"
+    share, ref_share = cur_missing / cur_rows, (ref_missing / ref_rows if ref_rows else 0.0)
+    limit = max(ref_share + MISSING_JUMP, limit or 0.0)
+    if share > MOSTLY_MISSING and share > limit:
+        return (f"mostly missing: {share:.0%} of {cur_rows} rows null or NaN/inf "
+                f"(reference {ref_share:.0%}, limit {limit:.0%})")
+    return None
+
+
+def _missing_limit(policy: DriftPolicy, calib, is_missing, ref_share: float) -> float | None:
+    """mean + k sd of the missing share over the reference chunks, when it can be measured."""
+    if calib is None or not policy.calibrated:
+        return None
+    values, layout = calib
+    limit = missing_limit(is_missing(values), layout=layout, k=policy.std_multiplier,
+                          floor=ref_share + MISSING_JUMP)
+    return None if limit is None else limit.threshold
+
+
 def _base(test: str, threshold: float, kind: str) -> dict:
     return {"type": kind, "test": test, "threshold": threshold, "status": NO_DRIFT,
-            "drift": False, "score": None}
+            "drift": False, "score": None, "limit": None, "quality": None,
+            "limit_text": f"{test} {'<' if test in ('ks', 'chi2') else '>='} {threshold:g} (fixed)"}
+
+
+def _calibrated(name: str, policy: DriftPolicy, calib, notes: list[str], compute) -> Limit | None:
+    """The calibrated limit of a feature, or None (fixed threshold; the note says why)."""
+    if policy.is_fixed(name):
+        return None
+    if calib is None:
+        notes.append("fixed threshold: the reference kept no rows in time order to calibrate on")
+        return None
+    limit = compute(*calib)
+    if limit is None:
+        notes.append("fixed threshold: too few reference values to measure their spread")
+    return limit
 
 
 def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
-            notes: list[str], rows_test: str | None = None) -> None:
+            notes: list[str], rows_test: str | None = None, limit: Limit | None = None) -> None:
     """Set ``status`` and ``drift`` from the score, unless the samples are too small.
 
     ``rows_test`` names the test whose minimum applies when another test stands in for it.
+    With a calibrated ``limit`` the score is judged against it (drift when past it).
     """
+    if limit is not None:
+        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe())
     why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
     if why is not None:
         out.update(status=INSUFFICIENT, drift=False)
         notes.insert(0, f"insufficient data: {why}; statistics shown, no decision")
         return
-    out["drift"] = is_drift(out["test"], out["score"], out["threshold"])
+    if limit is not None:
+        out["drift"] = limit.breached(out["score"])
+    else:
+        out["drift"] = is_drift(out["test"], out["score"], out["threshold"])
     out["status"] = DRIFT if out["drift"] else NO_DRIFT
 
 

@@ -112,7 +112,7 @@ def _chunk_result(part: pl.DataFrame, time_col: str, label_col: str, score_col: 
     if both_classes and np.unique(y).size < 2:
         result["note"] = f"only one class in this chunk: {metric} is undefined"
         return result
-    value = _metric(metric, y, score)
+    value = metric_value(metric, y, score)
     if not math.isfinite(value):
         result["note"] = f"{metric} is undefined on this chunk"
         return result
@@ -121,7 +121,8 @@ def _chunk_result(part: pl.DataFrame, time_col: str, label_col: str, score_col: 
     return result
 
 
-def _metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
+def metric_value(metric: str, y: np.ndarray, score: np.ndarray) -> float:
+    """``metric`` of labels ``y`` and scores ``score`` (scikit-learn; NaN when undefined)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns on degenerate chunks; we report a note
         if metric == "roc_auc":

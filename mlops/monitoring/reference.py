@@ -34,9 +34,11 @@ from mlops.constraints import Interval, validate
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring import stats
 from mlops.monitoring.columns import categorical_column, numeric_column, require_columns
+from mlops.monitoring.reference_rows import Baseline, ReferenceRows, reference_rows
 
 FORMAT = "mlops.monitoring.reference"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2           # 2 adds the rows in time order and the model's baseline rows
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Reference:
     max_rows: int | None = 200_000
     features: list[str] = field(default_factory=list)
     sample: dict[str, np.ndarray] = field(default_factory=dict)  # joint rows (see module doc)
+    rows: ReferenceRows | None = None     # the rows in time order (calibrated thresholds)
+    baseline: Baseline | None = None      # the model's out-of-sample scores and labels
 
     def sample_frame(self) -> pl.DataFrame | None:
         """The joint row sample as a frame (categorical nulls restored), or None."""
@@ -128,6 +132,12 @@ class Reference:
             header["sample"] = list(self.sample)
             for k, name in enumerate(self.sample):
                 arrays[f"sample{k}"] = self.sample[name]
+        if self.rows is not None:
+            header["rows"], row_arrays = self.rows.arrays("rows_")
+            arrays.update(row_arrays)
+        if self.baseline is not None:
+            header["baseline"] = True
+            arrays.update(self.baseline.arrays())
         buffer = io.BytesIO()
         np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +160,10 @@ class Reference:
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{str(path)!r} is not a readable reference file ({exc})",
                             key="reference", fix="refit and save the reference") from exc
-        if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+        if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
             raise DataError(f"{str(path)!r} has format {header.get('format')!r} version "
-                            f"{header.get('version')!r}; expected {FORMAT!r} version {FORMAT_VERSION}",
+                            f"{header.get('version')!r}; expected {FORMAT!r} version "
+                            f"{' or '.join(map(str, READABLE_VERSIONS))}",
                             key="reference", fix="refit and save the reference")
         numeric = {}
         for name, h in header["numeric"].items():
@@ -168,8 +179,11 @@ class Reference:
                                        counts=arrays[f"cat{h['index']}_counts"])
             for name, h in header["categorical"].items()}
         sample = {name: arrays[f"sample{k}"] for k, name in enumerate(header.get("sample", []))}
+        rows = ReferenceRows.from_arrays(header["rows"], arrays, "rows_") if "rows" in header else None
+        baseline = Baseline.from_arrays(arrays) if header.get("baseline") else None
         return cls(numeric=numeric, categorical=categorical, n_bins=header["n_bins"],
-                   max_rows=header["max_rows"], features=list(header["features"]), sample=sample)
+                   max_rows=header["max_rows"], features=list(header["features"]), sample=sample,
+                   rows=rows, baseline=baseline)
 
     def summary(self) -> dict:
         """Small JSON-safe description: per feature its bins (edges or categories), counts,
@@ -201,10 +215,13 @@ class Reference:
 
 def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str],
                   n_bins: int = 10, max_rows: int | None = 200_000,
-                  sample_rows: int = 5_000, seed: int = 0) -> Reference:
+                  sample_rows: int = 5_000, seed: int = 0, timestamp: str | None = None,
+                  keep_rows: bool = True) -> Reference:
     """Fit reference statistics once from training data.
 
-    ``max_rows=None`` keeps every sorted value (exact KS/Wasserstein on any size).
+    ``max_rows=None`` keeps every sorted value (exact KS/Wasserstein on any size). The
+    rows are also kept in time order (by ``timestamp``; file order without one) for
+    calibrated thresholds, thinned to ``max_rows``; ``keep_rows=False`` skips them.
 
     >>> ref = fit_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", None]}),
     ...                     numeric=["x"], categorical=["c"], n_bins=2)
@@ -216,9 +233,15 @@ def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str
     require_columns(df, numeric + categorical, what="reference data")
     numeric_refs = {name: _fit_numeric(df.get_column(name), n_bins, max_rows) for name in numeric}
     categorical_refs = {name: _fit_categorical(df.get_column(name)) for name in categorical}
+    rows = None
+    if keep_rows:
+        if timestamp is not None:
+            require_columns(df, [timestamp], what="reference data")
+        rows = reference_rows(df, numeric=numeric, timestamp=timestamp, max_rows=max_rows,
+                              categorical={n: r.categories for n, r in categorical_refs.items()})
     return Reference(numeric=numeric_refs, categorical=categorical_refs, n_bins=n_bins,
                      max_rows=max_rows, features=numeric + categorical,
-                     sample=_joint_sample(df, numeric, categorical, sample_rows, seed))
+                     sample=_joint_sample(df, numeric, categorical, sample_rows, seed), rows=rows)
 
 
 def _joint_sample(df: pl.DataFrame, numeric: list[str], categorical: list[str], rows: int,

@@ -30,6 +30,7 @@ class MonitorSettings:
 
     policy: DriftPolicy
     on_drift: tuple[str, ...] = ("alert",)
+    prediction_drift_acts: bool = True   # the score's drift past its limit is data drift too
     multivariate: MultivariateSettings = field(default_factory=MultivariateSettings)
     concept: ConceptSettings = field(default_factory=ConceptSettings)
 
@@ -51,18 +52,31 @@ class MonitorResult:
 
     model: ModelFacts
     current: dict
-    reference_path: str
+    reference: dict                  # which reference: kind, path or period, rows
     drift: dict                      # detect_drift's dict plus ``multivariate``
     prediction_drift: dict | None
     concept: ConceptResult
     multivariate_acts: bool
+    prediction_drift_acts: bool = True
     estimated: dict | None = None    # performance before labels (set by the caller)
     actions: list[dict] = field(default_factory=list)
     duration_s: float = 0.0
 
     @property
+    def prediction_drifted(self) -> bool:
+        return bool(self.prediction_drift_acts and self.prediction_drift
+                    and self.prediction_drift.get("drift"))
+
+    def _data_reasons(self) -> list[str]:
+        reasons = drift_reasons(self.drift, self.multivariate_acts)
+        if self.prediction_drifted:
+            p = self.prediction_drift
+            reasons.append(f"prediction drift ({p['test']} {p['score']:.3g} > {p['threshold']:.3g})")
+        return reasons
+
+    @property
     def data_drift(self) -> bool:
-        return bool(drift_reasons(self.drift, self.multivariate_acts))
+        return bool(self._data_reasons())
 
     @property
     def found(self) -> bool:
@@ -70,8 +84,7 @@ class MonitorResult:
 
     def reasons(self) -> list[str]:
         """Why the run acts: data drift reasons, then a performance drop."""
-        return drift_reasons(self.drift, self.multivariate_acts) + \
-            (["performance drop"] if self.concept.drifted else [])
+        return self._data_reasons() + (["performance drop"] if self.concept.drifted else [])
 
     @property
     def status(self) -> str:
@@ -80,6 +93,7 @@ class MonitorResult:
     @property
     def headline(self) -> str:
         return (drift_headline(self.drift)
+                + ("; the model's prediction drifted" if self.prediction_drifted else "")
                 + ("; performance dropped (concept drift)" if self.concept.drifted else "")
                 + (f"; actions: {', '.join(a['action'] for a in self.actions)}"
                    if self.actions else ""))
@@ -90,11 +104,15 @@ class MonitorResult:
         return {
             "status": self.status, "headline": self.headline,
             "model": {"name": m.name, "version": m.version, "alias": m.alias},
-            "current": self.current, "reference": {"path": self.reference_path},
+            "current": self.current, "reference": self.reference,
             **self.drift, "prediction_drift": self.prediction_drift, "task": m.task,
-            "performance": {"metric": c.metric, "baseline": c.baseline, "max_drop": c.max_drop,
-                            "chunks": c.chunks, "concept_drift": c.drifted,
-                            "labelled_rows": c.labelled_rows, "estimated": self.estimated},
+            "performance": {"metric": c.metric, "baseline": c.baseline.value,
+                            "limit": None if c.baseline.limit is None else c.baseline.limit.threshold,
+                            "max_drop": (None if c.baseline.limit is None
+                                         else abs(c.baseline.limit.threshold - c.baseline.value)),
+                            "baseline_info": c.baseline.to_dict(), "chunks": c.chunks,
+                            "concept_drift": c.drifted, "labelled_rows": c.labelled_rows,
+                            "stream": c.stream, "estimated": self.estimated},
             "detectors": c.detections, "data_drift": self.data_drift, "actions": self.actions,
             "duration_s": self.duration_s,
         }
@@ -104,16 +122,20 @@ def split_reference(ref: Reference) -> tuple[Reference, Reference | None]:
     """Inputs only (data drift) and the model score alone (prediction drift)."""
     numeric = {k: v for k, v in ref.numeric.items() if k != PREDICTION}
     sample = {k: v for k, v in ref.sample.items() if k.split("\0")[0] != PREDICTION}
+    rows = ref.rows
     inputs = Reference(numeric=numeric, categorical=dict(ref.categorical), n_bins=ref.n_bins,
-                       max_rows=ref.max_rows, sample=sample)
+                       max_rows=ref.max_rows, sample=sample,
+                       rows=None if rows is None else rows.select([*numeric, *ref.categorical]))
     pred = (Reference(numeric={PREDICTION: ref.numeric[PREDICTION]}, categorical={},
-                      n_bins=ref.n_bins, max_rows=ref.max_rows) if PREDICTION in ref.numeric else None)
+                      n_bins=ref.n_bins, max_rows=ref.max_rows,
+                      rows=None if rows is None else rows.select([PREDICTION]))
+            if PREDICTION in ref.numeric else None)
     return inputs, pred
 
 
 def run_monitor(reference: Reference, stream: pl.DataFrame, settings: MonitorSettings, *,
                 model: ModelFacts, timestamp: str, label: str, current_info: dict,
-                reference_path: str) -> MonitorResult:
+                reference_path: str | None = None, reference_info: dict | None = None) -> MonitorResult:
     """Data drift, prediction drift, multivariate drift and concept drift of one window.
 
     ``stream`` holds the window's rows (``__in_window``) and, before them, the labelled
@@ -128,15 +150,19 @@ def run_monitor(reference: Reference, stream: pl.DataFrame, settings: MonitorSet
     drift["multivariate"] = multivariate_check(
         settings.multivariate, inputs_ref.sample_frame(), cur, list(inputs_ref.numeric),
         list(inputs_ref.categorical), min_rows=settings.policy.min_rows_dataset)
-    concept = concept_drift(stream, settings.concept, task=model.task,
-                            baseline=model.metrics.get(settings.concept.metric_for(model.task)),
+    baseline_rows = (None if reference.baseline is None else reference.baseline.frame(
+        time_col=timestamp, label_col=label, score_col=PREDICTION))
+    concept = concept_drift(stream, settings.concept, task=model.task, baseline_rows=baseline_rows,
+                            recorded=model.metrics.get(settings.concept.metric_for(model.task)),
                             timestamp=timestamp, label=label)
     current = dict(current_info)
     if concept.burn_in_rows is not None:
         current["detector_burn_in_rows"] = concept.burn_in_rows
-    return MonitorResult(model=model, current=current, reference_path=reference_path,
+    return MonitorResult(model=model, current=current,
+                         reference=reference_info or {"path": reference_path},
                          drift=drift, prediction_drift=pred_drift, concept=concept,
-                         multivariate_acts=settings.multivariate.act)
+                         multivariate_acts=settings.multivariate.act,
+                         prediction_drift_acts=settings.prediction_drift_acts)
 
 
 def window_bounds(first: datetime, last: datetime, start_day: float | None,

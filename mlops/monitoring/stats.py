@@ -210,6 +210,16 @@ def wasserstein_from_sorted(ref_sorted: np.ndarray, cur: np.ndarray, ref_std: fl
     return _wasserstein(merged, diff) / max(float(ref_std), WASSERSTEIN_STD_FLOOR)
 
 
+def ks_statistic_from_sorted(ref_sorted: np.ndarray, cur: np.ndarray, *, cur_is_sorted: bool = False) -> float:
+    """The two-sample KS statistic alone (``scipy.stats.ks_2samp(ref, cur).statistic``, unrounded).
+
+    >>> ks_statistic_from_sorted(np.array([1.0, 2.0, 3.0, 4.0]), np.array([3.5, 4.5]))
+    0.75
+    """
+    merged, diff = _merged_ecdf_diff(np.asarray(ref_sorted, np.float64), _sorted(cur, cur_is_sorted))
+    return _ks_statistic(merged, diff)
+
+
 def ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray, ref_std: float, *,
                        ref_n: int | None = None) -> tuple[float, float, float]:
     """``(ks_stat, ks_pvalue, normed_wasserstein)`` from one merge of two sorted samples.

@@ -26,9 +26,11 @@ def check_on_drift(actions: Sequence[str], *, fix: str = "use alert, retrain and
 def drift_reasons(drift: dict, multivariate_acts: bool) -> list[str]:
     """Why the data drifted: per-feature verdicts, and the multivariate test when it may act."""
     mv = drift.get("multivariate") or {}
+    quality = drift.get("quality") or []
     return ([f"data drift in {drift['n_drifted']} features"] if drift["dataset_drift"] else []) + \
         ([f"multivariate drift (classifier AUC {mv['auc']:.3f} > {mv['threshold']:.3f})"]
-         if mv.get("drift") and multivariate_acts else [])
+         if mv.get("drift") and multivariate_acts else []) + \
+        ([f"data quality: {', '.join(q['feature'] + ' ' + q['issue'] for q in quality)}"] if quality else [])
 
 
 def drift_headline(drift: dict) -> str:
@@ -37,13 +39,17 @@ def drift_headline(drift: dict) -> str:
             f"({drift['drift_share']:.0%})")
     if drift["n_insufficient"]:
         text += f", {drift['n_insufficient']} with too little data"
+    if drift.get("quality"):
+        text += f"; data quality alert on {', '.join(q['feature'] for q in drift['quality'])}"
     mv = drift.get("multivariate") or {}
     if mv.get("drift"):
         text += (f"; multivariate drift (classifier AUC {mv['auc']:.3f}"
                  + (")" if mv.get("acts") else ", reported only)"))
     if drift["dataset_status"] == "insufficient_data":
         return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
-    return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else "no dataset drift")
+    share = (drift.get("policy") or {}).get("drift_share")
+    below = "no dataset drift" if share is None else f"under the {share:.0%} share for dataset drift"
+    return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else below)
 
 
 def run_status(found: bool, drift: dict) -> str:

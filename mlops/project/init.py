@@ -25,13 +25,16 @@ defaults:
 
 model:
   name: returns_model               # the registry name of this project's model
-paths:
-  home: .mlops                      # registry, online store, prediction log, alerts
+# paths:                            # all state (registry, online store, prediction log, keys,
+#   home: .mlops                    # history, alerts) lives in one home: $MLOPS_HOME when set,
+                                    # else .mlops here; set it to pin this project's state
+                                    # (paths.home=... on the command line wins over both)
 training:                           # the sample spans 125 days: 30 warm-up (longest window) + 50 + 20 + 20
   train_days: 50
   valid_days: 20
   test_days: 20
-  threshold: 0.5
+  decision: {rule: fixed, value: 0.5}   # or {rule: positive_rate | precision | recall, target: 0.1}:
+                                        # chosen on the validation window, recorded with the model
 monitoring:
   window: {days: 20}
   performance: {chunk: 10d}
@@ -67,7 +70,9 @@ entity: customer          # whose history the windows aggregate
 timestamp: ordered_at     # when the event happened
 label:
   column: returned        # what the model predicts (0/1 here; a number -> use a regressor)
-  available_at: null      # column with when the label became known; null = at event time
+  available_at: null      # column with when the label became known; null = at event time.
+                          # A row whose label is null is unlabelled, whatever this column holds;
+                          # training uses the labels known by the end of its test window
 raw: [value]              # numeric columns used as they are
 categorical: [channel]    # one-hot encoded
 windows:                  # per-customer aggregates over [t - period, t): never the event itself

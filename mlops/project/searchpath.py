@@ -15,7 +15,8 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-BUILTIN_CONF = Path(__file__).resolve().parents[2] / "conf"
+from mlops.package_files import BUILTIN_CONF
+
 _PROJECT_DIRS: list[Path] = []
 
 

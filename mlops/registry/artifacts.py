@@ -26,6 +26,9 @@ from mlops.errors import ArtifactIntegrityError
 from mlops.home import private_dir
 
 MODEL_SUFFIX = ".skops"
+PARTIAL_SUFFIX = ".tmp"          # a file being written (or whose writer was killed)
+SHARED_DIR_MODE = 0o2770
+SHARED_FILE_MODE = 0o640
 
 # Types found by dumping fitted estimators (binary, multiclass, regression, early
 # stopping, categorical features, pipelines with ColumnTransformer) with skops and
@@ -125,19 +128,25 @@ def content_path(directory: Path, sha256: str, suffix: str) -> Path:
     return directory / sha256[:2] / f"{sha256}{suffix}"
 
 
-def write_atomic(directory: Path, sha256: str, suffix: str, data: bytes) -> Path:
+def write_atomic(directory: Path, sha256: str, suffix: str, data: bytes, *, shared: bool = False) -> Path:
     """Write ``data`` to its content-addressed path (temp file, fsync, os.replace).
 
-    An existing file with the right content is kept; a damaged one is replaced.
+    An existing file with the right content is kept (its mtime refreshed, so a
+    concurrent ``gc`` sees a young file, not an old orphan); a damaged one is replaced.
+    ``shared``: a team's directory, files 0640 and new directories 2770 (group members
+    read and register); otherwise private like everything under ``paths.home``.
     """
     target = content_path(directory, sha256, suffix)
     if target.exists() and sha256_file(target) == sha256:
+        os.utime(target)
         return target
-    private_dir(directory)
-    private_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=".tmp", dir=target.parent)
+    for folder in (directory, target.parent):
+        _shared_dir(folder) if shared else private_dir(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:16]}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if shared:
+                os.fchmod(fh.fileno(), SHARED_FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -147,6 +156,21 @@ def write_atomic(directory: Path, sha256: str, suffix: str, data: bytes) -> Path
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def _shared_dir(path: Path) -> None:
+    """Create a directory of a shared store group-writable, setgid (files keep the
+    share's group); an existing one, possibly another member's, is left as it is."""
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(parents=True, mode=SHARED_DIR_MODE)
+    except FileExistsError:  # another machine made it first
+        return
+    try:
+        os.chmod(path, SHARED_DIR_MODE)
+    except OSError:
+        pass
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,26 +59,33 @@ def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(content)).hexdigest()
 
 
-def row_hash(row: sqlite3.Row | dict) -> str:
-    """sha256 of a ``versions`` row (every column), recorded in its register event."""
-    return hashlib.sha256(canonical(dict(row))).hexdigest()
+def row_hash(row: Any) -> str:
+    """sha256 of a ``versions`` row (every column), recorded in its register event.
+
+    ``policy`` (schema 3) is left out while it is NULL, so a row registered under schema 2
+    hashes as it did then; a new row always stores a policy (``{}`` at least)."""
+    values = dict(row)
+    if values.get("policy", "") is None:
+        del values["policy"]
+    return hashlib.sha256(canonical(values)).hexdigest()
 
 
-def head(conn: sqlite3.Connection) -> str:
+def head(conn: Any) -> str:
     """Hash of the last event (GENESIS for an empty registry)."""
     found = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     return GENESIS if found is None else found[0]
 
 
-def append(conn: sqlite3.Connection, *, ts: str, model: str, version: int | None, action: str,
+def append(conn: Any, *, ts: str, model: str, version: int | None, action: str,
            actor: str, alias: str | None = None, details: dict[str, Any] | None = None) -> Event:
     """Append one event (inside the caller's write transaction, which serialises appends)."""
     if not isinstance(action, str) or not _ACTION.match(action):
         raise ConfigError(f"must match {_ACTION.pattern}; got {action!r} instead", key="action")
     text = store.dumps(details or {})
     prev = head(conn)
-    (next_id,) = conn.execute(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0) + 1").fetchone()
+    # ids continue the high-water mark (sqlite_sequence or audit_sequence), never MAX(id) + 1:
+    # an event deleted from the end must leave a gap that verify reports
+    (next_id,) = conn.execute(f"SELECT COALESCE(({conn.AUDIT_SEQUENCE}), 0) + 1").fetchone()
     content = {"id": next_id, "ts": ts, "model": model, "version": version, "action": action,
                "alias": alias, "actor": actor, "details": text}
     digest = event_hash(prev, content)
@@ -90,7 +96,7 @@ def append(conn: sqlite3.Connection, *, ts: str, model: str, version: int | None
     return Event(next_id, ts, model, version, action, alias, actor, details or {}, text, prev, digest)
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Any) -> Event:
     text = row["details"]
     try:
         details = store.loads(text)
@@ -101,7 +107,7 @@ def _event(row: sqlite3.Row) -> Event:
                  row["prev_hash"], row["hash"])
 
 
-def events(conn: sqlite3.Connection, model: str | None = None, actions: tuple[str, ...] = ()) -> list[Event]:
+def events(conn: Any, model: str | None = None, actions: tuple[str, ...] = ()) -> list[Event]:
     """Events oldest first (optionally of one model and of some actions only)."""
     where, args = [], []
     if model is not None:

@@ -1,24 +1,22 @@
 """Registry verification: the chain, the triggers, every table against the chain, the
-signatures, every artefact against its sha256, and orphan files.
+signatures, every artefact against its sha256, and interrupted writes.
 
-:func:`verify` returns a report; ``ok`` is False when anything is wrong, and
-``problems`` names each finding (``kind`` + a sentence). ``head`` is the chain head:
-keep it somewhere else and pass it back as ``expect_head`` to prove that the history
-up to it was not rewritten since.
+:func:`verify` returns a report; ``ok`` is False when a recorded fact was edited or is
+missing, and ``problems`` names each one (``kind`` + a sentence). ``notes`` lists what a
+killed writer leaves behind and is not tampering: an artefact stored by a registration
+that never committed its row, or a partial temp file (``action=gc`` removes both once
+they are older than ``registry.gc_min_age_seconds``). ``head`` is the chain head: keep
+it somewhere else and pass it back as ``expect_head`` to prove that the history up to
+it was not rewritten since.
 """
 from __future__ import annotations
 
-import re
-import sqlite3
-import time
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mlops.errors import RegistryError
-from mlops.registry import artifacts, chain, queries, store
+from mlops.errors import ArtifactIntegrityError, RegistryError
+from mlops.registry import chain, migrations
 from mlops.registry.approvals import payload
-from mlops.registry.lineage import ModelVersion
 from mlops.registry.signing import fingerprint, verify_signature
 
 
@@ -26,39 +24,22 @@ def _problem(kind: str, text: str, **where: Any) -> dict[str, Any]:
     return {"kind": kind, "problem": text, **where}
 
 
-def _norm(sql: str) -> str:
-    return re.sub(r"\s+", " ", sql.replace("IF NOT EXISTS ", "")).strip()
-
-
-def check_triggers(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every append-only trigger exists with its original definition."""
-    found = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")}
-    out = []
-    for name, sql in store.TRIGGERS.items():
-        if name not in found:
-            out.append(_problem("missing_trigger", f"trigger {name} is missing: someone dropped it, so "
-                                "the table it guards could have been edited", trigger=name))
-        elif _norm(found[name]) != _norm(sql):
-            out.append(_problem("changed_trigger", f"trigger {name} was redefined: {found[name]!r}",
-                                trigger=name))
-    return out
-
-
-def check_files(mv: ModelVersion) -> list[dict[str, Any]]:
+def check_files(files: Any, row: Any) -> list[dict[str, Any]]:
     """A version's artefact (and reference file) exist and match their recorded sha256."""
-    files = [("artifact", mv.artifact_path, mv.artifact_sha256)]
-    if mv.reference_path is not None and mv.reference_sha256 is not None:
-        files.append(("reference", mv.reference_path, mv.reference_sha256))
+    name, version = row["name"], row["version"]
+    recorded = [("artifact", row["artifact_path"], row["artifact_sha256"])]
+    if row["reference_path"] is not None and row["reference_sha256"] is not None:
+        recorded.append(("reference", row["reference_path"], row["reference_sha256"]))
     out = []
-    for kind, path, sha in files:
+    for kind, rel, sha in recorded:
         try:
-            artifacts.read_verified(path, expected_sha256=sha, what=f"model '{mv.name}' version {mv.version}")
-        except RegistryError as exc:
-            out.append(_problem(kind, exc.message, model=mv.name, version=mv.version, file=str(path)))
+            files.read(rel, expected_sha256=sha, what=f"model '{name}' version {version}")
+        except ArtifactIntegrityError as exc:  # missing or changed; a store that cannot answer raises
+            out.append(_problem(kind, exc.message, model=name, version=version, file=str(files.locate(rel))))
     return out
 
 
-def check_version(conn: sqlite3.Connection, root: Path, name: str, version: int,
+def check_version(conn: Any, files: Any, name: str, version: int,
                   events: list[chain.Event]) -> list[dict[str, Any]]:
     """One version: its row matches its register event, its files match their sha256."""
     row = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
@@ -74,10 +55,10 @@ def check_version(conn: sqlite3.Connection, root: Path, name: str, version: int,
     if regs[0].details.get("row_sha256") != chain.row_hash(row):
         out.append(_problem("version_changed", f"model '{name}' version {version}: its row (config, "
                             "metrics, artefact sha, ...) differs from what was registered", **where))
-    return out + check_files(queries.row_to_version(row, root))
+    return out + check_files(files, row)
 
 
-def _check_aliases(conn, events) -> list[dict[str, Any]]:
+def _check_aliases(conn: Any, events: list[chain.Event]) -> list[dict[str, Any]]:
     out = []
     table: dict[tuple[str, str], int] = {(r[0], r[1]): r[2] for r in conn.execute(
         "SELECT name, alias, version FROM aliases")}
@@ -128,32 +109,33 @@ def _check_approvals(conn, events, declared: Mapping[str, str]) -> list[dict[str
     return out
 
 
-def orphans(directory: Path, used: Iterable[Path]) -> list[Path]:
-    """Files under ``directory`` that no version references (killed registrations)."""
-    if not directory.exists():
-        return []
-    keep = {Path(p) for p in used}
-    return [p for p in sorted(directory.rglob("*")) if p.is_file() and p not in keep]
-
-
-def used_files(conn: sqlite3.Connection, root: Path) -> list[Path]:
-    """Every file a version row references."""
-    return [root / p for (p,) in conn.execute(
+def used_files(conn: Any) -> set[str]:
+    """Every artefact path (``artifacts/ab/...``) a version row references."""
+    return {p for (p,) in conn.execute(
         "SELECT artifact_path FROM versions UNION SELECT reference_path FROM versions "
-        "WHERE reference_path IS NOT NULL")]
+        "WHERE reference_path IS NOT NULL")}
 
 
-def verify(conn: sqlite3.Connection, root: Path, artifacts_dir: Path, *, declared: Mapping[str, str],
-           expect_head: str | None = None) -> dict[str, Any]:
-    """Full verification (see the module docstring); reads one consistent snapshot."""
-    database = conn.execute("PRAGMA quick_check").fetchone()[0]
-    problems = [] if database == "ok" else [_problem("database", f"SQLite quick_check: {database}")]
-    problems += check_triggers(conn)
-    events = chain.events(conn)
-    broken = chain.first_broken_link(events)
+def interrupted_writes(files: Any, used: Iterable[str]) -> list[Any]:
+    """Files of the store no version references: registrations killed before their row
+    was committed (or still running), and partial temp files."""
+    keep = set(used)
+    return [f for f in files.files() if f.partial or f.rel not in keep]
+
+
+def _note(found: Any) -> dict[str, Any]:
+    what = "a partial write (temp file)" if found.partial else "an artefact no version references"
+    return {"kind": "interrupted_write", "file": str(found.location), "age_seconds": round(found.age_seconds, 1),
+            "note": f"{found.location} is {what}: a registration that was killed before it committed "
+                    f"(or is still running), {found.age_seconds:.0f} s old; action=gc removes it"}
+
+
+def _chain_problems(conn: Any, events: list[chain.Event], broken: dict | None,
+                    expect_head: str | None) -> list[dict[str, Any]]:
+    problems = []
     if broken is not None:
         problems.append(_problem("broken_link", broken["problem"], event=broken["event"]))
-    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+    seq = conn.execute(conn.AUDIT_SEQUENCE).fetchone()
     if seq is not None and events and seq[0] > events[-1].id:
         problems.append(_problem("truncated", f"events #{events[-1].id + 1}..#{seq[0]} were deleted "
                                  "from the end of the chain"))
@@ -163,34 +145,56 @@ def verify(conn: sqlite3.Connection, root: Path, artifacts_dir: Path, *, declare
         if upto is None or (broken is not None and broken["event"] <= upto.id):
             problems.append(_problem("rewritten", f"expected head {expect_head} is not in an intact chain: "
                                      "history up to it was rewritten or truncated"))
+    return problems
+
+
+def verify(conn: Any, files: Any, *, declared: Mapping[str, str], expect_head: str | None = None) -> dict[str, Any]:
+    """Full verification (see the module docstring); reads one consistent snapshot of the
+    index, then lists the artefact store ``files``."""
+    database = conn.health()
+    problems = [] if database in (None, "ok") else [_problem("database", f"SQLite quick_check: {database}")]
+    problems += migrations.trigger_problems(conn)
+    events = chain.events(conn)
+    broken = chain.first_broken_link(events)
+    problems += _chain_problems(conn, events, broken, expect_head)
     versions = [(r[0], r[1]) for r in conn.execute("SELECT name, version FROM versions ORDER BY name, version")]
     for e in events:
         if e.action == "register" and (e.model, e.version) not in versions:
             problems.append(_problem("version_missing", f"register event #{e.id} has no version row",
                                      model=e.model, version=e.version))
     for name, version in versions:
-        problems += check_version(conn, root, name, version, events)
+        problems += check_version(conn, files, name, version, events)
     problems += _check_aliases(conn, events)
     problems += _check_approvals(conn, events, declared)
-    for path in orphans(artifacts_dir, used_files(conn, root)):
-        age = time.time() - path.stat().st_mtime
-        problems.append(_problem("orphan", f"file {path} belongs to no version (a killed registration?, "
-                                 f"{age:.0f} s old); remove it with action=gc", file=str(path)))
-    return {"ok": not problems, "head": head, "events": len(events), "versions_checked": len(versions),
-            "database": database, "first_broken_link": broken, "problems": problems}
+    notes = [_note(f) for f in interrupted_writes(files, used_files(conn))]
+    return {"ok": not problems, "head": events[-1].hash if events else chain.GENESIS, "events": len(events),
+            "versions_checked": len(versions), "database": database or "server", "first_broken_link": broken,
+            "problems": problems, "notes": notes}
 
 
-def remove_orphans(directory: Path, used: Iterable[Path], *, min_age_seconds: float, dry_run: bool) -> list[Path]:
-    """Delete orphan files older than ``min_age_seconds`` (younger ones may be registrations
-    in progress: written, not yet recorded)."""
-    now, removed = time.time(), []
-    for path in orphans(directory, used):
-        try:
-            old_enough = now - path.stat().st_mtime >= min_age_seconds
-        except FileNotFoundError:  # removed concurrently
-            continue
-        if old_enough:
-            if not dry_run:
-                path.unlink(missing_ok=True)
-            removed.append(path)
+def remove_interrupted(files: Any, used: Callable[[], set[str]], *, min_age_seconds: float,
+                       dry_run: bool) -> list[Any]:
+    """Remove what killed writers left (see :func:`interrupted_writes`) once older than
+    ``min_age_seconds`` (younger ones may be registrations in progress, on any machine).
+    Returns their locations.
+
+    Two looks at the index: candidates are hidden first (renamed out of sight), then
+    the index is read again and any file a registration committed meanwhile is put
+    back; :meth:`Registry.register` checks its artefact after its commit and writes it
+    again if it is gone, so a registration racing ``gc`` never loses its file.
+    """
+    candidates = [f for f in interrupted_writes(files, used()) if f.age_seconds >= min_age_seconds]
+    if dry_run:
+        return [f.location for f in candidates]
+    hidden = [(f, files.hide(f)) for f in candidates]
+    used_now = used()
+    removed = []
+    for found, handle in hidden:
+        if handle is None:
+            continue  # gone meanwhile (another gc)
+        if not found.partial and found.rel in used_now:
+            files.restore(handle)
+        else:
+            files.drop(handle)
+            removed.append(found.location)
     return removed

@@ -31,6 +31,8 @@ METADATA_KEYS: dict[str, str] = {
     "who": "a string (defaults to the actor, then getpass.getuser())",
     "code_version": "a string or null (defaults to the git commit of the working directory)",
     "description": "a string",
+    "policy": "a JSON-serialisable dict (task, decision threshold and how it was chosen; "
+              "see mlops.registry.policy)",
 }
 
 
@@ -60,6 +62,7 @@ class ModelVersion:
     metrics: dict[str, float] = field(default_factory=dict)
     fairness: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)   # {} for versions from before policies
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings)."""
@@ -128,7 +131,7 @@ def normalize_metadata(metadata: Any) -> dict[str, Any]:
 
 def _normalize_value(key: str, value: Any, full: str) -> Any:
     """One known metadata value, checked against what ``METADATA_KEYS`` says it must be."""
-    if key in ("config", "hyperparameters", "fairness", "metrics"):
+    if key in ("config", "hyperparameters", "fairness", "metrics", "policy"):
         return _normalize_dict(key, value, full)
     if key == "tags":
         return _normalize_tags(value, full)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from mlops.errors import ConfigError, NotFoundError
@@ -20,7 +18,7 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ALIAS_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 LATEST = "latest"
 
-_JSON_COLUMNS = ("config", "hyperparameters", "metrics", "fairness", "tags")
+_JSON_COLUMNS = ("config", "hyperparameters", "metrics", "fairness", "tags", "policy")
 
 
 def check_model_name(name: Any) -> str:
@@ -46,30 +44,32 @@ def check_alias_name(alias: Any) -> str:
     return alias
 
 
-def row_to_version(row: sqlite3.Row, root: Path) -> ModelVersion:
-    """Build a ModelVersion from a ``versions`` row; stored paths are relative to ``root``."""
+def row_to_version(row: Any, files: Any) -> ModelVersion:
+    """Build a ModelVersion from a ``versions`` row; the recorded artefact paths
+    (``artifacts/ab/...``) become locations in the artefact store ``files``."""
     values = dict(row)
     for column in _JSON_COLUMNS:
-        values[column] = store.loads(values[column])
-    values["artifact_path"] = root / values["artifact_path"]
+        values[column] = store.loads(values.get(column))
+    values["policy"] = values.get("policy") or {}  # NULL: registered before policies
+    values["artifact_path"] = files.locate(values["artifact_path"])
     if values["reference_path"] is not None:
-        values["reference_path"] = root / values["reference_path"]
+        values["reference_path"] = files.locate(values["reference_path"])
     return ModelVersion(**values)
 
 
-def version_numbers(conn: sqlite3.Connection, name: str) -> list[int]:
+def version_numbers(conn: Any, name: str) -> list[int]:
     """All version numbers of ``name`` in ascending order (empty if unknown)."""
     rows = conn.execute("SELECT version FROM versions WHERE name = ? ORDER BY version", (name,))
     return [r[0] for r in rows]
 
 
-def alias_map(conn: sqlite3.Connection, name: str) -> dict[str, int]:
+def alias_map(conn: Any, name: str) -> dict[str, int]:
     """``{alias: version}`` for ``name``, sorted by alias, derived from the hash chain
     (never from the ``aliases`` index table, which a direct SQL edit could change)."""
     return chain.alias_map(chain.events(conn, name, chain.ALIAS_MOVES), name)
 
 
-def model_names(conn: sqlite3.Connection) -> list[str]:
+def model_names(conn: Any) -> list[str]:
     """Every registered model name, sorted."""
     return [r[0] for r in conn.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
 
@@ -87,14 +87,14 @@ def _short(numbers: list[int]) -> str:
     return f"[{head}, ..., {tail}] ({len(numbers)} versions)"
 
 
-def describe(conn: sqlite3.Connection, name: str) -> str:
+def describe(conn: Any, name: str) -> str:
     """``model 'fraud' has versions [1, 2]; aliases: production -> 2`` (for error messages)."""
     aliases = alias_map(conn, name)
     shown = ", ".join(f"{a} -> {v}" for a, v in aliases.items()) or "none"
     return f"model '{name}' has versions {_short(version_numbers(conn, name))}; aliases: {shown}"
 
 
-def require_model(conn: sqlite3.Connection, name: str) -> list[int]:
+def require_model(conn: Any, name: str) -> list[int]:
     """Version numbers of ``name``; NotFoundError listing the registered models if there are none."""
     check_model_name(name)
     numbers = version_numbers(conn, name)
@@ -106,7 +106,7 @@ def require_model(conn: sqlite3.Connection, name: str) -> list[int]:
     return numbers
 
 
-def resolve(conn: sqlite3.Connection, name: str, version_or_alias: int | str) -> int:
+def resolve(conn: Any, name: str, version_or_alias: int | str) -> int:
     """Turn ``3``, ``"3"``, ``"latest"`` or an alias like ``"production"`` into a version number."""
     numbers = require_model(conn, name)
     ref = version_or_alias
@@ -129,15 +129,15 @@ def resolve(conn: sqlite3.Connection, name: str, version_or_alias: int | str) ->
     return aliases[ref]
 
 
-def get(conn: sqlite3.Connection, name: str, version: int, root: Path) -> ModelVersion:
+def get(conn: Any, name: str, version: int, files: Any) -> ModelVersion:
     """The ModelVersion row for an existing ``(name, version)``."""
     row = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
     if row is None:  # callers resolve first; reaching this is a bug or a concurrent wipe
         raise NotFoundError(f"model '{name}' has no version {version}; {describe(conn, name)}")
-    return row_to_version(row, root)
+    return row_to_version(row, files)
 
 
-def approvals(conn: sqlite3.Connection, name: str, version: int) -> list[dict[str, Any]]:
+def approvals(conn: Any, name: str, version: int) -> list[dict[str, Any]]:
     """Approval events of a version as the chain records them, oldest first."""
     out = []
     for e in chain.events(conn, name, ("approve",)):
@@ -150,7 +150,7 @@ def approvals(conn: sqlite3.Connection, name: str, version: int) -> list[dict[st
     return out
 
 
-def history(conn: sqlite3.Connection, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+def history(conn: Any, name: str, alias: str | None = None) -> list[dict[str, Any]]:
     """Alias moves of ``name`` (optionally one alias) from the chain, oldest first."""
     out = []
     for e in chain.events(conn, name, chain.ALIAS_MOVES):
@@ -160,6 +160,6 @@ def history(conn: sqlite3.Connection, name: str, alias: str | None = None) -> li
     return out
 
 
-def audit_rows(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
+def audit_rows(conn: Any, name: str | None = None) -> list[dict[str, Any]]:
     """Chain events (optionally of one model), oldest first, ``details`` decoded."""
     return [e.to_dict() for e in chain.events(conn, name)]

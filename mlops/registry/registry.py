@@ -8,8 +8,11 @@
     True
     >>> model, mv = reg.load_model("fraud", "production", trusted=DEFAULT_TRUSTED_TYPES)
 
-Layout under ``home``: ``registry/registry.db`` (SQLite, WAL) and
-``registry/artifacts/<sha[:2]>/<sha>.skops`` (+ reference files, same scheme).
+Default layout under ``home``: ``registry/registry.db`` (SQLite, WAL) and
+``registry/artifacts/<sha[:2]>/<sha>.skops`` (+ reference files, same scheme). A team
+points ``url`` at PostgreSQL (:mod:`mlops.registry.database`) and ``artifacts`` at a
+shared directory or S3 (:mod:`mlops.registry.artifact_store`); everything below holds
+on each.
 Every state change is an event of the hash chain (:mod:`mlops.registry.chain`);
 aliases and approvals are read from the chain, approvals count only when signed by a
 declared approver's key (:mod:`mlops.registry.approvals`).
@@ -19,15 +22,16 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import ConfigError, DataError, GateFailedError, IntegrityError, NotFoundError, RegistryError
+from mlops.errors import ConfigError, GateFailedError, IntegrityError, NotFoundError, RegistryError
 from mlops.registry import approvals as signed
-from mlops.registry import artifacts, chain, integrity, queries, signing, store
+from mlops.registry import chain, integrity, migrations, queries, signing, store
+from mlops.registry.artifact_store import open_artifacts, relative, store_files
+from mlops.registry.database import open_database
 from mlops.registry.gates import Gate, GatePolicy, GateResult, evaluate_gates
 from mlops.registry.lineage import ModelVersion, git_commit, normalize_metadata
 from mlops.registry.reads import RegistryReads
@@ -58,29 +62,41 @@ class Registry(RegistryReads):
         home: Path | str,
         policies: Mapping[str, Sequence[Gate | Mapping[str, Any]]] | GatePolicy | None = None,
         approvers: Mapping[str, str] | None = None,
+        *,
+        url: str | None = None,
+        artifacts: str | None = None,
+        password: str | None = None,
+        s3: Mapping[str, Any] | None = None,
     ):
+        """``url``: the index (None = SQLite under ``home``; ``postgresql://user@host:port/db``,
+        whose ``password`` is used for the login only, never stored or shown);
+        ``artifacts``: the artefact store (None = under ``home``; a path, ``file:///...``,
+        ``s3://bucket/prefix`` with ``s3`` settings). An embedded SQLite index is created
+        and migrated here; a PostgreSQL one must be at the current schema (``action=migrate``).
+        """
         self.home = Path(home)
         # name -> "ed25519:<base64>"; only these keys' signatures count at the gates
         self.approvers = signed.parse_approvers(approvers, key="approvers")
-        self.root = self.home / "registry"
-        self.db_path = self.root / "registry.db"
-        self.artifacts_dir = self.root / "artifacts"
         self.policy = GatePolicy.from_dict(policies, key="policies")
+        self.database = open_database(url, home=self.home, password=password)
+        self.artifacts = open_artifacts(artifacts, home=self.home, s3=dict(s3 or {}))
+        self.root = self.home / "registry"
+        self.db_path = getattr(self.database, "path", None)            # SQLite only
+        self.artifacts_dir = getattr(self.artifacts, "directory", None)  # directory stores only
         # Test hook: called after the artefact file is durable and before the DB insert.
         self._after_artifact_write: Callable[[], None] | None = None
-        store.initialize(self.db_path)
+        if self.database.auto_migrate:
+            migrations.migrate(self.database)
+        else:
+            migrations.require_current(self.database)
 
     def __repr__(self) -> str:
-        return f"Registry(home={str(self.home)!r})"
+        return f"Registry(home={str(self.home)!r}, database={self.database.display!r})"
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
-        conn = store.connect(self.db_path)
-        try:
-            with store.transaction(conn):
-                yield conn
-        finally:
-            conn.close()
+        with self.database.write() as conn:
+            yield conn
 
     # ------------------------------------------------------------------ writes
     def register(
@@ -107,7 +123,9 @@ class Registry(RegistryReads):
         who = meta.pop("who", None) or actor
         code_version = meta.pop("code_version") if "code_version" in meta else git_commit()
         self._check_parent(name, parent)
-        files = self._store_artifacts(model, reference_file)
+        files, written = store_files(self.artifacts, model, reference_file)
+        if self._after_artifact_write is not None:
+            self._after_artifact_write()
         cls = type(model)
         row = {
             "name": name, "who": who, "code_version": code_version, "parent": parent, **files,
@@ -117,13 +135,20 @@ class Registry(RegistryReads):
             "feature_plan_name": meta.get("feature_plan_name"),
             "feature_plan_version": meta.get("feature_plan_version"),
             "description": meta.get("description"),
-            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags")},
+            **{k: store.dumps(meta.get(k, {})) for k in ("config", "hyperparameters", "metrics", "fairness", "tags",
+                                                         "policy")},
         }
         with self._write() as conn:
             if parent is not None:  # checked again inside the write lock
                 queries.resolve(conn, name, parent)
             version = self._insert_version(conn, row, actor)
-            return queries.get(conn, name, version, self.root)
+            registered = queries.get(conn, name, version, self.artifacts)
+        for sha, suffix, data in written:
+            # a gc that judged the file unreferenced just before the row existed may have
+            # removed it: write it again (see integrity.remove_interrupted)
+            if not self.artifacts.exists(relative(sha, suffix)):
+                self.artifacts.put(sha, suffix, data)
+        return registered
 
     def _check_parent(self, name: str, parent: int | None) -> None:
         """``parent`` is None or an existing version of ``name``: fail before writing anything."""
@@ -133,25 +158,6 @@ class Registry(RegistryReads):
             with self._read() as conn:
                 queries.resolve(conn, name, parent)
 
-    def _store_artifacts(self, model: Any, reference_file: Path | str | None) -> dict[str, Any]:
-        """Write the model (and reference file) content-addressed and durable; return their
-        ``versions`` columns. Runs before the version row exists, so a crash leaves at worst
-        an unreferenced file."""
-        reference = None if reference_file is None else self._read_reference(Path(reference_file))
-        data = artifacts.dump_model(model)
-        sha = artifacts.sha256_bytes(data)
-        path = artifacts.write_atomic(self.artifacts_dir, sha, artifacts.MODEL_SUFFIX, data)
-        ref_sha, ref_rel = None, None
-        if reference is not None:
-            ref_bytes, suffix = reference
-            ref_sha = artifacts.sha256_bytes(ref_bytes)
-            ref_path = artifacts.write_atomic(self.artifacts_dir, ref_sha, suffix, ref_bytes)
-            ref_rel = ref_path.relative_to(self.root).as_posix()
-        if self._after_artifact_write is not None:
-            self._after_artifact_write()
-        return {"artifact_sha256": sha, "artifact_path": path.relative_to(self.root).as_posix(),
-                "artifact_size": len(data), "reference_sha256": ref_sha, "reference_path": ref_rel}
-
     @staticmethod
     def _insert_version(conn: Any, row: dict[str, Any], actor: str) -> int:
         """Insert ``row`` as the next version of its model and chain a ``register`` event
@@ -160,7 +166,8 @@ class Registry(RegistryReads):
         (version,) = conn.execute(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (name,)
         ).fetchone()
-        row.update(version=version, created_at=store.utc_now())
+        row.update(version=version, created_at=store.utc_now(),
+                   feature_plan_version=conn.loose(row["feature_plan_version"]))
         cols = ", ".join(row)
         conn.execute(f"INSERT INTO versions ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
         stored = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
@@ -172,14 +179,6 @@ class Registry(RegistryReads):
                      "row_sha256": chain.row_hash(stored)},
         )
         return version
-
-    @staticmethod
-    def _read_reference(source: Path) -> tuple[bytes, str]:
-        if not source.is_file():
-            raise DataError(f"reference file {source} does not exist or is not a file", key="reference_file",
-                            fix="pass the path of the reference statistics written at training time")
-        suffix = source.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,12}", source.suffix) else ".bin"
-        return source.read_bytes(), suffix
 
     def approve(self, name: str, version: int | str, approver: str, *, private_key: Any,
                 alias: str = "production", comment: str | None = None) -> dict[str, Any]:
@@ -196,7 +195,7 @@ class Registry(RegistryReads):
         refusal = None
         with self._write() as conn:
             v = queries.resolve(conn, name, version)
-            mv = queries.get(conn, name, v, self.root)
+            mv = queries.get(conn, name, v, self.artifacts)
             ts = store.utc_now()
             reason = self._approval_refusal(conn, mv, approver, private_key)
             if reason is not None:
@@ -249,9 +248,9 @@ class Registry(RegistryReads):
             return self._evaluate(conn, name, queries.resolve(conn, name, version), alias)[0]
 
     def _evaluate(self, conn: Any, name: str, v: int, alias: str) -> tuple[list[GateResult], int | None]:
-        candidate = queries.get(conn, name, v, self.root)
+        candidate = queries.get(conn, name, v, self.artifacts)
         current_v = queries.alias_map(conn, name).get(alias)
-        current = None if current_v is None else queries.get(conn, name, current_v, self.root)
+        current = None if current_v is None else queries.get(conn, name, current_v, self.artifacts)
         counted = signed.count(queries.approvals(conn, name, v), declared=self.approvers, model=name, version=v,
                                artifact_sha256=candidate.artifact_sha256, alias=alias,
                                trainers=self._trainers(conn, candidate))
@@ -267,7 +266,7 @@ class Registry(RegistryReads):
         """Promote and rollback never move an alias onto a version that fails verification:
         the refusal is recorded and returned (raised by the caller after COMMIT)."""
         events = chain.events(conn)
-        problems = integrity.check_version(conn, self.root, name, v, events)
+        problems = integrity.check_version(conn, self.artifacts, name, v, events)
         broken = chain.first_broken_link(events)
         if broken is not None:
             problems.append({"kind": "broken_link", "problem": broken["problem"]})
@@ -293,7 +292,7 @@ class Registry(RegistryReads):
             v = queries.resolve(conn, name, version)
             results, current_v = self._evaluate(conn, name, v, alias)
             if current_v == v:
-                return queries.get(conn, name, v, self.root)
+                return queries.get(conn, name, v, self.artifacts)
             refusal = self._unverified(conn, name, v, alias, "promotion", actor)
             failed = [r for r in results if not r.passed]
             ts = store.utc_now()
@@ -313,7 +312,7 @@ class Registry(RegistryReads):
                 self._move_alias(conn, name, alias, v, ts)
                 chain.append(conn, ts=ts, model=name, version=v, action="promote", alias=alias,
                              actor=actor, details=details)
-                moved = queries.get(conn, name, v, self.root)
+                moved = queries.get(conn, name, v, self.artifacts)
         if refusal is not None:
             raise refusal  # after COMMIT: the refusal stays in the chain
         return moved
@@ -354,7 +353,7 @@ class Registry(RegistryReads):
                 self._move_alias(conn, name, alias, target, ts)
                 chain.append(conn, ts=ts, model=name, version=target, action="rollback", alias=alias,
                              actor=actor, details={"from": current, "to": target})
-                moved = queries.get(conn, name, target, self.root)
+                moved = queries.get(conn, name, target, self.artifacts)
         if refusal is not None:
             raise refusal
         return moved

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from mlops.errors import MlopsError
+from mlops.package_files import TEMPLATES_DIR
 from mlops.reports.display import (
     card_items,
     cell,
@@ -32,7 +33,6 @@ from mlops.reports.jsonio import to_jsonable, write_json, write_text_atomic
 __all__ = ["TEMPLATES_DIR", "ReportError", "environment", "render_string", "render_report",
            "write_report", "write_json", "write_text_atomic", "to_jsonable"]
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class ReportError(MlopsError):

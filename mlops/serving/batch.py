@@ -36,6 +36,7 @@ from mlops.features.offline import compute_features
 from mlops.features.online import OnlineStore, publish_predictions
 from mlops.serving.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
+from mlops.training.task import is_regression_model
 
 _MODEL_ROWS = 100_000
 
@@ -111,15 +112,17 @@ def _part_filter(entity: str, num_shards: int, shard: int, parts: int, k: int) -
 
 def score_events(plan: FeaturePlan, model, info: ModelInfo,
                  events: pl.LazyFrame | pl.DataFrame | str, out_path: str | os.PathLike, *,
-                 keep: list[str] | tuple[str, ...] = (), threshold: float = 0.5,
+                 keep: list[str] | tuple[str, ...] = (),
                  shard: int | None = None, num_shards: int | None = None,
                  store: OnlineStore | None = None, include_features: bool = False,
                  scored_at: datetime | None = None, parts: int = 2) -> BatchReport:
     """Score every event and write one predictions parquet file.
 
     ``events`` is a frame, a LazyFrame or a parquet path/glob. Output columns: entity,
-    timestamp, ``keep`` columns, [features], ``prediction``, ``probability``,
-    ``model_name``, ``model_version``, ``plan_hash``.
+    timestamp, ``keep`` columns, [features], ``prediction`` (a classifier's class at
+    ``info.decision_threshold``, the version's policy; a regressor's value),
+    ``probability`` (classifiers; null for a regressor), ``model_name``, ``model_version``,
+    ``plan_hash``.
 
     The work is split into ``parts`` entity partitions (by the same stable hash as the
     shards) and pipelined: while the model scores part k (Python), polars computes the
@@ -145,7 +148,7 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,
     if missing:
         raise DataError(f"the events lack column(s) {missing}; they have {names}",
                         key="data", fix="check the data source or `keep`")
-    job = _ScoringJob(plan, model, info, lf, list(keep), threshold,
+    job = _ScoringJob(plan, model, info, lf, list(keep), info.decision_threshold,
                       num_shards or 1, shard if num_shards else 0, parts, include_features)
     out_path = str(out_path)
     rows = job.write(out_path)
@@ -174,7 +177,10 @@ class _ScoringJob:
         fschema = compute_features(self.plan, self.lf, keep=self.keep).collect_schema()
         base = [c for c in fschema.names() if c not in self.plan.feature_names]
         self.out_cols = [*base, *(self.plan.feature_names if self.include_features else [])]
-        self.out_schema = {**{c: fschema[c] for c in self.out_cols}, "prediction": pl.Int64,
+        # a classifier's prediction is its class, a regressor's its value (no probability)
+        self.regression = is_regression_model(self.model)
+        self.out_schema = {**{c: fschema[c] for c in self.out_cols},
+                           "prediction": pl.Float64 if self.regression else pl.Int64,
                            "probability": pl.Float64, "model_name": pl.String,
                            "model_version": pl.String, "plan_hash": pl.String}
 
@@ -189,8 +195,9 @@ class _ScoringJob:
         labels, probs = predict_scores(self.model, batch.select(self.plan.feature_names),
                                        threshold=self.threshold)
         return batch.select(self.out_cols).with_columns(
-            pl.Series("prediction", labels, dtype=pl.Int64, strict=False),
-            pl.Series("probability", probs, dtype=pl.Float64),
+            pl.Series("prediction", labels, dtype=self.out_schema["prediction"], strict=False),
+            pl.Series("probability", [None] * batch.height if self.regression else probs,
+                      dtype=pl.Float64),
             pl.lit(self.info.name, pl.String).alias("model_name"),
             pl.lit(str(self.info.version), pl.String).alias("model_version"),
             pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"))

@@ -8,20 +8,27 @@ bin) and compared with the reference shares by PSI::
     PSI = sum_i (c_i - r_i) * ln(c_i / r_i),   shares floored at 1e-4
 
 NaN/inf values (e.g. a mean over an empty window) are not binned; they are counted
-in ``dropped``. A feature with fewer than ``min_values`` finite values in the window
-has no PSI yet (reported as None) and does not vote. Once at least ``min_requests``
-records are in the window the breaker trips when more than ``max_drift_share`` of the
-voting features have PSI above ``feature_psi`` or the score PSI is above
-``prediction_psi``. It stays tripped
-(latched) until :meth:`CircuitBreaker.reset`, which also empties the window.
+in ``dropped``. Each column's PSI is judged against its limit, calibrated on the model's
+reference (:mod:`mlops.serving.breaker_limits`: the spread of the same PSI over reference
+chunks of the window's size, never below an effect-size floor) unless ``feature_psi`` /
+``prediction_psi`` fix it. The breaker is armed once the window holds the calibrated
+minimum (or ``min_requests``); a feature with fewer finite values than that (or
+``min_values``) has no PSI yet (None) and does not vote. Armed, it trips when more than
+``max_drift_share`` of the voting features are past their limits or the score is past
+its limit. It stays tripped (latched) until :meth:`CircuitBreaker.reset`, which also
+empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
-records to the window and each entity holds at most ``max_records_per_entity`` slots
-of it, so a trip needs drift across the population. With a ``shared`` state (see
-:mod:`mlops.serving.breaker_shared`) trips and resets are published to, and polled
-from, the online store (at most every ``poll_seconds``): a trip by monitoring or by
-another server opens this breaker too. ``listener(action, details)`` is called on
-every trip and reset (the action layer writes them to the registry's audit log).
+records to the window and each entity keeps only its latest records in it, at most
+``max_entity_share`` of the window (:class:`~mlops.serving.breaker_window.EntityWindow`: a busy entity
+replaces its own oldest record, never another entity's), so a trip needs drift across
+the population, and the window follows the population as it is now. With a ``shared``
+state (see :mod:`mlops.serving.breaker_shared`, keyed by model name and version) trips
+and resets are published to, and polled from, the online store (at most every
+``poll_seconds``): a trip by monitoring or by another server of the same version opens
+this breaker too; another version (:meth:`CircuitBreaker.rescope`) starts closed.
+``listener(action, details)`` is called on every trip and reset (the action layer writes
+them to the registry's audit log).
 
 Cost per record is O(features): bin indices go into a ring buffer and per-bin counts
 are updated incrementally; PSI is computed from the counts (O(features x bins)).
@@ -48,6 +55,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.serving.breaker_bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
+from mlops.serving.breaker_limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
+from mlops.serving.breaker_window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
 __all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "BreakerStatus", "CircuitBreaker",
@@ -95,13 +104,22 @@ class BreakerStatus:
     prediction_psi: float | None
     drifting: list[str] = field(default_factory=list)
     tripped_at: float | None = None
-    action: str = "default"
+    on_trip: str = "abstain"
+    armed: bool = False              # enough records in the window to decide
+    scope: str | None = None         # the shared state's key (model name and version)
+    min_records: int | None = None   # armed from this many records
+    feature_limits: dict[str, float | None] = field(default_factory=dict)
+    prediction_limit: float | None = None
+    calibration: str | None = None   # where the limits come from
 
     def as_dict(self) -> dict:
-        return {"state": self.state, "reason": self.reason, "action": self.action,
-                "window_records": self.window_records, "feature_psi": self.feature_psi,
-                "prediction_psi": self.prediction_psi, "drifting": self.drifting,
-                "tripped_at": self.tripped_at}
+        return {"state": self.state, "reason": self.reason, "on_trip": self.on_trip,
+                "armed": self.armed, "window_records": self.window_records,
+                "min_records": self.min_records, "feature_psi": self.feature_psi,
+                "feature_limits": self.feature_limits, "prediction_psi": self.prediction_psi,
+                "prediction_limit": self.prediction_limit, "drifting": self.drifting,
+                "tripped_at": self.tripped_at, "scope": self.scope,
+                "calibration": self.calibration}
 
 
 class CircuitBreaker:
@@ -109,55 +127,37 @@ class CircuitBreaker:
 
     def __init__(self, reference: BreakerReference, settings: BreakerSettings | None = None,
                  *, shared=None, listener=None, clock=time.monotonic):
-        self.reference = reference
         self.settings = settings or BreakerSettings()
         self.shared = shared          # SharedBreakerState or None
         self.listener = listener      # callable(action, details) on trip / reset
         self._clock = clock
         self._next_poll = 0.0
         self._seen_at: float | None = None   # "at" of the last shared record applied
-        self._slot_entity: list[str | None] = [None] * self.settings.window
-        self._entity_slots: dict[str, int] = {}
-        self.skipped = 0              # records not observed because of the caps
+        self.skipped = 0              # records not observed because of the per-request cap
+        self._lock = threading.Lock()
+        self._use(reference)
+
+    def _use(self, reference: BreakerReference) -> None:
+        """Adopt ``reference`` with an empty window and no trip."""
+        self.reference = reference
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
-        width = max(b.n_bins for b in self._bins)
-        self._lock = threading.Lock()
-        self._buf = np.full((self.settings.window, len(self._bins)), -1, dtype=np.int16)
-        self._counts = np.zeros((len(self._bins), width), dtype=np.int64)
-        self._pos = 0
-        self._filled = 0
+        self.window = EntityWindow(size=self.settings.window, columns=len(self._bins),
+                                   width=max(b.n_bins for b in self._bins),
+                                   per_entity=self.settings.per_entity)
         self.dropped = 0
         self.tripped = False
         self.reason: str | None = None
         self.tripped_at: float | None = None
-        self._last: tuple[dict, float | None, list[str]] = ({}, None, [])
+        self._last: tuple = ({}, None, [], {}, None)
 
     @property
     def feature_names(self) -> list[str]:
         return [b.name for b in self.reference.features]
 
-    def observe(self, columns: Mapping[str, Sequence], scores, *,
-                entities: Sequence[str] | None = None,
-                request_sizes: Sequence[int] | None = None) -> BreakerStatus:
-        """Add a batch of records (feature columns by name, model scores) and re-check.
-
-        Columns the reference does not monitor are ignored; a monitored column that is
-        missing counts as dropped values. ``request_sizes`` (records per request, in
-        order) applies the per-request cap, ``entities`` (one per record) the
-        per-entity cap; without them every record counts.
-        """
-        scores = _floats(scores)
+    def _bin(self, columns: Mapping[str, Sequence], scores: np.ndarray) -> np.ndarray:
+        """Bin index per record and monitored column (the score last)."""
         m = scores.size
-        if m == 0:
-            return self.status()
-        rows = _request_capped(m, request_sizes, self.settings.max_records_per_request)
-        if rows is not None:
-            self.skipped += m - rows.size
-            scores = scores[rows]
-            columns = {k: _take(v, rows) for k, v in columns.items()}
-            entities = None if entities is None else [entities[i] for i in rows]
-            m = rows.size
         idx = np.empty((m, len(self._bins)), dtype=np.int16)
         small = m <= _SMALL and all(isinstance(v, list) for v in columns.values())
         for j, b in enumerate(self.reference.features):
@@ -171,17 +171,35 @@ class CircuitBreaker:
                 col = col.to_list()
             idx[:, j] = b.bin(col)
         idx[:, -1] = self.reference.score.bin(scores)
+        return idx
+
+    def observe(self, columns: Mapping[str, Sequence], scores, *,
+                entities: Sequence[str] | None = None,
+                request_sizes: Sequence[int] | None = None) -> BreakerStatus:
+        """Add a batch of records (feature columns by name, model scores) and re-check.
+
+        Columns the reference does not monitor are ignored; a monitored column that is
+        missing counts as dropped values. ``request_sizes`` (records per request, in
+        order) applies the per-request cap, ``entities`` (one per record) the
+        per-entity cap (:class:`~mlops.serving.breaker_window.EntityWindow`); without
+        them every record counts.
+        """
+        scores = _floats(scores)
+        m = scores.size
+        if m == 0:
+            return self.status()
+        rows = _request_capped(m, request_sizes, self.settings.max_records_per_request)
+        if rows is not None:
+            self.skipped += m - rows.size
+            scores = scores[rows]
+            columns = {k: _take(v, rows) for k, v in columns.items()}
+            entities = None if entities is None else [entities[i] for i in rows]
+        idx = self._bin(columns, scores)
         events = []
         with self._lock:
             self._sync(events)
-            if entities is not None:
-                keep = self._claim_slots(entities)
-                self.skipped += m - len(keep)
-                idx = idx[keep]
             self.dropped += int((idx < 0).sum())
-            w = self.settings.window
-            for start in range(0, idx.shape[0], w):  # slots stay distinct within one push
-                self._push(idx[start:start + w])
+            self.window.push(idx, entities)
             was = self.tripped
             self._evaluate()
             if self.tripped and not was:
@@ -191,31 +209,6 @@ class CircuitBreaker:
             status = self._status()
         self._notify(events)
         return status
-
-    def _claim_slots(self, entities: Sequence[str]) -> list[int]:
-        """Rows whose entity still has room in the window; book their slots (in order)."""
-        cap, w = self.settings.max_records_per_entity, self.settings.window
-        keep, placed = [], 0
-        for r, e in enumerate(entities):
-            slot = (self._pos + placed) % w
-            old = self._slot_entity[slot]
-            held = self._entity_slots.get(e, 0) - (1 if old == e else 0)
-            if held >= cap:
-                continue
-            if old is not None:
-                self._release(old)
-            self._slot_entity[slot] = e
-            self._entity_slots[e] = self._entity_slots.get(e, 0) + 1
-            keep.append(r)
-            placed += 1
-        return keep
-
-    def _release(self, entity: str) -> None:
-        n = self._entity_slots.get(entity, 0) - 1
-        if n > 0:
-            self._entity_slots[entity] = n
-        else:
-            self._entity_slots.pop(entity, None)
 
     def _sync(self, events: list) -> None:
         """Apply a newer shared record (a trip by monitoring / another server, a reset)."""
@@ -254,56 +247,79 @@ class CircuitBreaker:
         self._notify(events)
         return status
 
-    def _push(self, idx: np.ndarray) -> None:
-        w, m = self.settings.window, idx.shape[0]
-        pos = (self._pos + np.arange(m)) % w
-        cols = np.broadcast_to(np.arange(idx.shape[1]), idx.shape)
-        old = self._buf[pos]
-        keep = old >= 0
-        np.add.at(self._counts, (cols[keep], old[keep]), -1)
-        self._buf[pos] = idx
-        keep = idx >= 0
-        np.add.at(self._counts, (cols[keep], idx[keep]), 1)
-        self._pos = int((self._pos + m) % w)
-        self._filled = min(self._filled + m, w)
+    @property
+    def min_records(self) -> int:
+        """Records the window must hold before the breaker judges (it is then armed): an
+        explicit ``min_requests``, else the calibrated minimum of the reference's limits."""
+        s, limits = self.settings, self.reference.limits
+        if s.min_requests is not None:
+            return int(s.min_requests)
+        return limits.min_records if limits is not None else min(LEGACY_MIN_RECORDS, s.window)
 
-    def _psis(self) -> list[float | None]:
+    def _limit(self, column: str | None, values: int) -> float | None:
+        """The PSI limit of a feature (``column``; None: the score) judged on ``values``
+        values: an explicit ``feature_psi``/``prediction_psi``, else the calibrated limit
+        for that many values (None: none calibrated, the column does not vote)."""
+        s, limits = self.settings, self.reference.limits
+        fixed = s.prediction_psi if column is None else s.feature_psi
+        if fixed is not None:
+            return float(fixed)
+        if limits is None:
+            return LEGACY_PSI
+        # below the smallest calibrated size (an explicit min_requests): the smallest's limits
+        level = limits.at(values) or limits.levels[0]
+        found = level.score if column is None else level.features.get(column)
+        return None if found is None else found.threshold
+
+    def _psis(self) -> list[tuple[float | None, int]]:
+        """(PSI, finite values) per column, the score last; too few finite values (a sparse
+        feature, e.g. a mean over a short window): PSI would be noise, so it is None."""
+        needed = self.settings.min_values or self.min_records
         out = []
         for j, ref in enumerate(self._ref_shares):
-            counts = self._counts[j, :ref.size]
-            total = counts.sum()
-            # too few finite values (a sparse feature, e.g. a mean over a short window):
-            # PSI would be noise, so it is reported as None and does not vote
-            enough = total >= min(self.settings.min_values, self.settings.window)
-            out.append(psi(ref, counts / total) if enough else None)
+            counts = self.window.counts[j, :ref.size]
+            total = int(counts.sum())
+            enough = total >= min(needed, self.settings.window)
+            out.append((psi(ref, counts / total) if enough else None, total))
         return out
 
     def _evaluate(self) -> None:
         values = self._psis()
         s = self.settings
-        feats = {b.name: v for b, v in zip(self.reference.features, values[:-1])}
-        drifting = [n for n, v in feats.items() if v is not None and v > s.feature_psi]
-        pred = values[-1]
-        self._last = (feats, pred, drifting)
-        if self.tripped or not s.enabled or self._filled < s.min_requests:
+        feats, limits = {}, {}
+        for b, (v, n) in zip(self.reference.features, values[:-1]):
+            feats[b.name], limits[b.name] = v, None if v is None else self._limit(b.name, n)
+        drifting = [n for n, v in feats.items() if limits[n] is not None and v > limits[n]]
+        pred, pred_n = values[-1]
+        pred_limit = None if pred is None else self._limit(None, pred_n)
+        self._last = (feats, pred, drifting, limits, pred_limit)
+        if self.tripped or not s.enabled or self.window.filled < self.min_records:
             return
-        voting = [v for v in feats.values() if v is not None]
+        voting = [n for n in feats if limits[n] is not None]
         share = len(drifting) / max(len(voting), 1)
         reasons = []
         if voting and share > s.max_drift_share:
-            reasons.append(f"{len(drifting)}/{len(voting)} features drift (PSI > "
-                           f"{s.feature_psi}): {', '.join(drifting)}")
-        if pred is not None and pred > s.prediction_psi:
-            reasons.append(f"prediction PSI {pred:.3f} > {s.prediction_psi}")
+            past = ", ".join(f"{n} {feats[n]:.3f} > {limits[n]:.3f}" for n in drifting)
+            reasons.append(f"{len(drifting)}/{len(voting)} features drift (PSI past its "
+                           f"limit): {past}")
+        if pred_limit is not None and pred > pred_limit:
+            reasons.append(f"prediction PSI {pred:.3f} > {pred_limit:.3f}")
         if reasons:
             self.tripped, self.reason, self.tripped_at = True, "; ".join(reasons), time.time()
 
     def _status(self) -> BreakerStatus:
-        feats, pred, drifting = self._last
+        feats, pred, drifting, limits, pred_limit = self._last
         state = "disabled" if not self.settings.enabled else (
             "tripped" if self.tripped else "closed")
-        return BreakerStatus(state, self.reason, self._filled, dict(feats), pred,
-                             list(drifting), self.tripped_at, self.settings.action)
+        calibrated = self.reference.limits
+        return BreakerStatus(state, self.reason, self.window.filled, dict(feats), pred,
+                             list(drifting), self.tripped_at, self.settings.on_trip,
+                             armed=self.window.filled >= self.min_records,
+                             scope=None if self.shared is None else self.shared.key,
+                             min_records=self.min_records, feature_limits=dict(limits),
+                             prediction_limit=pred_limit,
+                             calibration="calibrated on the model's reference"
+                             if calibrated is not None else LEGACY_NOTE)
 
     def status(self) -> BreakerStatus:
         """Current state, reason and PSIs (after polling the shared state when due)."""
@@ -315,13 +331,17 @@ class CircuitBreaker:
         return status
 
     def _clear(self) -> None:
-        self._buf.fill(-1)
-        self._counts.fill(0)
-        self._pos = self._filled = 0
-        self._slot_entity = [None] * self.settings.window
-        self._entity_slots.clear()
+        self.window.clear()
         self.tripped, self.reason, self.tripped_at = False, None, None
-        self._last = ({}, None, [])
+        self._last = ({}, None, [], {}, None)
+
+    def rescope(self, shared, reference: BreakerReference | None = None) -> None:
+        """Serve another model version: its own shared state (``shared``, keyed by name and
+        version) and reference, an empty window and no trip. A trip of the previous
+        version is not inherited; a standing trip of the new one is read at the next poll."""
+        with self._lock:
+            self.shared, self._seen_at, self._next_poll = shared, None, 0.0
+            self._use(reference or self.reference)
 
     def reset(self, actor: str | None = None) -> BreakerStatus:
         """Close the breaker and empty the window (admin action); published to the

@@ -9,8 +9,9 @@ drift reference and one PSI for monitoring and serving.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -79,10 +80,13 @@ class FeatureBins:
 
 @dataclass(frozen=True)
 class BreakerReference:
-    """Reference bins of the monitored features and of the prediction score."""
+    """Reference bins of the monitored features and of the prediction score, and their
+    calibrated limits (a :class:`~mlops.serving.breaker_limits.BreakerLimits`; None: not
+    calibrated, see :func:`mlops.serving.breaker_limits.calibrated_reference`)."""
 
     features: tuple[FeatureBins, ...]
     score: FeatureBins
+    limits: Any = field(default=None, compare=False)
 
     @classmethod
     def from_reference(cls, reference: Reference, features: Sequence[str], *,
@@ -115,16 +119,21 @@ class BreakerReference:
                                             edges=tuple(ref.edges.tolist())))
 
     def as_dict(self) -> dict:
-        return {"features": [f.as_dict() for f in self.features], "score": self.score.as_dict()}
+        return {"features": [f.as_dict() for f in self.features], "score": self.score.as_dict(),
+                "limits": None if self.limits is None else self.limits.as_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "BreakerReference":
+        from mlops.serving.breaker_limits import BreakerLimits  # it builds on these bins
+
         def build(d):
             return FeatureBins(d["name"], tuple(d["shares"]),
                                edges=None if d.get("edges") is None else tuple(d["edges"]),
                                categories=None if d.get("categories") is None
                                else tuple(d["categories"]))
-        return cls(tuple(build(d) for d in data["features"]), build(data["score"]))
+        limits = data.get("limits")
+        return cls(tuple(build(d) for d in data["features"]), build(data["score"]),
+                   limits=None if limits is None else BreakerLimits.from_dict(limits))
 
 
 def _floats(values) -> np.ndarray:

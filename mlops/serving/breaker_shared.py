@@ -1,19 +1,21 @@
 """The circuit breaker's shared state, kept in the online store (SQLite or Redis).
 
-One JSON record under the store's metadata key ``breaker.state``::
+One JSON record per served model version, under the store's metadata key
+``breaker.state.<model name>.v<version>`` (:func:`scope_key`; a replay adds its own run
+to the key, so a dry run never shares a trip with production nor with the next replay)::
 
     {"state": "tripped" | "closed", "reason": "...", "source": "monitor" | "window" | "admin",
      "at": <unix time, float>, "version": "<model version the trip is about>" | null}
 
-A record about another model version is ignored (a trip on drift of v1 does not open
-the breaker of servers that already serve v2).
+A trip is about one version: a new version (or a server switched to it by a reload)
+starts closed, and a trip on drift of v1 never opens the breaker of servers serving v2.
 
 Monitoring (``on_drift: trip_breaker``) and every server publish trips and resets here;
 servers poll it (at most every ``breaker.poll_seconds``) and apply a record newer than
 the last one they saw. A server started later reads a standing trip at its first poll.
 
 Example:
-    >>> shared = SharedBreakerState(SQLiteStore(":memory:"))      # doctest: +SKIP
+    >>> shared = SharedBreakerState(SQLiteStore(":memory:"), key=scope_key("fraud", 3))  # doctest: +SKIP
     >>> shared.publish("tripped", "data drift in 3 features", "monitor")  # doctest: +SKIP
 """
 from __future__ import annotations
@@ -23,14 +25,24 @@ import time
 
 from mlops.features.online import OnlineStore
 
-KEY = "breaker.state"
+PREFIX = "breaker.state"
 STATES = ("tripped", "closed")
+
+
+def scope_key(model: str, version, run: str | None = None) -> str:
+    """The store key of the breaker state of ``model`` ``version`` (and of one replay run).
+
+    >>> scope_key("fraud", 3), scope_key("fraud", "3", run="replay-ab12")
+    ('breaker.state.fraud.v3', 'breaker.state.fraud.v3.replay-ab12')
+    """
+    key = f"{PREFIX}.{model}.v{version}"
+    return key if run is None else f"{key}.{run}"
 
 
 class SharedBreakerState:
     """Read and publish the shared breaker record of one online store namespace."""
 
-    def __init__(self, store: OnlineStore, *, key: str = KEY, clock=time.time,
+    def __init__(self, store: OnlineStore, *, key: str, clock=time.time,
                  version: str | None = None):
         self.store, self.key, self.clock = store, key, clock
         self.version = version  # the served model version (None: every record applies)
@@ -72,10 +84,19 @@ class SharedBreakerState:
         return at
 
 
-def trip_breaker(store: OnlineStore, reason: str, *, source: str = "monitor",
-                 version: str | None = None) -> dict:
-    """Open the breaker of every server reading ``store`` that serves ``version``
-    (monitoring's ``trip_breaker``; None: whatever version they serve)."""
-    shared = SharedBreakerState(store)
-    shared.publish("tripped", reason, source, version=version)
+def trip_breaker(store: OnlineStore, reason: str, *, model: str, version,
+                 source: str = "monitor") -> dict:
+    """Open the breaker of every server reading ``store`` that serves ``model`` ``version``
+    (monitoring's ``trip_breaker``)."""
+    shared = SharedBreakerState(store, key=scope_key(model, version), version=str(version))
+    shared.publish("tripped", reason, source)
+    return shared.read()
+
+
+def reset_breaker(store: OnlineStore, *, model: str, version, source: str = "admin",
+                  reason: str = "reset by an operator") -> dict:
+    """Close the breaker of every server reading ``store`` that serves ``model`` ``version``
+    (``action=breaker_reset``; they apply it at their next poll)."""
+    shared = SharedBreakerState(store, key=scope_key(model, version), version=str(version))
+    shared.publish("closed", reason, source)
     return shared.read()

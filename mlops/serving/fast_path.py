@@ -30,6 +30,7 @@ from mlops.serving.predict_stages import (
     Batch,
     Outcome,
     Scores,
+    answer_lists,
     degrade,
     maybe_prune,
     observe_breaker,
@@ -69,7 +70,7 @@ def row_plan(state: ServingState, batch: Batch) -> RowPlan | None:
     model = fast_model(state, state.active[0])
     classes = getattr(model, "classes_", None)
     if model is None or classes is None or np.asarray(classes).dtype.kind not in "iu":
-        return None  # the log's Int64 prediction column: integer labels only
+        return None  # integer class labels only (the log's numeric prediction column)
     cached = state._row_plan
     if cached is None:
         cached = state._row_plan = (compile_rows(state.plan, state.request_schema.kinds),)
@@ -124,16 +125,18 @@ def _labels(proba: np.ndarray, classes, threshold: float) -> tuple[np.ndarray, n
 
 
 def _score(state: ServingState, rows: list[dict]) -> Scores:
+    """The served model's answers at its own decision threshold (only classifiers come
+    here: :func:`row_plan` needs integer classes)."""
     model, info = state.active
     fast = fast_model(state, model)
     if fast is not None:
         try:
             proba = np.asarray(fast.predict_proba_rows(rows), dtype=np.float64)
-            labels, probs = _labels(proba, fast.classes_, state.settings.threshold)
+            labels, probs = _labels(proba, fast.classes_, info.decision_threshold)
             return Scores(labels, probs, info)
         except Exception:  # the compiled path failed: the model itself decides from now on
             state._fast_model = (model, None)
-    labels, probs = predict_scores(model, _frame(state, rows), threshold=state.settings.threshold)
+    labels, probs = predict_scores(model, _frame(state, rows), threshold=info.decision_threshold)
     return Scores(labels, probs, info)
 
 
@@ -147,8 +150,8 @@ def _breaker(state, batch: Batch, rows: list[dict], scores: Scores, row_clean: n
     entities = [e for e, keep in zip(batch.cols[state.plan.entity], row_clean) if keep]
     refused = observe_breaker(state, batch, columns, scores, row_clean, entities)
     if refused is None and scores.tripped_msg:
-        degrade(state, batch, scores, lambda fb: predict_scores(
-            fb, _frame(state, model_rows), threshold=state.settings.threshold))
+        degrade(state, batch, scores, lambda fb, thr: predict_scores(
+            fb, _frame(state, model_rows), threshold=thr))
     return refused
 
 
@@ -172,15 +175,16 @@ def _log(state: ServingState, batch: Batch, features: list[list], scores: Scores
     log, plan, info = state.prediction_log, state.plan, scores.info
     breaker_state = state.breaker.status().state if state.breaker is not None else None
     served_at = time.time_ns() // 1000
-    labels, probs = scores.labels.tolist(), scores.probs.tolist()
+    labels, probs, decisions = answer_lists(scores)
+    probs = probs if probs is not None else [None] * len(labels)
     row = {"model_name": info.name, "model_version": str(info.version),
            "plan_hash": plan.spec_hash, "variant": state.settings.variant,
-           "served_by": scores.served_by, "breaker_state": breaker_state,
-           "served_at": served_at}
+           "breaker_state": breaker_state, "served_at": served_at}
     out = []
     for i in np.flatnonzero(row_ok).tolist():
         row.update(request_id=batch.ids[i], entity=batch.cols[plan.entity][i],
-                   event_ts=batch.cols[plan.timestamp][i], prediction=labels[i],
+                   event_ts=batch.cols[plan.timestamp][i], served_by=decisions[i],
+                   prediction=None if labels[i] is None else float(labels[i]),
                    probability=probs[i], warnings=batch.warnings[i], features=features[i])
         out.append([row[c] for c in log.schema])
     return log.append_rows(out) if batch.n else None

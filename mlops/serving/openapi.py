@@ -25,6 +25,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
+from mlops.training.task import is_regression_model
+
 OPENAPI_VERSION = "3.0.3"   # what the bundled Swagger UI 4 renders
 ASSETS = "/docs/assets"
 
@@ -40,8 +42,13 @@ def _example_value(col: str, kind: str, categories: dict[str, set]):
     return known[0] if known else "a"
 
 
-def record_schema(request_schema, categories: dict[str, set]) -> tuple[dict, dict]:
-    """(JSON schema of one request record, an example record)."""
+def record_schema(request_schema, categories: dict[str, set], unknown_fields: str = "reject"
+                  ) -> tuple[dict, dict]:
+    """(JSON schema of one request record, an example record).
+
+    With ``unknown_fields="reject"`` (the default) the schema closes the record
+    (``additionalProperties: false``), as the server answers 422 to any other field.
+    """
     props, required, example = {}, [], {}
     for col, kind in request_schema.kinds.items():
         if kind == "number":
@@ -64,13 +71,47 @@ def record_schema(request_schema, categories: dict[str, set]) -> tuple[dict, dic
         props[col] = p
         if kind != "datetime":
             required.append(col)
-    props["request_id"] = {"type": "string", "description": "optional client id of the record "
-                           "(echoed in request_ids and the prediction log)"}
-    return {"type": "object", "properties": props, "required": required}, example
+    props["request_id"] = {"type": "string", "minLength": 1, "maxLength": 256,
+                           "description": "optional client id of the record, a string (echoed "
+                           "in request_ids and the prediction log; omitted = generated)"}
+    if request_schema.event_id:
+        props[request_schema.event_id] = {
+            "oneOf": [{"type": "string", "minLength": 1, "maxLength": 256}, {"type": "integer"}],
+            "description": "optional event id: the same event sent twice is stored once"}
+    closed = unknown_fields == "reject"
+    out = {"type": "object", "properties": props, "required": required,
+           "additionalProperties": not closed}
+    if closed:
+        out["description"] = ("Any other field is refused with 422 naming it "
+                              "(serving.unknown_fields=ignore drops unknown fields instead).")
+    return out, example
+
+
+def _answers(state) -> dict:
+    """The answer fields by task: ``predictions`` for every model, ``probabilities`` for a
+    classifier only, ``decisions`` per record."""
+    classifier = not is_regression_model(state.model)
+    what = (f"the class per record, decided at the version's threshold "
+            f"({state.info.decision_threshold:g}: its policy, or an override)" if classifier
+            else "the predicted value per record")
+    out = {"predictions": {"type": "array", "items": {"nullable": True},
+                           "description": f"{what}; null where the server abstained"}}
+    if classifier:
+        out["probabilities"] = {"type": "array", "items": {"type": "number", "nullable": True},
+                                "description": "P(positive class) per record; null where the "
+                                               "server abstained (never a regressor's value)"}
+    out["decisions"] = {"type": "array", "items": {
+        "type": "string", "enum": ["model", "fallback", "default", "abstain", "cache"]},
+        "description": "who answered each record: the model, the declared fallback version, "
+                       "the declared default value, nobody (abstain: the circuit breaker is "
+                       "tripped or the record is invalid; no value is invented), or the "
+                       "batch cache"}
+    return out
 
 
 def _components(state) -> dict:
-    record, example = record_schema(state.request_schema, state.categories)
+    record, example = record_schema(state.request_schema, state.categories,
+                                    state.settings.unknown_fields)
     ref = {"$ref": "#/components/schemas/Record"}
     cols = list(example)
     return {
@@ -93,18 +134,17 @@ def _components(state) -> dict:
         "ModelRef": {"type": "object", "properties": {"name": {"type": "string"},
                                                       "version": {"type": "string"}}},
         "PredictResponse": {"type": "object", "properties": {
-            "predictions": {"type": "array", "items": {}, "description": "label per record"},
-            "probabilities": {"type": "array", "items": {"type": "number"}},
+            **_answers(state),
             "model": {"$ref": "#/components/schemas/ModelRef"},
             "plan_hash": {"type": "string"},
             "warnings": {"type": "array", "items": {"type": "array",
                                                     "items": {"type": "string"}}},
             "request_ids": {"type": "array", "items": {"type": "string"}},
             "served_by": {"type": "string",
-                          "enum": ["model", "fallback", "default", "cache"]},
+                          "enum": ["model", "fallback", "default", "abstain", "cache"]},
             "features_as_of": {"type": "array", "items": {"type": "string", "nullable": True},
                                "description": "hybrid mode: materialization time per record"}},
-            "required": ["predictions", "probabilities", "model", "plan_hash", "warnings",
+            "required": ["predictions", "decisions", "model", "plan_hash", "warnings",
                          "request_ids", "served_by"]},
         "InvocationsResponse": {"type": "object", "properties": {
             "predictions": {"type": "array", "items": {}}}},

@@ -30,10 +30,11 @@ from mlops.serving.predict_stages import (
     Outcome,
     ParsedRequest,
     Scores,
+    answer_lists,
     degrade,
     maybe_prune,
     observe_breaker,
-    refused_message,
+    refusal,
     request_ids,
     respond,
     serve_unsafe_default,
@@ -41,6 +42,7 @@ from mlops.serving.predict_stages import (
 from mlops.serving.record_guard import guard_batch
 from mlops.serving.scoring import predict_scores
 from mlops.serving.state import ServingState
+from mlops.training.task import is_regression_model
 
 __all__ = ["Outcome", "ParsedRequest", "answer_from_cache", "fast_model", "process_batch",
            "request_ids"]
@@ -67,8 +69,8 @@ def process_batch(state: ServingState, requests: list[ParsedRequest]) -> list[Ou
 def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome]:
     """features -> score -> guard -> breaker -> log -> store -> respond."""
     breaker = state.breaker
-    if breaker is not None and state.settings.breaker.action == "refuse" and breaker.tripped:
-        return [Outcome(503, detail=refused_message(breaker))] * len(requests)
+    if breaker is not None and state.settings.breaker.on_trip == "refuse" and breaker.tripped:
+        return [refusal(breaker)] * len(requests)
     batch = Batch.gather(requests)
     state.metrics.batch_records.observe(float(batch.n))
     rows_plan = fast_path.row_plan(state, batch)
@@ -78,7 +80,7 @@ def _process(state: ServingState, requests: list[ParsedRequest]) -> list[Outcome
     feats, as_of = _features(state, batch, points)
     X = feats.select(state.plan.feature_names)
     # one bad record (non-finite features, invalid under policy=default) never fails the
-    # others: its request gets 422, or the row the safe default; neither is stored
+    # others: its request gets 422, or the row no model answer; neither is stored
     guard = guard_batch(X, state.plan.feature_names, batch.sizes, batch.invalid,
                         batch.warnings, policy=state.settings.invalid_record_policy)
     batch.rejected = guard.rejected
@@ -120,11 +122,12 @@ def _features(state: ServingState, batch: Batch, points: pl.DataFrame):
 def _score(state: ServingState, points: pl.DataFrame, X_model: pl.DataFrame) -> Scores:
     model, info = state.active
     if state.router is not None:  # A/B: each record scored by its unit's variant model
-        routed = state.router.score(points, X_model, state.settings.threshold,
+        routed = state.router.score(points, X_model,
                                     features_for=lambda p: _plan_features(state, p, points))
-        return Scores(routed.labels, routed.probs, info, routed=routed)
-    labels, probs = _predict(state, model, X_model)
-    return Scores(labels, probs, info)
+        return Scores(routed.labels, routed.probs, info, routed=routed,
+                      probabilistic=not is_regression_model(model))
+    labels, probs = _predict(state, model, X_model, info.decision_threshold)
+    return Scores(labels, probs, info, probabilistic=not is_regression_model(model))
 
 
 def _breaker(state, batch, X, points, scores, row_clean, X_model) -> list[Outcome] | None:
@@ -136,8 +139,7 @@ def _breaker(state, batch, X, points, scores, row_clean, X_model) -> list[Outcom
     refused = observe_breaker(state, batch, columns, scores, row_clean,
                               _entities(points, state.plan, row_clean))
     if refused is None and scores.tripped_msg:
-        degrade(state, batch, scores, lambda fb: predict_scores(
-            fb, X_model, threshold=state.settings.threshold))
+        degrade(state, batch, scores, lambda fb, thr: predict_scores(fb, X_model, threshold=thr))
     return refused
 
 
@@ -160,14 +162,14 @@ def _plan_features(state: ServingState, plan, points: pl.DataFrame) -> pl.DataFr
     return realtime_features(plan, state.store, points).select(plan.feature_names)
 
 
-def _predict(state: ServingState, model, X: pl.DataFrame):
+def _predict(state: ServingState, model, X: pl.DataFrame, threshold: float):
     fast = fast_model(state, model)
     if fast is not None:
         try:
-            return predict_scores(fast, X, threshold=state.settings.threshold)
+            return predict_scores(fast, X, threshold=threshold)
         except Exception:  # the compiled path failed: the model itself decides from now on
             state._fast_model = (model, None)
-    return predict_scores(model, X, threshold=state.settings.threshold)
+    return predict_scores(model, X, threshold=threshold)
 
 
 def _iso(us: int) -> str:
@@ -183,15 +185,15 @@ def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFram
          scores: Scores, row_ok: np.ndarray):
     """One columnar frame per micro-batch (no per-row Python dicts); with an experiment,
     the variant and model version per row, plus one row per shadow variant and record.
-    Returns the log's durability future (None when nothing was logged)."""
+    ``served_by`` is per record (model, fallback, default, abstain). Returns the log's
+    durability future (None when nothing was logged)."""
     plan, schema, breaker = state.plan, state.prediction_log.schema, state.breaker
-    ids, info, served_by, routed = batch.ids, scores.info, scores.served_by, scores.routed
-    labels, probs, warnings = scores.labels.tolist(), scores.probs.tolist(), batch.warnings
+    ids, info, routed = batch.ids, scores.info, scores.routed
+    preds, probs, decisions = answer_lists(scores)
     n = len(ids)
     # one constructor in the log's exact schema: append_frame then needs no cast pass
     const = {"model_name": info.name, "model_version": str(info.version),
              "plan_hash": plan.spec_hash, "variant": state.settings.variant,
-             "served_by": served_by,
              "breaker_state": breaker.status().state if breaker is not None else None,
              "served_at": datetime.now(timezone.utc)}
     features = X.select(plan.feature_names).to_struct("features")
@@ -199,11 +201,14 @@ def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFram
         features = features.cast(schema["features"], strict=False)
     cols = {"request_id": ids, "entity": points[plan.entity].cast(pl.String),
             "event_ts": points[plan.timestamp].cast(schema["event_ts"]),
-            "prediction": pl.Series(labels, dtype=pl.Int64, strict=False),
-            "probability": probs, "warnings": warnings, "features": features}
+            "prediction": pl.Series(preds, dtype=pl.Float64, strict=False),
+            "probability": pl.Series(probs if probs is not None else [None] * n,
+                                     dtype=pl.Float64, strict=False),
+            "served_by": pl.Series(decisions, dtype=pl.String),
+            "warnings": batch.warnings, "features": features}
     frame = pl.DataFrame({c: cols[c] if c in cols else [const[c]] * n for c in schema},
                          schema=schema)
-    if routed is not None and served_by == "model":
+    if routed is not None and scores.served_by == "model":
         frame = frame.with_columns(
             pl.Series("variant", routed.variants, dtype=pl.String),
             pl.Series("model_version", [str(x.version) for x in routed.infos], dtype=pl.String))
@@ -212,8 +217,9 @@ def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFram
     if routed is not None:
         for name, (sinfo, slabels, sprobs) in routed.shadow.items():
             shadow = frame.with_columns(
-                pl.Series("prediction", slabels[row_ok], dtype=pl.Int64, strict=False),
-                pl.Series("probability", sprobs[row_ok], dtype=pl.Float64),
+                pl.Series("prediction", slabels[row_ok], dtype=pl.Float64, strict=False),
+                pl.Series("probability", sprobs[row_ok] if scores.probabilistic
+                          else [None] * int(row_ok.sum()), dtype=pl.Float64),
                 pl.lit(name, pl.String).alias("variant"),
                 pl.lit(str(sinfo.version), pl.String).alias("model_version"),
                 pl.lit("shadow", pl.String).alias("served_by"))
@@ -224,42 +230,47 @@ def _log(state: ServingState, batch: Batch, points: pl.DataFrame, X: pl.DataFram
 def answer_from_cache(state: ServingState, entities: list[str], ids: list[str]) -> Outcome:
     """``mode="batch"``: the latest precomputed prediction per entity, with its age.
 
-    Unknown entities get null and a warning; stale ones (age > ttl) follow the
-    stale policy (warn: flagged; default: the breaker default score; refuse: 503).
+    Unknown entities get no value (decision ``abstain``) and a warning; stale ones (age >
+    ttl) follow the stale policy (warn: flagged; default: the declared
+    ``breaker.default_value``, else no value; refuse: 503).
     """
-    s = state.settings
+    s, (model, info) = state.settings, state.active
     found = state.store.read_predictions(entities)
     now = state.now_us()
-    preds, probs, ages, scored, warnings, models = [], [], [], [], [], []
-    for e in entities:
+    answers = Scores(np.zeros(len(entities), dtype=object), np.zeros(len(entities), dtype=object),
+                     info, served_by="cache", probabilistic=not is_regression_model(model))
+    ages, scored, warnings, models = [], [], [], []
+    missing = np.zeros(len(entities), dtype=bool)
+    stale = np.zeros(len(entities), dtype=bool)
+    for i, e in enumerate(entities):
         w: list[str] = []
         hit = found.get(e)
-        if hit is None:
-            preds.append(None), probs.append(None), ages.append(None), scored.append(None)
-            models.append(None)
-            w.append(f"no precomputed prediction for {state.plan.entity}={e!r}")
-        else:
-            body = json.loads(hit[1])
-            age = (now - hit[0]) / 1e6
-            models.append({"name": body.get("model_name"), "version": body.get("model_version")})
-            pred, prob = body.get("prediction"), body.get("probability")
-            if age > s.ttl_seconds:
-                if s.stale_policy == "refuse":
-                    return Outcome(503, detail=f"the precomputed prediction for {e!r} is "
-                                   f"{age:.0f} s old (ttl {s.ttl_seconds:g} s) and "
-                                   "serving.stale_policy=refuse; run action=score")
-                w.append(f"stale prediction: {age:.0f} s old > ttl {s.ttl_seconds:g} s")
-                if s.stale_policy == "default":
-                    prob = s.breaker.default_score
-                    pred = int(prob >= s.threshold)
-                    w[-1] += "; served the default score"
-            preds.append(pred), probs.append(prob), ages.append(age)
-            scored.append(_iso(hit[0]))
         warnings.append(w)
-    info = state.info
+        if hit is None:
+            missing[i] = True
+            ages.append(None), scored.append(None), models.append(None)
+            w.append(f"no precomputed prediction for {state.plan.entity}={e!r}")
+            continue
+        body = json.loads(hit[1])
+        age = (now - hit[0]) / 1e6
+        models.append({"name": body.get("model_name"), "version": body.get("model_version")})
+        answers.labels[i], answers.probs[i] = body.get("prediction"), body.get("probability")
+        ages.append(age), scored.append(_iso(hit[0]))
+        if age > s.ttl_seconds:
+            if s.stale_policy == "refuse":
+                return Outcome(503, detail=f"the precomputed prediction for {e!r} is "
+                               f"{age:.0f} s old (ttl {s.ttl_seconds:g} s) and "
+                               "serving.stale_policy=refuse; run action=score")
+            w.append(f"stale prediction: {age:.0f} s old > ttl {s.ttl_seconds:g} s")
+            stale[i] = s.stale_policy == "default"
+    answers.answered(missing, "abstain", None, model, info.decision_threshold)
+    answers.answered(stale, "default", s.breaker.default_value, model, info.decision_threshold)
+    for i in np.flatnonzero(stale):
+        warnings[i][-1] += ("; answered the declared default value" if s.breaker.default_value
+                            is not None else "; abstained (no breaker.default_value declared)")
+    preds, probs, decisions = answer_lists(answers)
     return Outcome(200, body={
-        "predictions": preds, "probabilities": probs,
-        "model": {"name": info.name, "version": str(info.version)},
+        "predictions": preds, **({} if probs is None else {"probabilities": probs}),
+        "decisions": decisions, "model": {"name": info.name, "version": str(info.version)},
         "plan_hash": state.plan.spec_hash, "warnings": warnings, "request_ids": ids,
-        "served_by": "cache", "age_seconds": ages, "scored_at": scored,
-        "scored_by": models})
+        "served_by": "cache", "age_seconds": ages, "scored_at": scored, "scored_by": models})

@@ -8,6 +8,7 @@ the answers are the same code for both, held here.
 """
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.serving.state import ServingState
+from mlops.training.task import is_regression_model
 
 
 @dataclass
@@ -25,7 +27,7 @@ class ParsedRequest:
     warnings: list[list[str]]
     request_ids: list[str]
     event_ids: list[str | None] | None = None   # per record (idempotent ingestion)
-    invalid: list[str | None] | None = None     # per record: why it gets the safe default
+    invalid: list[str | None] | None = None     # per record: why the model does not answer it
 
     @property
     def size(self) -> int:
@@ -40,6 +42,7 @@ class Outcome:
     body: dict = field(default_factory=dict)
     detail: object = None
     durable: object = None  # a Future: the log record is fsynced once it resolves
+    headers: dict | None = None  # e.g. Retry-After of a refusal
 
 
 def request_ids(records: list[dict]) -> list[str]:
@@ -83,7 +86,14 @@ class Batch:
 
 @dataclass
 class Scores:
-    """Labels and scores of a batch and who produced them."""
+    """What a batch is answered and who answered it.
+
+    ``labels``: the prediction per record (a classifier's class at its decision threshold,
+    a regressor's value); ``probs``: the model's score per record (P(positive) or the
+    value: what the breaker watches and the log keeps); ``probabilistic``: a classifier,
+    whose score is answered as ``probabilities``; ``decisions``: per record who answered:
+    ``model``, ``fallback``, ``default`` (the declared value) or ``abstain`` (no value).
+    """
 
     labels: np.ndarray
     probs: np.ndarray
@@ -91,6 +101,24 @@ class Scores:
     served_by: str = "model"
     tripped_msg: str | None = None
     routed: object = None             # RoutedScores with an experiment
+    probabilistic: bool = True
+    decisions: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.decisions is None:
+            self.decisions = np.full(len(self.labels), self.served_by, dtype=object)
+
+    def answered(self, rows: np.ndarray, decision: str, value: float | None, model,
+                 threshold: float) -> None:
+        """``rows`` are answered without the model: the declared ``value`` (its label at
+        ``threshold`` for a classifier) or, when None, nothing (``abstain``)."""
+        self.decisions = np.where(rows, decision if value is not None else "abstain",
+                                  self.decisions).astype(object)
+        if value is None:
+            return
+        self.probs = np.where(rows, value, self.probs)
+        label = default_labels(model, value, threshold, 1)[0] if self.probabilistic else value
+        self.labels = np.where(rows, label, self.labels)
 
 
 def breaker_gauges(state: ServingState, status) -> None:
@@ -119,7 +147,14 @@ def kept_sizes(sizes: list[int], keep: np.ndarray) -> list[int]:
 def refused_message(breaker) -> str:
     """The 503 detail while the breaker refuses predictions."""
     return (f"circuit breaker tripped: {breaker.reason}; predictions are refused until an "
-            "operator resets it (POST /admin/breaker/reset)")
+            "operator resets it (POST /admin/breaker/reset or action=breaker_reset)")
+
+
+def refusal(breaker) -> Outcome:
+    """The 503 of a tripped breaker with ``on_trip=refuse``; Retry-After is when this
+    server next reads the shared state (a reset elsewhere is seen by then)."""
+    retry = max(1, math.ceil(breaker.settings.poll_seconds))
+    return Outcome(503, detail=refused_message(breaker), headers={"Retry-After": str(retry)})
 
 
 def stale_refusal() -> Outcome:
@@ -130,7 +165,7 @@ def stale_refusal() -> Outcome:
 
 
 def default_labels(model, score: float, threshold: float, n: int) -> np.ndarray:
-    """The label of the safe default score for ``n`` rows."""
+    """The label of a declared default probability ``score`` for ``n`` rows."""
     classes = np.asarray(getattr(model, "classes_", [0, 1]))
     label = classes[1] if score >= threshold and classes.size > 1 else classes[0]
     return np.full(n, label)
@@ -140,7 +175,8 @@ def observe_breaker(state: ServingState, batch: Batch, columns: Mapping[str, Seq
                     scores: Scores, row_clean: np.ndarray, entities: list[str]
                     ) -> list[Outcome] | None:
     """Feed the clean rows to the breaker; when it is tripped apply its action: refuse
-    (the outcomes returned), fallback model or default score (``scores`` updated)."""
+    (the outcomes returned), or abstain / fallback / declared value (``scores`` updated by
+    :func:`degrade`)."""
     breaker, s = state.breaker, state.settings
     if breaker is None or not row_clean.any():
         return None
@@ -150,46 +186,62 @@ def observe_breaker(state: ServingState, batch: Batch, columns: Mapping[str, Seq
     if status.state != "tripped":
         return None
     scores.tripped_msg = f"circuit breaker tripped: {status.reason}"
-    if s.breaker.action == "refuse":
+    if s.breaker.on_trip == "refuse":
         return [Outcome(422, detail=batch.rejected[k]) if k in batch.rejected else
-                stale_refusal() if refused else Outcome(503, detail=refused_message(breaker))
+                stale_refusal() if refused else refusal(breaker)
                 for k, refused in enumerate(batch.refused_req)]
     return None
 
 
 def degrade(state: ServingState, batch: Batch, scores: Scores,
-            fallback_scores: Callable[[object], tuple[np.ndarray, np.ndarray]]) -> None:
-    """With a tripped breaker: serve the fallback model or the default score, and say
-    so in every record's warnings."""
-    s, n = state.settings, batch.n
-    if s.breaker.action == "fallback":
+            fallback_scores: Callable[[object, float], tuple[np.ndarray, np.ndarray]]) -> None:
+    """With a tripped breaker (``on_trip`` abstain, fallback or default): answer no value,
+    the fallback version's (at its own threshold) or the declared value, and say so in
+    every record's warnings."""
+    b, model, info = state.settings.breaker, *state.active
+    everyone = np.ones(batch.n, dtype=bool)
+    if b.on_trip == "fallback":
         fb_model, scores.info = state.fallback
-        scores.labels, scores.probs = fallback_scores(fb_model)
+        scores.labels, scores.probs = fallback_scores(fb_model, scores.info.decision_threshold)
+        scores.probabilistic = not is_regression_model(fb_model)
         scores.served_by = "fallback"
+        scores.decisions = np.full(batch.n, "fallback", dtype=object)
         scores.tripped_msg += (f"; served by fallback model {scores.info.name} "
                                f"v{scores.info.version}")
-    else:
-        scores.probs = np.full(n, s.breaker.default_score)
-        scores.labels = default_labels(state.active[0], s.breaker.default_score,
-                                       s.threshold, n)
+    elif b.on_trip == "default":
+        scores.answered(everyone, "default", b.default_value, model, info.decision_threshold)
         scores.served_by = "default"
-        scores.tripped_msg += "; served the default score"
+        scores.tripped_msg += f"; answered the declared default value {b.default_value:g}"
+    else:
+        scores.answered(everyone, "abstain", None, model, info.decision_threshold)
+        scores.served_by = "abstain"
+        scores.tripped_msg += "; abstained (no prediction)"
     for w in batch.warnings:
         w.append(scores.tripped_msg)
 
 
 def serve_unsafe_default(state: ServingState, scores: Scores, unsafe: np.ndarray) -> None:
-    """Rows the guard marked unsafe get the safe default score and its label."""
-    s = state.settings
-    scores.probs = np.where(unsafe, s.breaker.default_score, scores.probs)
-    label = default_labels(state.active[0], s.breaker.default_score, s.threshold, 1)[0]
-    scores.labels = np.where(unsafe, label, scores.labels)
+    """Rows the guard marked unsafe (``invalid_record_policy=default``) get the declared
+    ``breaker.default_value``, or no value (``abstain``) when none is declared."""
+    model, info = state.active
+    scores.answered(unsafe, "default", state.settings.breaker.default_value, model,
+                    info.decision_threshold)
+
+
+def answer_lists(scores: Scores) -> tuple[list, list | None, list]:
+    """(predictions, probabilities or None for a regressor, decisions): null where the
+    record was not answered with a value (``abstain``)."""
+    none = scores.decisions == "abstain"
+    preds = [None if skip else v for v, skip in zip(scores.labels.tolist(), none)]
+    probs = None if not scores.probabilistic else \
+        [None if skip else v for v, skip in zip(scores.probs.tolist(), none)]
+    return preds, probs, scores.decisions.tolist()
 
 
 def respond(state: ServingState, batch: Batch, scores: Scores, durable,
             as_of: list | None = None) -> list[Outcome]:
     """One :class:`Outcome` per request, in order."""
-    label_list, prob_list = scores.labels.tolist(), scores.probs.tolist()
+    label_list, prob_list, decisions = answer_lists(scores)
     info, routed = scores.info, scores.routed
     out, start = [], 0
     for i, n in enumerate(batch.sizes):
@@ -200,7 +252,8 @@ def respond(state: ServingState, batch: Batch, scores: Scores, durable,
             out.append(stale_refusal())
         else:
             body = {"predictions": label_list[start:end],
-                    "probabilities": prob_list[start:end],
+                    **({} if prob_list is None else {"probabilities": prob_list[start:end]}),
+                    "decisions": decisions[start:end],
                     "model": {"name": info.name, "version": str(info.version)},
                     "plan_hash": state.plan.spec_hash, "warnings": batch.warnings[start:end],
                     "request_ids": batch.ids[start:end], "served_by": scores.served_by}

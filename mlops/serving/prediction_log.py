@@ -1,9 +1,12 @@
 """Append-only prediction log: every prediction the server makes, durable before it is answered.
 
 Each record holds the request id, entity, event timestamp, the feature values the model
-saw (a struct column ``features``), prediction and probability, model name/version,
-A/B variant, who answered (``served_by``: model, fallback, default, cache), warnings,
-the breaker state and ``served_at``. Read it back with :func:`scan_prediction_log`
+saw (a struct column ``features``), ``prediction`` (the class for a classifier, the value
+for a regressor; null when the server abstained) and ``probability`` (classifiers only),
+model name/version, A/B variant, who answered the record (``served_by``: model,
+fallback, default (a declared value), abstain, shadow), warnings, the breaker state and
+``served_at``. :func:`model_score` is the model's own output of a row (what monitoring
+compares with the reference). Read it back with :func:`scan_prediction_log`
 (parquet parts plus the journal not yet compacted; the one reader every consumer uses).
 
 Durability (``durable=True``, the default): :meth:`PredictionLog.append_frame` queues a
@@ -42,7 +45,7 @@ from mlops.serving import journal
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),
-    "prediction": pl.Int64, "probability": pl.Float64, "model_name": pl.String,
+    "prediction": pl.Float64, "probability": pl.Float64, "model_name": pl.String,
     "model_version": pl.String, "plan_hash": pl.String, "variant": pl.String,
     "served_by": pl.String, "warnings": pl.List(pl.String), "breaker_state": pl.String,
     "served_at": pl.Datetime("us", "UTC"),
@@ -69,10 +72,27 @@ def scan_prediction_log(directory: str | os.PathLike) -> pl.LazyFrame | None:
     pending = journal.journal_frames(directory / JOURNAL_DIR, directory)
     skip = {journal.part_name(stem) for stem in pending}
     files = sorted(str(p) for p in directory.glob("*.parquet") if p.name not in skip)
-    parts = ([pl.scan_parquet(files)] if files else []) + [f.lazy() for f in pending.values()]
+    # parts written by an older version of the log (an integer prediction column) are
+    # scanned on their own and relaxed into today's types
+    by_schema: dict[str, list[str]] = {}
+    for f in files:
+        by_schema.setdefault(str(pl.read_parquet_schema(f)), []).append(f)
+    parts = [pl.scan_parquet(fs) for fs in by_schema.values()] + \
+        [f.lazy() for f in pending.values()]
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
+
+
+def model_score() -> pl.Expr:
+    """The model's own output of a logged row, as monitoring compares it with the
+    reference's ``prediction``: the probability (classifier) or the value (regressor);
+    null when the model did not answer (``default``: a declared value; ``abstain``).
+
+    Logs written before regressors had no probability kept the value in ``probability``;
+    ``coalesce`` reads both."""
+    return (pl.when(pl.col("served_by").is_in(["default", "abstain"])).then(None)
+            .otherwise(pl.coalesce(pl.col("probability"), pl.col("prediction"))))
 
 
 def count_log_files(directory: str | os.PathLike) -> int:

@@ -8,11 +8,11 @@ the model must not see as they are:
   time too far ahead of the server clock).
 
 With ``policy="reject"`` the request owning a non-finite row answers 422 naming the
-record and the feature; with ``policy="default"`` the row is served the safe default
-score with a warning. Either way such rows never enter the online store or the
-breaker window, and the model is called on a copy of the features where their
-non-finite values are replaced (their scores are discarded), so every other record of
-the batch is scored normally.
+record and the feature; with ``policy="default"`` the row is answered without the model
+(the declared ``breaker.default_value``, else no value: ``abstain``) with a warning.
+Either way such rows never enter the online store or the breaker window, and the model
+is called on a copy of the features where their non-finite values are replaced (their
+scores are discarded), so every other record of the batch is scored normally.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Guard:
     """What :func:`guard_batch` decided for one micro-batch."""
 
     rejected: dict[int, list[dict]] = field(default_factory=dict)  # request -> 422 details
-    unsafe: np.ndarray | None = None     # per row: served the safe default, not stored
+    unsafe: np.ndarray | None = None     # per row: answered without the model, not stored
     features: object = None  # features safe for the model (a frame, or rows as dicts)
 
     def any_unsafe(self) -> bool:
@@ -93,6 +93,6 @@ def _decide(bad: dict[int, list[str]], value, n: int, sizes: list[int],
                 "stored: check its values and the entity's recent events", "value_error"))
         else:
             unsafe[row] = True
-            warnings[row].append(f"computed feature(s) not finite: {shown}; served the safe "
-                                 "default and not stored")
+            warnings[row].append(f"computed feature(s) not finite: {shown}; answered without "
+                                 "the model and not stored")
     return guard

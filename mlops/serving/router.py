@@ -51,12 +51,13 @@ class ExperimentRouter:
         if not self.variants:
             raise ConfigError("an experiment needs served variants", key="experiment.variants")
 
-    def score(self, points: pl.DataFrame, X: pl.DataFrame, threshold: float,
+    def score(self, points: pl.DataFrame, X: pl.DataFrame,
               features_for: Callable | None = None) -> "Routed":
         """Per-row variant, model info, label and probability; plus shadow scores.
 
         ``X`` holds the served plan's features; a variant with its own plan is scored
-        on ``features_for(plan)`` (the same records, that plan's features).
+        on ``features_for(plan)`` (the same records, that plan's features). Each variant
+        decides at its own threshold (``info.decision_threshold``: its version's policy).
         """
         cache: dict[str, pl.DataFrame] = {}
 
@@ -80,11 +81,13 @@ class ExperimentRouter:
             rows = np.flatnonzero(names_arr == name)
             if rows.size == 0:
                 continue
-            lab, p = predict_scores(model, features(name)[rows.tolist()], threshold=threshold)
+            lab, p = predict_scores(model, features(name)[rows.tolist()],
+                                    threshold=info.decision_threshold)
             labels[rows], probs[rows] = lab, p
             for i in rows:
                 infos[i] = info
-        shadow = {name: (info, *predict_scores(model, features(name), threshold=threshold))
+        shadow = {name: (info, *predict_scores(model, features(name),
+                                               threshold=info.decision_threshold))
                   for name, (model, info) in self.shadows.items()}
         return Routed(list(names), infos, labels, probs, shadow)
 

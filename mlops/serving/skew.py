@@ -17,15 +17,27 @@ from mlops.features.compile import FeaturePlan
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the server says about a model: registry name, version, plan hash."""
+    """What the server says about a model: registry name, version, plan hash, and the
+    decision threshold it decides at (the version's policy, or an explicit override).
+
+    ``threshold`` None: a regressor (no decision) or, for a classifier, 0.5 (what its
+    ``predict`` does); :attr:`decision_threshold` says which number is used.
+    """
 
     name: str
     version: str
     plan_hash: str
     extra: dict = field(default_factory=dict, compare=False)
+    threshold: float | None = None
+
+    @property
+    def decision_threshold(self) -> float:
+        """The threshold a classifier's score is decided at (ignored for a regressor)."""
+        return 0.5 if self.threshold is None else float(self.threshold)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "version": str(self.version), "plan_hash": self.plan_hash,
+                "threshold": self.threshold,
                 **{k: v for k, v in self.extra.items() if k not in ("name", "version")}}
 
 

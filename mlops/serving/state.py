@@ -22,7 +22,7 @@ from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
 from mlops.features.online import OnlineStore, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
-from mlops.serving.breaker_shared import SharedBreakerState
+from mlops.serving.breaker_shared import SharedBreakerState, scope_key
 from mlops.serving.idempotency import IdempotentAnswers
 from mlops.serving.metrics import Metrics
 from mlops.serving.micro_batch import MicroBatcher
@@ -31,12 +31,15 @@ from mlops.serving.scoring import known_categories
 from mlops.serving.settings import ServingSettings
 from mlops.serving.skew import ModelInfo, check_plan
 from mlops.serving.validation import RequestSchema
+from mlops.training.task import is_regression_model
 
 ReloadFn = Callable[[str], tuple[Any, ModelInfo]]
 # (action, details) -> None: writes a registry audit event (trips, resets, reloads)
 AuditFn = Callable[[str, dict], None]
 # version -> descriptions of the alias gates that version fails ([] = it passes)
 GateFn = Callable[[str], list[str]]
+# version -> the breaker bins of that version's reference (None: keep the current ones)
+ReferenceFn = Callable[[str], Optional[BreakerReference]]
 
 
 def utc_now() -> datetime:
@@ -49,10 +52,12 @@ class ServingState:
     """Everything the HTTP app needs. Construct it, then ``create_app(state)``.
 
     ``fallback`` is the (model, info) served when the breaker trips with
-    ``action="fallback"``; ``reload_fn(version) -> (model, info)`` backs
-    ``POST /admin/reload``; ``source_schema`` (the data's polars schema) types the
-    request fields (else they are inferred from the plan); ``clock`` returns naive
-    UTC now (tests inject a fixed one).
+    ``on_trip="fallback"``; ``reload_fn(version) -> (model, info)`` backs
+    ``POST /admin/reload`` (``reference_fn(version)`` gives the reloaded version's breaker
+    bins); ``source_schema`` (the data's polars schema) types the request fields (else
+    they are inferred from the plan); ``clock`` returns naive UTC now (tests inject a fixed
+    one). The breaker's shared state is keyed by model name and version, plus
+    ``breaker_scope`` when given (a replay run: its trips stay its own).
     """
 
     plan: FeaturePlan
@@ -70,6 +75,8 @@ class ServingState:
     event_id: Optional[str] = None        # request field naming the event (data.event_id)
     audit: Optional[AuditFn] = None       # registry audit events (Registry.record_event)
     gate_check: Optional[GateFn] = None   # /admin/reload serves only versions that pass
+    reference_fn: Optional[ReferenceFn] = None  # /admin/reload: the version's breaker bins
+    breaker_scope: Optional[str] = None   # added to the breaker's store key (a replay run)
     # ---- derived on construction (never passed in) ----
     request_schema: RequestSchema = field(init=False, repr=False)
     categories: Any = field(init=False, repr=False)     # the model's known categories
@@ -91,11 +98,7 @@ class ServingState:
         check_plan(self.info.plan_hash, self.plan, model=self.info)
         if self.fallback is not None:
             check_plan(self.fallback[1].plan_hash, self.plan, model=self.fallback[1])
-        if self.breaker is not None and self.settings.breaker.enabled \
-                and self.settings.breaker.action == "fallback" and self.fallback is None:
-            raise ConfigError("breaker action 'fallback' needs a fallback model",
-                              key="serving.breaker.action",
-                              fix="configure a fallback model version or use action=default")
+        self._check_on_trip()
         if self.router is not None:
             self.router.check(self.plan, mode=self.settings.mode)
         self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema,
@@ -103,7 +106,7 @@ class ServingState:
         if self.breaker is not None:
             # trips/resets are shared through the store and audited in the registry
             if self.breaker.shared is None:
-                self.breaker.shared = SharedBreakerState(self.store, version=str(self.info.version))
+                self.breaker.shared = self._shared_state(self.info)
             if self.breaker.listener is None:
                 self.breaker.listener = self.record_event
         self.categories = known_categories(self.model)
@@ -111,21 +114,46 @@ class ServingState:
         self.started_at = time.time()
         self._active = (self.model, self.info)
 
+    def _check_on_trip(self) -> None:
+        """What a tripped breaker answers must exist for this model (fallback, value)."""
+        b = self.settings.breaker
+        if self.breaker is not None and b.enabled and b.on_trip == "fallback" \
+                and self.fallback is None:
+            raise ConfigError("on_trip=fallback needs a fallback model version",
+                              key="serving.breaker.fallback",
+                              fix="name a registry alias or version (breaker.fallback: "
+                                  "<alias|version>) or use on_trip: abstain")
+        if b.default_value is not None and not is_regression_model(self.model) \
+                and not 0.0 <= b.default_value <= 1.0:
+            raise ConfigError(f"the served model is a classifier: the declared value is a "
+                              f"probability in [0, 1]; got {b.default_value}",
+                              key="serving.breaker.default_value",
+                              fix="declare a probability, or use on_trip: abstain")
+
+    def _shared_state(self, info: ModelInfo) -> SharedBreakerState:
+        return SharedBreakerState(self.store, key=scope_key(info.name, info.version,
+                                                            self.breaker_scope),
+                                  version=str(info.version))
+
     @property
     def active(self) -> tuple[Any, ModelInfo]:
         """(model, info) read together, so a batch never mixes two versions."""
         return self._active
 
     def swap_model(self, model, info: ModelInfo) -> ModelInfo:
-        """Replace the served model after the skew guard; return the previous info."""
+        """Replace the served model after the skew guard; return the previous info.
+
+        The breaker follows the version: its state (keyed by name and version) and its
+        reference become the new version's, with an empty window."""
         check_plan(info.plan_hash, self.plan, model=info)
+        reference = None if self.reference_fn is None else self.reference_fn(str(info.version))
         with self._swap:
             previous = self.info
             self.model, self.info = model, info
             self._active = (model, info)
             self.categories = known_categories(model)
-            if self.breaker is not None and self.breaker.shared is not None:
-                self.breaker.shared.version = str(info.version)
+            if self.breaker is not None and str(previous.version) != str(info.version):
+                self.breaker.rescope(self._shared_state(info), reference)
         return previous
 
     def record_event(self, action: str, details: dict) -> None:
@@ -152,7 +180,8 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                store: OnlineStore | None = None, reference: BreakerReference | dict | None = None,
                fallback: tuple[Any, ModelInfo] | None = None, reload_fn: ReloadFn | None = None,
                source_schema: dict | None = None, router=None, event_id: str | None = None,
-               audit: AuditFn | None = None, gate_check: GateFn | None = None
+               audit: AuditFn | None = None, gate_check: GateFn | None = None,
+               reference_fn: ReferenceFn | None = None, breaker_scope: str | None = None
                ) -> ServingState:
     """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
 
@@ -177,4 +206,5 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
     return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
                         breaker=breaker, prediction_log=log, fallback=fallback,
                         reload_fn=reload_fn, source_schema=source_schema, router=router,
-                        event_id=event_id, audit=audit, gate_check=gate_check)
+                        event_id=event_id, audit=audit, gate_check=gate_check,
+                        reference_fn=reference_fn, breaker_scope=breaker_scope)

@@ -20,7 +20,14 @@ has it, else from how the plan uses the column):
 
 Records that are well-formed but invalid (a future time) follow ``policy``: ``reject``
 (an error, the request answers 422) or ``default`` (the record is flagged in
-``CheckedRecords.invalid`` and gets the safe default score, never entering the store).
+``CheckedRecords.invalid`` and is answered without the model: the declared
+``breaker.default_value``, else no value (``abstain``); it never enters the store).
+
+A record holds the plan's source columns, optionally ``request_id`` (a string: the
+record's id, echoed back and logged) and the event id field. Any other field is an error
+naming it and the expected fields (``unknown="reject"``, the default of
+``serving.unknown_fields``), or is dropped (``unknown="ignore"``): a client that sends its
+id as ``obs_id`` learns it at once instead of getting a generated id.
 
 Unknown categories are not errors (the model's encoder handles unseen values) but add a
 warning to that record.
@@ -102,6 +109,10 @@ class RequestSchema:
                    frozenset(c for c in cat_raw if kinds.get(c) == "string"),
                    frozenset(cat_raw), event_id if event_id not in kinds else None)
 
+    def fields(self) -> tuple[str, ...]:
+        """Every field a record may hold: the source columns, ``request_id``, the event id."""
+        return (*self.kinds, "request_id", *([self.event_id] if self.event_id else []))
+
     def polars_schema(self) -> dict[str, pl.DataType]:
         """Dtypes of the columns :meth:`validate` returns."""
         out = {}
@@ -175,13 +186,34 @@ _MAX_ID_CHARS = 256
 
 def _check_request_id(rec: dict, loc: list, errors: list[dict]) -> None:
     rid = rec.get("request_id")
-    if isinstance(rid, str) and (len(rid) > _MAX_ID_CHARS or not _utf8(rid)):
+    if rid is not None and not isinstance(rid, str):  # never replaced silently by a new id
+        errors.append(error([*loc, "request_id"], f"must be a string (the record's id); got "
+                            f"{_show(rid)}: send it quoted, or leave it out for a generated id",
+                            "string_type"))
+    elif isinstance(rid, str) and (len(rid) > _MAX_ID_CHARS or not _utf8(rid)):
         errors.append(error([*loc, "request_id"], f"must be valid UTF-8 of at most "
                             f"{_MAX_ID_CHARS} characters", "value_error"))
 
 
-def check_entities(records: list, entity: str, prefix: str = "records") -> list[str]:
-    """The entity of every record (``mode="batch"`` needs nothing else), or 422."""
+def _check_unknown_fields(rec: dict, loc: list, expected: tuple[str, ...] | None,
+                          errors: list[dict]) -> None:
+    """An error per field the record should not hold (``expected`` None: anything goes)."""
+    if expected is None:
+        return
+    for name in [k for k in rec if k not in expected][:5]:
+        errors.append(error([*loc, str(name)[:60]], f"unknown field {str(name)[:60]!r}; a record has "
+                            f"{', '.join(expected)} (the timestamp, request_id and the event "
+                            "id are optional). Fix: rename or drop it, or set "
+                            "serving.unknown_fields=ignore to drop unknown fields",
+                            "extra_forbidden"))
+
+
+def check_entities(records: list, entity: str, prefix: str = "records", *,
+                   expected: tuple[str, ...] | None = None) -> list[str]:
+    """The entity of every record (``mode="batch"`` needs nothing else), or 422.
+
+    ``expected``: the fields a record may hold (:meth:`RequestSchema.fields`); None
+    accepts any field."""
     out, errors = [], []
     for i, r in enumerate(records):
         e = r.get(entity) if isinstance(r, dict) else None
@@ -190,6 +222,7 @@ def check_entities(records: list, entity: str, prefix: str = "records") -> list[
                                 f"valid UTF-8); got {_show(e)}", "missing"))
             continue
         _check_request_id(r, [prefix, i], errors)
+        _check_unknown_fields(r, [prefix, i], expected, errors)
         out.append(e)
     if errors:
         raise RequestValidationError(errors[:_MAX_ERRORS])
@@ -202,7 +235,7 @@ class CheckedRecords:
 
     ``event_ids`` holds the record's event id (str) or None; ``invalid`` holds, per
     record, None or why it is invalid (only with ``policy="default"``: such records are
-    served the safe default and never stored).
+    answered without the model and never stored).
     """
 
     columns: dict[str, list]
@@ -238,20 +271,23 @@ class _Limits:
     max_future_us: int | None
     max_abs: float | None
     policy: str
+    expected: tuple[str, ...] | None   # fields a record may hold; None: any
 
 
 def check_records(records: list, schema: RequestSchema, *, now_us: int,
                   known_categories: dict[str, set] | None = None, prefix: str = "records",
                   max_future_us: int | None = None, max_abs: float | None = None,
-                  policy: str = "reject") -> CheckedRecords:
+                  policy: str = "reject", unknown: str = "reject") -> CheckedRecords:
     """Check every record; return :class:`CheckedRecords` or raise 422 details.
 
     Timestamps come back as integer microseconds since the epoch (UTC). A timestamp
     more than ``max_future_us`` ahead of ``now_us`` is invalid (an error with
-    ``policy="reject"``, a flagged record with ``policy="default"``).
+    ``policy="reject"``, a flagged record with ``policy="default"``). A field outside
+    :meth:`RequestSchema.fields` is an error with ``unknown="reject"`` and dropped
+    with ``unknown="ignore"``.
     """
     lim = _Limits(schema, now_us, known_categories or {}, prefix, max_future_us, max_abs,
-                  policy)
+                  policy, schema.fields() if unknown == "reject" else None)
     out = CheckedRecords({c: [] for c in schema.kinds}, [], [], [])
     errors: list[dict] = []
     for i, rec in enumerate(records):
@@ -262,6 +298,7 @@ def check_records(records: list, schema: RequestSchema, *, now_us: int,
                                 "type_error"))
             continue
         _check_request_id(rec, [prefix, i], errors)
+        _check_unknown_fields(rec, [prefix, i], lim.expected, errors)
         out.event_ids.append(_event_id(rec, [prefix, i], schema.event_id, errors))
         bad = None
         for col, kind in schema.kinds.items():
@@ -271,7 +308,7 @@ def check_records(records: list, schema: RequestSchema, *, now_us: int,
             bad = bad or why
         out.invalid.append(bad)
         if bad is not None:
-            w.append(f"invalid record: {bad}; served the safe default and not stored")
+            w.append(f"invalid record: {bad}; answered without the model and not stored")
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:

@@ -35,6 +35,7 @@ class Champion:
     note: str | None = None
     events: pl.LazyFrame | None = None
     event_id: str | None = None
+    threshold: float | None = 0.5  # its own decision threshold (its policy; 0.5 = predict())
 
     def header(self) -> dict:
         return {"alias": self.alias} if self.version is None else \
@@ -42,11 +43,11 @@ class Champion:
 
 
 def compare_with_champion(champ: Champion, *, plan: FeaturePlan, task: str, test: pl.DataFrame,
-                          metrics: dict, threshold: float) -> tuple[dict, dict]:
+                          metrics: dict) -> tuple[dict, dict]:
     """(the report's ``champion`` section, ``{<metric>_lift_vs_<alias>: candidate - champion}``).
 
     ``metrics`` are the candidate's test metrics (flat); lifts are given for the ranking
-    metrics both sides have.
+    metrics both sides have. The champion decides at its own threshold (its policy).
     """
     out = champ.header()
     if champ.note is not None:
@@ -56,10 +57,11 @@ def compare_with_champion(champ: Champion, *, plan: FeaturePlan, task: str, test
     if rows is None:
         return {**out, "note": note}, {}
     m = evaluate(task, label_target(test, plan.label["column"], task),
-                 score_frame(champ.model, champ.plan, rows), threshold)
+                 score_frame(champ.model, champ.plan, rows), champ.threshold)
     lifts = {k: metrics[k] - m[k] for k in LIFTED[task]
              if m.get(k) is not None and metrics.get(k) is not None}
     section = {**out, "plan": {"name": champ.plan.name, "hash": champ.plan.spec_hash},
+               "threshold": champ.threshold,
                "metrics": {k: m.get(k) for k in SHOWN[task]}, "lift": lifts}
     return section, {f"{k}_lift_vs_{champ.alias}": v for k, v in lifts.items()}
 

@@ -21,6 +21,7 @@ from mlops.data.checks import feature_warnings, require_days
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
 from mlops.training.champion import Champion, compare_with_champion
+from mlops.training.decision import DecisionRule, achieved, choose_threshold
 from mlops.training.metrics import HIGHER_IS_BETTER, evaluate, fairness_audit
 from mlops.training.split import split_bounds, time_split
 from mlops.training.task import label_target, score_frame
@@ -40,7 +41,7 @@ class TrainingSettings:
     train_days: float = 40.0
     valid_days: float = 10.0
     test_days: float = 10.0
-    threshold: float = 0.5
+    decision: DecisionRule = field(default_factory=DecisionRule)  # how the threshold is set
     objective_metric: str | None = None    # None = the task's first metric
     objective_split: str = "valid"
     fairness_attribute: str | None = None  # audited for classifiers only
@@ -72,6 +73,12 @@ class TrainOutcome:
     metrics: dict                          # flat test metrics (+ valid_*, lifts): registered
     warnings: list[str] = field(default_factory=list)
     champion: dict | None = None
+    decision: dict = field(default_factory=dict)  # the policy's decision (mlops.registry.policy)
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold chosen at training (None for a regressor)."""
+        return self.decision.get("threshold")
 
 
 def check_objective(settings: TrainingSettings, task: str) -> tuple[str, str]:
@@ -131,8 +138,22 @@ def leakage_warning(task: str, valid: dict) -> str | None:
     return None
 
 
+def decide(rule: DecisionRule, task: str, y: dict[str, np.ndarray], scores: dict[str, np.ndarray]
+           ) -> dict:
+    """The decision part of the version's policy: the threshold ``rule`` chooses on the
+    validation window and what it achieves on validation and test (None for a regressor)."""
+    if task == "regression":
+        return {"rule": None, "value": None, "target": None, "threshold": None, "met": None,
+                "note": "a regressor has no decision threshold", "achieved": {}}
+    choice = choose_threshold(rule, y["valid"], scores["valid"])
+    return {**{"value": None, "target": None}, **rule.as_dict(), "threshold": choice.threshold,
+            "met": choice.met, "note": choice.note,
+            "achieved": {name: achieved(y[name], scores[name], choice.threshold)
+                         for name in ("valid", "test")}}
+
+
 def _fairness(parts: dict, scores: dict, plan: FeaturePlan, attribute: str | None,
-              settings: TrainingSettings) -> dict:
+              settings: TrainingSettings, threshold: float | None) -> dict:
     """The fairness audit of the test window's decisions (empty without an attribute)."""
     if not attribute:
         return {}
@@ -140,7 +161,7 @@ def _fairness(parts: dict, scores: dict, plan: FeaturePlan, attribute: str | Non
     if attribute not in test.columns:
         raise ConfigError(f'"{attribute}" is not a column of the data',
                           key="training.fairness.attribute", fix="name a data column or null")
-    decisions = (scores["test"] >= settings.threshold).astype(int)
+    decisions = (scores["test"] >= threshold).astype(int)
     return fairness_audit(test[plan.label["column"]].to_numpy(), decisions,
                           test[attribute].to_numpy(), attribute=attribute,
                           min_group_rows=int(settings.fairness_min_group_rows))
@@ -160,16 +181,19 @@ def train_model(pipe, plan: FeaturePlan, table: pl.DataFrame, settings: Training
     """Split ``table`` by time, fit ``pipe`` on the train window, evaluate every window,
     audit fairness, flag leakage and compare with ``champion`` on the test window."""
     metric, split = check_objective(settings, task)
+    settings.decision.check(task)
     label = plan.label["column"]
     parts, split_info = time_split(table, timestamp=plan.timestamp,
                                    bounds=window_bounds(plan, table, settings),
-                                   available_at=plan.label.get("available_at"))
+                                   available_at=plan.label.get("available_at"), label=label)
     warnings = feature_warnings(parts["train"], plan.feature_names)
     model = pipe.fit(parts["train"].select(plan.feature_names), label_target(parts["train"], label, task))
     scores = {name: score_frame(model, plan, parts[name]) for name in SPLITS}
-    evaluation = {name: evaluate(task, label_target(parts[name], label, task), scores[name],
-                                 float(settings.threshold)) for name in SPLITS}
-    fairness = _fairness(parts, scores, plan, settings.audit_attribute(task), settings)
+    y = {name: label_target(parts[name], label, task) for name in SPLITS}
+    decision = decide(settings.decision, task, y, scores)
+    threshold = decision["threshold"]
+    evaluation = {name: evaluate(task, y[name], scores[name], threshold) for name in SPLITS}
+    fairness = _fairness(parts, scores, plan, settings.audit_attribute(task), settings, threshold)
     objective = {"name": f"{split}_{metric}", "value": evaluation[split].get(metric),
                  "direction": "maximize" if HIGHER_IS_BETTER[metric] else "minimize"}
     flat = _flat_metrics(evaluation)
@@ -177,11 +201,13 @@ def train_model(pipe, plan: FeaturePlan, table: pl.DataFrame, settings: Training
     flat["leakage_suspected"] = 1 if leak else 0
     if leak:
         warnings.append(leak)
+    if decision["met"] is False:
+        warnings.append(f"training.decision: {decision['note']}")
     section = None
     if champion is not None:
         section, lifts = compare_with_champion(champion, plan=plan, task=task, test=parts["test"],
-                                               metrics=flat, threshold=float(settings.threshold))
+                                               metrics=flat)
         flat.update(lifts)
     return TrainOutcome(model=model, task=task, label=label, parts=parts, split=split_info, scores=scores,
                         evaluation=evaluation, fairness=fairness, objective=objective, metrics=flat,
-                        warnings=warnings, champion=section)
+                        warnings=warnings, champion=section, decision=decision)

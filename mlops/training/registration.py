@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from mlops.data.fingerprint import frame_hash
 from mlops.features.compile import FeaturePlan
 from mlops.monitoring.reference import Reference, fit_reference
+from mlops.monitoring.reference_rows import baseline_from
+from mlops.registry.policy import policy_record
 from mlops.training.pipeline import TrainingSettings, TrainOutcome
 from mlops.training.task import score_frame
 
@@ -49,13 +52,19 @@ def _hyperparameters(model) -> dict:
 
 def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: TrainingSettings,
                         lineage: Lineage) -> RegistrationRecord:
-    """The model, its drift reference (train-window features + score) and its lineage."""
+    """The model, its drift reference (train-window features + score, in time order, and
+    the model's scores and labels on the validation and test windows: its baseline) and
+    its lineage."""
     train = outcome.parts["train"]
-    ref_frame = train.select(plan.feature_names).with_columns(
+    ref_frame = train.select(plan.timestamp, *plan.feature_names).with_columns(
         pl.Series(PREDICTION_COLUMN, score_frame(outcome.model, plan, train)))
     reference = fit_reference(ref_frame, numeric=[*plan.numeric, PREDICTION_COLUMN],
                               categorical=plan.categorical, n_bins=int(settings.reference_bins),
-                              max_rows=int(settings.reference_max_rows))
+                              max_rows=int(settings.reference_max_rows), timestamp=plan.timestamp)
+    held_out = pl.concat([outcome.parts["valid"], outcome.parts["test"]], how="vertical_relaxed")
+    reference.baseline = baseline_from(
+        held_out, timestamp=plan.timestamp, label=outcome.label,
+        score=np.concatenate([outcome.scores["valid"], outcome.scores["test"]]))
     metadata = {
         "training_data_hash": frame_hash(train),
         "feature_plan_hash": plan.spec_hash, "feature_plan_name": plan.name,
@@ -63,6 +72,7 @@ def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: Trai
         "config": lineage.config, "hyperparameters": _hyperparameters(outcome.model),
         "metrics": outcome.metrics, "fairness": outcome.fairness,
         "description": str(settings.description),
+        "policy": policy_record(outcome.task, outcome.decision),
         "tags": {"split": outcome.split, "estimator": lineage.estimator, "task": outcome.task,
                  "calibration": outcome.evaluation["test"].get("calibration"),
                  "source_data_hash": lineage.source_data_hash},

@@ -36,6 +36,7 @@ class TrainResult:
     warnings: list[str]
     objective: dict
     metrics: dict                # flat metrics as registered (not part of train.json)
+    decision: dict = field(default_factory=dict)  # the decision policy (rule, threshold, achieved)
     registry: dict | None = None  # {"model": name, "version": n} once registered
     duration_s: float = 0.0
 
@@ -48,7 +49,8 @@ class TrainResult:
                          "features": plan.feature_names},
                    split=outcome.split, evaluation=outcome.evaluation, fairness=outcome.fairness,
                    champion=outcome.champion, warnings=outcome.warnings,
-                   objective=outcome.objective, metrics=outcome.metrics)
+                   objective=outcome.objective, metrics=outcome.metrics,
+                   decision=outcome.decision)
 
     @property
     def version(self) -> int | None:
@@ -74,7 +76,8 @@ class TrainResult:
             "action": "train", "status": "ok", "headline": self.headline, "task": self.task,
             "model": {"name": self.model.name, "target": self.model.target,
                       "params": self.model.params},
-            "plan": self.plan, "split": self.split, "evaluation": self.evaluation,
+            "plan": self.plan, "split": self.split, "decision": self.decision,
+            "evaluation": self.evaluation,
             "fairness": self.fairness, "champion": self.champion, "warnings": self.warnings,
             "objective": self.objective, "registry": self.registry, "duration_s": self.duration_s,
         }

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -34,6 +35,14 @@ def label_column(plan: FeaturePlan) -> str:
     return label
 
 
+@dataclass(frozen=True)
+class LabelledTable:
+    """The labelled table and what building it dropped before any split."""
+
+    frame: pl.DataFrame
+    deduplicated: int | None = 0   # exact duplicate events dropped (data.dedupe); None: not known
+
+
 def feature_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTable | None = None,
                   event_id: str | None = None, dedupe: bool = False,
                   extra: Sequence[str] = ()) -> pl.DataFrame:
@@ -43,6 +52,14 @@ def feature_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTable
     event; ``entity``: a label spine keyed by entity and time), or None when the label
     is a column of ``events``. ``dedupe`` drops exact duplicate events first.
     """
+    return labelled_table(plan, events, labels=labels, event_id=event_id, dedupe=dedupe,
+                          extra=extra).frame
+
+
+def labelled_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTable | None = None,
+                   event_id: str | None = None, dedupe: bool = False,
+                   extra: Sequence[str] = ()) -> LabelledTable:
+    """:func:`feature_table` with the count of duplicate events it dropped."""
     label, known_at = label_column(plan), plan.label.get("available_at")
     if labels is not None and labels[1] == "event_id":
         if not event_id:
@@ -53,12 +70,16 @@ def feature_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTable
     schema = events.collect_schema()
     frame = events.collect()
     require_rows(frame, what="the event data")
+    read = frame.height
     frame = dedupe_events(frame, event_id=event_id, allow=dedupe)
+    dropped = read - frame.height
     if labels is not None and labels[1] == "entity":
-        return _features_at_labels(plan, frame, labels[0], label=label, known_at=known_at)
+        table = _features_at_labels(plan, frame, labels[0], label=label, known_at=known_at)
+        return LabelledTable(table, dropped)
     _check_label_columns(schema, label, known_at)
     keep = [c for c in (event_id, label, known_at, *extra) if c and c in schema]
-    return compute_features(plan, frame, keep=list(dict.fromkeys(keep))).collect()
+    return LabelledTable(compute_features(plan, frame, keep=list(dict.fromkeys(keep))).collect(),
+                         dropped)
 
 
 def _features_at_labels(plan: FeaturePlan, frame: pl.DataFrame, spine: pl.LazyFrame, *,

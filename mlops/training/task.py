@@ -98,8 +98,9 @@ def label_target(df: pl.DataFrame, label: str, task: str) -> np.ndarray:
     """The label as the estimator needs it: 0/1 for binary classification, float for regression."""
     col = df[label]
     if col.null_count():
-        raise DataError(f"{col.null_count():,} training rows have no label", key="features.label.column",
-                        fix="drop unlabelled rows from the data or give labels.available_at")
+        raise DataError(f"{col.null_count():,} rows given to the model have no label",
+                        key="features.label.column",
+                        fix="pass only labelled rows (training.split.time_split leaves null labels out)")
     if task == "regression":
         if not col.dtype.is_numeric():
             raise DataError(f'a regressor needs a numeric label; "{label}" is {col.dtype}',

@@ -13,7 +13,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = ("test", "scale", "optuna")   # what .ci/run installs
+EXTRAS = ("test", "scale", "optuna", "postgres", "docs")   # what .ci/run installs
 
 
 def _norm(name: str) -> str:

@@ -10,7 +10,10 @@ from mlops.serving.settings import BreakerSettings, ServingSettings, StoreSettin
 
 @pytest.mark.parametrize("settings,key,rule", [
     (ServingSettings(port=65536), "serving.port", "an int in [0, 65536)"),
-    (ServingSettings(threshold=1.01), "serving.threshold", "a float in [0, 1]"),
+    (ServingSettings(breaker=BreakerSettings(on_trip="default")), "serving.breaker.default_value",
+     "declared"),
+    (ServingSettings(breaker=BreakerSettings(on_trip="shrug")), "serving.breaker.on_trip",
+     "one of ['abstain', 'refuse', 'fallback', 'default']"),
     (ServingSettings(mode="stream"), "serving.mode", "one of ['realtime', 'hybrid', 'batch']"),
     (ServingSettings(max_abs_value=0.0), "serving.max_abs_value", "a float > 0 or None"),
     (ServingSettings(store=StoreSettings(type="memcached")), "serving.store.type", "one of"),
@@ -27,7 +30,7 @@ def test_serving_settings_name_the_key_and_the_rule(settings, key, rule):
 
 
 def test_serving_settings_boundaries_that_hold():
-    ServingSettings(port=0, threshold=1.0, max_abs_value=None, batch_wait_ms=1000,
+    ServingSettings(port=0, max_abs_value=None, batch_wait_ms=1000,
                     breaker=BreakerSettings(window=50, min_requests=50)).validate()
 
 

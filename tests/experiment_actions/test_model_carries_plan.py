@@ -124,7 +124,13 @@ def test_simulated_experiment_scores_each_arm_with_its_own_plan(world):
     assert info["plans"]["control"].startswith("fraud_v2") and \
         info["plans"]["treatment"].startswith("fraud_v1")
     # brute force: window = last 21 days; each unit's arm by hand; its rows scored by its
-    # own model on its own features; declines per unit = rows at or above 0.8
+    # own model on its own features; declines per unit = rows at or above that version's
+    # own decision threshold (its policy, chosen at training)
+    reg = Registry(world.tmp / "home")
+    thresholds = {v: reg.get_version("fraud_detector", v).policy["decision"]["threshold"]
+                  for v in (1, 2)}
+    assert thresholds[1] != thresholds[2] and info["thresholds"] == {
+        "control": thresholds[2], "treatment": thresholds[1]}
     for arm, version, features in (("control", 2, "fraud_v2"), ("treatment", 1, "fraud_v1")):
         ctx, plan = world.plan(features)
         feats = compute_features(plan, ctx.scan_events()).collect()
@@ -134,7 +140,7 @@ def test_simulated_experiment_scores_each_arm_with_its_own_plan(world):
                 for u in rows["user_id"].unique().to_list()}
         rows = rows.filter(pl.col("user_id").replace_strict(arms) == arm)
         p = world.model(version).predict_proba(rows.select(plan.feature_names))[:, 1]
-        per_unit = rows.with_columns(pl.Series("d", (p >= 0.8).astype(float))) \
+        per_unit = rows.with_columns(pl.Series("d", (p >= thresholds[version]).astype(float))) \
             .group_by("user_id").agg(pl.col("d").sum())
         entry = r["metrics"]["declines"]["variants"]["treatment"]
         got = entry["control_mean"] if arm == "control" else entry["treatment_mean"]

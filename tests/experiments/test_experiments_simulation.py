@@ -48,14 +48,16 @@ def _models(events):
     y = (events["x"] > 0).to_numpy().astype(int)
     plan = SimpleNamespace(spec_hash="h1", feature_names=["x"], timestamp="ts", entity="u",
                            name="p", short_hash="h1")
-    return {"control": VariantModel(LogisticRegression().fit(x, y), "m", 1, plan),
-            "treatment": VariantModel(LogisticRegression().fit(x, 1 - y), "m", 2, plan)}
+    # each version decides at its own threshold (its policy)
+    return {"control": VariantModel(LogisticRegression().fit(x, y), "m", 1, plan, threshold=0.5),
+            "treatment": VariantModel(LogisticRegression().fit(x, 1 - y), "m", 2, plan,
+                                      threshold=0.3)}
 
 
 def test_simulated_outcomes_equal_a_brute_force_loop_over_units():
     events, spec = _events(), _spec()
     variants = _models(events)
-    s = SimulationSettings(days=10, threshold=0.5)
+    s = SimulationSettings(days=10)
     per_unit, per_day, info = simulate_units(spec, events.lazy(), OUTCOMES, variants,
                                              {"h1": events}, s)
     start = events["ts"].max() - timedelta(days=10)
@@ -64,11 +66,13 @@ def test_simulated_outcomes_equal_a_brute_force_loop_over_units():
     for unit, rows in window.group_by("u"):
         arm = assign_units(spec, [unit[0]])[0]
         p = variants[arm].model.predict_proba(rows.select("x"))[:, 1]
-        want[unit[0]] = (arm, int((p >= 0.5).sum()), rows.height)
+        want[unit[0]] = (arm, int((p >= {"control": 0.5, "treatment": 0.3}[arm]).sum()),
+                         rows.height)
     got = {r["u"]: (r["variant"], r["flags"], r["rows"]) for r in per_unit.iter_rows(named=True)}
     assert got == want
     assert per_day["flags"].sum() == per_unit["flags"].sum() and info["units"] == len(want)
     assert info["models"] == {"control": "m v1", "treatment": "m v2"}
+    assert info["thresholds"] == {"control": 0.5, "treatment": 0.3}
 
 
 def test_an_empty_window_names_the_key():

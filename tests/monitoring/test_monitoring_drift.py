@@ -1,4 +1,5 @@
-"""detect_drift: the monitor.json contract, decisions, edge cases and policy validation."""
+"""detect_drift with fixed thresholds (``method: fixed``): the monitor.json contract, decisions,
+edge cases and policy validation. Calibrated limits: test_monitoring_calibration.py."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,22 @@ import scipy.stats
 from scipy.spatial.distance import jensenshannon
 
 from mlops.errors import ConfigError, DataError
-from mlops.monitoring.drift import HIST_MAX_CATEGORIES, DriftPolicy, detect_drift
+from mlops.monitoring.drift import HIST_MAX_CATEGORIES
+from mlops.monitoring.drift import detect_drift as _detect
+from mlops.monitoring.policy import DriftPolicy as _Policy
 from mlops.monitoring.reference import fit_reference
 
-NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "psi", "js", "ks_stat",
+
+def DriftPolicy(**kwargs):  # noqa: N802 - these tests pin the fixed-threshold method
+    return _Policy(**{"method": "fixed", **kwargs})
+
+
+def detect_drift(reference, current, policy=None, **kwargs):
+    return _detect(reference, current, policy if policy is not None else DriftPolicy(), **kwargs)
+
+NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality",
+                  "psi", "js",
+                  "ks_stat",
                   "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share",
                   "cur_null_share", "cur_nonfinite", "hist", "note"}
 CATEGORICAL_FIELDS = (NUMERIC_FIELDS - {"ks_stat", "ks_pvalue", "wasserstein"}) | {
@@ -37,7 +50,8 @@ def _dumps(result):
 def test_contract_fields_and_json_safety():
     ref_df, cur_df = _frames()
     out = detect_drift(fit_reference(ref_df, numeric=["a", "b"], categorical=["c"]), cur_df)
-    assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason",
+    assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason", "calibration",
+                        "quality",
                         "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy"}
     assert set(out["features"]["a"]) == NUMERIC_FIELDS
     assert set(out["features"]["c"]) == CATEGORICAL_FIELDS
@@ -262,10 +276,6 @@ def test_threads_do_not_change_results():
 
 def test_all_unseen_categories_drift_even_when_chi2_is_undefined():
     """Small reference -> chi-square decides; 100% unseen values -> chi2 undefined -> JS decides."""
-    import polars as pl
-
-    from mlops.monitoring.drift import detect_drift
-    from mlops.monitoring.reference import fit_reference
     ref = fit_reference(pl.DataFrame({"c": ["a", "b"] * 50}), numeric=[], categorical=["c"])
     out = detect_drift(ref, pl.DataFrame({"c": ["z"] * 100}))["features"]["c"]
     assert out["chi2_stat"] is None and out["unseen_share"] == 1.0

@@ -25,8 +25,9 @@ OFF = MultivariateSettings(enabled=False)
 
 def _world(n_ref=2000, n_cur=1500, shift=0.0, seed=0, flip=False):
     rng = np.random.default_rng(seed)
-    ref = pl.DataFrame({"x": rng.normal(size=n_ref), "c": rng.choice(["a", "b"], n_ref).tolist(),
-                        "prediction": rng.uniform(size=n_ref)})
+    x_ref = rng.normal(size=n_ref)  # the model scores the reference as it scores the stream
+    ref = pl.DataFrame({"x": x_ref, "c": rng.choice(["a", "b"], n_ref).tolist(),
+                        "prediction": 1 / (1 + np.exp(-3 * x_ref))})
     x = rng.normal(shift, size=n_cur)
     p = 1 / (1 + np.exp(-3 * x))
     y = (rng.uniform(size=n_cur) < p).astype(int)
@@ -83,7 +84,8 @@ def test_no_baseline_means_no_performance_and_no_detectors():
                          timestamp="ts", label="y", current_info={}, reference_path="r")
     out = result.to_json()
     assert out["performance"]["chunks"] == [] and out["detectors"] == {}
-    assert out["performance"]["max_drop"] == 0.05 and "detector_burn_in_rows" not in out["current"]
+    assert out["performance"]["baseline"] is None and out["performance"]["limit"] is None
+    assert "detector_burn_in_rows" not in out["current"]
     assert result.status == "ok" and not result.found
 
 
@@ -127,3 +129,32 @@ def test_multivariate_settings_are_checked_only_when_enabled():
     with pytest.raises(ConfigError) as err:
         MultivariateSettings(folds=1)
     assert err.value.key == "multivariate.folds"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_a_broken_input_is_a_data_quality_alert_not_insufficient_data(value):
+    ref, stream = _world()
+    broken = stream.with_columns(pl.lit(value, pl.Float64).alias("x"))
+    result = _run(ref, broken)
+    out = result.to_json()
+    assert out["quality"] == [{"feature": "x", "issue": "no valid value in 1300 rows (all null or NaN/inf)"}]
+    assert result.found and result.status == "fail"
+    assert any(r.startswith("data quality: x") for r in result.reasons())
+    half = stream.with_columns(pl.when(pl.int_range(pl.len()) % 4 == 0).then(pl.col("x"))
+                               .otherwise(None).alias("x"))
+    assert "mostly missing: 75%" in _run(ref, half).to_json()["quality"][0]["issue"]
+
+
+def test_a_feature_that_is_often_half_missing_is_no_quality_alert():
+    """Half-null window features (no earlier event in the day) wobble around 50% missing in
+    every chunk of the reference; a window at 55% is their normal, not a broken input."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    share = 0.45 + 0.08 * np.sin(np.arange(n) / n * 6 * np.pi)      # 37%..53% by chunk
+    x = np.where(rng.uniform(size=n) < share, np.nan, rng.normal(size=n))
+    ref = fit_reference(pl.DataFrame({"ts": [T0 + timedelta(minutes=i) for i in range(n)], "x": x}),
+                        numeric=["x"], categorical=[], timestamp="ts")
+    cur = pl.DataFrame({"x": np.where(rng.uniform(size=1000) < 0.55, np.nan, rng.normal(size=1000))})
+    assert detect_drift(ref, cur)["quality"] == []
+    broken = pl.DataFrame({"x": np.where(rng.uniform(size=1000) < 0.9, np.nan, rng.normal(size=1000))})
+    assert "mostly missing: 9" in detect_drift(ref, broken)["quality"][0]["issue"]

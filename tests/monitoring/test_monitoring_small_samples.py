@@ -1,4 +1,5 @@
-"""Minimum sample sizes: tiny windows are insufficient_data, never drift (issue 14.1)."""
+"""Minimum sample sizes with fixed thresholds (``method: fixed``): tiny windows are
+insufficient_data, never drift (issue 14.1)."""
 from __future__ import annotations
 
 import json
@@ -9,9 +10,18 @@ import pytest
 import scipy.stats
 
 from mlops.errors import ConfigError
-from mlops.monitoring.drift import detect_drift
-from mlops.monitoring.policy import DEFAULT_MIN_ROWS, DriftPolicy
+from mlops.monitoring.drift import detect_drift as _detect
+from mlops.monitoring.policy import DEFAULT_MIN_ROWS
+from mlops.monitoring.policy import DriftPolicy as _Policy
 from mlops.monitoring.reference import fit_reference
+
+
+def DriftPolicy(**kwargs):  # noqa: N802 - these tests pin the fixed-threshold method
+    return _Policy(**{"method": "fixed", **kwargs})
+
+
+def detect_drift(reference, current, policy=None, **kwargs):
+    return _detect(reference, current, policy if policy is not None else DriftPolicy(), **kwargs)
 
 NO_MINIMUMS = {"min_rows": {t: 0 for t in DEFAULT_MIN_ROWS}, "min_reference_rows": 0,
                "min_rows_dataset": 0}

@@ -8,9 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.stats
+from scipy.spatial.distance import jensenshannon
 
 NO_MV = "monitoring.multivariate.enabled=false"
-FIELDS = {"type", "test", "threshold", "status", "drift", "score", "psi", "js", "ks_stat",
+FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality", "psi", "js",
+          "ks_stat",
           "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share", "cur_null_share",
           "cur_nonfinite", "hist", "note"}
 
@@ -53,8 +55,13 @@ def test_shifted_data_drifts_exits_3_and_alerts(run_action, data, tmp_path):
     assert set(temp) == FIELDS and temp["status"] == "drift"
     ref = pl.read_parquet(data / "ref_*.parquet")["temperature"].to_numpy()
     cur = pl.read_csv(data / "shifted.csv")["temperature"].to_numpy()
-    assert temp["test"] == "wasserstein"  # 3000 rows on both sides
-    assert temp["score"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
+    assert temp["test"] == "js"  # calibrated: the distance on the reference's quantile bins
+    edges = np.unique(np.quantile(ref, np.arange(1, 10) / 10))
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
+    c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
+    assert temp["score"] == pytest.approx(jensenshannon(r / r.sum(), c / c.sum(), base=2))
+    assert temp["wasserstein"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std())
+    assert temp["limit"]["source"] in ("calibrated", "floor") and temp["score"] > temp["threshold"]
     assert out["features"]["site"]["type"] == "categorical"
     assert "reading_ts" in out["skipped"]  # a timestamp drifts by construction
     assert out["reference"]["files"] == 2 and out["current"]["rows"] == 3000
@@ -127,3 +134,77 @@ def test_errors_are_one_line_exit_2(run_action, data, case, needle):
         assert "nothing_*.parquet" in out["error"]
     if case == "malformed":
         assert out["error"].startswith("monitoring.current: ") and "Fix:" in out["error"]
+
+
+# --- drift inputs a user leaves as they are (issue 20, item 4) ------------------------------
+
+def _orders(n, *, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 1, 1) + timedelta(days=40 * seed)
+    return pl.DataFrame({
+        "order_ref": [f"O{seed}-{i:06d}" for i in range(n)],           # unique per row
+        "line_no": np.arange(n) + seed * n,                            # unique integers
+        "shop": rng.choice([f"s{k}" for k in range(30)], n).tolist(),  # an entity (many repeats)
+        "placed_at": [start + timedelta(minutes=7 * i) for i in range(n)],
+        "basket": rng.lognormal(3 + shift, 0.4, n), "region": rng.choice(["n", "s"], n).tolist(),
+        "returned": rng.integers(0, 2, n),
+    })
+
+
+def test_ids_timestamps_and_labels_are_left_out_and_listed(run_action, tmp_path):
+    d = tmp_path / "orders"
+    d.mkdir()
+    _orders(2000, seed=1).write_csv(d / "first.csv")          # csv: timestamps are text
+    _orders(2000, seed=2).write_csv(d / "second.csv")         # another period, same world
+    code, out = _drift(run_action, f"monitoring.reference={d}/first.csv", f"monitoring.current={d}/second.csv",
+                       NO_MV, "features.label.column=returned", "features.entity=shop",
+                       "features.timestamp=placed_at")
+    skipped = out["skipped"]
+    assert "identifier" in skipped["order_ref"] and "identifier" in skipped["line_no"]
+    assert "features.timestamp" in skipped["placed_at"]             # parsed, and declared
+    assert "features.label.column" in skipped["returned"] and "features.entity" in skipped["shop"]
+    assert set(out["features"]) == {"basket", "region"}
+    assert code == 0 and out["dataset_drift"] is False, out["headline"]
+
+
+def test_a_csv_timestamp_is_parsed_and_orders_the_reference(run_action, tmp_path):
+    d = tmp_path / "t"
+    d.mkdir()
+    _table(3000, seed=1).write_csv(d / "ref.csv")
+    _table(3000, seed=2).write_csv(d / "cur.csv")
+    code, out = _drift(run_action, f"monitoring.reference={d}/ref.csv", f"monitoring.current={d}/cur.csv", NO_MV)
+    assert "Datetime" in out["skipped"]["reading_ts"] and code == 0
+    assert out["calibration"]["order"] == "time order"
+
+
+def test_all_null_side_takes_the_other_type_and_is_a_data_quality_alert(run_action, tmp_path):
+    d = tmp_path / "n"
+    d.mkdir()
+    _table(3000, seed=1).write_csv(d / "ref.csv")
+    _table(3000, seed=2).with_columns(pl.lit(None, pl.Float64).alias("humidity")).write_csv(d / "cur.csv")
+    code, out = _drift(run_action, f"monitoring.reference={d}/ref.csv", f"monitoring.current={d}/cur.csv", NO_MV)
+    assert out["features"]["humidity"]["type"] == "numeric"
+    assert code == 3 and out["status"] == "fail"
+    assert [q["feature"] for q in out["quality"]] == ["humidity"]
+    assert "no valid value" in out["quality"][0]["issue"]
+
+
+def test_every_type_mismatch_is_listed_with_a_fix_that_runs_as_typed(run_action, tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    ref = _table(3000, seed=1)
+    ref.write_parquet(d / "ref.parquet")
+    cur = _table(3000, seed=2).with_columns(pl.col("temperature").round(1).cast(pl.String),
+                                            pl.col("humidity").round(1).cast(pl.String))
+    cur = cur.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("n/a"))
+                           .otherwise(pl.col("temperature")).alias("temperature"))
+    cur.write_parquet(d / "cur.parquet")
+    args = [f"monitoring.reference={d}/ref.parquet", f"monitoring.current={d}/cur.parquet", NO_MV]
+    code, out = _drift(run_action, *args, out="bad")
+    assert code == 2
+    message = out["error"]
+    assert "'temperature' is numeric" in message and "'humidity' is numeric" in message
+    fixes = [w for w in message.split() if w.startswith("+monitoring.column_types.")]
+    assert fixes == ["+monitoring.column_types.temperature=numeric", "+monitoring.column_types.humidity=numeric"]
+    code, out = _drift(run_action, *args, *fixes, out="fixed")
+    assert code == 0 and out["features"]["temperature"]["cur_null_share"] == pytest.approx(1 / 3000)

@@ -28,7 +28,7 @@ WALKTHROUGH = [
     "mlops action=approve registry.version=1 registry.approver=alice",
     "mlops action=promote registry.version=1 registry.alias=production",
     "mlops action=monitor",
-    "mlops action=drift monitoring.reference='data/first_half.csv' monitoring.current='data/second_half.csv'",
+    "mlops action=drift monitoring.reference='drift/first_half.csv' monitoring.current='drift/second_half.csv'",
 ]
 
 
@@ -104,8 +104,12 @@ def test_own_project_from_init_to_drift(tmp_path, task):
 
     answer = _predict_via_server(project)
     assert answer["model"]["name"] == f"shop_{task}"
-    value = answer["probabilities"][0]
-    assert (0.0 <= value <= 1.0) if task == "classification" else abs(value) < 1e4
+    assert answer["decisions"] == ["model"]
+    if task == "classification":  # decided at the version's own threshold (fixed 0.5 here)
+        value = answer["probabilities"][0]
+        assert 0.0 <= value <= 1.0 and answer["predictions"][0] == int(value >= 0.5)
+    else:  # a regressor's value is the prediction, never a probability
+        assert "probabilities" not in answer and abs(answer["predictions"][0]) < 1e4
 
     monitor = json.loads(out["monitor"].with_suffix(".json").read_text())
     assert monitor["task"] == task

@@ -9,7 +9,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeRegressor
 
 from mlops.errors import ArtifactIntegrityError
-from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
+from mlops.registry import DEFAULT_TRUSTED_TYPES
 from mlops.registry.artifacts import declared_types
 
 
@@ -28,8 +28,9 @@ def _register(reg, model, name="fraud", **meta):
                         actor="alice")
 
 
-def test_default_trusted_types_load_pipeline_and_logreg(tmp_path, logreg, hgb_pipeline, tiny_xy, tabular):
-    reg = Registry(tmp_path)
+def test_default_trusted_types_load_pipeline_and_logreg(tmp_path, logreg, hgb_pipeline, tiny_xy, tabular,
+                                                       make_registry):
+    reg = make_registry(tmp_path)
     _register(reg, logreg, name="lr")
     _register(reg, hgb_pipeline, name="hgb")
     x, _ = tiny_xy
@@ -52,14 +53,14 @@ def test_default_trusted_types_load_pipeline_and_logreg(tmp_path, logreg, hgb_pi
     ],
     ids=["random_forest", "decision_tree", "hgb_regressor", "hgb_categorical"],
 )
-def test_default_trusted_types_cover_trees(tmp_path, tiny_xy, make):
+def test_default_trusted_types_cover_trees(tmp_path, tiny_xy, make, make_registry):
     x, y = tiny_xy
     model = make(x, y)
     data = sio.dumps(model)
     # Independent truth: whatever skops itself would not trust must be in our list.
     assert set(sio.get_untrusted_types(data=data)) <= set(DEFAULT_TRUSTED_TYPES)
     assert declared_types(data) <= set(DEFAULT_TRUSTED_TYPES)
-    reg = Registry(tmp_path)
+    reg = make_registry(tmp_path)
     _register(reg, model)
     loaded, _ = reg.load_model("fraud", 1, trusted=DEFAULT_TRUSTED_TYPES)
     xx = np.c_[np.arange(len(y)) % 3, x] if model.n_features_in_ == 4 else x
@@ -74,8 +75,8 @@ def test_declared_types_sees_everything_skops_flags(hgb_pipeline):
     assert not any(t.startswith("builtins.dict") for t in found)  # plain data needs no trust
 
 
-def test_flipped_byte_is_refused(tmp_path, logreg):
-    reg = Registry(tmp_path)
+def test_flipped_byte_is_refused(tmp_path, logreg, make_registry):
+    reg = make_registry(tmp_path)
     mv = _register(reg, logreg)
     raw = bytearray(mv.artifact_path.read_bytes())
     raw[len(raw) // 2] ^= 0x01
@@ -87,8 +88,8 @@ def test_flipped_byte_is_refused(tmp_path, logreg):
     assert not report["ok"] and report["problems"][0]["version"] == 1
 
 
-def test_missing_file_is_refused(tmp_path, logreg):
-    reg = Registry(tmp_path)
+def test_missing_file_is_refused(tmp_path, logreg, make_registry):
+    reg = make_registry(tmp_path)
     mv = _register(reg, logreg)
     mv.artifact_path.unlink()
     with pytest.raises(ArtifactIntegrityError, match="missing"):
@@ -96,17 +97,17 @@ def test_missing_file_is_refused(tmp_path, logreg):
     assert reg.verify()["problems"][0]["kind"] == "artifact"
 
 
-def test_custom_class_is_refused_at_load(tmp_path):
-    reg = Registry(tmp_path)
+def test_custom_class_is_refused_at_load(tmp_path, make_registry):
+    reg = make_registry(tmp_path)
     _register(reg, HomeMadeModel(2.0))
     with pytest.raises(ArtifactIntegrityError, match="HomeMadeModel"):
         reg.load_model("fraud", 1, trusted=DEFAULT_TRUSTED_TYPES)
 
 
-def test_allowlist_is_the_callers_not_skops_defaults(tmp_path, tiny_xy, logreg):
+def test_allowlist_is_the_callers_not_skops_defaults(tmp_path, tiny_xy, logreg, make_registry):
     # skops trusts SVC and LogisticRegression by default; we only trust what the caller lists.
     x, y = tiny_xy
-    reg = Registry(tmp_path)
+    reg = make_registry(tmp_path)
     _register(reg, SVC().fit(x, y), name="svc")
     _register(reg, logreg, name="lr")
     with pytest.raises(ArtifactIntegrityError, match="sklearn.svm._classes.SVC"):
@@ -117,17 +118,17 @@ def test_allowlist_is_the_callers_not_skops_defaults(tmp_path, tiny_xy, logreg):
     np.testing.assert_array_equal(svc.predict(x), SVC().fit(x, y).predict(x))
 
 
-def test_trusted_must_be_a_list_of_names(tmp_path, logreg):
-    reg = Registry(tmp_path)
+def test_trusted_must_be_a_list_of_names(tmp_path, logreg, make_registry):
+    reg = make_registry(tmp_path)
     _register(reg, logreg)
     with pytest.raises(ArtifactIntegrityError, match="'trusted' parameter"):
         reg.load_model("fraud", 1, trusted="sklearn.linear_model._logistic.LogisticRegression")
 
 
-def test_reference_file_is_content_addressed_and_verified(tmp_path, logreg):
+def test_reference_file_is_content_addressed_and_verified(tmp_path, logreg, make_registry):
     ref = tmp_path / "reference.json"
     ref.write_text('{"amount": {"bins": [1, 2, 3]}}')
-    reg = Registry(tmp_path / "home")
+    reg = make_registry(tmp_path / "home")
     mv = reg.register("fraud", logreg, metadata={}, reference_file=ref, actor="alice")
     import hashlib
 

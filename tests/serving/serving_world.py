@@ -62,14 +62,18 @@ def build_world(n_users: int = 80, days: int = 30, seed: int = 7, version: str =
     return World(events, plan, feats, model, info, reference)
 
 
-def breaker_reference(X: pl.DataFrame, scores, *, categorical=(), n_bins: int = 10
-                      ) -> BreakerReference:
+def breaker_reference(X: pl.DataFrame, scores, *, categorical=(), n_bins: int = 10,
+                      window: int | None = None) -> BreakerReference:
     """The breaker's bins as serving gets them: monitoring's reference fitted on the
-    training features and scores (the one stored with a model)."""
+    training features and scores (the one stored with a model; ``X`` in time order), with
+    limits calibrated for a ``window`` when one is given."""
+    from mlops.serving.breaker_limits import calibrated_reference
     numeric = [c for c in X.columns if c not in categorical]
     fitted = fit_reference(X.with_columns(pl.Series("prediction", np.asarray(scores, dtype=float))),
                            numeric=[*numeric, "prediction"], categorical=list(categorical),
                            n_bins=n_bins)
+    if window is not None:
+        return calibrated_reference(fitted, X.columns, window=window)
     return BreakerReference.from_reference(fitted, X.columns)
 
 

@@ -32,8 +32,9 @@ def test_predict_contract_and_scores_equal_the_model_on_batch_features(world, ma
         r = client.post("/predict", json={"records": recs[:5]})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"predictions", "probabilities", "model", "plan_hash", "warnings",
-                         "request_ids", "served_by"}
+    assert set(body) == {"predictions", "probabilities", "decisions", "model", "plan_hash",
+                         "warnings", "request_ids", "served_by"}
+    assert body["decisions"] == ["model"] * 5
     assert body["model"] == {"name": "fraud", "version": "1"}
     assert body["plan_hash"] == world.plan.spec_hash
     assert body["warnings"] == [[]] * 5 and len(set(body["request_ids"])) == 5

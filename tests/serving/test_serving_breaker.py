@@ -158,10 +158,11 @@ def drift_setup():
     cut = pl.datetime(2024, 1, 31)
     fb = compute_features(plan, base, keep=["is_fraud"]).collect()
     fs = compute_features(plan, shifted).collect()
-    train = fb.filter(pl.col("event_ts") < cut)
+    train = fb.filter(pl.col("event_ts") < cut).sort("event_ts")
     model = make_model(plan).fit(train.select(plan.feature_names), train["is_fraud"].to_numpy())
+    # limits calibrated on the training rows in time order, for a window of 400
     ref = breaker_reference(train.select(plan.feature_names), scores_of(model, train, plan),
-                            categorical=plan.categorical)
+                            categorical=plan.categorical, window=400)
     late = pl.col("event_ts") >= cut
     return plan, model, ref, fb.filter(late), fs.filter(late)
 
@@ -177,70 +178,101 @@ def _run(plan, model, ref, frame, settings, step=25):
 
 
 def test_breaker_trips_on_covariate_shift_and_not_on_stable_inputs(drift_setup):
+    """Calibrated limits (no threshold given): quiet on later stable traffic, trips on the
+    shift, never before its calibrated minimum."""
     plan, model, ref, stable, shifted = drift_setup
-    s = BreakerSettings(window=400, min_requests=200)
+    s = BreakerSettings(window=400)
     br, states = _run(plan, model, ref, stable.sample(1200, seed=0, shuffle=True), s)
     assert all(st.state == "closed" for st in states)
+    assert states[-1].armed and states[-1].calibration == "calibrated on the model's reference"
     br, states = _run(plan, model, ref, shifted.sample(1200, seed=0, shuffle=True), s)
-    assert br.tripped and "channel" in br.reason and "amount" in br.reason
+    assert br.tripped and {"channel", "amount"} <= set(states[-1].drifting)
     first = next(i for i, st in enumerate(states) if st.state == "tripped")
-    assert states[first].window_records >= s.min_requests  # never before min_requests
-    assert states[-1].feature_psi["channel"] > s.feature_psi
+    assert states[first].window_records >= ref.limits.min_records == br.min_records
+    assert states[-1].feature_psi["channel"] > states[-1].feature_limits["channel"]
     assert br.reset().state == "closed" and br.status().window_records == 0
 
 
-def test_breaker_actions_through_the_app(world, world_v2, make_state):
+ON_TRIP = [("abstain", 200, "abstain", {}), ("default", 200, "default", {"default_value": 0.0}),
+           ("fallback", 200, "fallback", {}), ("refuse", 503, None, {})]
+
+
+@pytest.mark.parametrize("on_trip,status,served,extra", ON_TRIP)
+def test_breaker_on_trip_through_the_app(world, world_v2, make_state, on_trip, status, served,
+                                         extra):
     plan = world.plan
     shifted = generate(SyntheticParams(n_users=150, days=20, seed=11, scenario="covariate_shift",
                                        drift_start=0, magnitude=3.0))
     recs = [record(r, plan) for r in shifted.head(120).to_dicts()]
     s = dict(window=100, min_requests=50, min_values=30, max_drift_share=0.1)
-    for action, status, served in [("default", 200, "default"), ("fallback", 200, "fallback"),
-                                   ("refuse", 503, None)]:
-        br = CircuitBreaker(world.reference, BreakerSettings(**s, action=action))
-        fb = (world_v2.model, world_v2.info) if action == "fallback" else None
-        state = make_state(breaker=br, fallback=fb, admin_token="tok", log=True)
-        with TestClient(create_app(state)) as client:
-            for i in range(0, 60, 20):
-                assert client.post("/predict", json={"records": recs[i:i + 20]}).status_code \
-                    in (200, 503)
-            assert br.tripped, br.status()
-            r = client.post("/predict", json={"records": recs[60:70]})
-            assert r.status_code == status, r.text
-            if status == 200:
-                body = r.json()
-                assert body["served_by"] == served
-                assert all("circuit breaker tripped" in w[-1] for w in body["warnings"])
-                if action == "default":
-                    assert body["probabilities"] == [0.0] * 10
-                    assert body["predictions"] == [0] * 10
-                else:  # the fallback model's scores on the very features the server logged
-                    assert body["model"] == {"name": "fraud", "version": "2"}
-                    state.prediction_log.flush()
-                    logged = (pl.scan_parquet(f"{state.prediction_log.directory}/*.parquet")
-                              .filter(pl.col("request_id").is_in(body["request_ids"]))
-                              .collect())
-                    order = {rid: k for k, rid in enumerate(body["request_ids"])}
-                    logged = logged.sort(pl.col("request_id").replace_strict(order))
-                    assert logged["served_by"].to_list() == ["fallback"] * 10
-                    want = world_v2.model.predict_proba(
-                        logged.unnest("features").select(plan.feature_names))[:, 1]
-                    assert np.allclose(body["probabilities"], want, rtol=0, atol=1e-12)
-            else:
-                assert "circuit breaker tripped" in r.json()["detail"]
-            ready = client.get("/ready")
-            assert ready.json()["checks"]["breaker"]["state"] == "tripped"
-            assert (ready.status_code == 503) is (action == "refuse")
-            metrics = client.get("/metrics").text
-            assert "mlops_breaker_tripped 1.0" in metrics
-            assert 'mlops_breaker_feature_psi{feature="channel"}' in metrics
-            reset = client.post("/admin/breaker/reset", headers={"Authorization": "Bearer tok"})
-            assert reset.status_code == 200 and reset.json()["breaker"]["state"] == "closed"
-            after = client.post("/predict", json={"records": recs[70:75]})
-            assert after.status_code == 200 and after.json()["served_by"] == "model"
+    br = CircuitBreaker(world.reference, BreakerSettings(**s, on_trip=on_trip, **extra))
+    fb = (world_v2.model, world_v2.info) if on_trip == "fallback" else None
+    state = make_state(breaker=br, fallback=fb, admin_token="tok", log=True)
+    with TestClient(create_app(state)) as client:
+        for i in range(0, 60, 20):
+            assert client.post("/predict", json={"records": recs[i:i + 20]}).status_code \
+                in (200, 503)
+        assert br.tripped, br.status()
+        r = client.post("/predict", json={"records": recs[60:70]})
+        assert r.status_code == status, r.text
+        if status == 200:
+            body = r.json()
+            assert body["served_by"] == served and body["decisions"] == [served] * 10
+            assert all("circuit breaker tripped" in w[-1] for w in body["warnings"])
+            state.prediction_log.flush()
+            logged = (pl.scan_parquet(f"{state.prediction_log.directory}/*.parquet")
+                      .filter(pl.col("request_id").is_in(body["request_ids"])).collect())
+            order = {rid: k for k, rid in enumerate(body["request_ids"])}
+            logged = logged.sort(pl.col("request_id").replace_strict(order))
+            assert logged["served_by"].to_list() == [served] * 10
+        if on_trip == "abstain":  # no invented value: nothing is answered, nothing logged
+            assert body["predictions"] == [None] * 10 and body["probabilities"] == [None] * 10
+            assert logged["prediction"].null_count() == 10
+            assert logged["probability"].null_count() == 10
+        elif on_trip == "default":  # the declared value, and its label at the threshold
+            assert body["probabilities"] == [0.0] * 10 and body["predictions"] == [0] * 10
+        elif on_trip == "fallback":  # the fallback's scores on the very features logged
+            assert body["model"] == {"name": "fraud", "version": "2"}
+            want = world_v2.model.predict_proba(
+                logged.unnest("features").select(plan.feature_names))[:, 1]
+            assert np.allclose(body["probabilities"], want, rtol=0, atol=1e-12)
+        else:
+            assert "circuit breaker tripped" in r.json()["detail"]
+            assert r.headers["retry-after"] == "1"  # poll_seconds: a reset is seen by then
+        ready = client.get("/ready")
+        assert ready.json()["checks"]["breaker"]["state"] == "tripped"
+        assert ready.json()["checks"]["breaker"]["on_trip"] == on_trip
+        assert (ready.status_code == 503) is (on_trip == "refuse")
+        metrics = client.get("/metrics").text
+        assert "mlops_breaker_tripped 1.0" in metrics
+        assert 'mlops_breaker_feature_psi{feature="channel"}' in metrics
+        reset = client.post("/admin/breaker/reset", headers={"Authorization": "Bearer tok"})
+        assert reset.status_code == 200 and reset.json()["breaker"]["state"] == "closed"
+        after = client.post("/predict", json={"records": recs[70:75]})
+        assert after.status_code == 200 and after.json()["served_by"] == "model"
+        assert after.json()["decisions"] == ["model"] * 5
 
 
-def test_fallback_action_without_a_fallback_model_is_a_config_error(world, make_state):
-    br = CircuitBreaker(world.reference, BreakerSettings(action="fallback"))
-    with pytest.raises(ConfigError, match="serving.breaker.action"):
+def test_fallback_without_a_fallback_model_is_a_config_error(world, make_state):
+    br = CircuitBreaker(world.reference, BreakerSettings(on_trip="fallback"))
+    with pytest.raises(ConfigError, match="serving.breaker.fallback"):
         make_state(breaker=br)
+
+
+def test_a_default_value_is_only_answered_when_declared(world, make_state):
+    with pytest.raises(ConfigError, match="serving.breaker.default_value"):
+        make_state(breaker=CircuitBreaker(world.reference, BreakerSettings(on_trip="default")))
+    with pytest.raises(ConfigError, match="probability in"):  # the classifier's probability
+        make_state(breaker=CircuitBreaker(world.reference, BreakerSettings(
+            on_trip="default", default_value=3.0)))
+
+
+@pytest.mark.parametrize("old,new", [({"action": "default"}, "on_trip: abstain"),
+                                     ({"action": "fallback"}, "breaker.fallback"),
+                                     ({"default_score": 0.0}, "default_value: 0.0"),
+                                     ({"max_records_per_entity": 5}, "max_entity_share: 0.01")])
+def test_removed_breaker_keys_name_their_replacement(old, new):
+    from mlops.serving.settings import ServingSettings
+    with pytest.raises(ConfigError, match="serving.breaker") as err:
+        ServingSettings(breaker=BreakerSettings(**old)).validate()
+    assert new in str(err.value)

@@ -12,7 +12,7 @@ from mlops.features.online import SQLiteStore
 from mlops.registry import Registry
 from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.breaker_shared import SharedBreakerState, trip_breaker
+from mlops.serving.breaker_shared import SharedBreakerState, scope_key, trip_breaker
 from mlops.serving.settings import BreakerSettings
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)
@@ -48,7 +48,9 @@ def test_one_entity_cannot_fill_the_window(world, make_state):
                 rec["event_ts"] = f"2024-01-31T1{chunk % 10}:{j:02d}:{chunk:02d}"
             client.post("/predict", json={"records": recs})
         st = state.breaker.status()
-    assert st.state == "closed" and st.window_records == 5  # the per-entity cap
+    # the per-entity cap: its latest 5% of the window (each record replaced its own oldest)
+    assert st.state == "closed" and st.window_records == 25
+    assert state.breaker.window.replaced == 300 - 25
 
 
 def test_the_population_still_trips_it(world, make_state):
@@ -59,7 +61,7 @@ def test_the_population_still_trips_it(world, make_state):
                 world, 20, entity=lambda i, k=k: f"pop{k:02d}-{i:02d}")})
         body = client.post("/predict", json={"records": _unusual(world, 1)}).json()
     assert state.breaker.status().state == "tripped"
-    assert body["served_by"] == "default"
+    assert body["served_by"] == "abstain" and body["predictions"] == [None]
 
 
 def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
@@ -77,12 +79,12 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
         assert ca.post("/predict", json={"records": [rec]}).json()["served_by"] == "model"
         # what action=monitor does with on_drift: trip_breaker (another process, same store)
         monitor_store = SQLiteStore(path)
-        trip_breaker(monitor_store, "data drift in 3 features", version="1")
+        trip_breaker(monitor_store, "data drift in 3 features", model="fraud", version="1")
         assert a.breaker.poll().state == "tripped" and b.breaker.poll().state == "tripped"
         ready = ca.get("/ready").json()["checks"]["breaker"]
         assert ready["state"] == "tripped" and "data drift" in ready["reason"]
         assert "mlops_breaker_tripped 1.0" in ca.get("/metrics").text
-        assert ca.post("/predict", json={"records": [rec]}).json()["served_by"] == "default"
+        assert ca.post("/predict", json={"records": [rec]}).json()["served_by"] == "abstain"
         # a server started later reads the standing trip
         c = make_state(clock=lambda: NOW, store=SQLiteStore(path),
                        breaker=CircuitBreaker(world.reference, fast))
@@ -91,7 +93,7 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
         assert ca.post("/admin/breaker/reset", headers=TOKEN).status_code == 200
         assert b.breaker.poll().state == "closed" and c.breaker.poll().state == "closed"
         # a trip about another model version does not concern these servers
-        trip_breaker(monitor_store, "drift of v7", version="7")
+        trip_breaker(monitor_store, "drift of v7", model="fraud", version="7")
         assert b.breaker.poll().state == "closed"
         monitor_store.close()
     assert [e for e, _ in events] == ["breaker_trip", "breaker_reset"]
@@ -100,8 +102,8 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
 
 def test_shared_state_ignores_garbage_and_orders_records(tmp_path):
     store = SQLiteStore(tmp_path / "s.sqlite")
-    shared = SharedBreakerState(store, clock=lambda: 100.0)
-    store.set_meta("breaker.state", "{not json")
+    shared = SharedBreakerState(store, key=scope_key("fraud", 1), clock=lambda: 100.0)
+    store.set_meta(scope_key("fraud", 1), "{not json")
     assert shared.read() is None
     first = shared.publish("tripped", "x", "monitor")
     second = shared.publish("closed", None, "admin")  # same clock: still strictly later

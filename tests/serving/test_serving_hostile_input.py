@@ -77,9 +77,13 @@ def test_a_record_from_the_future_is_refused_and_never_stored(make_state, recs):
         assert state.store.count_events() == 1
 
 
-def test_policy_default_serves_the_safe_default_and_scores_the_rest(make_state, recs):
+@pytest.mark.parametrize("declared", [None, 0.0])
+def test_policy_default_answers_without_the_model_and_scores_the_rest(make_state, recs, declared):
+    """No declared value: the invalid record gets no value (abstain); a declared
+    ``breaker.default_value``: that value and its label."""
     now = datetime(2024, 2, 1, 12, 0, 0)  # after every test event
     state = make_state(clock=lambda: now, invalid_record_policy="default")
+    state.settings.breaker.default_value = declared
     future = {**recs[0], "event_ts": "9999-01-01T00:00:00"}
     with TestClient(create_app(state)) as client:
         r = client.post("/predict", json={"records": [future, recs[1]]})
@@ -89,8 +93,10 @@ def test_policy_default_serves_the_safe_default_and_scores_the_rest(make_state, 
             truth = c2.post("/predict", json={"records": [recs[1]]}).json()
     assert r.status_code == 200
     body = r.json()
-    assert body["probabilities"][0] == state.settings.breaker.default_score
-    assert any("safe default" in w for w in body["warnings"][0])
+    assert body["probabilities"][0] == declared
+    assert body["predictions"][0] == (None if declared is None else 0)
+    assert body["decisions"] == ["abstain" if declared is None else "default", "model"]
+    assert any("answered without the model" in w for w in body["warnings"][0])
     assert body["probabilities"][1] == truth["probabilities"][0]
     assert stored == 1  # only the valid record
 
@@ -134,8 +140,9 @@ def test_a_poisoned_entity_never_fails_its_batch_mates(world, make_state, policy
         assert loc[:2] == ["records", 0] and loc[2].startswith("amount_")
         assert "not finite" in out[0].detail[0]["msg"]
     else:
-        assert out[0].status == 200
-        assert out[0].body["probabilities"] == [state.settings.breaker.default_score]
+        assert out[0].status == 200  # no value declared: no value answered
+        assert out[0].body["probabilities"] == [None] and out[0].body["predictions"] == [None]
+        assert out[0].body["decisions"] == ["abstain"]
         assert any("not finite" in w for w in out[0].body["warnings"][0])
     assert state.store.count_events("poisoned") == 2  # the bad record was not stored
 

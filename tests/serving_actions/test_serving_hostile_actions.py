@@ -77,7 +77,17 @@ def test_replay_twice_changes_no_feature_value(live, tmp_path):
     assert all(per_id[c].max() == 1 for c in names), "a feature differs between the two replays"
 
 
-def test_monitor_trip_breaker_opens_the_serving_breaker(live, tmp_path):
+def _serving_state(tmp_path, *overrides):
+    """The serving state ``action=serve`` would run, built in process (no socket)."""
+    from support import compose_cfg
+
+    from mlops.actions.context import RunContext
+    from mlops.actions.serving_support import open_serving_state
+    ctx = RunContext.from_config(compose_cfg([*DATA, *overrides], tmp_path))
+    return open_serving_state(ctx)
+
+
+def test_monitor_trip_breaker_opens_the_serving_breaker_until_an_audited_reset(live, tmp_path):
     code, d = live("action=monitor", *DATA, "monitoring.on_drift=[trip_breaker]",
                    "monitoring.window.start_day=82", "monitoring.window.days=28", out="mon")
     result = json.loads((d / "monitor.json").read_text())
@@ -85,10 +95,24 @@ def test_monitor_trip_breaker_opens_the_serving_breaker(live, tmp_path):
     assert trips and trips[0]["state"]["state"] == "tripped", result["headline"]
     from mlops.registry import Registry
     audit = [e for e in Registry(tmp_path / "home").audit_log() if e["action"] == "breaker_trip"]
-    assert audit and audit[-1]["actor"] == "monitor"
-    # a server started afterwards answers with the breaker open
+    assert audit and audit[-1]["actor"] == "monitor" and audit[-1]["version"] == 1
+    # a server of v1 started afterwards answers with the breaker open: no value
+    state = _serving_state(tmp_path)
+    assert state.breaker.status().state == "tripped"
+    assert state.breaker.status().scope == "breaker.state.fraud_detector.v1"
+    state.close()
+    # a replay (a dry run) neither inherits the trip nor leaves one behind
     code, d2 = live("action=replay", *DATA, "serving.replay.start_day=60",
                     "serving.replay.days=1", out="after")
     replay = json.loads((d2 / "replay.json").read_text())
-    assert replay["breaker"]["state"] == "tripped"
-    assert replay["records_with_breaker_warning"] == replay["window"]["events"]
+    assert replay["breaker"]["state"] == "closed" and replay["breaker"]["scope"].endswith(
+        f"v1.replay-{d2.name}")
+    # the explicit reset: action=breaker_reset, audited; servers close at their next poll
+    code, d3 = live("action=breaker_reset", *DATA, "registry.version=1", out="reset")
+    assert code == 0
+    assert "reset (was tripped)" in json.loads((d3 / "registry.json").read_text())["headline"]
+    resets = [e for e in Registry(tmp_path / "home").audit_log() if e["action"] == "breaker_reset"]
+    assert resets and resets[-1]["version"] == 1 and resets[-1]["details"]["was"] == "tripped"
+    state = _serving_state(tmp_path)
+    assert state.breaker.status().state == "closed"
+    state.close()

@@ -76,7 +76,7 @@ def test_split_and_metrics_match_an_independent_fit(table, trained):
 
 def test_fairness_is_the_test_window_selection_rate_per_group(trained):
     _, out = trained
-    test, decided = out.parts["test"], out.scores["test"] >= SETTINGS.threshold
+    test, decided = out.parts["test"], out.scores["test"] >= out.threshold
     groups = {g["group"]: g for g in out.fairness["groups"]}
     for name in ("p", "q"):
         mask = (test["grp"] == name).to_numpy()
@@ -142,7 +142,8 @@ def test_result_json_contract_and_registration_record(tmp_path, trained):
     plan, out = trained
     result = TrainResult.from_outcome(out, plan, ModelInfo("m", "sklearn.linear_model.LogisticRegression"))
     doc = result.to_json()
-    assert list(doc) == ["action", "status", "headline", "task", "model", "plan", "split", "evaluation",
+    assert list(doc) == ["action", "status", "headline", "task", "model", "plan", "split", "decision",
+                         "evaluation",
                          "fairness", "champion", "warnings", "objective", "registry", "duration_s"]
     assert doc["headline"].startswith("m: test ROC-AUC ") and "v1" not in doc["headline"]
     assert result.shown_metrics()["roc_auc"] == out.evaluation["test"]["roc_auc"]

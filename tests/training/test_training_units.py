@@ -60,11 +60,12 @@ def test_split_is_by_time_and_drops_unknown_labels():
     assert parts["train"]["ts"].max() < parts["valid"]["ts"].min()
     assert parts["valid"]["ts"].max() < parts["test"]["ts"].min()
     # test days 15..19 have labels at 18..22; the cut-off is day 20 (inclusive),
-    # so days 18 and 19 are not labelled yet
-    assert info["unlabelled_dropped"] == 2 and info["test_rows"] == 3
+    # so days 18 and 19 are not labelled yet; days 20..29 are after the test window
+    assert info["left_out"]["label_known_too_late"] == 2 and info["test_rows"] == 3
+    assert info["left_out"]["outside_windows"] == 10 and info["label_cutoff"] == "2024-01-21T00:00:00"
     with pytest.raises(ConfigError, match="training.split.valid_days"):
         split_bounds(t0, train_days=10, valid_days=0, test_days=5)
-    with pytest.raises(DataError, match="no labelled rows"):
+    with pytest.raises(DataError, match="has no rows with a label known by"):
         time_split(df, timestamp="ts", bounds=split_bounds(t0 + timedelta(days=100), train_days=1,
                    valid_days=1, test_days=1), available_at=None)
 
@@ -83,3 +84,49 @@ def test_estimator_allowlist(target, match):
 def test_estimator_unknown_param_names_valid_ones():
     with pytest.raises(ConfigError, match=r"model.params.*no parameter\(s\) \['Cee'\]"):
         build_estimator("sklearn.linear_model.LogisticRegression", {"Cee": 1})
+
+
+def _reason_by_hand(ts, label, known, bounds):
+    """The left-out rule, row by row, as the model card states it."""
+    if ts is None or not bounds[0] <= ts < bounds[-1]:
+        return "outside_windows"
+    if label is None:
+        return "unlabelled"
+    if known is False:
+        return None
+    if known is None:
+        return "label_time_missing"
+    return "label_known_too_late" if known > bounds[-1] else None
+
+
+def test_split_counts_every_row_left_out_by_reason_against_a_row_by_row_rule():
+    rng = np.random.default_rng(5)
+    t0, n = datetime(2024, 1, 1), 2000
+    ts = [t0 + timedelta(hours=float(h)) for h in rng.uniform(0, 40 * 24, n)]
+    label = [None if u < 0.2 else int(u > 0.6) for u in rng.random(n)]
+    # unlabelled rows carry a label time too (the issue's data): it must not matter
+    known = [None if u < 0.05 else t + timedelta(days=float(d))
+             for t, u, d in zip(ts, rng.random(n), rng.uniform(0, 8, n))]
+    df = pl.DataFrame({"ts": ts, "y": label, "known": known})
+    bounds = split_bounds(t0 + timedelta(days=5), train_days=20, valid_days=5, test_days=5)
+    parts, info = time_split(df, timestamp="ts", bounds=bounds, available_at="known", label="y")
+    by_hand = [_reason_by_hand(*row, bounds) for row in zip(ts, label, known)]
+    expected = {r: by_hand.count(r) for r in ("outside_windows", "unlabelled", "label_time_missing",
+                                              "label_known_too_late")}
+    assert info["left_out"] == expected and all(expected.values())
+    used = sum(r is None for r in by_hand)
+    assert info["used_rows"] == used == sum(p.height for p in parts.values())
+    assert info["rows"] == n == used + sum(expected.values())
+    assert all(p["y"].null_count() == 0 and (p["known"] <= bounds[-1]).all() for p in parts.values())
+
+
+def test_split_without_available_at_uses_every_labelled_row_in_the_windows():
+    t0 = datetime(2024, 1, 1)
+    df = pl.DataFrame({"ts": [t0 + timedelta(days=d) for d in range(12)],
+                       "y": [1, 0, None, 1, 0, 1, 0, None, 1, 0, 1, 0]})
+    bounds = split_bounds(t0 + timedelta(days=1), train_days=5, valid_days=2, test_days=2)
+    parts, info = time_split(df, timestamp="ts", bounds=bounds, available_at=None, label="y")
+    # days 0, 10, 11 outside; days 2 and 7 unlabelled; the other 7 used
+    assert info["left_out"] == {"outside_windows": 3, "unlabelled": 2, "label_time_missing": 0,
+                                "label_known_too_late": 0}
+    assert (info["train_rows"], info["valid_rows"], info["test_rows"]) == (4, 1, 2)

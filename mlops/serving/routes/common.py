@@ -13,9 +13,9 @@ def serving_state(request: Request) -> ServingState:
     return request.app.state.serving
 
 
-def error(status: int, detail) -> JSONResponse:
-    """``{"detail": ...}`` with ``status``."""
-    return JSONResponse({"detail": detail}, status_code=status)
+def error(status: int, detail, headers: dict | None = None) -> JSONResponse:
+    """``{"detail": ...}`` with ``status`` (and ``headers``, e.g. Retry-After)."""
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def unprocessable(exc: RequestValidationError) -> JSONResponse:

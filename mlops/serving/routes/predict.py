@@ -46,12 +46,14 @@ async def _score(state: ServingState, records: list, request: Request) -> Outcom
     s = state.settings
     ids = request_ids(records)
     if s.mode == "batch":
-        ents = check_entities(records, state.plan.entity)
+        expected = state.request_schema.fields() if s.unknown_fields == "reject" else None
+        ents = check_entities(records, state.plan.entity, expected=expected)
         return await run_in_threadpool(answer_from_cache, state, ents, ids)
     checked = check_records(records, state.request_schema, now_us=state.now_us(),
                             known_categories=state.categories,
                             max_future_us=int(s.max_future_seconds * 1_000_000),
-                            max_abs=s.max_abs_value, policy=s.invalid_record_policy)
+                            max_abs=s.max_abs_value, policy=s.invalid_record_policy,
+                            unknown=s.unknown_fields)
     request.scope.get(ARRIVING, _nothing)()  # no longer "on its way" to the batcher
     out = await state.batcher.submit(ParsedRequest(checked.columns, checked.warnings, ids,
                                                    checked.event_ids, checked.invalid), len(ids))
@@ -60,7 +62,8 @@ async def _score(state: ServingState, records: list, request: Request) -> Outcom
 
 @router.post("/predict")
 async def predict(request: Request):
-    """``{"records": [...]}`` -> predictions, probabilities, model, warnings, request ids."""
+    """``{"records": [...]}`` -> predictions, probabilities (classifiers), decisions, model,
+    warnings, request ids."""
     return await _answer(request, "/predict", check_payload, lambda body: body)
 
 
@@ -83,8 +86,8 @@ async def _answer(request: Request, path: str, parse, shape):
                 return slot.replay
             records = parse(body, max_records=s.max_records)
             out = await _score(state, records, request)
-            return slot.keep(error(out.status, out.detail) if out.status != 200
-                             else JSONResponse(shape(out.body)))
+            return slot.keep(error(out.status, out.detail, headers=out.headers)
+                             if out.status != 200 else JSONResponse(shape(out.body)))
     except RequestValidationError as exc:
         return unprocessable(exc)
 

@@ -104,8 +104,8 @@ def _breaker(state: ServingState, checks: dict, problems: list[str]) -> None:
         return
     st = state.breaker.status()
     checks["breaker"] = st.as_dict()
-    if st.state == "tripped" and st.action == "refuse":
-        problems.append(f"circuit breaker tripped ({st.reason}) and action=refuse")
+    if st.state == "tripped" and st.on_trip == "refuse":
+        problems.append(f"circuit breaker tripped ({st.reason}) and on_trip=refuse")
 
 
 def _prediction_log(state: ServingState, checks: dict, problems: list[str]) -> None:

@@ -1,0 +1,198 @@
+"""Thresholds calibrated on the reference's own variation, not borrowed from another data set.
+
+A statistic computed on a window (a drift distance, a metric, a PSI) is judged against
+the spread of the *same* statistic over consecutive chunks of the reference of the
+window's size, as NannyML's standard-deviation thresholds: the limit is
+``mean + k * std`` of the chunk values (``mean - k * std`` for a metric that must not
+fall), never tighter than an effect-size floor. On a large sample every p-value says
+"drift"; a chunk of the reference of the same size carries the same sampling noise
+*and* the natural variation between periods (seasons, trends), so only a change larger
+than the reference's own wobble crosses the limit.
+
+Chunks compare with the *rest* of the reference (leave one out), as the current window
+is compared with a reference it is not part of. For ECDF statistics this costs nothing:
+with ``N`` reference values and a chunk of ``n``, ``F_chunk - F_rest = N / (N - n) *
+(F_chunk - F_all)`` pointwise, so KS and Wasserstein against the rest are the ones
+against the whole reference times ``N / (N - n)``; binned statistics use the rest's
+counts (all counts minus the chunk's).
+
+When the reference holds fewer than ``min_chunks`` chunks of the window's size, it is
+cut into ``min_chunks`` smaller chunks instead: smaller chunks vary more, so the limit
+is conservative (wider), and the limit's note says so.
+
+>>> layout = chunk_layout(total_rows=1000, window_rows=100)
+>>> layout.n_chunks, layout.chunk_rows
+(10, 100)
+>>> limit = upper_limit([0.10, 0.12, 0.11, 0.09, 0.10, 0.12], k=3.0, floor=0.1,
+...                     statistic="js", layout=layout)
+>>> round(limit.threshold, 4), limit.source      # 0.10667 + 3 x 0.01211
+(0.143, 'calibrated')
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mlops.constraints import Interval, validate
+
+DEFAULT_STD_MULTIPLIER = 3.0      # NannyML's default for its standard-deviation thresholds
+DEFAULT_MIN_CHUNKS = 6            # fewer chunks give no usable spread (NannyML warns below 6)
+DEFAULT_MAX_CHUNKS = 40           # evenly spaced chunks beyond this add cost, not information
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Consecutive row ranges ``[starts[i], ends[i])`` of a time-ordered reference."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    chunk_rows: int          # rows per chunk actually used
+    window_rows: int         # the size asked for (the current window's rows)
+    total_rows: int
+    note: str | None = None  # why the chunks differ from the window's size, when they do
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.starts.size)
+
+    def slices(self) -> list[slice]:
+        return [slice(int(a), int(b)) for a, b in zip(self.starts, self.ends)]
+
+
+def chunk_layout(total_rows: int, window_rows: int, *, min_chunks: int = DEFAULT_MIN_CHUNKS,
+                 max_chunks: int = DEFAULT_MAX_CHUNKS) -> ChunkLayout | None:
+    """Chunks of ``window_rows`` consecutive rows of a reference of ``total_rows`` rows.
+
+    At most ``max_chunks`` chunks, evenly spaced over the reference; when fewer than
+    ``min_chunks`` fit, ``min_chunks`` smaller chunks (noted). None when the reference
+    cannot give ``min_chunks`` chunks of at least 2 rows.
+
+    >>> chunk_layout(100, 40).note
+    'the reference holds 2 chunks of 40 rows; calibrated on 6 chunks of 16 rows (wider, conservative limits)'
+    """
+    validate(dict(total_rows=total_rows, window_rows=window_rows, min_chunks=min_chunks,
+                  max_chunks=max_chunks), _LAYOUT_RULES)
+    if max_chunks < min_chunks:
+        max_chunks = min_chunks
+    fits = total_rows // max(window_rows, 1)
+    note = None
+    if fits >= min_chunks:
+        size = window_rows
+    else:
+        size = total_rows // min_chunks
+        if size < 2:
+            return None
+        note = (f"the reference holds {fits} chunk{'s' if fits != 1 else ''} of {window_rows} rows; "
+                f"calibrated on {min_chunks} chunks of {size} rows (wider, conservative limits)")
+        fits = min_chunks
+    count = min(fits, max_chunks)
+    # evenly spaced starts over every whole chunk position, always including first and last
+    positions = np.unique(np.round(np.linspace(0, fits - 1, count)).astype(np.int64))
+    starts = positions * size
+    return ChunkLayout(starts=starts, ends=starts + size, chunk_rows=int(size),
+                       window_rows=int(window_rows), total_rows=int(total_rows), note=note)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A calibrated (or fixed) limit on one statistic, and how it was obtained."""
+
+    statistic: str
+    direction: str            # "above": breached when the value exceeds it; "below": falls under
+    threshold: float
+    source: str               # "calibrated" | "floor" (the floor was wider) | "fixed"
+    mean: float | None = None
+    std: float | None = None
+    k: float | None = None
+    floor: float | None = None
+    chunks: int = 0
+    chunk_rows: int = 0
+    note: str | None = None
+
+    def breached(self, value: float | None) -> bool:
+        """True when ``value`` is past the limit; an undefined value never is."""
+        if value is None or not math.isfinite(value):
+            return False
+        return value > self.threshold if self.direction == "above" else value < self.threshold
+
+    def to_dict(self) -> dict:
+        return {"statistic": self.statistic, "direction": self.direction,
+                "threshold": self.threshold, "source": self.source, "mean": self.mean,
+                "std": self.std, "k": self.k, "floor": self.floor, "chunks": self.chunks,
+                "chunk_rows": self.chunk_rows, "note": self.note}
+
+    def describe(self) -> str:
+        """One line for reports: the limit and where it comes from."""
+        sign = ">" if self.direction == "above" else "<"
+        if self.source == "fixed":
+            return f"{self.statistic} {sign} {self.threshold:.4g} (fixed)"
+        pm = "+" if self.direction == "above" else "-"
+        text = (f"{self.statistic} {sign} {self.threshold:.4g}: mean {self.mean:.4g} {pm} "
+                f"{self.k:g} x std {self.std:.4g} over {self.chunks} reference chunks of "
+                f"{self.chunk_rows} rows")
+        if self.source == "floor":
+            text += f", raised to the effect-size floor {self.floor:.4g}"
+        return text
+
+
+def fixed_limit(statistic: str, threshold: float, direction: str = "above") -> Limit:
+    """A limit given by the user, not calibrated."""
+    return Limit(statistic=statistic, direction=direction, threshold=float(threshold), source="fixed")
+
+
+def upper_limit(values: Sequence[float], *, k: float, floor: float | None, statistic: str,
+                layout: ChunkLayout) -> Limit | None:
+    """``max(mean + k * std, floor)`` of the finite chunk ``values``; None when fewer than 2."""
+    mean, std, n = _spread(values)
+    if n < 2:
+        return None
+    raw = mean + k * std
+    floored = floor is not None and floor > raw
+    return Limit(statistic=statistic, direction="above", threshold=float(floor if floored else raw),
+                 source="floor" if floored else "calibrated", mean=mean, std=std, k=float(k),
+                 floor=None if floor is None else float(floor), chunks=n,
+                 chunk_rows=layout.chunk_rows, note=layout.note)
+
+
+def band_limit(values: Sequence[float], *, k: float, baseline: float, min_change: float,
+               higher_is_better: bool, statistic: str, layout: ChunkLayout) -> Limit | None:
+    """A metric's limit: ``baseline -/+ max(k * std, min_change * |baseline|)``.
+
+    The band is centred on the model's baseline and is at least ``min_change`` of it wide
+    (relative to the model's own error, never an absolute number borrowed elsewhere).
+    """
+    mean, std, n = _spread(values)
+    if n < 2:
+        return None
+    spread, floor = k * std, abs(baseline) * min_change
+    floored = floor > spread
+    width = floor if floored else spread
+    threshold = baseline - width if higher_is_better else baseline + width
+    return Limit(statistic=statistic, direction="below" if higher_is_better else "above",
+                 threshold=float(threshold), source="floor" if floored else "calibrated",
+                 mean=mean, std=std, k=float(k), floor=float(min_change), chunks=n,
+                 chunk_rows=layout.chunk_rows, note=layout.note)
+
+
+def chunk_values(layout: ChunkLayout, statistic: Callable[[slice], float | None]) -> list[float]:
+    """``statistic(rows)`` for every chunk of ``layout`` (undefined values dropped)."""
+    out = []
+    for rows in layout.slices():
+        value = statistic(rows)
+        if value is not None and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float, int]:
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if arr.size < 2:
+        return (float(arr.mean()) if arr.size else math.nan), math.nan, int(arr.size)
+    return float(arr.mean()), float(arr.std(ddof=1)), int(arr.size)
+
+
+_LAYOUT_RULES = {"total_rows": [Interval(int, 0, None)], "window_rows": [Interval(int, 1, None)],
+                 "min_chunks": [Interval(int, 2, None)], "max_chunks": [Interval(int, 2, None)]}
