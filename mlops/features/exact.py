@@ -16,11 +16,12 @@ the window, the order of tied events or the batch the request came in:
 The frame form (:func:`digit_struct`, :func:`sum_from_digits`...) represents each value
 exactly as integer *digits* of :data:`W` bits on one global grid (every finite double
 is an integer multiple of 2^-1074), so a window sum is a set of integer rolling sums
-(polars ``rolling_sum_by`` over Int64, exact) and one rounding at the end. The row form
+(polars ``rolling_sum_by`` over Int64, exact) and one rounding at the end; the sum,
+mean and std of one window share those sums. The row form
 (:func:`exact_sum`, ...) does the same with Python integers. Both round with the same
 rule, so they agree bit for bit; ``tests/features/test_features_exact.py`` checks both
 against ``fractions.Fraction``. Values are finite or null (the plan's rules null or
-reject non-finite values before any window). Exact up to 2^29 values per window.
+reject non-finite values before any window). Exact up to 2^37 values per window.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import math
 
 import numpy as np
 
-W = 24                      # bits per digit
+W = 26                      # bits per digit: two fit a double exactly; Int64 sums hold 2**37 of them
 MASK = (1 << W) - 1
 BASE = -1074                # exponent of the grid of values (the smallest subnormal)
 SQUARE_BASE = 2 * BASE      # grid of squared values
@@ -207,26 +208,27 @@ def _round_digits(d: np.ndarray, first: int, base: int) -> tuple[np.ndarray, np.
     y = at(lead - 2) * 2.0 ** W + at(lead - 3)
     s = x + y
     err = y - (s - x)  # exact: x and y are integers below 2**96, s their rounded sum
-    below = np.concatenate([np.zeros((rows, 1), np.int64), np.cumsum(nonzero, axis=1)], axis=1)
-    sticky = below[np.arange(rows), np.clip(lead - 3, 0, k)] > 0
+    sticky = np.argmax(nonzero, axis=1) < lead - 3  # a non-zero digit below the four read
     s = np.where(sticky & (err > 0) & (2 * err == np.spacing(s)), s + 2 * err, s)
     e = (lead + first - 3) * W + base
     return np.where(nonzero.any(axis=1), s, 0.0), e
 
 
-def sum_from_digits(sums: np.ndarray, first: int) -> np.ndarray:
-    """Correctly rounded window sums from the per-level window sums (rows x levels)."""
+def sums_and_means(sums: np.ndarray, first: int, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correctly rounded window sums, and means (the scaled sum over ``n``), from the
+    per-level window sums (rows x levels): one normalization for both."""
     sign, d = _normalize(sums)
     s, e = _round_digits(d, first, BASE)
-    with np.errstate(over="ignore"):
-        return (sign * np.ldexp(s, e)) + 0.0
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return (sign * np.ldexp(s, e)) + 0.0, sign * np.ldexp(s / n, e)
+
+
+def sum_from_digits(sums: np.ndarray, first: int) -> np.ndarray:
+    return sums_and_means(sums, first, np.ones(sums.shape[0]))[0]
 
 
 def mean_from_digits(sums: np.ndarray, first: int, n: np.ndarray) -> np.ndarray:
-    sign, d = _normalize(sums)
-    s, e = _round_digits(d, first, BASE)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return sign * np.ldexp(s / n, e)
+    return sums_and_means(sums, first, n)[1]
 
 
 def std_from_digits(sums: np.ndarray, first: int, squares: np.ndarray, first_sq: int,

@@ -59,14 +59,15 @@ def rolling_exprs(windows: list[WindowFeature], *, entity: str, ts: str) -> list
     return out
 
 
-def value_ranges(lf: pl.LazyFrame, columns: list[str]) -> dict[str, tuple[float, float] | None]:
-    """Smallest and largest non-zero magnitude of each window input (one pass): the
-    digit levels the exact sums need. None when a column has no non-zero value."""
+def value_ranges(lf: pl.LazyFrame, columns: dict[str, pl.Expr]) -> dict[str, tuple[float, float] | None]:
+    """Smallest and largest non-zero finite magnitude of each window input (``columns``:
+    name -> its values; one pass): the digit levels the exact sums need. None when a
+    column has no non-zero value. Any superset of the inputs' values gives the same sums."""
     if not columns:
         return {}
     exprs = []
-    for i, c in enumerate(columns):
-        mag = pl.col(input_column(c)).cast(pl.Float64).abs()
+    for i, value in enumerate(columns.values()):
+        mag = value.cast(pl.Float64).abs()
         mag = mag.filter((mag > 0) & mag.is_finite())
         exprs += [mag.min().alias(f"__lo{i}"), mag.max().alias(f"__hi{i}")]
     row = lf.select(exprs).collect().row(0)
@@ -87,10 +88,10 @@ def _digits_of(levels: tuple[int, int], squares: tuple[int, int] | None):
 
 def add_exact(lf: pl.LazyFrame, windows: list[WindowFeature], column: str, value_range,
               *, entity: str, ts: str) -> pl.LazyFrame:
-    """``lf`` plus the ``sum``/``mean``/``std`` features of ``column`` (see the module)."""
-    if value_range is None:  # no non-zero value: every sum is 0
-        value_range = (1.0, 1.0)
-    levels = exact.levels(*value_range)
+    """``lf`` plus the ``sum``/``mean``/``std`` features of ``column`` (see the module):
+    per period, one integer rolling sum per digit level and one count, shared by the
+    period's aggregates, then one rounding pass for all of them."""
+    levels = exact.levels(*(value_range or (1.0, 1.0)))  # no non-zero value: sums are 0
     squares = exact.square_levels(*levels) if any(w.agg == "std" for w in windows) else None
     n_val = levels[1] - levels[0] + 1
     n_sq = 0 if squares is None else squares[1] - squares[0] + 1
@@ -99,31 +100,38 @@ def add_exact(lf: pl.LazyFrame, windows: list[WindowFeature], column: str, value
     lf = lf.with_columns(pl.col(input_column(column)).map_batches(
         _digits_of(levels, squares), return_dtype=dtype, is_elementwise=True).alias(digits))
     present = pl.col(input_column(column)).is_not_null().cast(pl.Int64)
-    out = []
+    periods: dict[int, list[WindowFeature]] = {}
     for w in windows:
-        sums = [_roll(pl.col(digits).struct.field(f"d{i}"), "rolling_sum_by", w, entity, ts)
-                .fill_null(0).alias(f"s{i}") for i in range(n_val if w.agg != "std" else n_val + n_sq)]
-        count = _roll(present, "rolling_sum_by", w, entity, ts).fill_null(0).alias("n")
-        out.append(pl.struct([*sums, count]).map_batches(
-            _finish(w.agg, levels[0], n_val, squares), return_dtype=pl.Float64,
-            is_elementwise=True).alias(w.name))
-    return lf.with_columns(out).drop(digits)
+        periods.setdefault(w.seconds, []).append(w)
+    for seconds, ws in periods.items():
+        k = n_val + (n_sq if any(w.agg == "std" for w in ws) else 0)
+        sums = [_roll(pl.col(digits).struct.field(f"d{i}"), "rolling_sum_by", ws[0], entity, ts)
+                .fill_null(0).alias(f"s{i}") for i in range(k)]
+        count = _roll(present, "rolling_sum_by", ws[0], entity, ts).fill_null(0).alias("n")
+        done = f"__exact_{seconds}"
+        lf = lf.with_columns(pl.struct([*sums, count]).map_batches(
+            _finish(ws, levels[0], n_val, squares), return_dtype=pl.Struct(
+                {w.name: pl.Float64 for w in ws}), is_elementwise=True).alias(done))
+        lf = lf.with_columns([pl.col(done).struct.field(w.name) for w in ws]).drop(done)
+    return lf.drop(digits)
 
 
-def _finish(agg: str, first: int, n_val: int, squares):
-    """Struct of window digit sums and count -> the aggregate (null where undefined)."""
+def _finish(windows: list[WindowFeature], first: int, n_val: int, squares):
+    """Struct of one period's digit sums and count -> struct of its aggregates (null
+    where undefined: a mean without values, a std below two)."""
     def fn(s: pl.Series) -> pl.Series:
         frame = s.struct.unnest()
         n = frame["n"].to_numpy().astype(np.float64)
         sums = np.column_stack([frame[f"s{i}"].to_numpy() for i in range(n_val)])
-        if agg == "sum":
-            return pl.Series(exact.sum_from_digits(sums, first))
-        if agg == "mean":
-            out = exact.mean_from_digits(sums, first, np.maximum(n, 1.0))
-            return pl.Series(out).set(pl.Series(n == 0), None)
-        sq = np.column_stack([frame[f"s{i}"].to_numpy() for i in range(n_val, len(frame.columns) - 1)])
-        out = exact.std_from_digits(sums, first, sq, squares[0], np.maximum(n, 2.0))
-        return pl.Series(out).set(pl.Series(n < 2), None)
+        out = {}
+        if any(w.agg in ("sum", "mean") for w in windows):
+            total, mean = exact.sums_and_means(sums, first, np.maximum(n, 1.0))
+            out["sum"], out["mean"] = pl.Series(total), pl.Series(mean).set(pl.Series(n == 0), None)
+        if any(w.agg == "std" for w in windows):
+            sq = np.column_stack([frame[f"s{i}"].to_numpy() for i in range(n_val, len(frame.columns) - 1)])
+            std = exact.std_from_digits(sums, first, sq, squares[0], np.maximum(n, 2.0))
+            out["std"] = pl.Series(std).set(pl.Series(n < 2), None)
+        return pl.DataFrame({w.name: out[w.agg] for w in windows}).to_struct(s.name)
     return fn
 
 
