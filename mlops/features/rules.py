@@ -5,9 +5,9 @@ identically by every evaluation of the plan: the polars backend (training, batch
 scoring, frames at serving) and the row backend (small realtime batches). Serving and
 training decide how to *answer* an unscorable record; what it *is* is decided here.
 
-``rules.nonfinite`` (default ``null``): a NaN or +-inf value in a record.
+``rules.nonfinite`` (default ``missing``): a NaN or +-inf value in a record.
 
-- ``null``: the value becomes null (missing), wherever it appears: a raw numeric column,
+- ``missing``: the value becomes null (a missing value), wherever it appears: a raw numeric column,
   a derived feature, a window input, a window aggregate (a sum that overflows). The
   record stays an event: it counts in windows (``count`` counts it; value aggregates
   skip the null, as they skip any missing value) and is stored online; the model sees
@@ -45,14 +45,14 @@ REJECTED_FEATURE = "non-finite feature"
 class EventRules:
     """The plan's resolved rules (see the module docstring)."""
 
-    nonfinite: str = "null"
+    nonfinite: str = "missing"
     duplicates: str = "identical"
     event_id: str | None = None
 
     @classmethod
     def from_resolved(cls, resolved: dict) -> "EventRules":
         rules = resolved.get("rules") or {}
-        return cls(nonfinite=rules.get("nonfinite", "null"),
+        return cls(nonfinite=rules.get("nonfinite", "missing"),
                    duplicates=rules.get("duplicates", "identical"),
                    event_id=resolved.get("event_id"))
 

@@ -22,7 +22,7 @@ from mlops.errors import FeatureSpecError
 from mlops.features.aggregates import AGGREGATES
 
 AGGREGATIONS = tuple(AGGREGATES)
-NONFINITE = ("null", "reject")
+NONFINITE = ("missing", "reject")
 DUPLICATES = ("identical", "all")
 _PERIOD = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,7 +73,7 @@ class LabelSpec:
 class RulesSpec:
     """How records become events, decided once for every path (:mod:`mlops.features.rules`)."""
 
-    nonfinite: str = "null"           # null | reject: a NaN or +-inf value in a record
+    nonfinite: str = "missing"        # missing | reject: a NaN or +-inf value in a record
     duplicates: str = "identical"     # identical | all: rows without an event id that are equal
 
 

@@ -92,7 +92,7 @@ def specs(draw) -> dict:
     names = _window_names(windows)
     after = draw(st.lists(_numeric(sorted(numeric | set(names))), max_size=2))
     derived += [{"name": f"p{i}", "expr": e} for i, e in enumerate(after)]
-    rules = {"nonfinite": draw(st.sampled_from(["null", "reject"])),
+    rules = {"nonfinite": draw(st.sampled_from(["missing", "reject"])),
              "duplicates": draw(st.sampled_from(["identical", "all"]))}
     return {"name": "prop", "entity": "user", "timestamp": "ts", "raw": raw,
             "categorical": categorical, "windows": windows, "derived": derived, "rules": rules,

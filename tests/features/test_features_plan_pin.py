@@ -32,11 +32,11 @@ from mlops.features.offline import compute_at, compute_features
 
 # spec_hash, plan description digest, features frame hash (synthetic n_users=60, days=20, seed=3)
 SHIPPED = {
-    "fraud_v1": ("08dcd257601170e9b6f302c7ea30253f303979e073d2ae43656fa687ebfee7c9",
-                 "c1a01e1c8a6bac3d171f6876c25d723349075fc7521b9cd5bda7daf6dce722ad",
+    "fraud_v1": ("02d1133257860d6809fb3a472d36acb11bbf44b0cd280430ae935478c0efa273",
+                 "dd74eebf7b04698291b185e86174a90bd90da8d801584a46da6b45bd2daa643e",
                  "db9351693516586821423f364c6ade8341546d03e6810cdc8052acec0bf694dd"),
-    "fraud_v2": ("6b12e1facc8d2734e38acb8533a47b57838a6f05b046ff8a2810e324b4420fb4",
-                 "9bc4e34069762936214fc60c6c7ce09373200ff768b740e6523b0375cf1b616a",
+    "fraud_v2": ("f9185feb4e9708cadfa015745eeae5916617c864c4fa5a7e6fff6785e2bc03a4",
+                 "462c26fce46eed59d26d6e537ce655a8b0a451081284fe9c7828340a9edef6e1",
                  "e059951abfc415902528735f8e6d1eadbf14454400d31d0c06bb9ee0231726ed"),
 }
 
@@ -61,8 +61,8 @@ RICH = {
                 {"name": "dbl", "expr": "ratio * 2 + double_amount_max_15s"}],
 }
 # spec_hash, plan description digest, offline frame hash, online (compute_at) frame hash
-RICH_PIN = ("7bbfce1c95628b97d63d7385ed42ae9363166ed634c590d72b62eed4075934f6",
-            "610544ae7c365bf2cc505cd52418b077ff4f1a461865a617715f4c35effb747e",
+RICH_PIN = ("31a769224a762ff35658edca98b5e0ecc81ee0529ff6678044da8691bef19594",
+            "4bc4ef880898606f0cda8112f4cd996ee4ec9327138f23bed31fdce06c6ebd01",
             "03b82a7632c551e5ce7ae313f0f970b471ee57bc325203b0cb17693de8c3e3f6",
             "2af51e9b21ad5413fe74e33766244f27e3a14d41b5357a606b97bf032c0a6c00")
 

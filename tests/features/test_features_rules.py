@@ -47,10 +47,10 @@ def _point(plan, events, second: float) -> dict:
     return compute_at(plan, events, pts, status=True).collect().row(0, named=True)
 
 
-def test_nonfinite_null_rule_nulls_the_value_and_the_record_still_counts():
+def test_nonfinite_missing_rule_nulls_the_value_and_the_record_still_counts():
     events = _events([("a", 0, 1.0, 1), ("a", 1, INF, 2), ("a", 2, 2.0, 3)])
     plan = compile_plan(_spec(), SCHEMA)
-    assert plan.rules.nonfinite == "null" and plan.rules.duplicates == "identical"
+    assert plan.rules.nonfinite == "missing" and plan.rules.duplicates == "identical"
     rows = _offline(plan, events)
     assert rows[1]["x"] is None and rows[1]["share"] is None and rows[1][STATUS] is None
     # at t=2: both earlier records count; the null is skipped by the value aggregates
@@ -59,7 +59,7 @@ def test_nonfinite_null_rule_nulls_the_value_and_the_record_still_counts():
     assert (at["events_count_10s"], at["x_sum_10s"], at["x_mean_10s"]) == (3.0, 3.0, 1.5)
 
 
-def test_nonfinite_null_rule_on_an_overflowing_window():
+def test_nonfinite_missing_rule_on_an_overflowing_window():
     events = _events([("a", 0, 1e308, 1), ("a", 1, 1e308, 2)])
     plan = compile_plan(_spec(), SCHEMA)
     at = _point(plan, events, 2)
@@ -110,7 +110,7 @@ def test_null_entity_or_time_is_never_an_event():
 
 def test_rules_are_checked_and_hashed():
     with pytest.raises(FeatureSpecError, match="features.rules.nonfinite"):
-        compile_plan(_spec(rules={"nonfinite": "drop"}), SCHEMA)
+        compile_plan(_spec(rules={"nonfinite": None}), SCHEMA)  # YAML `null`: no value
     with pytest.raises(FeatureSpecError, match="features.event_id"):
         compile_plan(_spec(event_id="nope"), SCHEMA)
     hashes = {compile_plan(_spec(**x), SCHEMA).spec_hash

@@ -45,7 +45,7 @@ _KEY = "__key"
 
 
 def _ruled(plan: FeaturePlan, lf: pl.LazyFrame, names: list[str], flag: str) -> pl.LazyFrame:
-    """Apply the nonfinite rule to numeric columns ``names``: null them (``null``) or
+    """Apply the nonfinite rule to numeric columns ``names``: null them (``missing``) or
     mark the row in ``flag`` (``reject``)."""
     if not names:
         return lf

@@ -50,7 +50,7 @@ class RowSteps:
     string_windows: frozenset[str]        # window features whose value is a category
     key_floats: tuple[int, ...]           # positions of float columns in an event's identity
     direct: tuple | None                  # (column, convert) of window inputs, when an event
-    #                                       needs no row stage (null rule, no derived input)
+    #                                       needs no row stage (missing rule, no derived input)
 
 
 def _to_float(v):
@@ -118,7 +118,7 @@ def _category(v):
 
 def _direct(plan: FeaturePlan, raw, cats, inputs, kinds) -> tuple | None:
     """Window inputs read straight from an event's source values (the fast path of
-    :func:`_events`): under the ``null`` rule, when no window reads a derived column."""
+    :func:`_events`): under the ``missing`` rule, when no window reads a derived column."""
     columns = list(dict.fromkeys(w.column for w in plan.windows if w.column))
     if plan.rules.reject or not set(columns) <= set(raw) | set(cats) | set(inputs):
         return None
@@ -175,7 +175,7 @@ def _row_stage(plan: FeaturePlan, steps: RowSteps, src: dict) -> tuple[dict, boo
     """(row values, valid input), as the frames backend's ``row_stage``: row-level
     derived features over the typed sources, then raw and categorical features, the
     nonfinite rule applied to every numeric row-level value."""
-    null_rule = plan.rules.nonfinite == "null"
+    null_rule = not plan.rules.reject
     row = {c: conv(src.get(c)) for c, conv in steps.convert.items()}
     bad = False
     for name, fn, numeric in steps.before:
@@ -265,7 +265,7 @@ def _point(plan: FeaturePlan, steps: RowSteps, events: dict, src: dict, status: 
     times, rows = events.get(row.get(plan.entity), ([], []))
     t = src.get(plan.timestamp)
     _windows(plan, steps, times, rows, t, row)
-    null_rule = plan.rules.nonfinite == "null"
+    null_rule = not plan.rules.reject
     bad_feature = False
     for w in plan.windows:
         if _nonfinite(row[w.name]):
