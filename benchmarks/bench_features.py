@@ -138,8 +138,11 @@ def missing(module: str, what: str) -> bool:
 
 def section_engine(df: pl.DataFrame, repeat: int) -> None:
     t, o = best_of({"ours": lambda: ours(df), "hand": lambda: hand_polars(df)}, repeat)
-    for c in WINDOW_COLS:
-        assert o["ours"][c].equals(o["hand"][c], null_equal=True), c  # same values: honest ratio
+    for c in WINDOW_COLS:  # same values (ours: exact sums; the kernels' last bits vary): honest ratio
+        a, b = o["ours"][c].to_numpy(), o["hand"][c].to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=c)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        print(f"  {c:18s} bit-equal to the hand-written kernels in {same.mean():.1%} of rows")
     print(f"  ours          {t['ours']:7.2f} s")
     print(f"  hand polars   {t['hand']:7.2f} s   ours/hand = {t['ours'] / t['hand']:.2f}x (target <= 1.2x)")
     if missing("pandas", "pandas groupby().rolling()"):

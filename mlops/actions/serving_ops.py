@@ -161,7 +161,8 @@ def materialize_store(ctx: RunContext) -> ActionResult:
 
 
 def parity(ctx: RunContext) -> ActionResult:
-    """``action=parity``: replay events through the serving path and compare with batch."""
+    """``action=parity``: replay events through every serving backend of the plan and
+    compare with batch (the feature computation; the full server pipeline is not replayed)."""
     plan, plan_from = served_plan(ctx)
     events = ctx.scan_events().collect()
     rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),
@@ -169,10 +170,14 @@ def parity(ctx: RunContext) -> ActionResult:
                         source_schema=dict(events.schema))
     d = rep.as_dict()
     ok = rep.ok
+    names = " and ".join(d["backends"])
+    bad = ", ".join(f"{b}: {v['n_mismatches']}" for b, v in d["backends"].items() if not v["ok"])
     result = {"status": "ok" if ok else "fail",
-              "headline": (f"no training-serving skew: {d['events']} events x {d['features']} "
-                           f"features identical (max |diff| {d['max_abs_diff']:.2g})" if ok else
-                           f"{d['n_mismatches']} feature mismatches between serving and batch"),
+              "headline": (f"serving features equal batch features: {d['events']} events x "
+                           f"{d['features']} features through the {names} backend"
+                           f"{'s' if len(d['backends']) > 1 else ''}, bit for bit" if ok else
+                           f"{d['n_mismatches']} feature mismatches between serving and batch "
+                           f"({bad})"),
               **d, "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
     write_report(ctx, "parity", result, title="Parity: serving path vs batch path")
     return ActionResult(result=result, exit_code=0 if ok else 1)

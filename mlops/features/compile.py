@@ -19,104 +19,32 @@ Example:
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 
 import polars as pl
+from polars.exceptions import PanicException
 
 from mlops.errors import FeatureSpecError
+from mlops.features.aggregates import AGGREGATES
+from mlops.features.backends.rows import compile_row_steps
+from mlops.features.plan import (
+    MISSING_CATEGORY,
+    PLAN_FORMAT,
+    DerivedFeature,
+    Feature,
+    FeaturePlan,
+    WindowFeature,
+    plan_hash,
+)
+from mlops.features.rules import EventRules
 from mlops.features.spec import FeatureSpec, parse_spec, resolve
-from mlops.features.sql_guard import canonical_sql, check_sql
+from mlops.features.sql_guard import RESERVED, parse_sql
+from mlops.features.sql_tree import Node, columns, render_sql
 
-PLAN_FORMAT = 1  # bump when evaluation semantics change: old models then fail the skew guard
-MISSING_CATEGORY = "__missing__"
+__all__ = ["MISSING_CATEGORY", "PLAN_FORMAT", "DerivedFeature", "Feature", "FeaturePlan",
+           "WindowFeature", "compile_plan", "plan_hash"]
 _NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64,
             pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Boolean, pl.Decimal)
-
-
-@dataclass(frozen=True)
-class WindowFeature:
-    name: str
-    column: str | None
-    agg: str
-    period: str
-    seconds: int
-    default: float | None
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    kind: str      # "numeric" | "categorical"
-    source: str    # "raw" | "categorical" | "window" | "derived"
-
-
-@dataclass(frozen=True)
-class FeaturePlan:
-    """Compiled, hashed feature logic. Evaluate with :mod:`mlops.features.offline`."""
-
-    name: str
-    version: int
-    entity: str
-    timestamp: str
-    label: dict
-    features: tuple[Feature, ...]
-    row_exprs: tuple[tuple[str, pl.Expr], ...]      # before windows (raw, row-level derived)
-    windows: tuple[WindowFeature, ...]
-    post_exprs: tuple[tuple[str, pl.Expr], ...]     # after windows, in dependency order
-    source_columns: tuple[str, ...]                 # columns read from the source
-    spec_hash: str
-    resolved: dict = field(repr=False, compare=False)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    @property
-    def numeric(self) -> list[str]:
-        return [f.name for f in self.features if f.kind == "numeric"]
-
-    @property
-    def categorical(self) -> list[str]:
-        return [f.name for f in self.features if f.kind == "categorical"]
-
-    @property
-    def max_period_seconds(self) -> int:
-        """History an online store must keep per entity to evaluate every window."""
-        return max((w.seconds for w in self.windows), default=0)
-
-    @property
-    def short_hash(self) -> str:
-        return self.spec_hash[:12]
-
-    def describe(self) -> dict:
-        """The plan's canonical description: names, kinds, windows, columns, parsed expressions.
-
-        Built only from the plan's own data (never a library's text form of an expression),
-        so it changes when the plan's meaning does and not when polars prints differently.
-        """
-        exprs = {d["name"]: canonical_sql(d["expr"]) for d in self.resolved["derived"]}
-        return {
-            "spec_hash": self.spec_hash, "name": self.name, "version": self.version,
-            "entity": self.entity, "timestamp": self.timestamp, "label": self.label,
-            "features": [[f.name, f.kind, f.source] for f in self.features],
-            "windows": [asdict(w) for w in self.windows],
-            "source_columns": list(self.source_columns),
-            # evaluation order and stage; raw and categorical columns are described by `features`
-            "row_level": [[n, exprs.get(n)] for n, _ in self.row_exprs],
-            "after_windows": [[n, exprs.get(n)] for n, _ in self.post_exprs],
-        }
-
-
-def plan_hash(resolved: dict) -> str:
-    """sha256 of the canonical JSON of the semantic part of a resolved spec."""
-    def strip(entry):
-        return {k: v for k, v in entry.items() if k != "key"}
-    canon = {**resolved, "windows": [strip(w) for w in resolved["windows"]],
-             "derived": [strip(d) for d in resolved["derived"]], "plan_format": PLAN_FORMAT}
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _unknown_column(col: str, known: list[str], key: str) -> FeatureSpecError:
@@ -126,16 +54,22 @@ def _unknown_column(col: str, known: list[str], key: str) -> FeatureSpecError:
                             key=key, fix="fix the name or add the column to the source")
 
 
-def _sql(expr_text: str, key: str) -> pl.Expr:
-    # polars runs subqueries and table functions (read_csv, URLs) while parsing: check first
-    check_sql(expr_text, key=key)
+def _polars_expr(d: dict, tree: Node) -> tuple[str, pl.Expr]:
+    """The canonical SQL of ``tree`` and polars' expression for it. A polars panic (a
+    ``BaseException``, not an ``Exception``) is reported like any other failure."""
+    text = render_sql(tree, reserved=RESERVED, for_polars=True)
     try:
-        return pl.sql_expr(expr_text)
-    except Exception as exc:  # polars raises several types for SQL parse errors
-        raise FeatureSpecError(f"invalid SQL expression {expr_text!r}: {exc}".split("\n")[0],
-                               key=f"{key}.expr",
-                               fix="write a SQL expression such as 'x / (y + 1)'; "
-                                   "use ln(), log10() or log1p() for logarithms") from None
+        return text, pl.sql_expr(text)
+    except (Exception, PanicException) as exc:  # polars raises several types, or panics
+        raise _polars_error(d, "is not valid SQL for polars", exc) from None
+
+
+def _polars_error(d: dict, what: str, exc: BaseException) -> FeatureSpecError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return FeatureSpecError(f'feature "{d["name"]}": expression {d["expr"][:120]!r} {what}: {first}',
+                            key=f"{d['key']}.expr",
+                            fix="write a SQL expression such as 'x / (y + 1)'; use ln(), log10() or "
+                                "log1p() for logarithms and check the column types")
 
 
 def _order_derived(derived: list[dict], deps: dict[str, set[str]]) -> list[dict]:
@@ -166,31 +100,49 @@ def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.S
     """Validate ``spec`` against the source ``schema`` and build the FeaturePlan."""
     resolved = resolve(parse_spec(spec))
     schema = dict(schema)
-    _check_entity_and_time(resolved, schema)
+    _check_columns(resolved, schema)
     row_exprs, features = _source_features(resolved, schema)
-    parsed, deps = _parse_derived(resolved["derived"], schema, window_names={
+    trees, deps = _parse_derived(resolved["derived"], schema, window_names={
         w["name"] for w in resolved["windows"]})
     pre, post = _split_row_level(_order_derived(resolved["derived"], deps), deps, schema)
 
-    frame_schema = dict(schema)  # grows as features are added: later ones type-check against it
-    row_exprs += _derived_exprs(pre, parsed, frame_schema)
+    # what each expression sees: row-level ones the source columns, later ones the raw
+    # features as Float64 and the categorical ones as String; each feature is added as
+    # it is defined (later ones type-check against it)
+    frame_schema = dict(schema)
+    pairs = _derived_features(pre, trees, frame_schema, after_windows=False)
+    frame_schema.update({**dict.fromkeys(resolved["raw"], pl.Float64),
+                         **dict.fromkeys(resolved["categorical"], pl.String)})
     windows, window_features = _window_features(resolved["windows"], frame_schema)
-    features += window_features
-    features += [Feature(d["name"], d["kind"], "derived") for d in pre]
-    post_exprs = _derived_exprs(post, parsed, frame_schema)
-    features += [Feature(d["name"], d["kind"], "derived") for d in post]
+    pairs += _derived_features(post, trees, frame_schema, after_windows=True)
+    derived = [d for d, _ in pairs]
+    features += window_features + [Feature(d.name, d.kind, "derived") for d in derived]
     # features keep the declaration order of the spec within each source kind
     order = resolved["raw"] + resolved["categorical"] + [w["name"] for w in resolved["windows"]] \
         + [d["name"] for d in resolved["derived"]]
     features.sort(key=lambda f: order.index(f.name))
 
     _check_leakage(resolved, deps, windows)
-    return FeaturePlan(
+    source = _source_columns(resolved, schema, deps, windows)
+    exprs = {d.name: expr for d, expr in pairs}
+    plan = FeaturePlan(
         name=resolved["name"], version=resolved["version"], entity=resolved["entity"],
         timestamp=resolved["timestamp"], label=resolved["label"], features=tuple(features),
-        row_exprs=tuple(row_exprs), windows=tuple(windows), post_exprs=tuple(post_exprs),
-        source_columns=_source_columns(resolved, schema, deps, windows),
-        spec_hash=plan_hash(resolved), resolved=resolved)
+        row_exprs=tuple(row_exprs + [(d.name, exprs[d.name]) for d in derived if not d.after_windows]),
+        windows=tuple(windows),
+        post_exprs=tuple((d.name, exprs[d.name]) for d in derived if d.after_windows),
+        source_columns=source, spec_hash=plan_hash(resolved), resolved=resolved,
+        derived=tuple(derived),
+        rules=EventRules.from_resolved(resolved), schema={c: schema[c] for c in source})
+    return _with_backends(plan, frame_schema)
+
+
+def _with_backends(plan: FeaturePlan, frame_schema: dict) -> FeaturePlan:
+    """The plan plus the backends that can evaluate it: frames always; rows when every
+    derived expression has an exact row form (else the plan keeps the frame path)."""
+    steps = compile_row_steps(plan, frame_schema)
+    return replace(plan, backends=("frames", "rows") if steps is not None else ("frames",),
+                   row_steps=steps)
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
@@ -198,11 +150,12 @@ def _is_numeric(dtype: pl.DataType) -> bool:
     return dtype in _NUMERIC or isinstance(dtype, _NUMERIC)
 
 
-def _check_entity_and_time(resolved: dict, schema: dict) -> None:
-    """The entity and timestamp columns exist, and the timestamp is a datetime."""
-    entity, ts = resolved["entity"], resolved["timestamp"]
-    for col, key in ((entity, "features.entity"), (ts, "features.timestamp")):
-        if col not in schema:
+def _check_columns(resolved: dict, schema: dict) -> None:
+    """The entity, timestamp and event id columns exist, and the timestamp is a datetime."""
+    entity, ts, eid = resolved["entity"], resolved["timestamp"], resolved.get("event_id")
+    for col, key in ((entity, "features.entity"), (ts, "features.timestamp"),
+                     (eid, "features.event_id")):
+        if col is not None and col not in schema:
             raise _unknown_column(col, list(schema), key)
     if not schema[ts].is_temporal():
         raise FeatureSpecError(f'timestamp column "{ts}" must be a datetime; got {schema[ts]}',
@@ -231,22 +184,22 @@ def _source_features(resolved: dict, schema: dict) -> tuple[list[tuple[str, pl.E
 
 
 def _parse_derived(derived: list[dict], schema: dict, *, window_names: set[str]
-                   ) -> tuple[dict[str, pl.Expr], dict[str, set[str]]]:
-    """Parse each derived SQL expression; return name -> expr and name -> the names it reads.
+                   ) -> tuple[dict[str, Node], dict[str, set[str]]]:
+    """Parse each derived SQL expression; return name -> tree and name -> the names it reads.
 
     Every name read must be a source column, a window feature or another derived feature.
     """
     derived_names = {d["name"] for d in derived}
-    parsed, deps = {}, {}
+    trees, deps = {}, {}
     for d in derived:
-        expr = _sql(d["expr"], d["key"])
-        roots = set(expr.meta.root_names())
+        tree = parse_sql(d["expr"], key=d["key"], name=d["name"])
+        roots = set(columns(tree))
         for r in sorted(roots):
             if r not in schema and r not in window_names and r not in derived_names:
                 raise _unknown_column(r, list(schema) + sorted(window_names | derived_names),
                                       f"{d['key']}.expr")
-        parsed[d["name"]], deps[d["name"]] = expr, roots
-    return parsed, deps
+        trees[d["name"]], deps[d["name"]] = tree, roots
+    return trees, deps
 
 
 def _split_row_level(ordered: list[dict], deps: dict[str, set[str]], schema: dict
@@ -264,13 +217,15 @@ def _split_row_level(ordered: list[dict], deps: dict[str, set[str]], schema: dic
             [d for d in ordered if d["name"] not in row_level])
 
 
-def _derived_exprs(derived: list[dict], parsed: dict[str, pl.Expr], frame_schema: dict
-                   ) -> list[tuple[str, pl.Expr]]:
+def _derived_features(derived: list[dict], trees: dict[str, Node], frame_schema: dict, *,
+                      after_windows: bool) -> list[tuple[DerivedFeature, pl.Expr]]:
     """Type-check and finish each derived expression, adding its output to ``frame_schema``."""
     out = []
     for d in derived:
-        frame_schema[d["name"]] = _check_dtype(parsed[d["name"]], frame_schema, d)
-        out.append((d["name"], _finish(parsed[d["name"]], d["kind"])))
+        sql, expr = _polars_expr(d, trees[d["name"]])
+        frame_schema[d["name"]] = _check_dtype(expr, frame_schema, d)
+        out.append((DerivedFeature(d["name"], d["kind"], trees[d["name"]], sql, after_windows,
+                                   d["key"]), _finish(expr, d["kind"])))
     return out
 
 
@@ -282,8 +237,12 @@ def _window_features(entries: list[dict], frame_schema: dict
         col = w["column"]
         if col is not None and col not in frame_schema:
             raise _unknown_column(col, list(frame_schema), f"{w['key']}.column")
-        if w["agg"] not in ("count", "distinct", "last", "since_last") and col is not None \
+        if col is not None and w["default"] is not None and not AGGREGATES[w["agg"]].empty_zero \
                 and not _is_numeric(frame_schema[col]):
+            raise FeatureSpecError(f'a default for {w["agg"]!r} of "{col}" ({frame_schema[col]}) '
+                                   "would mix a number into its values", key=f"{w['key']}.default",
+                                   fix="drop `default` (an empty window gives null)")
+        if AGGREGATES[w["agg"]].numeric_only and not _is_numeric(frame_schema[col]):
             raise FeatureSpecError(f'aggregation {w["agg"]!r} needs a numeric column; "{col}" is '
                                    f"{frame_schema[col]}", key=f"{w['key']}.aggs",
                                    fix="use count, distinct or last for non-numeric columns")
@@ -303,6 +262,7 @@ def _source_columns(resolved: dict, schema: dict, deps: dict[str, set[str]],
     needed = {resolved["entity"], resolved["timestamp"], *resolved["raw"], *resolved["categorical"]}
     needed |= {r for roots in deps.values() for r in roots if r in schema}
     needed |= {w.column for w in windows if w.column in schema}
+    needed |= {resolved["event_id"]} if resolved.get("event_id") else set()
     return tuple(c for c in schema if c in needed)
 
 
@@ -352,11 +312,9 @@ def _check_dtype(expr: pl.Expr, schema: dict, d: dict) -> pl.DataType:
     """Type-check on an empty frame so errors surface at compile time, not mid-run."""
     try:
         out = pl.LazyFrame(schema=schema).select(expr.alias("__x")).collect_schema()["__x"]
-    except Exception as exc:
-        raise FeatureSpecError(f"expression {d['expr']!r} does not evaluate: "
-                               f"{str(exc).splitlines()[0]}", key=f"{d['key']}.expr",
-                               fix="check the column types used in the expression") from None
+    except (Exception, PanicException) as exc:
+        raise _polars_error(d, "does not evaluate", exc) from None
     if d["kind"] == "numeric" and not _is_numeric(out):
-        raise FeatureSpecError(f"expression {d['expr']!r} gives {out}, not a number",
+        raise FeatureSpecError(f'feature "{d["name"]}": expression {d["expr"]!r} gives {out}, not a number',
                                key=f"{d['key']}.expr", fix="set kind: categorical or fix it")
     return pl.String if d["kind"] == "categorical" else pl.Float64

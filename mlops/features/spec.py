@@ -19,8 +19,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 from mlops.errors import FeatureSpecError
+from mlops.features.aggregates import AGGREGATES
 
-AGGREGATIONS = ("count", "sum", "mean", "min", "max", "std", "distinct", "last", "since_last")
+AGGREGATIONS = tuple(AGGREGATES)
+NONFINITE = ("missing", "reject")
+DUPLICATES = ("identical", "all")
 _PERIOD = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,6 +70,14 @@ class LabelSpec:
 
 
 @dataclass
+class RulesSpec:
+    """How records become events, decided once for every path (:mod:`mlops.features.rules`)."""
+
+    nonfinite: str = "missing"        # missing | reject: a NaN or +-inf value in a record
+    duplicates: str = "identical"     # identical | all: rows without an event id that are equal
+
+
+@dataclass
 class FeatureSpec(FeatureGroupSpec):
     """A named, versioned feature set for one entity."""
 
@@ -74,6 +85,8 @@ class FeatureSpec(FeatureGroupSpec):
     version: int = 1
     entity: str = "user_id"
     timestamp: str = "event_ts"
+    event_id: Optional[str] = None        # names each event: rows sharing an id are one event
+    rules: RulesSpec = field(default_factory=RulesSpec)
     label: LabelSpec = field(default_factory=LabelSpec)
     groups: dict[str, FeatureGroupSpec] = field(default_factory=dict)
     # how action=features runs, not what it computes: resolve() leaves these out, so
@@ -112,6 +125,8 @@ def _build(cls, data: Any, key: str):
             value = [_build(DerivedSpec, v, f"{sub}[{i}]") for i, v in enumerate(value or [])]
         elif name == "label":
             value = _build(LabelSpec, value, sub)
+        elif name == "rules":
+            value = _build(RulesSpec, value, sub)
         elif name == "groups":
             value = {g: _build(FeatureGroupSpec, v, f"{sub}.{g}") for g, v in (value or {}).items()}
         kwargs[name] = value
@@ -139,14 +154,14 @@ def _window_entries(w: WindowSpec, key: str) -> list[dict]:
         if agg not in AGGREGATIONS:
             raise FeatureSpecError(f"unknown aggregation {agg!r}; valid: {list(AGGREGATIONS)}",
                                    key=f"{key}.aggs", fix="use one of the valid aggregations")
-        if agg not in ("count", "since_last") and not w.column:
+        if AGGREGATES[agg].reads_column and not w.column:
             raise FeatureSpecError(f"aggregation {agg!r} needs a column", key=f"{key}.column",
                                    fix="set `column:` to the value to aggregate")
         for p in periods:
             secs = period_seconds(p, key=f"{key}.periods")
-            base = w.column if w.column and agg not in ("count", "since_last") else "events"
+            base = w.column if w.column and AGGREGATES[agg].reads_column else "events"
             name = w.name or f"{base}_{agg}_{p}"
-            out.append({"name": name, "column": w.column if agg not in ("count", "since_last")
+            out.append({"name": name, "column": w.column if AGGREGATES[agg].reads_column
                         else None, "agg": agg, "period": p, "seconds": secs,
                         "default": w.default, "key": key})
     return out
@@ -183,6 +198,16 @@ def _derived_entry(d: DerivedSpec, where: str, seen: dict[str, str]) -> dict:
     return {"name": d.name, "expr": d.expr.strip(), "kind": d.kind, "key": where}
 
 
+def _rules(rules: RulesSpec) -> dict:
+    """The resolved rules, each checked against its options."""
+    for name, options in (("nonfinite", NONFINITE), ("duplicates", DUPLICATES)):
+        value = getattr(rules, name)
+        if value not in options:
+            raise FeatureSpecError(f"must be one of {list(options)}; got {value!r}",
+                                   key=f"features.rules.{name}", fix=f"use one of {list(options)}")
+    return {"nonfinite": rules.nonfinite, "duplicates": rules.duplicates}
+
+
 def resolve(spec: FeatureSpec) -> dict:
     """Flatten groups + the spec's own features into one normalized dict.
 
@@ -205,7 +230,7 @@ def resolve(spec: FeatureSpec) -> dict:
                                fix="add raw, categorical, windows or derived entries")
     return {
         "name": spec.name, "version": int(spec.version), "entity": spec.entity,
-        "timestamp": spec.timestamp,
+        "timestamp": spec.timestamp, "event_id": spec.event_id, "rules": _rules(spec.rules),
         "label": {"column": spec.label.column, "available_at": spec.label.available_at,
                   "task": spec.label.task},
         "raw": raw, "categorical": categorical, "windows": windows, "derived": derived,

@@ -32,9 +32,23 @@ def window_value(agg: str, rows: list[dict], column: str | None, t: datetime, de
     raise ValueError(agg)
 
 
+def distinct_events(events: list[dict]) -> list[dict]:
+    """The events as the default rule counts them: identical rows (every field equal)
+    once, the first in input order."""
+    seen, out = set(), []
+    for e in events:
+        key = tuple(sorted(e.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
 def features_at(events: list[dict], entity, t: datetime, windows: list[dict]) -> dict:
-    """Window features for ``entity`` at ``t`` from ``events`` (dicts with user, ts, ...)."""
+    """Window features for ``entity`` at ``t`` from ``events`` (dicts with user, ts, ...),
+    identical events counted once (the plan's default ``duplicates: identical``)."""
     out = {}
+    events = distinct_events(events)
     for w in windows:
         lo = t - timedelta(seconds=w["seconds"])
         rows = [e for e in events if e["user"] == entity and lo <= e["ts"] < t]

@@ -94,7 +94,7 @@ def test_hash_is_stable_and_semantic():
     # pinned: the hash must be identical on any machine and polars version
     # (changing it orphans every registered model through the skew guard)
     assert plan_hash(resolve(parse_spec(a))) == h1 == (
-        "39334264ccdd1099ee211360ef79da889ad995c531bff2ef8314f9698309fcef")
+        "d3cf13b920b256782c87dc9488ef84e90d277dd1096f1c2b1957f47c2360b16c")
 
 
 def test_derived_on_window_is_post_and_row_level_feeds_windows():

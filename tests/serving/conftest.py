@@ -16,6 +16,7 @@ from serving_world import build_world, free_port  # noqa: E402
 
 from mlops.features.online import SQLiteStore  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
+from mlops.serving.skew import ModelInfo  # noqa: E402
 from mlops.serving.state import ServingState  # noqa: E402
 
 
@@ -36,14 +37,15 @@ def make_state(world, tmp_path):
     made = []
 
     def make(*, breaker=None, fallback=None, reload_fn=None, clock=None, log=False,
-             store=None, event_id=None, audit=None, gate_check=None, **overrides):
+             store=None, event_id=None, audit=None, gate_check=None, plan=None, **overrides):
         from mlops.serving.prediction_log import PredictionLog
         settings = ServingSettings(**overrides)
         if breaker is not None:
             settings.breaker = breaker.settings
         plog = PredictionLog(tmp_path / "plog", world.plan, flush_records=10_000,
                              flush_seconds=60) if log else None
-        state = ServingState(plan=world.plan, model=world.model, info=world.info,
+        info = world.info if plan is None else ModelInfo("fraud", "1", plan.spec_hash)
+        state = ServingState(plan=plan or world.plan, model=world.model, info=info,
                              store=store or SQLiteStore(tmp_path / f"store{len(made)}.sqlite"),
                              settings=settings, breaker=breaker, prediction_log=plog,
                              fallback=fallback, reload_fn=reload_fn,

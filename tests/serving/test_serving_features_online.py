@@ -35,10 +35,12 @@ def drift_events():
 def test_parity_replay_of_drift_data_has_zero_mismatches(drift_events, batch_size):
     plan = compile_plan(SPEC, drift_events.schema)
     report = replay_parity(plan, drift_events, n_events=240, batch_size=batch_size, seed=1)
-    assert report.events >= 200
-    assert report.compared == report.events * len(plan.feature_names)
+    assert report.events >= 200 and plan.backends == ("frames", "rows")
+    assert set(report.backends) == {"frames", "rows"}  # every backend replayed
+    for b in report.backends.values():
+        assert b["ok"] and b["compared"] == report.events * len(plan.feature_names)
     assert report.mismatches == []
-    assert report.max_abs_diff <= 1e-9
+    assert report.max_abs_diff == 0.0  # bit for bit
 
 
 def test_parity_detects_a_wrong_history(drift_events):
@@ -51,6 +53,23 @@ def test_parity_detects_a_wrong_history(drift_events):
 
     report = replay_parity(plan, drift_events, n_events=100, store=ForgetfulStore(":memory:"))
     assert report.mismatches and not report.ok
+    assert not report.backends["frames"]["ok"] and not report.backends["rows"]["ok"]
+
+
+def test_parity_catches_a_wrong_rows_backend_aggregate(drift_events, monkeypatch):
+    """A rows-backend aggregate off in the last bits fails that backend only."""
+    from dataclasses import replace
+
+    from mlops.features.aggregates import AGGREGATES
+    plan = compile_plan(SPEC, drift_events.schema)
+    assert any(w.agg == "mean" for w in plan.windows)
+
+    def mean(values, n, latest, t):
+        return sum(values) / len(values) if values else None
+    monkeypatch.setitem(AGGREGATES, "mean", replace(AGGREGATES["mean"], row=mean))
+    report = replay_parity(plan, drift_events, n_events=240, seed=1)
+    assert report.backends["frames"]["ok"] and not report.backends["rows"]["ok"]
+    assert {m["backend"] for m in report.mismatches} == {"rows"}
 
 
 def test_http_replay_logs_the_same_features_as_the_batch_path(world, make_state):

@@ -1,11 +1,14 @@
 """Hostile input, tested by class: every invalid request is a 4xx naming the field,
 never a 5xx; bad records never enter the store; one bad record never fails the
-other records of its micro-batch."""
+other records of its micro-batch. A record whose window features overflow follows the
+plan's rule (``rules.nonfinite``): a missing value (the default) or, under ``reject``,
+the serving policy's answer."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import numpy as np
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
@@ -120,18 +123,49 @@ def _poison(world, state, entity="poisoned"):
     return {**record(base, world.plan), "user_id": entity}
 
 
-@pytest.mark.parametrize("policy", ["reject", "default"])
-def test_a_poisoned_entity_never_fails_its_batch_mates(world, make_state, policy):
-    state = make_state(max_abs_value=None, invalid_record_policy=policy)
+def _reject_plan(world):
+    from serving_world import SPEC
+
+    from mlops.features.compile import compile_plan
+    return compile_plan({**SPEC, "rules": {"nonfinite": "reject"}}, world.events.schema)
+
+
+def test_a_poisoned_entity_is_answered_with_missing_windows_as_offline(world, make_state):
+    """Default rule: the overflowing window sum is null (a missing value) on every path:
+    the record is scored by the model on the batch path's features, and stored (it is an
+    event, as the batch path counts it)."""
+    state = make_state(max_abs_value=None)
     bad = _poison(world, state)
     innocent = world.events.slice(400, 120)
     reqs = [_parsed(state, [bad])] + [_parsed(state, [record(r, world.plan)])
                                        for r in innocent.to_dicts()]
     out = process_batch(state, reqs)  # ONE micro-batch: 1 poisoned + 120 innocent requests
+    assert [o.status for o in out] == [200] * 121
+    want = world.model.predict_proba(
+        compute_at(world.plan, innocent, innocent).collect().select(world.plan.feature_names))[:, 1]
+    got = np.array([o.body["probabilities"][0] for o in out[1:]])
+    assert np.allclose(got, want, rtol=0, atol=1e-12)
+    history = world.events.slice(300, 1).with_columns(user_id=pl.lit("poisoned"), amount=pl.lit(1e308))
+    history = pl.concat([history.with_columns(pl.col("event_ts") - timedelta(minutes=m)) for m in (5, 6)])
+    point = world.events.slice(300, 1).with_columns(user_id=pl.lit("poisoned"))
+    feats = compute_at(world.plan, history, point).collect().select(world.plan.feature_names)
+    assert feats["amount_sum_1h"][0] is None  # 2e308: beyond the float range
+    assert out[0].body["probabilities"][0] == world.model.predict_proba(feats)[0, 1]
+    assert state.store.count_events("poisoned") == 3
+
+
+@pytest.mark.parametrize("policy", ["reject", "default"])
+def test_under_the_reject_rule_a_poisoned_entity_never_fails_its_batch_mates(world, make_state, policy):
+    state = make_state(max_abs_value=None, invalid_record_policy=policy, plan=_reject_plan(world))
+    bad = _poison(world, state)
+    innocent = world.events.slice(400, 120)
+    reqs = [_parsed(state, [bad])] + [_parsed(state, [record(r, world.plan)])
+                                       for r in innocent.to_dicts()]
+    out = process_batch(state, reqs)
     assert [o.status for o in out[1:]] == [200] * 120
     # truth: the innocent events scored by the batch path (the store held none of them)
     want = world.model.predict_proba(
-        compute_at(world.plan, innocent, innocent).collect().select(world.plan.feature_names))[:, 1]
+        compute_at(state.plan, innocent, innocent).collect().select(world.plan.feature_names))[:, 1]
     got = np.array([o.body["probabilities"][0] for o in out[1:]])
     assert np.allclose(got, want, rtol=0, atol=1e-12)
     if policy == "reject":
@@ -139,12 +173,12 @@ def test_a_poisoned_entity_never_fails_its_batch_mates(world, make_state, policy
         loc = out[0].detail[0]["loc"]
         assert loc[:2] == ["records", 0] and loc[2].startswith("amount_")
         assert "not finite" in out[0].detail[0]["msg"]
+        assert state.store.count_events("poisoned") == 2  # a refused request stores nothing
     else:
         assert out[0].status == 200  # no value declared: no value answered
         assert out[0].body["probabilities"] == [None] and out[0].body["predictions"] == [None]
         assert out[0].body["decisions"] == ["abstain"]
         assert any("not finite" in w for w in out[0].body["warnings"][0])
-    assert state.store.count_events("poisoned") == 2  # the bad record was not stored
 
 
 def test_huge_amounts_are_refused_before_they_can_poison_an_entity(make_state, recs):
@@ -157,7 +191,8 @@ def test_huge_amounts_are_refused_before_they_can_poison_an_entity(make_state, r
 
 
 def test_a_request_mixing_good_and_poisoned_records_is_refused_whole(world, make_state, recs):
-    state = make_state(max_abs_value=None)
+    """Under the reject rule (and policy): the whole request is refused, nothing stored."""
+    state = make_state(max_abs_value=None, plan=_reject_plan(world))
     bad = _poison(world, state)
     with TestClient(create_app(state)) as client:
         r = client.post("/predict", json={"records": [recs[0], bad]})

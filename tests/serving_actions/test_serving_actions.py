@@ -29,7 +29,8 @@ def test_parity_on_drifted_data_passes(run_action):
     r = _json(d, "parity")
     # events are replayed in runs of 4 consecutive events (as the micro-batcher groups them)
     assert code == 0 and r["ok"] and 140 <= r["events"] <= 150 and r["n_mismatches"] == 0
-    assert r["compared"] == r["events"] * r["features"] and r["max_abs_diff"] <= 1e-9
+    assert set(r["backends"]) == {"frames", "rows"} and all(b["ok"] for b in r["backends"].values())
+    assert r["compared"] == r["events"] * r["features"] * 2 and r["max_abs_diff"] == 0.0
 
 
 def test_skew_guard_names_both_hashes(live, tmp_path):

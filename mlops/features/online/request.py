@@ -5,10 +5,11 @@
   the history is the stored events plus the batch's own events, so each request sees
   exactly what :func:`compute_features` would see (earlier events, windows
   ``[t - period, t)``, its own event and ties excluded), however requests are batched.
-  A batch event identical to a stored one (a client retry) or to another batch event
-  counts once. After scoring, :func:`append_events` stores the batch's events; the
-  store ignores events it already holds (same event id, else same entity, time and
-  payload), so retries and replays never count an event twice.
+  Which rows count as events (a retry identical to a stored event counts once) is the
+  plan's rule (:mod:`mlops.features.rules`), applied by :func:`compute_at` as offline.
+  After scoring, :func:`append_events` stores the batch's events; the store ignores
+  events it already holds (same event id, else same entity, time and payload), so
+  retries and replays never count an event twice.
 - **hybrid**: window features come from rows a batch job materialized
   (:func:`mlops.features.online.materialize.materialize`, each with its ``as_of`` time);
   row-level features come from the request; post-window derived features are evaluated
@@ -22,8 +23,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from mlops.features.aggregates import empty_value
+from mlops.features.backends.frames import apply_derived, compute_at, row_stage, working_columns
 from mlops.features.compile import FeaturePlan
-from mlops.features.offline import apply_derived, compute_at
 from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
 from mlops.features.online.store import OnlineStore
 
@@ -54,8 +56,9 @@ def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFram
     history = read_history(plan, store, points) if plan.windows else None
     if history is not None:
         own = points.select(history.columns)
-        # an event already stored (a retry) or sent twice in one batch counts once
-        history = pl.concat([history, own], how="vertical_relaxed").unique(maintain_order=True)
+        # stored events first, then the batch's own, in arrival order: the plan's rules
+        # count an event stored and sent again (a retry), or sent twice, once
+        history = pl.concat([history, own], how="vertical_relaxed")
     else:
         history = points.select(list(plan.source_columns))
     return compute_at(plan, history, points, raw_from="points").collect()
@@ -76,10 +79,9 @@ def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
-    """Empty-window value of every window feature (count/sum/distinct 0, else the
-    spec's ``default``), overridden by ``overrides``."""
-    out = {w.name: (0.0 if w.agg in ("count", "sum", "distinct") else w.default)
-           for w in plan.windows}
+    """Empty-window value of every window feature (the aggregate table's: count, sum and
+    distinct 0, else the spec's ``default``), overridden by ``overrides``."""
+    out = {w.name: empty_value(w.agg, w.default) for w in plan.windows}
     out.update({k: v for k, v in (overrides or {}).items() if k in out})
     return out
 
@@ -139,7 +141,7 @@ def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
                     w.append(f"stale features for {ent}={e!r} (age {age / 1e6:.0f} s > ttl "
                              f"{ttl_seconds:g} s)")
         warnings.append(w)
-    frame = points.lazy().with_columns([e.alias(n) for n, e in plan.row_exprs])
+    frame = row_stage(plan, points.lazy(), inputs=False)
     if plan.windows:
         present = [p for p in payloads if p is not None]
         decoded = decode_rows(present, wschema) if present else pl.DataFrame(schema=wschema)
@@ -153,5 +155,5 @@ def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
                                   .otherwise(pl.col(n)).alias(n) for n in wschema])
                    .drop("__i"))
         frame = pl.concat([frame, aligned], how="horizontal")
-    out = apply_derived(plan, frame).collect()
+    out = apply_derived(plan, frame).drop(working_columns(plan), strict=False).collect()
     return HybridResult(out, as_of, stale, warnings)

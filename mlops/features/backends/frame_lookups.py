@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from mlops.features.compile import WindowFeature
+from mlops.features.backends.frame_windows import input_column
+from mlops.features.plan import WindowFeature
 
 LOOKUP_AGGS = ("last", "since_last")
 _MATCH_TS = "__lookup_ts"
@@ -39,14 +40,15 @@ def add_lookups(left: pl.LazyFrame, history: pl.LazyFrame, windows: list[WindowF
     """``left`` plus one raw column per lookup feature, rows in ``left``'s order.
 
     ``left`` and ``history`` must each be sorted by ``ts`` within each entity (sorted
-    by ``ts``, or by (entity, ts), is enough). Raw values: ``last`` gives the value (null when
+    by ``ts``, or by (entity, ts), is enough); ``history`` holds only events, with their
+    window inputs (:func:`~.frame_windows.input_column`). Raw values: ``last`` gives the value (null when
     nothing matched), ``since_last`` the matched event's timestamp; the caller turns
     them into features (defaults, seconds) exactly as it does for rolling windows.
     """
     for k, (column, ws) in enumerate(_groups(windows).items()):
         match_ts, match_val = f"{_MATCH_TS}{k}", f"{_MATCH_VAL}{k}"
         right = history.select(entity, pl.col(ts).alias(match_ts),
-                               *([pl.col(column).alias(match_val)] if column else []))
+                               *([pl.col(input_column(column)).alias(match_val)] if column else []))
         if column:
             right = right.filter(pl.col(match_val).is_not_null())
         longest = max(w.seconds for w in ws)
