@@ -144,3 +144,12 @@ def test_max_change_rejects_what_it_cannot_read():
     for bad in ("lots", -1, True):
         with pytest.raises(ConfigError, match="max_change"):
             parse_change(bad)
+
+
+def test_a_detection_in_the_burn_in_belongs_to_the_previous_window():
+    stream = np.array([0.0] * 60 + [1.0] * 40 + [0.0] * 200)
+    params = {"page_hinkley": {"delta": 0.01, "threshold": 5.0, "min_instances": 30, "mode": "up"}}
+    whole = run_detectors(stream, list(range(300)), params, "errors")["page_hinkley"]
+    assert whole["first_detection"] is not None and whole["first_detection"] < 100
+    window = run_detectors(stream, list(range(300)), params, "errors", window_from=120)["page_hinkley"]
+    assert window["first_detection"] is None and window["before_window"] == 1
