@@ -131,8 +131,21 @@ def section_process(ref: pl.DataFrame, cur: pl.DataFrame, args) -> list[Row]:
                     [pythons[p], str(HERE / "drift_peers.py"), p, str(d / "ref.parquet"), str(d / "cur.parquet"),
                      str(d / f"{p}.json"), "--bins", str(args.bins)]).check(p))
             load.append(load_average())
+            if args.before:  # the same command from another checkout (e.g. main): before / after
+                runs.setdefault("before", []).append(run_process(
+                    [sys.executable, str(Path(args.before) / "run.py"), "action=drift",
+                     f"monitoring.reference={d / 'ref.parquet'}", f"monitoring.current={d / 'cur.parquet'}",
+                     "monitoring.on_drift=[]", f"hydra.run.dir={d / f'before{rep}'}"],
+                    env={**ours_env(d / "home_before"), "PYTHONPATH": str(Path(args.before).resolve())},
+                    cwd=d).check("action=drift before"))
         ours = json.loads((d / "ours0" / "drift.json").read_text())["features"]
         best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
+        if args.before:
+            rows.append(Row(benchmark=f"drift {args.size}", peer=f"ours before ({args.before})",
+                            ours_s=best["ours"].seconds, peer_s=best["before"].seconds, timer="whole process",
+                            ours_peak_mb=best["ours"].peak_mb, peer_peak_mb=best["before"].peak_mb,
+                            values="not compared: before kept a 200k sample and ran the multivariate check",
+                            load=load, note=f"best of {args.repeat}; the same command line"))
         for p in peers:
             theirs = json.loads((d / f"{p}.json").read_text())
             values = (check_scipy(ours, theirs["features"]) if p == "scipy"
@@ -195,6 +208,7 @@ def main() -> None:
     parser.add_argument("--sections", default="process,engine")
     parser.add_argument("--peers", default="scipy,evidently,nannyml,nannyml-exact")
     parser.add_argument("--json", default=None, help="append the result rows here (JSON lines)")
+    parser.add_argument("--before", default=None, help="another checkout (e.g. main's) to time the same command from")
     args = parser.parse_args()
     n_ref = args.ref_rows or args.rows
     args.size = f"{n_ref / 1e6:g}M x {args.rows / 1e6:g}M x {args.cols}"

@@ -12,8 +12,9 @@ wait for a core, and every time is longer). Nothing in the table is typed in: a 
 is not installed is skipped with one line and has no row.
 
 The table goes to ``benchmarks/RESULTS.md`` and replaces the block between
-``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->`` in ``README.md`` and
-``docs/benchmarks.md`` (``--no-write`` leaves them alone).
+``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->`` in ``README.md``; the docs
+site's ``docs/benchmarks.md`` is then the README's Performance section, copied with its
+links pointed at the site's pages (``--no-write`` leaves them alone).
 """
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ BENCHMARKS = {
 }
 
 
-def run_one(name: str, quick: bool, out: Path) -> dict:
+def run_one(name: str, quick: bool, out: Path, before: str | None = None) -> dict:
     script, full, small = BENCHMARKS[name]
     cmd = [sys.executable, str(HERE / script), *(small if quick else full), "--json", str(out)]
+    if before and name == "drift":
+        cmd += ["--before", before]
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True)
@@ -96,24 +99,43 @@ def replace_block(path: Path, body: str) -> bool:
     return True
 
 
+# README anchors that live on other pages of the docs site
+DOC_LINKS = {"[Alarms on real data](#alarms-on-real-data-ours-vs-nannyml-vs-evidently)":
+             "the README's *Alarms on real data* (Monitoring)",
+             "(#registry-writers-sqlite-vs-postgresql)": "(concepts/serving.md#registry-writers-sqlite-vs-postgresql)"}
+
+
+def copy_performance_section(readme: Path, doc: Path) -> None:
+    """``doc`` = the README's Performance section (up to the next top-level section)."""
+    text = readme.read_text()
+    start = text.index("## Performance\n")
+    end = text.index("\n## ", start + 1)
+    body = text[start + len("## Performance\n"):end].strip("\n")
+    for a, b in DOC_LINKS.items():
+        body = body.replace(a, b)
+    doc.write_text("# Benchmarks\n\n<!-- copied from README.md's Performance section by "
+                   "benchmarks/run_all.py: edit the README -->\n\n" + body + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(BENCHMARKS), help=f"any of {','.join(BENCHMARKS)}")
     ap.add_argument("--quick", action="store_true", help="small sizes: checks the harness, not the claims")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--before", default=None, help="drift: also time another checkout's action=drift (before/after)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         jsonl = Path(d) / "rows.jsonl"
-        runs = [run_one(name, args.quick, jsonl) for name in args.only.split(",")]
+        runs = [run_one(name, args.quick, jsonl, args.before) for name in args.only.split(",")]
         rows = [json.loads(x) for x in jsonl.read_text().splitlines()] if jsonl.exists() else []
     body = table(rows, runs, args.quick)
     print(body)
     if not args.no_write:
         Path(args.out).write_text("# Benchmark results\n\n" + body)
-        for doc in (ROOT / "README.md", ROOT / "docs" / "benchmarks.md"):
-            if replace_block(doc, body):
-                print(f"updated {doc.relative_to(ROOT)}")
+        if replace_block(ROOT / "README.md", body):
+            copy_performance_section(ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
+            print("updated README.md and docs/benchmarks.md")
     return 1 if any(r["returncode"] for r in runs) else 0
 
 
