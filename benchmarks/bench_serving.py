@@ -76,6 +76,21 @@ def build(n_users: int = 2000, days: int = 60, seed: int = 7):
     return events, plan, feats, model
 
 
+def request_bodies(plan, events, feats) -> tuple[list[str], list[dict]]:
+    """Our request bodies (one raw record each) for the last 2000 events, and the
+    precomputed feature rows of those whose features are known (for baselines)."""
+    fmap = {r["transaction_id"]: r for r in feats.tail(4000).iter_rows(named=True)}
+    bodies, feature_rows = [], []
+    for r in events.tail(2000).to_dicts():
+        rec = {c: r[c] for c in plan.source_columns}
+        rec[plan.timestamp] = r[plan.timestamp].isoformat()
+        bodies.append(json.dumps({"records": [rec]}))
+        f = fmap.get(r["transaction_id"])
+        if f is not None:
+            feature_rows.append({n: f[n] for n in plan.feature_names})
+    return bodies, feature_rows
+
+
 # ---------------------------------------------------------------- servers (subprocesses)
 def run_bare(port: int) -> None:
     """(a): parse JSON, the compiled model (the same one ours serves with) on one row.
@@ -313,16 +328,8 @@ def bench_http(duration: int, concurrencies: list[int], repeats: int = 2) -> dic
         print("wrk is not installed (apt-get install -y wrk): skipping the HTTP benchmark")
         return {}
     events, plan, feats, _ = build()
-    rows = events.tail(2000).to_dicts()
-    ours_bodies, bare_bodies = [], []
-    fmap = {r["transaction_id"]: r for r in feats.tail(4000).iter_rows(named=True)}
-    for r in rows:
-        rec = {c: r[c] for c in plan.source_columns}
-        rec[plan.timestamp] = r[plan.timestamp].isoformat()
-        ours_bodies.append(json.dumps({"records": [rec]}))
-        f = fmap.get(r["transaction_id"])
-        if f is not None:
-            bare_bodies.append(json.dumps({"features": [f[n] for n in plan.feature_names]}))
+    ours_bodies, feature_rows = request_bodies(plan, events, feats)
+    bare_bodies = [json.dumps({"features": [f[n] for n in plan.feature_names]}) for f in feature_rows]
     hostile = hostile_bodies(ours_bodies, plan)
     mixed = []  # every 10th request is hostile, cycling through the hostile kinds
     for i, b in enumerate(ours_bodies[:900]):

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
-from bench_serving import _free_port, _lua, _Server, _show, build  # noqa: E402
+from bench_serving import _free_port, _lua, _Server, _show, build, request_bodies  # noqa: E402
 from measure import Row, emit, load_average, peer_python  # noqa: E402
 
 SAVE = """import pickle, sys, mlflow.sklearn
@@ -69,24 +69,6 @@ class _MLflow(_Server):
         raise RuntimeError("mlflow models serve did not start")
 
 
-def _bodies(plan, events, feats) -> tuple[list[str], list[str], list[dict]]:
-    """Ours (raw records) and MLflow's (precomputed features) for the same 2000 events."""
-    rows = events.tail(2000).to_dicts()
-    fmap = {r["transaction_id"]: r for r in feats.tail(4000).iter_rows(named=True)}
-    ours, theirs, feature_rows = [], [], []
-    for r in rows:
-        rec = {c: r[c] for c in plan.source_columns}
-        rec[plan.timestamp] = r[plan.timestamp].isoformat()
-        ours.append(json.dumps({"records": [rec]}))
-        f = fmap.get(r["transaction_id"])
-        if f is not None:
-            values = {n: f[n] for n in plan.feature_names}
-            feature_rows.append(values)
-            theirs.append(json.dumps({"dataframe_split": {"columns": plan.feature_names,
-                                                          "data": [[values[n] for n in plan.feature_names]]}}))
-    return ours, theirs, feature_rows
-
-
 def _check_values(port: int, bodies: list[str], rows: list[dict], model, names: list[str]) -> None:
     import httpx
     import polars as pl
@@ -109,7 +91,10 @@ def main() -> int:
     if python is None:
         return 0
     events, plan, feats, model = build()
-    ours_bodies, mlflow_bodies, feature_rows = _bodies(plan, events, feats)
+    ours_bodies, feature_rows = request_bodies(plan, events, feats)
+    names = plan.feature_names
+    mlflow_bodies = [json.dumps({"dataframe_split": {"columns": names, "data": [[f[n] for n in names]]}})
+                     for f in feature_rows]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

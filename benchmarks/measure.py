@@ -2,8 +2,11 @@
 interleaved repeats, load averages, the peers' interpreters, and one JSON row per result.
 
 A whole process is timed from outside (``Popen`` to ``wait4``: imports, reading the files
-and writing the output included) and its peak memory is the kernel's ``ru_maxrss`` of
-that process tree. Peers that need their own pins (NannyML, Evidently, Feast, MLflow) run
+and writing the output included); its peak memory is its ``VmHWM`` (``/proc/PID/status``),
+read while it runs: ``ru_maxrss`` would carry the parent's memory at fork (the parent
+holds the data), which made a 10 MB child look like 200 MB.
+
+Peers that need their own pins (NannyML, Evidently, Feast, MLflow) run
 in their own virtualenv: ``peer_python("peers")`` reads ``MLOPS_BENCH_PEERS_PYTHON``
 (default ``/work/venv-peers/bin/python``), and so on for ``feast`` and ``mlflow``; a missing
 one is skipped with one line.
@@ -43,27 +46,39 @@ class Measured:
 
 def run_process(cmd: list[str], *, env: dict | None = None, cwd: str | Path | None = None,
                 timeout: float = 3600) -> Measured:
-    """Run ``cmd`` to its end: wall seconds, peak RSS of the process tree (MB), output."""
+    """Run ``cmd`` to its end: wall seconds, peak RSS of the process (MB), output."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        deadline = t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        peak_kb, status = 0, None
+        while status is None:
+            peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+            pid, st, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
-                break
-            if time.perf_counter() > deadline:
+                status = st
+            elif time.perf_counter() - t0 > timeout:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
+            else:
+                time.sleep(0.005)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Measured(seconds=seconds, peak_mb=usage.ru_maxrss / 1024,
+        return Measured(seconds=seconds, peak_mb=peak_kb / 1024,
                         stdout=out.read().decode(errors="replace"),
                         stderr=err.read().decode(errors="replace"), returncode=proc.returncode)
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """The process's peak resident memory so far (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def ours_env(home: str | Path | None = None) -> dict:
