@@ -42,7 +42,7 @@ BENCHMARKS = {
                   "--sections", "process", "--repeat", "1"]),
     "features": ("bench_features.py", ["--only", "duckdb,pandas"],
                  ["--only", "duckdb,pandas", "--duckdb-rows", "100000", "--repeat", "1"]),
-    "store": ("bench_serving.py", ["--only", "store"], ["--only", "store", "--entities", "5000"]),
+    "store": ("bench_store.py", [], ["--entities", "5000"]),
     "mlflow": ("bench_serving_mlflow.py", [], ["--duration", "3"]),
 }
 

@@ -167,8 +167,9 @@ def compare_frames(reference: pl.DataFrame, current: pl.DataFrame, plan: ColumnP
     without one). ``max_rows=None`` keeps every reference value (exact); a number declares a
     sample (:func:`fit_reference`). Returns :func:`detect_drift`'s dict plus ``skipped``.
     """
+    # no joint row sample: the multivariate check, when on, reads these rows themselves
     ref = fit_reference(reference, numeric=plan.numeric, categorical=plan.categorical,
-                        n_bins=policy.n_bins, max_rows=max_rows, timestamp=timestamp)
+                        n_bins=policy.n_bins, max_rows=max_rows, timestamp=timestamp, sample_rows=0)
     out = detect_drift(ref, current.select(plan.columns), policy, progress=progress)
     out["skipped"] = dict(plan.skipped)
     return out
