@@ -4,7 +4,9 @@
 
 Runs the statistics, deciding tests, thresholds and per-feature overrides of
 ``action=monitor`` over the columns both datasets share (or ``monitoring.columns``), plus
-the multivariate test, and writes ``drift.json`` + ``drift.html``. Exit code 3 on dataset
+the multivariate test when asked (``monitoring.multivariate.enabled=true``), and writes
+``drift.json`` + ``drift.html``. Every reference value is kept (exact KS and Wasserstein)
+unless ``monitoring.reference_max_rows`` declares a sample. Exit code 3 on dataset
 drift when ``alert`` is in ``monitoring.on_drift`` (the alert goes to
 ``paths.home/alerts.jsonl``, as for monitor). ``monitoring.reference`` ending in ``.npz`` is a
 fitted reference (e.g. a model's) instead of data files.
@@ -38,7 +40,8 @@ def run(ctx: RunContext) -> ActionResult:
             raise ConfigError("is required for action=drift", key=f"monitoring.{key}",
                               fix=f"pass monitoring.{key}=<parquet or csv glob>")
     on_drift = check_on_drift(mc.on_drift, fix="use alert (the others need a model)")
-    policy, multivariate = policy_from(mc), multivariate_settings(mc)
+    # off by default here: a quick two-file comparison; monitoring.multivariate.enabled=true runs it
+    policy, multivariate = policy_from(mc), multivariate_settings(mc, default_enabled=False)
     ref_spec, cur_spec = str(mc.reference), str(mc.current)
     current = _read(cur_spec, "monitoring.current")
     fitted = ref_spec.endswith(".npz")
@@ -46,7 +49,8 @@ def run(ctx: RunContext) -> ActionResult:
         reference = Reference.load(ref_spec) if fitted else _read(ref_spec, "monitoring.reference")
         drift, ref_rows = compare_datasets(reference, current, policy, multivariate=multivariate,
                                            columns=mc.columns, column_types=mc.column_types,
-                                           exclude=never_features(ctx))
+                                           exclude=never_features(ctx),
+                                           reference_max_rows=mc.reference_max_rows)
     except (ConfigError, DataError) as exc:
         if exc.key and exc.key.startswith("monitoring."):
             raise

@@ -34,12 +34,14 @@ def policy_from(mc) -> DriftPolicy:
         raise exc.under("monitoring") from None
 
 
-def multivariate_settings(mc) -> MultivariateSettings:
-    """``monitoring.multivariate`` as typed settings (errors name ``monitoring.multivariate.*``)."""
+def multivariate_settings(mc, *, default_enabled: bool = True) -> MultivariateSettings:
+    """``monitoring.multivariate`` as typed settings (errors name ``monitoring.multivariate.*``);
+    ``enabled: null`` means ``default_enabled`` (the action's default)."""
     m = mc.multivariate
     try:
         return MultivariateSettings(
-            enabled=bool(m.enabled), max_rows=int(m.max_rows), folds=int(m.folds),
+            enabled=default_enabled if m.enabled is None else bool(m.enabled),
+            max_rows=int(m.max_rows), folds=int(m.folds),
             permutations=int(m.permutations), alpha=float(m.alpha), min_auc=float(m.min_auc),
             top_features=int(m.top_features), seed=int(m.seed), act=bool(m.act))
     except ConfigError as exc:

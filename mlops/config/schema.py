@@ -178,7 +178,7 @@ class PerformanceConfig:
 class MultivariateConfig:
     """Domain-classifier drift: can a classifier tell current rows from reference rows?"""
 
-    enabled: bool = True
+    enabled: Optional[bool] = None        # null: on in action=monitor, off in action=drift
     max_rows: int = 5_000                 # rows sampled per side (reference, current)
     folds: int = 3                        # cross-validation folds for the out-of-fold AUC
     permutations: int = 500               # label shuffles for the AUC threshold
@@ -240,6 +240,7 @@ class MonitoringConfig:
     min_rows_dataset: int = 50            # dataset drift (and alerts) need this many rows
     columns: Optional[list[str]] = None   # action=drift: columns to compare; null = shared ones
     column_types: dict[str, str] = field(default_factory=dict)  # drift: {col: numeric|categorical}
+    reference_max_rows: Optional[int] = None  # drift: sorted values kept per column; null = all (exact)
     history_runs: int = 20                # runs shown in the drift-over-time charts
     multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
     estimation: EstimationConfig = field(default_factory=EstimationConfig)
