@@ -7,9 +7,9 @@ parquet file; at most about two partitions are in memory. Each output row carrie
 model name/version and the plan hash.
 
 Sharding splits by entity (windows are per entity, so shards are independent): an
-entity goes to shard ``fnv1a32(utf8(entity)) % num_shards``. The hash is our own
-(FNV-1a, 32 bit, over UTF-8 bytes, vectorized in numpy), not polars' ``hash``, which
-is not stable across polars versions. Concatenating every shard's output gives the
+entity goes to shard ``fnv1a32_utf8(entity) % num_shards`` (:mod:`mlops.fnv`: FNV-1a,
+32 bit, over UTF-8 bytes, vectorized in numpy), not polars' ``hash``, which is not stable
+across polars versions. Concatenating every shard's output gives the
 unsharded output row for row once sorted by an id (probabilities may differ in the last
 bit: the model's sums run over differently sized batches).
 
@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.errors import ConfigError, DataError
-from mlops.experiments.assignment import fnv1a32_many, fnv1a32_units
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.features.online import OnlineStore, publish_predictions
+from mlops.fnv import fnv1a32_utf8_series
 from mlops.serving.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 from mlops.training.task import is_regression_model
@@ -41,32 +41,10 @@ from mlops.training.task import is_regression_model
 _MODEL_ROWS = 100_000
 
 
-def fnv1a32(text: str) -> int:
-    """FNV-1a 32-bit of the UTF-8 bytes of ``text`` (the scalar reference).
-
-    >>> hex(fnv1a32("a"))
-    '0xe40c292c'
-    """
-    return fnv1a32_units(text.encode("utf-8"))
-
-
-def fnv1a32_series(values: pl.Series) -> np.ndarray:
-    """Vectorized :func:`fnv1a32` over a string Series (null hashes as "")."""
-    arr = values.cast(pl.String).fill_null("").to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_binary())
-    _, offs_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offs_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None \
-        else np.zeros(0, np.uint8)
-    return fnv1a32_many(data, offsets[:-1], np.diff(offsets))
-
-
 def shard_expr(entity: str, num_shards: int) -> pl.Expr:
     """Shard number of each row's entity (UInt32), for ``filter(shard_expr(...) == k)``."""
     return pl.col(entity).map_batches(
-        lambda s: pl.Series(fnv1a32_series(s) % np.uint32(num_shards), dtype=pl.UInt32),
+        lambda s: pl.Series(fnv1a32_utf8_series(s) % np.uint32(num_shards), dtype=pl.UInt32),
         return_dtype=pl.UInt32, is_elementwise=True)
 
 
@@ -103,7 +81,7 @@ def _part_filter(entity: str, num_shards: int, shard: int, parts: int, k: int) -
     """Rows of user shard ``shard`` (h % num_shards) and internal part ``k``
     ((h // num_shards) % parts), from one hash evaluation per row."""
     def keep(s: pl.Series) -> pl.Series:
-        h = fnv1a32_series(s)
+        h = fnv1a32_utf8_series(s)
         ok = (h % np.uint32(num_shards) == shard) & ((h // np.uint32(num_shards))
                                                      % np.uint32(parts) == k)
         return pl.Series(ok, dtype=pl.Boolean)

@@ -10,20 +10,9 @@ import pytest
 from mlops.errors import ConfigError, DataError, SkewError
 from mlops.features.offline import compute_features
 from mlops.features.online import SQLiteStore
-from mlops.serving.batch import fnv1a32, fnv1a32_series, score_events
+from mlops.fnv import fnv1a32_utf8
+from mlops.serving.batch import score_events
 from mlops.serving.skew import ModelInfo
-
-
-def test_fnv1a32_known_vectors_and_vectorized_equals_scalar():
-    # published FNV-1a 32-bit test vectors
-    assert fnv1a32("") == 0x811C9DC5
-    assert fnv1a32("a") == 0xE40C292C
-    assert fnv1a32("foobar") == 0xBF9CF968
-    values = ["", "a", "foobar", "u000123", "ünïcode-ключ", None, "x" * 300]
-    got = fnv1a32_series(pl.Series(values)).tolist()
-    assert got == [fnv1a32(v or "") for v in values]
-    sliced = pl.Series(values).slice(2, 3)  # arrow offsets of a slice
-    assert fnv1a32_series(sliced).tolist() == [fnv1a32(v or "") for v in values[2:5]]
 
 
 def test_scores_equal_the_model_on_batch_features(world, tmp_path):
@@ -57,7 +46,7 @@ def test_sharded_scoring_equals_unsharded_row_for_row(world, tmp_path):
                      parts=3)  # internal pipelining partitions must not change results
         part = pl.read_parquet(tmp_path / f"s{k}.parquet")
         # every entity of shard k hashes to k (scalar reference hash)
-        assert all(fnv1a32(u) % 3 == k for u in part["user_id"].unique().to_list())
+        assert all(fnv1a32_utf8(u) % 3 == k for u in part["user_id"].unique().to_list())
         parts.append(part)
     assert all(p.height > 0 for p in parts)
     merged, full = pl.concat(parts).sort("transaction_id"), full.sort("transaction_id")
