@@ -1,6 +1,6 @@
 """The circuit breaker's shared state, kept in the online store (SQLite or Redis).
 
-One JSON record per served model version, under the store's metadata key
+One JSON record per served model version, in the store's key-value part under
 ``breaker.state.<model name>.v<version>`` (:func:`scope_key`; a replay adds its own run
 to the key, so a dry run never shares a trip with production nor with the next replay)::
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 
-from mlops.features.online import OnlineStore
+from mlops.features.online import KeyValueStore
 
 PREFIX = "breaker.state"
 STATES = ("tripped", "closed")
@@ -42,7 +42,7 @@ def scope_key(model: str, version, run: str | None = None) -> str:
 class SharedBreakerState:
     """Read and publish the shared breaker record of one online store namespace."""
 
-    def __init__(self, store: OnlineStore, *, key: str, clock=time.time,
+    def __init__(self, store: KeyValueStore, *, key: str, clock=time.time,
                  version: str | None = None):
         self.store, self.key, self.clock = store, key, clock
         self.version = version  # the served model version (None: every record applies)
@@ -55,7 +55,7 @@ class SharedBreakerState:
     def read(self) -> dict | None:
         """The current record, or None (none yet, or unreadable: then it is ignored)."""
         try:
-            raw = self.store.get_meta(self.key)
+            raw = self.store.get([self.key]).get(self.key)
         except Exception:  # store unreachable: keep the local state, /ready says why
             return None
         if raw is None:
@@ -78,13 +78,13 @@ class SharedBreakerState:
         prev = self.read()
         at = max(float(self.clock()), (prev["at"] + 1e-6) if prev else 0.0)
         version = self.version if version is None else version
-        self.store.set_meta(self.key, json.dumps({
+        self.store.put({self.key: json.dumps({
             "state": state, "reason": reason, "source": source, "at": at,
-            "version": None if version is None else str(version)}))
+            "version": None if version is None else str(version)})})
         return at
 
 
-def trip_breaker(store: OnlineStore, reason: str, *, model: str, version,
+def trip_breaker(store: KeyValueStore, reason: str, *, model: str, version,
                  source: str = "monitor") -> dict:
     """Open the breaker of every server reading ``store`` that serves ``model`` ``version``
     (monitoring's ``trip_breaker``)."""
@@ -93,7 +93,7 @@ def trip_breaker(store: OnlineStore, reason: str, *, model: str, version,
     return shared.read()
 
 
-def reset_breaker(store: OnlineStore, *, model: str, version, source: str = "admin",
+def reset_breaker(store: KeyValueStore, *, model: str, version, source: str = "admin",
                   reason: str = "reset by an operator") -> dict:
     """Close the breaker of every server reading ``store`` that serves ``model`` ``version``
     (``action=breaker_reset``; they apply it at their next poll)."""

@@ -165,7 +165,7 @@ def _store(state: ServingState, batch: Batch, row_clean: np.ndarray) -> None:
     eids = batch.event_ids if row_clean.all() else \
         [e for e, keep in zip(batch.event_ids, row_clean) if keep]
     state.store.append_events(cols[plan.entity], cols[plan.timestamp],
-                              encode_payloads(plan, cols), eids)
+                              encode_payloads(plan, cols), eids, now_us=state.now_us())
     maybe_prune(state, len(eids))
 
 

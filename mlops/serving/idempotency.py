@@ -65,13 +65,14 @@ class IdempotentAnswers:
         self._inflight: dict[str, asyncio.Lock] = {}
 
     def _lookup(self, key: str) -> dict | None:
-        raw = self.store.get_answer(key, self.now_us())
+        raw = self.store.get([key], now_us=self.now_us()).get(key)
         return None if raw is None else json.loads(raw)
 
     def _save(self, key: str, digest: str, response: JSONResponse) -> None:
         value = json.dumps({"sha256": digest, "status": response.status_code,
                             "body": response.body.decode("utf-8")})
-        self.store.put_answer(key, value, now_us=self.now_us(), ttl_seconds=self.ttl_seconds)
+        self.store.put({key: value}, ttl_seconds=self.ttl_seconds, only_new=True,
+                       now_us=self.now_us())
 
     @asynccontextmanager
     async def guard(self, request, *, path: str):
@@ -82,7 +83,7 @@ class IdempotentAnswers:
         if header is None:
             yield Slot(None, digest)
             return
-        key = f"{path}:{_check_key(header.strip())}"
+        key = f"answer:{path}:{_check_key(header.strip())}"
         lock = self._inflight.setdefault(key, asyncio.Lock())
         try:
             async with lock:

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import MlopsError
-from mlops.features.online import append_events, hybrid_features, points_frame, realtime_features
+from mlops.features.online import append_events, hybrid_features, points_frame, published_predictions, realtime_features
 from mlops.serving import fast_path
 from mlops.serving.fast_features import SMALL_BATCH, small_batch_features
 from mlops.serving.fast_path import fast_model, fast_windows
@@ -153,7 +153,7 @@ def _store(state: ServingState, batch: Batch, points: pl.DataFrame,
     eids = batch.event_ids
     if not row_clean.all():
         eids = [e for e, keep in zip(eids, row_clean) if keep]
-    append_events(state.plan, state.store, served, eids)
+    append_events(state.plan, state.store, served, eids, now_us=state.now_us())
     maybe_prune(state, served.height)
 
 
@@ -236,7 +236,7 @@ def answer_from_cache(state: ServingState, entities: list[str], ids: list[str]) 
     ``breaker.default_value``, else no value; refuse: 503).
     """
     s, (model, info) = state.settings, state.active
-    found = state.store.read_predictions(entities)
+    found = published_predictions(state.store, entities)
     now = state.now_us()
     answers = Scores(np.zeros(len(entities), dtype=object), np.zeros(len(entities), dtype=object),
                      info, served_by="cache", probabilistic=not is_regression_model(model))

@@ -9,7 +9,7 @@ import pytest
 
 from mlops.errors import ConfigError, DataError, SkewError
 from mlops.features.offline import compute_features
-from mlops.features.online import SQLiteStore
+from mlops.features.online import SQLiteStore, published_predictions
 from mlops.fnv import fnv1a32_utf8
 from mlops.serving.batch import score_events
 from mlops.serving.skew import ModelInfo
@@ -64,7 +64,7 @@ def test_publish_latest_prediction_per_entity(world, tmp_path):
     preds = pl.read_parquet(tmp_path / "p.parquet")
     users = preds["user_id"].unique().to_list()
     assert rep.entities_published == len(users)
-    cached = store.read_predictions(users)
+    cached = published_predictions(store, users)
     assert set(cached) == set(users)
     for u in users[:10]:
         mine = preds.filter(pl.col("user_id") == u)

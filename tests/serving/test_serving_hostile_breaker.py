@@ -103,7 +103,7 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
 def test_shared_state_ignores_garbage_and_orders_records(tmp_path):
     store = SQLiteStore(tmp_path / "s.sqlite")
     shared = SharedBreakerState(store, key=scope_key("fraud", 1), clock=lambda: 100.0)
-    store.set_meta(scope_key("fraud", 1), "{not json")
+    store.put({scope_key("fraud", 1): "{not json"})
     assert shared.read() is None
     first = shared.publish("tripped", "x", "monitor")
     second = shared.publish("closed", None, "admin")  # same clock: still strictly later

@@ -4,7 +4,8 @@
   bulk-writes the rows (hybrid mode reads them at request time); the plan hash goes into
   the store's metadata, so a server can tell rows of another plan (:func:`check_materialized`).
 - :func:`publish_predictions` writes the latest prediction per entity of a batch-scoring
-  output into the store's prediction cache (batch mode answers from it).
+  output into the key-value store's prediction cache; :func:`published_predictions`
+  reads it back (batch mode answers from it).
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from mlops.errors import DataError, ServingError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_at
 from mlops.features.online.codec import US, encode_rows
-from mlops.features.online.store import OnlineStore
+from mlops.features.online.store import KeyValueStore, OnlineStore
 
 PLAN_META_KEY = "features.plan_hash"
 PREDICTIONS_META_KEY = "predictions.model"
+PREDICTION_KEY = "prediction:"  # + entity: "{scored_at_us}|{payload}"
 
 
 @dataclass
@@ -86,13 +88,13 @@ def materialize(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, store: O
     as_of_us = int(pl.Series([as_of]).cast(US).dt.epoch("us")[0])
     store.write_features(frame[ent].cast(pl.String).to_list(), as_of_us,
                          encode_rows(frame, names))
-    store.set_meta(PLAN_META_KEY, plan.spec_hash)
+    store.put({PLAN_META_KEY: plan.spec_hash})
     return MaterializeReport(frame.height, as_of, t1 - t0, time.perf_counter() - t1)
 
 
-def check_materialized(plan: FeaturePlan, store: OnlineStore) -> str | None:
+def check_materialized(plan: FeaturePlan, store: KeyValueStore) -> str | None:
     """None when the store's feature rows were materialized with ``plan``; else why not."""
-    found = store.get_meta(PLAN_META_KEY)
+    found = store.get([PLAN_META_KEY]).get(PLAN_META_KEY)
     if found is None:
         return "the online store has no materialized features; run action=materialize"
     if found != plan.spec_hash:
@@ -101,7 +103,7 @@ def check_materialized(plan: FeaturePlan, store: OnlineStore) -> str | None:
     return None
 
 
-def publish_predictions(plan: FeaturePlan, predictions: pl.LazyFrame, store: OnlineStore, *,
+def publish_predictions(plan: FeaturePlan, predictions: pl.LazyFrame, store: KeyValueStore, *,
                         scored_at: datetime | None = None) -> int:
     """Write the latest prediction per entity into the store's prediction cache.
 
@@ -122,9 +124,20 @@ def publish_predictions(plan: FeaturePlan, predictions: pl.LazyFrame, store: Onl
         pl.col("model_version"), pl.col("plan_hash"),
         pl.col(ts).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f").alias("event_ts"))
         .struct.json_encode()).to_series().to_list())
-    store.write_predictions(latest[ent].cast(pl.String).to_list(), when_us, payloads)
-    store.set_meta(PREDICTIONS_META_KEY, json.dumps(_published_model(latest)))
+    entities = latest[ent].cast(pl.String).to_list()
+    store.put({**{PREDICTION_KEY + e: f"{when_us}|{p}" for e, p in zip(entities, payloads)},
+               PREDICTIONS_META_KEY: json.dumps(_published_model(latest))})
     return latest.height
+
+
+def published_predictions(store: KeyValueStore, entities: list[str]) -> dict[str, tuple[int, str]]:
+    """``{entity: (scored_at_us, payload)}`` of the entities with a published prediction."""
+    found = store.get([PREDICTION_KEY + e for e in entities])
+    out = {}
+    for key, value in found.items():
+        when, _, payload = value.partition("|")
+        out[key[len(PREDICTION_KEY):]] = (int(when), payload)
+    return out
 
 
 def _published_model(latest: pl.DataFrame) -> dict:

@@ -27,10 +27,10 @@ from mlops.features.aggregates import empty_value
 from mlops.features.backends.frames import apply_derived, compute_at, row_stage, working_columns
 from mlops.features.compile import FeaturePlan
 from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
-from mlops.features.online.store import OnlineStore
+from mlops.features.online.store import FeatureStore
 
 
-def read_history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) -> pl.DataFrame:
+def read_history(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame) -> pl.DataFrame:
     """Stored events of the points' entities within the longest window (one store call)."""
     schema = {c: points.schema[c] for c in plan.source_columns}
     ent, ts = plan.entity, plan.timestamp
@@ -45,7 +45,7 @@ def read_history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) ->
                              pl.Series(ts, times, dtype=pl.Int64).cast(US)).select(list(schema))
 
 
-def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame
+def realtime_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame
                       ) -> pl.DataFrame:
     """Features of every point, in order: stored history + the batch's own events.
 
@@ -64,18 +64,19 @@ def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFram
     return compute_at(plan, history, points, raw_from="points").collect()
 
 
-def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
-                  event_ids: list[str | None] | None = None) -> int:
+def append_events(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame,
+                  event_ids: list[str | None] | None = None, *, now_us: int | None = None) -> int:
     """Store the points as events so later requests see them in their windows.
 
     ``event_ids`` (one per point, None where unknown) makes a second append of the same
     event a no-op; without ids an event is identified by entity, time and payload.
-    Returns how many events were new."""
+    ``now_us`` is the server's clock (retention keeps an event one longest window past
+    it: see :class:`FeatureStore`). Returns how many events were new."""
     if not plan.windows:
         return 0
     return store.append_events(points[plan.entity].cast(pl.String).to_list(),
                                epoch_us(points, plan.timestamp).to_list(),
-                               encode_rows(points, payload_columns(plan)), event_ids)
+                               encode_rows(points, payload_columns(plan)), event_ids, now_us=now_us)
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
@@ -102,7 +103,7 @@ class HybridResult:
     warnings: list[list[str]] = field(default_factory=list)
 
 
-def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame, *,
+def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame, *,
                     now_us: int, ttl_seconds: float, stale_policy: str = "warn",
                     defaults: dict | None = None) -> HybridResult:
     """Materialized windows + request row-level features + post-window derived ones.
