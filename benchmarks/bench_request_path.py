@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from bench_serving import build  # noqa: E402
 
 from mlops.serving import fast_path, predict_path  # noqa: E402
+from mlops.serving.http.validation import check_records  # noqa: E402
 from mlops.serving.predict_path import ParsedRequest, process_batch, request_ids  # noqa: E402
-from mlops.serving.validation import check_records  # noqa: E402
 
 # (module, attribute, stage name): the functions each path calls once per batch
 STAGES = [

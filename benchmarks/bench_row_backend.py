@@ -32,7 +32,7 @@ from mlops.data.synthetic import SyntheticParams, generate  # noqa: E402
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.online import SQLiteStore, append_events  # noqa: E402
 from mlops.serving import fast_features  # noqa: E402
-from mlops.serving.validation import RequestSchema  # noqa: E402
+from mlops.serving.http.validation import RequestSchema  # noqa: E402
 
 SPECS = {
     "serving bench (sum, mean, count; 1 derived)": {

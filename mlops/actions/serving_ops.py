@@ -15,9 +15,16 @@ import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.serving_support import load_served, open_serving_state, served_plan, settings
+from mlops.actions.serving_support import (
+    load_served,
+    open_serving_state,
+    served_model_or_plan,
+    served_plan,
+    settings,
+)
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
+from mlops.features.online.materialize import materialize_as_of
 from mlops.filesystem import atomic_path
 from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
@@ -140,20 +147,24 @@ def score_merge(ctx: RunContext) -> ActionResult:
 
 
 def materialize_store(ctx: RunContext) -> ActionResult:
-    """``action=materialize``: window features of every entity into the online store."""
+    """``action=materialize``: what the server of ``serving.mode`` reads, as of
+    ``serving.as_of``: window features (hybrid) or the events of the longest window (realtime)."""
     plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     t0 = time.perf_counter()
-    rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id)
-    result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "
-              f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type}", **rep.as_dict(),
+    rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id, mode=s.mode,
+                      as_of=materialize_as_of(ctx.cfg.serving.as_of))
+    what = f"{rep.events:,} events of {rep.entities:,} entities" if rep.mode == "realtime" \
+        else f"{rep.entities:,} entities"
+    result = {"status": "ok", "headline": f"materialized {what} as of "
+              f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type} ({rep.mode})", **rep.as_dict(),
               "store": {"type": s.store.type, "path": s.store.path if s.store.type == "sqlite"
                         else s.store.url}, "plan_hash": plan.spec_hash, "plan_from": plan_from,
               "seconds": round(time.perf_counter() - t0, 3)}
-    write_report(ctx, "materialize", result, title="Materialize window features",
-                 context={"facts": {**_facts(result, ("entities", "as_of", "compute_seconds",
+    write_report(ctx, "materialize", result, title="Materialize the online store",
+                 context={"facts": {**_facts(result, ("mode", "entities", "events", "as_of", "compute_seconds",
                                                       "write_seconds", "plan_hash",
                                                       "plan_from")),
                                     **result["store"]}})
@@ -161,26 +172,17 @@ def materialize_store(ctx: RunContext) -> ActionResult:
 
 
 def parity(ctx: RunContext) -> ActionResult:
-    """``action=parity``: replay events through every serving backend of the plan and
-    compare with batch (the feature computation; the full server pipeline is not replayed)."""
-    plan, plan_from = served_plan(ctx)
+    """``action=parity``: replay events through the request pipeline of every backend of
+    the plan (the served model when one is registered) and compare with batch scoring."""
+    model, info, plan, plan_from = served_model_or_plan(ctx)
     events = ctx.scan_events().collect()
-    rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),
-                        seed=int(ctx.cfg.seed), batch_size=4,
-                        source_schema=dict(events.schema))
-    d = rep.as_dict()
-    ok = rep.ok
-    names = " and ".join(d["backends"])
-    bad = ", ".join(f"{b}: {v['n_mismatches']}" for b, v in d["backends"].items() if not v["ok"])
-    result = {"status": "ok" if ok else "fail",
-              "headline": (f"serving features equal batch features: {d['events']} events x "
-                           f"{d['features']} features through the {names} backend"
-                           f"{'s' if len(d['backends']) > 1 else ''}, bit for bit" if ok else
-                           f"{d['n_mismatches']} feature mismatches between serving and batch "
-                           f"({bad})"),
-              **d, "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
-    write_report(ctx, "parity", result, title="Parity: serving path vs batch path")
-    return ActionResult(result=result, exit_code=0 if ok else 1)
+    rep = replay_parity(plan, events, model=model, info=info,
+                        n_events=int(ctx.cfg.serving.parity_events), seed=int(ctx.cfg.seed),
+                        batch_size=4, source_schema=dict(events.schema))
+    result = {"status": "ok" if rep.ok else "fail", "headline": rep.headline(), **rep.as_dict(),
+              "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
+    write_report(ctx, "parity", result, title="Parity: the request pipeline vs batch scoring")
+    return ActionResult(result=result, exit_code=0 if rep.ok else 1)
 
 
 def _facts(result: dict, keys) -> dict:

@@ -21,8 +21,9 @@ from mlops.serving import (
     ServingSettings,
     open_state,
 )
-from mlops.serving.breaker_limits import calibrated_reference
-from mlops.serving.breaker_shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
+from mlops.serving.breaker.limits import calibrated_reference
+from mlops.serving.breaker.shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
+from mlops.serving.pipeline.features import recent_history
 
 
 def settings(ctx: RunContext) -> ServingSettings:
@@ -79,6 +80,16 @@ def served_plan(ctx: RunContext) -> tuple:
     except NotFoundError:
         return ctx.plan(), "features (no registered model yet)"
     return ctx.model_plan(mv), f"model {name} v{mv.version} ({target})"
+
+
+def served_model_or_plan(ctx: RunContext) -> tuple:
+    """(model, info, plan, where the plan came from) of ``serving.alias``; before any model
+    is registered, (None, None, the configured plan, ...)."""
+    try:
+        model, info, mv, plan = load_served(ctx)
+    except NotFoundError:
+        return None, None, ctx.plan(), "features (no registered model yet)"
+    return model, info, plan, f"model {info.name} v{info.version} ({ctx.cfg.serving.alias})"
 
 
 def breaker_reference(ctx: RunContext, mv, plan, s: ServingSettings) -> BreakerReference | None:
@@ -153,7 +164,8 @@ def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **o
                       fallback=fallback, reload_fn=reload_fn, source_schema=schema,
                       router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
                       gate_check=gate_check, reference_fn=reference_fn,
-                      breaker_scope=breaker_scope)
+                      breaker_scope=breaker_scope,
+                      history=recent_history(plan, ctx.scan_events()) if s.mode == "realtime" else None)
 
 
 def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> dict:

@@ -5,7 +5,7 @@ the bin edges and bin counts (for PSI/JS), and the null / non-finite counts. Per
 column: the count of every category. The reference saves to one ``.npz`` file (arrays plus
 a JSON header, loaded with ``allow_pickle=False``) and summarises to a small JSON dict used
 by reports; the serving circuit breaker bins with it too (PSI bins per feature and for the
-score, :meth:`mlops.serving.breaker_bins.BreakerReference.from_reference`).
+score, :meth:`mlops.serving.breaker.bins.BreakerReference.from_reference`).
 
 Large references: when a column has more than ``max_rows`` finite values, only an evenly
 spaced subsample of its *sorted* values is kept, ``sorted[round(linspace(0, n-1, max_rows))]``

@@ -13,6 +13,11 @@ across polars versions. Concatenating every shard's output gives the
 unsharded output row for row once sorted by an id (probabilities may differ in the last
 bit: the model's sums run over differently sized batches).
 
+Under ``rules.nonfinite: reject`` a row the engine calls unscorable (a non-finite input or
+feature) is written with a null prediction and probability and the reason in
+``unscored_reason``; under ``missing`` (the default) no feature is ever non-finite. Batch
+scoring never calls the model on a non-finite value, so it never fails on one.
+
 With ``store`` given, the latest prediction per entity is published into the store's
 prediction cache (:func:`mlops.features.online.publish_predictions`; served by ``mode="batch"``).
 """
@@ -33,12 +38,14 @@ from mlops.errors import ConfigError, DataError
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.features.online import OnlineStore, publish_predictions
+from mlops.features.rules import STATUS
 from mlops.fnv import fnv1a32_utf8_series
-from mlops.serving.scoring import predict_scores
+from mlops.serving.model.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 from mlops.training.task import is_regression_model
 
 _MODEL_ROWS = 100_000
+UNSCORED = "unscored_reason"   # under rules.nonfinite: reject, why a row has no prediction
 
 
 def shard_expr(entity: str, num_shards: int) -> pl.Expr:
@@ -100,7 +107,7 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,
     timestamp, ``keep`` columns, [features], ``prediction`` (a classifier's class at
     ``info.decision_threshold``, the version's policy; a regressor's value),
     ``probability`` (classifiers; null for a regressor), ``model_name``, ``model_version``,
-    ``plan_hash``.
+    ``plan_hash`` (and ``unscored_reason`` under ``rules.nonfinite: reject``).
 
     The work is split into ``parts`` entity partitions (by the same stable hash as the
     shards) and pipelined: while the model scores part k (Python), polars computes the
@@ -152,6 +159,7 @@ class _ScoringJob:
     include_features: bool
 
     def __post_init__(self):
+        self.reject = self.plan.rules.reject  # unscorable rows: no prediction, a reason
         fschema = compute_features(self.plan, self.lf, keep=self.keep).collect_schema()
         base = [c for c in fschema.names() if c not in self.plan.feature_names]
         self.out_cols = [*base, *(self.plan.feature_names if self.include_features else [])]
@@ -160,25 +168,35 @@ class _ScoringJob:
         self.out_schema = {**{c: fschema[c] for c in self.out_cols},
                            "prediction": pl.Float64 if self.regression else pl.Int64,
                            "probability": pl.Float64, "model_name": pl.String,
-                           "model_version": pl.String, "plan_hash": pl.String}
+                           "model_version": pl.String, "plan_hash": pl.String,
+                           **({UNSCORED: pl.String} if self.reject else {})}
 
     def features_of(self, k: int) -> pl.DataFrame:
         """Features of entity part ``k`` of this shard."""
         part = self.lf if self.num_shards == 1 and self.parts == 1 else self.lf.filter(
             _part_filter(self.plan.entity, self.num_shards, self.shard, self.parts, k))
-        return compute_features(self.plan, part, keep=self.keep).collect()
+        return compute_features(self.plan, part, keep=self.keep, status=self.reject).collect()
 
     def score(self, batch: pl.DataFrame) -> pl.DataFrame:
-        """The output rows of ``batch``: kept columns, prediction, probability, lineage."""
-        labels, probs = predict_scores(self.model, batch.select(self.plan.feature_names),
+        """The output rows of ``batch``: kept columns, prediction, probability, lineage
+        (the model never sees an unscorable row: it gets nulls and its reason)."""
+        ok = batch[STATUS].is_null() if self.reject else None
+        scored = batch if ok is None or ok.all() else batch.filter(ok)
+        labels, probs = predict_scores(self.model, scored.select(self.plan.feature_names),
                                        threshold=self.threshold)
+        pred = pl.Series("prediction", labels, dtype=self.out_schema["prediction"], strict=False)
+        prob = pl.Series("probability", [None] * scored.height if self.regression else probs,
+                         dtype=pl.Float64)
+        if scored is not batch:  # back to every row, nulls where unscorable
+            rows = np.flatnonzero(ok.to_numpy())
+            pred = pl.Series("prediction", [None] * batch.height, dtype=pred.dtype).scatter(rows, pred)
+            prob = pl.Series("probability", [None] * batch.height, dtype=pl.Float64).scatter(rows, prob)
         return batch.select(self.out_cols).with_columns(
-            pl.Series("prediction", labels, dtype=self.out_schema["prediction"], strict=False),
-            pl.Series("probability", [None] * batch.height if self.regression else probs,
-                      dtype=pl.Float64),
+            pred, prob,
             pl.lit(self.info.name, pl.String).alias("model_name"),
             pl.lit(str(self.info.version), pl.String).alias("model_version"),
-            pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"))
+            pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"),
+            *([batch[STATUS].alias(UNSCORED)] if self.reject else []))
 
     def write(self, out_path: str) -> int:
         """Score every part into ``out_path`` (atomically: a temp file, then a rename);

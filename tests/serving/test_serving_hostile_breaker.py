@@ -10,9 +10,9 @@ from serving_world import record
 
 from mlops.features.online import SQLiteStore
 from mlops.registry import Registry
-from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.breaker_shared import SharedBreakerState, scope_key, trip_breaker
+from mlops.serving.breaker.shared import SharedBreakerState, scope_key, trip_breaker
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import BreakerSettings
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)

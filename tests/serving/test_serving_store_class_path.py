@@ -19,7 +19,7 @@ from mlops.actions.serving_ops import settings
 from mlops.errors import ConfigError
 from mlops.features.offline import compute_at
 from mlops.features.online import OnlineStore, open_store, store_class
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import ServingSettings
 
 

@@ -203,8 +203,10 @@ def _post(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
     return apply_derived(plan, lf)
 
 
-def _status(plan: FeaturePlan) -> pl.Expr:
-    """Why a row is not scorable (null when it is)."""
+def status_expr(plan: FeaturePlan) -> pl.Expr:
+    """Why a row is not scorable (null when it is): :data:`mlops.features.rules.STATUS`
+    from the rule flags of :func:`row_stage` and :func:`apply_derived` (the hybrid path,
+    which gets its windows elsewhere, reads it after those two steps)."""
     reject = plan.rules.reject
     return (pl.when(pl.col(plan.entity).is_null() | pl.col(plan.timestamp).is_null())
             .then(pl.lit("no entity or timestamp"))
@@ -235,7 +237,7 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     if forms.get("lookup"):
         lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), forms["lookup"], entity=ent, ts=ts)
     lf = _post(plan, lf)
-    return lf.select([*base_cols, *plan.feature_names, *([_status(plan)] if status else [])])
+    return lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else [])])
 
 
 def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
@@ -275,7 +277,7 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
                        how="horizontal")
     out = _post(plan, at)
     if status:
-        out = out.with_columns(_status(plan))
+        out = out.with_columns(status_expr(plan))
     return out.sort(_POINT).drop(working_columns(plan), strict=False)
 
 

@@ -47,7 +47,7 @@ from mlops.monitoring.feature_limits import DEFAULT_FLOORS
 from mlops.monitoring.reference import Reference
 from mlops.monitoring.reference_rows import ReferenceRows
 from mlops.monitoring.stats import psi
-from mlops.serving.breaker_bins import PREDICTION, BreakerReference
+from mlops.serving.breaker.bins import PREDICTION, BreakerReference
 
 PSI_FLOOR = DEFAULT_FLOORS["psi"]
 PER_BIN = 5                 # records per bin a chunk needs for its PSI to mean something
@@ -99,7 +99,7 @@ class BreakerLimits:
 
 def column_bins(bins, rows: ReferenceRows) -> np.ndarray | None:
     """The breaker bin of every reference row of one column (-1: no value), or None when the
-    rows do not hold the column. ``bins`` is a :class:`~mlops.serving.breaker_bins.FeatureBins`
+    rows do not hold the column. ``bins`` is a :class:`~mlops.serving.breaker.bins.FeatureBins`
     (categories in the reference's order, as the rows' codes are)."""
     if bins.edges is not None:
         values = rows.numeric.get(bins.name)
@@ -134,7 +134,7 @@ def window_sizes(window: int, widest_bins: int) -> list[int]:
 
 def calibrate(bins, rows: ReferenceRows | None, *, window: int,
               k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR) -> BreakerLimits | None:
-    """Limits of every column of ``bins`` (a :class:`~mlops.serving.breaker_bins.BreakerReference`)
+    """Limits of every column of ``bins`` (a :class:`~mlops.serving.breaker.bins.BreakerReference`)
     for the window sizes of :func:`window_sizes`; None without rows to calibrate on."""
     if rows is None or rows.rows < 2 * DEFAULT_MIN_CHUNKS:
         return None

@@ -1,5 +1,5 @@
-"""``GET /health`` (alive), ``/ready`` (model, plan hash, store, breaker, log; 503 when
-not ready), ``/metadata`` (what is served and how) and ``/metrics`` (Prometheus text)."""
+"""``GET /health`` (alive), ``/ready`` (model, plan hash, feature backends, store,
+breaker, log; 503 when not ready), ``/metadata`` (what is served and how) and ``/metrics`` (Prometheus text)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import SkewError
 from mlops.features.online import check_materialized
+from mlops.serving.http.routes.common import serving_state
 from mlops.serving.metrics import CONTENT_TYPE
-from mlops.serving.routes.common import serving_state
 from mlops.serving.skew import check_plan
 from mlops.serving.state import ServingState
 
@@ -75,9 +75,17 @@ def readiness(state: ServingState) -> tuple[dict, list[str]]:
     """(checks, problems): the body of ``GET /ready``; ready when ``problems`` is empty."""
     checks: dict = {}
     problems: list[str] = []
-    for check in (_model, _store, _breaker, _prediction_log):
+    for check in (_model, _features, _store, _breaker, _prediction_log):
         check(state, checks, problems)
     return checks, problems
+
+
+def _features(state: ServingState, checks: dict, problems: list[str]) -> None:
+    """Which backends compute the features, and what the start-up probe found (a refused
+    rows backend is no problem: frames answer, the same features)."""
+    b = state.backends
+    checks["features"] = {"plan_backends": list(state.plan.backends), "serving_with": list(b.usable),
+                          **({"forced": b.forced} if b.forced else {}), "checks": b.checks}
 
 
 def _model(state: ServingState, checks: dict, problems: list[str]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mlops.serving.validation import RequestValidationError, error
+from mlops.serving.http.validation import RequestValidationError, error
 
 
 def _too_large(size: int | str, limit: int) -> RequestValidationError:

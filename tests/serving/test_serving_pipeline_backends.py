@@ -1,14 +1,16 @@
-"""The no-frame path (fast_path.py) answers, stores and logs exactly what the frame path does.
+"""One request pipeline, two feature backends: the rows backend (a few records, plain
+Python) and the frames backend (polars) answer, store and log exactly alike.
 
-Independent truth here is the frame (polars) path itself, checked elsewhere against the
-offline feature engine and the model: every test runs the same inputs through both.
+Independent truth for the features is the frames backend itself, checked elsewhere
+against the offline engine (tests/features) and, through this pipeline, against batch
+scoring (test_serving_parity_pipeline.py): every test here runs the same inputs through both.
 """
 from __future__ import annotations
 
 import math
 import random
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -16,48 +18,18 @@ import pytest
 from polars.testing import assert_frame_equal
 from serving_world import build_world, record
 
+from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
-from mlops.features.online import SQLiteStore, append_events, encode_rows, points_frame, realtime_features
+from mlops.features.online import SQLiteStore, append_events, encode_rows
+from mlops.features.online.codec import encode_columns
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.fast_exprs import compile_numeric
-from mlops.serving.fast_features import compile_rows, encode_payloads, row_features, small_batch_features
-from mlops.serving.predict_path import ParsedRequest, process_batch
+from mlops.serving.http.validation import RequestValidationError, check_records
+from mlops.serving.pipeline import Batch, ParsedRequest, process_batch
+from mlops.serving.pipeline.features import features
 from mlops.serving.prediction_log import scan_prediction_log
 from mlops.serving.settings import BreakerSettings, ServingSettings, StoreSettings
+from mlops.serving.skew import ModelInfo
 from mlops.serving.state import ServingState
-from mlops.serving.validation import RequestSchema, RequestValidationError, check_records
-
-HOSTILE = [0.0, -0.0, 1.0, -1.0, 2.5, 1e-7, -3e-5, 1e308, -1e308, 5e-324, math.inf, -math.inf,
-           math.nan, None, 123456.789, -0.5]
-EXPRS = ["a / (b + 1)", "a / b", "-a * b - 2", "(a + b) * (a - b) / 3", "ln(a + 1)",
-         "log10(b)", "sqrt(a) + abs(b)", "exp(a) / 2", "a * 1e300 * b", "+a - -b",
-         '"a" / 2.5', "CASE WHEN a > 1 THEN a ELSE 0 END", "a % 2", "1 / 2 + a",
-         "power(a, 2)", "a > b", "-(1) + a", "greatest(a, b, 0.5) - least(a, 1)",
-         "coalesce(a, b, -1) * 2", "CAST(a BETWEEN b AND 3 AS DOUBLE)", "nullif(a, b)"]
-
-
-@pytest.mark.parametrize("text", EXPRS)
-def test_compiled_expressions_match_polars_on_hostile_values(text):
-    fn = compile_numeric(text, {"a", "b"})
-    assert fn is not None
-    pairs = [(a, b) for a in HOSTILE for b in HOSTILE]
-    frame = pl.DataFrame({"a": [p[0] for p in pairs], "b": [p[1] for p in pairs]},
-                         schema={"a": pl.Float64, "b": pl.Float64})
-    want = frame.select(pl.sql_expr(text).cast(pl.Float64).alias("x"))["x"].to_list()
-    got = [fn({"a": a, "b": b}) for a, b in pairs]
-    for (a, b), g, w in zip(pairs, got, want):
-        if w is None or g is None:
-            assert g is None and w is None, (a, b, g, w)
-        elif math.isnan(w):
-            assert math.isnan(g), (a, b, g, w)
-        else:
-            assert g == w, (a, b, g, w)  # bit for bit
-
-
-@pytest.mark.parametrize("text", ["upper(c)", "a || 'x'", "c", "cbrt(a)", "pow(a, b)",
-                                  "EXTRACT(HOUR FROM ts)", "2", "a +", "CAST(a AS INT)"])
-def test_expressions_outside_the_subset_are_refused(text):
-    assert compile_numeric(text, {"a", "b"}) is None
 
 
 def test_store_payloads_are_byte_identical_to_polars(tmp_path):
@@ -67,13 +39,9 @@ def test_store_payloads_are_byte_identical_to_polars(tmp_path):
     texts = [None, "", "é\"\\", "\n\t\x00\x1f", "\u2028", "😀", "plain"] * (len(floats) // 7 + 1)
     cols = {"e": ["x"] * len(floats), "t": [0] * len(floats), "amount": floats,
             "cat": texts[:len(floats)]}
-    plan = compile_plan({"name": "p", "entity": "e", "timestamp": "t", "raw": ["amount"],
-                         "categorical": ["cat"]},
-                        {"e": pl.String, "t": pl.Datetime("us"), "amount": pl.Float64,
-                         "cat": pl.String})
     frame = pl.DataFrame({"amount": floats, "cat": cols["cat"]},
                          schema={"amount": pl.Float64, "cat": pl.String})
-    assert encode_payloads(plan, cols) == encode_rows(frame, ["amount", "cat"])
+    assert encode_columns(["amount", "cat"], cols) == encode_rows(frame, ["amount", "cat"])
 
 
 SPEC = {"name": "every_agg", "raw": ["amount"],
@@ -89,43 +57,94 @@ SPEC = {"name": "every_agg", "raw": ["amount"],
                     {"name": "spread", "expr": "(amount_max_1d - amount_min_1d) / amount_std_1d"}]}
 
 
-def test_row_features_equal_the_frame_features_on_random_histories(tmp_path):
-    from mlops.data.synthetic import SyntheticParams, generate
-    events = generate(SyntheticParams(n_users=40, days=10, seed=4, tx_per_user_day=3))
-    plan = compile_plan(SPEC, events.schema)
-    schema = RequestSchema.from_plan(plan, events.schema)
-    rp = compile_rows(plan, schema.kinds)
-    assert rp is not None
+
+
+def _batch(state: ServingState, rows: list[dict]) -> Batch:
+    """The records as the pipeline gathers them (validated like a request)."""
+    recs = [record(r, state.plan) for r in rows]
+    checked = check_records(recs, state.request_schema, now_us=state.now_us(), max_abs=None)
+    req = ParsedRequest(checked.columns, checked.warnings, [str(i) for i in range(len(recs))],
+                        checked.event_ids, checked.invalid)
+    return Batch.gather([req], state.points_schema, state.plan.timestamp)
+
+
+def _features_by(state: ServingState, rows: list[dict], backend: str) -> pl.DataFrame:
+    state.backends.forced = backend
+    batch = _batch(state, rows)
+    features(state, batch)
+    assert batch.backend == backend
+    return batch.features.frame()
+
+
+class _Constant:
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        return np.full((len(X), 2), 0.5)
+
+
+def _plain_state(plan, events, store) -> ServingState:
+    return ServingState(plan=plan, model=_Constant(), info=ModelInfo("m", "1", plan.spec_hash),
+                        store=store, settings=ServingSettings(max_abs_value=None),
+                        source_schema=events.schema, clock=lambda: datetime(2030, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def dense():
+    # dense histories: ~3 events per entity and day, so 1h/1d windows hold several events
+    events = generate(SyntheticParams(n_users=60, days=20, seed=11, tx_per_user_day=3))
+    return events, compile_plan(SPEC, events.schema)
+
+
+def test_every_aggregate_is_the_same_by_both_backends(dense, tmp_path):
+    events, plan = dense
+    assert plan.backends == ("frames", "rows")
     store = SQLiteStore(tmp_path / "s.sqlite")
     ordered = events.sort(plan.timestamp)
-    append_events(plan, store, ordered.head(ordered.height - 200))
-    rest = ordered.tail(200).to_dicts()
-    rng = random.Random(9)
-    for k in range(150):
-        rows = [dict(rest[rng.randrange(len(rest))]) for _ in range(rng.choice([1, 1, 2, 4]))]
-        if k % 4 == 0:
-            rows[0]["amount"] = rng.choice([0.0, -1.0, 1e308, -1e308, 5e-324, 1e-7])
-        if k % 5 == 0:
+    history = ordered.head(ordered.height - 400)
+    rest = ordered.tail(400).to_dicts()
+    append_events(plan, store, history)
+    state = _plain_state(plan, events, store)
+    rng = random.Random(3)
+    checked = nonempty = 0
+    for k in range(120):
+        n = rng.choice([1, 1, 1, 2, 3, 5])
+        rows = [dict(rest[rng.randrange(len(rest))]) for _ in range(n)]
+        if n > 1 and k % 3 == 0:  # the same entity twice, one at the same time (a tie)
+            rows[1][plan.entity] = rows[0][plan.entity]
+            rows[1][plan.timestamp] = rows[0][plan.timestamp] + \
+                (timedelta(0) if k % 2 else timedelta(minutes=5))
+        if k % 5 == 0:  # a null category
             rows[0]["merchant_category"] = None
-        if k % 7 == 0:
+        if k % 4 == 0:  # hostile but valid amounts
+            rows[0]["amount"] = rng.choice([0.0, -1.0, 1e300, -1e300, 5e-324, 1e-7])
+        if k % 7 == 0:  # an unknown entity: empty windows
             rows[0][plan.entity] = f"new-{k}"
-        if len(rows) > 1 and k % 3 == 0:  # same entity, same time: a tie
-            rows[1][plan.entity], rows[1][plan.timestamp] = rows[0][plan.entity], \
-                rows[0][plan.timestamp]
-        cols = {c: [r[c] for r in rows] for c in schema.kinds}
-        cols[plan.timestamp] = [_us(r[plan.timestamp]) for r in rows]
-        pts = points_frame(cols, schema.polars_schema(), plan.timestamp)
-        want = realtime_features(plan, store, pts).select(plan.feature_names)
-        got = pl.DataFrame([{n: r[n] for n in plan.feature_names}
-                            for r in row_features(rp, store, cols)], schema=want.schema)
-        assert_frame_equal(got, want, check_exact=True)  # the frames path, bit for bit
-        assert small_batch_features(plan, store, pts).select(plan.feature_names).equals(want)
-        if k % 10 == 0:  # the batch's events join the history, as when served
-            append_events(plan, store, pts)
+        if k % 6 == 1:  # a retry: an event already stored, then a later one of its entity
+            old = history.row(rng.randrange(history.height), named=True)
+            later = dict(old, **{plan.timestamp: old[plan.timestamp] + timedelta(minutes=3)})
+            rows = [dict(old), later, dict(old)] + rows
+        want = _features_by(state, rows, "frames")
+        got = _features_by(state, rows, "rows")
+        nonempty += int((want["events_count_1d"] > 0).sum())
+        assert_frame_equal(got, want, check_exact=True)  # bit for bit: one engine, two backends
+        checked += len(rows)
+        if k % 4 == 0:  # the store grows as served traffic does
+            append_events(plan, store, _batch(state, rows).points)
+    assert checked > 150 and nonempty > 100  # most points had stored events in their windows
 
 
-def _us(dt: datetime) -> int:
-    return int(pl.Series([dt]).cast(pl.Datetime("us")).dt.epoch("us")[0])
+def test_a_plan_without_a_rows_backend_is_served_by_frames(dense, tmp_path):
+    events, _ = dense
+    spec = {"name": "d", "raw": ["amount"], "categorical": ["country"],
+            "derived": [{"name": "c", "expr": "upper(country)", "kind": "categorical"}],
+            "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]}]}
+    plan = compile_plan(spec, events.schema)
+    assert plan.backends == ("frames",)
+    state = _plain_state(plan, events, SQLiteStore(tmp_path / "s.sqlite"))
+    batch = _batch(state, events.head(3).to_dicts())
+    features(state, batch)  # a small batch would take rows, but the plan has none
+    assert batch.backend == "frames" and batch.features.frame().height == 3
 
 
 # ------------------------------------------------------------------ end to end
@@ -149,8 +168,7 @@ def _state(world, tmp, policy: str, frames: bool) -> ServingState:
                          prediction_log=PredictionLog(tmp / "log", world.plan),
                          source_schema=world.events.schema,
                          clock=lambda: datetime(2030, 1, 1))
-    if frames:
-        state._row_plan = (None,)  # the frame path, always
+    state.backends.forced = "frames" if frames else "rows"  # every batch, whatever its size
     return state
 
 
@@ -184,7 +202,7 @@ def _store_rows(path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("policy", ["reject", "default"])
-def test_no_frame_path_matches_the_frame_path(world, tmp_path, policy):
+def test_rows_and_frames_pipelines_answer_store_and_log_alike(world, tmp_path, policy):
     states = {name: _state(world, tmp_path / name, policy, frames=name == "frames")
               for name in ("frames", "rows")}
     rng = random.Random(17)
@@ -212,7 +230,9 @@ def test_no_frame_path_matches_the_frame_path(world, tmp_path, policy):
         tripped |= states["rows"].breaker.tripped
     assert 200 in statuses and (422 in statuses) == (policy == "reject")
     assert tripped  # the degrade stage ran in both paths
-    assert states["rows"]._row_plan[0] is not None  # it really took the no-frame path
+    assert states["rows"].backends.usable == ("frames", "rows")  # it really took the rows backend
+    assert states["rows"].metrics.value("mlops_feature_batches_total", backend="rows") > 100
+    assert not states["frames"].metrics.value("mlops_feature_batches_total", backend="rows")
     b = {n: st.breaker.status().as_dict() for n, st in states.items()}
     b["rows"].pop("tripped_at"), b["frames"].pop("tripped_at")
     assert b["rows"] == b["frames"]
@@ -225,7 +245,9 @@ def test_no_frame_path_matches_the_frame_path(world, tmp_path, policy):
     assert logs["rows"].height > 100
     assert_frame_equal(logs["rows"], logs["frames"])
     feats = logs["rows"]["features"].struct.unnest()
-    assert not np.isfinite(feats["amount_sum_7d"].to_numpy()).all() or policy == "reject"
+    # amount 1e308: the windows overflow, and the plan's rule (missing) makes them null
+    assert feats["amount_sum_7d"].null_count() > 0
+    assert np.isfinite(feats["amount_sum_7d"].drop_nulls().to_numpy()).all()
 
 
 def test_log_rows_survive_a_torn_tail(tmp_path, world):
@@ -233,8 +255,7 @@ def test_log_rows_survive_a_torn_tail(tmp_path, world):
     import json
     import os
 
-    from mlops.serving import journal
-    from mlops.serving.prediction_log import BASE_SCHEMA, feature_schema
+    from mlops.serving.prediction_log import BASE_SCHEMA, feature_schema, journal
     schema = {**BASE_SCHEMA, "features": feature_schema(world.plan)}
     seg = journal.Segment.create(tmp_path / "j", "0001", schema)
     known = {"event_ts": 5, "served_at": 7, "prediction": 1, "probability": 0.5,
@@ -281,7 +302,7 @@ def test_breaker_bins_short_lists_exactly_as_numpy(world):
 
 
 def test_compiled_logistic_regression_is_sklearn_exactly(world):
-    from mlops.serving.fast_model import _estimator
+    from mlops.serving.model.compiled import _estimator
     est = world.model.steps[-1][1]
     fast = _estimator(est)
     assert fast is not est

@@ -11,13 +11,13 @@ compares with the reference). Read it back with :func:`scan_prediction_log`
 
 Durability (``durable=True``, the default): :meth:`PredictionLog.append_frame` queues a
 micro-batch's frame and returns a future; a writer thread appends everything queued to
-a write-ahead journal segment (:mod:`mlops.serving.journal`) and makes it durable with
+a write-ahead journal segment (:mod:`mlops.serving.prediction_log.journal`) and makes it durable with
 ONE ``fdatasync`` (group commit), then resolves the futures. The server answers a
 request only after its future resolved, so **an acknowledged prediction survives
 kill -9**. A compactor thread folds each segment into a parquet part
 (``part-<time>-<run>-<seq>.parquet``) once it holds ``flush_records`` records or is
 ``flush_seconds`` old, and on :meth:`close`; opening a log compacts segments left by a
-crashed server (:func:`mlops.serving.journal_compaction.recover`). A damaged journal
+crashed server (:func:`mlops.serving.prediction_log.compaction.recover`). A damaged journal
 record costs only itself: every intact record before and after it is kept, its bytes go
 to ``quarantine/``, and the loss is counted (:attr:`PredictionLog.damage`, ``/ready``,
 ``/metrics``) and logged in one line.
@@ -45,8 +45,8 @@ import polars as pl
 
 from mlops.features.compile import FeaturePlan
 from mlops.home import FILE_MODE, private_dir
-from mlops.serving import journal
-from mlops.serving.journal_compaction import Compaction, compact, recover
+from mlops.serving.prediction_log import journal
+from mlops.serving.prediction_log.compaction import Compaction, compact, recover
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),

@@ -22,7 +22,7 @@ Endpoints:
 
 Bad requests answer 422 with the field named; errors inside a batch answer 503/500 for
 that batch only; the server stays up. The endpoints are APIRouters by concern in
-:mod:`mlops.serving.routes`; this module assembles them around the state.
+:mod:`mlops.serving.http.routes`; this module assembles them around the state.
 """
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from mlops.serving.connections import ConnectionLimit, guarded_protocol
-from mlops.serving.http_limits import http_protocol
-from mlops.serving.idempotency import IdempotentAnswers
-from mlops.serving.micro_batch import MicroBatcher
-from mlops.serving.openapi import install_docs
-from mlops.serving.predict_path import fast_model, process_batch
-from mlops.serving.routes import admin, predict, status
-from mlops.serving.routes.predict import ARRIVING, SCORING_PATHS
+from mlops.serving.http.connections import ConnectionLimit, guarded_protocol
+from mlops.serving.http.idempotency import IdempotentAnswers
+from mlops.serving.http.limits import http_protocol
+from mlops.serving.http.openapi import install_docs
+from mlops.serving.http.routes import admin, predict, status
+from mlops.serving.http.routes.predict import ARRIVING, SCORING_PATHS
+from mlops.serving.pipeline import process_batch
+from mlops.serving.pipeline.micro_batch import MicroBatcher
+from mlops.serving.pipeline.scores import compiled_model
 from mlops.serving.state import ServingState
 
 _PATHS = {"/predict", "/invocations", "/health", "/ready", "/metadata", "/metrics",
@@ -102,8 +103,8 @@ def create_app(state: ServingState) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app):
-        if s.mode != "batch":  # compile the small-batch fast path before the first request
-            await run_in_threadpool(fast_model, state, state.active[0])
+        if s.mode != "batch":  # compile the model's small-batch form before the first request
+            await run_in_threadpool(compiled_model, state, state.active[0])
         freeze_startup_heap()
         yield
         await batcher.close()
@@ -135,7 +136,7 @@ def build_server(state: ServingState, host: str | None = None, port: int | None 
     ``settings.header_timeout_seconds`` (else 408 and close), idle keep-alive
     connections are closed after ``settings.keep_alive_seconds``; the body deadline
     (``body_timeout_seconds``) is enforced while reading it. Open connections stay within
-    ``settings.max_connections`` (:mod:`mlops.serving.connections`): at the limit an idle
+    ``settings.max_connections`` (:mod:`mlops.serving.http.connections`): at the limit an idle
     connection of the client holding most is closed, else the new one gets 503.
     """
     import importlib.util

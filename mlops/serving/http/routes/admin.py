@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import MlopsError, NotFoundError, SkewError
-from mlops.serving.http_limits import read_json_body
-from mlops.serving.routes.common import error, serving_state, unprocessable
+from mlops.serving.http.limits import read_json_body
+from mlops.serving.http.routes.common import error, serving_state, unprocessable
+from mlops.serving.http.validation import RequestValidationError
+from mlops.serving.http.validation import error as field_error
 from mlops.serving.state import ServingState
-from mlops.serving.validation import RequestValidationError
-from mlops.serving.validation import error as field_error
 
 router = APIRouter()
 

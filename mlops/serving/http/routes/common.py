@@ -4,8 +4,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from mlops.serving.http.validation import RequestValidationError
 from mlops.serving.state import ServingState
-from mlops.serving.validation import RequestValidationError
 
 
 def serving_state(request: Request) -> ServingState:

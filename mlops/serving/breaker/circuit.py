@@ -9,7 +9,7 @@ bin) and compared with the reference shares by PSI::
 
 NaN/inf values (e.g. a mean over an empty window) are not binned; they are counted
 in ``dropped``. Each column's PSI is judged against its limit, calibrated on the model's
-reference (:mod:`mlops.serving.breaker_limits`: the spread of the same PSI over reference
+reference (:mod:`mlops.serving.breaker.limits`: the spread of the same PSI over reference
 chunks of the window's size, never below an effect-size floor) unless ``feature_psi`` /
 ``prediction_psi`` fix it. The breaker is armed once the window holds the calibrated
 minimum (or ``min_requests``); a feature with fewer finite values than that (or
@@ -20,10 +20,10 @@ empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
 records to the window and each entity keeps only its latest records in it, at most
-``max_entity_share`` of the window (:class:`~mlops.serving.breaker_window.EntityWindow`: a busy entity
+``max_entity_share`` of the window (:class:`~mlops.serving.breaker.window.EntityWindow`: a busy entity
 replaces its own oldest record, never another entity's), so a trip needs drift across
 the population, and the window follows the population as it is now. With a ``shared``
-state (see :mod:`mlops.serving.breaker_shared`, keyed by model name and version) trips
+state (see :mod:`mlops.serving.breaker.shared`, keyed by model name and version) trips
 and resets are published to, and polled from, the online store (at most every
 ``poll_seconds``): a trip by monitoring or by another server of the same version opens
 this breaker too; another version (:meth:`CircuitBreaker.rescope`) starts closed.
@@ -54,9 +54,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlops.serving.breaker_bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
-from mlops.serving.breaker_limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
-from mlops.serving.breaker_window import EntityWindow
+from mlops.serving.breaker.bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
+from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
+from mlops.serving.breaker.window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
 __all__ = ["SCORE", "SHARE_FLOOR", "BreakerReference", "BreakerStatus", "CircuitBreaker",
@@ -181,7 +181,7 @@ class CircuitBreaker:
         Columns the reference does not monitor are ignored; a monitored column that is
         missing counts as dropped values. ``request_sizes`` (records per request, in
         order) applies the per-request cap, ``entities`` (one per record) the
-        per-entity cap (:class:`~mlops.serving.breaker_window.EntityWindow`); without
+        per-entity cap (:class:`~mlops.serving.breaker.window.EntityWindow`); without
         them every record counts.
         """
         scores = _floats(scores)

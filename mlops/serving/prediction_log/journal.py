@@ -19,9 +19,9 @@ before and after it. A crash can also leave a torn last record (never acknowledg
 The schema record is written twice, so rows records stay readable when one copy is hit.
 
 Ownership: the writing process holds an exclusive ``flock`` on its open segments, so
-:func:`~mlops.serving.journal_compaction.recover` (run at startup) compacts only
+:func:`~mlops.serving.prediction_log.compaction.recover` (run at startup) compacts only
 segments whose writer is gone, even when several servers share one log directory.
-Compaction (:mod:`mlops.serving.journal_compaction`) writes ``<log_dir>/part-<stem>.parquet``,
+Compaction (:mod:`mlops.serving.prediction_log.compaction`) writes ``<log_dir>/part-<stem>.parquet``,
 copies damaged bytes to ``<log_dir>/quarantine/`` and only then deletes the segment; a
 reader that sees both uses the parquet part.
 

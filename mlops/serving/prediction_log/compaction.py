@@ -1,7 +1,7 @@
 """Compaction of the prediction log's journal: segments into parquet parts, damage into
 quarantine, and the recovery of segments a crashed server left.
 
-:func:`compact` reads a segment with :func:`~mlops.serving.journal.scan_segment` (every
+:func:`compact` reads a segment with :func:`~mlops.serving.prediction_log.journal.scan_segment` (every
 intact record, damaged ones skipped), writes ``part-<stem>.parquet`` (temporary name,
 fsync, rename, directory fsync), copies the damaged and torn bytes to
 ``quarantine/<stem>.bad`` with an index of where they were (``<stem>.json``), and only
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mlops.serving.journal import SUFFIX, SegmentScan, fsync_dir, part_name, scan_segment
+from mlops.serving.prediction_log.journal import SUFFIX, SegmentScan, fsync_dir, part_name, scan_segment
 
 QUARANTINE_DIR = "quarantine"
 

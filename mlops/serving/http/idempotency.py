@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import StoreUnavailableError
-from mlops.serving.validation import RequestValidationError, error
+from mlops.serving.http.validation import RequestValidationError, error
 
 HEADER = "idempotency-key"
 _MAX_KEY = 200

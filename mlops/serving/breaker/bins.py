@@ -81,8 +81,8 @@ class FeatureBins:
 @dataclass(frozen=True)
 class BreakerReference:
     """Reference bins of the monitored features and of the prediction score, and their
-    calibrated limits (a :class:`~mlops.serving.breaker_limits.BreakerLimits`; None: not
-    calibrated, see :func:`mlops.serving.breaker_limits.calibrated_reference`)."""
+    calibrated limits (a :class:`~mlops.serving.breaker.limits.BreakerLimits`; None: not
+    calibrated, see :func:`mlops.serving.breaker.limits.calibrated_reference`)."""
 
     features: tuple[FeatureBins, ...]
     score: FeatureBins
@@ -124,7 +124,7 @@ class BreakerReference:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BreakerReference":
-        from mlops.serving.breaker_limits import BreakerLimits  # it builds on these bins
+        from mlops.serving.breaker.limits import BreakerLimits  # it builds on these bins
 
         def build(d):
             return FeatureBins(d["name"], tuple(d["shares"]),

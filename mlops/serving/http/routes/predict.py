@@ -14,13 +14,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlops.errors import StoreUnavailableError
-from mlops.serving.http_limits import read_json_body
-from mlops.serving.predict_path import Outcome, ParsedRequest, answer_from_cache, request_ids
-from mlops.serving.predict_stages import retry_after
-from mlops.serving.routes.common import error, serving_state, unprocessable
+from mlops.serving.http.limits import read_json_body
+from mlops.serving.http.routes.common import error, serving_state, unprocessable
+from mlops.serving.http.validation import RequestValidationError, check_entities, check_payload, check_records
+from mlops.serving.http.validation import error as field_error
+from mlops.serving.pipeline import Outcome, ParsedRequest, answer_from_cache, request_ids, retry_after
 from mlops.serving.state import ServingState
-from mlops.serving.validation import RequestValidationError, check_entities, check_payload, check_records
-from mlops.serving.validation import error as field_error
 
 router = APIRouter()
 
