@@ -86,3 +86,50 @@ def test_batch_scoring_refuses_skew_bad_shards_and_missing_columns(world, tmp_pa
         score_events(world.plan, world.model, world.info, world.events, out, shard=0)
     with pytest.raises(DataError, match="amount"):
         score_events(world.plan, world.model, world.info, world.events.drop("amount"), out)
+
+
+def test_under_the_reject_rule_unscorable_rows_get_no_prediction_and_the_reason(tmp_path):
+    """rules.nonfinite: reject: an inf input and an overflowing window are unscorable: null
+    prediction and probability, the engine's reason; every other row is the model's answer
+    on the batch features (hand-picked rows: 40 finite ones, then the hostile four)."""
+    from datetime import datetime, timedelta
+
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops.features.compile import compile_plan
+    from mlops.features.rules import REJECTED_FEATURE, REJECTED_INPUT
+    schema = {"user": pl.String, "ts": pl.Datetime("us"), "x": pl.Float64}
+    t0 = datetime(2024, 1, 1)
+    rows = [("ab"[i % 2], i, float(i % 7) - 3.0) for i in range(40)]
+    rows += [("a", 50, float("inf")), ("c", 60, 1e308), ("c", 61, 1e308), ("c", 62, 1.0)]
+    events = pl.DataFrame([{"user": u, "ts": t0 + timedelta(seconds=s), "x": x} for u, s, x in rows],
+                          schema=schema)
+    spec = {"name": "r", "entity": "user", "timestamp": "ts", "raw": ["x"],
+            "windows": [{"column": "x", "aggs": ["sum", "count"], "periods": ["1h"]}],
+            "rules": {"nonfinite": "reject"}}
+    plan = compile_plan(spec, schema)
+    finite = events.head(40)
+    X = compute_features(plan, finite).collect().select(plan.feature_names)
+    model = LogisticRegression().fit(X.to_numpy(), np.arange(40) % 2)
+    out = tmp_path / "p.parquet"
+    rep = score_events(plan, model, ModelInfo("m", "1", plan.spec_hash), events, out)
+    got = pl.read_parquet(out)
+    assert rep.rows == 44 and got.height == 44
+    by = {(r["user"], r["ts"]): r for r in got.to_dicts()}
+    inf_row = by[("a", t0 + timedelta(seconds=50))]
+    assert inf_row["prediction"] is None and inf_row["probability"] is None
+    assert inf_row["unscored_reason"] == REJECTED_INPUT
+    # c@62: 1e308 + 1e308 in its window overflows: unscorable (both 1e308 are events)
+    r = by[("c", t0 + timedelta(seconds=62))]
+    assert r["prediction"] is None and r["probability"] is None
+    assert r["unscored_reason"] == REJECTED_FEATURE
+    for s in (60, 61):  # an empty window, then one 1e308: scorable
+        r = by[("c", t0 + timedelta(seconds=s))]
+        assert r["unscored_reason"] is None and r["probability"] is not None
+    scored = got.filter(pl.col("unscored_reason").is_null()).sort("user", "ts")
+    assert scored.height == 42
+    want = (compute_features(plan, events, status=True).collect()
+            .filter(pl.col("__status").is_null()).sort("user", "ts"))
+    assert np.allclose(scored["probability"].to_numpy(),
+                       model.predict_proba(want.select(plan.feature_names).to_numpy())[:, 1],
+                       rtol=0, atol=1e-12)

@@ -231,6 +231,7 @@ def test_rows_and_frames_pipelines_answer_store_and_log_alike(world, tmp_path, p
     assert 200 in statuses and (422 in statuses) == (policy == "reject")
     assert tripped  # the degrade stage ran in both paths
     assert states["rows"].backends.usable == ("frames", "rows")  # it really took the rows backend
+    assert states["rows"].compiled[1] is not None  # ... and the compiled model, on its rows
     assert states["rows"].metrics.value("mlops_feature_batches_total", backend="rows") > 100
     assert not states["frames"].metrics.value("mlops_feature_batches_total", backend="rows")
     b = {n: st.breaker.status().as_dict() for n, st in states.items()}

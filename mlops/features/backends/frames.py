@@ -216,12 +216,15 @@ def status_expr(plan: FeaturePlan) -> pl.Expr:
 
 
 def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
-                     keep: list[str] | tuple[str, ...] = (), status: bool = False) -> pl.LazyFrame:
+                     keep: list[str] | tuple[str, ...] = (), status: bool = False,
+                     event_flag: bool = False) -> pl.LazyFrame:
     """Features for every row, sorted by (entity, timestamp, input order).
 
     ``keep`` names extra source columns to carry through (ids, labels); ``status`` adds
-    :data:`mlops.features.rules.STATUS` (null when the row is scorable). Exact sums
-    need the digit levels of their inputs: one pass over them runs now.
+    :data:`mlops.features.rules.STATUS` (null when the row is scorable); ``event_flag``
+    adds ``IS_EVENT`` (:data:`~mlops.features.backends.frame_windows.IS_EVENT`: the row
+    counts in windows; a duplicate or an invalid row does not). Exact sums need the digit
+    levels of their inputs: one pass over them runs now.
 
     Example:
         >>> lf = compute_features(plan, events, keep=["is_fraud"])  # doctest: +SKIP
@@ -237,7 +240,8 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     if forms.get("lookup"):
         lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), forms["lookup"], entity=ent, ts=ts)
     lf = _post(plan, lf)
-    return lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else [])])
+    return lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else []),
+                      *([IS_EVENT] if event_flag else [])])
 
 
 def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,

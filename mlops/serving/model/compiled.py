@@ -1,4 +1,4 @@
-"""A fast path for small batches: the model's own preprocessing, without per-call overhead.
+"""The served model compiled for small batches: its own preprocessing, without per-call overhead.
 
 sklearn's ``Pipeline(ColumnTransformer(...), estimator).predict_proba`` on a one-row polars
 frame costs ~3 ms, almost all of it input validation and dataframe conversion, while the
@@ -130,11 +130,15 @@ class CompiledModel:
             out[:, where] = block(X)
         return out
 
-    def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pl.DataFrame | list[dict]) -> np.ndarray:
+        """``predict_proba`` of a frame of features, or of feature rows given as dicts
+        (the rows backend's output: no frame is built)."""
+        if isinstance(X, list):
+            return self.predict_proba_rows(X)
         return self.estimator.predict_proba(self.transform(X))
 
     def predict_proba_rows(self, rows: list[dict]) -> np.ndarray:
-        """``predict_proba`` of feature rows given as dicts (the no-frame fast path)."""
+        """``predict_proba`` of feature rows given as dicts."""
         out = np.empty((len(rows), self.width), dtype=np.float64)
         for where, block in self.blocks:
             out[:, where] = block.rows(rows)

@@ -12,9 +12,12 @@ from mlops.errors import ServingError
 from mlops.training.task import is_regression_model, score_rows
 
 
-def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
+def predict_scores(model, features: pl.DataFrame | list[dict], *, threshold: float = 0.5
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, positive-class probabilities) for each row; (values, values) for a regressor.
+
+    ``features`` is a frame of the plan's features, or (for a compiled model,
+    :mod:`mlops.serving.model.compiled`) the rows backend's feature dicts.
 
     Binary models: label = ``classes_[1]`` when p >= threshold, else ``classes_[0]``.
     Multi-class models: the arg-max class and its probability.
@@ -22,7 +25,7 @@ def predict_scores(model, features: pl.DataFrame, *, threshold: float = 0.5
     Example:
         >>> labels, probs = predict_scores(pipe, frame.select(plan.feature_names))  # doctest: +SKIP
     """
-    if features.height == 0:
+    if len(features) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     if not is_regression_model(model) and not hasattr(model, "predict_proba"):
         raise ServingError(f"the model ({type(model).__name__}) has no predict_proba",

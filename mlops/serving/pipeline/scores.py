@@ -9,6 +9,7 @@ replaced (its score is discarded by the guard), so the model never sees one.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ from mlops.training.task import is_regression_model
 
 if TYPE_CHECKING:
     from mlops.serving.state import ServingState
+
+log = logging.getLogger(__name__)
 
 
 class Scores:
@@ -93,7 +96,9 @@ def model_scores(state: ServingState, model, batch: Batch, threshold: float):
         try:
             return predict_scores(fast, batch.features.model_input(bad, rows=True),
                                   threshold=threshold)
-        except Exception:  # the compiled path failed: the model itself decides from now on
+        except Exception as exc:  # the compiled form failed: the model itself answers from now on
+            log.warning("the compiled model failed (%s: %s); the model itself answers from now on",
+                        type(exc).__name__, exc)
             state.compiled = (model, None)
     return predict_scores(model, batch.features.model_input(bad, rows=False), threshold=threshold)
 
