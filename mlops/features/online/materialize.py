@@ -21,9 +21,8 @@ from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_at
 from mlops.features.online.codec import US, encode_rows
 from mlops.features.online.events import backfill_events, check_event_id
-from mlops.features.online.request import WINDOW_STATUS
+from mlops.features.online.request import WINDOW_NONFINITE
 from mlops.features.online.store import KeyValueStore, OnlineStore
-from mlops.features.rules import REJECTED_FEATURE
 
 PLAN_META_KEY = "features.plan_hash"
 PREDICTIONS_META_KEY = "predictions.model"
@@ -121,8 +120,9 @@ def _after_latest(lf: pl.LazyFrame, ts: str):
 
 def _window_rows(plan: FeaturePlan, lf: pl.LazyFrame, as_of) -> pl.DataFrame:
     """Every window feature of each entity with an event in the period before ``as_of``
-    (under ``rules.nonfinite: reject`` a row whose window is non-finite says so in
-    :data:`~mlops.features.online.request.WINDOW_STATUS`, which the hybrid path reads)."""
+    (under ``rules.nonfinite: reject`` a window that came out non-finite is kept in
+    :data:`~mlops.features.online.request.WINDOW_NONFINITE`, since JSON has no inf: the
+    hybrid path restores it, and the row's verdict with it)."""
     ent, ts = plan.entity, plan.timestamp
     schema = lf.select(list(plan.source_columns)).collect_schema()
     start = as_of - timedelta(seconds=plan.max_period_seconds)
@@ -136,9 +136,9 @@ def _window_rows(plan: FeaturePlan, lf: pl.LazyFrame, as_of) -> pl.DataFrame:
     kinds = {f.name: f.kind for f in plan.features}
     numeric = [n for n in names if kinds[n] == "numeric"]
     if plan.rules.reject and numeric:
-        bad = pl.any_horizontal([~pl.col(n).is_finite().fill_null(True) for n in numeric])
-        out = out.with_columns(pl.when(bad).then(pl.lit(REJECTED_FEATURE))
-                               .otherwise(pl.lit(None, pl.String)).alias(WINDOW_STATUS))
+        found = pl.concat_str([pl.when(~pl.col(n).is_finite()).then(pl.lit(f"{n}:") + pl.col(n).cast(pl.String))
+                               for n in numeric], separator=",", ignore_nulls=True)
+        out = out.with_columns(pl.when(found == "").then(None).otherwise(found).alias(WINDOW_NONFINITE))
     return out.sort(ent).collect(engine="streaming")  # B-tree order
 
 

@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ from mlops.features.backends.frames import apply_derived, compute_at, row_stage,
 from mlops.features.compile import FeaturePlan
 from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
 from mlops.features.online.store import FeatureStore
-from mlops.features.rules import STATUS
+from mlops.features.rules import REJECTED_FEATURE, STATUS
 
 
 def read_history(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame) -> pl.DataFrame:
@@ -88,9 +89,9 @@ def append_events(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame,
                                encode_rows(points, payload_columns(plan)), event_ids, now_us=now_us)
 
 
-# a materialized row's own verdict (rules.nonfinite: reject and a window that came out
-# non-finite): written by materialize, read back by the hybrid path
-WINDOW_STATUS = "__window_status"
+# a materialized row's windows that came out non-finite (rules.nonfinite: reject), as
+# "name:value,..." (JSON has no inf): written by materialize, restored by the hybrid path
+WINDOW_NONFINITE = "__window_nonfinite"
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
@@ -137,8 +138,9 @@ def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame
     if status:
         out = out.with_columns(status_expr(plan))
         if plan.windows:
-            out = out.with_columns(pl.coalesce(STATUS, WINDOW_STATUS).alias(STATUS))
-    out = out.drop([*working_columns(plan), WINDOW_STATUS], strict=False).collect()
+            out = out.with_columns(pl.coalesce(STATUS, pl.when(pl.col(WINDOW_NONFINITE).is_not_null())
+                                               .then(pl.lit(REJECTED_FEATURE))).alias(STATUS))
+    out = out.drop([*working_columns(plan), WINDOW_NONFINITE], strict=False).collect()
     return HybridResult(out, found.as_of, found.stale, found.warnings)
 
 
@@ -182,7 +184,7 @@ def _aligned(plan: FeaturePlan, payloads: list[str | None], fallback: dict) -> p
     """The window values of every point, from its payload or the empty-window defaults."""
     wschema = _window_schema(plan)
     present = [p for p in payloads if p is not None]
-    schema = {**wschema, WINDOW_STATUS: pl.String}
+    schema = {**wschema, WINDOW_NONFINITE: pl.String}
     decoded = decode_rows(present, schema) if present else pl.DataFrame(schema=schema)
     it = iter(range(decoded.height))
     pos = [None if p is None else next(it) for p in payloads]
@@ -191,5 +193,12 @@ def _aligned(plan: FeaturePlan, payloads: list[str | None], fallback: dict) -> p
             .join(windows, on="__i", how="left", maintain_order="left")
             .with_columns([pl.when(pl.col("__i").is_null())
                            .then(pl.lit(fallback[n], dtype=wschema[n]))
-                           .otherwise(pl.col(n)).alias(n) for n in wschema])
+                           .otherwise(_restored(n) if wschema[n] == pl.Float64 else pl.col(n)).alias(n)
+                           for n in wschema])
             .drop("__i"))
+
+
+def _restored(name: str) -> pl.Expr:
+    """A window value, or the non-finite one materialize kept aside for it."""
+    kept = pl.col(WINDOW_NONFINITE).str.extract(rf"(?:^|,){re.escape(name)}:([^,]+)", 1)
+    return pl.coalesce(kept.cast(pl.Float64), pl.col(name))
