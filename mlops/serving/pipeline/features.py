@@ -113,17 +113,16 @@ def _row_features(state, batch: Batch) -> list[dict]:
     points = [dict(zip(cols, values)) for values in zip(*cols.values())]
     history: list[dict] = []
     if plan.windows:
-        history = _stored(state, cols[plan.entity], cols[plan.timestamp])
+        history = stored_history(plan, state.store, cols[plan.entity], cols[plan.timestamp])
         history += [p for p, ok in zip(points, batch.valid) if ok]
     return row_features(plan, history, points, status=True)
 
 
-def _stored(state, entities: list[str], times: list[int]) -> list[dict]:
+def stored_history(plan, store, entities: list[str], times: list[int]) -> list[dict]:
     """Stored events of the entities since the longest window before the earliest point,
-    as rows (one ``json.loads`` for all payloads)."""
-    plan = state.plan
+    as rows for the rows backend (one ``json.loads`` for all payloads)."""
     since = min(times) - plan.max_period_seconds * 1_000_000
-    stored = state.store.read_events(list(dict.fromkeys(entities)), since)
+    stored = store.read_events(list(dict.fromkeys(entities)), since)
     decoded = json.loads("[" + ",".join(p for _, _, p in stored) + "]") if stored else []
     ent, ts = plan.entity, plan.timestamp
     for (e, t, _), d in zip(stored, decoded):  # fresh dicts: completed in place
