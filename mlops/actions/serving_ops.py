@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import polars as pl
 
@@ -25,9 +24,10 @@ from mlops.actions.serving_support import (
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
 from mlops.features.online.materialize import materialize_as_of
-from mlops.filesystem import atomic_path
 from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
+from mlops.serving.batch import score_summary
+from mlops.serving.shards import merge_shards
 
 
 def serve(ctx: RunContext) -> ActionResult:
@@ -71,7 +71,7 @@ def score(ctx: RunContext) -> ActionResult:
                        num_shards=None if shard is None else n, store=store, parts=parts)
     store.close()
     decision = info.extra["decision"]
-    stats = _score_stats(pl.scan_parquet(out), decision["task"])
+    stats = score_summary(out, decision["task"])
     said = (f"mean prediction {stats['mean_prediction']:.4g}" if decision["task"] == "regression"
             else f"{stats['flag_rate'] or 0:.2%} flagged at threshold {decision['threshold']:.4g}")
     result = {"status": "ok", "headline": f"scored {rep.rows:,} events with {info.name} "
@@ -92,15 +92,6 @@ def score(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result, metrics={"rows": rep.rows})
 
 
-def _score_stats(preds: pl.LazyFrame, task: str) -> dict:
-    """Rows and mean score; the flag rate for a classifier, the mean value for a regressor."""
-    if task == "regression":
-        return preds.select(pl.len().alias("rows"), pl.col("prediction").mean()
-                            .alias("mean_prediction")).collect().row(0, named=True)
-    return preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
-                        pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
-
-
 def score_merge(ctx: RunContext) -> ActionResult:
     """``action=score_merge``: verify every shard of a sharded score run is present, complete and disjoint."""
     sc = ctx.cfg.serving
@@ -108,36 +99,11 @@ def score_merge(ctx: RunContext) -> ActionResult:
     if not src:
         raise DataError("score_merge needs the shard files", key="serving.input",
                         fix="pass serving.input='<sweep dir>/*/predictions-*.parquet'")
-    files = sorted(glob.glob(str(src)))
     n = int(sc.num_shards)
-    seen = {}
-    for f in files:
-        parts = Path(f).stem.split("-")
-        seen.setdefault(int(parts[1]), []).append(f)
-    missing = [i for i in range(n) if i not in seen]
-    dup_files = {i: fs for i, fs in seen.items() if len(fs) > 1}
-    if missing or dup_files or not files:
-        raise DataError(f"shards missing: {missing}; shards written more than once: "
-                        f"{sorted(dup_files)}", key="serving.input",
-                        fix="re-run the missing shards (serving.shard=i) and remove duplicates")
-    merged = pl.scan_parquet(files)
-    ent = served_plan(ctx)[0].entity
-    eid = ctx.event_id
-    counts = merged.select(pl.len().alias("rows"), pl.col(ent).n_unique().alias("entities"),
-                           ).collect().row(0, named=True)
-    if eid and eid in merged.collect_schema():
-        dup = counts["rows"] - merged.select(pl.col(eid).n_unique()).collect().item()
-        what = "rows"
-    else:  # no event id: shards partition entities, so an entity in two files is a duplicate
-        dup = (pl.concat([pl.scan_parquet(f).select(ent).unique() for f in files])
-               .group_by(ent).len().filter(pl.col("len") > 1).select(pl.len()).collect().item())
-        what = "entities"
-    if dup:
-        raise DataError(f"{dup} {what} appear in more than one shard", key="serving.input",
-                        fix="remove the duplicated shard files and re-run the merge")
     out = ctx.output_dir / "predictions.parquet"
-    with atomic_path(out) as tmp:  # whole or not at all; a full disk names the path
-        merged.sink_parquet(tmp)
+    rep = merge_shards(sorted(glob.glob(str(src))), n, entity=served_plan(ctx)[0].entity,
+                       event_id=ctx.event_id, out=out)
+    counts, files = {"rows": rep.rows, "entities": rep.entities}, rep.files
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
               f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
               "rows": counts["rows"], "entities": counts["entities"], "output": out.name}

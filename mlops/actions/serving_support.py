@@ -15,13 +15,12 @@ from mlops.actions.registry_access import model_name, open_registry, trusted_typ
 from mlops.errors import ConfigError, NotFoundError
 from mlops.features.online import open_store
 from mlops.features.online.store import check_trusted
-from mlops.monitoring.reference import Reference
 from mlops.serving import (
     BreakerReference,
     ServingSettings,
     open_state,
 )
-from mlops.serving.breaker.limits import calibrated_reference
+from mlops.serving.breaker.limits import reference_for_breaker
 from mlops.serving.breaker.shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
 from mlops.serving.pipeline.features import recent_history
 
@@ -98,15 +97,8 @@ def breaker_reference(ctx: RunContext, mv, plan, s: ServingSettings) -> BreakerR
     the breaker stays off, as /ready says)."""
     if not s.breaker.enabled:
         return None
-    b = s.breaker
-    try:
-        fitted = Reference.load(open_registry(ctx).reference_path(mv.name, mv.version))
-        return calibrated_reference(fitted, plan.feature_names, window=b.window,
-                                    k=b.std_multiplier, floor=b.psi_floor)
-    except Exception as exc:
-        if not hasattr(exc, "exit_code"):
-            raise
-        return None
+    return reference_for_breaker(open_registry(ctx).reference_path(mv.name, mv.version),
+                                 plan.feature_names, s.breaker)
 
 
 def _version(ref: str):

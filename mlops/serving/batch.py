@@ -55,6 +55,19 @@ def shard_expr(entity: str, num_shards: int) -> pl.Expr:
         return_dtype=pl.UInt32, is_elementwise=True)
 
 
+def score_summary(path: str | os.PathLike, task: str) -> dict:
+    """Rows and mean score of a predictions file: the flag rate for a classifier, the mean
+    value for a regressor (and, under ``rules.nonfinite: reject``, how many rows were not scored)."""
+    preds = pl.scan_parquet(path)
+    unscored = [pl.col(UNSCORED).is_not_null().sum().alias("unscored")] \
+        if UNSCORED in preds.collect_schema() else []
+    if task == "regression":
+        cols = [pl.col("prediction").mean().alias("mean_prediction")]
+    else:
+        cols = [pl.col("probability").mean().alias("mean_p"), pl.col("prediction").mean().alias("flag_rate")]
+    return preds.select(pl.len().alias("rows"), *cols, *unscored).collect().row(0, named=True)
+
+
 @dataclass
 class BatchReport:
     """What :func:`score_events` wrote."""

@@ -168,6 +168,22 @@ def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
                        statistic=f"psi of {name}", layout=layout)
 
 
+def reference_for_breaker(path, features: list[str], settings) -> BreakerReference | None:
+    """The breaker's bins from the reference stored at ``path`` (the model version's), with
+    limits calibrated for ``settings.window`` (:class:`~mlops.serving.settings.BreakerSettings`);
+    None when the breaker is off or no readable reference is stored (the breaker then
+    stays off, as ``/ready`` says)."""
+    if not settings.enabled:
+        return None
+    try:
+        return calibrated_reference(Reference.load(path), features, window=settings.window,
+                                    k=settings.std_multiplier, floor=settings.psi_floor)
+    except Exception as exc:
+        if not hasattr(exc, "exit_code"):  # ours (missing, unreadable): no breaker; else a bug
+            raise
+        return None
+
+
 def calibrated_reference(fitted: Reference, features: list[str], *, window: int,
                          k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR
                          ) -> BreakerReference:
