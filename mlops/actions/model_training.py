@@ -30,7 +30,7 @@ from mlops.training.pipeline import (
     train_model,
 )
 from mlops.training.registration import Lineage, register, registration_record
-from mlops.training.result import ModelInfo, TrainResult
+from mlops.training.result import EstimatorSpec, TrainResult
 from mlops.training.table import LabelledTable, labelled_table, stored_feature_table
 from mlops.training.task import infer_task
 
@@ -127,7 +127,7 @@ def train_and_register(ctx: RunContext, settings: TrainingSettings) -> tuple[Tra
     outcome = train_model(pipe, plan, built.frame, settings, task=task,
                           champion=load_champion(ctx, settings.compare_with))
     outcome.split["left_out"]["deduplicated"] = built.deduplicated
-    info = ModelInfo(model_name(ctx), str(ctx.cfg.model._target_), ctx.cfg.model.params)
+    info = EstimatorSpec(model_name(ctx), str(ctx.cfg.model._target_), ctx.cfg.model.params)
     result = TrainResult.from_outcome(outcome, plan, info)
     if settings.register:
         lineage = Lineage(config=redact(as_dict(ctx.cfg)), estimator=info.target,

@@ -5,7 +5,7 @@ the bin edges and bin counts (for PSI/JS), and the null / non-finite counts. Per
 column: the count of every category. The reference saves to one ``.npz`` file (arrays plus
 a JSON header, loaded with ``allow_pickle=False``) and summarises to a small JSON dict used
 by reports; the serving circuit breaker bins with it too (PSI bins per feature and for the
-score, :meth:`mlops.serving.breaker_bins.BreakerReference.from_reference`).
+score, :meth:`mlops.serving.breaker.bins.BreakerReference.from_reference`).
 
 Exact by default: every finite value is kept sorted, so KS and Wasserstein equal scipy's on
 the whole reference at any size (searchsorted on sorted arrays; 10M rows take about as long

@@ -20,7 +20,7 @@ from mlops.training.champion import Champion
 from mlops.training.estimator import build_pipeline
 from mlops.training.pipeline import TrainingSettings, check_fairness_gates, check_objective, train_model
 from mlops.training.registration import PREDICTION_COLUMN, Lineage, register, registration_record
-from mlops.training.result import ModelInfo, TrainResult
+from mlops.training.result import EstimatorSpec, TrainResult
 
 T0 = datetime(2024, 1, 1)
 SETTINGS = TrainingSettings(warmup_days=0, train_days=30, valid_days=15, test_days=15,
@@ -140,7 +140,7 @@ def test_settings_errors_name_the_key():
 
 def test_result_json_contract_and_registration_record(tmp_path, trained):
     plan, out = trained
-    result = TrainResult.from_outcome(out, plan, ModelInfo("m", "sklearn.linear_model.LogisticRegression"))
+    result = TrainResult.from_outcome(out, plan, EstimatorSpec("m", "sklearn.linear_model.LogisticRegression"))
     doc = result.to_json()
     assert list(doc) == ["action", "status", "headline", "task", "model", "plan", "split", "decision",
                          "evaluation",
