@@ -94,13 +94,13 @@ def request_bodies(plan, events, feats) -> tuple[list[str], list[dict]]:
 def run_bare(port: int) -> None:
     """(a): parse JSON, the compiled model (the same one ours serves with) on one row.
 
-    The compiled model (:mod:`mlops.serving.fast_model`) is what our app calls on small
+    The compiled model (:mod:`mlops.serving.model.compiled`) is what our app calls on small
     batches; the bare endpoint uses it too, so the ratio measures the framework's own cost
     (validation, features, breaker, log), not a faster model on our side."""
     import uvicorn
     from fastapi import FastAPI
 
-    from mlops.serving.fast_model import compile_model
+    from mlops.serving.model import compile_model
     _, plan, feats, model = build()
     names = plan.feature_names
     compiled = compile_model(model, names, categorical=plan.categorical)
