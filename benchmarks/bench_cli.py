@@ -12,7 +12,7 @@ the second half as the current data, written once as two parquet files.
 Timed from outside (``measure.run_process``: imports, reading the files and writing the
 output included on both sides), interleaved, best of ``--repeat``:
 
-* ``python -m mlops --help`` and, for scale, ``python -c pass`` (the interpreter alone);
+* ``python -m mlops --help`` (and ``--before``'s) and, for scale, ``python -c pass`` (the interpreter alone);
 * ours: ``python run.py action=drift monitoring.reference=REF monitoring.current=CUR`` (every
   statistic of every column, calibrated limits, the JSON and HTML report, the history);
   *outside the action* is its wall time minus the action's own ``duration_s`` in
@@ -82,6 +82,8 @@ def timed_runs(d: Path, ref: Path, cur: Path, repeat: int, before: Path | None) 
     }
     if before is not None:
         fns["before"] = drift(before.resolve(), "before")
+        fns["help before"] = lambda: run_process([sys.executable, "-m", "mlops", "--help"], cwd=d, env={
+            **ours_env(), "PYTHONPATH": str(before.resolve())}).check("before: mlops --help")
     return best_of(fns, repeat)
 
 
@@ -111,7 +113,8 @@ def main() -> None:
         # outside the action: per run (wall - the action's own clock), the best of them
         outside = min(m.seconds - action_seconds(m.stdout) for m in runs["ours"])
     py, helps, ours, scipy = (best[k].seconds for k in ("python", "help", "ours", "scipy"))
-    print(f"  python -c pass {py:.3f} s; mlops --help {helps:.3f} s")
+    print(f"  python -c pass {py:.3f} s; mlops --help {helps:.3f} s"
+          + (f" (before: {best['help before'].seconds:.3f} s)" if "help before" in best else ""))
     print(f"  action=drift {ours:.3f} s, of which outside the action {outside:.3f} s; scipy script {scipy:.3f} s")
     rows = []
     if "before" in best:
