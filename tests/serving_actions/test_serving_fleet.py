@@ -15,7 +15,6 @@ Run with ``-s`` to see the measured figures.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from support import ROOT, SMALL, wait_until_healthy
+from support import ROOT, SMALL, redis_server, wait_until_healthy
 
 from mlops.serving.prediction_log import default_replica_id, replica_dirs, scan_prediction_log
 
@@ -45,30 +44,9 @@ def _free_port() -> int:
 @pytest.fixture
 def redis_url(tmp_path):
     """A private redis-server in a temp dir on a free 127.0.0.1 port, stopped after the test."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-    port, folder = _free_port(), tmp_path / "redis"
-    folder.mkdir()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as url:
+        yield url
 
 
 class Fleet:
