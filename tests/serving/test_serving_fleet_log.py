@@ -100,11 +100,13 @@ def test_a_record_met_twice_in_one_scan_counts_once(world, tmp_path):
     seg.unlink()
     shutil.copytree(root / "r1", root / "r1-copy")
     assert _ids(root) == ["x1", "x2"]
-    # the journal alone in one copy and the part in the other: the same two records
-    shutil.copy(root / "r1" / journal.part_name(stem), tmp_path / "part")
+    # one copy holds the segment as read mid-write (its first record), the other the
+    # whole part: the same records, the longer source counts
     (root / "r1" / journal.part_name(stem)).unlink()
-    _write_segment(root / "r1" / "journal", stem, journal_rows)
+    _write_segment(root / "r1" / "journal", stem, journal_rows.head(1))
     assert _ids(root) == ["x1", "x2"]
+    log = scan_prediction_log(root).collect()
+    assert log["replica"].to_list() == ["r1-copy", "r1-copy"]
 
 
 def _write_segment(directory, stem: str, frame: pl.DataFrame) -> None:

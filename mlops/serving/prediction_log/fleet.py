@@ -10,9 +10,9 @@ log dir (nothing is lost on upgrade), each record once.
 "Each record once": a record is one row a server committed to its journal. It is known
 by where it was first written: the segment's stem (``<time>-<run>-<seq>``, unique across
 processes) and its row within that segment, and a compacted part keeps both
-(``part-<stem>.parquet``, same rows in the same order). A record met twice in one scan
-(a segment and its part both present after a compactor was killed between the two
-steps, a reader racing a compaction, a replica directory copied in twice) counts once.
+(``part-<stem>.parquet``, same rows in the same order). So every segment is read from
+one source only: a segment and its part both present (a compactor killed between the two
+steps, a reader racing a compaction) or a replica directory copied in twice count once.
 Two records with the same ``request_id`` are two answered predictions and both count:
 a client's retry without ``Idempotency-Key``, a replay run twice, and an experiment's
 shadow row (its variant's score of the same request) all repeat request ids.
@@ -38,7 +38,6 @@ JOURNAL_DIR = "journal"
 REPLICA_COLUMN = "replica"  # which replica logged the row (null: the single-replica layout)
 _REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RESERVED = (JOURNAL_DIR, QUARANTINE_DIR)
-_ORIGIN, _POS = "__log_origin", "__log_pos"
 
 
 def default_replica_id(port: int, host: str | None = None) -> str:
@@ -83,26 +82,33 @@ def replica_dirs(log_dir: str | os.PathLike) -> list[tuple[str | None, Path]]:
     return found
 
 
-def _scan_directory(directory: Path, replica: str | None) -> list[pl.LazyFrame]:
-    """One replica's records: journal segments not yet compacted, then the parquet parts
-    (read in that order, a segment compacted meanwhile is counted from the journal), each
-    row tagged with its origin (segment stem, row) and its replica."""
-    pending = journal.journal_frames(directory / JOURNAL_DIR, directory)
-    skip = {journal.part_name(stem) for stem in pending}
-    files = sorted(str(p) for p in directory.glob("*.parquet") if p.name not in skip)
-    # parts written by an older version of the log (an integer prediction column) are
-    # scanned on their own and relaxed into today's types
-    by_schema: dict[str, list[str]] = {}
-    for f in files:
-        by_schema.setdefault(str(pl.read_parquet_schema(f)), []).append(f)
-    tag = pl.lit(replica, dtype=pl.String).alias(REPLICA_COLUMN)
-    stem = pl.col(_ORIGIN).str.extract(r"part-(.+)\.parquet$").fill_null(pl.col(_ORIGIN))
-    frames = [pl.scan_parquet(fs, include_file_paths=_ORIGIN)
-              .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over(_ORIGIN).alias(_POS))
-              .with_columns(stem.alias(_ORIGIN), tag) for fs in by_schema.values()]
-    frames += [f.lazy().with_row_index(_POS).with_columns(pl.lit(s).alias(_ORIGIN), tag)
-               for s, f in pending.items()]
-    return frames
+def _directory_sources(directory: Path) -> dict[str, pl.DataFrame | str]:
+    """``{stem: journal records or a parquet part's path}`` of one replica. The journal
+    is read before the parts are listed, and a part whose segment was read is left out:
+    a segment compacted meanwhile is counted once (from the journal)."""
+    pending: dict[str, pl.DataFrame | str] = dict(
+        journal.journal_frames(directory / JOURNAL_DIR, directory))
+    for p in sorted(directory.glob("*.parquet")):
+        stem = p.name[len("part-"):-len(".parquet")] if p.name.startswith("part-") else p.name
+        pending.setdefault(stem, str(p))
+    return pending
+
+
+def _rows(source: pl.DataFrame | str) -> int:
+    return source.height if isinstance(source, pl.DataFrame) else \
+        pl.scan_parquet(source).select(pl.len()).collect().item()
+
+
+def _each_record_once(log_dir) -> dict[str, tuple[pl.DataFrame | str, str | None]]:
+    """``{stem: (source, replica)}``: one source per journal segment. Two sources of one
+    stem (a replica directory copied in twice, its journal in one copy and its part in
+    the other) hold the same records, one a prefix of the other: the longer one is kept."""
+    chosen: dict[str, tuple[pl.DataFrame | str, str | None]] = {}
+    for replica, directory in replica_dirs(log_dir):
+        for stem, source in _directory_sources(directory).items():
+            if stem not in chosen or _rows(source) > _rows(chosen[stem][0]):
+                chosen[stem] = (source, replica)
+    return chosen
 
 
 def scan_prediction_log(log_dir: str | os.PathLike) -> pl.LazyFrame | None:
@@ -114,12 +120,21 @@ def scan_prediction_log(log_dir: str | os.PathLike) -> pl.LazyFrame | None:
     Example:
         >>> scan_prediction_log(".mlops/predictions").collect().height  # doctest: +SKIP
     """
-    frames = [f for replica, d in replica_dirs(log_dir) for f in _scan_directory(d, replica)]
+    frames, parts = [], {}
+    for source, replica in _each_record_once(log_dir).values():
+        tag = pl.lit(replica, dtype=pl.String).alias(REPLICA_COLUMN)
+        if isinstance(source, pl.DataFrame):
+            frames.append(source.lazy().with_columns(tag))
+        else:  # parts written by an older version of the log (an integer prediction
+            # column) are scanned on their own and relaxed into today's types
+            key = (replica, str(pl.read_parquet_schema(source)))
+            parts.setdefault(key, []).append(source)
+    frames += [pl.scan_parquet(files).with_columns(pl.lit(replica, dtype=pl.String)
+                                                   .alias(REPLICA_COLUMN))
+               for (replica, _), files in parts.items()]
     if not frames:
         return None
-    every = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return (every.unique(subset=[_ORIGIN, _POS], keep="first", maintain_order=True)
-            .drop(_ORIGIN, _POS))
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 def count_log_files(log_dir: str | os.PathLike) -> int:
