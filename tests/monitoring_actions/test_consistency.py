@@ -53,7 +53,7 @@ def test_clean_replay_is_consistent(run_action, tmp_path):
 def test_tampered_log_is_found_and_alerts(run_action, tmp_path):
     _promoted(run_action)
     assert run_action("action=replay", *DATA, *REPLAY, out="replay")[0] == 0
-    parts = sorted(glob.glob(str(tmp_path / "home" / "predictions" / "*.parquet")))
+    parts = sorted(glob.glob(str(tmp_path / "home" / "predictions" / "*" / "*.parquet")))  # one replica
     log = pl.read_parquet(parts[0])
     feats = log["features"].struct.unnest()
     numeric = next(c for c, t in feats.schema.items() if t == pl.Float64)
