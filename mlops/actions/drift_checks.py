@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mlops.actions.context import RunContext
 from mlops.actions.monitor_view import history_view
 from mlops.errors import ConfigError
 from mlops.home import open_private
 from mlops.monitoring import history
-from mlops.monitoring.concept import ConceptSettings
 from mlops.monitoring.multivariate import MultivariateSettings
 from mlops.monitoring.policy import DriftPolicy
-from mlops.monitoring.run import MonitorSettings
 from mlops.monitoring.verdict import check_on_drift
+
+if TYPE_CHECKING:
+    from mlops.monitoring.run import MonitorSettings
 
 
 def policy_from(mc) -> DriftPolicy:
@@ -51,6 +53,9 @@ def multivariate_settings(mc, *, default_enabled: bool = True) -> MultivariateSe
 def monitor_settings(mc, *, threshold: float = 0.5) -> MonitorSettings:
     """Everything ``monitoring.*`` decides for ``action=monitor``, typed; ``threshold`` is the
     monitored model's decision threshold (from its version, not from monitoring's config)."""
+    # here, not at the top: action=drift shares this module and needs no concept drift
+    from mlops.monitoring.concept import ConceptSettings
+    from mlops.monitoring.run import MonitorSettings
     pc = mc.performance
     concept = ConceptSettings(
         metric=None if pc.metric is None else str(pc.metric), chunk=str(pc.chunk),
