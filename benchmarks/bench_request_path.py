@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_serving import build  # noqa: E402
+from bench_serving import build, load_history  # noqa: E402
 
 from mlops.serving.http.validation import check_records  # noqa: E402
 from mlops.serving.pipeline import ParsedRequest, process_batch, request_ids  # noqa: E402
@@ -60,6 +60,7 @@ def _state(tmp: str, durable: bool):
                                store=StoreSettings(path=os.path.join(tmp, "online.sqlite")))
     state = open_state(plan, model, ModelInfo("fraud", "1", plan.spec_hash), settings,
                        reference=ref, source_schema=events.schema)
+    load_history(plan, events, state.store, requests=6000)
     records = []
     for r in events.tail(6000).to_dicts():
         rec = {c: r[c] for c in plan.source_columns}

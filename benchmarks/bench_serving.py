@@ -94,13 +94,13 @@ def request_bodies(plan, events, feats) -> tuple[list[str], list[dict]]:
 def run_bare(port: int) -> None:
     """(a): parse JSON, the compiled model (the same one ours serves with) on one row.
 
-    The compiled model (:mod:`mlops.serving.fast_model`) is what our app calls on small
+    The compiled model (:mod:`mlops.serving.model.compiled`) is what our app calls on small
     batches; the bare endpoint uses it too, so the ratio measures the framework's own cost
     (validation, features, breaker, log), not a faster model on our side."""
     import uvicorn
     from fastapi import FastAPI
 
-    from mlops.serving.fast_model import compile_model
+    from mlops.serving.model import compile_model
     _, plan, feats, model = build()
     names = plan.feature_names
     compiled = compile_model(model, names, categorical=plan.categorical)
@@ -130,7 +130,18 @@ def run_ours(port: int, workdir: str, durable: bool = True) -> None:
                                store=StoreSettings(path=os.path.join(workdir, "online.sqlite")))
     state = open_state(plan, model, ModelInfo("fraud", "1", plan.spec_hash), settings,
                        reference=ref, source_schema=events.schema)
+    load_history(plan, events, state.store)
     serve(state)
+
+
+def load_history(plan, events: pl.DataFrame, store, requests: int = 2000) -> None:
+    """The history before the requested events (the last ``requests``), loaded the
+    documented way (``materialize`` in realtime mode as of the first requested time): the
+    server computes real windows, as the bare endpoint's precomputed features have them,
+    so its breaker sees the reference's distribution (an empty store drifts and trips it)."""
+    from mlops.features.online import materialize
+    first = events[plan.timestamp][events.height - requests]
+    materialize(plan, events.head(events.height - requests), store, mode="realtime", as_of=first)
 
 
 # ---------------------------------------------------------------- load generation

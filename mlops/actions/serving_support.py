@@ -157,7 +157,8 @@ def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **o
                       router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
                       gate_check=gate_check, reference_fn=reference_fn,
                       breaker_scope=breaker_scope,
-                      history=recent_history(plan, ctx.scan_events()) if s.mode == "realtime" else None)
+                      history=recent_history(plan, ctx.scan_events())
+                      if s.mode in ("realtime", "hybrid") else None)
 
 
 def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> dict:

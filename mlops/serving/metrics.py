@@ -87,6 +87,17 @@ class ServingMetrics:
                                          "to admit new ones.", registry=r, multiprocess_mode="livesum")
         self._by_name = {m._name: m for m in vars(self).values()
                          if isinstance(m, MetricWrapperBase)}
+        self._children: dict = {}
+
+    def labelled(self, metric: MetricWrapperBase, **labels):
+        """``metric.labels(**labels)``, kept: prometheus_client checks the labels on every
+        call, and the request path sets a dozen series per batch (:meth:`clear_gauge`
+        forgets them)."""
+        key = (metric._name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**labels)
+        return child
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this app (all workers in multi-process mode)."""
@@ -121,6 +132,7 @@ class ServingMetrics:
         """Drop every labelled series of a gauge (e.g. PSIs after a breaker reset)."""
         m = self._metric(name)
         if m._labelnames:
+            self._children = {k: v for k, v in self._children.items() if k[0] != m._name}
             m.clear()
 
     def value(self, name: str, **labels) -> float | None:

@@ -177,7 +177,7 @@ class ServingState:
     def probe_backends(self, history: pl.DataFrame | None, *, sample: int = 200) -> None:
         """The start-up probe: refuse the rows backend (frames answer, logged, ``/ready``
         says so) when it differs from frames on ``sample`` events of stored ``history``."""
-        probe(self.backends, self.plan, history, sample=sample)
+        probe(self.backends, self.plan, history, sample=sample, mode=self.settings.mode)
 
     def now_us(self) -> int:
         """The clock in epoch microseconds."""
@@ -227,6 +227,6 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                          reload_fn=reload_fn, source_schema=source_schema, router=router,
                          event_id=event_id, audit=audit, gate_check=gate_check,
                          reference_fn=reference_fn, breaker_scope=breaker_scope)
-    if settings.mode == "realtime":
+    if settings.mode in ("realtime", "hybrid"):
         state.probe_backends(history)
     return state

@@ -142,3 +142,26 @@ def test_one_entity_at_its_share_cannot_reach_the_psi_floor_alone():
         cur[0] += s
         return psi(ref, cur)
     assert share == 0.1 and one_entity(share) < 0.1 <= one_entity(0.126)
+
+
+def test_a_few_records_are_written_slot_by_slot_exactly_as_the_numpy_scatter(monkeypatch):
+    """The plain-Python write of a few records (a lone request) leaves the same ring,
+    counts and occupancy as the numpy scatter, through wraps, evictions and the cap."""
+    from mlops.serving.breaker import window
+    rng = np.random.default_rng(3)
+    batches = []
+    for _ in range(300):
+        m = int(rng.integers(1, 12))
+        ents = [f"e{k}" for k in rng.integers(0, 5, size=m)]
+        idx = rng.integers(-1, 7, size=(m, 3)).astype(np.int16)
+        batches.append((idx, ents))
+    states = []
+    for few in (10**9, 0):  # everything slot by slot / everything by numpy
+        monkeypatch.setattr(window, "_FEW", few)
+        w = EntityWindow(size=17, columns=3, width=7, per_entity=4)
+        for idx, ents in batches:
+            w.push(idx, ents)
+        states.append((w.buf.copy(), w.counts.copy(), w.occupied.copy()))
+    (buf_a, counts_a, occ_a), (buf_b, counts_b, occ_b) = states
+    assert (buf_a == buf_b).all() and (counts_a == counts_b).all() and (occ_a == occ_b).all()
+    assert counts_a.sum() > 0 and (counts_a >= 0).all()

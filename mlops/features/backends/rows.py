@@ -270,6 +270,14 @@ def _point(plan: FeaturePlan, steps: RowSteps, events: dict, src: dict, status: 
     for w in plan.windows:
         if _nonfinite(row[w.name]):
             bad_feature, row[w.name] = True, (None if null_rule else row[w.name])
+    return _finished(plan, steps, row, t, valid, bad_feature, status)
+
+
+def _finished(plan: FeaturePlan, steps: RowSteps, row: dict, t, valid: bool, bad_feature: bool,
+              status: bool) -> dict:
+    """The derived features after the windows (each under the nonfinite rule), then the
+    plan's features of ``row`` (and the engine's status)."""
+    null_rule = not plan.rules.reject
     for name, fn, numeric in steps.after:
         v = fn(row)
         if numeric and _nonfinite(v):
@@ -303,3 +311,28 @@ def row_features(plan: FeaturePlan, history: list[dict], points: list[dict], *,
         raise ValueError(f"plan {plan.name!r} has no rows backend (backends: {plan.backends})")
     events = _events(plan, steps, history) if plan.windows else {}
     return [_point(plan, steps, events, p, status) for p in points]
+
+
+def hybrid_row_features(plan: FeaturePlan, points: list[dict], windows: list[dict],
+                        rejected: list[bool], *, status: bool = False) -> list[dict]:
+    """Features of every point whose window values are given (the hybrid path: read from
+    the online store), as the frames backend finishes them there
+    (:func:`mlops.features.online.hybrid_features`): row-level features from the point,
+    the windows as given, then the derived features after the windows. ``rejected[i]``
+    says point ``i``'s windows came out non-finite when materialized under
+    ``rules.nonfinite: reject`` (its status is then ``REJECTED_FEATURE``).
+
+    Example:
+        >>> hybrid_row_features(plan, [{"user": "a", "ts": 0, "amount": 2.0}],
+        ...                     [{"amount_sum_1h": 5.0}], [False])  # doctest: +SKIP
+        [{'amount': 2.0, 'amount_sum_1h': 5.0}]
+    """
+    steps = plan.row_steps
+    if steps is None:
+        raise ValueError(f"plan {plan.name!r} has no rows backend (backends: {plan.backends})")
+    ts, out = plan.timestamp, []
+    for src, found, bad in zip(points, windows, rejected, strict=True):
+        row, valid = _row_stage(plan, steps, src)
+        row.update(found)
+        out.append(_finished(plan, steps, row, src.get(ts), valid, bad, status))
+    return out

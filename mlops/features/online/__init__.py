@@ -26,6 +26,7 @@ from mlops.features.online.request import (
     HybridResult,
     append_events,
     hybrid_features,
+    hybrid_rows,
     realtime_features,
     window_defaults,
 )
@@ -35,7 +36,7 @@ from mlops.features.online.store import FeatureStore, KeyValueStore, OnlineStore
 __all__ = [
     "FeatureStore", "HybridResult", "KeyValueStore", "MaterializeReport", "OnlineStore",
     "SQLiteStore", "append_events", "backfill_events", "check_event_id", "check_materialized",
-    "decode_rows", "encode_rows", "hybrid_features", "materialize", "open_store", "points_frame",
+    "decode_rows", "encode_rows", "hybrid_features", "hybrid_rows", "materialize", "open_store", "points_frame",
     "publish_predictions", "published_predictions", "realtime_features", "store_class",
     "store_event_ids", "window_defaults",
 ]

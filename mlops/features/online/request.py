@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import polars as pl
 
 from mlops.features.aggregates import empty_value
 from mlops.features.backends.frames import apply_derived, compute_at, row_stage, status_expr, working_columns
+from mlops.features.backends.rows import hybrid_row_features
 from mlops.features.compile import FeaturePlan
 from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
 from mlops.features.online.store import FeatureStore
@@ -110,9 +112,10 @@ def _window_schema(plan: FeaturePlan) -> dict[str, pl.DataType]:
 
 @dataclass
 class HybridResult:
-    """Features of a hybrid batch plus freshness per row."""
+    """Features of a hybrid batch (a frame from :func:`hybrid_features`, one dict per point
+    from :func:`hybrid_rows`) plus freshness per row."""
 
-    features: pl.DataFrame
+    features: pl.DataFrame | list[dict]
     as_of_us: list[int | None]
     stale: list[bool]
     warnings: list[list[str]] = field(default_factory=list)
@@ -129,7 +132,8 @@ def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame
     materialized with the windows (a window that came out non-finite under
     ``rules.nonfinite: reject``).
     """
-    found = _materialized(plan, store, points, now_us, ttl_seconds, stale_policy)
+    found = _materialized(plan, store, points[plan.entity].cast(pl.String).to_list(), now_us,
+                          ttl_seconds, stale_policy)
     frame = row_stage(plan, points.lazy(), inputs=False)
     if plan.windows:
         aligned = _aligned(plan, found.payloads, window_defaults(plan, defaults))
@@ -144,6 +148,69 @@ def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame
     return HybridResult(out, found.as_of, found.stale, found.warnings)
 
 
+def hybrid_rows(plan: FeaturePlan, store: FeatureStore, points: list[dict], *,
+                now_us: int, ttl_seconds: float, stale_policy: str = "warn",
+                defaults: dict | None = None, status: bool = False) -> HybridResult:
+    """:func:`hybrid_features` of a few points by the rows backend: no frame is built.
+
+    ``points`` are dicts of source values (the timestamp in epoch microseconds); the
+    features come back as one dict per point, bit for bit what :func:`hybrid_features`
+    gives (one ``json.loads`` per stored row; Python's and polars' float parsing are both
+    correctly rounded). Raises ValueError when the plan has no rows backend.
+
+    Example:
+        >>> res = hybrid_rows(plan, store, [{"user": "a", "ts": t, "amount": 2.0}],
+        ...                   now_us=t, ttl_seconds=3600)  # doctest: +SKIP
+        >>> res.features[0]["amount_sum_1h"]              # doctest: +SKIP
+        5.0
+    """
+    ent = plan.entity
+    entities = [None if p.get(ent) is None else str(p[ent]) for p in points]
+    found = _materialized(plan, store, entities, now_us, ttl_seconds, stale_policy)
+    windows, rejected = _row_windows(plan, found.payloads, defaults)
+    feats = hybrid_row_features(plan, points, windows, rejected, status=status)
+    return HybridResult(feats, found.as_of, found.stale, found.warnings)
+
+
+def _row_windows(plan: FeaturePlan, payloads: list[str | None],
+                 defaults: dict | None) -> tuple[list[dict], list[bool]]:
+    """The window values of every point from its payload (non-finite values restored from
+    ``WINDOW_NONFINITE``), else the empty-window defaults; and whether it had any."""
+    wschema = _window_schema(plan)
+    numeric = [n for n, dtype in wschema.items() if dtype == pl.Float64]
+    fallback = None
+    windows, rejected = [], []
+    for payload in payloads:
+        if payload is None:
+            if fallback is None:
+                fallback = {n: _typed(v, wschema[n]) for n, v in window_defaults(plan, defaults).items()}
+            windows.append(dict(fallback)), rejected.append(False)
+            continue
+        stored = json.loads(payload)
+        values = {n: stored.get(n) for n in wschema}
+        for n in numeric:
+            if values[n] is not None:
+                values[n] = float(values[n])
+        kept = stored.get(WINDOW_NONFINITE)
+        if kept is not None:
+            for part in kept.split(","):
+                name, _, value = part.rpartition(":")
+                if name in values and wschema[name] == pl.Float64:
+                    values[name] = float(value)
+        windows.append(values), rejected.append(kept is not None)
+    return windows, rejected
+
+
+def _typed(value, dtype: pl.DataType):
+    """A default as the frames path types it (``pl.lit(value, dtype=dtype)``): plain
+    numbers and strings directly, anything else through polars."""
+    if value is None or (dtype == pl.String and isinstance(value, str)):
+        return value
+    if dtype == pl.Float64 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return pl.select(pl.lit(value, dtype=dtype)).item()
+
+
 @dataclass
 class _Found:
     payloads: list[str | None]
@@ -152,12 +219,11 @@ class _Found:
     warnings: list[list[str]]
 
 
-def _materialized(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame, now_us: int,
+def _materialized(plan: FeaturePlan, store: FeatureStore, entities: list[str | None], now_us: int,
                   ttl_seconds: float, stale_policy: str) -> _Found:
     """Each point's materialized row (None: none, or stale under ``default``), its time,
     whether it is stale and the warnings saying so."""
     ent = plan.entity
-    entities = points[ent].cast(pl.String).to_list()
     rows = store.read_features(entities) if plan.windows else {}
     ttl_us = ttl_seconds * 1_000_000
     found = _Found([], [], [], [])

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+_FEW = 8  # touched slots up to which a batch is written slot by slot
+
 
 class EntityWindow:
     """Ring of the last ``size`` records with at most ``per_entity`` per entity."""
@@ -84,6 +86,8 @@ class EntityWindow:
 
     def _write(self, final: dict[int, int], idx: np.ndarray) -> None:
         """Apply the batch: remove what the touched slots held, add what they hold now."""
+        if len(final) <= _FEW:
+            return self._write_few(final, idx)
         slots = np.fromiter(final, dtype=np.int64, count=len(final))
         rows = np.fromiter(final.values(), dtype=np.int64, count=len(final))
         cols = np.arange(self.buf.shape[1])
@@ -95,6 +99,25 @@ class EntityWindow:
         keep = new >= 0
         np.add.at(self.counts, (np.broadcast_to(cols, new.shape)[keep], new[keep]), 1)
         self.occupied[slots] = rows >= 0
+
+    def _write_few(self, final: dict[int, int], idx: np.ndarray) -> None:
+        """:meth:`_write` slot by slot, in plain Python: for a few records the numpy
+        scatter's set-up costs more than the work (the counts come out the same)."""
+        counts, buf, occupied = self.counts, self.buf, self.occupied
+        for slot, r in final.items():
+            for j, b in enumerate(buf[slot].tolist()):
+                if b >= 0:
+                    counts[j, b] -= 1
+            if r < 0:
+                buf[slot] = -1
+                occupied[slot] = False
+                continue
+            row = idx[r]
+            buf[slot] = row
+            for j, b in enumerate(row.tolist()):
+                if b >= 0:
+                    counts[j, b] += 1
+            occupied[slot] = True
 
     def clear(self) -> None:
         """Empty the window (a reset)."""

@@ -79,8 +79,8 @@ class _RequestMetrics:
         finally:
             path = scope["path"] if scope["path"] in _PATHS else "other"
             m = self.state.metrics
-            m.http_requests.labels(path=path, status=str(status["code"])).inc()
-            m.http_latency.labels(path=path).observe(time.perf_counter() - start)
+            m.labelled(m.http_requests, path=path, status=str(status["code"])).inc()
+            m.labelled(m.http_latency, path=path).observe(time.perf_counter() - start)
 
 
 def create_app(state: ServingState) -> FastAPI:

@@ -56,7 +56,7 @@ def _gauges(state, status) -> None:
     m.breaker_window_records.set(float(status.window_records))
     m.breaker_prediction_psi.set(float("nan") if status.prediction_psi is None else status.prediction_psi)
     for name, v in status.feature_psi.items():
-        m.breaker_feature_psi.labels(feature=name).set(float("nan") if v is None else float(v))
+        m.labelled(m.breaker_feature_psi, feature=name).set(float("nan") if v is None else float(v))
 
 
 def breaker(state, batch: Batch) -> list[Outcome] | None:
@@ -189,6 +189,7 @@ def _run(state, requests: list[ParsedRequest]) -> list[Outcome]:
         refused = stage(state, batch)
         if refused is not None:
             return refused
-    state.metrics.feature_batches.labels(backend=batch.backend).inc()
-    state.metrics.predictions.labels(served_by=batch.scores.served_by).inc(float(batch.row_ok().sum()))
+    m = state.metrics
+    m.labelled(m.feature_batches, backend=batch.backend).inc()
+    m.labelled(m.predictions, served_by=batch.scores.served_by).inc(float(batch.row_ok().sum()))
     return respond(state, batch)
