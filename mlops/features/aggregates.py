@@ -6,11 +6,11 @@ Every backend reads this table (the empty-window rule exists here only):
 ========== ============== ============================================ =========================
 aggregate  empty window   polars form (frames backend)                 row form (rows backend)
 ========== ============== ============================================ =========================
-count      0              ``rolling_sum_by`` of the event flag         number of events
-sum        0              exact digit sums (:mod:`.exact`)             :func:`.exact.exact_sum`
-mean       ``default``    exact digit sums / count                     :func:`.exact.exact_mean`
-std        ``default``    exact digit and square sums                  :func:`.exact.exact_std`
-min, max   ``default``    ``rolling_min_by`` / ``rolling_max_by``      ``min`` / ``max``
+count      0              prefix sums of the event flag                number of events
+sum        0              exact digit prefix sums (:mod:`.exact`)      :func:`.exact.exact_sum`
+mean       ``default``    exact digit prefix sums / count              :func:`.exact.exact_mean`
+std        ``default``    exact digit and square prefix sums           :func:`.exact.exact_std`
+min, max   ``default``    range queries on a disjoint sparse table     ``min`` / ``max``
 distinct   0              interval counting (O(n log n))               ``len(set(values))``
 last       ``default``    backward as-of join (latest non-null value)  latest non-null value
 since_last ``default``    backward as-of join (latest event time)      ``(t - latest) * 1e-6``
@@ -18,7 +18,8 @@ since_last ``default``    backward as-of join (latest event time)      ``(t - la
 
 Value aggregates skip nulls; ``count`` and ``since_last`` count every event; ``std`` is
 the sample deviation (``default`` below two values); ties in time keep input order
-(``last`` takes the latest in input order). Every form is exact (integers, an element of
+(``last`` takes the latest in input order; of equal extremes, 0.0 and -0.0, ``min`` and
+``max`` take the earliest). Every form is exact (integers, an element of
 the window, or an exact sum rounded once), so the backends agree bit for bit. Seconds
 are microseconds times 1e-6 (polars multiplies by the reciprocal of a constant divisor).
 

@@ -15,8 +15,8 @@ the window, the order of tied events or the batch the request came in:
 
 The frame form (:func:`digit_struct`, :func:`sum_from_digits`...) represents each value
 exactly as integer *digits* of :data:`W` bits on one global grid (every finite double
-is an integer multiple of 2^-1074), so a window sum is a set of integer rolling sums
-(polars ``rolling_sum_by`` over Int64, exact) and one rounding at the end; the sum,
+is an integer multiple of 2^-1074), so a window sum is a set of integer sums (differences
+of int64 prefix sums, exact) and one rounding at the end; the sum,
 mean and std of one window share those sums. The row form
 (:func:`exact_sum`, ...) does the same with Python integers. Both round with the same
 rule, so they agree bit for bit; ``tests/features/test_features_exact.py`` checks both
@@ -179,44 +179,54 @@ def square_digits(x: np.ndarray, first: int, last: int) -> list[np.ndarray]:
             for lv in range(first, last + 1)]
 
 
+def _carry(d: np.ndarray) -> np.ndarray:
+    """Digits (levels x rows) with every level but the top in [0, 2**W), in place."""
+    for k in range(d.shape[0] - 1):
+        c = d[k] >> W
+        d[k] -= c << W
+        d[k + 1] += c
+    return d
+
+
 def _normalize(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sign, digits): the rows' values as sign and non-negative digits below 2**W."""
-    def carry(d: np.ndarray) -> np.ndarray:
-        d = np.concatenate([d, np.zeros((d.shape[0], EXTRA), np.int64)], axis=1)
-        for k in range(d.shape[1] - 1):
-            c = d[:, k] >> W
-            d[:, k] -= c << W
-            d[:, k + 1] += c
-        return d
-    d = carry(sums)
-    sign = np.where(d[:, -1] < 0, -1, 1)
-    if (sign < 0).any():
-        d[sign < 0] = carry(-sums[sign < 0])
-    return sign, d
+    """(sign, digits): the columns' values (levels x rows) as sign and non-negative
+    digits below 2**W, with :data:`EXTRA` levels on top for the carries."""
+    k, rows = sums.shape
+    d = np.zeros((k + EXTRA, rows), np.int64)
+    d[:k] = sums
+    _carry(d)
+    negative = d[-1] < 0
+    if negative.any():
+        neg = np.zeros((k + EXTRA, int(negative.sum())), np.int64)
+        neg[:k] = -sums[:, negative]
+        d[:, negative] = _carry(neg)
+    return np.where(negative, -1, 1), d
 
 
 def _round_digits(d: np.ndarray, first: int, base: int) -> tuple[np.ndarray, np.ndarray]:
     """(s, e) with the magnitude ~ s * 2**e, s correctly rounded (see :func:`round_units`)."""
-    rows, k = d.shape
-    nonzero = d != 0
-    lead = k - 1 - np.argmax(nonzero[:, ::-1], axis=1)
+    k, rows = d.shape
+    lead, low = np.full(rows, -1), np.full(rows, k)
+    for i in range(k):  # highest and lowest non-zero level of each column
+        nonzero = d[i] != 0
+        lead[nonzero] = i
+        low[nonzero & (low == k)] = i
+    flat, col = d.ravel(), np.arange(rows)
 
     def at(j):
-        idx = np.clip(j, 0, k - 1)
-        return np.where(j >= 0, d[np.arange(rows), idx], 0).astype(np.float64)
+        return np.where(j >= 0, flat[np.clip(j, 0, k - 1) * rows + col], 0).astype(np.float64)
     x = (at(lead) * 2.0 ** W + at(lead - 1)) * 2.0 ** (2 * W)
     y = at(lead - 2) * 2.0 ** W + at(lead - 3)
     s = x + y
     err = y - (s - x)  # exact: x and y are integers below 2**96, s their rounded sum
-    sticky = np.argmax(nonzero, axis=1) < lead - 3  # a non-zero digit below the four read
+    sticky = low < lead - 3  # a non-zero digit below the four read
     s = np.where(sticky & (err > 0) & (2 * err == np.spacing(s)), s + 2 * err, s)
-    e = (lead + first - 3) * W + base
-    return np.where(nonzero.any(axis=1), s, 0.0), e
+    return np.where(lead >= 0, s, 0.0), (lead + first - 3) * W + base
 
 
 def sums_and_means(sums: np.ndarray, first: int, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correctly rounded window sums, and means (the scaled sum over ``n``), from the
-    per-level window sums (rows x levels): one normalization for both."""
+    per-level window sums (levels x rows): one normalization for both."""
     sign, d = _normalize(sums)
     s, e = _round_digits(d, first, BASE)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -224,7 +234,7 @@ def sums_and_means(sums: np.ndarray, first: int, n: np.ndarray) -> tuple[np.ndar
 
 
 def sum_from_digits(sums: np.ndarray, first: int) -> np.ndarray:
-    return sums_and_means(sums, first, np.ones(sums.shape[0]))[0]
+    return sums_and_means(sums, first, np.ones(sums.shape[1]))[0]
 
 
 def mean_from_digits(sums: np.ndarray, first: int, n: np.ndarray) -> np.ndarray:
@@ -233,18 +243,19 @@ def mean_from_digits(sums: np.ndarray, first: int, n: np.ndarray) -> np.ndarray:
 
 def std_from_digits(sums: np.ndarray, first: int, squares: np.ndarray, first_sq: int,
                     n: np.ndarray) -> np.ndarray:
-    """Sample std from the window sums of value and square digits (rows with n >= 2)."""
-    sign, d1 = _normalize(sums)
+    """Sample std from the window sums of value and square digits (levels x rows; rows
+    with n >= 2)."""
+    _, d1 = _normalize(sums)
     _, d2 = _normalize(squares)
-    k1, k2 = d1.shape[1], d2.shape[1]
+    k1, k2 = d1.shape[0], d2.shape[0]
     width = max(2 * (k1 - 1) + 2 * first - first_sq + 1, k2) + 1
-    dd = np.zeros((d1.shape[0], width), np.int64)
-    dd[:, :k2] = d2 * n.astype(np.int64)[:, None]
+    dd = np.zeros((width, d1.shape[1]), np.int64)
+    dd[:k2] = d2 * n.astype(np.int64)
     off = 2 * first - first_sq  # level of digit (0, 0) of s1 * s1 on the square grid
     for i in range(k1):
         for j in range(k1):
             if off + i + j >= 0:
-                dd[:, off + i + j] -= d1[:, i] * d1[:, j]
+                dd[off + i + j] -= d1[i] * d1[j]
     _, dn = _normalize(dd)
     s, e = _round_digits(dn, first_sq, SQUARE_BASE)
     odd = e % 2 != 0

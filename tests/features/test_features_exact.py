@@ -40,9 +40,10 @@ def _digit_sums(values: list[float]):
     x = np.array(values)
     nz = np.abs(x[x != 0])
     first, last = exact.levels(nz.min(), nz.max()) if len(nz) else (0, 0)
-    sums = np.array([[int(d.sum()) for d in exact.value_digits(x, first, last)]], dtype=np.int64)
+    # levels x windows (one window)
+    sums = np.array([[int(d.sum())] for d in exact.value_digits(x, first, last)], dtype=np.int64)
     sq_first, sq_last = exact.square_levels(first, last)
-    squares = np.array([[int(d.sum()) for d in exact.square_digits(x, sq_first, sq_last)]],
+    squares = np.array([[int(d.sum())] for d in exact.square_digits(x, sq_first, sq_last)],
                        dtype=np.int64)
     return sums, first, squares, sq_first
 
@@ -87,7 +88,7 @@ def test_equal_values_have_a_std_of_exactly_zero_and_squares_are_exact():
         sums, first, squares, sq_first = _digit_sums([v] * 7)
         assert exact.std_from_digits(sums, first, squares, sq_first, np.array([7.0]))[0] == 0.0
     sums, first, squares, sq_first = _digit_sums([3.0, -1e-300, 1e200])
-    got = sum(int(d) << ((sq_first + i) * exact.W) for i, d in enumerate(squares[0])
+    got = sum(int(d) << ((sq_first + i) * exact.W) for i, d in enumerate(squares[:, 0])
               if sq_first + i >= 0)
     assert got == sum(exact.units(v) ** 2 for v in (3.0, -1e-300, 1e200))
 

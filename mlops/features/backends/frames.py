@@ -27,14 +27,7 @@ import polars as pl
 
 from mlops.features.aggregates import AGGREGATES, empty_value
 from mlops.features.backends.frame_lookups import add_lookups
-from mlops.features.backends.frame_windows import (
-    IS_EVENT,
-    add_distinct,
-    add_exact,
-    input_column,
-    rolling_exprs,
-    value_ranges,
-)
+from mlops.features.backends.frame_windows import IS_EVENT, add_windows, input_column
 from mlops.features.plan import MISSING_CATEGORY, FeaturePlan, WindowFeature
 from mlops.features.rules import REJECTED_FEATURE, REJECTED_INPUT, STATUS
 
@@ -134,32 +127,11 @@ def _by_form(plan: FeaturePlan) -> dict[str, list[WindowFeature]]:
     return out
 
 
-def _ranges(plan: FeaturePlan, source: pl.LazyFrame, forms: dict) -> dict:
-    """The value ranges of the exact sums' inputs, from the source rows before any sort:
-    the source columns themselves when the inputs are, else after the row stage."""
-    columns = list(dict.fromkeys(w.column for w in forms.get("exact", [])))
-    derived = {d.name for d in plan.derived}
-    if not set(columns) & derived:
-        return value_ranges(source, {c: pl.col(c) for c in columns})
-    staged = row_stage(plan, source.select(list(plan.source_columns)))
-    return value_ranges(staged, {c: pl.col(input_column(c)) for c in columns})
-
-
-def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, ranges: dict) -> pl.LazyFrame:
+def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict) -> pl.LazyFrame:
     """``lf`` (sorted by entity, timestamp) plus the count, extreme, exact and distinct
     window columns (raw: not yet defaulted)."""
-    ent, ts = plan.entity, plan.timestamp
-    simple = forms.get("count", []) + forms.get("extreme", [])
-    if simple:
-        lf = lf.with_columns(rolling_exprs(simple, entity=ent, ts=ts))
-    exact = forms.get("exact", [])
-    if exact:
-        columns = list(dict.fromkeys(w.column for w in exact))
-        for c in columns:
-            lf = add_exact(lf, [w for w in exact if w.column == c], c, ranges[c], entity=ent, ts=ts)
-    if forms.get("distinct"):
-        lf = add_distinct(lf, forms["distinct"], entity=ent, ts=ts)
-    return lf
+    windows = [w for form in ("count", "extreme", "exact", "distinct") for w in forms.get(form, [])]
+    return add_windows(lf, windows, entity=plan.entity, ts=plan.timestamp)
 
 
 def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
@@ -223,8 +195,7 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     ``keep`` names extra source columns to carry through (ids, labels); ``status`` adds
     :data:`mlops.features.rules.STATUS` (null when the row is scorable); ``event_flag``
     adds ``IS_EVENT`` (:data:`~mlops.features.backends.frame_windows.IS_EVENT`: the row
-    counts in windows; a duplicate or an invalid row does not). Exact sums need the digit
-    levels of their inputs: one pass over them runs now.
+    counts in windows; a duplicate or an invalid row does not).
 
     Example:
         >>> lf = compute_features(plan, events, keep=["is_fraud"])  # doctest: +SKIP
@@ -234,9 +205,9 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     base_cols = [ent, ts, *[k for k in keep if k not in skip]]
     lf = events.lazy().select(list(dict.fromkeys([*plan.source_columns, *base_cols])))
     forms = _by_form(plan)
-    ranges = _ranges(plan, lf, forms)
-    lf = event_flags(plan, row_stage(plan, lf)).sort([ent, ts], maintain_order=True)
-    lf = _multi_row(plan, lf, forms, ranges)
+    # the identity key has done its work: not carried through the sort
+    lf = event_flags(plan, row_stage(plan, lf)).drop(_KEY, strict=False)
+    lf = _multi_row(plan, lf.sort([ent, ts], maintain_order=True), forms)
     if forms.get("lookup"):
         lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), forms["lookup"], entity=ent, ts=ts)
     lf = _post(plan, lf)
@@ -277,7 +248,7 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
         at = add_lookups(at, events, forms["lookup"], entity=ent, ts=ts)
     if multi:
         # the points come out of the combined frame in ``at``'s (entity, time) order
-        at = pl.concat([at, _multi_row_at(plan, events, at, forms, _ranges(plan, source, forms))],
+        at = pl.concat([at, _multi_row_at(plan, events, at, forms)],
                        how="horizontal")
     out = _post(plan, at)
     if status:
@@ -306,7 +277,7 @@ def _points(plan: FeaturePlan, pts: pl.LazyFrame, events: pl.LazyFrame,
 
 
 def _multi_row_at(plan: FeaturePlan, events: pl.LazyFrame, keys: pl.LazyFrame,
-                  forms: dict, ranges: dict) -> pl.LazyFrame:
+                  forms: dict) -> pl.LazyFrame:
     """Count, extreme, exact and distinct values at the points, in ``keys`` order
     (points sorted by entity, time; only their entity and time are read): points ride
     along with the events (flagged, inputs null, so they never count) and are picked
@@ -321,7 +292,7 @@ def _multi_row_at(plan: FeaturePlan, events: pl.LazyFrame, keys: pl.LazyFrame,
                           how="diagonal_relaxed")
                 .sort([ent, ts], maintain_order=True))
     lookups = {k: v for k, v in forms.items() if k != "lookup"}
-    out = _multi_row(plan, combined, lookups, ranges)
+    out = _multi_row(plan, combined, lookups)
     return out.filter(~pl.col(IS_EVENT)).select(names)
 
 
