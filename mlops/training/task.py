@@ -20,6 +20,8 @@ from sklearn.base import is_classifier, is_regressor
 from mlops.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
+# the model's score column: in the monitoring reference, the monitor's rows and scored output
+PREDICTION = "prediction"
 
 
 def _final(model):
