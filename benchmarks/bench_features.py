@@ -33,19 +33,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.offline import compute_at, compute_features, sink_features  # noqa: E402
 
-SPEC = {"name": "bench", "raw": ["amount"],
+SPEC = {"name": "bench", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean"], "periods": ["1h", "30d"]},
                     {"aggs": ["count"], "periods": ["1d"]},
                     {"column": "amount", "aggs": ["max"], "periods": ["1d"]}],
         "derived": [{"name": "ratio_30d", "expr": "amount / (amount_mean_30d + 1)"},
                     {"name": "burst", "expr": "amount_sum_1h / (amount_sum_30d + 1)"}]}
 # every aggregation kind, for the skew section
-SPEC_ALL = {"name": "bench_all", "raw": ["amount"],
+SPEC_ALL = {"name": "bench_all", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
             "windows": [{"column": "amount", "aggs": ["sum", "mean", "std", "min", "max", "last"],
                          "periods": ["1d", "30d"]},
                         {"aggs": ["count", "since_last"], "periods": ["1d", "30d"]},
                         {"column": "item", "aggs": ["distinct"], "periods": ["1d", "30d"]}]}
-LOOKUP_SPEC = {"name": "lookup", "windows": [{"column": "amount", "aggs": ["last"], "periods": ["30d"]}]}
+LOOKUP_SPEC = {"name": "lookup", "entity": "user_id", "timestamp": "event_ts",
+               "windows": [{"column": "amount", "aggs": ["last"], "periods": ["30d"]}]}
 WINDOW_COLS = ["amount_sum_1h", "amount_mean_1h", "amount_sum_30d", "amount_mean_30d",
                "events_count_1d", "amount_max_1d", "ratio_30d", "burst"]
 DAYS = 180

@@ -27,8 +27,8 @@ from mlops.monitoring.baseline import PerformanceBaseline, parse_change, perform
 from mlops.monitoring.calibration import DEFAULT_MIN_CHUNKS, DEFAULT_STD_MULTIPLIER
 from mlops.monitoring.detector_limits import calibrate_detector
 from mlops.monitoring.performance import performance_by_chunk
+from mlops.training.task import PREDICTION
 
-PREDICTION = "prediction"
 LABELLED, IN_WINDOW = "__labelled", "__in_window"
 DETECTORS = {"page_hinkley": det.PageHinkley, "ddm": det.DDM, "adwin": det.ADWIN}
 STREAMS = ("errors", "missed_positives")

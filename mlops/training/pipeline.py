@@ -139,7 +139,7 @@ def _fairness(parts: dict, scores: dict, plan: FeaturePlan, attribute: str | Non
         raise ConfigError(f'"{attribute}" is not a column of the data',
                           key="training.fairness.attribute", fix="name a data column or null")
     decisions = (scores["test"] >= threshold).astype(int)
-    return fairness_audit(test[plan.label["column"]].to_numpy(), decisions,
+    return fairness_audit(test[plan.label.column].to_numpy(), decisions,
                           test[attribute].to_numpy(), attribute=attribute,
                           min_group_rows=settings.fairness.min_group_rows)
 
@@ -159,10 +159,10 @@ def train_model(pipe, plan: FeaturePlan, table: pl.DataFrame, settings: Training
     audit fairness, flag leakage and compare with ``champion`` on the test window."""
     metric, split = check_objective(settings, task)
     settings.decision.check(task)
-    label = plan.label["column"]
+    label = plan.label.column
     parts, split_info = time_split(table, timestamp=plan.timestamp,
                                    bounds=window_bounds(plan, table, settings),
-                                   available_at=plan.label.get("available_at"), label=label)
+                                   available_at=plan.label.available_at, label=label)
     warnings = feature_warnings(parts["train"], plan.feature_names)
     model = pipe.fit(parts["train"].select(plan.feature_names), label_target(parts["train"], label, task))
     scores = {name: score_frame(model, plan, parts[name]) for name in SPLITS}

@@ -14,7 +14,7 @@ SHOWN_METRICS = {
 
 
 @dataclass(frozen=True)
-class EstimatorInfo:
+class EstimatorSpec:
     """The estimator as configured: registry name, ``_target_`` and its params."""
 
     name: str
@@ -27,7 +27,7 @@ class TrainResult:
     """What ``action=train`` reports (and the lifecycle and sweepers read back)."""
 
     task: str
-    model: EstimatorInfo
+    model: EstimatorSpec
     plan: dict                   # name, version, hash, features
     split: dict
     evaluation: dict
@@ -41,7 +41,7 @@ class TrainResult:
     duration_s: float = 0.0
 
     @classmethod
-    def from_outcome(cls, outcome: TrainOutcome, plan: FeaturePlan, model: EstimatorInfo
+    def from_outcome(cls, outcome: TrainOutcome, plan: FeaturePlan, model: EstimatorSpec
                      ) -> TrainResult:
         """The result of ``outcome`` (not yet registered: set ``registry`` after)."""
         return cls(task=outcome.task, model=model,

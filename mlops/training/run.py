@@ -28,7 +28,7 @@ from mlops.registry.policy import decision_policy
 from mlops.training.champion import Champion
 from mlops.training.pipeline import TrainOutcome, check_fairness_gates, check_objective, train_model
 from mlops.training.registration import Lineage, register, registration_record
-from mlops.training.result import EstimatorInfo, TrainResult
+from mlops.training.result import EstimatorSpec, TrainResult
 from mlops.training.settings import ModelSettings, TrainingSettings
 from mlops.training.table import LabelledTable, stored_feature_table
 
@@ -87,7 +87,7 @@ def train(job: TrainingJob) -> tuple[TrainResult, TrainOutcome]:
     outcome = train_model(pipe, plan, built.frame, settings, task=task,
                           champion=load_champion(job, settings.compare_with))
     outcome.split["left_out"]["deduplicated"] = built.deduplicated
-    info = EstimatorInfo(job.name, job.model._target_, job.model.params)
+    info = EstimatorSpec(job.name, job.model._target_, job.model.params)
     result = TrainResult.from_outcome(outcome, plan, info)
     if settings.register:
         version = register(job.registry(), info.name,

@@ -13,7 +13,7 @@ from mlops.features.online import SQLiteStore, append_events, points_frame, real
 from mlops.serving.fast_features import small_batch_features, supported
 from mlops.serving.validation import RequestSchema
 
-SPEC = {"name": "every_agg", "raw": ["amount"],
+SPEC = {"name": "every_agg", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [
             {"column": "amount", "aggs": ["sum", "mean", "min", "max", "std", "count"],
@@ -82,7 +82,7 @@ def test_every_aggregate_matches_the_polars_path(setup, tmp_path):
 
 def test_windows_over_derived_columns_have_the_rows_backend_and_a_string_function_not(setup, tmp_path):
     events, _ = setup
-    spec = {"name": "d", "raw": ["amount"],
+    spec = {"name": "d", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
             "derived": [{"name": "log_amount", "expr": "ln(amount + 1)"}],
             "windows": [{"column": "log_amount", "aggs": ["sum"], "periods": ["1h"]}]}
     plan = compile_plan(spec, events.schema)

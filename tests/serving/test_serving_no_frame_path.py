@@ -76,7 +76,7 @@ def test_store_payloads_are_byte_identical_to_polars(tmp_path):
     assert encode_payloads(plan, cols) == encode_rows(frame, ["amount", "cat"])
 
 
-SPEC = {"name": "every_agg", "raw": ["amount"],
+SPEC = {"name": "every_agg", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [
             {"column": "amount", "aggs": ["sum", "mean", "min", "max", "std", "count"],

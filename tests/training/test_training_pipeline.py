@@ -20,7 +20,7 @@ from mlops.training.champion import Champion
 from mlops.training.estimator import build_pipeline
 from mlops.training.pipeline import check_fairness_gates, check_objective, train_model
 from mlops.training.registration import Lineage, register, registration_record
-from mlops.training.result import EstimatorInfo, TrainResult
+from mlops.training.result import EstimatorSpec, TrainResult
 from mlops.training.settings import FairnessSettings, ObjectiveSettings, TrainingSettings
 from mlops.training.task import PREDICTION
 
@@ -142,7 +142,7 @@ def test_settings_errors_name_the_key():
 
 def test_result_json_contract_and_registration_record(tmp_path, trained):
     plan, out = trained
-    result = TrainResult.from_outcome(out, plan, EstimatorInfo("m", "sklearn.linear_model.LogisticRegression"))
+    result = TrainResult.from_outcome(out, plan, EstimatorSpec("m", "sklearn.linear_model.LogisticRegression"))
     doc = result.to_json()
     assert list(doc) == ["action", "status", "headline", "task", "model", "plan", "split", "decision",
                          "evaluation",
