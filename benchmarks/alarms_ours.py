@@ -40,8 +40,8 @@ def concept_drift(monitor: dict) -> bool | None:
 
 
 def detectors(monitor: dict) -> bool | None:
-    """Any streaming detector firing in the run, as its report shows it (the burn-in before
-    the window included: it precedes the window, so before a shift it is unshifted too)."""
+    """Any streaming detector firing in the window, as its report shows it (``first_detection``
+    is the first one in the window; one in the burn-in before it belongs to the previous window)."""
     found = monitor.get("detectors") or {}
     if not found:
         return None

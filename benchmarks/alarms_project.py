@@ -93,18 +93,21 @@ def reference_rows(ds: DataSet, events: pl.DataFrame) -> pl.DataFrame:
     return events.filter((pl.col(ds.timestamp) >= t0) & (pl.col(ds.timestamp) < t1))
 
 
-def shifted_events(ds: DataSet, events: pl.DataFrame, shift: str, at: datetime) -> pl.DataFrame:
-    """``events`` with the shift applied from ``at`` (``both``: inputs, then labels)."""
+def shifted_events(ds: DataSet, events: pl.DataFrame, shift: str, at: datetime,
+                   size: float | None = None) -> pl.DataFrame:
+    """``events`` with the shift applied from ``at`` (``both``: inputs, then labels); ``size``
+    replaces the data set's input shift (in reference standard deviations)."""
     ref = reference_rows(ds, events)
+    inputs = ds.inputs_shift if size is None else {c: float(size) for c in ds.inputs_shift}
     out = events
     for scenario in (("inputs", "labels") if shift == "both" else (shift,)):
         out = scenario_frame(out, scenario, at=at, timestamp=ds.timestamp, label=ds.label,
-                             inputs=ds.inputs_shift, labels=ds.labels_shift, reference=ref)
+                             inputs=inputs, labels=ds.labels_shift, reference=ref)
     return out
 
 
 def write_project(target: Path, ds: DataSet, *, shift: str = "none",
-                  at: datetime | None = None) -> list[Path]:
+                  at: datetime | None = None, size: float | None = None) -> list[Path]:
     """Write the project folder (as ``mlops init`` lays one out); returns the files written."""
     at = at or datetime.fromisoformat(ds.shift_at)
     texts = {"conf/project.yaml": project_yaml(ds),
@@ -115,7 +118,7 @@ def write_project(target: Path, ds: DataSet, *, shift: str = "none",
         path.parent.mkdir(parents=True, exist_ok=True)
     for path, text in zip(paths, texts.values()):
         path.write_text(text)
-    shifted_events(ds, ds.load(), shift, at).write_csv(paths[-1])
+    shifted_events(ds, ds.load(), shift, at, size).write_csv(paths[-1])
     return paths
 
 
@@ -126,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shift", choices=["none", "inputs", "labels", "both"], default="none")
     ap.add_argument("--at", type=datetime.fromisoformat, default=None,
                     help="ISO date the shift starts (default: the data set's shift_at)")
+    ap.add_argument("--size", type=float, default=None,
+                    help="input shift in reference standard deviations (default: the data set's, as the bench)")
     args = ap.parse_args(argv)
     ds = DATASETS[args.data]
-    for path in write_project(args.target.resolve(), ds, shift=args.shift, at=args.at):
+    for path in write_project(args.target.resolve(), ds, shift=args.shift, at=args.at, size=args.size):
         print(f"wrote {path}")
     print(f"next: cd {args.target} && mlops action=features && mlops action=train")
     return 0

@@ -133,7 +133,10 @@ def _chunk_metrics(rows: pl.DataFrame, *, metric: str, chunk: str | int, min_chu
         parts = performance_by_chunk(rows, time_col=time_col, label_col=label_col, score_col=score_col,
                                      chunk=c, metric=metric, baseline=0.0, max_drop=0.0,
                                      higher_is_better=True)
-        return [p["value"] for p in parts if p["value"] is not None]
+        # a trailing remainder (the baseline's last few days) is no chunk of this size: its
+        # noisier metric would widen the band for nothing
+        full = float(np.median([p["rows"] for p in parts])) if parts else 0.0
+        return [p["value"] for p in parts if p["value"] is not None and p["rows"] >= full / 2]
 
     values = by(chunk)
     size = max(rows.height // max(len(values), 1), 1)

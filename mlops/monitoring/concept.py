@@ -124,13 +124,16 @@ def _scaled_params(name: str, kwargs: dict, sd: float | None) -> dict:
 
 
 def run_detectors(stream: np.ndarray, times: list, params: dict, kind: str,
-                  baseline: np.ndarray | None = None) -> dict:
+                  baseline: np.ndarray | None = None, window_from: int = 0) -> dict:
     """First detection per configured detector over the time-ordered stream.
 
     ``baseline`` is the same stream on the model's baseline rows: Page-Hinkley's parameters
     are scaled by its standard deviation, and Page-Hinkley's and DDM's alarm levels are
     raised to what the baseline reaches without any change (:mod:`.detector_limits`).
-    DDM models a 0/1 error rate: on a real-valued stream (scaled errors) it is skipped."""
+    DDM models a 0/1 error rate: on a real-valued stream (scaled errors) it is skipped.
+    The stream's first ``window_from`` values are the burn-in before the monitored window:
+    a detection there is about the previous window, so ``first_detection`` is the first one at
+    or after it (earlier ones are counted in ``before_window``)."""
     out = {}
     sd = float(baseline.std()) if baseline is not None and baseline.size > 1 else None
     binary = bool(np.isin(stream, (0.0, 1.0)).all())
@@ -149,10 +152,11 @@ def run_detectors(stream: np.ndarray, times: list, params: dict, kind: str,
             d = DETECTORS[name](**scaled)
         except (TypeError, ConfigError) as exc:
             raise ConfigError(str(exc), key=f"monitoring.detectors.{name}") from None
-        idx = det.first_detection(d, stream.tolist())
+        found = det.detections(d, stream.tolist())
+        idx = next((i for i in found if i >= window_from), None)
         out[name] = {"first_detection": idx, "time": str(times[idx]) if idx is not None else None,
                      "stream": kind, "n": int(len(stream)), "parameters": scaled,
-                     "calibration": calibration}
+                     "calibration": calibration, "before_window": sum(1 for i in found if i < window_from)}
     return out
 
 
@@ -188,9 +192,11 @@ def concept_drift(stream: pl.DataFrame, settings: ConceptSettings, *, task: str,
     y = ordered[label].to_numpy().astype(float)
     errors = error_stream(y, ordered[PREDICTION].to_numpy(), float(s.threshold), kind, task, scale)
     times = ordered[timestamp].to_list()
+    burn_in = out.burn_in_rows
     if kind == "missed_positives":  # the positives' times
         times = [t for t, v in zip(times, y) if v == 1]
-    out.detections = run_detectors(errors, times, s.detectors, kind, base_stream)
+        burn_in = int((y[:out.burn_in_rows] == 1).sum())
+    out.detections = run_detectors(errors, times, s.detectors, kind, base_stream, window_from=burn_in)
     out.stream = {"kind": kind, "baseline_mae": scale,
                   "baseline_mean": None if base_stream is None else float(base_stream.mean()),
                   "baseline_sd": None if base_stream is None else float(base_stream.std()),

@@ -38,8 +38,10 @@ def performance_by_chunk(df: pl.DataFrame, *, time_col: str, label_col: str, sco
                          higher_is_better: bool | None = None) -> list[dict]:
     """One dict per chunk: ``start, end, rows, unlabelled, positives, value, drop, flag, note``.
 
-    ``chunk`` is a polars duration ("1d", "1w", "6h": calendar windows ``[start, end)`` on
-    ``time_col``, empty windows omitted) or a row count N (consecutive N rows in time order;
+    ``chunk`` is a polars duration ("1d", "1w", "6h": windows ``[start, end)`` on ``time_col``
+    counted from the first row's time, so a 365-day chunk of a window starting on 1 January is
+    that year, not two pieces of it; "1mo", "1q", "1y" follow the calendar; empty windows
+    omitted) or a row count N (consecutive N rows in time order;
     ``start``/``end`` are the first and last timestamps). ``value`` is the metric (binary
     metrics take 0/1 labels and a score in [0, 1]; accuracy predicts 1 when score >= 0.5);
     ``drop`` is ``baseline - value`` when higher is better, else ``value - baseline``;
@@ -85,9 +87,31 @@ def _chunked(df: pl.DataFrame, time_col: str, chunk: str | int) -> pl.DataFrame:
         raise DataError(f"The time column {time_col!r} must be a Date or Datetime to chunk by "
                         f"{chunk!r}; got {dtype}", key=time_col,
                         fix="parse it (str.to_datetime) or chunk by a row count")
-    start = pl.col(time_col).dt.truncate(chunk)
+    fixed = fixed_duration(chunk)
+    if fixed is None:  # calendar units: months, quarters, years
+        start = pl.col(time_col).dt.truncate(chunk)
+    else:  # fixed lengths count from the first row, so chunks line up with the data's window
+        t = pl.col(time_col).cast(pl.Datetime("us"))
+        origin = t.min()
+        start = (origin + pl.duration(microseconds=((t - origin).dt.total_microseconds() // fixed) * fixed)
+                 ).cast(dtype)
     return df.with_columns(start.alias("__start"), start.dt.offset_by(chunk).alias("__end"),
                            start.rank("dense").alias("__chunk"))
+
+
+_UNIT_US = {"ns": 1e-3, "us": 1, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6, "d": 86400e6, "w": 604800e6}
+
+
+def fixed_duration(chunk: str) -> int | None:
+    """Microseconds of a duration in fixed units ("7d", "1d12h"); None for calendar units.
+
+    >>> fixed_duration("1d12h"), fixed_duration("1mo")
+    (129600000000, None)
+    """
+    parts = re.findall(r"(\d+)(ns|us|ms|s|mo|m|h|d|w|q|y)", chunk)
+    if any(unit in ("mo", "q", "y") for _, unit in parts):
+        return None
+    return int(sum(int(n) * _UNIT_US[unit] for n, unit in parts))
 
 
 def _chunk_result(part: pl.DataFrame, time_col: str, label_col: str, score_col: str,

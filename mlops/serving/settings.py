@@ -49,7 +49,7 @@ class BreakerSettings:
     fallback: Optional[str] = None        # on_trip=fallback: a registry alias or version
     default_value: Optional[float] = None  # on_trip=default: the constant answered (no default)
     # one client cannot trip the breaker: caps on what one entity / one request adds
-    max_entity_share: float = 0.05    # an entity keeps its latest records, at most this share of the window
+    max_entity_share: float = 0.1     # an entity keeps its latest records, at most this share of the window
     max_records_per_request: int = 20  # per request (records beyond are not observed)
     poll_seconds: float = 1.0    # how often a server re-reads the shared breaker state
     action: Optional[str] = None         # removed: on_trip (a ConfigError says so)

@@ -119,7 +119,8 @@ def test_calibrated_band_is_the_metric_spread_over_baseline_chunks():
                                k=3.0, min_chunks=6, time_col="ts", label_col="y", score_col="p",
                                recorded=None)
     assert got.value == pytest.approx(roc_auc_score(rows["y"], rows["p"]))
-    weeks = rows.with_columns(w=pl.col("ts").dt.truncate("7d")).partition_by("w", maintain_order=True)
+    first = rows["ts"].min()  # weeks counted from the first row
+    weeks = rows.with_columns(w=(pl.col("ts") - first).dt.total_days() // 7).partition_by("w", maintain_order=True)
     chunk_auc = [roc_auc_score(w["y"], w["p"]) for w in weeks]
     assert got.limit.chunks == len(chunk_auc) >= 6
     assert got.limit.threshold == pytest.approx(got.value - 3 * np.std(chunk_auc, ddof=1), rel=1e-9)
@@ -143,3 +144,12 @@ def test_max_change_rejects_what_it_cannot_read():
     for bad in ("lots", -1, True):
         with pytest.raises(ConfigError, match="max_change"):
             parse_change(bad)
+
+
+def test_a_detection_in_the_burn_in_belongs_to_the_previous_window():
+    stream = np.array([0.0] * 60 + [1.0] * 40 + [0.0] * 200)
+    params = {"page_hinkley": {"delta": 0.01, "threshold": 5.0, "min_instances": 30, "mode": "up"}}
+    whole = run_detectors(stream, list(range(300)), params, "errors")["page_hinkley"]
+    assert whole["first_detection"] is not None and whole["first_detection"] < 100
+    window = run_detectors(stream, list(range(300)), params, "errors", window_from=120)["page_hinkley"]
+    assert window["first_detection"] is None and window["before_window"] == 1

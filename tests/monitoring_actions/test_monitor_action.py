@@ -116,9 +116,9 @@ def test_reference_can_be_a_period_or_the_previous_windows(run_action):
     """monitoring.reference: {previous: N} fits the N windows before the monitored one; a
     period is [start, end); the report names what was used and its baseline comes from it."""
     data = _live(run_action, "covariate_shift")
-    code, m = _monitor(run_action, data, POST, "monitoring.reference={previous: 1}", out="prev")
+    code, m = _monitor(run_action, data, POST, "monitoring.reference={previous: 2}", out="prev")
     ref = m["reference"]
-    assert ref["kind"] == "previous" and ref["describe"] == "the 1 window(s) before the monitored one"
+    assert ref["kind"] == "previous" and ref["describe"] == "the 2 window(s) before the monitored one"
     start = m["current"]["start"]
     assert ref["end"] == start and ref["rows"] > 1000
     assert m["data_drift"] and code == 3                       # the pre-shift window vs the shifted one

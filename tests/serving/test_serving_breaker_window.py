@@ -127,3 +127,18 @@ def test_few_entities_with_long_histories_track_the_population():
     # are alive the cap keeps the busiest from dominating (the deviation is that, by design)
     assert (got[fill == size] == 0.0).all() and got.max() < 0.25
     assert np.median(first_psi) > 1.0
+
+
+def test_one_entity_at_its_share_cannot_reach_the_psi_floor_alone():
+    """The default max_entity_share (10%): even if every record an entity holds lands in one
+    decile bin, the PSI it adds stays under the 0.1 floor of every limit; 12.5% reaches it."""
+    from mlops.monitoring.stats import psi
+    from mlops.serving.settings import BreakerSettings
+    share = BreakerSettings().max_entity_share
+    ref = np.full(10, 0.1)
+
+    def one_entity(s):
+        cur = ref * (1 - s)
+        cur[0] += s
+        return psi(ref, cur)
+    assert share == 0.1 and one_entity(share) < 0.1 <= one_entity(0.126)
