@@ -11,16 +11,16 @@ optional (``pip install -e '.[bench]'``): a missing one is skipped with one line
 
 Sections: ``engine`` (ours vs hand-written polars rolling, pandas), ``skew`` (uniform vs
 Zipf vs one entity, every aggregation kind), ``lookup`` (``last`` within 30 days vs a
-hand-written ``join_asof``, over events and over a label spine), ``duckdb`` (parquet in,
-parquet out, each engine in a fresh process: time and peak RSS).
+hand-written ``join_asof``, over events and over a label spine), ``duckdb`` and ``pandas``
+(parquet in, parquet out, each engine a whole process timed from outside, imports included
+on both sides: time and peak RSS; DuckDB in both frame forms, ``EXCLUDE GROUP`` and a frame
+ending 1 microsecond before the row, with ``preserve_insertion_order = false``, the faster
+form is the peer; on the 6-window set and on a second set: sum 1h, count 1d, distinct 30d).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mlops
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.offline import compute_at, compute_features, sink_features  # noqa: E402
 
@@ -218,12 +219,26 @@ def section_lookup(rows: int, users: int, repeat: int) -> None:
           f"ours/hand = {t['ours_spine'] / t['hand_spine']:.2f}x (target <= 1.2x)")
 
 
-def duckdb_sql(source: str) -> str:
-    """SPEC in DuckDB SQL: RANGE frames [t - p, t] minus the current timestamp's peers
-    (EXCLUDE GROUP) = [t - p, t), ties excluded. (The alternative upper bound
-    ``INTERVAL 1 MICROSECOND PRECEDING`` gives the same values and ran slower.)"""
-    frame = ("(PARTITION BY user_id ORDER BY event_ts RANGE BETWEEN INTERVAL {} PRECEDING "
-             "AND CURRENT ROW EXCLUDE GROUP)")
+# A second window set (issue 24): a short sum, a day's count, a month's distinct count.
+SPEC2 = {"name": "bench2", "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]},
+                                       {"aggs": ["count"], "periods": ["1d"]},
+                                       {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
+SETS = {"set1": (SPEC, WINDOW_COLS), "set2": (SPEC2, ["amount_sum_1h", "events_count_1d", "item_distinct_30d"])}
+# DuckDB's two ways to say [t - p, t): the frame up to the current row minus its peers
+# (EXCLUDE GROUP), or a frame ending 1 microsecond before the row (timestamps are in us).
+FRAMES = {"exclude": "RANGE BETWEEN INTERVAL {} PRECEDING AND CURRENT ROW EXCLUDE GROUP",
+          "1us": "RANGE BETWEEN INTERVAL {} PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"}
+
+
+def duckdb_sql(source: str, window_set: str = "set1", frame: str = "1us") -> str:
+    """A window set in DuckDB SQL, RANGE frames over [t - p, t) (ties excluded)."""
+    w = "(PARTITION BY user_id ORDER BY event_ts " + FRAMES[frame] + ")"
+    if window_set == "set2":
+        return f"""SELECT event_id, coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h,
+            CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d,
+            count(DISTINCT item) OVER w30d AS item_distinct_30d
+          FROM {source}
+          WINDOW w1h AS {w.format("1 HOUR")}, w1d AS {w.format("1 DAY")}, w30d AS {w.format("30 DAY")}"""
     return f"""SELECT *, amount / (amount_mean_30d + 1) AS ratio_30d,
         amount_sum_1h / (amount_sum_30d + 1) AS burst
       FROM (SELECT event_id, user_id, event_ts, amount,
@@ -231,61 +246,94 @@ def duckdb_sql(source: str) -> str:
         coalesce(sum(amount) OVER w30d, 0) AS amount_sum_30d, avg(amount) OVER w30d AS amount_mean_30d,
         CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d, max(amount) OVER w1d AS amount_max_1d
       FROM {source}
-      WINDOW w1h AS {frame.format("1 HOUR")}, w30d AS {frame.format("30 DAY")},
-             w1d AS {frame.format("1 DAY")})"""
+      WINDOW w1h AS {w.format("1 HOUR")}, w30d AS {w.format("30 DAY")}, w1d AS {w.format("1 DAY")})"""
 
 
-def child(engine: str, src: str, out: str) -> None:
-    """One engine, parquet in, parquet out, in this fresh process; prints time and RSS."""
-    t = time.perf_counter()
+def pandas_file(src: str, out: str) -> None:
+    """Set 1 with pandas ``groupby().rolling(closed='left')``, parquet in and out."""
+    import pandas as pd
+    p = pd.read_parquet(src).sort_values(["user_id", "event_ts"], kind="stable")
+    g = p.set_index("event_ts").groupby("user_id", sort=False)["amount"]
+    res = pd.DataFrame({"event_id": p["event_id"].to_numpy()})
+    for period, name, aggs in (("1h", "1h", ("sum", "mean")), ("30D", "30d", ("sum", "mean")),
+                               ("1D", "1d", ("count", "max"))):
+        r = g.rolling(period, closed="left")
+        for a in aggs:
+            col = "events_count_1d" if a == "count" else f"amount_{a}_{name}"
+            res[col] = getattr(r, a)().to_numpy()
+    for c in ("amount_sum_1h", "amount_sum_30d", "events_count_1d"):
+        res[c] = res[c].fillna(0.0)
+    res["ratio_30d"] = p["amount"].to_numpy() / (res["amount_mean_30d"] + 1)
+    res["burst"] = res["amount_sum_1h"] / (res["amount_sum_30d"] + 1)
+    res.to_parquet(out)
+
+
+def child(engine: str, window_set: str, src: str, out: str) -> None:
+    """One engine in this fresh process: parquet in, zstd parquet out (timed from outside)."""
     if engine == "ours":
         lf = pl.scan_parquet(src)
-        sink_features(compile_plan(SPEC, lf.collect_schema()), lf, out, keep=["event_id"])
+        sink_features(compile_plan(SETS[window_set][0], lf.collect_schema()), lf, out, keep=["event_id"])
+    elif engine == "pandas":
+        pandas_file(src, out)
     else:
         import duckdb
-        # zstd, as sink_features writes: both engines produce the same kind of file
-        duckdb.sql(f"COPY ({duckdb_sql(f'read_parquet({src!r})')}) TO {out!r} "
-                   "(FORMAT parquet, COMPRESSION zstd)")
-    print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak_rss_mb()}))
+        con = duckdb.connect()
+        # DuckDB's performance guide: no insertion order to keep lets operators run in parallel
+        con.execute("SET preserve_insertion_order = false")
+        sql = duckdb_sql(f"read_parquet({src!r})", window_set, engine.split("-", 1)[1])
+        con.execute(f"COPY ({sql}) TO {out!r} (FORMAT parquet, COMPRESSION zstd)")
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS of this process. Linux's VmHWM belongs to this program's memory map;
-    ru_maxrss also carries the parent's RSS at fork/exec (the parent holds the data)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _assert_same(d: Path, engines: list[str], cols: list[str], n: int) -> None:
+    a = pl.read_parquet(d / "ours.parquet").sort("event_id")
+    assert a.height == n
+    for engine in engines:
+        b = pl.read_parquet(d / f"{engine}.parquet").sort("event_id")
+        assert b.height == n, engine
+        for c in cols:
+            np.testing.assert_allclose(a[c].to_numpy().astype(float), b[c].to_numpy().astype(float),
+                                       rtol=1e-9, equal_nan=True, err_msg=f"{engine} {c}")
 
 
-def section_duckdb(sizes: list[int], users: int, repeat: int) -> None:
-    if missing("duckdb", "DuckDB peer"):
-        return
+def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], json_path: str | None) -> None:
+    """Ours against DuckDB (both frame forms; the faster is the peer) and pandas, each engine a
+    whole process timed from outside (imports included on both sides), values asserted equal."""
+    from measure import Row, emit, load_average, run_process
+    engines = [e for e in peers if not missing(e.split("-")[0], f"{e} peer")]
     for n in sizes:
-        with tempfile.TemporaryDirectory() as d:
-            src = str(Path(d) / "events.parquet")
-            make_events(n, max(users, n // 50)).write_parquet(src)
-            runs: dict[str, list[dict]] = {"ours": [], "duckdb": []}
-            for _ in range(repeat):
-                for engine in runs:
-                    p = subprocess.run([sys.executable, __file__, "--child", engine, src,
-                                        str(Path(d) / f"{engine}.parquet")],
-                                       check=True, capture_output=True, text=True)
-                    runs[engine].append(json.loads(p.stdout.strip().splitlines()[-1]))
-            a = pl.read_parquet(Path(d) / "ours.parquet").sort("event_id")
-            b = pl.read_parquet(Path(d) / "duckdb.parquet").sort("event_id")
-            assert a.height == b.height == n
-            for c in WINDOW_COLS:
-                np.testing.assert_allclose(a[c].to_numpy().astype(float), b[c].to_numpy().astype(float),
-                                           rtol=1e-9, equal_nan=True, err_msg=c)
-        best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
-        peak = {k: max(r["peak_mb"] for r in v) for k, v in runs.items()}
-        print(f"  {n:,} events (parquet in/out, fresh process, values equal): ours {best['ours']:.2f} s "
-              f"/ {peak['ours']:,.0f} MB, DuckDB {best['duckdb']:.2f} s / {peak['duckdb']:,.0f} MB   "
-              f"DuckDB/ours = {best['duckdb'] / best['ours']:.2f}x (goal > 1x)")
+        for window_set, (_, cols) in SETS.items():
+            mine = [e for e in engines if not (e == "pandas" and window_set == "set2")]  # no distinct
+            with tempfile.TemporaryDirectory() as d:
+                d = Path(d)
+                src = str(d / "events.parquet")
+                make_events(n, max(users, n // 50)).write_parquet(src)
+                runs: dict[str, list] = {e: [] for e in ["ours", *mine]}
+                load = [load_average()]
+                for _ in range(repeat):
+                    for engine in runs:
+                        runs[engine].append(run_process(
+                            [sys.executable, __file__, "--child", engine, window_set, src,
+                             str(d / f"{engine}.parquet")]).check(engine))
+                    load.append(load_average())
+                _assert_same(d, mine, cols, n)
+            best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
+            rows = []
+            duck = sorted((e for e in mine if e.startswith("duckdb")), key=lambda e: best[e].seconds)
+            label = {"set1": "6 windows + 2 derived", "set2": "sum 1h, count 1d, distinct 30d"}[window_set]
+            for peer in duck[:1] + [e for e in mine if e == "pandas"]:
+                other = [f"{e}: {best[e].seconds:.2f} s" for e in duck[1:]] if peer in duck else []
+                version = _version(peer)
+                rows.append(Row(benchmark=f"features {n / 1e6:g}M events, {label}", peer=f"{peer} {version}",
+                                ours_s=best["ours"].seconds, peer_s=best[peer].seconds, timer="whole process",
+                                ours_peak_mb=best["ours"].peak_mb, peer_peak_mb=best[peer].peak_mb,
+                                values="every feature (rtol 1e-9)", load=load,
+                                note="; ".join([f"parquet in, parquet out, best of {repeat}", *other])))
+            emit(rows, json_path)
+
+
+def _version(engine: str) -> str:
+    import importlib.metadata
+    return importlib.metadata.version(engine.split("-")[0])
 
 
 def main() -> None:
@@ -296,7 +344,10 @@ def main() -> None:
     ap.add_argument("--only", default="engine,skew,lookup,duckdb")
     ap.add_argument("--duckdb-rows", default="1000000",
                     help="comma-separated sizes for the DuckDB section, e.g. 1000000,10000000")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--peers", default="duckdb-1us,duckdb-exclude,pandas",
+                    help="engines against ours in the duckdb section (whole processes)")
+    ap.add_argument("--json", default=None, help="append the result rows here (JSON lines)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         return child(*a.child)
@@ -310,9 +361,10 @@ def main() -> None:
     if "lookup" in only:
         print(f"lookup: last amount within 30 days, {a.rows:,} events")
         section_lookup(a.rows, a.users, a.repeat)
-    if "duckdb" in only:
-        print("duckdb: same 6 window + 2 derived features as DuckDB SQL window frames")
-        section_duckdb([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat)
+    if only & {"duckdb", "pandas"}:
+        print("duckdb, pandas: the same windows in DuckDB SQL frames and pandas rolling, whole processes")
+        peers = [p for p in a.peers.split(",") if p.split("-")[0] in only]
+        section_peers([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat, peers, a.json)
 
 
 if __name__ == "__main__":

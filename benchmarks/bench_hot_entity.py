@@ -30,11 +30,11 @@ from mlops.features.online import (  # noqa: E402
     append_events,
     points_frame,
 )
-from mlops.serving.app import freeze_startup_heap  # noqa: E402
-from mlops.serving.predict_path import ParsedRequest, process_batch  # noqa: E402
+from mlops.serving.http.app import freeze_startup_heap  # noqa: E402
+from mlops.serving.http.validation import check_records  # noqa: E402
+from mlops.serving.pipeline import ParsedRequest, process_batch  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
 from mlops.serving.state import ServingState  # noqa: E402
-from mlops.serving.validation import check_records  # noqa: E402
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)
 

@@ -1,4 +1,4 @@
-"""In-process cost of the request path per stage, frame path vs no-frame path (not in CI).
+"""In-process cost of the request pipeline per stage, frames backend vs rows backend (not in CI).
 
 Builds the same world as ``bench_serving.py`` (SQLite store with 60 days of history,
 breaker, prediction log), validates one record per request exactly as ``/predict``
@@ -28,21 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench_serving import build  # noqa: E402
 
-from mlops.serving import fast_path, predict_path  # noqa: E402
-from mlops.serving.predict_path import ParsedRequest, process_batch, request_ids  # noqa: E402
-from mlops.serving.validation import check_records  # noqa: E402
+from mlops.serving.http.validation import check_records  # noqa: E402
+from mlops.serving.pipeline import ParsedRequest, process_batch, request_ids  # noqa: E402
+from mlops.serving.pipeline import stages as pipeline_stages  # noqa: E402
 
-# (module, attribute, stage name): the functions each path calls once per batch
-STAGES = [
-    (predict_path, "points_frame", "request columns"),
-    (predict_path, "_features", "features"), (fast_path, "row_features", "features"),
-    (predict_path, "guard_batch", "guard"), (fast_path, "guard_rows", "guard"),
-    (predict_path, "_score", "score"), (fast_path, "_score", "score"),
-    (predict_path, "_breaker", "breaker"), (fast_path, "_breaker", "breaker"),
-    (predict_path, "_store", "store"), (fast_path, "_store", "store"),
-    (predict_path, "_log", "log"), (fast_path, "_log", "log"),
-    (predict_path, "respond", "respond"), (fast_path, "respond", "respond"),
-]
+# (module, attribute, stage name): the one pipeline's stages, each called once per batch
+STAGES = [(pipeline_stages, "respond", "respond")]
 
 
 def _timed(spans: dict, name: str, fn):
@@ -108,6 +99,9 @@ def main() -> None:
         fn = getattr(mod, attr)
         setattr(mod, attr, lambda *a, _fn=fn, _name=name, **kw:
                 _timed(current["spans"], _name, _fn)(*a, **kw))
+    pipeline_stages.STAGES = tuple(  # every stage of the one ordered list, timed
+        (lambda st, b, _fn=fn: _timed(current["spans"], _fn.__name__.replace("_stage", ""), _fn)(st, b))
+        for fn in pipeline_stages.STAGES)
     with tempfile.TemporaryDirectory() as tmp:
         state, records = _state(tmp, args.durable)
         current["spans"] = defaultdict(int)  # warm-up is not counted
@@ -117,23 +111,23 @@ def main() -> None:
         for rnd in range(2 * args.n // 100):  # interleave the paths in blocks of 50 calls
             path = "frames" if rnd % 2 == 0 else "rows"
             current["spans"] = spans[path]
-            state._row_plan = (None,) if path == "frames" else None
+            state.backends.forced = path
             for _ in range(50):
                 _call(state, records[pos:pos + args.batch], spans[path])
                 pos = (pos + args.batch) % (len(records) - args.batch)
         state.close()
     calls = args.n
-    names = list(dict.fromkeys(["validation", "request columns"] + [n for _, _, n in STAGES]
-                               + ["total (process_batch)"]))
+    names = list(dict.fromkeys(["validation", "features", "score", "guard", "breaker", "store",
+                                "log", "respond", "total (process_batch)"]))
     print(f"{args.batch} record(s) per call, {calls} calls per path, "
           f"{'durable' if args.durable else 'buffered'} log; mean us per call")
-    print(f"  {'stage':24s} {'frame path':>11s} {'no-frame':>9s}")
+    print(f"  {'stage':24s} {'frames':>11s} {'rows':>9s}")
     for n in names:
         f, r = spans["frames"][n] / calls / 1e3, spans["rows"][n] / calls / 1e3
         print(f"  {n:24s} {f:11.0f} {r:9.0f}")
     tf = spans["frames"]["total (process_batch)"]
     tr = spans["rows"]["total (process_batch)"]
-    print(f"  process_batch: no-frame / frame = {tr / tf:.2f}x")
+    print(f"  process_batch: rows / frames = {tr / tf:.2f}x")
 
 
 if __name__ == "__main__":

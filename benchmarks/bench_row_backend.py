@@ -2,9 +2,10 @@
 
 The baseline is the previous implementation, loaded from git (``--baseline``, default
 ``main``: ``mlops/serving/fast_features.py`` and ``fast_exprs.py`` as they were there,
-run against today's plan objects); the current one is the same entry point,
-``mlops.serving.fast_features.row_features``, now a thin feed into
-``mlops.features.backends.rows``. Both read the same SQLite store (the entity's recent
+run against today's plan objects; since the request pipeline replaced them, pass
+``--baseline 0021b11``); the current one is what the request pipeline runs for a small
+batch: the stored history (``mlops.serving.pipeline.features.stored_history``) into
+``mlops.features.backends.rows.row_features``. Both read the same SQLite store (the entity's recent
 events) and compute every feature of one record (or ``--batch`` records), interleaved,
 best of ``--repeat`` medians. Values are compared first (the baseline's sums differ in
 the last bit: it summed in arrival order; the rows backend's sums are exact).
@@ -29,10 +30,24 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from mlops.data.synthetic import SyntheticParams, generate  # noqa: E402
+from mlops.features.backends.rows import row_features  # noqa: E402
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.online import SQLiteStore, append_events  # noqa: E402
-from mlops.serving import fast_features  # noqa: E402
-from mlops.serving.validation import RequestSchema  # noqa: E402
+from mlops.serving.http.validation import RequestSchema  # noqa: E402
+from mlops.serving.pipeline.features import stored_history  # noqa: E402
+
+
+class fast_features:  # noqa: N801 - the rows backend as the request pipeline feeds it
+    @staticmethod
+    def compile_rows(plan, kinds=None):
+        return plan
+
+    @staticmethod
+    def row_features(plan, store, cols):
+        points = [dict(zip(cols, v)) for v in zip(*cols.values())]
+        history = stored_history(plan, store, cols[plan.entity], cols[plan.timestamp]) + points
+        return row_features(plan, history, points)
+
 
 SPECS = {
     "serving bench (sum, mean, count; 1 derived)": {

@@ -7,7 +7,7 @@
   defaults as they are built: ``mlops.constraints.recorded``) and the comment written beside
   the field.
 - ``reference/http-api.md`` and ``reference/openapi.json``: the OpenAPI document the
-  server publishes (``mlops.serving.openapi``), for the demo's plan and a small model.
+  server publishes (``mlops.serving.http.openapi``), for the demo's plan and a small model.
 
 Nothing here is hand-written per key, so a new key, type, default or rule shows up by itself.
 """
@@ -183,7 +183,7 @@ def openapi_document() -> dict:
     from mlops.features.compile import compile_plan
     from mlops.features.offline import compute_features
     from mlops.features.online.sqlite import SQLiteStore
-    from mlops.serving.app import create_app
+    from mlops.serving.http.app import create_app
     from mlops.serving.skew import ModelInfo
     from mlops.serving.state import ServingState
     from mlops.training.estimator import build_estimator, build_pipeline

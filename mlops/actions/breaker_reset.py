@@ -13,7 +13,7 @@ from contextlib import closing
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
 from mlops.reports.views.registry import registry_report
-from mlops.serving.breaker_shared import SharedBreakerState, reset_breaker, scope_key
+from mlops.serving.breaker.shared import SharedBreakerState, reset_breaker, scope_key
 
 
 def run(ctx: RunContext) -> ActionResult:

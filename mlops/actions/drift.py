@@ -4,7 +4,9 @@
 
 Runs the statistics, deciding tests, thresholds and per-feature overrides of
 ``action=monitor`` over the columns both datasets share (or ``monitoring.columns``), plus
-the multivariate test, and writes ``drift.json`` + ``drift.html``. Exit code 3 on dataset
+the multivariate test when asked (``monitoring.multivariate.enabled=true``), and writes
+``drift.json`` + ``drift.html``. Every reference value is kept (exact KS and Wasserstein)
+unless ``monitoring.reference_max_rows`` declares a sample. Exit code 3 on dataset
 drift when ``alert`` is in ``monitoring.on_drift`` (the alert goes to
 ``paths.home/alerts.jsonl``, as for monitor). ``monitoring.reference`` ending in ``.npz`` is a
 fitted reference (e.g. a model's) instead of data files.
@@ -34,6 +36,8 @@ def run(ctx: RunContext) -> ActionResult:
             raise ConfigError("is required for action=drift", key=f"monitoring.{key}",
                               fix=f"pass monitoring.{key}=<parquet or csv glob>")
     on_drift = check_on_drift(mc.on_drift, fix="use alert (the others need a model)")
+    # off by default here: a quick two-file comparison; monitoring.multivariate.enabled=true runs it
+    multivariate = mc.multivariate.when_unset(enabled=False)
     ref_spec, cur_spec = str(mc.reference), mc.current
     current = read_files(cur_spec, key="monitoring.current")
     fitted = ref_spec.endswith(".npz")
@@ -42,9 +46,9 @@ def run(ctx: RunContext) -> ActionResult:
              **(spec.role_columns() if spec is not None else {})}
     try:
         reference = Reference.load(ref_spec) if fitted else read_files(ref_spec, key="monitoring.reference")
-        drift, ref_rows = compare_datasets(reference, current, mc.policy(), multivariate=mc.multivariate,
+        drift, ref_rows = compare_datasets(reference, current, mc.policy(), multivariate=multivariate,
                                            columns=mc.columns, column_types=mc.column_types,
-                                           exclude=never)
+                                           exclude=never, reference_max_rows=mc.reference_max_rows)
     except (ConfigError, DataError) as exc:
         if exc.key and exc.key.startswith("monitoring."):
             raise

@@ -30,7 +30,7 @@ from mlops.monitoring.sources import current_frame, prediction_log_frame
 from mlops.registry.policy import decision_policy
 from mlops.reports.views.monitor import estimation_display, monitor_display, over_time
 from mlops.reports.views.train import model_card
-from mlops.serving.breaker_shared import trip_breaker
+from mlops.serving.breaker.shared import trip_breaker
 from mlops.training.run import stage_candidate, train
 
 

@@ -48,7 +48,7 @@ def run(ctx: RunContext) -> ActionResult:
     start, end, history, window = _window(events, state.plan, rc)
     eid = ctx.event_id if ctx.event_id in events.columns else None
     sim["now"] = start
-    _preload(state, history, eid)
+    _preload(state, history)
     cols = [c for c in dict.fromkeys([*([eid] if eid else []), *state.plan.source_columns])
             if c in events.columns]
     sent, ready, metrics_text = asyncio.run(_serve(state, window, cols, eid,
@@ -75,13 +75,12 @@ def _window(events: pl.DataFrame, plan, rc) -> tuple:
     return start, end, history, window
 
 
-def _preload(state, history: pl.DataFrame, eid: str | None) -> None:
-    """The store first learns the history before the window (what production would hold)."""
-    from mlops.features.online import append_events
-    plan = state.plan
-    append_events(plan, state.store, history.select(list(plan.source_columns))
-                  .cast(state.request_schema.polars_schema(), strict=False),
-                  None if eid is None else history[eid].cast(pl.String).to_list())
+def _preload(state, history: pl.DataFrame) -> None:
+    """The store first learns the history before the window (what production would hold),
+    as the server stores events (the plan's rules and identity)."""
+    from mlops.features.online.events import append_history
+    append_history(state.plan, state.store, history.select(list(state.plan.source_columns)),
+                   now_us=state.now_us())
 
 
 async def _serve(state, window: pl.DataFrame, cols: list[str], eid: str | None, step: int,

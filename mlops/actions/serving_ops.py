@@ -9,18 +9,25 @@ from __future__ import annotations
 import glob
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import polars as pl
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.serving_support import load_served, open_serving_state, served_plan, settings
+from mlops.actions.serving_support import (
+    load_served,
+    open_serving_state,
+    served_model_or_plan,
+    served_plan,
+    settings,
+)
 from mlops.errors import DataError
 from mlops.features.online import materialize, open_store
-from mlops.filesystem import atomic_path
+from mlops.features.online.materialize import materialize_as_of
 from mlops.serving import replay_parity, score_events
 from mlops.serving import serve as serve_app
+from mlops.serving.batch import score_summary
+from mlops.serving.shards import merge_shards
 
 
 def serve(ctx: RunContext) -> ActionResult:
@@ -64,7 +71,7 @@ def score(ctx: RunContext) -> ActionResult:
                        num_shards=None if shard is None else n, store=store, parts=parts)
     store.close()
     decision = info.extra["decision"]
-    stats = _score_stats(pl.scan_parquet(out), decision["task"])
+    stats = score_summary(out, decision["task"])
     said = (f"mean prediction {stats['mean_prediction']:.4g}" if decision["task"] == "regression"
             else f"{stats['flag_rate'] or 0:.2%} flagged at threshold {decision['threshold']:.4g}")
     result = {"status": "ok", "headline": f"scored {rep.rows:,} events with {info.name} "
@@ -85,15 +92,6 @@ def score(ctx: RunContext) -> ActionResult:
     return ActionResult(result=result, metrics={"rows": rep.rows})
 
 
-def _score_stats(preds: pl.LazyFrame, task: str) -> dict:
-    """Rows and mean score; the flag rate for a classifier, the mean value for a regressor."""
-    if task == "regression":
-        return preds.select(pl.len().alias("rows"), pl.col("prediction").mean()
-                            .alias("mean_prediction")).collect().row(0, named=True)
-    return preds.select(pl.len().alias("rows"), pl.col("probability").mean().alias("mean_p"),
-                        pl.col("prediction").mean().alias("flag_rate")).collect().row(0, named=True)
-
-
 def score_merge(ctx: RunContext) -> ActionResult:
     """``action=score_merge``: verify every shard of a sharded score run is present, complete and disjoint."""
     sc = ctx.cfg.serving
@@ -101,36 +99,11 @@ def score_merge(ctx: RunContext) -> ActionResult:
     if not src:
         raise DataError("score_merge needs the shard files", key="serving.input",
                         fix="pass serving.input='<sweep dir>/*/predictions-*.parquet'")
-    files = sorted(glob.glob(str(src)))
     n = int(sc.num_shards)
-    seen = {}
-    for f in files:
-        parts = Path(f).stem.split("-")
-        seen.setdefault(int(parts[1]), []).append(f)
-    missing = [i for i in range(n) if i not in seen]
-    dup_files = {i: fs for i, fs in seen.items() if len(fs) > 1}
-    if missing or dup_files or not files:
-        raise DataError(f"shards missing: {missing}; shards written more than once: "
-                        f"{sorted(dup_files)}", key="serving.input",
-                        fix="re-run the missing shards (serving.shard=i) and remove duplicates")
-    merged = pl.scan_parquet(files)
-    ent = served_plan(ctx)[0].entity
-    eid = ctx.event_id
-    counts = merged.select(pl.len().alias("rows"), pl.col(ent).n_unique().alias("entities"),
-                           ).collect().row(0, named=True)
-    if eid and eid in merged.collect_schema():
-        dup = counts["rows"] - merged.select(pl.col(eid).n_unique()).collect().item()
-        what = "rows"
-    else:  # no event id: shards partition entities, so an entity in two files is a duplicate
-        dup = (pl.concat([pl.scan_parquet(f).select(ent).unique() for f in files])
-               .group_by(ent).len().filter(pl.col("len") > 1).select(pl.len()).collect().item())
-        what = "entities"
-    if dup:
-        raise DataError(f"{dup} {what} appear in more than one shard", key="serving.input",
-                        fix="remove the duplicated shard files and re-run the merge")
     out = ctx.output_dir / "predictions.parquet"
-    with atomic_path(out) as tmp:  # whole or not at all; a full disk names the path
-        merged.sink_parquet(tmp)
+    rep = merge_shards(sorted(glob.glob(str(src))), n, entity=served_plan(ctx)[0].entity,
+                       event_id=ctx.event_id, out=out)
+    counts, files = {"rows": rep.rows, "entities": rep.entities}, rep.files
     result = {"status": "ok", "headline": f"{n} shards, {counts['rows']:,} rows, "
               f"{counts['entities']:,} entities, no duplicates", "shards": n, "files": files,
               "rows": counts["rows"], "entities": counts["entities"], "output": out.name}
@@ -140,20 +113,24 @@ def score_merge(ctx: RunContext) -> ActionResult:
 
 
 def materialize_store(ctx: RunContext) -> ActionResult:
-    """``action=materialize``: window features of every entity into the online store."""
+    """``action=materialize``: what the server of ``serving.mode`` reads, as of
+    ``serving.as_of``: window features (hybrid) or the events of the longest window (realtime)."""
     plan, plan_from = served_plan(ctx)
     s = settings(ctx)
     store = open_store(s.store.type, path=s.store.path, url=s.store.url,
                        namespace=s.store.namespace, timeout_ms=s.store.timeout_ms)
     t0 = time.perf_counter()
-    rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id)
-    result = {"status": "ok", "headline": f"materialized {rep.entities:,} entities as of "
-              f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type}", **rep.as_dict(),
+    rep = materialize(plan, ctx.scan_events(), store, event_id=ctx.event_id, mode=s.mode,
+                      as_of=materialize_as_of(ctx.cfg.serving.as_of))
+    what = f"{rep.events:,} events of {rep.entities:,} entities" if rep.mode == "realtime" \
+        else f"{rep.entities:,} entities"
+    result = {"status": "ok", "headline": f"materialized {what} as of "
+              f"{rep.as_of:%Y-%m-%d %H:%M} into {s.store.type} ({rep.mode})", **rep.as_dict(),
               "store": {"type": s.store.type, "path": s.store.path if s.store.type == "sqlite"
                         else s.store.url}, "plan_hash": plan.spec_hash, "plan_from": plan_from,
               "seconds": round(time.perf_counter() - t0, 3)}
-    write_report(ctx, "materialize", result, title="Materialize window features",
-                 context={"facts": {**_facts(result, ("entities", "as_of", "compute_seconds",
+    write_report(ctx, "materialize", result, title="Materialize the online store",
+                 context={"facts": {**_facts(result, ("mode", "entities", "events", "as_of", "compute_seconds",
                                                       "write_seconds", "plan_hash",
                                                       "plan_from")),
                                     **result["store"]}})
@@ -161,26 +138,17 @@ def materialize_store(ctx: RunContext) -> ActionResult:
 
 
 def parity(ctx: RunContext) -> ActionResult:
-    """``action=parity``: replay events through every serving backend of the plan and
-    compare with batch (the feature computation; the full server pipeline is not replayed)."""
-    plan, plan_from = served_plan(ctx)
+    """``action=parity``: replay events through the request pipeline of every backend of
+    the plan (the served model when one is registered) and compare with batch scoring."""
+    model, info, plan, plan_from = served_model_or_plan(ctx)
     events = ctx.scan_events().collect()
-    rep = replay_parity(plan, events, n_events=int(ctx.cfg.serving.parity_events),
-                        seed=int(ctx.cfg.seed), batch_size=4,
-                        source_schema=dict(events.schema))
-    d = rep.as_dict()
-    ok = rep.ok
-    names = " and ".join(d["backends"])
-    bad = ", ".join(f"{b}: {v['n_mismatches']}" for b, v in d["backends"].items() if not v["ok"])
-    result = {"status": "ok" if ok else "fail",
-              "headline": (f"serving features equal batch features: {d['events']} events x "
-                           f"{d['features']} features through the {names} backend"
-                           f"{'s' if len(d['backends']) > 1 else ''}, bit for bit" if ok else
-                           f"{d['n_mismatches']} feature mismatches between serving and batch "
-                           f"({bad})"),
-              **d, "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
-    write_report(ctx, "parity", result, title="Parity: serving path vs batch path")
-    return ActionResult(result=result, exit_code=0 if ok else 1)
+    rep = replay_parity(plan, events, model=model, info=info,
+                        n_events=int(ctx.cfg.serving.parity_events), seed=int(ctx.cfg.seed),
+                        batch_size=4, source_schema=dict(events.schema))
+    result = {"status": "ok" if rep.ok else "fail", "headline": rep.headline(), **rep.as_dict(),
+              "plan": {"name": plan.name, "hash": plan.spec_hash, "from": plan_from}}
+    write_report(ctx, "parity", result, title="Parity: the request pipeline vs batch scoring")
+    return ActionResult(result=result, exit_code=0 if rep.ok else 1)
 
 
 def _facts(result: dict, keys) -> dict:

@@ -15,14 +15,14 @@ from mlops.actions.registry_access import model_name, open_registry, trusted_typ
 from mlops.errors import ConfigError, NotFoundError
 from mlops.features.online import open_store
 from mlops.features.online.store import check_trusted
-from mlops.monitoring.reference import Reference
 from mlops.serving import (
     BreakerReference,
     ServingSettings,
     open_state,
 )
-from mlops.serving.breaker_limits import calibrated_reference
-from mlops.serving.breaker_shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
+from mlops.serving.breaker.limits import reference_for_breaker
+from mlops.serving.breaker.shared import SharedBreakerState, reset_breaker, scope_key, trip_breaker
+from mlops.serving.pipeline.features import recent_history
 
 
 def settings(ctx: RunContext) -> ServingSettings:
@@ -81,21 +81,24 @@ def served_plan(ctx: RunContext) -> tuple:
     return ctx.model_plan(mv), f"model {name} v{mv.version} ({target})"
 
 
+def served_model_or_plan(ctx: RunContext) -> tuple:
+    """(model, info, plan, where the plan came from) of ``serving.alias``; before any model
+    is registered, (None, None, the configured plan, ...)."""
+    try:
+        model, info, mv, plan = load_served(ctx)
+    except NotFoundError:
+        return None, None, ctx.plan(), "features (no registered model yet)"
+    return model, info, plan, f"model {info.name} v{info.version} ({ctx.cfg.serving.alias})"
+
+
 def breaker_reference(ctx: RunContext, mv, plan, s: ServingSettings) -> BreakerReference | None:
     """Breaker bins from the reference statistics stored with the model, with their limits
     calibrated on its rows for ``serving.breaker.window`` (None: no reference stored, so
     the breaker stays off, as /ready says)."""
     if not s.breaker.enabled:
         return None
-    b = s.breaker
-    try:
-        fitted = Reference.load(open_registry(ctx).reference_path(mv.name, mv.version))
-        return calibrated_reference(fitted, plan.feature_names, window=b.window,
-                                    k=b.std_multiplier, floor=b.psi_floor)
-    except Exception as exc:
-        if not hasattr(exc, "exit_code"):
-            raise
-        return None
+    return reference_for_breaker(open_registry(ctx).reference_path(mv.name, mv.version),
+                                 plan.feature_names, s.breaker)
 
 
 def _version(ref: str):
@@ -153,7 +156,8 @@ def open_serving_state(ctx: RunContext, *, breaker_scope: str | None = None, **o
                       fallback=fallback, reload_fn=reload_fn, source_schema=schema,
                       router=experiment_router(ctx), event_id=ctx.event_id, audit=audit,
                       gate_check=gate_check, reference_fn=reference_fn,
-                      breaker_scope=breaker_scope)
+                      breaker_scope=breaker_scope,
+                      history=recent_history(plan, ctx.scan_events()) if s.mode == "realtime" else None)
 
 
 def trip_serving_breaker(ctx: RunContext, name: str, version, reason: str) -> dict:

@@ -146,6 +146,7 @@ class ServingConfig(ServingSettings):
     num_shards: int = 1
     rows_per_partition: int = 1_000_000   # score: entity partitions of about this many rows
     parity_events: int = 300              # parity: events replayed
+    as_of: Optional[str] = None           # materialize: load as of this ISO time; null = after the latest event
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@ variants, and outcome analysis from sufficient statistics (Welch, relative lift,
 guardrails, novelty, CUPED, sequential intervals, multiple testing, power, decision).
 """
 from mlops.experiments.analysis import analyze
-from mlops.experiments.assignment import assign_many, bucket, bucket_ranges, buckets_many, choose_variant, fnv1a32
+from mlops.experiments.assignment import assign_many, bucket, bucket_ranges, buckets_many, choose_variant
 from mlops.experiments.checks import adjust_pvalues, novelty, srm
 from mlops.experiments.comparison import Comparison, compare_moments, non_inferiority, welch
 from mlops.experiments.cuped import cuped_compare, cuped_theta
@@ -16,7 +16,7 @@ from mlops.experiments.sufficient import SufficientStats, aggregate_units
 
 __all__ = [
     "ExperimentSpec", "Guardrail", "Metric", "Variant", "SufficientStats", "Comparison",
-    "fnv1a32", "bucket", "buckets_many", "bucket_ranges", "choose_variant", "assign_many",
+    "bucket", "buckets_many", "bucket_ranges", "choose_variant", "assign_many",
     "route", "assign_units", "check_weights_unchanged", "fingerprint",
     "aggregate_units", "welch", "compare_moments", "non_inferiority", "srm", "adjust_pvalues",
     "novelty", "cuped_theta", "cuped_compare", "sequential_ci", "sequential_halfwidth",

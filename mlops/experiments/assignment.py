@@ -1,6 +1,7 @@
 """Deterministic variant assignment: GrowthBook's v2 hashing (FNV-1a 32-bit).
 
-``bucket(seed, unit_id)`` is ``fnv1a32(str(fnv1a32(seed + unit_id))) % 10000 / 10000``,
+``bucket(seed, unit_id)`` is ``fnv(str(fnv(seed + unit_id))) % 10000 / 10000`` with
+``fnv`` = :func:`mlops.fnv.fnv1a32_utf16`,
 the same number every GrowthBook SDK computes for ``hashVersion: 2``, so a unit lands
 in the same variant here, in the serving router and in any GrowthBook client.
 
@@ -11,52 +12,15 @@ in different buckets than GrowthBook does, so we follow the SDK.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
 from mlops.errors import ExperimentError
+from mlops.fnv import FNV_OFFSET, FNV_PRIME, fnv1a32_many, fnv1a32_utf16
 
-FNV_OFFSET = 0x811C9DC5
-FNV_PRIME = 0x01000193
-_MASK = 0xFFFFFFFF
 _BUCKETS = 10000
-
-
-def _code_units(text: str) -> Iterable[int]:
-    if text.isascii():
-        return text.encode("ascii")
-    return memoryview(text.encode("utf-16-le")).cast("H")
-
-
-def fnv1a32_units(units: Iterable[int], state: int = FNV_OFFSET) -> int:
-    """FNV-1a 32-bit over a sequence of code units (bytes, UTF-16 units), continued from
-    ``state``: the one scalar FNV-1a (assignment hashes UTF-16 units, batch sharding bytes).
-
-    >>> hex(fnv1a32_units(b"a"))
-    '0xe40c292c'
-    """
-    for unit in units:
-        state = ((state ^ unit) * FNV_PRIME) & _MASK
-    return state
-
-
-def _fnv_continue(state: int, text: str) -> int:
-    return fnv1a32_units(_code_units(text), state)
-
-
-def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a of ``text`` (per UTF-16 code unit, as GrowthBook hashes).
-
-    >>> hex(fnv1a32("a"))
-    '0xe40c292c'
-    """
-    if not isinstance(text, str):
-        raise ExperimentError(
-            f"fnv1a32 hashes a str; got {type(text).__name__} instead", key="text",
-            fix="pass str(value)")
-    return _fnv_continue(FNV_OFFSET, text)
 
 
 def _unit_str(unit_id: object) -> str:
@@ -79,8 +43,8 @@ def bucket(seed: str, unit_id: str | int) -> float:
     """
     if not isinstance(seed, str):
         raise ExperimentError(f"The seed must be a str; got {type(seed).__name__} instead", key="seed")
-    first = _fnv_continue(FNV_OFFSET, seed + _unit_str(unit_id))
-    return (_fnv_continue(FNV_OFFSET, str(first)) % _BUCKETS) / _BUCKETS
+    first = fnv1a32_utf16(seed + _unit_str(unit_id))
+    return (fnv1a32_utf16(str(first)) % _BUCKETS) / _BUCKETS
 
 
 def bucket_ranges(weights: Sequence[float], coverage: float = 1.0) -> list[tuple[float, float]]:
@@ -125,31 +89,8 @@ def _as_str_list(unit_ids: Sequence[str | int] | pl.Series) -> list[str]:
     return [_unit_str(x) for x in ids]
 
 
-def fnv1a32_many(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-                 state0: int = FNV_OFFSET) -> np.ndarray:
-    """FNV-1a continued from ``state0`` over many code-unit strings stored back to back
-    (``buf[offsets[i]:offsets[i] + lengths[i]]`` is string i; uint8 or uint16 units):
-    the one vectorized FNV-1a (uint32 array out)."""
-    n = len(lengths)
-    # Longest strings first, so the strings still being hashed at position j are a prefix.
-    order = np.argsort(-lengths, kind="stable")
-    lens_sorted, offs_sorted = lengths[order], offsets[order]
-    h = np.full(n, state0, dtype=np.uint32)
-    prime = np.uint32(FNV_PRIME)
-    max_len = int(lens_sorted[0]) if n else 0
-    active = n
-    for j in range(max_len):
-        while active and lens_sorted[active - 1] <= j:
-            active -= 1
-        units = buf[offs_sorted[:active] + j].astype(np.uint32)
-        h[:active] = (h[:active] ^ units) * prime  # uint32 arithmetic wraps mod 2**32
-    out = np.empty(n, dtype=np.uint32)
-    out[order] = h
-    return out
-
-
 def _hash_decimal(values: np.ndarray) -> np.ndarray:
-    """fnv1a32(str(v)) for each uint32 v, without building the strings."""
+    """fnv1a32_utf16(str(v)) (= utf8: digits are ASCII) for each uint32 v, without building the strings."""
     v = values.astype(np.uint64)
     n_digits = np.ones(len(v), dtype=np.int64)
     for k in range(1, 10):
@@ -180,7 +121,7 @@ def buckets_many(seed: str, unit_ids: Sequence[str | int] | pl.Series) -> np.nda
                               dtype=np.int64, count=len(ids))
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     # FNV is a stream: hash the shared seed prefix once and continue from that state.
-    first = fnv1a32_many(buf, offsets, lengths, _fnv_continue(FNV_OFFSET, seed))
+    first = fnv1a32_many(buf, offsets, lengths, fnv1a32_utf16(seed))
     second = _hash_decimal(first)
     return (second % np.uint32(_BUCKETS)).astype(np.float64) / _BUCKETS
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 import polars as pl
 
+from mlops.constraints import Interval, validate
 from mlops.errors import ConfigError, DataError
 from mlops.monitoring.drift import detect_drift
 from mlops.monitoring.multivariate import MultivariateSettings, multivariate_check
@@ -157,16 +158,18 @@ def _inferred(name: str, ref_dtype: pl.DataType, cur_dtype: pl.DataType, *,
 
 
 def compare_frames(reference: pl.DataFrame, current: pl.DataFrame, plan: ColumnPlan,
-                   policy: DriftPolicy, *, max_rows: int | None = 200_000,
+                   policy: DriftPolicy, *, max_rows: int | None = None,
                    progress: Callable[[int, int, str], None] | None = None,
                    timestamp: str | None = None) -> dict:
     """Fit reference statistics on ``reference`` and detect drift in ``current``.
 
     Calibrated limits cut the reference into chunks in ``timestamp`` order (file order
-    without one). Returns :func:`detect_drift`'s dict plus ``skipped`` (column -> reason).
+    without one). ``max_rows=None`` keeps every reference value (exact); a number declares a
+    sample (:func:`fit_reference`). Returns :func:`detect_drift`'s dict plus ``skipped``.
     """
+    # no joint row sample: the multivariate check, when on, reads these rows themselves
     ref = fit_reference(reference, numeric=plan.numeric, categorical=plan.categorical,
-                        n_bins=policy.n_bins, max_rows=max_rows, timestamp=timestamp)
+                        n_bins=policy.n_bins, max_rows=max_rows, timestamp=timestamp, sample_rows=0)
     out = detect_drift(ref, current.select(plan.columns), policy, progress=progress)
     out["skipped"] = dict(plan.skipped)
     return out
@@ -262,15 +265,19 @@ def compare_datasets(reference: Reference | pl.DataFrame, current: pl.DataFrame,
                      policy: DriftPolicy, *, multivariate: MultivariateSettings,
                      columns: list[str] | None = None,
                      column_types: Mapping[str, str] | None = None,
-                     exclude: Mapping[str, str] | None = None) -> tuple[dict, int]:
+                     exclude: Mapping[str, str] | None = None,
+                     reference_max_rows: int | None = None) -> tuple[dict, int]:
     """Drift of ``current`` against reference rows or a fitted :class:`Reference`.
 
     Returns the drift dict (with ``skipped`` and ``multivariate``) and the number of
     reference rows. A fitted reference compares its own columns (``columns``,
     ``column_types`` and ``exclude`` apply to reference rows only). Rows: a column all null
     on one side takes the other side's type; ids (unique per row) and ``exclude``'s columns
-    are skipped with their reason.
+    are skipped with their reason. ``reference_max_rows`` (rows only): None keeps every
+    reference value, a number declares a sample.
     """
+    validate(dict(reference_max_rows=reference_max_rows),
+             {"reference_max_rows": [Interval(int, 2, None), None]})
     if isinstance(reference, Reference):
         plan = ColumnPlan(numeric=list(reference.numeric), categorical=list(reference.categorical))
         missing = [c for c in plan.columns if c not in current.columns]
@@ -291,6 +298,7 @@ def compare_datasets(reference: Reference | pl.DataFrame, current: pl.DataFrame,
         plan = skip_identifiers(reference, current, plan, explicit=columns)
         reference, current = apply_types(reference, current, plan)
         drift = compare_frames(reference, current, plan, policy, timestamp=_time_column(reference, exclude),
+                               max_rows=reference_max_rows,
                                progress=progress_for(current.height, len(plan.columns)))
         ref_rows, n_ref = reference, reference.height
     drift["multivariate"] = multivariate_check(multivariate, ref_rows, current, plan.numeric,

@@ -28,6 +28,7 @@ import numpy as np
 
 from mlops.monitoring import stats
 from mlops.monitoring.calibration import ChunkLayout, Limit, chunk_values, upper_limit
+from mlops.monitoring.chunk_stats import SortedWhole, ks_to_whole, wasserstein_to_whole
 
 DEFAULT_FLOORS = {"wasserstein": 0.1, "ks": 0.1, "psi": 0.1, "js": 0.1, "chi2": 0.1}
 
@@ -38,33 +39,50 @@ def chi2_floor(cohens_w: float, n: int) -> float:
 
 
 def numeric_limit(values: np.ndarray, *, test: str, ref_std: float | None, edges: np.ndarray,
-                  layout: ChunkLayout, k: float, floor: float | None) -> Limit | None:
+                  layout: ChunkLayout, k: float, floor: float | None,
+                  all_sorted: np.ndarray | None = None) -> Limit | None:
     """The calibrated limit of ``test`` for a numeric feature whose reference values in time
-    order are ``values`` (NaN for null/non-finite); None when no spread can be measured."""
+    order are ``values`` (NaN for null/non-finite); None when no spread can be measured.
+
+    ``all_sorted``: the finite ``values`` sorted, when the caller holds them (the reference's
+    sorted values when its rows are complete); sorted here otherwise. Each chunk is sorted
+    (numpy's vectorised sort beats binary-searching unsorted values into the bins) and costs
+    ``O(n log N)`` against the whole (:mod:`mlops.monitoring.chunk_stats`).
+    """
     finite = np.isfinite(values)
-    all_sorted = np.sort(values[finite])
-    total = all_sorted.size
+    total = int(finite.sum())
     if total < 4:
         return None
-    all_counts = stats.bin_counts(all_sorted, edges, is_sorted=True) if test in ("psi", "js") else None
-    std = float(ref_std) if ref_std is not None else float(all_sorted.std())
+    whole = SortedWhole(np.sort(values[finite]) if all_sorted is None else all_sorted)
+    if test in ("psi", "js"):
+        all_counts = stats.bin_counts(whole.values, edges, is_sorted=True)
 
-    def statistic(rows: slice) -> float | None:
-        chunk = values[rows]
-        chunk = np.sort(chunk[np.isfinite(chunk)])
-        n = chunk.size
-        if n < 2 or total - n < 2:
-            return None
-        if test in ("psi", "js"):
+        def binned(chunk: np.ndarray, n: int) -> float | None:
             counts = stats.bin_counts(chunk, edges, is_sorted=True)
             return _binned(test, all_counts - counts, counts)
+        return _chunk_limit(values, test, layout, k, floor, total, binned)
+    std = float(ref_std) if ref_std is not None else float(whole.values.std())
+
+    def against_rest(chunk: np.ndarray, n: int) -> float:
         # against the rest of the reference: the ECDF difference scales by N / (N - n)
         scale = total / (total - n)
         if test == "ks":
-            return scale * stats.ks_statistic_from_sorted(all_sorted, chunk, cur_is_sorted=True)
-        return scale * stats.wasserstein_from_sorted(all_sorted, chunk, std, cur_is_sorted=True)
+            return scale * ks_to_whole(whole, chunk)
+        return scale * wasserstein_to_whole(whole, chunk) / max(std, stats.WASSERSTEIN_STD_FLOOR)
+    return _chunk_limit(values, test, layout, k, floor, total, against_rest)
 
-    return upper_limit(chunk_values(layout, statistic), k=k, floor=floor, statistic=test, layout=layout)
+
+def _chunk_limit(values: np.ndarray, test: str, layout: ChunkLayout, k: float, floor: float | None,
+                 total: int, statistic) -> Limit | None:
+    """``statistic(sorted finite chunk values, their count)`` over the chunks, as an upper limit."""
+    def one(rows: slice) -> float | None:
+        chunk = np.sort(values[rows])  # NaN (null, non-finite) sorts last
+        chunk = chunk[:int(np.count_nonzero(np.isfinite(chunk)))]
+        n = chunk.size
+        if n < 2 or total - n < 2:
+            return None
+        return statistic(chunk, n)
+    return upper_limit(chunk_values(layout, one), k=k, floor=floor, statistic=test, layout=layout)
 
 
 def categorical_limit(codes: np.ndarray, *, test: str, n_categories: int, layout: ChunkLayout,

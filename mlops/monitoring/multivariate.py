@@ -27,8 +27,8 @@ threads (default 1): on a busy machine OpenMP's spinning threads made one fit 40
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import ClassVar, Optional
 
 import numpy as np
 import polars as pl
@@ -93,7 +93,7 @@ def domain_classifier(reference: pl.DataFrame, current: pl.DataFrame, *, numeric
 class MultivariateSettings(Constrained):
     """When and how the domain-classifier test runs (``monitoring.multivariate``)."""
 
-    enabled: bool = True
+    enabled: Optional[bool] = None        # null: on in action=monitor, off in action=drift
     max_rows: int = 5_000                 # rows sampled per side (reference, current)
     folds: int = 3                        # cross-validation folds for the out-of-fold AUC
     permutations: int = 500               # label shuffles for the AUC threshold
@@ -111,8 +111,12 @@ class MultivariateSettings(Constrained):
         "min_auc": [Interval(float, 0.5, 1, closed="left")]}
 
     def check(self) -> None:
-        if self.enabled:  # a disabled test is never run, so its values are not checked
+        if self.enabled is not False:  # a disabled test is never run: its values are not checked
             super().check()
+
+    def when_unset(self, *, enabled: bool) -> MultivariateSettings:
+        """These settings with ``enabled: null`` read as the action's default ``enabled``."""
+        return self if self.enabled is not None else replace(self, enabled=enabled)
 
 
 def multivariate_check(settings: MultivariateSettings, reference: pl.DataFrame | None,

@@ -5,13 +5,24 @@ the bin edges and bin counts (for PSI/JS), and the null / non-finite counts. Per
 column: the count of every category. The reference saves to one ``.npz`` file (arrays plus
 a JSON header, loaded with ``allow_pickle=False``) and summarises to a small JSON dict used
 by reports; the serving circuit breaker bins with it too (PSI bins per feature and for the
-score, :meth:`mlops.serving.breaker_bins.BreakerReference.from_reference`).
+score, :meth:`mlops.serving.breaker.bins.BreakerReference.from_reference`).
 
-Large references: when a column has more than ``max_rows`` finite values, only an evenly
-spaced subsample of its *sorted* values is kept, ``sorted[round(linspace(0, n-1, max_rows))]``
-(the minimum and maximum included). Its ECDF is within ``1 / max_rows`` of the full one, so
-KS and Wasserstein change by at most about that much. The KS p-value still uses the true
-row count. Edges, bin counts, std, min and max always come from all the finite values.
+Exact by default: every finite value is kept sorted, so KS and Wasserstein equal scipy's on
+the whole reference at any size (searchsorted on sorted arrays; 10M rows take about as long
+to sort as to read). A sample only when declared: with ``max_rows``, a column with more
+finite values keeps an evenly spaced subsample of its *sorted* values,
+``sorted[round(linspace(0, n-1, max_rows))]`` (the minimum and maximum included). Its ECDF is
+within ``1 / max_rows`` of the full one, so KS and Wasserstein change by at most about that
+much; :attr:`NumericReference.subsampled` says so and drift reports name the features. The
+KS p-value still uses the true row count. Edges, bin counts, std, min and max always come
+from all the finite values.
+
+Storage: when the rows in time order (below) hold every row (no thinning), they hold
+exactly the sorted values in another order, so the ``.npz`` keeps them once (time order)
+and the sorted values are sorted again on load: half the file (8 instead of 16 bytes per
+value) for +0.06 s per 10M values (numpy's vectorised sort) -- measured against keeping
+both arrays and against sorted values plus an int32 permutation (12 bytes per value,
+slower to load than the sort).
 
 Joint sample: per-column statistics lose how features relate, which the multivariate
 (domain-classifier) test needs, so the reference also keeps ``sample_rows`` (5,000) whole rows
@@ -24,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +50,9 @@ from mlops.monitoring.columns import categorical_column, numeric_column, require
 from mlops.monitoring.reference_rows import Baseline, ReferenceRows, reference_rows
 
 FORMAT = "mlops.monitoring.reference"
-FORMAT_VERSION = 2           # 2 adds the rows in time order and the model's baseline rows
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3           # 2 adds the rows in time order and the model's baseline rows;
+                             # 3 stores sorted values once when the rows hold them all
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class Reference:
     numeric: dict[str, NumericReference]
     categorical: dict[str, CategoricalReference]
     n_bins: int = 10
-    max_rows: int | None = 200_000
+    max_rows: int | None = None          # None: every sorted value kept (exact)
     features: list[str] = field(default_factory=list)
     sample: dict[str, np.ndarray] = field(default_factory=dict)  # joint rows (see module doc)
     rows: ReferenceRows | None = None     # the rows in time order (calibrated thresholds)
@@ -110,6 +123,14 @@ class Reference:
         if not self.features:
             self.features = [*self.numeric, *self.categorical]
 
+    def rows_hold_sorted(self, name: str) -> bool:
+        """True when the rows in time order hold exactly the sorted values of numeric feature
+        ``name`` (no thinning, no subsample, no row left out), in another order."""
+        ref = self.numeric[name]
+        values = None if self.rows is None else self.rows.numeric.get(name)
+        return (values is not None and self.rows.step == 1 and not ref.subsampled
+                and int(np.count_nonzero(np.isfinite(values))) == ref.valid)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the reference to one ``.npz`` file (atomically) and return its path."""
         path = Path(path)
@@ -124,7 +145,10 @@ class Reference:
                                        "min": ref.min, "max": ref.max}
             arrays[f"num{i}_edges"] = ref.edges
             arrays[f"num{i}_counts"] = ref.counts
-            arrays[f"num{i}_sorted"] = ref.sorted_values
+            if self.rows_hold_sorted(name):  # sorted again on load (module doc: storage)
+                header["numeric"][name]["sorted_from_rows"] = True
+            else:
+                arrays[f"num{i}_sorted"] = ref.sorted_values
         for j, (name, ref) in enumerate(self.categorical.items()):
             header["categorical"][name] = {"index": j, "rows": ref.rows, "nulls": ref.nulls,
                                            "categories": list(ref.categories)}
@@ -164,21 +188,25 @@ class Reference:
                             f"{header.get('version')!r}; expected {FORMAT!r} version "
                             f"{' or '.join(map(str, READABLE_VERSIONS))}",
                             key="reference", fix="refit and save the reference")
+        rows = ReferenceRows.from_arrays(header["rows"], arrays, "rows_") if "rows" in header else None
         numeric = {}
         for name, h in header["numeric"].items():
             i = h["index"]
+            if h.get("sorted_from_rows"):  # NaN (null, non-finite) sorts last
+                sorted_values = np.sort(rows.numeric[name])[:h["valid"]]
+            else:
+                sorted_values = arrays[f"num{i}_sorted"]
             numeric[name] = NumericReference(
                 rows=h["rows"], nulls=h["nulls"], nonfinite=h["nonfinite"], valid=h["valid"],
                 mean=h["mean"], std=h["std"], min=h["min"], max=h["max"],
                 edges=arrays[f"num{i}_edges"], counts=arrays[f"num{i}_counts"],
-                sorted_values=arrays[f"num{i}_sorted"])
+                sorted_values=sorted_values)
         categorical = {
             name: CategoricalReference(rows=h["rows"], nulls=h["nulls"],
                                        categories=tuple(h["categories"]),
                                        counts=arrays[f"cat{h['index']}_counts"])
             for name, h in header["categorical"].items()}
         sample = {name: arrays[f"sample{k}"] for k, name in enumerate(header.get("sample", []))}
-        rows = ReferenceRows.from_arrays(header["rows"], arrays, "rows_") if "rows" in header else None
         baseline = Baseline.from_arrays(arrays) if header.get("baseline") else None
         return cls(numeric=numeric, categorical=categorical, n_bins=header["n_bins"],
                    max_rows=header["max_rows"], features=list(header["features"]), sample=sample,
@@ -212,15 +240,39 @@ class Reference:
                 "features": {name: features[name] for name in self.features}}
 
 
+def reference_values_info(reference: Reference) -> dict:
+    """Whether KS and Wasserstein used every reference value (exact) or a declared sample.
+
+    >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(1000)]}), numeric=["x"],
+    ...                     categorical=[], max_rows=100)
+    >>> info = reference_values_info(ref)
+    >>> info["exact"], info["sampled"]
+    (False, {'x': {'kept': 100, 'valid': 1000}})
+    """
+    sampled = {name: (ref.sorted_values.size, ref.valid) for name, ref in reference.numeric.items()
+               if ref.subsampled}
+    if not sampled:
+        return {"exact": True, "max_rows": reference.max_rows, "sampled": {},
+                "note": "KS and Wasserstein on every reference value (exact)"
+                        if reference.numeric else "no numeric feature"}
+    which = ", ".join(f"{name} ({kept:,} of {valid:,})" for name, (kept, valid) in sampled.items())
+    return {"exact": False, "max_rows": reference.max_rows,
+            "sampled": {name: {"kept": kept, "valid": valid} for name, (kept, valid) in sampled.items()},
+            "note": f"KS and Wasserstein on an evenly spaced sample of the sorted reference values "
+                    f"(at most {reference.max_rows:,} per feature, declared): {which}; within "
+                    f"1 / {reference.max_rows:,} of the exact ECDF. Bins, PSI and JS use every value"}
+
+
 def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str],
-                  n_bins: int = 10, max_rows: int | None = 200_000,
+                  n_bins: int = 10, max_rows: int | None = None,
                   sample_rows: int = 5_000, seed: int = 0, timestamp: str | None = None,
                   keep_rows: bool = True) -> Reference:
     """Fit reference statistics once from training data.
 
-    ``max_rows=None`` keeps every sorted value (exact KS/Wasserstein on any size). The
-    rows are also kept in time order (by ``timestamp``; file order without one) for
-    calibrated thresholds, thinned to ``max_rows``; ``keep_rows=False`` skips them.
+    ``max_rows=None`` (the default) keeps every sorted value: KS and Wasserstein are exact
+    at any size; a number declares a sample (module doc). The rows are also kept in time
+    order (by ``timestamp``; file order without one) for calibrated thresholds, thinned to
+    ``max_rows``; ``keep_rows=False`` skips them.
 
     >>> ref = fit_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", None]}),
     ...                     numeric=["x"], categorical=["c"], n_bins=2)
@@ -230,7 +282,10 @@ def fit_reference(df: pl.DataFrame, *, numeric: list[str], categorical: list[str
     numeric, categorical = list(numeric), list(categorical)
     _validate_fit_args(numeric, categorical, n_bins, max_rows)
     require_columns(df, numeric + categorical, what="reference data")
-    numeric_refs = {name: _fit_numeric(df.get_column(name), n_bins, max_rows) for name in numeric}
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8, max(len(numeric), 1))) as pool:
+        # numpy's sorts release the GIL: one column per thread
+        fitted = pool.map(lambda name: _fit_numeric(df.get_column(name), n_bins, max_rows), numeric)
+        numeric_refs = dict(zip(numeric, fitted))
     categorical_refs = {name: _fit_categorical(df.get_column(name)) for name in categorical}
     rows = None
     if keep_rows:

@@ -99,6 +99,7 @@ class MonitoringSettings(Constrained):
     min_rows_dataset: int = 50            # dataset drift (and alerts) need this many rows
     columns: Optional[list[str]] = None   # action=drift: columns to compare; null = shared ones
     column_types: dict[str, str] = field(default_factory=dict)  # drift: {col: numeric|categorical}
+    reference_max_rows: Optional[int] = None  # drift: sorted values kept per column; null = all (exact)
     history_runs: int = 20                # runs shown in the drift-over-time charts
     multivariate: MultivariateSettings = field(default_factory=MultivariateSettings)
     estimation: EstimationSettings = field(default_factory=EstimationSettings)
@@ -106,7 +107,8 @@ class MonitoringSettings(Constrained):
 
     CONSTRAINTS: ClassVar[dict] = {
         "source": [Options(*SOURCES)], "detector_stream": [Options(*STREAMS)],
-        "history_runs": [Interval(int, 1, None)]}
+        "history_runs": [Interval(int, 1, None)],
+        "reference_max_rows": [Interval(int, 2, None), None]}
 
     def check(self) -> None:
         """The declared constraints, the ``on_drift`` actions and the drift policy's keys."""
@@ -138,4 +140,5 @@ class MonitoringSettings(Constrained):
         """Everything ``action=monitor`` decides, for a model deciding at ``threshold``."""
         return MonitorSettings(policy=self.policy(), on_drift=tuple(self.on_drift),
                                prediction_drift_acts=self.prediction_drift_acts,
-                               multivariate=self.multivariate, concept=self.concept(threshold))
+                               multivariate=self.multivariate.when_unset(enabled=True),
+                               concept=self.concept(threshold))

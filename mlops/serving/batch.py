@@ -7,11 +7,16 @@ parquet file; at most about two partitions are in memory. Each output row carrie
 model name/version and the plan hash.
 
 Sharding splits by entity (windows are per entity, so shards are independent): an
-entity goes to shard ``fnv1a32(utf8(entity)) % num_shards``. The hash is our own
-(FNV-1a, 32 bit, over UTF-8 bytes, vectorized in numpy), not polars' ``hash``, which
-is not stable across polars versions. Concatenating every shard's output gives the
+entity goes to shard ``fnv1a32_utf8(entity) % num_shards`` (:mod:`mlops.fnv`: FNV-1a,
+32 bit, over UTF-8 bytes, vectorized in numpy), not polars' ``hash``, which is not stable
+across polars versions. Concatenating every shard's output gives the
 unsharded output row for row once sorted by an id (probabilities may differ in the last
 bit: the model's sums run over differently sized batches).
+
+Under ``rules.nonfinite: reject`` a row the engine calls unscorable (a non-finite input or
+feature) is written with a null prediction and probability and the reason in
+``unscored_reason``; under ``missing`` (the default) no feature is ever non-finite. Batch
+scoring never calls the model on a non-finite value, so it never fails on one.
 
 With ``store`` given, the latest prediction per entity is published into the store's
 prediction cache (:func:`mlops.features.online.publish_predictions`; served by ``mode="batch"``).
@@ -30,44 +35,37 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.errors import ConfigError, DataError
-from mlops.experiments.assignment import fnv1a32_many, fnv1a32_units
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_features
 from mlops.features.online import OnlineStore, publish_predictions
-from mlops.serving.scoring import predict_scores
+from mlops.features.rules import STATUS
+from mlops.fnv import fnv1a32_utf8_series
+from mlops.serving.model.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 from mlops.training.task import is_regression_model
 
 _MODEL_ROWS = 100_000
-
-
-def fnv1a32(text: str) -> int:
-    """FNV-1a 32-bit of the UTF-8 bytes of ``text`` (the scalar reference).
-
-    >>> hex(fnv1a32("a"))
-    '0xe40c292c'
-    """
-    return fnv1a32_units(text.encode("utf-8"))
-
-
-def fnv1a32_series(values: pl.Series) -> np.ndarray:
-    """Vectorized :func:`fnv1a32` over a string Series (null hashes as "")."""
-    arr = values.cast(pl.String).fill_null("").to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_binary())
-    _, offs_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offs_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None \
-        else np.zeros(0, np.uint8)
-    return fnv1a32_many(data, offsets[:-1], np.diff(offsets))
+UNSCORED = "unscored_reason"   # under rules.nonfinite: reject, why a row has no prediction
 
 
 def shard_expr(entity: str, num_shards: int) -> pl.Expr:
     """Shard number of each row's entity (UInt32), for ``filter(shard_expr(...) == k)``."""
     return pl.col(entity).map_batches(
-        lambda s: pl.Series(fnv1a32_series(s) % np.uint32(num_shards), dtype=pl.UInt32),
+        lambda s: pl.Series(fnv1a32_utf8_series(s) % np.uint32(num_shards), dtype=pl.UInt32),
         return_dtype=pl.UInt32, is_elementwise=True)
+
+
+def score_summary(path: str | os.PathLike, task: str) -> dict:
+    """Rows and mean score of a predictions file: the flag rate for a classifier, the mean
+    value for a regressor (and, under ``rules.nonfinite: reject``, how many rows were not scored)."""
+    preds = pl.scan_parquet(path)
+    unscored = [pl.col(UNSCORED).is_not_null().sum().alias("unscored")] \
+        if UNSCORED in preds.collect_schema() else []
+    if task == "regression":
+        cols = [pl.col("prediction").mean().alias("mean_prediction")]
+    else:
+        cols = [pl.col("probability").mean().alias("mean_p"), pl.col("prediction").mean().alias("flag_rate")]
+    return preds.select(pl.len().alias("rows"), *cols, *unscored).collect().row(0, named=True)
 
 
 @dataclass
@@ -103,7 +101,7 @@ def _part_filter(entity: str, num_shards: int, shard: int, parts: int, k: int) -
     """Rows of user shard ``shard`` (h % num_shards) and internal part ``k``
     ((h // num_shards) % parts), from one hash evaluation per row."""
     def keep(s: pl.Series) -> pl.Series:
-        h = fnv1a32_series(s)
+        h = fnv1a32_utf8_series(s)
         ok = (h % np.uint32(num_shards) == shard) & ((h // np.uint32(num_shards))
                                                      % np.uint32(parts) == k)
         return pl.Series(ok, dtype=pl.Boolean)
@@ -122,7 +120,7 @@ def score_events(plan: FeaturePlan, model, info: ModelInfo,
     timestamp, ``keep`` columns, [features], ``prediction`` (a classifier's class at
     ``info.decision_threshold``, the version's policy; a regressor's value),
     ``probability`` (classifiers; null for a regressor), ``model_name``, ``model_version``,
-    ``plan_hash``.
+    ``plan_hash`` (and ``unscored_reason`` under ``rules.nonfinite: reject``).
 
     The work is split into ``parts`` entity partitions (by the same stable hash as the
     shards) and pipelined: while the model scores part k (Python), polars computes the
@@ -174,6 +172,7 @@ class _ScoringJob:
     include_features: bool
 
     def __post_init__(self):
+        self.reject = self.plan.rules.reject  # unscorable rows: no prediction, a reason
         fschema = compute_features(self.plan, self.lf, keep=self.keep).collect_schema()
         base = [c for c in fschema.names() if c not in self.plan.feature_names]
         self.out_cols = [*base, *(self.plan.feature_names if self.include_features else [])]
@@ -182,25 +181,35 @@ class _ScoringJob:
         self.out_schema = {**{c: fschema[c] for c in self.out_cols},
                            "prediction": pl.Float64 if self.regression else pl.Int64,
                            "probability": pl.Float64, "model_name": pl.String,
-                           "model_version": pl.String, "plan_hash": pl.String}
+                           "model_version": pl.String, "plan_hash": pl.String,
+                           **({UNSCORED: pl.String} if self.reject else {})}
 
     def features_of(self, k: int) -> pl.DataFrame:
         """Features of entity part ``k`` of this shard."""
         part = self.lf if self.num_shards == 1 and self.parts == 1 else self.lf.filter(
             _part_filter(self.plan.entity, self.num_shards, self.shard, self.parts, k))
-        return compute_features(self.plan, part, keep=self.keep).collect()
+        return compute_features(self.plan, part, keep=self.keep, status=self.reject).collect()
 
     def score(self, batch: pl.DataFrame) -> pl.DataFrame:
-        """The output rows of ``batch``: kept columns, prediction, probability, lineage."""
-        labels, probs = predict_scores(self.model, batch.select(self.plan.feature_names),
+        """The output rows of ``batch``: kept columns, prediction, probability, lineage
+        (the model never sees an unscorable row: it gets nulls and its reason)."""
+        ok = batch[STATUS].is_null() if self.reject else None
+        scored = batch if ok is None or ok.all() else batch.filter(ok)
+        labels, probs = predict_scores(self.model, scored.select(self.plan.feature_names),
                                        threshold=self.threshold)
+        pred = pl.Series("prediction", labels, dtype=self.out_schema["prediction"], strict=False)
+        prob = pl.Series("probability", [None] * scored.height if self.regression else probs,
+                         dtype=pl.Float64)
+        if scored is not batch:  # back to every row, nulls where unscorable
+            rows = np.flatnonzero(ok.to_numpy())
+            pred = pl.Series("prediction", [None] * batch.height, dtype=pred.dtype).scatter(rows, pred)
+            prob = pl.Series("probability", [None] * batch.height, dtype=pl.Float64).scatter(rows, prob)
         return batch.select(self.out_cols).with_columns(
-            pl.Series("prediction", labels, dtype=self.out_schema["prediction"], strict=False),
-            pl.Series("probability", [None] * batch.height if self.regression else probs,
-                      dtype=pl.Float64),
+            pred, prob,
             pl.lit(self.info.name, pl.String).alias("model_name"),
             pl.lit(str(self.info.version), pl.String).alias("model_version"),
-            pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"))
+            pl.lit(self.plan.spec_hash, pl.String).alias("plan_hash"),
+            *([batch[STATUS].alias(UNSCORED)] if self.reject else []))
 
     def write(self, out_path: str) -> int:
         """Score every part into ``out_path`` (atomically: a temp file, then a rename);

@@ -43,6 +43,9 @@ class ServingMetrics:
         self.batch_records = Histogram("mlops_batch_records",
                                        "Records per micro-batch (one model call).",
                                        buckets=BATCH_BUCKETS, registry=r)
+        self.feature_batches = Counter("mlops_feature_batches", "Micro-batches by the feature "
+                                       "backend that computed them (rows, frames).", ["backend"],
+                                       registry=r)
         self.predictions = Counter("mlops_predictions", "Records scored, by who answered.",
                                    ["served_by"], registry=r)
         self.breaker_tripped = Gauge("mlops_breaker_tripped",

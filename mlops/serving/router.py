@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from mlops.errors import ConfigError
-from mlops.serving.scoring import predict_scores
+from mlops.serving.model.scoring import predict_scores
 from mlops.serving.skew import ModelInfo, check_plan
 
 

@@ -18,20 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+import polars as pl
+
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
-from mlops.features.online import OnlineStore, open_store
+from mlops.features.online import OnlineStore, check_event_id, open_store
 from mlops.serving.breaker import BreakerReference, CircuitBreaker
-from mlops.serving.breaker_shared import SharedBreakerState, scope_key
-from mlops.serving.connections import ConnectionLimit
-from mlops.serving.idempotency import IdempotentAnswers
+from mlops.serving.breaker.shared import SharedBreakerState, scope_key
+from mlops.serving.http.connections import ConnectionLimit
+from mlops.serving.http.idempotency import IdempotentAnswers
+from mlops.serving.http.validation import RequestSchema
 from mlops.serving.metrics import Metrics
-from mlops.serving.micro_batch import MicroBatcher
+from mlops.serving.model.scoring import known_categories
+from mlops.serving.pipeline.features import Backends, probe
+from mlops.serving.pipeline.micro_batch import MicroBatcher
 from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.scoring import known_categories
 from mlops.serving.settings import ServingSettings
 from mlops.serving.skew import ModelInfo, check_plan
-from mlops.serving.validation import RequestSchema
 from mlops.training.task import is_regression_model
 
 ReloadFn = Callable[[str], tuple[Any, ModelInfo]]
@@ -83,21 +86,23 @@ class ServingState:
     categories: Any = field(init=False, repr=False)     # the model's known categories
     metrics: Metrics = field(init=False, repr=False)
     started_at: float = field(init=False)
+    backends: Backends = field(init=False, repr=False)  # the plan's, less any the probe refused
+    points_schema: dict = field(init=False, repr=False)   # request columns' dtypes
+    feature_dtypes: dict = field(init=False, repr=False)  # the features' dtypes (rows to a frame)
     # ---- set by create_app: one app per state ----
     batcher: Optional[MicroBatcher] = field(default=None, init=False, repr=False)
     answers: Optional[IdempotentAnswers] = field(default=None, init=False, repr=False)
     connections: Optional[ConnectionLimit] = field(default=None, init=False, repr=False)
     # ---- caches and counters of the request path ----
     appended_since_prune: int = field(default=0, init=False, repr=False)  # events since last prune
-    _fast_model: Optional[tuple] = field(default=None, init=False, repr=False)  # (model, compiled)
-    _fast_windows: Optional[bool] = field(default=None, init=False, repr=False)
-    _row_plan: Optional[tuple] = field(default=None, init=False, repr=False)  # (RowPlan | None,)
+    compiled: Optional[tuple] = field(default=None, init=False, repr=False)  # (model, compiled or None)
     _swap: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _active: tuple = field(default=(), init=False, repr=False)  # (model, info), read together
 
     def __post_init__(self):
         self.settings.validate()
         check_plan(self.info.plan_hash, self.plan, model=self.info)
+        check_event_id(self.plan, self.event_id)
         if self.fallback is not None:
             check_plan(self.fallback[1].plan_hash, self.plan, model=self.fallback[1])
         self._check_on_trip()
@@ -105,6 +110,10 @@ class ServingState:
             self.router.check(self.plan, mode=self.settings.mode)
         self.request_schema = RequestSchema.from_plan(self.plan, self.source_schema,
                                                       event_id=self.event_id)
+        self.points_schema = self.request_schema.polars_schema()
+        self.feature_dtypes = {f.name: pl.String if f.kind == "categorical" else pl.Float64
+                               for f in self.plan.features}
+        self.backends = Backends(tuple(self.plan.backends))
         if self.breaker is not None:
             # trips/resets are shared through the store and audited in the registry
             if self.breaker.shared is None:
@@ -163,6 +172,11 @@ class ServingState:
         if self.audit is not None:
             self.audit(action, {"model_version": str(self.info.version), **details})
 
+    def probe_backends(self, history: pl.DataFrame | None, *, sample: int = 200) -> None:
+        """The start-up probe: refuse the rows backend (frames answer, logged, ``/ready``
+        says so) when it differs from frames on ``sample`` events of stored ``history``."""
+        probe(self.backends, self.plan, history, sample=sample)
+
     def now_us(self) -> int:
         """The clock in epoch microseconds."""
         dt = self.clock()
@@ -183,12 +197,13 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
                fallback: tuple[Any, ModelInfo] | None = None, reload_fn: ReloadFn | None = None,
                source_schema: dict | None = None, router=None, event_id: str | None = None,
                audit: AuditFn | None = None, gate_check: GateFn | None = None,
-               reference_fn: ReferenceFn | None = None, breaker_scope: str | None = None
-               ) -> ServingState:
+               reference_fn: ReferenceFn | None = None, breaker_scope: str | None = None,
+               history: pl.DataFrame | None = None) -> ServingState:
     """Open the store/log/breaker named by ``settings`` and build a :class:`ServingState`.
 
     ``reference`` (breaker bins, e.g. ``BreakerReference.from_reference(...)`` or its ``as_dict()``)
-    enables the breaker; without it the breaker is off.
+    enables the breaker; without it the breaker is off. ``history`` (stored events, e.g.
+    the latest of the data) feeds the start-up probe of the rows backend.
     """
     settings.validate()
     if store is None:
@@ -205,8 +220,11 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
         log = PredictionLog(settings.log_dir, plan, flush_records=settings.log_flush_records,
                             flush_seconds=settings.log_flush_seconds,
                             durable=settings.log_durable)
-    return ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
-                        breaker=breaker, prediction_log=log, fallback=fallback,
-                        reload_fn=reload_fn, source_schema=source_schema, router=router,
-                        event_id=event_id, audit=audit, gate_check=gate_check,
-                        reference_fn=reference_fn, breaker_scope=breaker_scope)
+    state = ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
+                         breaker=breaker, prediction_log=log, fallback=fallback,
+                         reload_fn=reload_fn, source_schema=source_schema, router=router,
+                         event_id=event_id, audit=audit, gate_check=gate_check,
+                         reference_fn=reference_fn, breaker_scope=breaker_scope)
+    if settings.mode == "realtime":
+        state.probe_backends(history)
+    return state

@@ -19,8 +19,10 @@ from mlops.data.checks import dedupe as dedupe_events
 from mlops.data.checks import require_rows
 from mlops.data.labels import check_labels_by_entity, join_by_event_id
 from mlops.errors import ConfigError, DataError
+from mlops.features.backends.frame_windows import IS_EVENT
 from mlops.features.compile import FeaturePlan
 from mlops.features.offline import compute_at, compute_features
+from mlops.features.rules import STATUS
 from mlops.features.tables import open_table
 
 LabelTable = tuple[pl.LazyFrame, str]  # (label rows, how they join: "event_id" | "entity")
@@ -37,10 +39,17 @@ def label_column(plan: FeaturePlan) -> str:
 
 @dataclass(frozen=True)
 class LabelledTable:
-    """The labelled table and what building it dropped before any split."""
+    """The labelled table and what building it dropped before any split.
+
+    Under ``rules.nonfinite: reject`` the engine's verdict decides what a model may learn
+    from, as serving decides what it answers: rows it calls unscorable (a non-finite input
+    or feature: ``unscorable``) and rows that are no event (a duplicate of an earlier row
+    by the plan's ``event_id`` or ``duplicates`` rule: ``duplicates``) are dropped."""
 
     frame: pl.DataFrame
     deduplicated: int | None = 0   # exact duplicate events dropped (data.dedupe); None: not known
+    unscorable: int = 0            # rows the engine calls unscorable (reject rule)
+    duplicates: int = 0            # rows that are no event: duplicates by the plan's rule (reject rule)
 
 
 def feature_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTable | None = None,
@@ -78,8 +87,16 @@ def labelled_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTabl
         return LabelledTable(table, dropped)
     _check_label_columns(schema, label, known_at)
     keep = [c for c in (event_id, label, known_at, *extra) if c and c in schema]
-    return LabelledTable(compute_features(plan, frame, keep=list(dict.fromkeys(keep))).collect(),
-                         dropped)
+    reject = plan.rules.reject
+    table = compute_features(plan, frame, keep=list(dict.fromkeys(keep)), status=reject,
+                             event_flag=reject).collect()
+    if not reject:
+        return LabelledTable(table, dropped)
+    scorable = table[STATUS].is_null()
+    event = table[IS_EVENT]
+    kept = table.filter(scorable & event).drop(STATUS, IS_EVENT)
+    return LabelledTable(kept, dropped, unscorable=int((~scorable).sum()),
+                         duplicates=int((scorable & ~event).sum()))
 
 
 def _features_at_labels(plan: FeaturePlan, frame: pl.DataFrame, spine: pl.LazyFrame, *,

@@ -118,7 +118,12 @@ def test_monitoring_builds_its_policy_concept_and_monitor_settings_from_its_own_
                                         std_multiplier=2.5, min_chunks=4, threshold=0.27,
                                         detector_stream="missed_positives",
                                         detectors={"ddm": {"warning": 2.0}})
-    assert s.multivariate is m.multivariate
+    # multivariate.enabled: null is on in action=monitor (off in action=drift); a set value stays
+    assert m.multivariate.enabled is None and s.multivariate.enabled is True
+    assert s.multivariate == dataclasses.replace(m.multivariate, enabled=True)
+    off = dataclasses.replace(m, multivariate=MultivariateSettings(enabled=False))
+    assert off.monitor(threshold=0.5).multivariate.enabled is False
+    assert m.multivariate.when_unset(enabled=False).enabled is False
 
 
 def test_continuous_training_splits_the_recent_window_70_15_15():

@@ -19,9 +19,9 @@ from mlops.experiments import (
     bucket_ranges,
     buckets_many,
     choose_variant,
-    fnv1a32,
     route,
 )
+from mlops.fnv import fnv1a32_utf16
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,26 +41,26 @@ def growthbook_v2(seed: str, value: str) -> float:
 
 
 def test_fnv1a32_known_vectors():
-    assert fnv1a32("") == 0x811C9DC5
-    assert fnv1a32("a") == 0xE40C292C
-    assert fnv1a32("foobar") == 0xBF9CF968
+    assert fnv1a32_utf16("") == 0x811C9DC5
+    assert fnv1a32_utf16("a") == 0xE40C292C
+    assert fnv1a32_utf16("foobar") == 0xBF9CF968
 
 
 @pytest.mark.parametrize("text", ["b", "hello world", "user-123456", "90850943850283058242805"])
 def test_fnv1a32_matches_byte_loop(text):
-    assert fnv1a32(text) == fnv_scratch(list(text.encode("utf-8")))
+    assert fnv1a32_utf16(text) == fnv_scratch(list(text.encode("utf-8")))
 
 
 def test_fnv1a32_hand_worked_single_byte():
     # "a" = 0x61: (0x811c9dc5 ^ 0x61) * 0x01000193 mod 2**32 = 0x811c9da4 * 0x01000193 mod 2**32
-    assert fnv1a32("a") == (0x811C9DA4 * 0x01000193) % 2**32
+    assert fnv1a32_utf16("a") == (0x811C9DA4 * 0x01000193) % 2**32
 
 
 def test_non_ascii_hashes_utf16_code_units_like_growthbook_js():
     # GrowthBook's JS SDK XORs str.charCodeAt(i): UTF-16 code units (surrogate pairs for emoji).
-    assert fnv1a32("é") == fnv_scratch([0xE9])
-    assert fnv1a32("😀") == fnv_scratch([0xD83D, 0xDE00])
-    assert fnv1a32("é") != fnv_scratch(list("é".encode("utf-8")))
+    assert fnv1a32_utf16("é") == fnv_scratch([0xE9])
+    assert fnv1a32_utf16("😀") == fnv_scratch([0xD83D, 0xDE00])
+    assert fnv1a32_utf16("é") != fnv_scratch(list("é".encode("utf-8")))
 
 
 # GrowthBook's published cross-SDK cases (cases.json "hash", version 2) and one bucket from

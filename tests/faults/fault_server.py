@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 from serving_world import build_world  # noqa: E402
 
-from mlops.serving.app import serve  # noqa: E402
+from mlops.serving.http.app import serve  # noqa: E402
 from mlops.serving.settings import ServingSettings, StoreSettings  # noqa: E402
 from mlops.serving.state import open_state  # noqa: E402
 

@@ -15,7 +15,7 @@ from fault_tools import request_records, start_server, stop_server
 
 
 def ConnectionLimit(*args):  # noqa: N802 - the class, imported late so the server tests run on any code
-    from mlops.serving.connections import ConnectionLimit
+    from mlops.serving.http.connections import ConnectionLimit
     return ConnectionLimit(*args)
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from fault_tools import log_row, tiny_plan
 
-from mlops.serving import journal
-from mlops.serving.prediction_log import PredictionLog, scan_prediction_log
+from mlops.serving.prediction_log import PredictionLog, journal, scan_prediction_log
 
 N = 200
 STEM = "0001-crashed-000001"
@@ -119,7 +118,7 @@ def test_a_truncated_segment_keeps_every_complete_record(plan, tmp_path):
 
 
 def test_a_segment_whose_schema_records_are_both_damaged_is_never_deleted(plan, tmp_path):
-    from mlops.serving.journal_compaction import compact
+    from mlops.serving.prediction_log.compaction import compact
     path, spans = crashed_segment(plan, tmp_path)
     first_rows = spans[0][1]
     _hit(path, [range(30, 31), range(first_rows - 30, first_rows - 29)])  # both schema copies

@@ -95,8 +95,7 @@ def test_a_failed_log_commit_leaves_no_row(tmp_path, monkeypatch):
     import polars as pl
 
     from mlops.features.compile import compile_plan
-    from mlops.serving import journal
-    from mlops.serving.prediction_log import PredictionLog
+    from mlops.serving.prediction_log import PredictionLog, journal
     plan = compile_plan({"name": "t", "entity": "uid", "timestamp": "ts", "raw": ["x", "z"],
                          "label": {"column": "y"}},
                         {"uid": pl.String, "ts": pl.Datetime("us"), "x": pl.Float64, "z": pl.Float64,

@@ -87,7 +87,8 @@ def test_hash_is_stable_and_semantic():
     h1 = _compile(**{k: v for k, v in a.items() if k != "name"}).spec_hash
     assert h1 == compile_plan(a, SCHEMA).spec_hash
     # moving a feature into a group does not change semantics, nor the hash
-    grouped = {"name": "t", "entity": "user_id", "timestamp": "event_ts", "groups": {"g": {"raw": ["amount"], "windows": a["windows"]}}}
+    grouped = {"name": "t", "entity": "user_id", "timestamp": "event_ts",
+               "groups": {"g": {"raw": ["amount"], "windows": a["windows"]}}}
     assert compile_plan(grouped, SCHEMA).spec_hash == h1
     changed = {**a, "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["2h"]}]}
     assert compile_plan(changed, SCHEMA).spec_hash != h1

@@ -28,9 +28,9 @@ def detect_drift(reference, current, policy=None, **kwargs):
 NUMERIC_FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality",
                   "psi", "js",
                   "ks_stat",
-                  "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share",
+                  "ks_pvalue", "wasserstein", "exact", "ref_rows", "cur_rows", "ref_null_share",
                   "cur_null_share", "cur_nonfinite", "hist", "note"}
-CATEGORICAL_FIELDS = (NUMERIC_FIELDS - {"ks_stat", "ks_pvalue", "wasserstein"}) | {
+CATEGORICAL_FIELDS = (NUMERIC_FIELDS - {"ks_stat", "ks_pvalue", "wasserstein", "exact"}) | {
     "chi2_stat", "chi2_pvalue", "unseen_share"}
 
 
@@ -52,7 +52,8 @@ def test_contract_fields_and_json_safety():
     out = detect_drift(fit_reference(ref_df, numeric=["a", "b"], categorical=["c"]), cur_df)
     assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason", "calibration",
                         "quality",
-                        "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy"}
+                        "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy",
+                            "reference_values"}
     assert set(out["features"]["a"]) == NUMERIC_FIELDS
     assert set(out["features"]["c"]) == CATEGORICAL_FIELDS
     assert out["n_features"] == 3

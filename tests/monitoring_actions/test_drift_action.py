@@ -11,9 +11,10 @@ import scipy.stats
 from scipy.spatial.distance import jensenshannon
 
 NO_MV = "monitoring.multivariate.enabled=false"
+MV_ON = "monitoring.multivariate.enabled=true"  # off by default in action=drift
 FIELDS = {"type", "test", "threshold", "status", "drift", "score", "limit", "limit_text", "quality", "psi", "js",
           "ks_stat",
-          "ks_pvalue", "wasserstein", "ref_rows", "cur_rows", "ref_null_share", "cur_null_share",
+          "ks_pvalue", "wasserstein", "exact", "ref_rows", "cur_rows", "ref_null_share", "cur_null_share",
           "cur_nonfinite", "hist", "note"}
 
 
@@ -73,7 +74,7 @@ def test_shifted_data_drifts_exits_3_and_alerts(run_action, data, tmp_path):
 
 def test_same_distribution_is_quiet_and_history_grows(run_action, data, tmp_path):
     args = [f"monitoring.reference={data}/ref_*.parquet", f"monitoring.current={data}/same.parquet"]
-    code, out = _drift(run_action, *args, out="r1")
+    code, out = _drift(run_action, *args, MV_ON, out="r1")
     assert code == 0 and out["dataset_drift"] is False and out["n_drifted"] == 0
     mv = out["multivariate"]
     assert mv["status"] == "no_drift" and abs(mv["auc"] - 0.5) < 0.05
@@ -87,6 +88,27 @@ def test_same_distribution_is_quiet_and_history_grows(run_action, data, tmp_path
                  for k in ("test", "threshold", "score", "status", "ref_rows", "cur_rows")}
     assert records[1]["run_dir"].endswith("r2")
     assert "2 run(s)" in (tmp_path / "r2" / "drift.html").read_text()
+
+
+def test_exact_by_default_multivariate_off_a_sample_only_when_declared(run_action, data, tmp_path):
+    args = [f"monitoring.reference={data}/ref_*.parquet", f"monitoring.current={data}/shifted.csv"]
+    code, out = _drift(run_action, *args, out="exact")
+    assert out["multivariate"] is None  # off by default in action=drift
+    assert out["reference_values"]["exact"] is True and out["features"]["temperature"]["exact"] is True
+    ref = pl.read_parquet(data / "ref_*.parquet")["humidity"].to_numpy()
+    cur = pl.read_csv(data / "shifted.csv")["humidity"].to_numpy()
+    hum = out["features"]["humidity"]
+    assert hum["ks_stat"] == pytest.approx(scipy.stats.ks_2samp(ref, cur).statistic, rel=1e-12)
+    assert hum["wasserstein"] == pytest.approx(scipy.stats.wasserstein_distance(ref, cur) / ref.std(), rel=1e-9)
+    assert "Not run" in (tmp_path / "exact" / "drift.html").read_text()
+    code, out = _drift(run_action, *args, "monitoring.reference_max_rows=500", out="sampled")
+    rv = out["reference_values"]
+    assert rv["exact"] is False and rv["max_rows"] == 500
+    assert rv["sampled"]["humidity"] == {"kept": 500, "valid": 3000}
+    assert out["features"]["humidity"]["exact"] is False and out["calibration"]["thinned_every"] == 6
+    assert "Sampled reference" in (tmp_path / "sampled" / "drift.html").read_text()
+    code, out = _drift(run_action, *args, "monitoring.reference_max_rows=1", out="bad")
+    assert code == 2 and "monitoring.reference_max_rows" in out["error"]
 
 
 def test_columns_overrides_and_types(run_action, data):
@@ -106,7 +128,7 @@ def test_columns_overrides_and_types(run_action, data):
 def test_one_row_is_insufficient_not_drift(run_action, data, tmp_path):
     _table(1, shift=50.0).write_parquet(data / "one.parquet")
     code, out = _drift(run_action, f"monitoring.reference={data}/ref_*.parquet",
-                       f"monitoring.current={data}/one.parquet")
+                       f"monitoring.current={data}/one.parquet", MV_ON)
     assert code == 0 and out["status"] == "warn"
     assert out["dataset_status"] == "insufficient_data" and out["n_drifted"] == 0
     assert "insufficient data" in out["headline"]

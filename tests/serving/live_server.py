@@ -7,7 +7,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from mlops.serving.app import build_server
+from mlops.serving.http.app import build_server
 
 
 @contextmanager

@@ -67,7 +67,7 @@ def breaker_reference(X: pl.DataFrame, scores, *, categorical=(), n_bins: int = 
     """The breaker's bins as serving gets them: monitoring's reference fitted on the
     training features and scores (the one stored with a model; ``X`` in time order), with
     limits calibrated for a ``window`` when one is given."""
-    from mlops.serving.breaker_limits import calibrated_reference
+    from mlops.serving.breaker.limits import calibrated_reference
     numeric = [c for c in X.columns if c not in categorical]
     fitted = fit_reference(X.with_columns(pl.Series("prediction", np.asarray(scores, dtype=float))),
                            numeric=[*numeric, "prediction"], categorical=list(categorical),

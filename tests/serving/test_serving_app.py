@@ -16,8 +16,8 @@ from mlops.errors import NotFoundError, SkewError
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_at
 from mlops.features.online import SQLiteStore
-from mlops.serving.app import create_app
 from mlops.serving.batch import score_events
+from mlops.serving.http.app import create_app
 from mlops.serving.skew import ModelInfo, check_plan
 
 

@@ -15,8 +15,8 @@ from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_features
 from mlops.monitoring import stats
 from mlops.monitoring.reference import fit_reference
-from mlops.serving.app import create_app
 from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import BreakerSettings
 
 

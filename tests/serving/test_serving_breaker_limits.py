@@ -14,8 +14,8 @@ import scipy.stats
 from mlops.monitoring.calibration import chunk_layout
 from mlops.monitoring.reference import fit_reference
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.breaker_bins import BreakerReference
-from mlops.serving.breaker_limits import LEGACY_NOTE, calibrate, calibrated_reference, window_sizes
+from mlops.serving.breaker.bins import BreakerReference
+from mlops.serving.breaker.limits import LEGACY_NOTE, calibrate, calibrated_reference, window_sizes
 from mlops.serving.settings import BreakerSettings
 
 T0 = datetime(2024, 1, 1)

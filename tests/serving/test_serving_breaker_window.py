@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlops.monitoring.stats import psi
-from mlops.serving.breaker_window import EntityWindow
+from mlops.serving.breaker.window import EntityWindow
 
 
 def _brute_window(stream: list[tuple[str, int]], size: int, cap: int | None) -> list[int]:

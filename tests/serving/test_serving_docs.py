@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from serving_world import free_port
 from support import wait_until_healthy
 
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

@@ -20,8 +20,7 @@ import httpx
 import polars as pl
 from serving_world import free_port, record
 
-from mlops.serving import journal
-from mlops.serving.prediction_log import PredictionLog, scan_prediction_log
+from mlops.serving.prediction_log import PredictionLog, journal, scan_prediction_log
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

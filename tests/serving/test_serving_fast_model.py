@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from mlops.serving.fast_model import compile_model
-from mlops.serving.scoring import known_categories
+from mlops.serving.model.compiled import compile_model
+from mlops.serving.model.scoring import known_categories
 from mlops.training.estimator import build_pipeline
 
 
@@ -61,7 +61,7 @@ def test_unsupported_pipelines_get_no_fast_path():
 def test_regressors_get_no_fast_path_and_scores_keep_their_meaning():
     from sklearn.linear_model import Ridge
 
-    from mlops.serving.scoring import predict_scores
+    from mlops.serving.model.scoring import predict_scores
     frame, y = _data(400)
     model = build_pipeline(Ridge(), numeric=["x1", "x2"], categorical=["cat", "chan"]
                            ).fit(frame, y.astype(float))

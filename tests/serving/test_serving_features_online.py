@@ -20,9 +20,9 @@ from mlops.features.online import (
     points_frame,
     window_defaults,
 )
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
+from mlops.serving.http.validation import RequestSchema, validate_records
 from mlops.serving.parity import replay_parity
-from mlops.serving.validation import RequestSchema, validate_records
 
 
 @pytest.fixture(scope="module")

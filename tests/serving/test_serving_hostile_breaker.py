@@ -10,9 +10,9 @@ from serving_world import record
 
 from mlops.features.online import SQLiteStore
 from mlops.registry import Registry
-from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.breaker_shared import SharedBreakerState, scope_key, trip_breaker
+from mlops.serving.breaker.shared import SharedBreakerState, scope_key, trip_breaker
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import BreakerSettings
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)
@@ -103,7 +103,7 @@ def test_monitoring_trip_opens_running_and_later_servers_and_reset_closes_all(
 def test_shared_state_ignores_garbage_and_orders_records(tmp_path):
     store = SQLiteStore(tmp_path / "s.sqlite")
     shared = SharedBreakerState(store, key=scope_key("fraud", 1), clock=lambda: 100.0)
-    store.set_meta(scope_key("fraud", 1), "{not json")
+    store.put({scope_key("fraud", 1): "{not json"})
     assert shared.read() is None
     first = shared.publish("tripped", "x", "monitor")
     second = shared.publish("closed", None, "admin")  # same clock: still strictly later

@@ -15,9 +15,9 @@ from serving_world import record
 
 from mlops.features.offline import compute_at
 from mlops.features.online import append_events, points_frame
-from mlops.serving.app import create_app
-from mlops.serving.predict_path import ParsedRequest, process_batch
-from mlops.serving.validation import check_records
+from mlops.serving.http.app import create_app
+from mlops.serving.http.validation import check_records
+from mlops.serving.pipeline import ParsedRequest, process_batch
 
 
 @pytest.fixture
@@ -172,13 +172,16 @@ def test_under_the_reject_rule_a_poisoned_entity_never_fails_its_batch_mates(wor
         assert out[0].status == 422
         loc = out[0].detail[0]["loc"]
         assert loc[:2] == ["records", 0] and loc[2].startswith("amount_")
-        assert "not finite" in out[0].detail[0]["msg"]
-        assert state.store.count_events("poisoned") == 2  # a refused request stores nothing
+        assert "non-finite feature" in out[0].detail[0]["msg"]
+        assert "still an event" in out[0].detail[0]["msg"]
     else:
         assert out[0].status == 200  # no value declared: no value answered
         assert out[0].body["probabilities"] == [None] and out[0].body["predictions"] == [None]
         assert out[0].body["decisions"] == ["abstain"]
-        assert any("not finite" in w for w in out[0].body["warnings"][0])
+        assert any("non-finite feature" in w for w in out[0].body["warnings"][0])
+    # its input is finite, only its windows are not: an event, stored (as offline counts
+    # it in the entity's later windows), whatever it was answered
+    assert state.store.count_events("poisoned") == 3
 
 
 def test_huge_amounts_are_refused_before_they_can_poison_an_entity(make_state, recs):
@@ -191,10 +194,14 @@ def test_huge_amounts_are_refused_before_they_can_poison_an_entity(make_state, r
 
 
 def test_a_request_mixing_good_and_poisoned_records_is_refused_whole(world, make_state, recs):
-    """Under the reject rule (and policy): the whole request is refused, nothing stored."""
+    """Under the reject rule (and policy): the whole request is refused (422 naming the
+    record); its records are still events (the engine counted them in their batch-mates'
+    windows, offline counts them): stored, and a retry stores nothing twice."""
     state = make_state(max_abs_value=None, plan=_reject_plan(world))
     bad = _poison(world, state)
     with TestClient(create_app(state)) as client:
         r = client.post("/predict", json={"records": [recs[0], bad]})
-        assert state.store.count_events() == 2  # nothing of a refused request is stored
+        assert state.store.count_events() == 4
+        client.post("/predict", json={"records": [recs[0], bad]})  # the retry
+        assert state.store.count_events() == 4
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["records", 1]

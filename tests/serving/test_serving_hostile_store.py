@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
 
-import mlops.serving.predict_stages as predict_stages
+import mlops.serving.pipeline.stages as predict_stages
 from mlops.features.online import SQLiteStore, append_events, materialize
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 
 NOW = datetime(2024, 2, 1, 12, 0, 0)  # the server clock: after every world event
 

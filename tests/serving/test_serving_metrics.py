@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from serving_world import record
 
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 from mlops.serving.metrics import ServingMetrics
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from mlops.serving.micro_batch import MicroBatcher
+from mlops.serving.pipeline.micro_batch import MicroBatcher
 
 
 def test_requests_are_grouped_up_to_max_batch_records():

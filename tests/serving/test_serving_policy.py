@@ -20,9 +20,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.offline import compute_at
 from mlops.features.online import SQLiteStore
-from mlops.serving.app import create_app
 from mlops.serving.breaker import CircuitBreaker
-from mlops.serving.breaker_shared import trip_breaker
+from mlops.serving.breaker.shared import trip_breaker
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import BreakerSettings, ServingSettings
 from mlops.serving.skew import ModelInfo
 from mlops.serving.state import ServingState

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_world import record
 
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 from mlops.serving.prediction_log import PredictionLog
 
 

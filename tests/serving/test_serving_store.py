@@ -47,6 +47,19 @@ def test_prune_removes_only_old_events(store):
     assert store.read_events(["a", "b"], 0) == [("a", 100, "y")]
 
 
+def test_prune_keeps_older_events_stored_since_the_cutoff(store):
+    # a backfill of old events (times 1..3) stored at server time 1000: kept by a cutoff of
+    # 500 (today's clock minus the longest window), removed once the cutoff passes 1000
+    store.append_events(["a", "a", "b"], [1, 2, 3], ["x", "y", "z"], now_us=1000)
+    store.append_events(["c"], [4], ["w"], now_us=4)  # stored when it happened: the old rule
+    assert store.prune_events(before_us=500) == 1
+    assert sorted(t for _, t, _ in store.read_events(["a", "b", "c"], 0)) == [1, 2, 3]
+    assert store.prune_events(before_us=1001) == 3
+    assert store.read_events(["a", "b"], 0) == []
+    # a pruned event is forgotten with its identity: stored again, it counts again
+    assert store.append_events(["a"], [1], ["x"], now_us=2000) == 1
+
+
 def test_features_upsert_and_batch_read(store):
     store.write_features(["a", "b"], 1000, ['{"x":1.0}', '{"x":2.0}'])
     store.write_features(["a"], [2000], ['{"x":3.0}'])
@@ -55,13 +68,52 @@ def test_features_upsert_and_batch_read(store):
     assert store.read_features(["b"]) == {"b": (1000, '{"x":2.0}')}
 
 
-def test_predictions_and_meta(store):
-    store.write_predictions(["a"], 7, ['{"p":0.5}'])
-    assert store.read_predictions(["a", "b"]) == {"a": (7, '{"p":0.5}')}
-    assert store.get_meta("k") is None
-    store.set_meta("k", "v")
-    assert store.get_meta("k") == "v"
+def test_key_values_replace_expire_and_keep_the_first_when_asked(store):
+    assert store.get(["k"]) == {}
+    assert store.put({"k": "v", "j": "w"}) == 2
+    assert store.put({"k": "v2"}) == 1 and store.get(["k", "j", "nope"]) == {"k": "v2", "j": "w"}
+    # only_new keeps a live value (an Idempotency-Key's first answer)
+    assert store.put({"k": "v3"}, only_new=True) == 0 and store.get(["k"]) == {"k": "v2"}
+    assert store.put({"t": "first"}, ttl_seconds=0.05, only_new=True) == 1
+    assert store.get(["t"]) == {"t": "first"}
+    import time
+    time.sleep(0.12)  # expired (Redis by its own clock, SQLite by now_us or the wall clock)
+    assert store.get(["t"]) == {}
+    assert store.put({"t": "second"}, ttl_seconds=60, only_new=True) == 1
+    assert store.get(["t"]) == {"t": "second"}
     assert store.ping()
+
+
+def test_sqlite_expiry_follows_the_callers_clock(tmp_path):
+    store = SQLiteStore(tmp_path / "kv.sqlite")
+    store.put({"a": "1"}, ttl_seconds=10, now_us=0)
+    assert store.get(["a"], now_us=9_999_999) == {"a": "1"}
+    assert store.get(["a"], now_us=10_000_000) == {}
+    assert store.put({"a": "2"}, ttl_seconds=10, only_new=True, now_us=10_000_000) == 1
+
+
+def test_an_older_sqlite_file_is_migrated(tmp_path):
+    """A store file written before the split: its metadata moves into kv, its events get
+    their retention time (their own time), the caches go."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE events (ns TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL,
+                             payload TEXT NOT NULL, event_id TEXT);
+        CREATE INDEX events_by_ts ON events(ns, ts);
+        CREATE TABLE meta (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                           PRIMARY KEY (ns, key)) WITHOUT ROWID;
+        CREATE TABLE predictions (ns TEXT, entity TEXT, ts INTEGER, payload TEXT);
+        INSERT INTO events VALUES ('mlops', 'a', 5, '{}', NULL), ('mlops', 'a', 50, '{}', NULL);
+        INSERT INTO meta VALUES ('mlops', 'breaker.state.m.v1', '{"state": "tripped"}');
+    """)
+    db.close()
+    store = SQLiteStore(path)
+    assert store.get(["breaker.state.m.v1"]) == {"breaker.state.m.v1": '{"state": "tripped"}'}
+    assert store.prune_events(before_us=10) == 1
+    assert store.read_events(["a"], 0) == [("a", 50, "{}")]
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "meta" not in tables and "predictions" not in tables and "events_by_ts" not in tables
 
 
 def test_bulk_write_of_many_entities_reads_back(store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,29 +19,30 @@ from mlops.actions.serving_ops import settings
 from mlops.errors import ConfigError
 from mlops.features.offline import compute_at
 from mlops.features.online import OnlineStore, open_store, store_class
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import ServingSettings
 
 
 class DictStore:
-    """An online store in plain dicts. It does not subclass OnlineStore: the protocol is
+    """An online store in plain dicts. It does not subclass OnlineStore: the protocols are
     structural, so having the methods is enough."""
 
     def __init__(self, namespace: str = "mlops", max_events_per_entity: int | None = None):
         self.namespace, self.cap = namespace, max_events_per_entity
-        self.events: dict[str, list[tuple[int, str, str]]] = {}  # entity -> (ts, key, payload)
-        self.features, self.predictions, self.meta, self.answers = {}, {}, {}, {}
+        # entity -> (ts, identity, payload, kept from)
+        self.events: dict[str, list[tuple[int, str, str, int]]] = {}
+        self.features, self.values = {}, {}
         self.lock = threading.Lock()
 
-    def append_events(self, entities, ts_us, payloads, event_ids=None) -> int:
+    def append_events(self, entities, ts_us, payloads, event_ids=None, *, now_us=None) -> int:
         ids = event_ids if event_ids is not None else [None] * len(entities)
         added = 0
         with self.lock:
             for e, t, p, i in zip(entities, ts_us, payloads, ids, strict=True):
                 key = f"id:{i}" if i is not None else f"p:{t}|{p}"
                 rows = self.events.setdefault(e, [])
-                if all(k != key for _, k, _ in rows):
-                    rows.append((int(t), key, p))
+                if all(r[1] != key for r in rows):
+                    rows.append((int(t), key, p, max(int(t), now_us if now_us is not None else t)))
                     added += 1
                 if self.cap is not None and len(rows) > self.cap:  # newest by time, then arrival
                     keep = sorted(range(len(rows)), key=lambda j: (rows[j][0], j))[-self.cap:]
@@ -49,14 +51,14 @@ class DictStore:
 
     def read_events(self, entities, since_us):
         with self.lock:
-            return [(e, t, p) for e in dict.fromkeys(entities) for t, _, p in self.events.get(e, [])
+            return [(e, t, p) for e in dict.fromkeys(entities) for t, _, p, _ in self.events.get(e, [])
                     if t >= since_us]
 
     def prune_events(self, before_us) -> int:
         n = 0
         with self.lock:
             for rows in self.events.values():
-                kept = [r for r in rows if r[0] >= before_us]
+                kept = [r for r in rows if r[3] >= before_us]
                 n += len(rows) - len(kept)
                 rows[:] = kept
         return n
@@ -68,28 +70,20 @@ class DictStore:
     def read_features(self, entities):
         return {e: self.features[e] for e in entities if e in self.features}
 
-    def write_predictions(self, entities, scored_at_us, payloads) -> None:
-        times = [scored_at_us] * len(entities) if isinstance(scored_at_us, int) else list(scored_at_us)
-        self.predictions.update({e: (t, p) for e, t, p in zip(entities, times, payloads, strict=True)})
+    def put(self, items, *, ttl_seconds=None, only_new=False, now_us=None) -> int:
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        stored = 0
+        for k, v in items.items():
+            if only_new and self.get([k], now_us=now):
+                continue
+            self.values[k] = (None if ttl_seconds is None else now + ttl_seconds * 1e6, v)
+            stored += 1
+        return stored
 
-    def read_predictions(self, entities):
-        return {e: self.predictions[e] for e in entities if e in self.predictions}
-
-    def set_meta(self, key, value) -> None:
-        self.meta[key] = value
-
-    def get_meta(self, key):
-        return self.meta.get(key)
-
-    def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
-        if self.get_answer(key, now_us) is not None:
-            return False
-        self.answers[key] = (now_us + ttl_seconds * 1e6, value)
-        return True
-
-    def get_answer(self, key, now_us):
-        hit = self.answers.get(key)
-        return hit[1] if hit is not None and hit[0] > now_us else None
+    def get(self, keys, *, now_us=None):
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        hits = {k: self.values[k] for k in keys if k in self.values}
+        return {k: v for k, (until, v) in hits.items() if until is None or until > now}
 
     def ping(self) -> bool:
         return True

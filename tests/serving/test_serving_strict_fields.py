@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from serving_world import record
 
 from mlops.errors import ConfigError
-from mlops.serving.app import create_app
+from mlops.serving.http.app import create_app
 from mlops.serving.settings import ServingSettings
 
 

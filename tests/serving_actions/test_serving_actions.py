@@ -33,6 +33,51 @@ def test_parity_on_drifted_data_passes(run_action):
     assert r["compared"] == r["events"] * r["features"] * 2 and r["max_abs_diff"] == 0.0
 
 
+def test_parity_replays_the_served_model_through_the_request_pipeline(live):
+    code, d = live("action=parity", *DATA, "serving.parity_events=120", out="parity")
+    r = _json(d, "parity")
+    assert code == 0 and r["ok"] and r["max_prob_diff"] is not None and r["max_prob_diff"] <= 1e-12
+    # every replayed record was logged by each backend's pipeline, and compared
+    assert all(b["requests"] == r["events"] for b in r["backends"].values())
+    assert "probabilities" in r["headline"] and "request pipeline" in r["headline"]
+
+
+def test_parity_catches_a_wrong_rows_aggregate(run_action, monkeypatch):
+    """A rows-backend sum one ulp off (patched) fails the rows backend only: exit 1."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mlops.features.aggregates import AGGREGATES
+    right = AGGREGATES["sum"].row
+
+    def sum_(values, n, latest, t):
+        v = right(values, n, latest, t)
+        return np.nextafter(v, np.inf) if v is not None and len(values) > 1 else v
+    monkeypatch.setitem(AGGREGATES, "sum", replace(AGGREGATES["sum"], row=sum_))
+    code, d = run_action("action=parity", *DATA, "serving.parity_events=150", out="parity")
+    r = _json(d, "parity")
+    assert code == 1 and not r["ok"] and r["status"] == "fail"
+    assert r["backends"]["frames"]["ok"] and not r["backends"]["rows"]["ok"]
+    assert {m["backend"] for m in r["mismatches"]} == {"rows"}
+    assert all("_sum_" in m["feature"] for m in r["mismatches"])
+    assert "rows:" in r["headline"]
+
+
+def test_materialize_loads_realtime_history_as_of_a_time(run_action):
+    code, d = run_action("action=materialize", *DATA, "serving.as_of=2024-02-10T00:00:00",
+                         out="mat")
+    r = _json(d, "materialize")
+    assert code == 0 and r["mode"] == "realtime" and r["events"] > 0
+    assert r["as_of"].startswith("2024-02-10")
+    code, d = run_action("action=materialize", *DATA, "serving=hybrid",
+                         "serving.as_of=2024-02-10T00:00:00", out="mat2")
+    r = _json(d, "materialize")
+    assert code == 0 and r["mode"] == "hybrid" and r["entities"] > 0 and r["events"] is None
+    code, _ = run_action("action=materialize", *DATA, "serving.as_of=not-a-time", out="bad")
+    assert code == 2
+
+
 def test_skew_guard_names_both_hashes(live, tmp_path):
     # an explicit features= (as on the command line) that is not the model's spec
     from support import compose_cfg

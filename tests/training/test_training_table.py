@@ -46,3 +46,24 @@ def test_errors_name_the_key():
     unlabelled = compile_plan({**SPEC, "label": {}}, EVENTS.schema)
     with pytest.raises(ConfigError, match="features.label.column"):
         feature_table(unlabelled, EVENTS.lazy())
+
+
+def test_under_the_reject_rule_training_drops_what_the_engine_calls_unscorable_or_no_event():
+    """Hand-worked: a's rows 0-2 are fine, row 3 repeats row 2 exactly (the identical rule:
+    no event), row 4 has an inf input (no event, unscorable); c holds 1e308 twice, so the
+    window of its third row sums past the float range (an event, unscorable). The missing
+    rule keeps every row."""
+    x = [1.0, 2.0, 8.0, 8.0, float("inf"), 4.0, 1e308, 1e308, 1.0]
+    ts = [D(2024, 1, 1, 10), D(2024, 1, 1, 12), D(2024, 1, 2, 9), D(2024, 1, 2, 9),
+          D(2024, 1, 2, 10), D(2024, 1, 1, 11), D(2024, 1, 3, 1), D(2024, 1, 3, 2), D(2024, 1, 3, 3)]
+    events = pl.DataFrame({"ent": ["a"] * 5 + ["b"] + ["c"] * 3, "ts": ts, "x": x,
+                           "y": [0, 1, 1, 1, 0, 0, 1, 0, 1]})
+    from mlops.training.table import labelled_table
+    reject = compile_plan({**SPEC, "rules": {"nonfinite": "reject"}}, events.schema)
+    out = labelled_table(reject, events.lazy())
+    assert (out.unscorable, out.duplicates) == (2, 1)
+    assert out.frame.height == 6 and "__status" not in out.frame.columns
+    # windows [t - 1d, t): a: 0, 1, 1 + 2; b: 0; c: 0, 1e308
+    assert sorted(out.frame["x_sum_1d"].to_list()) == [0.0, 0.0, 0.0, 1.0, 3.0, 1e308]
+    kept = labelled_table(compile_plan(SPEC, events.schema), events.lazy())
+    assert kept.frame.height == 9 and (kept.unscorable, kept.duplicates) == (0, 0)

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlops.errors import ConfigError
-from mlops.serving.scoring import predict_scores
+from mlops.serving.model.scoring import predict_scores
 from mlops.training.metrics import regression_metrics
 from mlops.training.task import infer_task, model_scores
 

@@ -203,8 +203,10 @@ def _post(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
     return apply_derived(plan, lf)
 
 
-def _status(plan: FeaturePlan) -> pl.Expr:
-    """Why a row is not scorable (null when it is)."""
+def status_expr(plan: FeaturePlan) -> pl.Expr:
+    """Why a row is not scorable (null when it is): :data:`mlops.features.rules.STATUS`
+    from the rule flags of :func:`row_stage` and :func:`apply_derived` (the hybrid path,
+    which gets its windows elsewhere, reads it after those two steps)."""
     reject = plan.rules.reject
     return (pl.when(pl.col(plan.entity).is_null() | pl.col(plan.timestamp).is_null())
             .then(pl.lit("no entity or timestamp"))
@@ -214,12 +216,15 @@ def _status(plan: FeaturePlan) -> pl.Expr:
 
 
 def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
-                     keep: list[str] | tuple[str, ...] = (), status: bool = False) -> pl.LazyFrame:
+                     keep: list[str] | tuple[str, ...] = (), status: bool = False,
+                     event_flag: bool = False) -> pl.LazyFrame:
     """Features for every row, sorted by (entity, timestamp, input order).
 
     ``keep`` names extra source columns to carry through (ids, labels); ``status`` adds
-    :data:`mlops.features.rules.STATUS` (null when the row is scorable). Exact sums
-    need the digit levels of their inputs: one pass over them runs now.
+    :data:`mlops.features.rules.STATUS` (null when the row is scorable); ``event_flag``
+    adds ``IS_EVENT`` (:data:`~mlops.features.backends.frame_windows.IS_EVENT`: the row
+    counts in windows; a duplicate or an invalid row does not). Exact sums need the digit
+    levels of their inputs: one pass over them runs now.
 
     Example:
         >>> lf = compute_features(plan, events, keep=["is_fraud"])  # doctest: +SKIP
@@ -235,7 +240,8 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     if forms.get("lookup"):
         lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), forms["lookup"], entity=ent, ts=ts)
     lf = _post(plan, lf)
-    return lf.select([*base_cols, *plan.feature_names, *([_status(plan)] if status else [])])
+    return lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else []),
+                      *([IS_EVENT] if event_flag else [])])
 
 
 def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
@@ -275,7 +281,7 @@ def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
                        how="horizontal")
     out = _post(plan, at)
     if status:
-        out = out.with_columns(_status(plan))
+        out = out.with_columns(status_expr(plan))
     return out.sort(_POINT).drop(working_columns(plan), strict=False)
 
 

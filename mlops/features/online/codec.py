@@ -2,7 +2,9 @@
 
 Events and feature rows are stored as JSON objects: :func:`encode_rows` builds them with
 ``struct.json_encode``, :func:`decode_rows` reads them back with ``str.json_decode``
-and explicit dtypes. Times are epoch microseconds (``US`` is the in-frame dtype).
+and explicit dtypes; :func:`encode_columns` writes the same bytes from plain Python
+columns (a few request records: no frame). Times are epoch microseconds (``US`` is the
+in-frame dtype).
 
 Example:
     >>> import polars as pl
@@ -12,6 +14,9 @@ Example:
     [1.5]
 """
 from __future__ import annotations
+
+import json
+import math
 
 import polars as pl
 
@@ -52,3 +57,37 @@ def decode_rows(payloads: list[str], schema: dict[str, pl.DataType]) -> pl.DataF
 def epoch_us(frame: pl.DataFrame, ts: str) -> pl.Series:
     """Column ``ts`` of ``frame`` as integer epoch microseconds."""
     return frame[ts].cast(US).dt.epoch("us")
+
+
+def _json_float(v: float) -> str:
+    """A float exactly as polars' ``struct.json_encode`` writes it (non-finite: null):
+    Python's shortest repr, except small exponents (``1e-05`` -> ``0.00001``,
+    ``1e-07`` -> ``1e-7``)."""
+    if not math.isfinite(v):
+        return "null"
+    r = repr(v)
+    if "e-" not in r:
+        return r
+    mant, exp = r.split("e-")
+    n = int(exp)
+    if n >= 6:
+        return f"{mant}e-{n}"
+    sign = "-" if mant.startswith("-") else ""
+    return f"{sign}0.{'0' * (n - 1)}{mant.lstrip('-').replace('.', '')}"
+
+
+def _json_value(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return _json_float(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def encode_columns(columns: list[str], cols: dict[str, list]) -> list[str]:
+    """:func:`encode_rows` of plain Python columns (``cols[c]`` a list per column): the same
+    bytes, so the store's same-payload identity holds whichever path stored an event."""
+    keys = [json.dumps(c, ensure_ascii=False) for c in columns]
+    n = len(next(iter(cols.values()))) if cols else 0
+    return ["{" + ",".join(f"{k}:{_json_value(cols[c][i])}" for k, c in zip(keys, columns)) + "}"
+            for i in range(n)]

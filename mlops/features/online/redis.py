@@ -3,13 +3,15 @@
 Layout under the namespace prefix ``ns``:
 
 - ``{ns}:ev:{entity}``: sorted set of events, score = event time (us), member =
-  ``"{seq}|{dkey}|{payload}"`` where ``seq`` comes from ``INCR {ns}:seq`` (insertion
-  order) and ``dkey`` is the sha1 of the event id (or of time and payload without one);
+  ``"{seq}|{dkey}|{keep}|{payload}"`` where ``seq`` comes from ``INCR {ns}:seq``
+  (insertion order), ``dkey`` is the sha1 of the event id (or of time and payload
+  without one) and ``keep`` is ``max(event time, storage time)``, what retention reads
+  (members written before it existed, ``"{seq}|{dkey}|{payload}"``, are kept by their time);
 - ``{ns}:evk:{entity}``: set of the ``dkey`` of stored events: an event already there is
   not added again (a Lua script does check, add and trim to ``max_events_per_entity``
   atomically per entity);
-- ``{ns}:feat`` / ``{ns}:pred``: hashes ``entity -> "{time_us}|{payload}"``;
-- ``{ns}:meta``: hash of metadata strings.
+- ``{ns}:feat``: hash ``entity -> "{time_us}|{payload}"``;
+- ``{ns}:kv:{key}``: the key-value store's strings (Redis expires them itself).
 
 Batch reads are one pipelined round trip; bulk writes are pipelined in chunks.
 """
@@ -22,15 +24,16 @@ from mlops.features.online.store import STORE_OPERATIONS, OnlineStore, per_entit
 
 _PIPE_CHUNK = 5000
 
-# KEYS: events zset, dedupe set, sequence; ARGV: cap (0 = none), then (ts, id, payload)*
+# KEYS: events zset, dedupe set, sequence; ARGV: cap (0 = none), then (ts, id, keep, payload)*
 _APPEND = """
 local added = 0
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local id = ARGV[i + 1]
-  local dkey = redis.sha1hex(id ~= '' and ('e' .. id) or ('p' .. ARGV[i] .. '|' .. ARGV[i + 2]))
+  local dkey = redis.sha1hex(id ~= '' and ('e' .. id) or ('p' .. ARGV[i] .. '|' .. ARGV[i + 3]))
   if redis.call('SADD', KEYS[2], dkey) == 1 then
     local seq = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[1], ARGV[i], string.format('%016d', seq) .. '|' .. dkey .. '|' .. ARGV[i + 2])
+    redis.call('ZADD', KEYS[1], ARGV[i], string.format('%016d', seq) .. '|' .. dkey .. '|'
+               .. ARGV[i + 2] .. '|' .. ARGV[i + 3])
     added = added + 1
   end
 end
@@ -45,12 +48,20 @@ end
 return added
 """
 
-# KEYS: events zset, dedupe set; ARGV: cutoff (us, exclusive)
+# KEYS: events zset, dedupe set; ARGV: cutoff (us, exclusive). Candidates are the events
+# dated before the cutoff; those stored since (a backfill of older data) stay
 _PRUNE = """
-local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-for _, m in ipairs(old) do redis.call('SREM', KEYS[2], string.sub(m, 18, 57)) end
-if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1]) end
-return #old
+local cutoff = tonumber(ARGV[1])
+local gone = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])) do
+  local keep = tonumber(string.match(string.sub(m, 59), '^(-?%d+)|'))
+  if keep == nil or keep < cutoff then
+    redis.call('SREM', KEYS[2], string.sub(m, 18, 57))
+    redis.call('ZREM', KEYS[1], m)
+    gone = gone + 1
+  end
+end
+return gone
 """
 
 
@@ -83,11 +94,14 @@ class RedisStore(OnlineStore):
     def _key(self, kind: str, entity: str | None = None) -> str:
         return f"{self.namespace}:{kind}" if entity is None else f"{self.namespace}:{kind}:{entity}"
 
-    def append_events(self, entities, ts_us, payloads, event_ids=None) -> int:
+    def append_events(self, entities, ts_us, payloads, event_ids=None, *, now_us=None) -> int:
         ids = event_ids if event_ids is not None else [None] * len(entities)
+        now = None if now_us is None else int(now_us)
         by_entity: dict[str, list] = {}
         for e, t, p, i in zip(entities, ts_us, payloads, ids, strict=True):
-            by_entity.setdefault(e, []).extend((int(t), "" if i is None else str(i), p))
+            t = int(t)
+            by_entity.setdefault(e, []).extend((t, "" if i is None else str(i),
+                                                t if now is None else max(t, now), p))
         if not by_entity:
             return 0
         cap = self.max_events_per_entity or 0
@@ -107,7 +121,7 @@ class RedisStore(OnlineStore):
             # members come by score then member; the member starts with the sequence
             # number, so sorting by it restores insertion order within the entity
             for member, score in sorted(members, key=lambda m: m[0]):
-                out.append((e, int(score), member.split("|", 2)[2]))
+                out.append((e, int(score), _payload(member)))
         return out
 
     def prune_events(self, before_us: int) -> int:
@@ -152,26 +166,20 @@ class RedisStore(OnlineStore):
     def read_features(self, entities):
         return self._hget_bulk("feat", entities)
 
-    def write_predictions(self, entities, scored_at_us, payloads) -> None:
-        self._hset_bulk("pred", entities, per_entity_times(scored_at_us, len(entities), "scored_at"),
-                        payloads)
+    def put(self, items, *, ttl_seconds=None, only_new=False, now_us=None) -> int:
+        # Redis expires the keys itself (its own clock); SET NX keeps a live value
+        px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        pipe = self._redis.pipeline(transaction=False)
+        for k, v in items.items():
+            pipe.set(self._key("kv", k), v, px=px, nx=only_new)
+        return sum(1 for ok in pipe.execute() if ok)
 
-    def read_predictions(self, entities):
-        return self._hget_bulk("pred", entities)
-
-    def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
-        # Redis expires the key itself (its own clock); SET NX keeps the first answer
-        return bool(self._redis.set(self._key("ans", key), value,
-                                    px=max(1, int(ttl_seconds * 1000)), nx=True))
-
-    def get_answer(self, key, now_us):
-        return self._redis.get(self._key("ans", key))
-
-    def set_meta(self, key, value) -> None:
-        self._redis.hset(self._key("meta"), key, value)
-
-    def get_meta(self, key):
-        return self._redis.hget(self._key("meta"), key)
+    def get(self, keys, *, now_us=None):
+        uniq = list(dict.fromkeys(keys))
+        if not uniq:
+            return {}
+        values = self._redis.mget([self._key("kv", k) for k in uniq])
+        return {k: v for k, v in zip(uniq, values) if v is not None}
 
     def ping(self) -> bool:
         try:
@@ -195,6 +203,14 @@ class RedisStore(OnlineStore):
         kw = self._redis.connection_pool.connection_kwargs
         return {"type": "redis", "host": kw.get("host"), "port": kw.get("port"),
                 "db": kw.get("db"), "namespace": self.namespace}
+
+
+def _payload(member: str) -> str:
+    """The payload of an event member: ``seq|dkey|keep|payload`` (or, written before
+    retention read ``keep``, ``seq|dkey|payload``; a JSON payload never starts with a digit)."""
+    rest = member[58:]
+    head, sep, tail = rest.partition("|")
+    return tail if sep and head.lstrip("-").isdigit() else rest
 
 
 def _answering_in_time(method):

@@ -19,18 +19,21 @@
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from mlops.features.aggregates import empty_value
-from mlops.features.backends.frames import apply_derived, compute_at, row_stage, working_columns
+from mlops.features.backends.frames import apply_derived, compute_at, row_stage, status_expr, working_columns
 from mlops.features.compile import FeaturePlan
 from mlops.features.online.codec import US, decode_rows, encode_rows, epoch_us, payload_columns
-from mlops.features.online.store import OnlineStore
+from mlops.features.online.store import FeatureStore
+from mlops.features.rules import REJECTED_FEATURE, STATUS
 
 
-def read_history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) -> pl.DataFrame:
+def read_history(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame) -> pl.DataFrame:
     """Stored events of the points' entities within the longest window (one store call)."""
     schema = {c: points.schema[c] for c in plan.source_columns}
     ent, ts = plan.entity, plan.timestamp
@@ -45,9 +48,14 @@ def read_history(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame) ->
                              pl.Series(ts, times, dtype=pl.Int64).cast(US)).select(list(schema))
 
 
-def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame
-                      ) -> pl.DataFrame:
+def realtime_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame, *,
+                      events: Sequence[bool] | None = None, status: bool = False) -> pl.DataFrame:
     """Features of every point, in order: stored history + the batch's own events.
+
+    ``events`` (one flag per point, default all) says which points are events of the
+    batch: a record the server refuses before features (a future time) is a point but
+    never an event, so it counts in no batch-mate's window. ``status`` adds the engine's
+    :data:`~mlops.features.rules.STATUS` column.
 
     Example:
         >>> feats = realtime_features(plan, store, points)  # doctest: +SKIP
@@ -56,26 +64,34 @@ def realtime_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFram
     history = read_history(plan, store, points) if plan.windows else None
     if history is not None:
         own = points.select(history.columns)
+        if events is not None and not all(events):
+            own = own.filter(pl.Series(list(events), dtype=pl.Boolean))
         # stored events first, then the batch's own, in arrival order: the plan's rules
         # count an event stored and sent again (a retry), or sent twice, once
         history = pl.concat([history, own], how="vertical_relaxed")
     else:
         history = points.select(list(plan.source_columns))
-    return compute_at(plan, history, points, raw_from="points").collect()
+    return compute_at(plan, history, points, raw_from="points", status=status).collect()
 
 
-def append_events(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame,
-                  event_ids: list[str | None] | None = None) -> int:
+def append_events(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame,
+                  event_ids: list[str | None] | None = None, *, now_us: int | None = None) -> int:
     """Store the points as events so later requests see them in their windows.
 
     ``event_ids`` (one per point, None where unknown) makes a second append of the same
     event a no-op; without ids an event is identified by entity, time and payload.
-    Returns how many events were new."""
+    ``now_us`` is the server's clock (retention keeps an event one longest window past
+    it: see :class:`FeatureStore`). Returns how many events were new."""
     if not plan.windows:
         return 0
     return store.append_events(points[plan.entity].cast(pl.String).to_list(),
                                epoch_us(points, plan.timestamp).to_list(),
-                               encode_rows(points, payload_columns(plan)), event_ids)
+                               encode_rows(points, payload_columns(plan)), event_ids, now_us=now_us)
+
+
+# a materialized row's windows that came out non-finite (rules.nonfinite: reject), as
+# "name:value,..." (JSON has no inf): written by materialize, restored by the hybrid path
+WINDOW_NONFINITE = "__window_nonfinite"
 
 
 def window_defaults(plan: FeaturePlan, overrides: dict | None = None) -> dict[str, object]:
@@ -102,58 +118,87 @@ class HybridResult:
     warnings: list[list[str]] = field(default_factory=list)
 
 
-def hybrid_features(plan: FeaturePlan, store: OnlineStore, points: pl.DataFrame, *,
+def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame, *,
                     now_us: int, ttl_seconds: float, stale_policy: str = "warn",
-                    defaults: dict | None = None) -> HybridResult:
+                    defaults: dict | None = None, status: bool = False) -> HybridResult:
     """Materialized windows + request row-level features + post-window derived ones.
 
     The caller refuses (503) when ``stale_policy == "refuse"`` and any row is stale;
-    here such rows keep their stored values.
+    here such rows keep their stored values. ``status`` adds the engine's
+    :data:`~mlops.features.rules.STATUS`: the request's own verdict, else the one
+    materialized with the windows (a window that came out non-finite under
+    ``rules.nonfinite: reject``).
     """
-    ent = plan.entity
-    wschema = _window_schema(plan)
-    fallback = window_defaults(plan, defaults)
-    entities = points[ent].cast(pl.String).to_list()
-    found = store.read_features(entities) if plan.windows else {}
-    ttl_us = ttl_seconds * 1_000_000
-    payloads, as_of, stale, warnings = [], [], [], []
-    for e in entities:
-        hit = found.get(e)
-        w: list[str] = []
-        if hit is None:
-            as_of.append(None)
-            stale.append(False)
-            payloads.append(None)
-            if plan.windows:
-                w.append(f"no materialized features for {ent}={e!r}; using empty-window defaults")
-        else:
-            age = now_us - hit[0]
-            is_stale = age > ttl_us
-            as_of.append(hit[0])
-            stale.append(is_stale)
-            if is_stale and stale_policy == "default":
-                payloads.append(None)
-                w.append(f"stale features for {ent}={e!r} (age {age / 1e6:.0f} s > ttl "
-                         f"{ttl_seconds:g} s); using defaults")
-            else:
-                payloads.append(hit[1])
-                if is_stale:
-                    w.append(f"stale features for {ent}={e!r} (age {age / 1e6:.0f} s > ttl "
-                             f"{ttl_seconds:g} s)")
-        warnings.append(w)
+    found = _materialized(plan, store, points, now_us, ttl_seconds, stale_policy)
     frame = row_stage(plan, points.lazy(), inputs=False)
     if plan.windows:
-        present = [p for p in payloads if p is not None]
-        decoded = decode_rows(present, wschema) if present else pl.DataFrame(schema=wschema)
-        it = iter(range(decoded.height))
-        pos = [None if p is None else next(it) for p in payloads]
-        windows = decoded.with_row_index("__i").lazy()
-        aligned = (pl.LazyFrame({"__i": pos}, schema={"__i": pl.UInt32})
-                   .join(windows, on="__i", how="left", maintain_order="left")
-                   .with_columns([pl.when(pl.col("__i").is_null())
-                                  .then(pl.lit(fallback[n], dtype=wschema[n]))
-                                  .otherwise(pl.col(n)).alias(n) for n in wschema])
-                   .drop("__i"))
+        aligned = _aligned(plan, found.payloads, window_defaults(plan, defaults))
         frame = pl.concat([frame, aligned], how="horizontal")
-    out = apply_derived(plan, frame).drop(working_columns(plan), strict=False).collect()
-    return HybridResult(out, as_of, stale, warnings)
+    out = apply_derived(plan, frame)
+    if status:
+        out = out.with_columns(status_expr(plan))
+        if plan.windows:
+            out = out.with_columns(pl.coalesce(STATUS, pl.when(pl.col(WINDOW_NONFINITE).is_not_null())
+                                               .then(pl.lit(REJECTED_FEATURE))).alias(STATUS))
+    out = out.drop([*working_columns(plan), WINDOW_NONFINITE], strict=False).collect()
+    return HybridResult(out, found.as_of, found.stale, found.warnings)
+
+
+@dataclass
+class _Found:
+    payloads: list[str | None]
+    as_of: list[int | None]
+    stale: list[bool]
+    warnings: list[list[str]]
+
+
+def _materialized(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame, now_us: int,
+                  ttl_seconds: float, stale_policy: str) -> _Found:
+    """Each point's materialized row (None: none, or stale under ``default``), its time,
+    whether it is stale and the warnings saying so."""
+    ent = plan.entity
+    entities = points[ent].cast(pl.String).to_list()
+    rows = store.read_features(entities) if plan.windows else {}
+    ttl_us = ttl_seconds * 1_000_000
+    found = _Found([], [], [], [])
+    for e in entities:
+        hit = rows.get(e)
+        w: list[str] = []
+        found.warnings.append(w)
+        if hit is None:
+            found.as_of.append(None), found.stale.append(False), found.payloads.append(None)
+            if plan.windows:
+                w.append(f"no materialized features for {ent}={e!r}; using empty-window defaults")
+            continue
+        age = now_us - hit[0]
+        is_stale = age > ttl_us
+        found.as_of.append(hit[0]), found.stale.append(is_stale)
+        found.payloads.append(None if is_stale and stale_policy == "default" else hit[1])
+        if is_stale:
+            w.append(f"stale features for {ent}={e!r} (age {age / 1e6:.0f} s > ttl {ttl_seconds:g} s)"
+                     + ("; using defaults" if stale_policy == "default" else ""))
+    return found
+
+
+def _aligned(plan: FeaturePlan, payloads: list[str | None], fallback: dict) -> pl.LazyFrame:
+    """The window values of every point, from its payload or the empty-window defaults."""
+    wschema = _window_schema(plan)
+    present = [p for p in payloads if p is not None]
+    schema = {**wschema, WINDOW_NONFINITE: pl.String}
+    decoded = decode_rows(present, schema) if present else pl.DataFrame(schema=schema)
+    it = iter(range(decoded.height))
+    pos = [None if p is None else next(it) for p in payloads]
+    windows = decoded.with_row_index("__i").lazy()
+    return (pl.LazyFrame({"__i": pos}, schema={"__i": pl.UInt32})
+            .join(windows, on="__i", how="left", maintain_order="left")
+            .with_columns([pl.when(pl.col("__i").is_null())
+                           .then(pl.lit(fallback[n], dtype=wschema[n]))
+                           .otherwise(_restored(n) if wschema[n] == pl.Float64 else pl.col(n)).alias(n)
+                           for n in wschema])
+            .drop("__i"))
+
+
+def _restored(name: str) -> pl.Expr:
+    """A window value, or the non-finite one materialize kept aside for it."""
+    kept = pl.col(WINDOW_NONFINITE).str.extract(rf"(?:^|,){re.escape(name)}:([^,]+)", 1)
+    return pl.coalesce(kept.cast(pl.Float64), pl.col(name))

@@ -1,8 +1,10 @@
 """SQLite backend of the online store (``serving.store.type=sqlite``, the default).
 
 One file in WAL mode (readers never block the writer), one connection guarded by a
-lock; tables ``events``, ``features``, ``predictions``, ``answers`` and ``meta``, each
-keyed by namespace. The semantics are those of :class:`~mlops.features.online.store.OnlineStore`.
+lock; tables ``events`` and ``features`` (the :class:`~mlops.features.online.store.FeatureStore`)
+and ``kv`` (the :class:`~mlops.features.online.store.KeyValueStore`), each keyed by
+namespace. A file written by an older version is migrated when opened: its events get
+their retention time, its metadata moves into ``kv``.
 
 Example:
     >>> store = SQLiteStore(":memory:")
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 
 from mlops.errors import ConfigError, DiskFullError, ServingError, StoreUnavailableError
@@ -24,8 +27,8 @@ from mlops.home import private_dir, private_file
 
 # SQLite limits bound parameters per statement (32766 in modern builds); stay well below
 _CHUNK = 900
-# put_answer deletes expired answers once per this many puts (a full scan: keep it rare)
-_ANSWER_SWEEP_EVERY = 1000
+# put deletes every expired value once per this many calls (a full scan: keep it rare)
+_KV_SWEEP_EVERY = 1000
 
 
 class _BoundedLock:
@@ -56,6 +59,10 @@ class _BoundedLock:
         return False
 
 
+def _now_us(now_us: int | None) -> int:
+    return time.time_ns() // 1000 if now_us is None else int(now_us)
+
+
 class SQLiteStore(OnlineStore):
     """SQLite backend: one file, WAL journal, one connection guarded by a lock.
 
@@ -68,7 +75,7 @@ class SQLiteStore(OnlineStore):
         self.path = str(path)
         self.namespace = namespace
         self.max_events_per_entity = max_events_per_entity
-        self._puts = 0  # put_answer calls, for the periodic sweep of expired answers
+        self._puts = 0  # put calls, for the periodic sweep of expired values
         if self.path != ":memory:":
             problem = sqlite_file_problem(self.path)
             if problem is not None:  # refused before it is touched: no chmod, no SQLite header written
@@ -105,36 +112,47 @@ class SQLiteStore(OnlineStore):
                     ns TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL,
                     payload TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS events_by_entity ON events(ns, entity, ts);
-                CREATE INDEX IF NOT EXISTS events_by_ts ON events(ns, ts);
                 CREATE TABLE IF NOT EXISTS features (
                     ns TEXT NOT NULL, entity TEXT NOT NULL, as_of INTEGER NOT NULL,
                     payload TEXT NOT NULL, PRIMARY KEY (ns, entity)) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS predictions (
-                    ns TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL,
-                    payload TEXT NOT NULL, PRIMARY KEY (ns, entity)) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS answers (
-                    ns TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL,
+                CREATE TABLE IF NOT EXISTS kv (
+                    ns TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER,
                     value TEXT NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS meta (
-                    ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-                    PRIMARY KEY (ns, key)) WITHOUT ROWID;
             """)
             self._migrate_events()
+            self._migrate_meta()
 
     def _migrate_events(self) -> None:
-        """Give ``events`` its event-id column and the indexes that store an event once
-        (older files lack them; duplicates they hold are dropped first)."""
+        """Give ``events`` its event-id and retention columns and the indexes that store
+        an event once and prune it (older files lack them; duplicates they hold are
+        dropped first; their events are kept by their own time, as they were)."""
         cols = {r[1] for r in self._db.execute("PRAGMA table_info(events)")}
         if "event_id" not in cols:
             self._db.execute("ALTER TABLE events ADD COLUMN event_id TEXT")
             self._db.execute("DELETE FROM events WHERE rowid NOT IN (SELECT min(rowid) FROM "
                              "events GROUP BY ns, entity, ts, payload)")
+        if "keep_from" not in cols:  # max(event time, storage time): what retention reads
+            self._db.execute("ALTER TABLE events ADD COLUMN keep_from INTEGER")
+            self._db.execute("UPDATE events SET keep_from = ts")
         self._db.executescript("""
+            DROP INDEX IF EXISTS events_by_ts;
+            CREATE INDEX IF NOT EXISTS events_by_keep ON events(ns, keep_from);
             CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_id ON events(ns, entity, event_id)
                 WHERE event_id IS NOT NULL;
             CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_payload
                 ON events(ns, entity, ts, payload) WHERE event_id IS NULL;
         """)
+
+    def _migrate_meta(self) -> None:
+        """An older file's ``meta`` rows (breaker state, plan hash) become ``kv`` values;
+        its ``predictions`` and ``answers`` are caches, rebuilt by the next action=score
+        and the next retries."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" in tables:
+            self._db.execute("INSERT OR IGNORE INTO kv(ns, key, expires, value) "
+                             "SELECT ns, key, NULL, value FROM meta")
+            self._db.executescript("DROP TABLE meta; DROP TABLE IF EXISTS predictions; "
+                                   "DROP TABLE IF EXISTS answers;")
 
     def _write(self, sql: str, rows) -> None:
         with self._lock:
@@ -158,10 +176,11 @@ class SQLiteStore(OnlineStore):
                                             (self.namespace, *chunk, *extra)).fetchall())
         return out
 
-    def append_events(self, entities, ts_us, payloads, event_ids=None) -> int:
+    def append_events(self, entities, ts_us, payloads, event_ids=None, *, now_us=None) -> int:
         ns = self.namespace
         ids = event_ids if event_ids is not None else [None] * len(entities)
-        rows = [(ns, e, int(t), p, i)
+        now = -(2 ** 63) if now_us is None else int(now_us)
+        rows = [(ns, e, int(t), p, i, max(int(t), now))
                 for e, t, p, i in zip(entities, ts_us, payloads, ids, strict=True)]
         cap = self.max_events_per_entity
         with self._lock:
@@ -170,7 +189,7 @@ class SQLiteStore(OnlineStore):
                 before = self._db.total_changes
                 # OR IGNORE: the unique indexes turn a second copy of an event into a no-op
                 self._db.executemany("INSERT OR IGNORE INTO events(ns, entity, ts, payload, "
-                                     "event_id) VALUES (?, ?, ?, ?, ?)", rows)
+                                     "event_id, keep_from) VALUES (?, ?, ?, ?, ?, ?)", rows)
                 added = self._db.total_changes - before
                 if cap is not None:
                     for e in dict.fromkeys(entities):
@@ -206,7 +225,7 @@ class SQLiteStore(OnlineStore):
 
     def prune_events(self, before_us: int) -> int:
         with self._lock:
-            cur = self._db.execute("DELETE FROM events WHERE ns = ? AND ts < ?",
+            cur = self._db.execute("DELETE FROM events WHERE ns = ? AND keep_from < ?",
                                    (self.namespace, int(before_us)))
             return cur.rowcount
 
@@ -227,55 +246,37 @@ class SQLiteStore(OnlineStore):
                                "entity IN ({marks})", entities)
         return {e: (t, p) for e, t, p in rows}
 
-    def write_predictions(self, entities, scored_at_us, payloads) -> None:
-        times = per_entity_times(scored_at_us, len(entities), "scored_at")
-        ns = self.namespace
-        self._write("INSERT OR REPLACE INTO predictions(ns, entity, ts, payload) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(ns, e, t, p) for e, t, p in zip(entities, times, payloads, strict=True)])
-
-    def read_predictions(self, entities):
-        rows = self._select_in("SELECT entity, ts, payload FROM predictions WHERE ns = ? AND "
-                               "entity IN ({marks})", entities)
-        return {e: (t, p) for e, t, p in rows}
-
-    def put_answer(self, key, value, *, now_us, ttl_seconds) -> bool:
+    def put(self, items, *, ttl_seconds=None, only_new=False, now_us=None) -> int:
+        now = _now_us(now_us)
+        expires = None if ttl_seconds is None else int(now + ttl_seconds * 1e6)
+        rows = [(self.namespace, k, expires, v) for k, v in items.items()]
+        verb = "INSERT OR IGNORE" if only_new else "INSERT OR REPLACE"
         with self._lock:
             self._puts += 1
             self._db.execute("BEGIN")
             try:
-                sweep = self._puts % _ANSWER_SWEEP_EVERY == 0
-                # expired answers go (this key's always; all of them now and then)
-                self._db.execute("DELETE FROM answers WHERE ns = ? AND expires <= ?"
-                                 + ("" if sweep else " AND key = ?"),
-                                 (self.namespace, int(now_us), *(() if sweep else (key,))))
-                cur = self._db.execute("INSERT OR IGNORE INTO answers(ns, key, expires, value) "
-                                       "VALUES (?, ?, ?, ?)", (self.namespace, key,
-                                                               int(now_us + ttl_seconds * 1e6),
-                                                               value))
+                before = self._db.total_changes
+                # expired values go (these keys' always; every key now and then)
+                if self._puts % _KV_SWEEP_EVERY == 0:
+                    self._db.execute("DELETE FROM kv WHERE ns = ? AND expires <= ?", (self.namespace, now))
+                elif only_new:
+                    self._db.executemany("DELETE FROM kv WHERE ns = ? AND key = ? AND expires <= ?",
+                                         [(self.namespace, k, now) for k in items])
+                swept = self._db.total_changes - before
+                self._db.executemany(f"{verb} INTO kv(ns, key, expires, value) VALUES (?, ?, ?, ?)", rows)
+                stored = self._db.total_changes - before - swept
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        return cur.rowcount == 1
+        return stored
 
-    def get_answer(self, key, now_us):
-        with self._lock:
-            row = self._db.execute("SELECT value FROM answers WHERE ns = ? AND key = ? AND "
-                                   "expires > ?", (self.namespace, key, int(now_us))).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, key, value) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta(ns, key, value) VALUES (?, ?, ?)",
-                             (self.namespace, key, value))
-
-    def get_meta(self, key):
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE ns = ? AND key = ?",
-                                   (self.namespace, key)).fetchone()
-        return None if row is None else row[0]
+    def get(self, keys, *, now_us=None):
+        now = _now_us(now_us)
+        rows = self._select_in("SELECT key, value FROM kv WHERE ns = ? AND key IN ({marks}) "
+                               "AND (expires IS NULL OR expires > ?)", keys, (now,))
+        return dict(rows)
 
     def ping(self) -> bool:
         try:

@@ -1,27 +1,37 @@
-"""The online store protocol and :func:`open_store`, which maps ``serving.store.type`` to a class.
+"""The online store: an event/feature store and a small key-value store, and :func:`open_store`.
 
-A store holds three things per entity, each as opaque JSON text (the caller encodes and
-decodes them; :mod:`mlops.features.online.codec` does so with vectorized polars):
+Two protocols, one per job:
 
-- recent **events** (realtime mode): appended as requests are scored, read back for a
-  batch of entities in one call (``since`` bounds the history to the longest window).
-  An event is stored once: the same event id (when the caller has one), else the same
-  (entity, time, payload), is ignored on a second append (client retries, replays run
-  twice). At most ``max_events_per_entity`` newest events are kept per entity, so one
-  hot entity cannot slow down the reads of its batch-mates;
-- materialized **feature rows** with their ``as_of`` time (hybrid mode);
-- precomputed **predictions** with their scoring time (batch mode cache).
+- :class:`FeatureStore` (the Feast-sized part): each entity's recent **events**
+  (realtime mode: appended as requests are scored, read back for a batch of entities in
+  one call, ``since`` bounding the history to the longest window) and materialized
+  **feature rows** with their ``as_of`` time (hybrid mode). An event is stored once: the
+  same event id (when the caller has one), else the same (entity, time, payload), is
+  ignored on a second append (client retries, replays run twice). At most
+  ``max_events_per_entity`` newest events are kept per entity, so one hot entity cannot
+  slow down the reads of its batch-mates. Retention is by the server's clock: an event
+  is kept at least until the longest window has passed since it was stored *and* since
+  its own time, so history loaded for a replay of older data is not wiped by today's
+  clock, and no client time decides what others keep;
+- :class:`KeyValueStore`: small values under string keys, optionally with a time to live
+  and only when absent: the shared breaker state, Idempotency-Key answers, the batch
+  mode's prediction cache and metadata (which plan materialized the rows).
 
-Times are integer microseconds since the Unix epoch (UTC). ``type`` is a short alias
-(``sqlite``: :class:`~mlops.features.online.sqlite.SQLiteStore`, the default;
-``redis``: :class:`~mlops.features.online.redis.RedisStore`) or, as an escape hatch
-(Feast style), the dotted path ``package.module.Class`` of a class implementing
-:class:`OnlineStore`. Config never runs code it was not told to trust: the action layer
+:class:`OnlineStore` is both: what ``serving.store.type`` names. The built-in backends
+implement it (``sqlite``: :class:`~mlops.features.online.sqlite.SQLiteStore`, the default;
+``redis``: :class:`~mlops.features.online.redis.RedisStore`); as an escape hatch (Feast
+style) ``type`` may be the dotted path ``package.module.Class`` of a class implementing
+both protocols. Config never runs code it was not told to trust: the action layer
 accepts a dotted path only when it is listed in ``registry.trusted_types``.
 
+Payloads and values are JSON text (the caller encodes and decodes them;
+:mod:`mlops.features.online.codec` does so with vectorized polars). Times are integer
+microseconds since the Unix epoch (UTC).
+
 Example:
-    >>> open_store("sqlite", path=":memory:").ping()
-    True
+    >>> store = open_store("sqlite", path=":memory:")
+    >>> store.put({"k": "v"}), store.get(["k", "missing"])
+    (1, {'k': 'v'})
 """
 from __future__ import annotations
 
@@ -29,7 +39,7 @@ import importlib
 import inspect
 import re
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from mlops.errors import ConfigError, ServingError
@@ -39,21 +49,19 @@ _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
 @runtime_checkable
-class OnlineStore(Protocol):
-    """What an online store implements. Thread-safe; payloads are JSON text.
+class FeatureStore(Protocol):
+    """Events (realtime) and materialized feature rows (hybrid). Thread-safe."""
 
-    The built-in backends subclass it (and so inherit :meth:`close` and
-    :meth:`describe`); a store named by a dotted path only needs the methods.
-    """
-
-    # (a) recent events, realtime mode
     @abstractmethod
     def append_events(self, entities: Sequence[str], ts_us: Sequence[int],
-                      payloads: Sequence[str],
-                      event_ids: Sequence[str | None] | None = None) -> int:
+                      payloads: Sequence[str], event_ids: Sequence[str | None] | None = None,
+                      *, now_us: int | None = None) -> int:
         """Append one event per (entity, ts, payload) triple unless already stored
         (same event id, or without one the same entity, ts and payload); return how
-        many were new. Trims each touched entity to its newest ``max_events_per_entity``."""
+        many were new. ``now_us`` is the server's clock (None: the events' own times);
+        retention keeps each event until ``max(ts, now_us)`` is older than the cutoff
+        :meth:`prune_events` is given. Trims each touched entity to its newest
+        ``max_events_per_entity``."""
 
     @abstractmethod
     def read_events(self, entities: Sequence[str], since_us: int) -> list[tuple[str, int, str]]:
@@ -62,10 +70,10 @@ class OnlineStore(Protocol):
 
     @abstractmethod
     def prune_events(self, before_us: int) -> int:
-        """Delete events older than ``before_us`` (the caller passes a cutoff from the
-        server clock, never from client times); return how many were removed."""
+        """Delete events whose time and storage time are both before ``before_us`` (the
+        caller passes a cutoff from the server clock, never from client times); return
+        how many were removed."""
 
-    # (b) materialized feature rows, hybrid mode
     @abstractmethod
     def write_features(self, entities: Sequence[str], as_of_us: int | Sequence[int],
                        payloads: Sequence[str]) -> None:
@@ -74,35 +82,6 @@ class OnlineStore(Protocol):
     @abstractmethod
     def read_features(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
         """``{entity: (as_of_us, payload)}`` for the entities that have a row."""
-
-    # (c) precomputed predictions, batch mode
-    @abstractmethod
-    def write_predictions(self, entities: Sequence[str], scored_at_us: int | Sequence[int],
-                          payloads: Sequence[str]) -> None:
-        """Upsert the latest prediction per entity."""
-
-    @abstractmethod
-    def read_predictions(self, entities: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``{entity: (scored_at_us, payload)}`` for the entities that have one."""
-
-    # small key/value metadata (e.g. which feature plan materialized the rows)
-    @abstractmethod
-    def set_meta(self, key: str, value: str) -> None:
-        """Store one metadata string."""
-
-    @abstractmethod
-    def get_meta(self, key: str) -> str | None:
-        """Read one metadata string (None when absent)."""
-
-    # answers replayed for a repeated Idempotency-Key (bounded by a time to live)
-    @abstractmethod
-    def put_answer(self, key: str, value: str, *, now_us: int, ttl_seconds: float) -> bool:
-        """Store ``value`` under ``key`` for ``ttl_seconds`` unless a live one exists;
-        True when stored."""
-
-    @abstractmethod
-    def get_answer(self, key: str, now_us: int) -> str | None:
-        """The live (not expired at ``now_us``) answer stored under ``key``, or None."""
 
     @abstractmethod
     def ping(self) -> bool:
@@ -116,10 +95,37 @@ class OnlineStore(Protocol):
         return {"type": type(self).__name__}
 
 
-# the protocol's data operations (not ping, close or describe)
-STORE_OPERATIONS = ("append_events", "read_events", "prune_events", "write_features", "read_features",
-                    "write_predictions", "read_predictions", "set_meta", "get_meta", "put_answer",
-                    "get_answer")
+@runtime_checkable
+class KeyValueStore(Protocol):
+    """Small string values under string keys. Thread-safe.
+
+    ``now_us`` (the server's clock; None: the store's own) decides what has expired.
+    """
+
+    @abstractmethod
+    def put(self, items: Mapping[str, str], *, ttl_seconds: float | None = None,
+            only_new: bool = False, now_us: int | None = None) -> int:
+        """Store every item (bulk: one transaction / pipeline), each for ``ttl_seconds``
+        (None: until replaced); with ``only_new``, a key that holds a live value keeps it.
+        Returns how many items were stored."""
+
+    @abstractmethod
+    def get(self, keys: Sequence[str], *, now_us: int | None = None) -> dict[str, str]:
+        """``{key: value}`` of the keys that hold a live value."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the store answers."""
+
+
+@runtime_checkable
+class OnlineStore(FeatureStore, KeyValueStore, Protocol):
+    """Both protocols: what ``serving.store.type`` names (see the module docstring)."""
+
+
+# the data operations (not ping, close or describe)
+STORE_OPERATIONS = ("append_events", "read_events", "prune_events", "write_features",
+                    "read_features", "put", "get")
 
 
 def per_entity_times(value: int | Sequence[int], n: int, what: str) -> list[int]:
@@ -197,7 +203,8 @@ def store_class(path: str, *, key: str = "serving.store.type") -> type:
     if missing:
         raise ConfigError(f"{path!r} does not implement the online store protocol: it lacks "
                           f"{missing}", key=key,
-                          fix="implement every method of mlops.features.online.store.OnlineStore")
+                          fix="implement every method of mlops.features.online.store.FeatureStore "
+                              "and of KeyValueStore")
     return cls
 
 
@@ -209,6 +216,4 @@ def _accepted(cls: type, offered: dict) -> dict:
 
 
 # what a store must have (close/describe have defaults only for subclasses)
-_REQUIRED = ("append_events", "read_events", "prune_events", "write_features", "read_features",
-             "write_predictions", "read_predictions", "set_meta", "get_meta", "put_answer",
-             "get_answer", "ping", "close", "describe")
+_REQUIRED = (*STORE_OPERATIONS, "ping", "close", "describe")

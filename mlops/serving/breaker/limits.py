@@ -1,0 +1,193 @@
+"""The circuit breaker's limits, calibrated on the model's reference like monitoring's.
+
+A PSI computed on a few hundred live records is noisy, and more so on data whose periods
+differ (seasons, trends): a fixed limit borrowed from elsewhere either trips on noise or
+never trips. Here each monitored column (every feature and the score) gets, for a window
+of ``size`` records, the limit ``max(mean + m * std, floor)`` (``m``: the 3-sigma prediction
+interval for one new chunk, :func:`mlops.monitoring.calibration.interval_multiplier`) of its PSI over consecutive
+chunks of the reference's rows in time order (each chunk against the rest of the
+reference, :mod:`mlops.monitoring.calibration`), as monitoring's drift limits: a shift must
+exceed the reference's own chunk-to-chunk variation AND the effect-size floor (0.1 for PSI,
+monitoring's :data:`~mlops.monitoring.feature_limits.DEFAULT_FLOORS`).
+
+Limits are calibrated for window sizes ``W, W/2, W/4, ...`` (while a chunk holds at least
+5 records per bin of the widest column, the usual minimum for a binned statistic), because a
+window may hold fewer than ``W`` records (it is filling, or few entities are active and each
+keeps at most its share). The breaker judges a window of ``n`` records with the limits of the
+largest size not above ``n`` (a smaller chunk varies more: conservative), and is **armed**
+once it holds ``min_records``: the smallest size at which the score's limit is its floor,
+i.e. the reference's own noise at that size is below the effect worth pausing for; when no
+size gets there, the full window. Chunks are contiguous slices of the reference (no
+per-entity cap), which varies at least as much as the capped live window: conservative too.
+
+A reference without its rows in time order (registered before calibrated thresholds)
+cannot be calibrated: :func:`calibrate` returns None and the breaker keeps the fixed limits
+it had (:data:`LEGACY_PSI`, armed at :data:`LEGACY_MIN_RECORDS`), saying so.
+
+Example:
+    >>> limits = calibrate(bins, fitted.rows, window=500)          # doctest: +SKIP
+    >>> limits.min_records, limits.at(320).score.threshold       # doctest: +SKIP
+    (250, 0.1)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mlops.monitoring.calibration import (
+    DEFAULT_MAX_CHUNKS,
+    DEFAULT_MIN_CHUNKS,
+    DEFAULT_STD_MULTIPLIER,
+    Limit,
+    chunk_layout,
+    upper_limit,
+)
+from mlops.monitoring.feature_limits import DEFAULT_FLOORS
+from mlops.monitoring.reference import Reference
+from mlops.monitoring.reference_rows import ReferenceRows
+from mlops.monitoring.stats import psi
+from mlops.serving.breaker.bins import PREDICTION, BreakerReference
+
+PSI_FLOOR = DEFAULT_FLOORS["psi"]
+PER_BIN = 5                 # records per bin a chunk needs for its PSI to mean something
+LEGACY_PSI = 0.25           # the fixed limits of references that cannot be calibrated
+LEGACY_MIN_RECORDS = 200
+LEGACY_NOTE = ("fixed limits (PSI 0.25, armed at 200 records): the model's reference has no "
+               "rows in time order to calibrate on; retrain to calibrate")
+
+
+@dataclass(frozen=True)
+class LevelLimits:
+    """The limits of a window of ``size`` records: per feature and for the score."""
+
+    size: int
+    score: Limit | None
+    features: dict[str, Limit]
+
+    def as_dict(self) -> dict:
+        return {"size": self.size,
+                "score": None if self.score is None else self.score.to_dict(),
+                "features": {n: lim.to_dict() for n, lim in self.features.items()}}
+
+
+@dataclass(frozen=True)
+class BreakerLimits:
+    """Calibrated limits per window size (ascending) and the size the breaker arms at."""
+
+    levels: tuple[LevelLimits, ...]
+    min_records: int
+    note: str | None = None
+
+    def at(self, records: int) -> LevelLimits | None:
+        """The limits for a window of ``records``: the largest size not above it."""
+        fitting = [lv for lv in self.levels if lv.size <= records]
+        return fitting[-1] if fitting else None
+
+    def as_dict(self) -> dict:
+        return {"min_records": self.min_records, "note": self.note,
+                "levels": [lv.as_dict() for lv in self.levels]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BreakerLimits":
+        def limit(d):
+            return None if d is None else Limit(**d)
+        return cls(tuple(LevelLimits(lv["size"], limit(lv["score"]),
+                                     {n: limit(d) for n, d in lv["features"].items()})
+                         for lv in data["levels"]), int(data["min_records"]), data.get("note"))
+
+
+def column_bins(bins, rows: ReferenceRows) -> np.ndarray | None:
+    """The breaker bin of every reference row of one column (-1: no value), or None when the
+    rows do not hold the column. ``bins`` is a :class:`~mlops.serving.breaker.bins.FeatureBins`
+    (categories in the reference's order, as the rows' codes are)."""
+    if bins.edges is not None:
+        values = rows.numeric.get(bins.name)
+        return None if values is None else bins.bin(values).astype(np.int64)
+    codes = rows.categorical.get(bins.name)
+    return None if codes is None else codes.astype(np.int64)
+
+
+def chunk_psis(idx: np.ndarray, n_bins: int, layout) -> list[float]:
+    """PSI of each chunk of ``layout`` against the rest of the reference (rows with -1 are
+    dropped, as in the live window)."""
+    all_counts = np.bincount(idx[idx >= 0], minlength=n_bins)
+    out = []
+    for rows in layout.slices():
+        chunk = idx[rows]
+        counts = np.bincount(chunk[chunk >= 0], minlength=n_bins)
+        rest = all_counts - counts
+        if counts.sum() >= 2 and rest.sum() >= 2:
+            out.append(psi(rest / rest.sum(), counts / counts.sum()))
+    return out
+
+
+def window_sizes(window: int, widest_bins: int) -> list[int]:
+    """``window, window/2, ...`` while a window holds :data:`PER_BIN` records per bin (at
+    least ``window`` itself), ascending."""
+    sizes, size = [], int(window)
+    while size >= PER_BIN * widest_bins or not sizes:
+        sizes.append(size)
+        size //= 2
+    return sorted(sizes)
+
+
+def calibrate(bins, rows: ReferenceRows | None, *, window: int,
+              k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR) -> BreakerLimits | None:
+    """Limits of every column of ``bins`` (a :class:`~mlops.serving.breaker.bins.BreakerReference`)
+    for the window sizes of :func:`window_sizes`; None without rows to calibrate on."""
+    if rows is None or rows.rows < 2 * DEFAULT_MIN_CHUNKS:
+        return None
+    columns = {b.name: (b, column_bins(b, rows)) for b in bins.features}
+    # the score's values are the reference's prediction column
+    score_idx = column_bins(replace(bins.score, name=PREDICTION), rows)
+    levels, notes = [], []
+    for size in window_sizes(window, max(b.n_bins for b in (*bins.features, bins.score))):
+        layout = chunk_layout(rows.rows, size, min_chunks=DEFAULT_MIN_CHUNKS,
+                              max_chunks=DEFAULT_MAX_CHUNKS)
+        if layout is None:
+            continue
+        if layout.note:
+            notes.append(layout.note)
+        feats = {n: lim for n, (b, idx) in columns.items()
+                 if (lim := _column_limit(b, idx, n, layout, k, floor)) is not None}
+        levels.append(LevelLimits(size, _column_limit(bins.score, score_idx, "the score", layout,
+                                                      k, floor), feats))
+    if not levels:
+        return None
+    at_floor = [lv.size for lv in levels if lv.score is not None and lv.score.source == "floor"]
+    return BreakerLimits(tuple(levels), at_floor[0] if at_floor else levels[-1].size,
+                         note=notes[-1] if notes else None)
+
+
+def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
+                  floor: float) -> Limit | None:
+    if idx is None:
+        return None
+    return upper_limit(chunk_psis(idx, b.n_bins, layout), k=k, floor=floor,
+                       statistic=f"psi of {name}", layout=layout)
+
+
+def reference_for_breaker(path, features: list[str], settings) -> BreakerReference | None:
+    """The breaker's bins from the reference stored at ``path`` (the model version's), with
+    limits calibrated for ``settings.window`` (:class:`~mlops.serving.settings.BreakerSettings`);
+    None when the breaker is off or no readable reference is stored (the breaker then
+    stays off, as ``/ready`` says)."""
+    if not settings.enabled:
+        return None
+    try:
+        return calibrated_reference(Reference.load(path), features, window=settings.window,
+                                    k=settings.std_multiplier, floor=settings.psi_floor)
+    except Exception as exc:
+        if not hasattr(exc, "exit_code"):  # ours (missing, unreadable): no breaker; else a bug
+            raise
+        return None
+
+
+def calibrated_reference(fitted: Reference, features: list[str], *, window: int,
+                         k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR
+                         ) -> BreakerReference:
+    """The breaker's bins of ``features`` and the score from a model's fitted reference,
+    with their calibrated limits (``limits`` None: the reference has no rows in time order)."""
+    bins = BreakerReference.from_reference(fitted, features)
+    return replace(bins, limits=calibrate(bins, fitted.rows, window=window, k=k, floor=floor))
