@@ -11,7 +11,7 @@ import glob
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import polars as pl
 from omegaconf import DictConfig
@@ -33,6 +33,10 @@ from mlops.training.registration import Lineage
 from mlops.training.run import TrainingJob
 from mlops.training.settings import TrainingSettings
 from mlops.training.table import LabelledTable, labelled_table
+
+if TYPE_CHECKING:
+    from mlops.serving.deployment import Deployment
+    from mlops.serving.state import ServingState
 
 # actions that count or check approvals, and so need every declared approver's key
 COUNTS_APPROVALS = ("approve", "promote", "rollback", "registry", "verify", "gc")
@@ -235,6 +239,42 @@ class RunContext:
         check_trusted(s.type, self.trusted_types)
         return open_store(s.type, path=s.path, url=s.url, namespace=s.namespace,
                           timeout_ms=s.timeout_ms)
+
+    # ---- serving (imported when used: most actions never serve) -------------------
+    def deployment(self) -> Deployment:
+        """The registered model as servers load it: each version with its own plan and
+        decision (``serving.threshold`` overrides the decision, with a warning)."""
+        from mlops.serving.deployment import Deployment
+        schema = dict(self.scan_events().collect_schema())
+        return Deployment(self.registry(), self.model_name, self.trusted_types,
+                          plan_of=lambda mv: self.model_plan(mv, schema),
+                          decision_of=lambda mv: self.decision(mv, self.cfg.serving.threshold,
+                                                               key="serving.threshold"))
+
+    def serving_state(self, *, breaker_scope: str | None = None) -> ServingState:
+        """The serving state of the model under ``serving.alias`` (``breaker_scope``: a
+        replay run's own breaker state); with ``experiment=``, its router."""
+        from mlops.serving.deployment import open_deployment
+        s = self.cfg.serving  # checked when built: config errors before any model is loaded
+        dep = self.deployment()
+        return open_deployment(dep, s, alias=str(s.alias), events=self.scan_events(),
+                               event_id=self.event_id, router=self._experiment_router(dep),
+                               breaker_scope=breaker_scope)
+
+    def _experiment_router(self, dep: Deployment):
+        """With ``experiment=<name>``: each record to its unit's variant model."""
+        spec = self.cfg.experiment
+        if spec is None:
+            return None
+        from mlops.experiments.inputs import guard_weights, variant_models
+        from mlops.serving.deployment import model_info
+        from mlops.serving.router import experiment_router
+        guard_weights(self.home / "experiments", spec)  # same seed, same weights as before
+        models = variant_models(self.registry(), spec, model_name=self.model_name,
+                                trusted=self.trusted_types)
+        return experiment_router(
+            spec, models, plan_of=dep.plan_of,
+            info_of=lambda mv, name: model_info(mv, dep.decision_of(mv), variant=name))
 
     def training_job(self, settings: TrainingSettings | None = None) -> TrainingJob:
         """This run's training inputs (``settings``: instead of ``training``, e.g. continuous

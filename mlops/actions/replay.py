@@ -34,13 +34,12 @@ def run(ctx: RunContext) -> ActionResult:
     """Replay ``serving.replay`` days of events through the app; report the breaker."""
     import logging
 
-    from mlops.actions.serving_support import open_serving_state
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     t0 = time.perf_counter()
     rc = ctx.cfg.serving.replay
     # the breaker state of a dry run is its own: it neither inherits a trip (of
     # production or of an earlier replay) nor leaves one behind
-    state = open_serving_state(ctx, breaker_scope=f"replay-{ctx.output_dir.name}")
+    state = ctx.serving_state(breaker_scope=f"replay-{ctx.output_dir.name}")
     # the server's clock follows the replayed traffic (retention, future-time checks)
     sim = {"now": None}
     state.clock = lambda: sim["now"]

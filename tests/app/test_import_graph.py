@@ -68,11 +68,6 @@ def _dispatch_modules() -> set[str]:
 
 # what an action may import besides the engine: every action module needs these three
 ACTION_KIT = {"context", "dispatch", "outputs"}
-# Transitional: the serving actions and their support module move into mlops/serving on the
-# serving branch (issue 21, item 4); until it lands they keep importing their support
-# module, which imports three forwarders. Empty this set when it does.
-PENDING = {"serving_ops", "replay", "serving_support", "decision_access", "registry_access",
-           "experiment_inputs"}
 # the engine: its packages and its top-level modules (errors, constraints, files, home)
 ENGINE_MODULES = tuple(f"mlops.{p}" for p in ENGINE) + (
     "mlops.errors", "mlops.constraints", "mlops.filesystem", "mlops.home", "mlops.package_files")
@@ -82,7 +77,7 @@ def test_actions_hold_actions_context_dispatch_and_outputs_only():
     """Helpers live in the engine (pipelines) or in mlops/reports/views (display values),
     never beside the actions."""
     modules = {p.stem for p in (PKG / "actions").glob("*.py")} - {"__init__"}
-    assert modules - _dispatch_modules() - ACTION_KIT - PENDING == set()
+    assert modules - _dispatch_modules() - ACTION_KIT == set()
 
 
 def test_actions_import_only_context_dispatch_outputs_and_the_engine():
@@ -92,7 +87,7 @@ def test_actions_import_only_context_dispatch_outputs_and_the_engine():
     bad = []
     for path in sorted((PKG / "actions").glob("*.py")):
         name = path.stem
-        if name in PENDING or name == "__init__":
+        if name == "__init__":
             continue
         for other in sorted(_action_imports(path) - ACTION_KIT - {name}):
             bad.append(f"actions/{name}.py imports the action module {other}")

@@ -159,7 +159,7 @@ def test_an_override_wins_and_remembers_the_policy():
 
 
 def test_a_run_override_warns_and_old_versions_say_where_their_threshold_came_from():
-    from mlops.actions.decision_access import model_info
+    from mlops.serving.deployment import model_info
     mv = SimpleNamespace(name="m", version=3, feature_plan_hash="h", config={}, tags={},
                          policy={"task": "classification",
                                  "decision": {"rule": "fixed", "value": 0.5, "threshold": 0.5}})
