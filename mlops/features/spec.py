@@ -70,13 +70,6 @@ class LabelSpec:
     available_at: Optional[str] = None    # when the label became known; null = at event time
     task: Optional[str] = None            # classification | regression; null = from the estimator
 
-    # Transitional: modules of other branches still read the plan's label as a dict
-    # (``plan.label["column"]``); attributes are the interface. Removed once they move.
-    def __getitem__(self, key: str) -> Optional[str]:
-        return getattr(self, key)
-
-    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
-        return getattr(self, key, default)
 
 
 @dataclass
