@@ -220,9 +220,10 @@ def section_lookup(rows: int, users: int, repeat: int) -> None:
 
 
 # A second window set (issue 24): a short sum, a day's count, a month's distinct count.
-SPEC2 = {"name": "bench2", "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]},
-                                       {"aggs": ["count"], "periods": ["1d"]},
-                                       {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
+SPEC2 = {"name": "bench2", "entity": "user_id", "timestamp": "event_ts",
+         "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]},
+                     {"aggs": ["count"], "periods": ["1d"]},
+                     {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
 SETS = {"set1": (SPEC, WINDOW_COLS), "set2": (SPEC2, ["amount_sum_1h", "events_count_1d", "item_distinct_30d"])}
 # DuckDB's two ways to say [t - p, t): the frame up to the current row minus its peers
 # (EXCLUDE GROUP), or a frame ending 1 microsecond before the row (timestamps are in us).
