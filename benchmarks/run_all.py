@@ -40,6 +40,7 @@ BENCHMARKS = {
                                     "--peers", "scipy,nannyml-exact", "--sections", "process", "--repeat", "1"],
                  ["--ref-rows", "200000", "--rows", "50000", "--cols", "2", "--peers", "scipy",
                   "--sections", "process", "--repeat", "1"]),
+    "cli": ("bench_cli.py", [], ["--repeat", "1"]),
     "features": ("bench_features.py", ["--only", "duckdb,pandas"],
                  ["--only", "duckdb,pandas", "--duckdb-rows", "100000", "--repeat", "1"]),
     "store": ("bench_store.py", [], ["--entities", "5000"]),
@@ -50,7 +51,7 @@ BENCHMARKS = {
 def run_one(name: str, quick: bool, out: Path, before: str | None = None) -> dict:
     script, full, small = BENCHMARKS[name]
     cmd = [sys.executable, str(HERE / script), *(small if quick else full), "--json", str(out)]
-    if before and name == "drift":
+    if before and name in ("drift", "cli"):
         cmd += ["--before", before]
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.perf_counter()
@@ -123,7 +124,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes: checks the harness, not the claims")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--no-write", action="store_true", help="print the table only")
-    ap.add_argument("--before", default=None, help="drift: also time another checkout's action=drift (before/after)")
+    ap.add_argument("--before", default=None, help="drift, cli: time another checkout too (before/after)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         jsonl = Path(d) / "rows.jsonl"

@@ -12,9 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from mlops.filesystem import disk_full_detail
-from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
-
 USAGE = """\
 usage: mlops init [DIR] [--force]          write a starter project (conf/, data/)
        mlops [action=NAME] [group=option] [key=value ...] [-m]
@@ -69,11 +66,14 @@ def _compose_failed(exc: BaseException) -> None:
 
 def hydra_main(argv: list[str] | None = None):
     """Compose and run like ``python run.py``; the project conf goes first on the search path."""
+    # here, not at the top: `mlops --help`, `--version` and `init` answer without Hydra
     import hydra
     from omegaconf import DictConfig
 
     from mlops.config import register
+    from mlops.filesystem import disk_full_detail
     from mlops.project.compose_errors import is_compose_error
+    from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
 
     argv = list(sys.argv[1:] if argv is None else argv)
     conf_dir, argv = _take_config_dir(argv)
@@ -114,6 +114,7 @@ def hydra_main(argv: list[str] | None = None):
 def _hydra_disk_full(exc: BaseException) -> None:
     """Hydra could not save its copy of the config in the run directory (the disk is
     full): remove the half-written file, say which in one line, exit 2."""
+    from mlops.filesystem import disk_full_detail
     target, tb = None, exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_name == "_save_config":  # hydra.core.utils._save_config(cfg, filename, output_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -56,3 +57,43 @@ def wait_until_healthy(base: str, proc, *, timeout: float = 60.0, output=None) -
         assert proc.poll() is None, output() if output else "server exited"
         assert time.monotonic() < deadline, f"server did not start within {timeout:g} s"
         time.sleep(0.1)
+
+
+@contextmanager
+def redis_server(folder: Path | None = None):
+    """A private ``redis-server`` on a free 127.0.0.1 port (working in ``folder`` when
+    given), no persistence; yields its URL and stops it. Skips the test with one line when
+    redis-server is not installed."""
+    import shutil
+    import socket
+    import time
+
+    import pytest
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server); "
+                    "the Redis tests need a real server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    where = ["--dir", str(folder)] if folder is not None else []
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", *where], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -29,14 +29,13 @@ from mlops.home import private_home
 from mlops.registry import ModelVersion, Registry
 from mlops.registry.policy import DecisionPolicy, decision_policy
 from mlops.registry.redact import redact
-from mlops.training.registration import Lineage
-from mlops.training.run import TrainingJob
 from mlops.training.settings import TrainingSettings
-from mlops.training.table import LabelledTable, labelled_table
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: action=drift loads no scikit-learn, no server
     from mlops.serving.deployment import Deployment
     from mlops.serving.state import ServingState
+    from mlops.training.run import TrainingJob
+    from mlops.training.table import LabelledTable
 
 # actions that count or check approvals, and so need every declared approver's key
 COUNTS_APPROVALS = ("approve", "promote", "rollback", "registry", "verify", "gc")
@@ -115,6 +114,7 @@ class RunContext:
         """``plan``'s point-in-time features of the run's events with their labels (from the
         events or ``data.labels``) and ``extra`` columns, exactly as training builds them
         (``events`` / ``labels``: a part of the run's, e.g. one shard)."""
+        from mlops.training.table import labelled_table
         return labelled_table(plan, self.scan_events() if events is None else events,
                               labels=self.scan_labels() if labels is None else labels,
                               event_id=self.event_id, dedupe=self.cfg.data.dedupe, extra=extra)
@@ -281,6 +281,8 @@ class RunContext:
         training's recent window; the version's lineage records them)."""
         settings = self.cfg.training if settings is None else settings
         plan, recorded = self.plan(), replace(self.cfg, training=settings)
+        from mlops.training.registration import Lineage
+        from mlops.training.run import TrainingJob
         return TrainingJob(
             settings=settings, model=self.cfg.model, name=self.model_name, plan=plan,
             table=lambda extra: self.labelled_table(plan, extra=extra), registry=self.registry,

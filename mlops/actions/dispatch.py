@@ -15,16 +15,18 @@ import time
 import traceback
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from omegaconf import DictConfig
-
-from mlops.actions.context import RunContext
-from mlops.actions.outputs import ActionResult
 from mlops.errors import ConfigError, DiskFullError, MlopsError
 from mlops.filesystem import disk_full_detail
 from mlops.registry.redact import redact, redact_overrides, redact_text
-from mlops.reports.render import write_json
+from mlops.reports.jsonio import write_json
+
+if TYPE_CHECKING:  # the run's modules load in run_step: `mlops --help` reads ACTIONS alone
+    from omegaconf import DictConfig
+
+    from mlops.actions.context import RunContext
+    from mlops.actions.outputs import ActionResult
 
 # action name -> "module:function" in mlops.actions
 ACTIONS: dict[str, str] = {
@@ -41,7 +43,7 @@ ACTIONS: dict[str, str] = {
     "analyze": "analyze:run", "plan": "analyze:run",
 }
 
-Entry = Callable[[RunContext], ActionResult]
+Entry = Callable[["RunContext"], "ActionResult"]
 
 
 def check_action(action: str) -> str:
@@ -70,6 +72,7 @@ def run_step(cfg: DictConfig, *, overrides=(), multirun: bool = False
     re-raised in a single run, printed in a multirun (so the sweep goes on and its
     report lists the failed job).
     """
+    from mlops.actions.context import RunContext
     started = time.perf_counter()
     record = {"action": str(cfg.action), "status": "ok", "error": None,
               "overrides": redact_overrides(overrides), "metrics": {}, "objective": None,
@@ -113,6 +116,7 @@ def disk_full(exc: BaseException, ctx: RunContext | None, cfg: DictConfig) -> Di
 
 def _user_error(error: MlopsError, record: dict) -> tuple[int, ActionResult]:
     """One line on stderr (no secrets), the failed record and result, the exit code."""
+    from mlops.actions.outputs import ActionResult
     text = redact_text(str(error))
     record.update(status="failed", error=text)
     print(f"error: {text}", file=sys.stderr)

@@ -33,9 +33,6 @@ from typing import ClassVar, Optional
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from mlops.constraints import Constrained, Interval, validate
 
@@ -72,6 +69,7 @@ def domain_classifier(reference: pl.DataFrame, current: pl.DataFrame, *, numeric
     cur = _sample(current.select(features), max_rows, rng)
     x = _matrix(pl.concat([ref, cur], how="vertical_relaxed"), numeric, categorical)
     y = np.r_[np.zeros(ref.height, dtype=np.int8), np.ones(cur.height, dtype=np.int8)]
+    from threadpoolctl import threadpool_limits  # with sklearn: only when the check runs (off in action=drift)
     with threadpool_limits(limits=n_threads, user_api="openmp"):
         scores, fold_of, importance = _cross_validate(x, y, len(numeric), folds, seed, rng)
     auc = auc_from_scores(scores, y)
@@ -169,6 +167,9 @@ def permutation_aucs(scores: np.ndarray, y: np.ndarray, fold_of: np.ndarray, per
 
 def _cross_validate(x: np.ndarray, y: np.ndarray, n_numeric: int, folds: int, seed: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # scikit-learn costs ~1 s to import: only when the check runs (off by default in action=drift)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold
     scores = np.zeros(y.size)
     fold_of = np.zeros(y.size, dtype=np.int32)
     importance = np.zeros(x.shape[1])

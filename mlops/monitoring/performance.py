@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import polars as pl
-from sklearn import metrics as skm
 
 from mlops.constraints import Interval, Options, check, validate
 from mlops.errors import ConfigError, DataError
@@ -147,6 +146,7 @@ def _chunk_result(part: pl.DataFrame, time_col: str, label_col: str, score_col: 
 
 def metric_value(metric: str, y: np.ndarray, score: np.ndarray) -> float:
     """``metric`` of labels ``y`` and scores ``score`` (scikit-learn; NaN when undefined)."""
+    from sklearn import metrics as skm  # here: action=drift imports this module, never scores
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns on degenerate chunks; we report a note
         if metric == "roc_auc":

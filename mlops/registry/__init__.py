@@ -3,32 +3,24 @@ aliases with promotion gates and approvals, rollback and an append-only audit lo
 
     >>> from mlops.registry import Registry, DEFAULT_TRUSTED_TYPES
     >>> reg = Registry(home, policies={"production": [{"metric": "roc_auc", "min": 0.7}]})
-"""
-from mlops.registry.artifacts import DEFAULT_TRUSTED_TYPES
-from mlops.registry.gates import (
-    ApprovalGate,
-    FairnessGate,
-    Gate,
-    GatePolicy,
-    GateResult,
-    MetricGate,
-    evaluate_gates,
-    parse_gate,
-)
-from mlops.registry.lineage import METADATA_KEYS, ModelVersion
-from mlops.registry.registry import Registry
 
-__all__ = [
-    "DEFAULT_TRUSTED_TYPES",
-    "METADATA_KEYS",
-    "ApprovalGate",
-    "FairnessGate",
-    "Gate",
-    "GatePolicy",
-    "GateResult",
-    "MetricGate",
-    "ModelVersion",
-    "Registry",
-    "evaluate_gates",
-    "parse_gate",
-]
+Names are imported lazily (as in :mod:`mlops.monitoring`): every run redacts its record
+with :mod:`mlops.registry.redact`, and must not pay for skops unless it opens a registry.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_TRUSTED_TYPES": "artifacts",
+    "ApprovalGate": "gates", "FairnessGate": "gates", "Gate": "gates", "GatePolicy": "gates",
+    "GateResult": "gates", "MetricGate": "gates", "evaluate_gates": "gates", "parse_gate": "gates",
+    "METADATA_KEYS": "lineage", "ModelVersion": "lineage", "Registry": "registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -90,16 +90,21 @@ def redact(value: Any) -> Any:
         return value if clean == value else clean  # keeps str subclasses (Markup) intact
     return value
 
+# libyaml's safe loader and dumper when PyYAML has them (every run reads Hydra's saved config:
+# ~10x faster than the pure-Python ones), the same safe subset either way
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def redact_yaml_file(path: Path) -> bool:
     """Rewrite a YAML file (Hydra's saved config, overrides, multirun.yaml) without its
     secrets; True when something was redacted. An unreadable file is left alone."""
     try:
-        saved = yaml.safe_load(path.read_text())
+        saved = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
     except (OSError, yaml.YAMLError):
         return False
     clean = redact(saved)
     if clean == saved:
         return False
-    path.write_text(yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+    path.write_text(yaml.dump(clean, Dumper=_SAFE_DUMPER, sort_keys=False, allow_unicode=True))
     return True

@@ -8,20 +8,27 @@ Entry points the action layer calls:
 - ``open_state(plan, model, info, settings, ...)`` + ``serve(state)``: ``action=serve``;
 - ``score_events(plan, model, info, events, out_path, ...)``: ``action=score``;
 - ``replay_parity(plan, events, n_events=...)``: ``action=parity``.
-"""
-from mlops.serving.batch import score_events
-from mlops.serving.breaker import BreakerReference, CircuitBreaker, FeatureBins, psi
-from mlops.serving.http.app import create_app, serve
-from mlops.serving.http.routes.status import readiness
-from mlops.serving.parity import ParityReport, replay_parity
-from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.settings import BreakerSettings, ServingSettings, StoreSettings
-from mlops.serving.skew import ModelInfo, check_plan
-from mlops.serving.state import ServingState, open_state
 
-__all__ = [
-    "BreakerReference", "BreakerSettings", "CircuitBreaker", "FeatureBins", "ModelInfo",
-    "ParityReport", "PredictionLog", "ServingSettings", "ServingState", "StoreSettings",
-    "check_plan", "create_app", "open_state", "psi", "readiness", "replay_parity",
-    "score_events", "serve",
-]
+Names are imported lazily (as in :mod:`mlops.monitoring`): every run reads
+:mod:`mlops.serving.settings` through the config schema, and must not pay for FastAPI,
+Prometheus and scikit-learn unless it serves or scores.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "score_events": "batch",
+    "BreakerReference": "breaker", "CircuitBreaker": "breaker", "FeatureBins": "breaker", "psi": "breaker",
+    "create_app": "http.app", "serve": "http.app", "readiness": "http.routes.status",
+    "ParityReport": "parity", "replay_parity": "parity", "PredictionLog": "prediction_log",
+    "BreakerSettings": "settings", "ServingSettings": "settings", "StoreSettings": "settings",
+    "ModelInfo": "skew", "check_plan": "skew", "ServingState": "state", "open_state": "state",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from mlops.constraints import Check, Interval, Options
 from mlops.constraints import validate as check_constraints
 from mlops.errors import ConfigError
 from mlops.features.online.store import ALIASES, is_store_type
+from mlops.serving.prediction_log.fleet import default_replica_id, replica_id_problem
 
 MODES = ("realtime", "hybrid", "batch")
 STALE_POLICIES = ("warn", "default", "refuse")
@@ -115,6 +116,9 @@ class ServingSettings:
     max_batch: int = 64              # micro-batching: records per model call
     admin_token: Optional[str] = None  # falls back to env MLOPS_ADMIN_TOKEN
     log_dir: Optional[str] = None    # prediction log directory (None: no log)
+    # this server's name in a fleet: it journals under <log_dir>/<replica_id>/ (null: the
+    # host name and the port, which two servers of one or two machines never share)
+    replica_id: Optional[str] = None
     log_flush_records: int = 1000
     log_flush_seconds: float = 5.0
     log_durable: bool = True         # journal + fsync before answering (False: buffered)
@@ -136,6 +140,10 @@ class ServingSettings:
     def resolved_admin_token(self) -> Optional[str]:
         """The configured token, else ``MLOPS_ADMIN_TOKEN``, else None (admin disabled)."""
         return self.admin_token or os.environ.get("MLOPS_ADMIN_TOKEN") or None
+
+    def replica(self) -> str:
+        """This server's replica id: ``replica_id`` when given, else ``<host>-<port>``."""
+        return self.replica_id or default_replica_id(self.port)
 
     def validate(self, prefix: str = "serving") -> None:
         """Raise ConfigError naming the first bad key (declared rules, mlops.constraints)."""
@@ -170,6 +178,10 @@ class ServingSettings:
             "breaker.max_entity_share": [Interval(float, 0, 1, closed="right")],
             "breaker.max_records_per_request": count,
             "breaker.poll_seconds": positive,
+            "replica_id": [Check(lambda v: isinstance(v, str) and replica_id_problem(v) is None,
+                                 "1-128 letters, digits, '.', '_' or '-', starting with a "
+                                 "letter or digit, other than 'journal' and 'quarantine' (a directory name)"),
+                           None],
         }
         check_constraints(self, rules, prefix=prefix)
         if self.breaker.on_trip == "default" and self.breaker.default_value is None:

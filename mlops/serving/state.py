@@ -32,7 +32,7 @@ from mlops.serving.metrics import Metrics
 from mlops.serving.model.scoring import known_categories
 from mlops.serving.pipeline.features import Backends, probe
 from mlops.serving.pipeline.micro_batch import MicroBatcher
-from mlops.serving.prediction_log import PredictionLog
+from mlops.serving.prediction_log import PredictionLog, replica_log_dir
 from mlops.serving.settings import ServingSettings
 from mlops.serving.skew import ModelInfo, check_plan
 from mlops.training.task import is_regression_model
@@ -86,6 +86,7 @@ class ServingState:
     categories: Any = field(init=False, repr=False)     # the model's known categories
     metrics: Metrics = field(init=False, repr=False)
     started_at: float = field(init=False)
+    replica_id: str = field(init=False)                 # this server in a fleet (/ready, /metadata)
     backends: Backends = field(init=False, repr=False)  # the plan's, less any the probe refused
     points_schema: dict = field(init=False, repr=False)   # request columns' dtypes
     feature_dtypes: dict = field(init=False, repr=False)  # the features' dtypes (rows to a frame)
@@ -123,6 +124,7 @@ class ServingState:
         self.categories = known_categories(self.model)
         self.metrics = Metrics()
         self.started_at = time.time()
+        self.replica_id = self.settings.replica()
         self._active = (self.model, self.info)
 
     def _check_on_trip(self) -> None:
@@ -216,10 +218,10 @@ def open_state(plan: FeaturePlan, model, info: ModelInfo, settings: ServingSetti
             else BreakerReference.from_dict(reference)
         breaker = CircuitBreaker(ref, settings.breaker)
     log = None
-    if settings.log_dir:
-        log = PredictionLog(settings.log_dir, plan, flush_records=settings.log_flush_records,
-                            flush_seconds=settings.log_flush_seconds,
-                            durable=settings.log_durable)
+    if settings.log_dir:  # each replica of a fleet journals in its own directory
+        log = PredictionLog(replica_log_dir(settings.log_dir, settings.replica()), plan,
+                            flush_records=settings.log_flush_records,
+                            flush_seconds=settings.log_flush_seconds, durable=settings.log_durable)
     state = ServingState(plan=plan, model=model, info=info, store=store, settings=settings,
                          breaker=breaker, prediction_log=log, fallback=fallback,
                          reload_fn=reload_fn, source_schema=source_schema, router=router,

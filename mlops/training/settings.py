@@ -19,7 +19,6 @@ from mlops.constraints import Check, Constrained, Interval
 from mlops.errors import ConfigError
 from mlops.features.compile import FeaturePlan
 from mlops.training.decision import DecisionRule
-from mlops.training.estimator import build_estimator, build_pipeline
 from mlops.training.task import infer_task
 
 _DAYS = [Interval(float, 0, None, closed="neither")]
@@ -44,6 +43,9 @@ class ModelSettings:
         """(unfitted pipeline, task): the estimator ``_target_`` names (``trusted``: dotted
         classes allowed besides the built-in list) behind the plan's preprocessing; the task
         comes from the estimator and must agree with the label's declared one."""
+        # here, not at the top: the config schema imports this class, and most actions
+        # never build a model (scikit-learn costs a second of start-up)
+        from mlops.training.estimator import build_estimator, build_pipeline
         est = build_estimator(self._target_, self.params, trusted=trusted)
         task = infer_task(est, declared=plan.label.task)
         pipe = build_pipeline(est, numeric=plan.numeric, categorical=plan.categorical,

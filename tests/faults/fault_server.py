@@ -1,7 +1,8 @@
 """A real uvicorn server on the serving tests' world, for the fault suite:
 ``python fault_server.py PORT DIR '{"log_flush_records": 100000, ...}'`` (JSON: ServingSettings
-fields; ``store`` a dict of StoreSettings fields). The prediction log is ``DIR/plog``, the
-SQLite store ``DIR/online.sqlite`` unless the settings say otherwise."""
+fields; ``store`` a dict of StoreSettings fields). The prediction log is ``DIR/plog`` (replica
+``server`` unless the settings name another: ``DIR/plog/server``, kept across restarts on
+another port), the SQLite store ``DIR/online.sqlite`` unless the settings say otherwise."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ if __name__ == "__main__":
     port, workdir, given = int(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
     store = {"path": str(workdir / "online.sqlite"), **given.pop("store", {})}
     settings = ServingSettings(port=port, log_dir=str(workdir / "plog"), log_flush_seconds=3600,
-                               **given, store=StoreSettings(**store))
+                               **{"replica_id": "server", **given}, store=StoreSettings(**store))
     world = build_world()
     state = open_state(world.plan, world.model, world.info, settings,
                        reference=world.reference, source_schema=world.events.schema)

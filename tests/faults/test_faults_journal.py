@@ -169,7 +169,7 @@ def test_a_server_killed_then_damaged_restarts_with_every_other_record_and_says_
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    (wal,) = (tmp_path / "plog" / "journal").glob("*.wal")
+    (wal,) = (tmp_path / "plog" / "server" / "journal").glob("*.wal")
     written = _records_of(wal.read_bytes())
     assert sorted(i for ids, _, _ in written for i in ids) == sorted(acked) and len(acked) == N
     middle = wal.stat().st_size // 2

@@ -1,18 +1,15 @@
 """Fixtures of the serving tests: a built world, states, a real redis-server."""
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # serving_world (importlib mode)
 
-from serving_world import build_world, free_port  # noqa: E402
+from serving_world import build_world  # noqa: E402
+from support import redis_server  # noqa: E402
 
 from mlops.features.online import SQLiteStore  # noqa: E402
 from mlops.serving.settings import ServingSettings  # noqa: E402
@@ -64,28 +61,5 @@ def make_state(world, tmp_path):
 @pytest.fixture(scope="session")
 def redis_url():
     """A private redis-server on a free 127.0.0.1 port, stopped after the session."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server); "
-                    "the Redis online-store tests need a real server")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with redis_server() as url:
+        yield url

@@ -1,6 +1,6 @@
 """Run a real uvicorn server on the test world: ``python serving_server_main.py PORT DIR
 [FLUSH_RECORDS [buffered]]`` (FLUSH_RECORDS: journal segment size of the prediction log;
-``buffered``: the non-durable log mode).
+``buffered``: the non-durable log mode). The log is ``DIR/plog/server`` (replica ``server``).
 
 Used by test_serving_server.py (a subprocess) to talk HTTP to the real thing.
 """
@@ -21,7 +21,7 @@ if __name__ == "__main__":
     port, workdir = int(sys.argv[1]), Path(sys.argv[2])
     world = build_world()
     flush = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
-    settings = ServingSettings(port=port, log_dir=str(workdir / "plog"),
+    settings = ServingSettings(port=port, log_dir=str(workdir / "plog"), replica_id="server",
                                log_flush_records=flush, log_flush_seconds=3600,
                                log_durable=sys.argv[4:5] != ["buffered"],
                                store=StoreSettings(path=str(workdir / "online.sqlite")))

@@ -169,7 +169,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(world, tmp_path):
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert len(acked) >= 400, f"only {len(acked)} acknowledged before the deadline"
-    log_dir = tmp_path / "plog"
+    log_dir = tmp_path / "plog" / "server"  # the replica's own directory
     assert list((log_dir / "journal").glob("*.wal")), "kill -9 should leave a journal behind"
     logged = scan_prediction_log(log_dir).collect()["request_id"].to_list()
     missing = set(acked) - set(logged)

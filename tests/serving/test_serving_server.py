@@ -43,5 +43,5 @@ def test_uvicorn_subprocess_serves_and_flushes_the_log_on_shutdown(world, tmp_pa
             proc.kill()
             proc.wait(timeout=10)
     # graceful shutdown flushed the buffered log (flush thresholds were far away)
-    log = pl.read_parquet(tmp_path / "plog" / "*.parquet")
+    log = pl.read_parquet(tmp_path / "plog" / "server" / "*.parquet")
     assert log.height == 30 and set(ids) <= set(log["request_id"].to_list())

@@ -6,8 +6,9 @@ for a regressor; null when the server abstained) and ``probability`` (classifier
 model name/version, A/B variant, who answered the record (``served_by``: model,
 fallback, default (a declared value), abstain, shadow), warnings, the breaker state and
 ``served_at``. :func:`model_score` is the model's own output of a row (what monitoring
-compares with the reference). Read it back with :func:`scan_prediction_log`
-(parquet parts plus the journal not yet compacted; the one reader every consumer uses).
+compares with the reference). Read it back with
+:func:`mlops.serving.prediction_log.fleet.scan_prediction_log` (every replica's parquet
+parts plus the journal not yet compacted; the one reader every consumer uses).
 
 Durability (``durable=True``, the default): :meth:`PredictionLog.append_frame` queues a
 micro-batch's frame and returns a future; a writer thread appends everything queued to
@@ -39,7 +40,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
 
 import polars as pl
 
@@ -47,6 +47,7 @@ from mlops.features.compile import FeaturePlan
 from mlops.home import FILE_MODE, private_dir
 from mlops.serving.prediction_log import journal
 from mlops.serving.prediction_log.compaction import Compaction, compact, recover
+from mlops.serving.prediction_log.fleet import JOURNAL_DIR
 
 BASE_SCHEMA = {
     "request_id": pl.String, "entity": pl.String, "event_ts": pl.Datetime("us"),
@@ -55,7 +56,6 @@ BASE_SCHEMA = {
     "served_by": pl.String, "warnings": pl.List(pl.String), "breaker_state": pl.String,
     "served_at": pl.Datetime("us", "UTC"),
 }
-JOURNAL_DIR = "journal"
 log = logging.getLogger(__name__)
 
 
@@ -63,31 +63,6 @@ def feature_schema(plan: FeaturePlan) -> pl.Struct:
     """Struct dtype of the ``features`` column: Float64 numerics, String categoricals."""
     return pl.Struct({f.name: (pl.String if f.kind == "categorical" else pl.Float64)
                       for f in plan.features})
-
-
-def scan_prediction_log(directory: str | os.PathLike) -> pl.LazyFrame | None:
-    """Every logged record: parquet parts plus journal records not yet compacted.
-
-    None when the directory holds no record. The journal is read first and the parts
-    listed after, so a segment compacted meanwhile is counted once.
-
-    Example:
-        >>> scan_prediction_log(".mlops/predictions").collect().height  # doctest: +SKIP
-    """
-    directory = Path(directory)
-    pending = journal.journal_frames(directory / JOURNAL_DIR, directory)
-    skip = {journal.part_name(stem) for stem in pending}
-    files = sorted(str(p) for p in directory.glob("*.parquet") if p.name not in skip)
-    # parts written by an older version of the log (an integer prediction column) are
-    # scanned on their own and relaxed into today's types
-    by_schema: dict[str, list[str]] = {}
-    for f in files:
-        by_schema.setdefault(str(pl.read_parquet_schema(f)), []).append(f)
-    parts = [pl.scan_parquet(fs) for fs in by_schema.values()] + \
-        [f.lazy() for f in pending.values()]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
 
 
 def model_score() -> pl.Expr:
@@ -99,13 +74,6 @@ def model_score() -> pl.Expr:
     ``coalesce`` reads both."""
     return (pl.when(pl.col("served_by").is_in(["default", "abstain"])).then(None)
             .otherwise(pl.coalesce(pl.col("probability"), pl.col("prediction"))))
-
-
-def count_log_files(directory: str | os.PathLike) -> int:
-    """Parquet parts plus live journal segments (what a report calls "files")."""
-    directory = Path(directory)
-    return (len(list(directory.glob("*.parquet")))
-            + len(list((directory / JOURNAL_DIR).glob(f"*{journal.SUFFIX}"))))
 
 
 class PredictionLog:

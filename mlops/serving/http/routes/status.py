@@ -24,9 +24,12 @@ async def health():
 
 @router.get("/ready")
 async def ready(request: Request):
-    """200 when :func:`readiness` finds no problem, else 503 with the problems."""
-    checks, problems = await run_in_threadpool(readiness, serving_state(request))
-    body = {"ready": not problems, "checks": checks, "problems": problems}
+    """200 when :func:`readiness` finds no problem, else 503 with the problems; names the
+    replica (``serving.replica_id``) that answered."""
+    state = serving_state(request)
+    checks, problems = await run_in_threadpool(readiness, state)
+    body = {"ready": not problems, "replica": state.replica_id, "checks": checks,
+            "problems": problems}
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 
@@ -46,7 +49,7 @@ async def metadata(request: Request):
             "limits": {"max_records": s.max_records, "max_body_bytes": s.max_body_bytes},
             "micro_batch": {"wait_ms": s.batch_wait_ms, "max_batch": s.max_batch},
             "freshness": {"ttl_seconds": s.ttl_seconds, "stale_policy": s.stale_policy},
-            "started_at": state.started_at}
+            "replica": state.replica_id, "started_at": state.started_at}
 
 
 @router.get("/metrics")
@@ -127,7 +130,8 @@ def _breaker(state: ServingState, checks: dict, problems: list[str]) -> None:
 def _prediction_log(state: ServingState, checks: dict, problems: list[str]) -> None:
     log = state.prediction_log
     if log is not None:
-        checks["prediction_log"] = {"pending": log.pending(), "files": log.written_files,
+        checks["prediction_log"] = {"directory": log.directory, "pending": log.pending(),
+                                    "files": log.written_files,
                                     "last_error": log.last_error,
                                     "recovered": log.recovered.as_dict(),  # at start: a crash's journal
                                     "damage": log.damage.as_dict()}       # skipped bytes, quarantined

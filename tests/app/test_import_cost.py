@@ -1,0 +1,84 @@
+"""The command line imports only what the action uses (issue 24: a CLI that starts fast).
+
+Behaviour, not timing: a fresh interpreter imports ``mlops.cli``, answers ``--help`` or runs
+``action=drift`` for real, then lists ``sys.modules``. The serving stack (FastAPI, uvicorn,
+Prometheus), scikit-learn and skops cost seconds to import and none of these needs them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVING_AND_MODELS = ("sklearn", "fastapi", "uvicorn", "starlette", "prometheus_client", "skops")
+
+# runs the code, then prints the top-level packages loaded (whatever the code exits with)
+PROBE = """\
+import json, sys
+try:
+    exec(sys.argv[1])
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
+"""
+
+
+def loaded_after(code: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> set[str]:
+    """Top-level packages a fresh interpreter holds after running ``code`` (this checkout's mlops)."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, code, *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_import_mlops_cli_loads_neither_hydra_nor_the_serving_stack():
+    loaded = loaded_after("import mlops.cli")
+    assert not loaded & {*SERVING_AND_MODELS, "scipy", "polars", "hydra", "jinja2"}, loaded
+
+
+def test_help_loads_no_model_serving_or_statistics_library():
+    loaded = loaded_after("import mlops.cli; mlops.cli.main(['--help'])")
+    assert "mlops" in loaded
+    assert not loaded & {*SERVING_AND_MODELS, "scipy"}, loaded
+
+
+def test_the_drift_entry_point_loads_no_serving_stack_or_scikit_learn():
+    loaded = loaded_after("from mlops.actions.dispatch import entry_point; entry_point('drift')")
+    assert "scipy" in loaded  # its statistics: the probe sees what the chain imports
+    assert not loaded & set(SERVING_AND_MODELS), loaded
+
+
+def test_a_real_drift_run_loads_no_serving_stack_or_scikit_learn(tmp_path):
+    ref = pl.DataFrame({"x": [float(i % 97) for i in range(400)], "c": ["a", "b"] * 200})
+    ref.write_parquet(tmp_path / "ref.parquet")
+    ref.with_columns(pl.col("x") + 200.0).write_parquet(tmp_path / "cur.parquet")
+    code = ("import sys, runpy; sys.argv = ['run.py', *sys.argv[2:]]; "
+            f"runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')")
+    loaded = loaded_after(code, "action=drift", f"monitoring.reference={tmp_path / 'ref.parquet'}",
+                          f"monitoring.current={tmp_path / 'cur.parquet'}", f"hydra.run.dir={tmp_path / 'out'}",
+                          cwd=tmp_path, env={"MLOPS_HOME": str(tmp_path / "home")})
+    drift = json.loads((tmp_path / "out" / "drift.json").read_text())
+    assert drift["features"]["x"]["ks_stat"] == 1.0  # the run did its work (disjoint ranges: KS = 1)
+    assert not loaded & set(SERVING_AND_MODELS), loaded
+
+
+def test_serving_names_still_load_on_use():
+    """The probe can fail: asking mlops.serving for its app brings FastAPI in."""
+    assert "fastapi" in loaded_after("from mlops.serving import create_app")
+
+
+@pytest.mark.parametrize("package", ["mlops.serving", "mlops.registry", "mlops.monitoring"])
+def test_every_lazily_exported_name_resolves(package):
+    import importlib
+    mod = importlib.import_module(package)
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, f"{package}.{name}"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mod.nope  # noqa: B018
