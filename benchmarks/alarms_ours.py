@@ -157,7 +157,6 @@ def scored_rows(project: Project, data_path: str) -> tuple[pl.DataFrame, list[st
     from hydra import compose, initialize_config_dir
 
     from mlops.actions.context import RunContext
-    from mlops.actions.registry_access import model_name, open_registry, trusted_types
     from mlops.project.searchpath import BUILTIN_CONF
     from mlops.training.table import feature_table
     from mlops.training.task import score_frame
@@ -167,10 +166,10 @@ def scored_rows(project: Project, data_path: str) -> tuple[pl.DataFrame, list[st
                 f"paths.output_dir={project.root / 'outputs' / 'bench' / 'scored'}",
                 f"data.path={data_path}", "action=monitor"])
         ctx = RunContext.from_config(cfg, action="monitor")
-        model, mv = open_registry(ctx).load_model(model_name(ctx), "production", trusted_types(ctx))
+        model, mv = ctx.load_model("production")
         plan = ctx.model_plan(mv)
         table = feature_table(plan, ctx.scan_events(), event_id=ctx.event_id)
-    label = plan.label["column"]
+    label = plan.label.column
     rows = table.select(plan.timestamp, *plan.feature_names, label).with_columns(
         pl.Series("prediction", score_frame(model, plan, table)))
     return rows, list(plan.feature_names), plan.timestamp

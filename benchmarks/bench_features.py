@@ -34,19 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.offline import compute_at, compute_features, sink_features  # noqa: E402
 
-SPEC = {"name": "bench", "raw": ["amount"],
+SPEC = {"name": "bench", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean"], "periods": ["1h", "30d"]},
                     {"aggs": ["count"], "periods": ["1d"]},
                     {"column": "amount", "aggs": ["max"], "periods": ["1d"]}],
         "derived": [{"name": "ratio_30d", "expr": "amount / (amount_mean_30d + 1)"},
                     {"name": "burst", "expr": "amount_sum_1h / (amount_sum_30d + 1)"}]}
 # every aggregation kind, for the skew section
-SPEC_ALL = {"name": "bench_all", "raw": ["amount"],
+SPEC_ALL = {"name": "bench_all", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
             "windows": [{"column": "amount", "aggs": ["sum", "mean", "std", "min", "max", "last"],
                          "periods": ["1d", "30d"]},
                         {"aggs": ["count", "since_last"], "periods": ["1d", "30d"]},
                         {"column": "item", "aggs": ["distinct"], "periods": ["1d", "30d"]}]}
-LOOKUP_SPEC = {"name": "lookup", "windows": [{"column": "amount", "aggs": ["last"], "periods": ["30d"]}]}
+LOOKUP_SPEC = {"name": "lookup", "entity": "user_id", "timestamp": "event_ts",
+               "windows": [{"column": "amount", "aggs": ["last"], "periods": ["30d"]}]}
 WINDOW_COLS = ["amount_sum_1h", "amount_mean_1h", "amount_sum_30d", "amount_mean_30d",
                "events_count_1d", "amount_max_1d", "ratio_30d", "burst"]
 DAYS = 180
@@ -219,9 +220,10 @@ def section_lookup(rows: int, users: int, repeat: int) -> None:
 
 
 # A second window set (issue 24): a short sum, a day's count, a month's distinct count.
-SPEC2 = {"name": "bench2", "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]},
-                                       {"aggs": ["count"], "periods": ["1d"]},
-                                       {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
+SPEC2 = {"name": "bench2", "entity": "user_id", "timestamp": "event_ts",
+         "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]},
+                     {"aggs": ["count"], "periods": ["1d"]},
+                     {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
 SETS = {"set1": (SPEC, WINDOW_COLS), "set2": (SPEC2, ["amount_sum_1h", "events_count_1d", "item_distinct_30d"])}
 # DuckDB's two ways to say [t - p, t): the frame up to the current row minus its peers
 # (EXCLUDE GROUP), or a frame ending 1 microsecond before the row (timestamps are in us).

@@ -51,11 +51,13 @@ class fast_features:  # noqa: N801 - the rows backend as the request pipeline fe
 
 SPECS = {
     "serving bench (sum, mean, count; 1 derived)": {
-        "name": "bench", "raw": ["amount"], "categorical": ["merchant_category", "country", "channel"],
+        "name": "bench", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+        "categorical": ["merchant_category", "country", "channel"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean", "count"], "periods": ["1h", "7d"]}],
         "derived": [{"name": "amount_ratio", "expr": "amount / (amount_mean_7d + 1)"}]},
     "every aggregate, 3 derived": {
-        "name": "every", "raw": ["amount"], "categorical": ["merchant_category", "country", "channel"],
+        "name": "every", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+        "categorical": ["merchant_category", "country", "channel"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean", "min", "max", "std", "count"],
                      "periods": ["1h", "1d"]},
                     {"column": "merchant_category", "aggs": ["distinct", "last"], "periods": ["1d"]},

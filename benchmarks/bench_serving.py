@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from fastapi import Request  # noqa: E402  (module level: FastAPI resolves annotations here)
 
-SPEC = {"name": "bench", "raw": ["amount"],
+SPEC = {"name": "bench", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean", "count"],
                      "periods": ["1h", "7d"]}],

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -147,6 +147,41 @@ def describe(constraints: list) -> str:
 
 
 _RECORDERS: list[dict[str, str]] = []
+_PREFIXES: list[str] = []
+
+
+def _full_key(key: str) -> str:
+    """``key`` under the prefixes of the enclosing :func:`prefixed` blocks (once)."""
+    for prefix in reversed(_PREFIXES):
+        if key != prefix and not key.startswith(f"{prefix}."):
+            key = f"{prefix}.{key}"
+    return key
+
+
+@contextmanager
+def prefixed(prefix: str) -> Iterator[None]:
+    """Keys checked inside the block belong to the config group ``prefix``.
+
+    A settings class names its own keys (``n_bins``); built as part of a config group it
+    is ``monitoring.n_bins``, in the rules :func:`recorded` sees and in any ConfigError
+    leaving the block (a key already under ``prefix`` is left alone).
+
+    >>> try:
+    ...     with prefixed("monitoring"):
+    ...         check("n_bins", 1, [Interval(int, 2, None)])
+    ... except ConfigError as err:
+    ...     print(err.key)
+    monitoring.n_bins
+    """
+    _PREFIXES.append(prefix)
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.key == prefix or (exc.key or "").startswith(f"{prefix}."):
+            raise
+        raise exc.under(prefix) from None
+    finally:
+        _PREFIXES.pop()
 
 
 @contextmanager
@@ -172,12 +207,12 @@ def check(key: str, value: Any, constraints: list, *, error: type[ConfigError] =
     """Return ``value`` when it satisfies one of ``constraints``; else raise ``error``
     naming ``key``, the rule, the value and a fix."""
     for seen in _RECORDERS:
-        seen.setdefault(key, describe(constraints))
+        seen.setdefault(_full_key(key), describe(constraints))
     if any(_satisfies(c, value) for c in constraints):
         return value
     rule = describe(constraints)
     raise error(f"must be {rule}; got {value!r} instead", key=key,
-                fix=fix or f"set {key} to {rule}")
+                fix=fix or f"set {_full_key(key)} to {rule}")
 
 
 def _read(obj: Any, dotted: str) -> Any:
@@ -195,3 +230,35 @@ def validate(obj: Any, constraints: Mapping[str, list], *, prefix: str = "",
     """
     for key, rules in constraints.items():
         check(f"{prefix}.{key}" if prefix else key, _read(obj, key), rules, error=error)
+
+
+class Constrained:
+    """A settings dataclass that declares its constraints once, as ``CONSTRAINTS`` (as
+    scikit-learn's ``_parameter_constraints``), checked whenever it is built.
+
+    Settings classes are the config schema: Hydra builds them from the YAML, so the config
+    is checked as it becomes typed; ``KEY`` is where the class sits inside its config group
+    (``multivariate`` for ``monitoring.multivariate``), and the group's name is added around
+    it (:func:`prefixed`). A class with a rule that one table cannot say (a rule between two
+    keys) extends :meth:`check`.
+
+    >>> @dataclass
+    ... class Window(Constrained):
+    ...     days: float = 14.0
+    ...     CONSTRAINTS = {"days": [Interval(float, 0, None, closed="neither")]}
+    >>> try:
+    ...     Window(days=0)
+    ... except ConfigError as err:
+    ...     print(err.key, "|", err.message)
+    days | must be a float > 0; got 0 instead
+    """
+
+    KEY: ClassVar[str] = ""
+    CONSTRAINTS: ClassVar[Mapping[str, list]] = {}
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first key that breaks a declared constraint."""
+        validate(self, self.CONSTRAINTS, prefix=self.KEY)

@@ -3,8 +3,9 @@
 - ``reference/configuration.md``: every key of the config tree (``mlops.config.schema``,
   whose serving part *is* ``mlops.serving.settings``), walked from the dataclasses: its
   type (the annotation), its default (what the built-in ``conf/`` composes to, unresolved
-  interpolations shown as written), its rule (recorded while the real validators check
-  those defaults: ``mlops.constraints.recorded``) and the comment written beside the field.
+  interpolations shown as written), its rule (recorded while the settings check those
+  defaults as they are built: ``mlops.constraints.recorded``) and the comment written beside
+  the field.
 - ``reference/http-api.md`` and ``reference/openapi.json``: the OpenAPI document the
   server publishes (``mlops.serving.http.openapi``), for the demo's plan and a small model.
 
@@ -27,31 +28,30 @@ SECTIONS = ("data", "features", "model", "training", "registry", "serving", "mon
 # ---- the config tree ---------------------------------------------------------------------
 
 def _compose(overrides: list[str]):
+    """The composed config (built-in ``conf/``) with ``overrides``."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from mlops.config import register
     from mlops.package_files import BUILTIN_CONF
     register()
     with initialize_config_dir(config_dir=str(BUILTIN_CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["paths.output_dir=outputs", *overrides])
-    defaults = OmegaConf.to_container(cfg, resolve=False)
-    return OmegaConf.to_object(cfg), defaults
+        return compose(config_name="config", overrides=["paths.output_dir=outputs", *overrides])
 
 
-def _rules(typed) -> dict[str, str]:
-    """The rule of every key the validators check on the defaults, by full key."""
-    from mlops.actions.drift_checks import monitor_settings
-    from mlops.config.validate import synthetic_params
+def _defaults(overrides: list[str]) -> dict:
+    """What the built-in ``conf/`` composes to, interpolations as written."""
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(_compose(overrides), resolve=False)
+
+
+def _typed(overrides: list[str]):
+    """(the typed config, the rule of every key its settings check as they are built)."""
+    from mlops.config.validate import typed_config
     from mlops.constraints import recorded
+    cfg = _compose(overrides)
     with recorded() as rules:
-        typed.serving.validate()
-        synthetic_params(typed.data)
-    with recorded() as monitoring:  # the monitoring engine names keys below monitoring.
-        monitor_settings(typed.monitoring)
-    rules.update({k if k.startswith("monitoring.") else f"monitoring.{k}": v
-                  for k, v in monitoring.items()})
-    return rules
+        typed = typed_config(cfg)
+    return typed, rules
 
 
 def _comments(cls) -> dict[str, str]:
@@ -140,13 +140,15 @@ def _section_schema(section: str):
 
 def configuration_page() -> str:
     from mlops.config.schema import AppConfig, FileDataConfig
-    typed, defaults = _compose(["experiment=ab_v1_v2"])
-    _, defaults_files = _compose(["experiment=ab_v1_v2", "data=files"])
-    rules = _rules(typed)
+    defaults = _defaults(["experiment=ab_v1_v2"])
+    defaults_files = _defaults(["experiment=ab_v1_v2", "data=files"])
+    rules = {**_typed(["experiment=ab_v1_v2", "data=files", "data.path=x"])[1],
+             **_typed(["experiment=ab_v1_v2"])[1]}
     lines = [
         "# Configuration reference", "",
         "Generated from the config schema (`mlops/config/schema.py` and the engine settings "
-        "it extends, such as `mlops/serving/settings.py`) at every docs build. **Default** is "
+        "that are its groups, such as `mlops/training/settings.py`, `mlops/monitoring/settings.py` "
+        "and `mlops/serving/settings.py`) at every docs build. **Default** is "
         "what the built-in `conf/` composes to (`${...}` interpolations as written); **rule** "
         "is what the validators check (types are checked by Hydra at compose time); the last "
         "column is the comment beside the field. Override any key on the command line "
@@ -185,13 +187,13 @@ def openapi_document() -> dict:
     from mlops.serving.skew import ModelInfo
     from mlops.serving.state import ServingState
     from mlops.training.estimator import build_estimator, build_pipeline
-    typed, _ = _compose([])
+    typed, _ = _typed([])
     events = generate(SyntheticParams(n_users=60, days=20))
     plan = compile_plan(typed.features, events.schema)
-    table = compute_features(plan, events.lazy(), keep=[plan.label["column"]]).collect()
+    table = compute_features(plan, events.lazy(), keep=[plan.label.column]).collect()
     model = build_pipeline(build_estimator(typed.model._target_, typed.model.params),
                            numeric=plan.numeric, categorical=plan.categorical).fit(
-        table.select(plan.feature_names), table[plan.label["column"]].to_numpy())
+        table.select(plan.feature_names), table[plan.label.column].to_numpy())
     with tempfile.TemporaryDirectory() as tmp:
         state = ServingState(plan=plan, model=model, store=SQLiteStore(Path(tmp) / "s.sqlite"),
                              info=ModelInfo(typed.model.name, "1", plan.spec_hash),

@@ -36,10 +36,9 @@ ACTIONS: dict[str, str] = {
     "gc": "registry_trust:gc", "migrate": "registry_trust:migrate",
     "approve": "registry_ops:approve", "promote": "registry_ops:promote",
     "rollback": "registry_ops:rollback", "registry": "registry_ops:show",
-    "breaker_reset": "registry_ops:breaker_reset",
-    "score": "serving_ops:score", "score_merge": "serving_ops:score_merge",
-    "serve": "serving_ops:serve", "materialize": "serving_ops:materialize_store",
-    "parity": "serving_ops:parity", "replay": "replay:run",
+    "breaker_reset": "breaker_reset:run",
+    "score": "score:run", "score_merge": "score_merge:run", "serve": "serve:run",
+    "materialize": "materialize:run", "parity": "parity:run", "replay": "replay:run",
     "monitor": "monitor:run", "drift": "drift:run", "consistency": "consistency:run",
     "analyze": "analyze:run", "plan": "analyze:run",
 }

@@ -8,10 +8,8 @@ reader should see (drift detected, breaker tripped, v2 staged, ...).
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,8 +20,7 @@ from mlops.errors import ConfigError
 from mlops.package_files import BUILTIN_CONF
 from mlops.reports.index import write_index
 from mlops.reports.render import write_json
-
-_PICK = re.compile(r"(\w+)\[(\w+)=([^\]]*)\]")  # list[key=value]
+from mlops.reports.story import step_events, story_line, summary
 
 
 def _compose(overrides: list[str]):
@@ -39,37 +36,6 @@ def _user_overrides(ctx: RunContext) -> list[str]:
     return [o for o in ctx.overrides if not o.lstrip("+~").startswith(skip)]
 
 
-def field_value(result: dict, path: str) -> Any:
-    """The value at a dotted ``path`` of a step's result, or None where it is absent.
-
-    ``name[key=value]`` picks the first item of the list ``name`` whose ``key`` equals
-    ``value`` (compared as text): ``actions[action=retrain].staged``.
-    """
-    value: Any = result
-    for part in path.split("."):
-        pick = _PICK.fullmatch(part)
-        value = value.get(pick[1] if pick else part) if isinstance(value, dict) else None
-        if pick and isinstance(value, list):
-            value = next((item for item in value if isinstance(item, dict)
-                          and str(item.get(pick[2])) == pick[3]), None)
-        if value is None:
-            return None
-    return value
-
-
-def step_events(checks, result: dict | None) -> dict:
-    """Each declared event of one step: True/False against ``equals``, else the value
-    itself; None when the step has no result (it did not run or failed)."""
-    out = {}
-    for check in checks:
-        if result is None:
-            out[str(check.event)] = None
-            continue
-        value = field_value(result, str(check.field))
-        out[str(check.event)] = value if check.equals is None else value == check.equals
-    return out
-
-
 def run(ctx: RunContext) -> ActionResult:
     """Run every step of ``lifecycle.steps``; write lifecycle.json and the index page."""
     lc = ctx.cfg.lifecycle
@@ -82,25 +48,25 @@ def run(ctx: RunContext) -> ActionResult:
     home = Path(lc.home).resolve() if lc.home else ctx.output_dir / "home"
     t0 = time.perf_counter()
     done, story, entries, ok = [], [], [], True
-    events = {str(c.event): None for step in lc.steps for c in step.events}
+    events = {c.event: None for step in lc.steps for c in step.events}
     for i, step in enumerate(lc.steps, start=1):
         entry, res = _run_step(ctx, i, step, home)
         events.update(step_events(step.events, res.result if res is not None else None))
         done.append(entry)
         entries.append({**entry, "title": f"{i}. {step.name}"})
-        story.append(_story(i, step, entry))
+        story.append(story_line(i, step, entry))
         ok &= entry["expected"]
         if not entry["expected"]:
             break
     missing = [k for k, v in events.items() if v in (None, False)]
     status = "ok" if ok and not missing else "fail"
-    headline = ("The story ran end to end: " + _summary(lc.steps, events)) if status == "ok" else \
+    headline = ("The story ran end to end: " + summary(lc.steps, events)) if status == "ok" else \
         f"The lifecycle stopped or missed events: {', '.join(missing) or done[-1]['step']}"
     result = {"action": "lifecycle", "status": status, "headline": headline, "steps": done,
               "events": events, "home": str(home),
               "duration_s": round(time.perf_counter() - t0, 2)}
     write_json(result, ctx.output_dir / "lifecycle.json")
-    index = write_index(ctx.output_dir, entries, title=str(lc.title),
+    index = write_index(ctx.output_dir, entries, title=lc.title,
                         story=story, verdict=(status, headline, [e["headline"] for e in done
                                                                  if not e["expected"]]))
     print(f"index: {index}")
@@ -123,29 +89,9 @@ def _run_step(ctx: RunContext, i: int, step, home: Path) -> tuple[dict, ActionRe
     code, res = ctx.run_step(cfg)
     data = res.result if res is not None else {}
     report = (res.report if res is not None else None) or f"{step.action}.html"
-    return {"step": str(step.name), "action": str(step.action), "exit_code": code,
+    return {"step": step.name, "action": step.action, "exit_code": code,
             "expected": code in step.expect_exit,
             "status": data.get("status", "ok" if code == 0 else "fail"),
             "headline": data.get("headline") or "",
             "href": f"{folder}/{report}", "json_href": f"{folder}/{Path(report).stem}.json",
             "seconds": round(time.perf_counter() - started, 2)}, res
-
-
-def _story(i: int, step, entry: dict) -> dict:
-    line = {"step": f"{i}. {step.name}",
-            "status": entry["status"] if entry["expected"] else "fail",
-            "text": f"{step.story} → {entry['headline']}", "href": entry["href"]}
-    if not entry["expected"]:
-        line["text"] += f" (exit {entry['exit_code']}, expected {list(step.expect_exit)})"
-    return line
-
-
-def _summary(steps, events: dict) -> str:
-    """The declared ``says`` words of every event that holds, in story order."""
-    parts = []
-    for step in steps:
-        for check in step.events:
-            value = events.get(str(check.event))
-            if check.says and value not in (None, False):
-                parts.append(str(check.says).format(value=str(value).replace("_", " ")))
-    return ", ".join(parts)

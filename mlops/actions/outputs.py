@@ -49,3 +49,8 @@ def run_info(ctx: RunContext) -> dict:
     """The footer's facts: where the run wrote, and its overrides without their secrets."""
     return {"output dir": str(ctx.output_dir),
             "overrides": " ".join(redact_overrides(ctx.overrides)) if ctx.overrides else None}
+
+
+def facts(result: dict[str, Any], keys) -> dict[str, Any]:
+    """The report's facts table: ``keys`` of ``result``, named in words."""
+    return {k.replace("_", " "): result.get(k) for k in keys}

@@ -1,4 +1,4 @@
-"""``action=promote | approve | rollback | breaker_reset | registry``: the registry from the CLI.
+"""``action=promote | approve | rollback | registry``: the registry from the CLI.
 
 Every refusal (failed gate, unknown version, self-approval, unsigned approval) is a
 RegistryError: a short message, exit code 2, registry unchanged (the refusal itself is
@@ -9,145 +9,71 @@ from __future__ import annotations
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
-from mlops.actions.registry_access import (
-    approver_name,
-    key_path,
-    model_name,
-    open_registry,
-    report_integrity,
-    trusted_types,
-)
-from mlops.errors import ConfigError, GateFailedError
-from mlops.registry import Registry
+from mlops.errors import GateFailedError
 from mlops.registry.signing import load_private_key
-
-
-def _version(ctx: RunContext, action: str) -> int:
-    v = ctx.cfg.registry.version
-    if v is None:
-        raise ConfigError(f"action={action} needs a version", key="registry.version",
-                          fix="pass registry.version=<n> (see action=registry for the list)")
-    return int(v)
+from mlops.reports.views.registry import print_integrity, registry_report
 
 
 def promote(ctx: RunContext) -> ActionResult:
     """``action=promote``: move ``registry.alias`` to ``registry.version`` through the gates."""
-    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
-    version = _version(ctx, "promote")
-    alias = str(rc.alias)
-    reg.load_model(name, version, trusted_types(ctx))  # never promote a tampered artefact
+    reg, name, rc = ctx.registry(), ctx.model_name, ctx.cfg.registry
+    version = rc.target_version("promote")
+    ctx.load_model(version)  # never promote a tampered artefact
+
+    def gates() -> list[dict]:
+        return [g.to_dict() for g in reg.check_gates(name, version, rc.alias)]
     try:
-        mv = reg.promote(name, version, alias, actor=rc.actor)
+        mv = reg.promote(name, version, rc.alias, actor=rc.actor)
     except GateFailedError as exc:
-        _report(ctx, reg, "fail", f"promotion of {name} v{version} to {alias} refused",
-                {"action_taken": "promote", "refused": str(exc),
-                 "gates": _gates(reg, name, version, alias)})
+        _report(ctx, "fail", f"promotion of {name} v{version} to {rc.alias} refused",
+                {"action_taken": "promote", "refused": str(exc), "gates": gates()})
         raise
-    return _finish(ctx, reg, f"{name} v{mv.version} is now {alias}",
-                   {"gates": _gates(reg, name, version, alias)})
+    return finish(ctx, f"{name} v{mv.version} is now {rc.alias}", {"gates": gates()})
 
 
 def approve(ctx: RunContext) -> ActionResult:
     """``action=approve``: the approver signs ``registry.version`` for ``registry.alias``."""
-    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
-    version = _version(ctx, "approve")
-    approver = approver_name(ctx, "approve")
-    key = load_private_key(key_path(ctx, approver))
-    done = reg.approve(name, version, approver, private_key=key, alias=str(rc.alias),
-                       comment=rc.comment)
-    return _finish(ctx, reg, f"{approver} approved {name} v{version} for {rc.alias} "
-                             f"(signed, chain event #{done['event']})", {})
+    name, rc = ctx.model_name, ctx.cfg.registry
+    version = rc.target_version("approve")
+    approver = rc.approver_name("approve")
+    key = load_private_key(rc.key_path(ctx.home, approver))
+    done = ctx.registry().approve(name, version, approver, private_key=key, alias=rc.alias,
+                                  comment=rc.comment)
+    return finish(ctx, f"{approver} approved {name} v{version} for {rc.alias} "
+                       f"(signed, chain event #{done['event']})", {})
 
 
 def rollback(ctx: RunContext) -> ActionResult:
     """``action=rollback``: ``registry.alias`` back to the version it pointed at before."""
-    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
-    before = reg.aliases(name).get(str(rc.alias))
-    mv = reg.rollback(name, str(rc.alias), actor=rc.actor)
-    return _finish(ctx, reg, f"{rc.alias} rolled back from v{before} to v{mv.version}",
-                   {"from": before, "to": mv.version})
-
-
-def breaker_reset(ctx: RunContext) -> ActionResult:
-    """``action=breaker_reset``: close the circuit breaker of ``registry.version`` (default:
-    the version under ``serving.alias``) for every server on ``serving.store``; audited."""
-    from mlops.actions.serving_support import reset_serving_breaker
-    reg, name, rc = open_registry(ctx), model_name(ctx), ctx.cfg.registry
-    target = str(rc.version) if rc.version is not None else str(ctx.cfg.serving.alias)
-    mv = reg.get_version(name, int(target) if target.isdigit() else target)
-    state = reset_serving_breaker(ctx, name, mv.version, actor=rc.actor)
-    was = (state["before"] or {}).get("state", "never tripped")
-    return _finish(ctx, reg, f"circuit breaker of {name} v{mv.version} reset (was {was}); "
-                             "servers close it at their next poll", {"breaker": state})
+    reg, name, rc = ctx.registry(), ctx.model_name, ctx.cfg.registry
+    before = reg.aliases(name).get(rc.alias)
+    mv = reg.rollback(name, rc.alias, actor=rc.actor)
+    return finish(ctx, f"{rc.alias} rolled back from v{before} to v{mv.version}",
+                  {"from": before, "to": mv.version})
 
 
 def show(ctx: RunContext) -> ActionResult:
     """``action=registry``: versions, lineage, aliases and the audit log; exit 4 when the
     registry fails verification."""
-    reg, name = open_registry(ctx), model_name(ctx)
+    reg, name = ctx.registry(), ctx.model_name
     headline = f"{len(reg.list_versions(name))} versions of {name}; aliases: " + (
         ", ".join(f"{a} -> v{v}" for a, v in sorted(reg.aliases(name).items())) or "none")
-    return _finish(ctx, reg, headline, {})
+    return finish(ctx, headline, {})
 
 
-def _finish(ctx: RunContext, reg: Registry, headline: str, details: dict) -> ActionResult:
+def finish(ctx: RunContext, headline: str, details: dict) -> ActionResult:
     """Write registry.json/.html; the result is what registry.json holds."""
-    name = model_name(ctx)
-    result = _report(ctx, reg, "ok", headline, {"action_taken": ctx.action, **details})
-    code = report_integrity(result["integrity"]) if ctx.action == "registry" else 0
-    return ActionResult(result=result, registry={"model": name, "aliases": reg.aliases(name)},
-                        report="registry.html", exit_code=code)
+    result = _report(ctx, "ok", headline, {"action_taken": ctx.action, **details})
+    code = print_integrity(result["integrity"]) if ctx.action == "registry" else 0
+    return ActionResult(result=result, report="registry.html", exit_code=code,
+                        registry={"model": ctx.model_name,
+                                  "aliases": ctx.registry().aliases(ctx.model_name)})
 
 
-def _gates(reg: Registry, name: str, version: int, alias: str) -> list[dict]:
-    return [g.to_dict() for g in reg.check_gates(name, version, alias)]
-
-
-def _report(ctx: RunContext, reg: Registry, status: str, headline: str, details: dict) -> dict:
+def _report(ctx: RunContext, status: str, headline: str, details: dict) -> dict:
     """Write registry.json/.html and return the result written (its ``integrity`` included)."""
-    snap = reg.snapshot()
-    name = model_name(ctx)
-    model = next((m for m in snap["models"] if m["name"] == name), None)
-    rc = ctx.cfg.registry
-    integrity = reg.verify(expect_head=str(rc.expect_head) if rc.expect_head else None)
-    result = {"status": status, "headline": headline, "model": name,
-              "aliases": model["aliases"] if model else {}, "details": details,
-              "integrity": integrity, "registry": snap}
-    write_report(ctx, "registry", result, title=f"Registry: {name}",
-                 context=_display(model, snap))
+    result, context = registry_report(ctx.registry(), ctx.model_name, status=status,
+                                      headline=headline, details=details,
+                                      expect_head=ctx.cfg.registry.expect_head)
+    write_report(ctx, "registry", result, title=f"Registry: {ctx.model_name}", context=context)
     return result
-
-
-def _window(split: dict | None) -> str:
-    """The test days a version's metrics come from: versions tested on different days
-    are not directly comparable (see auc_lift_vs_production for a same-days comparison)."""
-    if not split or len(split.get("bounds", [])) < 4:
-        return "—"
-    return f"{split['bounds'][2][:10]} → {split['bounds'][3][:10]}"
-
-
-def _display(model: dict | None, snap: dict) -> dict:
-    from mlops.reports import svg
-    versions = model["versions"] if model else []
-    aliases = model["aliases"] if model else {}
-    metric_names = ["roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall"]
-    rows = []
-    for v in versions:
-        on = [a for a, n in aliases.items() if n == v["version"]]
-        rows.append({"version": v["version"], "aliases": ", ".join(on) or "",
-                     "created": v["created_at"], "who": v["who"],
-                     "estimator": (v.get("tags") or {}).get("estimator", v["model_class"]),
-                     "plan": f"{v.get('feature_plan_name')} ({(v.get('feature_plan_hash') or '')[:8]})",
-                     "approvals": ", ".join(a["approver"] if isinstance(a, dict) else str(a)
-                                            for a in v.get("approvals", [])),
-                     "test_window": _window((v.get("tags") or {}).get("split")),
-                     "auc_lift_vs_production": v["metrics"].get("roc_auc_lift_vs_production"),
-                     **{m: v["metrics"].get(m) for m in metric_names}})
-    chart = None
-    if versions:
-        chart = svg.bar_chart([(f"v{v['version']}", v["metrics"].get("roc_auc")) for v in versions],
-                              xlabel="test ROC-AUC", ylabel="version")
-    return {"version_rows": rows, "metric_names": metric_names, "auc_chart": chart,
-            "audit_rows": list(reversed(snap["audit"]))[:200], "versions": versions,
-            "cards": [{"label": "versions", "value": len(versions)},
-                      *[{"label": a, "value": f"v{n}"} for a, n in sorted(aliases.items())]]}

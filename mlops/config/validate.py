@@ -1,7 +1,8 @@
-"""Turn a composed DictConfig into plain engine objects, checking ranges.
+"""Turn a composed DictConfig into the typed config tree, checking ranges.
 
 Hydra already rejects unknown keys and wrong types at compose time (the schemas);
-here we check what types cannot express and name the full key on failure.
+the settings classes check what types cannot express as they are built, and errors
+name the full key.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlops.data.synthetic import SyntheticParams
+from mlops.config.schema import AppConfig
+from mlops.constraints import prefixed
 from mlops.errors import ConfigError
 from mlops.features.spec import FeatureSpec
 
@@ -25,10 +27,17 @@ def plain(node: Any) -> Any:
 def typed_config(cfg: DictConfig) -> Any:
     """The composed config as its typed dataclass tree (``AppConfig``): the one
     ``OmegaConf.to_object`` of a run. Interpolations are resolved here; a value left
-    ``???`` is a ConfigError naming its key."""
+    ``???`` is a ConfigError naming its key. Each group's settings check their declared
+    constraints as they are built (:class:`mlops.constraints.Constrained`): errors name
+    the full key (``monitoring.n_bins``)."""
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
     try:
-        return OmegaConf.to_object(cfg)
+        groups = {}
+        for f in fields(AppConfig):
+            node = cfg.get(f.name) if f.name in cfg else None
+            with prefixed(f.name):  # a group's settings name their keys inside the group
+                groups[f.name] = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
+        return AppConfig(**groups)
     except MissingMandatoryValue as exc:
         raise ConfigError("has no value", key=str(exc.full_key),
                           fix=f"set {exc.full_key} in your YAML or pass {exc.full_key}=...") from None
@@ -44,20 +53,16 @@ def as_dict(node: Any) -> Any:
     return plain(node)
 
 
-def synthetic_params(data: Any) -> SyntheticParams:
-    names = {f.name for f in fields(SyntheticParams)}
-    params = SyntheticParams(**{k: v for k, v in as_dict(data).items() if k in names})
-    params.validate(prefix="data")
-    return params
-
-
-def feature_spec(node: DictConfig) -> FeatureSpec:
-    """The composed ``features`` node as a FeatureSpec dataclass."""
-    if node is None:
+def feature_spec(spec: FeatureSpec | DictConfig | None) -> FeatureSpec:
+    """The selected feature spec (``features=<name>``: typed, or its composed node), or a
+    ConfigError saying none is."""
+    if OmegaConf.is_config(spec):
+        with prefixed("features"):
+            spec = OmegaConf.to_object(spec)
+    if spec is None:
         raise ConfigError("no feature spec selected", key="features",
                           fix="pass features=<name> (a spec in your conf/features/)")
-    obj = node if isinstance(node, FeatureSpec) else OmegaConf.to_object(node)
-    if not isinstance(obj, FeatureSpec):
+    if not isinstance(spec, FeatureSpec):
         raise ConfigError("is not a feature spec", key="features",
                           fix="start the YAML with `defaults: [feature_spec_schema, _self_]`")
-    return obj
+    return spec

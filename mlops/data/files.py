@@ -167,3 +167,30 @@ def _check_files(matches: list[str], kind: str, timestamp_cols, mapping: dict) -
             raise DataError(f'column "{col}" mixes naive and time-zoned timestamps across files '
                             f"({detail})", key="data.path",
                             fix="write every file with the same convention (e.g. all UTC)")
+
+
+def read_files(spec: str, *, key: str) -> pl.DataFrame:
+    """All rows of the files matching ``spec`` (csv date-times parsed); a file that cannot
+    be read is named, under ``key``."""
+    try:  # polars reads schemas while scanning: a bad file can fail either step
+        return parse_datetime_strings(scan_files(spec, key=key).collect())
+    except DataError as exc:  # the file checks name the file under data.path: use our key
+        raise DataError(exc.message, key=key, fix=exc.fix) from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        bad = _unreadable(sorted(glob.glob(spec, recursive=True)))
+        where = f"{bad!r} is not a readable parquet/csv file" if bad else \
+            f"the files matching {spec!r} cannot be read together"
+        raise DataError(f"{where} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        key=key, fix="fix or remove that file") from None
+
+
+def _unreadable(files: list[str]) -> str | None:
+    for f in files:
+        try:
+            if Path(f).suffix.lower() in (".parquet", ".pq"):
+                pl.read_parquet(f, n_rows=1)
+            else:
+                pl.read_csv(f, n_rows=100)
+        except (pl.exceptions.PolarsError, OSError):
+            return f
+    return None

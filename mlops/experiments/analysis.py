@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -269,3 +270,29 @@ def _metrics(spec: ExperimentSpec, table) -> dict[str, Any]:
     for family in families.values():
         _finish_significance(spec, family)
     return metrics
+
+
+STATUS = {"ship": "ok", "do_not_ship": "fail", "keep_running": "warn"}
+
+
+@dataclass
+class AnalyzeResult:
+    """``action=analyze``'s result; :meth:`to_json` is ``analyze.json``."""
+
+    analysis: dict        # :func:`analyze`'s dict (decision, winner, reasons, ...)
+    primary_metric: str
+    outcomes: dict
+    weights_guard: dict
+    duration_s: float
+
+    @property
+    def decision(self) -> str:
+        return self.analysis["decision"]
+
+    def to_json(self) -> dict:
+        reasons = self.analysis["reasons"]
+        headline = f"{self.decision.replace('_', ' ')}: " + (reasons[0] if reasons
+                                                             else self.primary_metric)
+        return {**self.analysis, "status": STATUS[self.decision], "headline": headline,
+                "outcomes": self.outcomes, "weights_guard": self.weights_guard,
+                "duration_s": self.duration_s}

@@ -128,3 +128,28 @@ def duration_days(n_per_arm: float, daily_units: float, *, weights: Sequence[flo
         raise ExperimentError(f"The 'weights' parameter must be positive traffic shares; got {weights!r}")
     share = min(weights) / sum(weights)
     return max(1, math.ceil(n_per_arm / (daily_units * share) - 1e-9))
+
+
+def experiment_plan(spec, stats: dict, *, daily_units: float) -> dict:
+    """``action=plan``: units per arm and days to detect the spec's MDE on its primary
+    metric, from the control's mean and variance in ``stats`` (``{variant: {metric:
+    SufficientStats}}``); ``daily_units`` (0: unknown) gives the duration."""
+    ctrl = stats[spec.control][spec.primary_metric.name]
+    mde_abs = spec.mde * abs(ctrl.mean) if spec.mde_type == "relative" else spec.mde
+    if mde_abs <= 0:
+        raise ExperimentError("the MDE is 0 in metric units (control mean is 0?)",
+                              key="experiment.mde", fix="use mde_type: absolute")
+    n = sample_size(mde_abs, spec.alpha, spec.power, ctrl.variance ** 0.5)
+    days = duration_days(n, daily_units, weights=[v.weight for v in spec.served_variants]) \
+        if daily_units > 0 else None
+    days = max(days, spec.min_duration_days) if days is not None else None
+    headline = (f"{n:,} units per arm to detect a {spec.mde:g}"
+                f"{' relative' if spec.mde_type == 'relative' else ''} change in "
+                f"{spec.primary_metric.name} (alpha {spec.alpha}, power {spec.power})"
+                + (f": about {days:g} days at {daily_units:,.0f} units/day" if days else ""))
+    return {"status": "ok", "headline": headline, "experiment": spec.key,
+            "metric": spec.primary_metric.name, "control_mean": ctrl.mean,
+            "control_sd": ctrl.variance ** 0.5, "mde": spec.mde, "mde_type": spec.mde_type,
+            "mde_abs": mde_abs, "alpha": spec.alpha, "power": spec.power,
+            "units_per_arm": n, "daily_units": daily_units, "days": days,
+            "min_duration_days": spec.min_duration_days}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Optional
 
 import polars as pl
 
@@ -26,13 +27,15 @@ from mlops.features.compile import FeaturePlan
 from mlops.training.task import model_scores
 
 
-@dataclass(frozen=True)
+@dataclass
 class SimulationSettings:
-    """``experiment.simulation``: the traffic window and pre-period."""
+    """``experiment.simulation``: live traffic from the configured data, scored by each
+    variant's model: the traffic window, the pre-period and an optional threshold override."""
 
-    start_day: float | None = None   # None: the last ``days`` of the data
+    start_day: Optional[float] = None     # null = the last `days` of the data
     days: float = 21.0
-    pre_days: float = 28.0
+    threshold: Optional[float] = None     # null = each variant's own decision threshold (override)
+    pre_days: float = 28.0                # pre-period for the CUPED covariates
 
 
 @dataclass(frozen=True)

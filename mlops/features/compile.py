@@ -10,8 +10,8 @@ Example:
     >>> import polars as pl
     >>> schema = {"user_id": pl.String, "event_ts": pl.Datetime("us"), "amount": pl.Float64,
     ...           "is_fraud": pl.Int8, "label_ts": pl.Datetime("us")}
-    >>> plan = compile_plan({"name": "demo", "raw": ["amount"],
-    ...     "windows": [{"column": "amount", "aggs": ["mean"], "periods": ["1d"]}],
+    >>> plan = compile_plan({"name": "demo", "entity": "user_id", "timestamp": "event_ts",
+    ...     "raw": ["amount"], "windows": [{"column": "amount", "aggs": ["mean"], "periods": ["1d"]}],
     ...     "derived": [{"name": "ratio", "expr": "amount / (amount_mean_1d + 1)"}]}, schema)
     >>> plan.feature_names
     ['amount', 'amount_mean_1d', 'ratio']
@@ -37,7 +37,7 @@ from mlops.features.plan import (
     plan_hash,
 )
 from mlops.features.rules import EventRules
-from mlops.features.spec import FeatureSpec, parse_spec, resolve
+from mlops.features.spec import FeatureSpec, LabelSpec, parse_spec, resolve
 from mlops.features.sql_guard import RESERVED, parse_sql
 from mlops.features.sql_tree import Node, columns, render_sql
 
@@ -127,7 +127,7 @@ def compile_plan(spec: dict | FeatureSpec, schema: dict[str, pl.DataType] | pl.S
     exprs = {d.name: expr for d, expr in pairs}
     plan = FeaturePlan(
         name=resolved["name"], version=resolved["version"], entity=resolved["entity"],
-        timestamp=resolved["timestamp"], label=resolved["label"], features=tuple(features),
+        timestamp=resolved["timestamp"], label=LabelSpec(**resolved["label"]), features=tuple(features),
         row_exprs=tuple(row_exprs + [(d.name, exprs[d.name]) for d in derived if not d.after_windows]),
         windows=tuple(windows),
         post_exprs=tuple((d.name, exprs[d.name]) for d in derived if d.after_windows),

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 
 from mlops.features.rules import EventRules
+from mlops.features.spec import LabelSpec
 from mlops.features.sql_tree import Node, describe_tree
 
 PLAN_FORMAT = 2  # bump when evaluation semantics change: old models then fail the skew guard
@@ -58,7 +59,7 @@ class FeaturePlan:
     version: int
     entity: str
     timestamp: str
-    label: dict
+    label: LabelSpec                                # column, available_at, task
     features: tuple[Feature, ...]
     row_exprs: tuple[tuple[str, pl.Expr], ...]      # before windows (raw, row-level derived)
     windows: tuple[WindowFeature, ...]
@@ -102,7 +103,7 @@ class FeaturePlan:
         exprs = {d.name: describe_tree(d.tree) for d in self.derived}
         return {
             "spec_hash": self.spec_hash, "name": self.name, "version": self.version,
-            "entity": self.entity, "timestamp": self.timestamp, "label": self.label,
+            "entity": self.entity, "timestamp": self.timestamp, "label": asdict(self.label),
             "features": [[f.name, f.kind, f.source] for f in self.features],
             "windows": [asdict(w) for w in self.windows],
             "source_columns": list(self.source_columns),

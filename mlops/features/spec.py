@@ -7,7 +7,7 @@ in a key fails at compose time. :func:`parse_spec` builds a spec from a plain di
 dict: the input of the compiler and of the plan hash.
 
 Example:
-    >>> spec = parse_spec({"name": "demo", "raw": ["amount"],
+    >>> spec = parse_spec({"name": "demo", "entity": "card", "timestamp": "ts", "raw": ["amount"],
     ...     "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]}]})
     >>> resolve(spec)["windows"][0]["name"]
     'amount_sum_1h'
@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
+from mlops.constraints import Interval, check
 from mlops.errors import FeatureSpecError
 from mlops.features.aggregates import AGGREGATES
 
@@ -27,6 +28,7 @@ DUPLICATES = ("identical", "all")
 _PERIOD = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MISSING = "???"  # OmegaConf's mark of a required value
 
 
 @dataclass
@@ -69,6 +71,7 @@ class LabelSpec:
     task: Optional[str] = None            # classification | regression; null = from the estimator
 
 
+
 @dataclass
 class RulesSpec:
     """How records become events, decided once for every path (:mod:`mlops.features.rules`)."""
@@ -83,8 +86,8 @@ class FeatureSpec(FeatureGroupSpec):
 
     name: str = "features"
     version: int = 1
-    entity: str = "user_id"
-    timestamp: str = "event_ts"
+    entity: str = "???"                   # required: the column naming whose history windows aggregate
+    timestamp: str = "???"                # required: the event-time column
     event_id: Optional[str] = None        # names each event: rows sharing an id are one event
     rules: RulesSpec = field(default_factory=RulesSpec)
     label: LabelSpec = field(default_factory=LabelSpec)
@@ -94,6 +97,23 @@ class FeatureSpec(FeatureGroupSpec):
     shard: Optional[int] = None           # this shard of num_shards (by entity hash)
     num_shards: int = 1
     merge_input: Optional[str] = None     # features_merge: glob of the shard files
+
+    def role_columns(self) -> dict[str, str]:
+        """The columns this spec gives a role (entity, timestamp, label, label time): never
+        features of a drift comparison; each with why, for the report."""
+        declared = [(self.entity, "the entity key (features.entity)"),
+                    (self.timestamp, "the event timestamp (features.timestamp)"),
+                    (self.label.column, "the label (features.label.column)"),
+                    (self.label.available_at, "when the label arrived (features.label.available_at)")]
+        return {name: why for name, why in declared if name and name != MISSING}
+
+    def sharding(self) -> tuple[Optional[int], int]:
+        """(``shard``, ``num_shards``), checked: at least one shard, and ``shard`` one of them."""
+        check("features.num_shards", self.num_shards, [Interval(int, 1, None)])
+        if self.shard is not None:
+            check("features.shard", self.shard, [Interval(int, 0, self.num_shards)],
+                  fix=f"pass features.shard=i with 0 <= i < features.num_shards ({self.num_shards})")
+        return self.shard, self.num_shards
 
 
 def period_seconds(period: str, *, key: str) -> int:
@@ -214,6 +234,11 @@ def resolve(spec: FeatureSpec) -> dict:
     Groups come first in name order, then the spec's own entries; a feature
     name defined twice is an error naming both places.
     """
+    for name, what in (("entity", "the column naming whose history the windows aggregate"),
+                       ("timestamp", "the event-time column")):
+        if getattr(spec, name) in (None, "", MISSING):
+            raise FeatureSpecError("has no value", key=f"features.{name}",
+                                   fix=f"set {name}: <{what}> in the feature spec")
     parts = [(f"features.groups.{g}", spec.groups[g]) for g in sorted(spec.groups)]
     parts.append(("features", spec))
     raw, categorical, windows, derived, seen = [], [], [], [], {}

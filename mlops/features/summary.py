@@ -68,3 +68,17 @@ def describe_plan(plan: FeaturePlan) -> dict:
             "entity": plan.entity, "timestamp": plan.timestamp,
             "windows": [w["name"] for w in plan.resolved["windows"]],
             "derived": {d["name"]: d["expr"] for d in plan.resolved["derived"]}}
+
+
+def table_summary(table: pl.LazyFrame, plan: FeaturePlan) -> dict:
+    """The body of features.json for a written feature table: ``rows``, ``columns``, the
+    plan, the label's positive rate (None without the label), null counts per feature and
+    the per-feature summary."""
+    rows = table.select(pl.len()).collect().item()
+    summary = summarize(table, plan, rows)
+    label, columns = plan.label.column, table.collect_schema().names()
+    rate = (table.select(pl.col(label).cast(pl.Float64).mean()).collect().item()
+            if label in columns else None)
+    return {"rows": rows, "columns": columns, "plan": describe_plan(plan),
+            "label": {"column": label, "positive_rate": rate},
+            "null_counts": {f["name"]: f["nulls"] for f in summary}, "features": summary}

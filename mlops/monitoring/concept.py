@@ -15,18 +15,20 @@ on error rates of 1% and on errors in thousands of dollars, and a stable window 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Optional, Union
 
 import numpy as np
 import polars as pl
 
+from mlops.constraints import Check, Constrained
 from mlops.errors import ConfigError
 from mlops.monitoring import detectors as det
-from mlops.monitoring.baseline import PerformanceBaseline, performance_baseline
+from mlops.monitoring.baseline import PerformanceBaseline, parse_change, performance_baseline
 from mlops.monitoring.calibration import DEFAULT_MIN_CHUNKS, DEFAULT_STD_MULTIPLIER
 from mlops.monitoring.detector_limits import calibrate_detector
 from mlops.monitoring.performance import performance_by_chunk
+from mlops.training.task import PREDICTION
 
-PREDICTION = "prediction"
 LABELLED, IN_WINDOW = "__labelled", "__in_window"
 DETECTORS = {"page_hinkley": det.PageHinkley, "ddm": det.DDM, "adwin": det.ADWIN}
 STREAMS = ("errors", "missed_positives")
@@ -37,14 +39,35 @@ STREAMS = ("errors", "missed_positives")
 PAGE_HINKLEY_UNITS = {"delta": 0.1, "threshold": 5.0, "mode": "up"}
 
 
-@dataclass(frozen=True)
-class ConceptSettings:
-    """``monitoring.performance`` plus the detectors and the stream they watch."""
+def _is_change(value: object) -> bool:
+    try:
+        parse_change(value)
+    except ConfigError:
+        return False
+    return True
 
-    metric: str | None = None          # None: roc_auc (classification) or rmse (regression)
-    chunk: str | int = "7d"
-    max_change: float | str | None = None  # None: calibrated; "20%": relative; 0.05: absolute
-    min_change: float = 0.05           # a calibrated band is at least this share of the baseline
+
+@dataclass
+class PerformanceSettings(Constrained):
+    """``monitoring.performance``: the metric per chunk and how far it may move from the
+    model's baseline."""
+
+    metric: Optional[str] = None          # null = roc_auc (classification) or rmse (regression)
+    chunk: str = "7d"                     # "1d", "7d", or a row count like "5000"
+    # a share or a number, which OmegaConf types as a union: read by baseline.parse_change
+    max_change: Optional[Union[int, float, str]] = None  # null calibrated; "20%" relative; 0.05 absolute
+    min_change: float = 0.05              # a calibrated band is at least this share of the baseline
+
+    KEY: ClassVar[str] = "performance"
+    CONSTRAINTS: ClassVar[dict] = {"max_change": [Check(_is_change, "a share like '20%', a "
+                                                        "number >= 0 (metric units) or None")]}
+
+
+@dataclass
+class ConceptSettings(PerformanceSettings):
+    """``monitoring.performance`` plus the detectors, the stream they watch and the
+    model's decision threshold."""
+
     std_multiplier: float = DEFAULT_STD_MULTIPLIER
     min_chunks: int = DEFAULT_MIN_CHUNKS
     threshold: float = 0.5             # the model's decision threshold (from its version)

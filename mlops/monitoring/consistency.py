@@ -8,14 +8,23 @@ not equal) and, for numbers, the symmetric mean absolute percentage error ``smap
 Here floats within ``tolerance`` (absolute, 1e-9 by default, as ``action=parity``) count
 as equal, NaN equals NaN, categories compare exactly. ``mismatch_rate`` is
 ``(mismatch + online_null + offline_null) / compared``.
+
+:func:`consistency_check` is ``action=consistency``'s pipeline: the logged rows (read by
+:func:`mlops.monitoring.sources.logged_rows`) against the offline engine's features of the
+same events, joined on the event id, or on (entity, timestamp) with tied events left out.
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 import polars as pl
 
 from mlops.errors import DataError
+from mlops.features.compile import FeaturePlan
+from mlops.features.offline import compute_features
 
 _ON, _OFF = "__online", "__offline"
+EVENT_KEY = "__event_id"  # the join key: the logged request id = the event id
 
 
 def compare_features(online: pl.DataFrame, offline: pl.DataFrame, *, keys: list[str],
@@ -96,3 +105,69 @@ def _feature(df: pl.DataFrame, keys: list[str], f: str, is_num: bool, tol: float
                                     pl.col(f + _OFF).alias("offline"))
                        .head(max_examples).to_dicts())
     return res
+
+
+def offline_rows(plan: FeaturePlan, events: pl.LazyFrame, logged: pl.DataFrame,
+                 event_id: str | None) -> pl.DataFrame:
+    """The offline engine's features for the logged events (same data, same plan)."""
+    ts = plan.timestamp
+    lo = logged[ts].min() - timedelta(seconds=plan.max_period_seconds)
+    hi = logged[ts].max()
+    # every window of a logged event lies in [first - longest period, last]: exact
+    events = events.filter((pl.col(ts) >= lo) & (pl.col(ts) <= hi))
+    out = compute_features(plan, events, keep=[event_id] if event_id else [])
+    if event_id:
+        out = out.rename({event_id: EVENT_KEY}).with_columns(pl.col(EVENT_KEY).cast(pl.String))
+    return out.collect()
+
+
+def paired(logged: pl.DataFrame, offline: pl.DataFrame, plan: FeaturePlan,
+           event_id: str | None) -> tuple[pl.DataFrame, pl.DataFrame, list[str], dict]:
+    """(logged, offline, join keys, join description): by event id, or else by
+    (entity, timestamp) with tied events left out and counted as ambiguous."""
+    if event_id:
+        keys, join = [EVENT_KEY], {"key": event_id, "ambiguous": 0}
+    else:  # fall back to (entity, timestamp); tied events cannot be told apart
+        keys = [plan.entity, plan.timestamp]
+        tied = offline.filter(offline.select(keys).is_duplicated()).select(keys).unique()
+        ambiguous = logged.join(tied, on=keys, how="semi").height
+        join = {"key": f"{plan.entity}, {plan.timestamp}", "ambiguous": ambiguous}
+        offline = offline.join(tied, on=keys, how="anti")
+        logged = logged.join(tied, on=keys, how="anti")  # left out, counted as ambiguous
+    offline = offline.join(logged.select(keys).unique(), on=keys, how="semi")
+    return logged, offline, keys, join
+
+
+def consistency_check(logged: pl.DataFrame, events: pl.LazyFrame, plan: FeaturePlan, *,
+                      event_id: str | None, max_mismatch_rate: float,
+                      max_examples: int) -> dict:
+    """Logged (online) features of ``logged`` (``request_id`` = the event id, the entity and
+    time under the plan's names, the features) against the offline engine's recomputation
+    over ``events``: :func:`compare_features`' dict plus ``join``, ``failing`` (features
+    whose mismatch rate is above ``max_mismatch_rate``), ``status`` and ``headline``."""
+    cols = events.collect_schema().names()
+    if event_id and event_id not in cols:
+        raise DataError(f'the event id column "{event_id}" is not in the data', key="data.event_id",
+                        fix="name the data's unique event id column, or null")
+    logged = logged.rename({"request_id": EVENT_KEY})
+    logged, offline, keys, join = paired(logged, offline_rows(plan, events, logged, event_id),
+                                         plan, event_id)
+    cmp = compare_features(logged, offline, keys=keys, numeric=plan.numeric,
+                           categorical=plan.categorical, max_examples=max_examples)
+    failing = {f: r["mismatch_rate"] for f, r in cmp["features"].items()
+               if r["mismatch_rate"] > max_mismatch_rate}
+    worst = max(cmp["features"].items(), key=lambda kv: kv[1]["mismatch_rate"], default=None)
+    return {**cmp, "join": join, "failing": failing, "worst": worst,
+            "status": "fail" if failing else ("warn" if cmp["unmatched"] else "ok"),
+            "headline": _headline(cmp, failing, worst)}
+
+
+def _headline(cmp: dict, failing: dict, worst) -> str:
+    headline = (f"{len(failing)} of {len(cmp['features'])} features inconsistent online vs offline "
+                f"(worst: {worst[0]} on {worst[1]['mismatch_rate']:.1%} of {cmp['matched']:,} events)"
+                if failing else
+                f"online = offline: {cmp['matched']:,} logged events x {len(cmp['features'])} "
+                f"features match (max mismatch rate {worst[1]['mismatch_rate']:.2%})")
+    if cmp["unmatched"]:
+        headline += f"; {cmp['unmatched']:,} logged events not found offline"
+    return headline

@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedShuffleSplit
 
 from mlops.constraints import Interval, Options, check
 from mlops.errors import DataError
@@ -122,6 +119,8 @@ def fit_calibration(y: np.ndarray, scores: np.ndarray, *, method: str = "auto", 
     one entity are correlated (positives often come in bursts on one entity), so resampling rows
     one by one would understate the uncertainty.
     """
+    from sklearn.isotonic import IsotonicRegression  # with sklearn: only when CBPE runs
+    from sklearn.metrics import roc_auc_score
     check("calibration", method, [Options(*CALIBRATION_METHODS)], fix="use auto, isotonic or none")
     y, scores = np.asarray(y, float), np.asarray(scores, float)
     ok = np.isfinite(y) & np.isfinite(scores)
@@ -164,6 +163,8 @@ def _resample(rng: np.random.Generator, n: int, groups: np.ndarray | None) -> np
 
 
 def _held_out_ece(y, scores, bins, splits, seed) -> tuple[float, float]:
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import StratifiedShuffleSplit
     sss = StratifiedShuffleSplit(n_splits=splits, test_size=0.1, random_state=seed)
     ys, raw, iso = [], [], []
     for train, test in sss.split(scores, y):
@@ -211,6 +212,7 @@ def estimate_recall(pred: np.ndarray, prob: np.ndarray) -> float | None:
 
 def realized_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """ROC-AUC (raw scores), precision and recall at ``threshold``; None where undefined."""
+    from sklearn.metrics import roc_auc_score
     y, scores = np.asarray(y, float), np.asarray(scores, float)
     pred = scores >= threshold
     pos = y == 1

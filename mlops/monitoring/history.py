@@ -18,6 +18,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 HISTORY_FILE = Path("monitoring") / "history.jsonl"
@@ -135,3 +137,32 @@ def performance_points(records: list[dict]) -> dict[str, list[tuple[str, float |
                 if chunk.get("start") is not None:
                     series[kind][str(chunk["start"])] = chunk.get("value")
     return {kind: sorted(points.items()) for kind, points in series.items() if points}
+
+
+def record_run(home: Path, result: dict, *, series: str, kind: str, run_dir: str, last: int,
+               window: dict | None = None, alerted: bool = False) -> tuple[list[dict], int]:
+    """Append the run ``result`` (monitor.json or drift.json) to ``home``'s history; return
+    the ``last`` records of its ``series`` (this run included) and the lines skipped."""
+    path = Path(home) / HISTORY_FILE
+    perf = result.get("performance") or {}
+    append(path, run_record(
+        result, series=series, kind=kind, run_id=uuid.uuid4().hex[:12], run_dir=run_dir,
+        time=datetime.now(timezone.utc).isoformat(), window=window, alerted=alerted,
+        multivariate=result.get("multivariate"),
+        performance=performance_chunks(perf) if perf else None))
+    return read(path, series=series, last=last)
+
+
+def performance_chunks(perf: dict) -> dict:
+    """Realized chunks of a ``performance`` block, and estimated ones when an estimator
+    filled ``performance.estimated``."""
+    metric = perf.get("metric")
+    realized = [{"start": c.get("start"), "value": c.get("value")} for c in perf.get("chunks") or []]
+    estimated = []
+    block = perf.get("estimated")
+    if isinstance(block, dict):
+        for c in block.get("chunks") or []:
+            value = c.get("estimated")
+            value = value.get(metric) if isinstance(value, dict) else value
+            estimated.append({"start": c.get("start"), "value": value})
+    return {"metric": metric, "realized": realized, "estimated": estimated}

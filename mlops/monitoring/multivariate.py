@@ -27,13 +27,14 @@ threads (default 1): on a busy machine OpenMP's spinning threads made one fit 40
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar, Optional
 
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
-from mlops.constraints import Interval, validate
+from mlops.constraints import Constrained, Interval, validate
 
 MAX_CATEGORY_CODES = 250  # HistGradientBoosting takes at most 255 categories per feature
 _BATCH = 64
@@ -86,24 +87,34 @@ def domain_classifier(reference: pl.DataFrame, current: pl.DataFrame, *, numeric
     return out
 
 
-@dataclass(frozen=True)
-class MultivariateSettings:
+@dataclass
+class MultivariateSettings(Constrained):
     """When and how the domain-classifier test runs (``monitoring.multivariate``)."""
 
-    enabled: bool = True
-    max_rows: int = 5_000
-    folds: int = 3
-    permutations: int = 500
-    alpha: float = 0.05
-    min_auc: float = 0.55
+    enabled: Optional[bool] = None        # null: on in action=monitor, off in action=drift
+    max_rows: int = 5_000                 # rows sampled per side (reference, current)
+    folds: int = 3                        # cross-validation folds for the out-of-fold AUC
+    permutations: int = 500               # label shuffles for the AUC threshold
+    alpha: float = 0.05                   # drift when the AUC beats the (1 - alpha) quantile
+    min_auc: float = 0.55                 # ... and this effect size
     top_features: int = 5
     seed: int = 0
-    act: bool = False  # False: reported beside the verdicts, never an on_drift action
+    act: bool = False  # multivariate drift alone triggers on_drift actions (else only reported)
 
-    def __post_init__(self) -> None:
-        if self.enabled:  # a disabled test is never run, so its values are not checked
-            _check(self.max_rows, self.folds, self.permutations, self.alpha, self.min_auc,
-                   self.top_features)
+    KEY: ClassVar[str] = "multivariate"
+    CONSTRAINTS: ClassVar[dict] = {
+        "max_rows": [Interval(int, 20, None)], "folds": [Interval(int, 2, None)],
+        "permutations": [Interval(int, 19, None)], "top_features": [Interval(int, 0, None)],
+        "alpha": [Interval(float, 0, 1, closed="neither")],
+        "min_auc": [Interval(float, 0.5, 1, closed="left")]}
+
+    def check(self) -> None:
+        if self.enabled is not False:  # a disabled test is never run: its values are not checked
+            super().check()
+
+    def when_unset(self, *, enabled: bool) -> MultivariateSettings:
+        """These settings with ``enabled: null`` read as the action's default ``enabled``."""
+        return self if self.enabled is not None else replace(self, enabled=enabled)
 
 
 def multivariate_check(settings: MultivariateSettings, reference: pl.DataFrame | None,
@@ -205,15 +216,7 @@ def _matrix(df: pl.DataFrame, numeric: list[str], categorical: list[str]) -> np.
     return np.column_stack(cols) if cols else np.empty((df.height, 0))
 
 
-_PARAMETER_CONSTRAINTS = {
-    "max_rows": [Interval(int, 20, None)], "folds": [Interval(int, 2, None)],
-    "permutations": [Interval(int, 19, None)], "top_features": [Interval(int, 0, None)],
-    "alpha": [Interval(float, 0, 1, closed="neither")],
-    "min_auc": [Interval(float, 0.5, 1, closed="left")],
-}
-
-
 def _check(max_rows, folds, permutations, alpha, min_auc, top_features) -> None:
     validate(dict(max_rows=max_rows, folds=folds, permutations=permutations,
                   top_features=top_features, alpha=alpha, min_auc=min_auc),
-             _PARAMETER_CONSTRAINTS, prefix="multivariate")
+             MultivariateSettings.CONSTRAINTS, prefix=MultivariateSettings.KEY)

@@ -1,4 +1,5 @@
-"""Which past a monitored window is compared with (``monitoring.reference``).
+"""Which past a monitored window is compared with (``monitoring.reference``), and that
+reference, loaded or fitted now (:func:`chosen_reference`).
 
 * ``training`` (the default): the reference stored with the model version (its train
   window's features and scores, and its out-of-sample baseline rows);
@@ -17,11 +18,20 @@ rows scored by the monitored model, and its labelled rows are the performance ba
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlops.errors import ConfigError
+import polars as pl
+
+from mlops.errors import ConfigError, DataError
+from mlops.features.compile import FeaturePlan
+from mlops.monitoring.concept import IN_WINDOW, LABELLED
+from mlops.monitoring.reference import Reference, fit_reference
+from mlops.monitoring.reference_rows import baseline_from
+from mlops.monitoring.settings import WindowSettings
+from mlops.monitoring.sources import label_flags, score_rows
+from mlops.training.task import PREDICTION
 
 KEY = "monitoring.reference"
 _FIX = "use training, {start: 2024-01-01, end: 2024-03-01}, {previous: 3} or a path to a reference .npz"
@@ -86,3 +96,42 @@ def _date(value: object, name: str) -> datetime:
     except ValueError:
         raise ConfigError(f"{name} must be an ISO date like 2024-01-31; got {value!r}",
                           key=f"{KEY}.{name}", fix=_FIX) from None
+
+
+def period_frame(table: pl.DataFrame, plan: FeaturePlan, model, lo: datetime, hi: datetime,
+                 known_by: datetime) -> pl.DataFrame:
+    """The rows of ``[lo, hi)`` scored by ``model``, labelled where known by ``known_by``
+    (a period reference: its inputs, scores and baseline rows)."""
+    rows = table.filter((pl.col(plan.timestamp) >= lo) & (pl.col(plan.timestamp) < hi))
+    return label_flags(score_rows(model, plan, rows), plan, known_by)
+
+
+def chosen_reference(choice: ReferenceChoice, plan: FeaturePlan, model, *, stored: str,
+                     stream: pl.DataFrame, table: Callable[[], pl.DataFrame], n_bins: int,
+                     max_rows: int, window: WindowSettings,
+                     window_start: str | None = None) -> tuple[Reference, dict]:
+    """The reference ``choice`` names, and what the report says about it: the version's
+    ``stored`` one, a saved file, or a period of the data (``table``) fitted now (its
+    labelled rows are the performance baseline)."""
+    if choice.kind in ("training", "file"):
+        path = stored if choice.kind == "training" else str(choice.path)
+        return Reference.load(path), {"kind": choice.kind, "path": path, "describe": choice.describe()}
+    ts = plan.timestamp
+    current = stream.filter(pl.col(IN_WINDOW))
+    start = datetime.fromisoformat(window_start) if window_start else current[ts].min()
+    lo, hi = choice.bounds(start, window.days)
+    known_by = current[ts].max() + timedelta(days=window.label_wait_days)
+    rows = period_frame(table(), plan, model, lo, hi, known_by)
+    if rows.height == 0:
+        raise DataError(f"the reference period [{lo}, {hi}) has no rows", key=KEY,
+                        fix="choose a period the data covers, or monitoring.reference=training")
+    ref = fit_reference(rows.select(ts, *plan.feature_names, PREDICTION),
+                        numeric=[*plan.numeric, PREDICTION], categorical=plan.categorical,
+                        n_bins=n_bins, max_rows=max_rows, timestamp=ts)
+    labelled = rows.filter(pl.col(LABELLED))
+    if labelled.height:
+        ref.baseline = baseline_from(labelled, timestamp=ts, label=plan.label.column,
+                                     score=labelled[PREDICTION].to_numpy())
+    return ref, {"kind": choice.kind, "start": lo.isoformat(), "end": hi.isoformat(),
+                 "rows": rows.height, "labelled_rows": labelled.height,
+                 "describe": choice.describe()}

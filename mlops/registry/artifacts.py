@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from mlops.errors import ArtifactIntegrityError
 from mlops.filesystem import UnsafeFileError, naming_full_disk, read_regular
 from mlops.home import private_dir
@@ -190,6 +188,7 @@ def _fsync_dir(directory: Path) -> None:
 
 def dump_model(model: Any) -> bytes:
     """Serialise ``model`` with ``skops.io.dumps``; refuses what skops cannot store safely."""
+    import skops.io as sio  # loaded when a model is saved or loaded, not by every action
     try:
         return sio.dumps(model)
     except Exception as exc:  # skops raises TypeError/ValueError/... for unsupported objects
@@ -254,6 +253,7 @@ def load_trusted(data: bytes, *, trusted: Sequence[str], what: str) -> Any:
         )
     try:
         # skops audits again with the same caller list, as a second line of defence.
+        import skops.io as sio  # loaded when a model is loaded, not by every action
         return sio.loads(data, trusted=sorted(allowed))
     except Exception as exc:
         raise ArtifactIntegrityError(f"{what}: skops refused or failed to load the artefact: {exc}") from exc

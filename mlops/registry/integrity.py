@@ -198,3 +198,17 @@ def remove_interrupted(files: Any, used: Callable[[], set[str]], *, min_age_seco
             files.drop(handle)
             removed.append(found.location)
     return removed
+
+
+def integrity_headline(integrity: dict, removed: list[str] | None = None) -> str:
+    """One line on a verification (:meth:`Registry.verify`'s dict); ``removed``: the
+    interrupted writes ``gc`` deleted first (None: a plain verification)."""
+    notes = len(integrity.get("notes", []))
+    if removed is not None:
+        state = "verified" if integrity["ok"] else "FAILS verification"
+        return f"removed {len(removed)} interrupted write(s); registry {state}"
+    if not integrity["ok"]:
+        return (f"registry verification failed: {len(integrity['problems'])} problem(s), first: "
+                f"{integrity['problems'][0]['problem']}")
+    left = f"; {notes} interrupted write(s) left by killed writers (action=gc removes them)" if notes else ""
+    return f"registry verified: {integrity['events']} events, head {integrity['head'][:16]}{left}"

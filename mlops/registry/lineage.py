@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ class ModelVersion:
     fairness: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)   # {} for versions from before policies
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``regression``, as recorded at training."""
+        return str((self.tags or {}).get("task") or "classification")
+
+    @property
+    def split_bounds(self) -> list[datetime]:
+        """``[train start, train end, valid end, test end]`` of the time split recorded at
+        training (empty for a version registered without one)."""
+        bounds = ((self.tags or {}).get("split") or {}).get("bounds") or []
+        return [datetime.fromisoformat(b) for b in bounds]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings)."""

@@ -76,6 +76,16 @@ class DecisionPolicy:
                        note=f"{key}={value:g} overrides the version's threshold "
                             f"{_fmt(self.threshold)}")
 
+    def notice(self, name: str, version: int | str) -> str | None:
+        """The line a run prints about version ``name`` ``version`` deciding this way: a
+        warning when an override replaces its threshold, a note when an old version (from
+        before policies) falls back; None when there is nothing to say."""
+        if self.source == "override":
+            return f"warning: {name} v{version}: {self.note}"
+        if self.source == "legacy" and self.is_classifier:
+            return f"note: {name} v{version} {self.note}"
+        return None
+
     def as_dict(self) -> dict:
         """JSON-safe, for run results and ``/metadata``."""
         return {"task": self.task, "threshold": self.threshold, "rule": self.rule,

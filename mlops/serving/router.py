@@ -117,3 +117,20 @@ class Routed:
     labels: np.ndarray
     probs: np.ndarray
     shadow: dict[str, tuple[ModelInfo, np.ndarray, np.ndarray]]
+
+
+def experiment_router(spec, models: dict[str, tuple], *, info_of: Callable,
+                      plan_of: Callable) -> ExperimentRouter:
+    """The router of experiment ``spec``: each unit to its variant's model (``models``:
+    variant -> (model, ModelVersion)), each variant deciding at its own version's threshold
+    (``info_of(mv, variant)``) and scoring with the plan its model carries (``plan_of(mv)``)."""
+    from mlops.experiments import assign_units
+
+    def entry(name):
+        model, mv = models[name]
+        return model, info_of(mv, name)
+    return ExperimentRouter(
+        key=spec.key, unit=spec.unit, assign=lambda ids: list(assign_units(spec, ids)),
+        variants={v.name: entry(v.name) for v in spec.served_variants},
+        shadows={v.name: entry(v.name) for v in spec.variants if v.shadow},
+        plans={name: plan_of(mv) for name, (_, mv) in models.items()})

@@ -56,7 +56,7 @@ def compare_with_champion(champ: Champion, *, plan: FeaturePlan, task: str, test
         champion_rows(champ, plan, test)
     if rows is None:
         return {**out, "note": note}, {}
-    m = evaluate(task, label_target(test, plan.label["column"], task),
+    m = evaluate(task, label_target(test, plan.label.column, task),
                  score_frame(champ.model, champ.plan, rows), champ.threshold)
     lifts = {k: metrics[k] - m[k] for k in LIFTED[task]
              if m.get(k) is not None and metrics.get(k) is not None}

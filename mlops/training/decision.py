@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -38,13 +39,13 @@ RULES = ("fixed", "positive_rate", "precision", "recall")
 KEY = "training.decision"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DecisionRule:
     """``training.decision``: ``rule`` with its ``value`` (fixed) or ``target`` (the others)."""
 
-    rule: str = "fixed"
-    value: float | None = 0.5
-    target: float | None = None
+    rule: str = "fixed"                   # fixed | positive_rate | precision | recall
+    value: Optional[float] = 0.5          # fixed: the threshold
+    target: Optional[float] = None        # positive_rate | precision | recall: the target
 
     def check(self, task: str) -> "DecisionRule":
         """Raise ConfigError naming ``training.decision.<key>`` unless the rule fits ``task``."""

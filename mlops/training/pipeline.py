@@ -23,6 +23,7 @@ from mlops.features.compile import FeaturePlan
 from mlops.training.champion import Champion, compare_with_champion
 from mlops.training.decision import DecisionRule, achieved, choose_threshold
 from mlops.training.metrics import HIGHER_IS_BETTER, evaluate, fairness_audit
+from mlops.training.settings import TrainingSettings
 from mlops.training.split import split_bounds, time_split
 from mlops.training.task import label_target, score_frame
 
@@ -30,31 +31,6 @@ CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision",
                           "accuracy")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """What one training run needs (``training.*``, read by the action from config)."""
-
-    start: datetime | None = None          # first day of the train window; None = first event + warm-up
-    warmup_days: float | None = None       # None = the plan's longest window
-    train_days: float = 40.0
-    valid_days: float = 10.0
-    test_days: float = 10.0
-    decision: DecisionRule = field(default_factory=DecisionRule)  # how the threshold is set
-    objective_metric: str | None = None    # None = the task's first metric
-    objective_split: str = "valid"
-    fairness_attribute: str | None = None  # audited for classifiers only
-    fairness_min_group_rows: int = 30
-    reference_bins: int = 10
-    reference_max_rows: int = 200_000
-    register: bool = True
-    compare_with: str | None = None        # alias scored on the same test window
-    description: str = ""
-
-    def audit_attribute(self, task: str) -> str | None:
-        """The fairness attribute to audit: regression models get no fairness audit."""
-        return self.fairness_attribute if task == "classification" else None
 
 
 @dataclass
@@ -85,7 +61,7 @@ def check_objective(settings: TrainingSettings, task: str) -> tuple[str, str]:
     """(metric, split) the sweeper optimises; checked before any work, so a typo fails
     in milliseconds, not after training."""
     valid = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
-    metric, split = str(settings.objective_metric or valid[0]), str(settings.objective_split)
+    metric, split = settings.objective.metric or valid[0], settings.objective.split
     if metric not in valid:
         raise ConfigError(f"unknown {task} metric {metric!r}; valid: {list(valid)}",
                           key="training.objective.metric", fix="pick one of the valid metrics")
@@ -114,13 +90,14 @@ def window_bounds(plan: FeaturePlan, table: pl.DataFrame, settings: TrainingSett
     """[start, train_end, valid_end, test_end], checked against the data's time span."""
     s, ts = settings, plan.timestamp
     first, last = table[ts].min(), table[ts].max()
-    if s.start:
-        start, warmup = s.start, 0.0
+    start = s.start_time()
+    if start is not None:
+        warmup = 0.0
         needed = (start - first).total_seconds() / 86400
     else:  # skip the warm-up: early rows see windows that are not full yet
         warmup = plan.max_period_seconds / 86400 if s.warmup_days is None else float(s.warmup_days)
         start, needed = first + timedelta(days=warmup), warmup
-    days = float(s.train_days) + float(s.valid_days) + float(s.test_days)
+    days = s.train_days + s.valid_days + s.test_days
     require_days(first, last, needed_days=needed + days,
                  parts=f"warm-up {warmup:g} + train {s.train_days:g} + valid "
                        f"{s.valid_days:g} + test {s.test_days:g}")
@@ -162,9 +139,9 @@ def _fairness(parts: dict, scores: dict, plan: FeaturePlan, attribute: str | Non
         raise ConfigError(f'"{attribute}" is not a column of the data',
                           key="training.fairness.attribute", fix="name a data column or null")
     decisions = (scores["test"] >= threshold).astype(int)
-    return fairness_audit(test[plan.label["column"]].to_numpy(), decisions,
+    return fairness_audit(test[plan.label.column].to_numpy(), decisions,
                           test[attribute].to_numpy(), attribute=attribute,
-                          min_group_rows=int(settings.fairness_min_group_rows))
+                          min_group_rows=settings.fairness.min_group_rows)
 
 
 def _flat_metrics(evaluation: dict) -> dict:
@@ -182,10 +159,10 @@ def train_model(pipe, plan: FeaturePlan, table: pl.DataFrame, settings: Training
     audit fairness, flag leakage and compare with ``champion`` on the test window."""
     metric, split = check_objective(settings, task)
     settings.decision.check(task)
-    label = plan.label["column"]
+    label = plan.label.column
     parts, split_info = time_split(table, timestamp=plan.timestamp,
                                    bounds=window_bounds(plan, table, settings),
-                                   available_at=plan.label.get("available_at"), label=label)
+                                   available_at=plan.label.available_at, label=label)
     warnings = feature_warnings(parts["train"], plan.feature_names)
     model = pipe.fit(parts["train"].select(plan.feature_names), label_target(parts["train"], label, task))
     scores = {name: score_frame(model, plan, parts[name]) for name in SPLITS}

@@ -19,10 +19,9 @@ from mlops.features.compile import FeaturePlan
 from mlops.monitoring.reference import Reference, fit_reference
 from mlops.monitoring.reference_rows import baseline_from
 from mlops.registry.policy import policy_record
-from mlops.training.pipeline import TrainingSettings, TrainOutcome
-from mlops.training.task import score_frame
-
-PREDICTION_COLUMN = "prediction"  # model score column in the monitoring reference
+from mlops.training.pipeline import TrainOutcome
+from mlops.training.settings import TrainingSettings
+from mlops.training.task import PREDICTION, score_frame
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,10 @@ def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: Trai
     its lineage."""
     train = outcome.parts["train"]
     ref_frame = train.select(plan.timestamp, *plan.feature_names).with_columns(
-        pl.Series(PREDICTION_COLUMN, score_frame(outcome.model, plan, train)))
-    reference = fit_reference(ref_frame, numeric=[*plan.numeric, PREDICTION_COLUMN],
-                              categorical=plan.categorical, n_bins=int(settings.reference_bins),
-                              max_rows=int(settings.reference_max_rows), timestamp=plan.timestamp)
+        pl.Series(PREDICTION, score_frame(outcome.model, plan, train)))
+    reference = fit_reference(ref_frame, numeric=[*plan.numeric, PREDICTION],
+                              categorical=plan.categorical, n_bins=settings.reference.n_bins,
+                              max_rows=settings.reference.max_rows, timestamp=plan.timestamp)
     held_out = pl.concat([outcome.parts["valid"], outcome.parts["test"]], how="vertical_relaxed")
     reference.baseline = baseline_from(
         held_out, timestamp=plan.timestamp, label=outcome.label,
@@ -71,7 +70,7 @@ def registration_record(outcome: TrainOutcome, plan: FeaturePlan, settings: Trai
         "feature_plan_version": plan.version,
         "config": lineage.config, "hyperparameters": _hyperparameters(outcome.model),
         "metrics": outcome.metrics, "fairness": outcome.fairness,
-        "description": str(settings.description),
+        "description": settings.description,
         "policy": policy_record(outcome.task, outcome.decision),
         "tags": {"split": outcome.split, "estimator": lineage.estimator, "task": outcome.task,
                  "calibration": outcome.evaluation["test"].get("calibration"),

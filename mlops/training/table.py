@@ -30,7 +30,7 @@ LabelTable = tuple[pl.LazyFrame, str]  # (label rows, how they join: "event_id" 
 
 def label_column(plan: FeaturePlan) -> str:
     """The plan's label column; a ConfigError naming the spec key when it declares none."""
-    label = plan.label.get("column")
+    label = plan.label.column
     if not label:
         raise ConfigError("the feature spec names no label column", key="features.label.column",
                           fix="set label: {column: <your label column>} in the feature spec")
@@ -69,7 +69,7 @@ def labelled_table(plan: FeaturePlan, events: pl.LazyFrame, *, labels: LabelTabl
                    event_id: str | None = None, dedupe: bool = False,
                    extra: Sequence[str] = ()) -> LabelledTable:
     """:func:`feature_table` with the count of duplicate events it dropped."""
-    label, known_at = label_column(plan), plan.label.get("available_at")
+    label, known_at = label_column(plan), plan.label.available_at
     if labels is not None and labels[1] == "event_id":
         if not event_id:
             raise ConfigError("labels joined by event id need the event id column",
@@ -129,7 +129,7 @@ def stored_feature_table(plan: FeaturePlan, path: str, *, extra: Sequence[str] =
     label = label_column(plan)
     table = open_table(path, plan.spec_hash, key=key)
     cols = table.collect_schema().names()
-    needed = [plan.entity, plan.timestamp, label, plan.label.get("available_at"),
+    needed = [plan.entity, plan.timestamp, label, plan.label.available_at,
               *plan.feature_names, *extra]
     missing = [c for c in dict.fromkeys(needed) if c and c not in cols]
     if missing:

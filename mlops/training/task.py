@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from sklearn.base import is_classifier, is_regressor
 
 from mlops.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
+# the model's score column: in the monitoring reference, the monitor's rows and scored output
+PREDICTION = "prediction"
 
 
 def _final(model):
@@ -29,6 +30,7 @@ def _final(model):
 
 def infer_task(model, *, declared: str | None = None, key: str = "model._target_") -> str:
     """``classification`` or ``regression`` from the estimator; ``declared`` must agree."""
+    from sklearn.base import is_classifier, is_regressor  # loaded when a model is at hand
     est = _final(model)
     if is_classifier(est):
         task = "classification"
@@ -49,6 +51,7 @@ def is_regression_model(model) -> bool:
     """True for a fitted regressor (no ``predict_proba``; sklearn says regressor)."""
     if hasattr(model, "predict_proba"):
         return False
+    from sklearn.base import is_regressor  # loaded when a model is at hand
     try:
         return bool(is_regressor(_final(model)))
     except Exception:  # objects that are not sklearn estimators: treat as classifiers

@@ -9,6 +9,7 @@ from support import compose_cfg
 from mlops.actions import lifecycle
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult
+from mlops.reports import story
 
 RESULT = {"status": "ok", "decision": "ship", "performance": {"concept_drift": True},
           "actions": [{"action": "alert"}, {"action": "retrain", "staged": True, "version": 2}],
@@ -23,7 +24,7 @@ RESULT = {"status": "ok", "decision": "ship", "performance": {"concept_drift": T
     ("performance.missing.deeper", None), ("decision.deeper", None), ("nothing", None),
 ])
 def test_field_value_walks_dicts_and_picks_list_items(path, value):
-    assert lifecycle.field_value(RESULT, path) == value
+    assert story.field_value(RESULT, path) == value
 
 
 class _Check:
@@ -34,9 +35,9 @@ class _Check:
 def test_step_events_compare_with_equals_or_keep_the_value():
     checks = [_Check("a", "status", "ok"), _Check("b", "details.to", 2),
               _Check("c", "decision"), _Check("d", "performance.concept_drift", False)]
-    assert lifecycle.step_events(checks, RESULT) == {"a": True, "b": False, "c": "ship",
+    assert story.step_events(checks, RESULT) == {"a": True, "b": False, "c": "ship",
                                                      "d": False}
-    assert lifecycle.step_events(checks, None) == dict.fromkeys("abcd")
+    assert story.step_events(checks, None) == dict.fromkeys("abcd")
 
 
 STEPS = ("lifecycle.steps=["

@@ -92,16 +92,16 @@ def test_score_uses_the_production_models_plan(world):
 def test_explicit_other_features_fails_naming_both_hashes(world):
     cfg = world.cfg("action=score", "features=fraud_v1", out="skew")
     ctx = RunContext.from_config(cfg, overrides=["action=score", "features=fraud_v1"])
-    from mlops.actions import serving_ops
+    from mlops.actions import parity, score
     with pytest.raises(SkewError) as err:
-        serving_ops.score(ctx)
+        score.run(ctx)
     msg = str(err.value)
     assert err.value.exit_code == 2 and "features=fraud_v1" in msg
     assert world.h1[:12] in msg and world.h2[:12] in msg
     # the same spec as the model's, given explicitly, is fine
     cfg = world.cfg("action=parity", "features=fraud_v2", "serving.parity_events=40", out="same")
     ctx = RunContext.from_config(cfg, overrides=["action=parity", "features=fraud_v2"])
-    assert serving_ops.parity(ctx).exit_code == 0
+    assert parity.run(ctx).exit_code == 0
 
 
 def test_parity_and_monitor_use_the_models_plan(world):

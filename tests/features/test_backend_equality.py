@@ -59,6 +59,25 @@ def test_backend_frames_and_rows_agree_on_generated_specs_and_histories(case):
     assert diffs == []
 
 
+def test_backend_a_division_by_a_constant_that_folds_to_null_is_null_on_both():
+    """Found by the property test: the rows backend took the reciprocal of every constant
+    divisor (polars' multiply-by-reciprocal) and crashed on float(None) when the constant
+    is NULL; polars answers null, and so do the rows now."""
+    from datetime import datetime
+    spec = {"name": "prop", "entity": "user", "timestamp": "ts", "raw": [], "categorical": [],
+            "windows": [{"column": "x", "aggs": ["count"], "periods": ["1s"], "default": None}],
+            "derived": [{"name": "p0", "expr": "(CAST((EXTRACT(HOUR FROM ts) + 5e-1) IS NOT NULL "
+                                               "AS DOUBLE)) / (CAST((CASE WHEN (0) = (1) THEN 0 END)"
+                                               " IN (1, 2.5, -3) AS DOUBLE))"},
+                        {"name": "p1", "expr": "x / CAST(NULL AS DOUBLE)"}]}
+    point = [{"user": "a", "ts": datetime(2024, 1, 1), "x": 0.0, "y": None, "cat": "u", "eid": 0}]
+    plan = compile_plan(spec, SCHEMA)
+    assert "rows" in plan.backends
+    assert differences((spec, [], point)) == []
+    got = compute_at(plan, frame([]), frame(point)).collect().row(0, named=True)
+    assert got["p0"] is None and got["p1"] is None  # polars: a number over null is null
+
+
 @pytest.fixture
 def naive_mean(monkeypatch):
     """The rows backend's mean as a plain left-to-right float sum over the count: right

@@ -13,7 +13,7 @@ SCHEMA = {"user_id": pl.String, "event_ts": pl.Datetime("us"), "amount": pl.Floa
 
 
 def _compile(**spec):
-    return compile_plan({"name": "t", **spec}, SCHEMA)
+    return compile_plan({"name": "t", "entity": "user_id", "timestamp": "event_ts", **spec}, SCHEMA)
 
 
 def _err(**spec) -> FeatureSpecError:
@@ -82,12 +82,13 @@ def test_empty_spec():
 
 
 def test_hash_is_stable_and_semantic():
-    a = {"name": "t", "raw": ["amount"], "windows": [{"column": "amount", "aggs": ["sum"],
-                                                       "periods": ["1h"]}]}
+    a = {"name": "t", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+         "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]}]}
     h1 = _compile(**{k: v for k, v in a.items() if k != "name"}).spec_hash
     assert h1 == compile_plan(a, SCHEMA).spec_hash
     # moving a feature into a group does not change semantics, nor the hash
-    grouped = {"name": "t", "groups": {"g": {"raw": ["amount"], "windows": a["windows"]}}}
+    grouped = {"name": "t", "entity": "user_id", "timestamp": "event_ts",
+               "groups": {"g": {"raw": ["amount"], "windows": a["windows"]}}}
     assert compile_plan(grouped, SCHEMA).spec_hash == h1
     changed = {**a, "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["2h"]}]}
     assert compile_plan(changed, SCHEMA).spec_hash != h1

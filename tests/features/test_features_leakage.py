@@ -10,7 +10,7 @@ from mlops.data.synthetic import SyntheticParams, generate
 from mlops.features.compile import compile_plan
 from mlops.features.offline import compute_at, compute_features
 
-SPEC = {"name": "leak", "raw": ["amount"], "categorical": ["country"],
+SPEC = {"name": "leak", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"], "categorical": ["country"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean", "max", "count", "std", "last"],
                      "periods": ["1h", "7d"]},
                     {"column": "device", "aggs": ["distinct"], "periods": ["1d"]},

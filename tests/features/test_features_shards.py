@@ -30,7 +30,8 @@ def _shards(run_action, *extra):
 
 def test_plan_hash_ignores_sharding_options():
     schema = {"user_id": pl.String, "event_ts": pl.Datetime("us"), "amount": pl.Float64}
-    spec = {"name": "s", "raw": ["amount"], "windows": [{"column": "amount", "aggs": ["sum"]}]}
+    spec = {"name": "s", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+            "windows": [{"column": "amount", "aggs": ["sum"]}]}
     plain = compile_plan(parse_spec(spec), schema)
     sharded = compile_plan(parse_spec({**spec, "shard": 2, "num_shards": 8,
                                        "merge_input": "x/*.parquet"}), schema)
@@ -140,7 +141,7 @@ def test_partitioned_sink_equals_one_pass_and_keeps_the_plan_hash(tmp_path):
                        "event_ts": (np.datetime64("2024-01-01") + rng.integers(0, 86400 * 9, n)
                                     .astype("timedelta64[s]")).astype("datetime64[us]"),
                        "amount": rng.random(n), "item": rng.integers(0, 9, n).astype(str)})
-    spec = {"name": "p", "raw": ["amount"],
+    spec = {"name": "p", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
             "windows": [{"column": "amount", "aggs": ["sum", "last"], "periods": ["1d"]},
                         {"column": "item", "aggs": ["distinct"], "periods": ["2d"]}]}
     plan = compile_plan(parse_spec(spec), df.schema)

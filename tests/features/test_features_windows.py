@@ -18,7 +18,7 @@ from mlops.features.offline import compute_at, compute_features  # noqa: E402
 T0 = datetime(2024, 1, 1)
 ALL_AGGS = ["count", "sum", "mean", "min", "max", "std", "distinct", "last", "since_last"]
 SPEC = {
-    "name": "prop", "raw": ["amount"], "categorical": ["shop"],
+    "name": "prop", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"], "categorical": ["shop"],
     "windows": [
         {"column": "amount", "aggs": ALL_AGGS, "periods": ["5s", "30s"]},
         {"column": "amount", "aggs": ["mean"], "periods": ["10s"], "name": "m10", "default": -1.0},

@@ -6,8 +6,8 @@ import multiprocessing as mp
 import os
 import stat
 
-from mlops.actions.monitor_view import history_view
 from mlops.monitoring import history
+from mlops.reports.views.monitor import history_view
 
 FEATURES = {f"f{i}": {"test": "wasserstein", "threshold": 0.1, "score": 0.01 * i,
                       "status": "no_drift", "ref_rows": 1000, "cur_rows": 900} for i in range(30)}

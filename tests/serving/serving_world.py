@@ -24,7 +24,7 @@ from mlops.monitoring.reference import fit_reference
 from mlops.serving.breaker import BreakerReference
 from mlops.serving.skew import ModelInfo
 
-SPEC = {"name": "t", "raw": ["amount"],
+SPEC = {"name": "t", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean", "count"],
                      "periods": ["1h", "7d"]}],

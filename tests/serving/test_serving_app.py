@@ -178,7 +178,8 @@ def test_admin_auth_403_without_token_401_when_wrong(make_state, monkeypatch):
 
 
 def test_reload_swaps_the_model_and_refuses_skewed_ones(world, world_v2, make_state, recs):
-    other_plan = compile_plan({**{"name": "t2", "raw": ["amount"]}}, world.events.schema)
+    other_plan = compile_plan({"name": "t2", "entity": "user_id", "timestamp": "event_ts",
+                               "raw": ["amount"]}, world.events.schema)
 
     def reload_fn(version):
         if version == "2":
@@ -208,7 +209,8 @@ def test_reload_swaps_the_model_and_refuses_skewed_ones(world, world_v2, make_st
 
 
 def test_skew_guard_names_both_hashes(world, make_state):
-    other = compile_plan({"name": "t2", "raw": ["amount"]}, world.events.schema)
+    other = compile_plan({"name": "t2", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"]},
+                         world.events.schema)
     info = ModelInfo("fraud", "3", other.spec_hash)
     with pytest.raises(SkewError) as exc:
         check_plan(info.plan_hash, world.plan, model=info)

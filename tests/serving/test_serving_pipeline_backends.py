@@ -44,7 +44,7 @@ def test_store_payloads_are_byte_identical_to_polars(tmp_path):
     assert encode_columns(["amount", "cat"], cols) == encode_rows(frame, ["amount", "cat"])
 
 
-SPEC = {"name": "every_agg", "raw": ["amount"],
+SPEC = {"name": "every_agg", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [
             {"column": "amount", "aggs": ["sum", "mean", "min", "max", "std", "count"],
@@ -136,7 +136,8 @@ def test_every_aggregate_is_the_same_by_both_backends(dense, tmp_path):
 
 def test_a_plan_without_a_rows_backend_is_served_by_frames(dense, tmp_path):
     events, _ = dense
-    spec = {"name": "d", "raw": ["amount"], "categorical": ["country"],
+    spec = {"name": "d", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+            "categorical": ["country"],
             "derived": [{"name": "c", "expr": "upper(country)", "kind": "categorical"}],
             "windows": [{"column": "amount", "aggs": ["sum"], "periods": ["1h"]}]}
     plan = compile_plan(spec, events.schema)

@@ -43,7 +43,8 @@ from mlops.training.table import labelled_table
 
 pytestmark = pytest.mark.slow
 
-SPEC = {"name": "skew", "raw": ["amount"], "label": {"column": "is_fraud"},
+SPEC = {"name": "skew", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
+        "label": {"column": "is_fraud"},
         "categorical": ["merchant_category", "country", "channel"],
         "windows": [
             {"column": "amount", "aggs": ["count", "sum", "mean", "min", "max", "std"],

@@ -15,7 +15,6 @@ from serving_world import record
 from support import compose_cfg
 
 from mlops.actions.context import RunContext
-from mlops.actions.serving_ops import settings
 from mlops.errors import ConfigError
 from mlops.features.offline import compute_at
 from mlops.features.online import OnlineStore, open_store, store_class
@@ -163,17 +162,17 @@ def _ctx(tmp_path, *overrides):
 
 def test_config_may_name_only_a_trusted_store_class(tmp_path):
     with pytest.raises(ConfigError, match="registry.trusted_types") as err:
-        settings(_ctx(tmp_path, f"serving.store.type={DOTTED}"))
+        _ctx(tmp_path, f"serving.store.type={DOTTED}").store()
     assert err.value.key == "serving.store.type"
-    s = settings(_ctx(tmp_path, f"serving.store.type={DOTTED}", f"registry.trusted_types=[{DOTTED}]"))
-    assert s.store.type == DOTTED
+    store = _ctx(tmp_path, f"serving.store.type={DOTTED}", f"registry.trusted_types=[{DOTTED}]").store()
+    assert type(store) is DictStore
 
 
-def test_settings_are_the_config_fields_of_serving_settings(tmp_path):
+def test_the_serving_config_is_the_engines_serving_settings(tmp_path):
     cfg = compose_cfg(["serving=hybrid", "serving.breaker.window=321",
                        "+serving.feature_defaults.amount_mean_1d=2.5"], tmp_path)
-    s = settings(RunContext.from_config(cfg))
-    assert type(s) is ServingSettings
+    s = RunContext.from_config(cfg).cfg.serving
+    assert isinstance(s, ServingSettings)
     raw = OmegaConf.to_container(cfg.serving, resolve=True)  # truth: the resolved YAML
     for f in dataclasses.fields(ServingSettings):
         want = raw[f.name]
@@ -181,5 +180,3 @@ def test_settings_are_the_config_fields_of_serving_settings(tmp_path):
         assert (dataclasses.asdict(got) if dataclasses.is_dataclass(got) else got) == want, f.name
     assert s.mode == "hybrid" and s.breaker.window == 321
     assert s.feature_defaults == {"amount_mean_1d": 2.5}
-    s.port = 1  # the settings are a copy: the config is not changed
-    assert cfg.serving.port == 8080

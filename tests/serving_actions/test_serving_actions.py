@@ -82,13 +82,13 @@ def test_skew_guard_names_both_hashes(live, tmp_path):
     # an explicit features= (as on the command line) that is not the model's spec
     from support import compose_cfg
 
-    from mlops.actions import serving_ops
+    from mlops.actions import score
     from mlops.actions.context import RunContext
     from mlops.errors import SkewError
     cfg = compose_cfg([*DATA, "action=score", "features=fraud_v2"], tmp_path)
     ctx = RunContext.from_config(cfg, overrides=["action=score", "features=fraud_v2"])
     with pytest.raises(SkewError) as err:
-        serving_ops.score(ctx)
+        score.run(ctx)
     msg = str(err.value)
     assert err.value.exit_code == 2 and "fraud_detector" in msg and "plan" in msg
     v1 = _json(tmp_path / "train", "train")["plan"]["hash"][:12]

@@ -82,9 +82,8 @@ def _serving_state(tmp_path, *overrides):
     from support import compose_cfg
 
     from mlops.actions.context import RunContext
-    from mlops.actions.serving_support import open_serving_state
     ctx = RunContext.from_config(compose_cfg([*DATA, *overrides], tmp_path))
-    return open_serving_state(ctx)
+    return ctx.serving_state()
 
 
 def test_monitor_trip_breaker_opens_the_serving_breaker_until_an_audited_reset(live, tmp_path):

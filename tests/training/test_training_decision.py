@@ -15,8 +15,9 @@ from mlops.features.compile import compile_plan
 from mlops.registry.policy import DecisionPolicy, decision_policy
 from mlops.training.decision import DecisionRule, achieved, choose_threshold
 from mlops.training.estimator import build_pipeline
-from mlops.training.pipeline import TrainingSettings, train_model
+from mlops.training.pipeline import train_model
 from mlops.training.registration import Lineage, registration_record
+from mlops.training.settings import TrainingSettings
 
 
 def _truth(rule: str, target: float, y: np.ndarray, p: np.ndarray) -> float:
@@ -73,10 +74,8 @@ def test_rule_errors_name_the_key():
 
 
 def test_the_removed_training_threshold_names_its_replacement():
-    from mlops.actions.model_training import decision_rule
-    t = SimpleNamespace(threshold=0.8, decision=SimpleNamespace(rule="fixed", value=0.5, target=None))
     with pytest.raises(ConfigError, match="training.threshold") as err:
-        decision_rule(t)
+        TrainingSettings(threshold=0.8)
     assert "training.decision: {rule: fixed, value: 0.8}" in str(err.value)
 
 
@@ -159,17 +158,19 @@ def test_an_override_wins_and_remembers_the_policy():
         DecisionPolicy().overridden_by(1.5, key="serving.threshold")
 
 
-def test_a_run_override_warns_and_old_versions_say_where_their_threshold_came_from(capsys):
-    from mlops.actions.decision_access import SIMULATION_KEY, model_info, version_decision
+def test_a_run_override_warns_and_old_versions_say_where_their_threshold_came_from():
+    from mlops.serving.deployment import model_info
     mv = SimpleNamespace(name="m", version=3, feature_plan_hash="h", config={}, tags={},
                          policy={"task": "classification",
                                  "decision": {"rule": "fixed", "value": 0.5, "threshold": 0.5}})
-    d = version_decision(mv, 0.7, key=SIMULATION_KEY)
+    d = decision_policy(mv).overridden_by(0.7, key="experiment.simulation.threshold")
     assert d.threshold == 0.7 and d.policy_threshold == 0.5
-    assert "warning: m v3: experiment.simulation.threshold=0.7 overrides" in capsys.readouterr().out
+    assert d.notice("m", 3).startswith("warning: m v3: experiment.simulation.threshold=0.7 overrides")
     info = model_info(mv, d, alias="production")
     assert info.threshold == 0.7 and info.as_dict()["decision"]["source"] == "override"
     old = SimpleNamespace(name="m", version=1, feature_plan_hash="h", policy={}, tags={},
                           config={"training": {"threshold": 0.8}})
-    assert version_decision(old, None, key=SIMULATION_KEY).threshold == 0.8
-    assert "note: m v1 registered before decision policies" in capsys.readouterr().out
+    legacy = decision_policy(old).overridden_by(None, key="experiment.simulation.threshold")
+    assert legacy.threshold == 0.8
+    assert legacy.notice("m", 1).startswith("note: m v1 registered before decision policies")
+    assert decision_policy(mv).notice("m", 3) is None  # its own policy: nothing to say

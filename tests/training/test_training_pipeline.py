@@ -18,13 +18,15 @@ from mlops.errors import ConfigError
 from mlops.features.compile import compile_plan
 from mlops.training.champion import Champion
 from mlops.training.estimator import build_pipeline
-from mlops.training.pipeline import TrainingSettings, check_fairness_gates, check_objective, train_model
-from mlops.training.registration import PREDICTION_COLUMN, Lineage, register, registration_record
+from mlops.training.pipeline import check_fairness_gates, check_objective, train_model
+from mlops.training.registration import Lineage, register, registration_record
 from mlops.training.result import EstimatorSpec, TrainResult
+from mlops.training.settings import FairnessSettings, ObjectiveSettings, TrainingSettings
+from mlops.training.task import PREDICTION
 
 T0 = datetime(2024, 1, 1)
 SETTINGS = TrainingSettings(warmup_days=0, train_days=30, valid_days=15, test_days=15,
-                            fairness_attribute="grp", fairness_min_group_rows=5)
+                            fairness=FairnessSettings(attribute="grp", min_group_rows=5))
 
 
 def _spec(raw=("x", "z")):
@@ -128,9 +130,9 @@ def test_a_champion_note_is_reported_without_scoring(table, trained):
 
 def test_settings_errors_name_the_key():
     with pytest.raises(ConfigError, match="training.objective.metric"):
-        check_objective(TrainingSettings(objective_metric="rmse"), "classification")
+        check_objective(TrainingSettings(objective=ObjectiveSettings(metric="rmse")), "classification")
     with pytest.raises(ConfigError, match="training.objective.split"):
-        check_objective(TrainingSettings(objective_split="holdout"), "classification")
+        check_objective(TrainingSettings(objective=ObjectiveSettings(split="holdout")), "classification")
     assert check_objective(TrainingSettings(), "regression") == ("rmse", "valid")
     with pytest.raises(ConfigError, match=r"registry.policies.production\[1\]"):
         check_fairness_gates({"production": [{"metric": "roc_auc"}, {"fairness": "dp"}]}, None,
@@ -151,11 +153,11 @@ def test_result_json_contract_and_registration_record(tmp_path, trained):
     assert record.metadata["tags"]["source_data_hash"] == "abc"
     assert record.metadata["metrics"] is out.metrics
     # the drift reference holds the train window's features and the model's score on them
-    assert set(record.reference.numeric) == {"x", "z", PREDICTION_COLUMN}
+    assert set(record.reference.numeric) == {"x", "z", PREDICTION}
     train = out.parts["train"]
     assert record.reference.numeric["x"].rows == train.height
     assert record.reference.numeric["x"].mean == pytest.approx(train["x"].mean())
-    assert record.reference.numeric[PREDICTION_COLUMN].mean == pytest.approx(
+    assert record.reference.numeric[PREDICTION].mean == pytest.approx(
         out.model.predict_proba(train.select(plan.feature_names))[:, 1].mean())
     from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
     reg = Registry(tmp_path / "home")

@@ -167,8 +167,9 @@ def _chain(node: Binary, parts: list[RowExpr], chains: dict) -> RowExpr:
         else None
     first, terms = head if head is not None else (_as_float(parts[0]), [])
     right = parts[1]
-    if node.op == "/" and right.const:  # polars multiplies by the reciprocal of a constant
-        inverse = ARITH["/"](1.0, float(right.fn(None)))
+    divisor = right.fn(None) if node.op == "/" and right.const else None
+    if divisor is not None:  # polars multiplies by the reciprocal of a constant (not of null)
+        inverse = ARITH["/"](1.0, float(divisor))
         terms = terms + [(ARITH["*"], lambda row: inverse)]
     else:
         terms = terms + [(ARITH[node.op], _as_float(right))]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def display(result: dict) -> dict:
+def features_display(result: dict) -> dict:
     """Table rows with inline sparklines for the HTML report."""
     from markupsafe import Markup, escape
 

@@ -1,7 +1,8 @@
 """Display-only values for monitor.html and drift.html: tables and inline SVG charts.
 
 Both reports share the per-feature table, the distributions, the multivariate verdict and
-the drift-over-time charts (``templates/_drift.html`` draws them).
+the drift-over-time charts (``templates/_drift.html`` draws them); monitor.html adds
+performance, the detectors and the estimated performance (CBPE) against the realized.
 """
 from __future__ import annotations
 
@@ -107,7 +108,17 @@ def history_view(records: list[dict], *, max_panels: int, drift_share: float | N
             "performance": perf_chart, "alerts": len(alerts)}
 
 
-def display(result: dict, max_charts: int, history: dict | None = None) -> dict:
+def over_time(records: list[dict], skipped: int, result: dict, *, max_panels: int) -> dict:
+    """The drift-over-time view of a run's series (:func:`history_view`), with the count of
+    unreadable history lines skipped."""
+    perf = result.get("performance") or {}
+    view = history_view(records, max_panels=max_panels, drift_share=result["policy"]["drift_share"],
+                        performance_label=str(perf.get("metric", "performance")))
+    view["skipped_lines"] = skipped
+    return view
+
+
+def monitor_display(result: dict, max_charts: int, history: dict | None = None) -> dict:
     """monitor.html: the shared drift views plus performance and detectors."""
     feats = result["features"]
     rows = feature_rows(feats)
@@ -164,3 +175,28 @@ def _common_threshold(result: dict):
     ths = {f["threshold"] for f in result["features"].values()
            if f["test"] in ("wasserstein", "js", "psi")}
     return (ths.pop(), "drift threshold") if len(ths) == 1 else None
+
+
+def estimation_display(block: dict) -> dict:
+    """Display-only values for monitor.html: estimated vs realized per chunk, with the band."""
+    if not block.get("supported") or not block.get("chunks"):
+        return {"estimation_charts": {}, "estimation_rows": []}
+    charts, rows = {}, []
+    for metric in block["metrics"]:
+        series = {
+            "estimated": [(c["start"], c["estimated"][metric]) for c in block["chunks"]],
+            "realized": [(c["start"], (c["realized"] or {}).get(metric)) for c in block["chunks"]],
+            "band low": [(c["start"], (c["band"][metric] or [None])[0]) for c in block["chunks"]],
+            "band high": [(c["start"], (c["band"][metric] or [None, None])[1])
+                          for c in block["chunks"]]}
+        charts[metric] = svg.line_chart(series, xlabel="time (chunk start)", ylabel=metric,
+                                        x_is_time=True, title=f"{metric}: estimated vs realized",
+                                        width=520, height=240)
+    for c in block["chunks"]:
+        row = {"start": c["start"], "rows": c["rows"], "labelled": c["labelled_share"],
+               "shown": c["shown"], "outside band": ", ".join(c["outside_band"]) or None}
+        for metric in block["metrics"]:
+            row[f"{metric} est."] = c["estimated"][metric]
+            row[f"{metric} real."] = (c["realized"] or {}).get(metric)
+        rows.append(row)
+    return {"estimation_charts": charts, "estimation_rows": rows}

@@ -1,10 +1,11 @@
-"""Display-only values for analyze.html: forest plot, effect over time, tables."""
+"""Display-only values for analyze.html (forest plot, effect over time, tables) and plan.html."""
 from __future__ import annotations
 
 from mlops.reports import svg
 
 
-def display(out: dict, spec) -> dict:
+def analyze_display(out: dict, spec) -> dict:
+    """analyze.html: per-metric rows, forest plot, effect over time, SRM, power, guardrails."""
     rows, forest = [], []
     for name, m in out["metrics"].items():
         for variant, v in m["variants"].items():
@@ -67,3 +68,11 @@ def _srm_rows(srm: dict) -> list[dict]:
 
 def _fmt_map(d) -> str:
     return ", ".join(f"{k}: {v:,}" for k, v in d.items()) if isinstance(d, dict) else "—"
+
+
+def plan_cards(out: dict) -> list[dict]:
+    """plan.html's cards: units per arm, days, the control's mean and sd."""
+    return [{"label": "units per arm", "value": out["units_per_arm"]},
+            {"label": "days", "value": out["days"]},
+            {"label": "control mean", "value": out["control_mean"]},
+            {"label": "control sd", "value": out["control_sd"]}]

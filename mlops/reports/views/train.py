@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlops.reports import svg
+from mlops.training.pipeline import TrainOutcome
 from mlops.training.result import TrainResult
 
 SPLITS = ("train", "valid", "test")
@@ -11,9 +12,10 @@ CLASSIFIER_COLUMNS = ("rows", "positives", "roc_auc", "pr_auc", "log_loss", "bri
                       "recall")
 
 
-def model_card(result: TrainResult, y_test: np.ndarray, s_test: np.ndarray,
-               class_names: list[str] | None) -> dict:
-    """Template context: per-split metric rows, charts and headline cards."""
+def model_card(result: TrainResult, outcome: TrainOutcome, class_names: list[str] | None) -> dict:
+    """train.html (the model card): per-split metric rows, charts and headline cards."""
+    y_test = outcome.parts["test"][outcome.label].to_numpy()
+    s_test = outcome.scores["test"]
     if result.task == "regression":
         rows, charts, cards = _regression(result.evaluation, y_test, s_test)
     else:
