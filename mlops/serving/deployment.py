@@ -140,4 +140,4 @@ def open_deployment(dep: Deployment, settings: ServingSettings, *, alias: str,
         reference_fn=lambda v: dep.breaker_reference(dep.registry.get_version(dep.name, version_ref(v)),
                                                      plan, settings),
         breaker_scope=breaker_scope,
-        history=recent_history(plan, events) if settings.mode == "realtime" else None)
+        history=recent_history(plan, events) if settings.mode in ("realtime", "hybrid") else None)
