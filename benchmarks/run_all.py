@@ -100,10 +100,8 @@ def replace_block(path: Path, body: str) -> bool:
     return True
 
 
-# README anchors that live on other pages of the docs site
-DOC_LINKS = {"[Alarms on real data](#alarms-on-real-data-ours-vs-nannyml-vs-evidently)":
-             "the README's *Alarms on real data* (Monitoring)",
-             "(#registry-writers-sqlite-vs-postgresql)": "(concepts/serving.md#registry-writers-sqlite-vs-postgresql)"}
+# the README links docs pages as docs/<page>; the copy lives in docs/ itself
+DOC_LINKS = {"](docs/": "]("}
 
 
 def copy_performance_section(readme: Path, doc: Path) -> None:

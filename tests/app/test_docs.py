@@ -1,5 +1,6 @@
 """The documentation site: its generated reference pages follow the code, and the getting
-started page is the README walkthrough that tests/project/test_project_readme.py runs."""
+started page is the walkthrough that tests/project/test_project_readme.py runs; the README is
+a landing page that links every page and keeps the two set-up commands."""
 from __future__ import annotations
 
 import dataclasses
@@ -24,10 +25,17 @@ def _blocks(text: str) -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)
 
 
-def test_getting_started_page_has_the_readme_walkthrough_blocks():
-    readme = (ROOT / "README.md").read_text().split("## Your own data", 1)[1].split("\n## ", 1)[0]
-    page = (ROOT / "docs" / "getting-started.md").read_text()
-    assert _blocks(page) == _blocks(readme) and len(_blocks(page)) == 4
+def test_readme_is_a_landing_page_linking_every_page_with_the_two_set_up_commands():
+    readme = (ROOT / "README.md").read_text()
+    first = _blocks(readme)[0]
+    commands = [line for line in first[1].splitlines() if line.strip()]
+    assert first[0] == "bash" and len(commands) == 2
+    assert commands[0].endswith("python run.py") and commands[1].endswith("python -m pytest")
+    assert _blocks((ROOT / "docs" / "index.md").read_text())[0] == first  # the site's home says the same
+    linked = set(re.findall(r"\]\(docs/([\w/.-]+\.md)", readme))
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - {"index.md"} <= linked, pages - linked
+    assert len(readme.splitlines()) < 400
 
 
 def test_nav_names_every_page_and_every_page_is_in_the_nav():

@@ -35,7 +35,7 @@ def test_the_table_is_generated_between_the_markers_only(tmp_path):
     assert "| drift 1M | scipy loop | whole process | 2 s | 5 s | **2.50x** | 100 / 80 | KS | 1.0-3.5 |" in body
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Performance\nintro\n{run_all.BEGIN}\nold\n{run_all.END}\n"
-                      "see [Alarms on real data](#alarms-on-real-data-ours-vs-nannyml-vs-evidently)\n"
+                      "see [Alarms on real data](docs/concepts/monitoring.md#alarms)\n"
                       "\n## Scaling\nkeep\n")
     assert run_all.replace_block(readme, body)
     text = readme.read_text()
@@ -44,7 +44,7 @@ def test_the_table_is_generated_between_the_markers_only(tmp_path):
     run_all.copy_performance_section(readme, doc)
     copied = doc.read_text()
     assert copied.startswith("# Benchmarks") and "**2.50x**" in copied and "Scaling" not in copied
-    assert "the README's *Alarms on real data*" in copied
+    assert "[Alarms on real data](concepts/monitoring.md#alarms)" in copied  # relative to docs/
     failed = run_all.table([], [{"name": "features", "returncode": 1}], quick=True)
     assert "Failed in this run** (no rows): features" in failed
 

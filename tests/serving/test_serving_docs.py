@@ -1,4 +1,4 @@
-"""/docs works without network, /openapi.json describes the plan, README curl examples run."""
+"""/docs works without network, /openapi.json describes the plan, the serving page's curl examples run."""
 from __future__ import annotations
 
 import json
@@ -88,9 +88,8 @@ def server(tmp_path):
 
 
 def readme_curls() -> list[str]:
-    """``curl`` commands of the README's Serving section (continuation lines joined)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Serving", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    """``curl`` commands of the docs' serving page (its first part) (continuation lines joined)."""
+    section = (ROOT / "docs" / "concepts" / "serving.md").read_text().split("\n## ", 1)[0]
     cmds = []
     for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
         for cmd in block.replace("\\\n", " ").splitlines():
