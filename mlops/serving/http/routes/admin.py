@@ -24,6 +24,12 @@ from mlops.serving.state import ServingState
 router = APIRouter()
 
 
+def _admin_state(request: Request) -> ServingState | JSONResponse:
+    """The app's state for an admin call, or the refusal to answer instead."""
+    state = serving_state(request)
+    return _denied(state, request) or state
+
+
 def _denied(state: ServingState, request: Request) -> JSONResponse | None:
     token = state.settings.resolved_admin_token()
     if not token:
@@ -83,10 +89,9 @@ async def _reload(state: ServingState, version: str, force: bool, reason: str | 
 @router.post("/admin/reload")
 async def reload(request: Request):
     """``{"version": "4"}`` (optionally ``"force": true, "reason": "..."``): serve it."""
-    state = serving_state(request)
-    denied = _denied(state, request)
-    if denied is not None:
-        return denied
+    state = _admin_state(request)
+    if isinstance(state, JSONResponse):  # refused: no token configured, or a wrong one
+        return state
     try:
         body = await read_json_body(request, 10_000, state.settings.body_timeout_seconds)
     except RequestValidationError as exc:
@@ -102,10 +107,9 @@ async def reload(request: Request):
 @router.post("/admin/breaker/reset")
 async def breaker_reset(request: Request):
     """Close the circuit breaker (shared with every server on the store; audited)."""
-    state = serving_state(request)
-    denied = _denied(state, request)
-    if denied is not None:
-        return denied
+    state = _admin_state(request)
+    if isinstance(state, JSONResponse):  # refused: no token configured, or a wrong one
+        return state
     if state.breaker is None:
         return error(404, "this server has no circuit breaker (no reference statistics)")
     status = await run_in_threadpool(state.breaker.reset, "admin")
