@@ -25,6 +25,7 @@ SIMULATION_KEY = "experiment.simulation.threshold"
 
 
 def run(ctx: RunContext) -> ActionResult:
+    """``action=analyze`` decides the experiment; ``action=plan`` sizes it."""
     spec = ctx.cfg.experiment
     if spec is None:
         raise ConfigError("no experiment selected", key="experiment",
