@@ -3,7 +3,8 @@
 The outcomes come from ``experiment.outcomes.source``: ``simulate`` / ``prediction_log``
 (per-unit outcomes of live traffic: each variant's model scores with the plan it carries,
 :mod:`mlops.experiments.simulation`), ``units`` or ``sufficient`` (a file,
-:mod:`mlops.experiments.inputs`); the statistics are :func:`mlops.experiments.analyze`.
+:mod:`mlops.experiments.inputs`), read by :func:`mlops.experiments.sources.experiment_outcomes`;
+the statistics are :func:`mlops.experiments.analyze`.
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from mlops.actions.outputs import ActionResult, write_report
 from mlops.errors import ConfigError
 from mlops.experiments import analyze
 from mlops.experiments.analysis import AnalyzeResult
-from mlops.experiments.inputs import Outcomes, check_unit, file_outcomes, guard_weights, variant_models
-from mlops.experiments.outcome_stats import unit_stats
+from mlops.experiments.inputs import Outcomes, guard_weights, variant_models
 from mlops.experiments.power import experiment_plan
-from mlops.experiments.simulation import VariantModel, kept_columns, logged_units, served_log, simulate_units
+from mlops.experiments.sources import LiveTraffic, experiment_outcomes
 from mlops.reports.views.analyze import analyze_display, plan_cards
 from mlops.serving.prediction_log import scan_prediction_log
 
@@ -25,6 +25,7 @@ SIMULATION_KEY = "experiment.simulation.threshold"
 
 
 def run(ctx: RunContext) -> ActionResult:
+    """``action=analyze`` decides the experiment; ``action=plan`` sizes it."""
     spec = ctx.cfg.experiment
     if spec is None:
         raise ConfigError("no experiment selected", key="experiment",
@@ -58,33 +59,12 @@ def _plan(ctx: RunContext, spec) -> ActionResult:
 
 
 def _outcomes(ctx: RunContext, spec) -> Outcomes:
-    """Statistics from the configured outcome source."""
-    o = spec.outcomes
-    if o.source not in ("simulate", "prediction_log"):
-        return file_outcomes(spec, source=o.source, path=o.path, variant_col=o.variant_col,
-                             period_col=o.period_col, days=spec.days_elapsed)
-    log = served_log(scan_prediction_log(ctx.log_dir), spec, str(ctx.log_dir)) \
-        if o.source == "prediction_log" else None  # parquet parts + journal
-    events = ctx.scan_events()
-    schema = dict(events.collect_schema())
-    check_unit(spec.unit, schema)
-    outcomes = o.spec(list(schema))
-    models = variant_models(ctx.registry(), spec, model_name=ctx.model_name,
-                            trusted=ctx.trusted_types)
-    if log is not None:  # what the server did, joined with the source rows by event id
-        plan = ctx.model_plan(models[spec.control][1], schema)  # entity and timestamp names
-        per_unit, per_day, info = logged_units(
-            spec, log, events, outcomes, plan=plan, event_id=ctx.event_id,
-            pre_days=spec.simulation.pre_days, log_path=str(ctx.log_dir))
-    else:  # each variant scores its units with the feature table of the plan it carries
-        sim = spec.simulation
-        variants = {name: VariantModel(model, mv.name, mv.version, ctx.model_plan(mv, schema),
-                                       threshold=ctx.decision(mv, sim.threshold,
-                                                              key=SIMULATION_KEY).threshold)
-                    for name, (model, mv) in models.items()}
-        keep = kept_columns(spec, variants[spec.control].plan.timestamp, outcomes, schema)
-        tables = {vm.plan.spec_hash: vm.plan for vm in variants.values()}
-        tables = {h: ctx.feature_table(plan, extra=keep) for h, plan in tables.items()}
-        per_unit, per_day, info = simulate_units(spec, events, outcomes, variants, tables, sim)
-    stats, per_period = unit_stats(per_unit, per_day, spec)
-    return Outcomes(stats, per_period, info["days"], info)
+    """Statistics from the configured outcome source (the run's data, registry, log)."""
+    return experiment_outcomes(spec, LiveTraffic(
+        events=ctx.scan_events, prediction_log=lambda: scan_prediction_log(ctx.log_dir),
+        log_path=str(ctx.log_dir), event_id=ctx.event_id,
+        models=lambda: variant_models(ctx.registry(), spec, model_name=ctx.model_name,
+                                      trusted=ctx.trusted_types),
+        plan=ctx.model_plan, feature_table=lambda plan, keep: ctx.feature_table(plan, extra=keep),
+        threshold=lambda mv: ctx.decision(mv, spec.simulation.threshold,
+                                          key=SIMULATION_KEY).threshold))

@@ -22,6 +22,7 @@ from mlops.monitoring.multivariate import MultivariateSettings, multivariate_che
 from mlops.monitoring.policy import DriftPolicy
 from mlops.monitoring.reference import Reference
 from mlops.monitoring.verdict import drift_headline, drift_reasons, progress_for, run_status
+from mlops.registry import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class ModelFacts:
     alias: str
     task: str = "classification"
     metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, version: ModelVersion, alias: str) -> ModelFacts:
+        """The facts of a registered ``version`` monitored under ``alias``."""
+        return cls(name=version.name, version=version.version, alias=alias, task=version.task,
+                   metrics=dict(version.metrics or {}))
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """One training run: settings in, a registered version and its model card's facts out.
 
-Shared by ``action=train`` and continuous training (``monitor`` -> retrain): builds the
-estimator from its settings, checks what can fail in milliseconds (objective, decision
-rule, fairness gates) before the data is read, builds the labelled table, runs the
-pipeline (:mod:`mlops.training.pipeline`) with the champion on the same test days, and
-registers the version (:mod:`mlops.training.registration`) when ``settings.register``.
-The caller gathers its inputs in a :class:`TrainingJob` (config, data and registry access).
+Shared by ``action=train`` and continuous training (``monitor`` -> retrain,
+:func:`retrain_and_stage`): builds the estimator from its settings, checks what can fail
+in milliseconds (objective, decision rule, fairness gates) before the data is read, builds
+the labelled table, runs the pipeline (:mod:`mlops.training.pipeline`) with the champion
+on the same test days, and registers the version (:mod:`mlops.training.registration`)
+when ``settings.register``. The caller gathers its inputs in a :class:`TrainingJob`
+(config, data and registry access).
 
 Example:
     >>> result, outcome = train(job)  # doctest: +SKIP
@@ -114,3 +115,21 @@ def stage_candidate(result: TrainResult, registry: Registry, *, report: str) -> 
     return {"action": "retrain", "detail": f"{note} (test ROC-AUC {auc:.3f} on recent data)"
             if auc is not None else note, "version": result.version, "staged": staged,
             "report": report}
+
+
+def retrain_and_stage(job: Callable[[], TrainingJob], registry: Callable[[], Registry], *,
+                      card: Callable[[TrainResult, TrainOutcome], object], report: str) -> dict:
+    """Continuous training (``monitoring.on_drift: retrain``): build the job, train the
+    candidate, write its model card with ``card`` and stage it (:func:`stage_candidate`).
+
+    A candidate that fails to train is the record's detail, not an error: the monitoring
+    run that asked for it still reports its drift.
+    """
+    try:
+        result, outcome = train(job())
+        for w in result.warnings:
+            print(f"warning: {w}")
+        card(result, outcome)
+    except MlopsError as exc:
+        return {"action": "retrain", "detail": f"candidate training failed: {exc}", "staged": False}
+    return stage_candidate(result, registry(), report=report)

@@ -24,6 +24,7 @@ from mlops.errors import SkewError
 from mlops.experiments import bucket
 from mlops.features.offline import compute_features
 from mlops.registry import DEFAULT_TRUSTED_TYPES, Registry
+from mlops.serving.prediction_log import scan_prediction_log
 
 DATA = [*SMALL, "data.scenario=none"]
 SEED = "fraud-v1-vs-v2-2024-05"
@@ -153,7 +154,7 @@ def test_served_experiment_scores_each_arm_with_its_own_plan(world):
     code, _ = world.run("action=replay", *EXP, "serving.replay.start_day=95",
                         "serving.replay.days=8", out="replay")
     assert code == 0, world.json("replay", "result")
-    log = pl.read_parquet(str(world.tmp / "home" / "predictions" / "*.parquet"))
+    log = scan_prediction_log(world.tmp / "home" / "predictions").collect()
     served = log.filter(pl.col("served_by") == "model")
     assert dict(served.select("variant", "model_version").unique().iter_rows()) == \
         {"control": "2", "treatment": "1"}
@@ -193,7 +194,7 @@ def test_without_an_event_id_the_log_joins_on_entity_and_time(world):
         mon = world.json(f"mon_{eid}", "monitor")
         assert code in (0, 3) and mon["current"]["rows"] > 0
         results[eid]["labelled"] = mon["performance"]["labelled_rows"]
-    ids = pl.read_parquet(str(world.tmp / "log_null" / "*.parquet"))["request_id"]
+    ids = scan_prediction_log(world.tmp / "log_null").collect()["request_id"]
     assert not ids.str.starts_with("t").any()  # generated, not transaction ids
     a, b = results["transaction_id"], results["null"]
     assert a["outcomes"]["joined"] == b["outcomes"]["joined"] > 0

@@ -7,6 +7,7 @@ import polars as pl
 from support import SMALL, declare_approvers
 
 from mlops.experiments import bucket
+from mlops.serving.prediction_log import scan_prediction_log
 
 DATA = [*SMALL, "data.scenario=none"]
 VARIANTS = ("experiment.variants=[{name: control, model: production, weight: 0.5}, "
@@ -30,7 +31,7 @@ def test_replay_routes_by_hash_logs_variants_and_analyze_reads_the_log(run_actio
     code, d = run_action("action=replay", *DATA, *EXP, "serving.replay.start_day=80",
                          "serving.replay.days=20", out="replay")
     assert code == 0, json.loads((d / "result.json").read_text())
-    log = pl.read_parquet(str(tmp_path / "home" / "predictions" / "*.parquet"))
+    log = scan_prediction_log(tmp_path / "home" / "predictions").collect()
     served = log.filter(pl.col("served_by") == "model")
     shadow = log.filter(pl.col("served_by") == "shadow")
     assert set(served["variant"].unique()) == {"control", "treatment"}

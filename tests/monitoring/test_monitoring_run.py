@@ -158,3 +158,14 @@ def test_a_feature_that_is_often_half_missing_is_no_quality_alert():
     assert detect_drift(ref, cur)["quality"] == []
     broken = pl.DataFrame({"x": np.where(rng.uniform(size=1000) < 0.9, np.nan, rng.normal(size=1000))})
     assert "mostly missing: 9" in detect_drift(ref, broken)["quality"][0]["issue"]
+
+
+def test_model_facts_of_a_registered_version_keep_its_task_and_metrics():
+    from mlops.registry import ModelVersion
+    mv = ModelVersion(name="m", version=4, created_at="", who="", code_version=None, parent=None,
+                      artifact_sha256="", artifact_path="a", artifact_size=0, model_class="",
+                      metrics={"mae": 1.5}, tags={"task": "regression"})
+    facts = ModelFacts.of(mv, "staging")
+    assert facts == ModelFacts("m", 4, "staging", task="regression", metrics={"mae": 1.5})
+    mv.metrics["mae"] = 9.0  # a copy: the registry's record is not the report's
+    assert facts.metrics == {"mae": 1.5}

@@ -200,3 +200,13 @@ def estimation_display(block: dict) -> dict:
             row[f"{metric} real."] = (c["realized"] or {}).get(metric)
         rows.append(row)
     return {"estimation_charts": charts, "estimation_rows": rows}
+
+
+def monitor_page(result: dict, records: list[dict], skipped: int, *, max_charts: int,
+                 history_runs: int) -> dict:
+    """monitor.html's context: the drift views, the series' drift over time (its last
+    ``history_runs`` runs, from :func:`mlops.monitoring.history.record_run`) and the
+    estimated performance."""
+    history = over_time(records, skipped, result, max_panels=max_charts)
+    return {**monitor_display(result, max_charts, history), "history_runs": history_runs,
+            **estimation_display(result["performance"]["estimated"])}
