@@ -1,4 +1,4 @@
-"""The getting-started page (docs/getting-started.md, the README's former "Your own data"), run as written in a fresh project.
+"""The getting-started page (docs/getting-started.md), run as written in a fresh project.
 
 Every fenced block of the section, in order: the ``bash`` lines run one by one through
 ``bash -c`` (continuation lines joined) and the ``yaml`` block is written as the files its
