@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import polars as pl  # noqa: E402
-from bench_serving import _free_port, _lua, _parse_wrk, _show, _wait_ready  # noqa: E402
+from bench_serving import _free_port, _lua, _Server, _show, _wait_ready  # noqa: E402
 from measure import Row, emit, load_average  # noqa: E402
 
 EVENT_ID = "transaction_id"
@@ -111,8 +111,9 @@ print(f"preloaded {n} events before {first}")
 """ % EVENT_ID
 
 
-class Checkout:
-    """One checkout's model, store and server, each step run with that checkout's code."""
+class Checkout(_Server):
+    """One checkout's model, store and server, each step run with that checkout's code
+    (loaded with wrk and stopped as bench_serving's servers are)."""
 
     def __init__(self, name: str, root: Path, work: Path, events: Path):
         self.name, self.root = name, root.resolve()
@@ -170,26 +171,6 @@ class Checkout:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def load(self, lua: Path, duration: int, conc: int, *, warm: int) -> dict:
-        if warm:
-            subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{warm}s", "-s", str(lua), self.url],
-                           capture_output=True, timeout=120)
-        res = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "--latency", "-s",
-                              str(lua), self.url], capture_output=True, text=True,
-                             timeout=duration + 120)
-        return _parse_wrk(res.stdout)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
 
 
 def scored(answer: dict) -> list[float | None]:
@@ -290,7 +271,8 @@ def main() -> None:
             found = measure(servers, lua, args.duration, args.concurrency, args.repeats, bodies[0])
         finally:
             for srv in servers.values():
-                srv.stop()
+                if srv.proc is not None:
+                    srv.stop()
     summary(found, args, max(diffs))
 
 
