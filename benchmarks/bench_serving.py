@@ -16,6 +16,9 @@
    this run: bulk load of 100k entity rows, and the online read of one entity and of 100
    (ours: the whole hybrid path; Feast: ``get_online_features``), values asserted equal.
 
+Against an earlier commit (whole product, each checkout's own CLI: train, promote,
+materialize, serve) see ``bench_serving_before.py --before CHECKOUT``.
+
 Usage::
 
     python benchmarks/bench_serving.py                 # everything (~2 min)
