@@ -47,6 +47,8 @@ from mlops.constraints import Interval, validate
 DEFAULT_STD_MULTIPLIER = 3.0      # NannyML's default for its standard-deviation thresholds
 DEFAULT_MIN_CHUNKS = 6            # fewer chunks give no usable spread (NannyML warns below 6)
 DEFAULT_MAX_CHUNKS = 40           # evenly spaced chunks beyond this add cost, not information
+# The most a bounded statistic can reach (JS distance in base 2, the KS statistic, a share).
+STATISTIC_MAX = {"js": 1.0, "ks": 1.0, "missing share": 1.0}
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,15 @@ class Limit:
     chunk_rows: int = 0
     note: str | None = None
     multiplier: float | None = None   # standard deviations of the chunks the limit sits at
+
+    @property
+    def unreachable(self) -> bool:
+        """An upper limit at or past the statistic's maximum: no value can ever breach it.
+
+        >>> Limit("js", "above", 1.2, "calibrated").unreachable, Limit("psi", "above", 9.0, "calibrated").unreachable
+        (True, False)
+        """
+        return self.direction == "above" and self.threshold >= STATISTIC_MAX.get(self.statistic, math.inf)
 
     def breached(self, value: float | None) -> bool:
         """True when ``value`` is past the limit; an undefined value never is."""

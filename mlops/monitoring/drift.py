@@ -3,7 +3,7 @@
 :func:`detect_drift` returns the ``monitor.json`` contract::
 
     {"features": {name: {...}}, "drift_share", "dataset_drift", "dataset_status",
-     "dataset_reason", "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy",
+     "dataset_reason", "n_features", "n_drifted", "n_insufficient", "n_unjudgeable", "cur_rows", "policy",
      "calibration", "reference_values"}
 
 Each numeric feature: ``type, test, threshold, status, drift, score, psi, js, ks_stat, ks_pvalue,
@@ -17,9 +17,13 @@ categorical hists keep the ``HIST_MAX_CATEGORIES - 1`` most frequent reference c
 and pool the rest into ``"<other>"``, and always end with the ``"<unseen>"`` bin.
 Undefined values (an empty window, an all-NaN column) are ``None`` with a ``note``, never NaN.
 
-``status`` is ``drift``, ``no_drift`` or ``insufficient_data``: a feature whose deciding test
-lacks the policy's minimum number of valid current (or reference) values is never drift; its
-statistics are still shown and the ``note`` says why. The dataset drifts only when the window
+``status`` is ``drift``, ``no_drift``, ``insufficient_data`` or ``reference_too_variable``: a
+feature whose deciding test lacks the policy's minimum number of valid current (or reference)
+values is never drift; its statistics are still shown and the ``note`` says why. A calibrated
+limit past the most its statistic can reach (a JS distance or KS statistic above 1: the
+reference's own chunks differ that much, e.g. a season inside the training period) would
+never fire: the feature is ``reference_too_variable``, counted in ``n_unjudgeable``, and the
+note names the fix (a reference like the current period). The dataset drifts only when the window
 has at least ``min_rows_dataset`` rows, at least one feature could be decided, and the share of
 drifted features (over all features) reaches ``drift_share``; ``dataset_reason`` says why not.
 
@@ -42,10 +46,10 @@ import polars as pl
 
 from mlops.errors import ConfigError
 from mlops.monitoring import stats
-from mlops.monitoring.calibration import ChunkLayout, Limit, chunk_layout
+from mlops.monitoring.calibration import STATISTIC_MAX, ChunkLayout, Limit, chunk_layout
 from mlops.monitoring.columns import categorical_column, category_counts, numeric_column, require_columns
 from mlops.monitoring.feature_limits import categorical_limit, missing_limit, numeric_limit
-from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, DriftPolicy, is_drift
+from mlops.monitoring.policy import DRIFT, INSUFFICIENT, NO_DRIFT, UNJUDGEABLE, DriftPolicy, is_drift
 from mlops.monitoring.reference import CategoricalReference, NumericReference, Reference, reference_values_info
 
 __all__ = ["DriftPolicy", "detect_drift", "HIST_MAX_CATEGORIES"]
@@ -81,13 +85,16 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     total = len(reference.features)
     n_drifted = sum(1 for f in features.values() if f["drift"])
     n_insufficient = sum(1 for f in features.values() if f["status"] == INSUFFICIENT)
+    n_unjudgeable = sum(1 for f in features.values() if f["status"] == UNJUDGEABLE)
     drift_share = n_drifted / total if total else 0.0
-    status, reason = _dataset_status(current.height, total, n_insufficient, drift_share, policy)
+    status, reason = _dataset_status(current.height, total, n_insufficient + n_unjudgeable,
+                                     drift_share, policy)
     quality = [{"feature": name, "issue": f["quality"]} for name, f in features.items() if f.get("quality")]
     return _json_safe({"features": features, "quality": quality, "drift_share": drift_share,
                        "dataset_drift": status == DRIFT, "dataset_status": status,
                        "dataset_reason": reason, "n_features": total, "n_drifted": n_drifted,
-                       "n_insufficient": n_insufficient, "cur_rows": current.height,
+                       "n_insufficient": n_insufficient, "n_unjudgeable": n_unjudgeable,
+                       "cur_rows": current.height,
                        "policy": policy.to_dict(), "calibration": _calibration_info(reference, policy, layout),
                        "reference_values": reference_values_info(reference)})
 
@@ -161,13 +168,14 @@ def _all_features(reference: Reference, current: pl.DataFrame, policy: DriftPoli
     return features
 
 
-def _dataset_status(rows: int, total: int, n_insufficient: int, drift_share: float,
+def _dataset_status(rows: int, total: int, n_undecided: int, drift_share: float,
                     policy: DriftPolicy) -> tuple[str, str]:
     if rows < policy.min_rows_dataset:
         return INSUFFICIENT, (f"{rows} current row(s); dataset drift needs >= "
                               f"{policy.min_rows_dataset} (min_rows_dataset)")
-    if total == 0 or n_insufficient == total:
-        return INSUFFICIENT, "no feature has enough valid values to be decided"
+    if total == 0 or n_undecided == total:
+        return INSUFFICIENT, ("no feature could be decided (too few valid values, or a reference "
+                              "that varies more than the statistics can)")
     if drift_share >= policy.drift_share:
         return DRIFT, f"drift share {drift_share:.0%} >= {policy.drift_share:.0%} (drift_share)"
     return NO_DRIFT, f"drift share {drift_share:.0%} < {policy.drift_share:.0%} (drift_share)"
@@ -332,6 +340,14 @@ def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
     if why is not None:
         out.update(status=INSUFFICIENT, drift=False)
         notes.insert(0, f"insufficient data: {why}; statistics shown, no decision")
+        return
+    if limit is not None and limit.unreachable:
+        out.update(status=UNJUDGEABLE, drift=False)
+        notes.insert(0, f"cannot be judged against this reference: its own chunks differ so much that the "
+                        f"limit ({limit.threshold:.3g}) is past the most {limit.statistic} can reach "
+                        f"({STATISTIC_MAX[limit.statistic]:g}); compare with a period like the current one "
+                        "(monitoring.reference: {previous: N} or {start: ..., end: ...}) for data with "
+                        "trends or seasons")
         return
     if limit is not None:
         out["drift"] = limit.breached(out["score"])

@@ -53,8 +53,11 @@ DEFAULT_MIN_ROWS_CALIBRATED = {test: 50 for test in ALL_TESTS}
 METHODS = ("calibrated", "fixed")
 DEFAULT_MIN_REFERENCE_ROWS = 100
 DEFAULT_MIN_ROWS_DATASET = 50
-# Per-feature and dataset status words (beside the drift true/false flag).
+# Per-feature and dataset status words (beside the drift true/false flag). UNJUDGEABLE: the
+# calibrated limit lies at or past the most the statistic can reach (the reference's own
+# chunks differ that much), so no window could ever cross it.
 DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
+UNJUDGEABLE = "reference_too_variable"
 _TESTS_BY_TYPE = {"numeric": NUMERIC_TESTS, "categorical": CATEGORICAL_TESTS}
 
 

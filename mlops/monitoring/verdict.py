@@ -39,6 +39,10 @@ def drift_headline(drift: dict) -> str:
             f"({drift['drift_share']:.0%})")
     if drift["n_insufficient"]:
         text += f", {drift['n_insufficient']} with too little data"
+    if drift.get("n_unjudgeable"):
+        names = [n for n, f in drift["features"].items() if f["status"] == "reference_too_variable"]
+        text += (f", {len(names)} not judged ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}: "
+                 "the reference varies more than the statistic can; try monitoring.reference: {previous: N})")
     if drift.get("quality"):
         text += f"; data quality alert on {', '.join(q['feature'] for q in drift['quality'])}"
     mv = drift.get("multivariate") or {}
@@ -53,10 +57,11 @@ def drift_headline(drift: dict) -> str:
 
 
 def run_status(found: bool, drift: dict) -> str:
-    """fail when something drifted, warn when the data were too few for a verdict, else ok."""
+    """fail when something drifted, warn when the data were too few for a verdict or a feature
+    cannot be judged against the reference, else ok."""
     if found:
         return "fail"
-    return "warn" if drift["dataset_status"] == "insufficient_data" else "ok"
+    return "warn" if drift["dataset_status"] == "insufficient_data" or drift.get("n_unjudgeable") else "ok"
 
 
 def print_progress(done: int, total: int, feature: str) -> None:

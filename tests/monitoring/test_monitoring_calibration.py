@@ -166,6 +166,35 @@ def test_a_seasonal_reference_widens_its_own_limits():
     assert detect_drift(ref, beyond)["features"]["x"]["drift"]
 
 
+def test_a_limit_past_the_statistics_maximum_is_reported_not_judged():
+    """A level that climbs through the whole reference (a season inside the training period):
+    each chunk differs so much from the rest that the JS limit lands above 1, the most a JS
+    distance can reach. Such a feature could never drift; it is reported as not judged (a
+    warning naming the fix), never as a quiet ``no_drift``; the stable feature beside it is
+    judged as usual."""
+    from mlops.monitoring.verdict import drift_headline, run_status
+    rng = np.random.default_rng(3)
+    n = 6000
+    trend = rng.normal(0, 1, n) + np.arange(n) / 600          # +10 sd over the period
+    ref = fit_reference(pl.DataFrame({"ts": [T0 + timedelta(minutes=i) for i in range(n)],
+                                      "x": trend, "y": rng.normal(size=n)}),
+                        numeric=["x", "y"], categorical=[], timestamp="ts")
+    out = detect_drift(ref, pl.DataFrame({"x": rng.normal(20, 1, 1000), "y": rng.normal(size=1000)}))
+    x, y = out["features"]["x"], out["features"]["y"]
+    # independent check of the premise: the limit itself is past JS's maximum of 1
+    assert x["test"] == "js" and x["limit"]["mean"] + x["limit"]["multiplier"] * x["limit"]["std"] > 1.0
+    assert x["status"] == "reference_too_variable" and x["drift"] is False
+    assert "previous: N" in x["note"] and "past the most js can reach" in x["note"]
+    assert y["status"] in ("no_drift", "drift") and y["threshold"] < 1.0
+    assert out["n_unjudgeable"] == 1 and out["n_drifted"] == int(y["drift"])
+    assert "1 not judged (x" in drift_headline(out) and run_status(False, out) == "warn"
+    # every feature unjudgeable: no dataset verdict, said as such
+    only_x = fit_reference(pl.DataFrame({"ts": [T0 + timedelta(minutes=i) for i in range(n)], "x": trend}),
+                           numeric=["x"], categorical=[], timestamp="ts")
+    alone = detect_drift(only_x, pl.DataFrame({"x": rng.normal(20, 1, 1000)}))
+    assert alone["dataset_status"] == "insufficient_data" and "could be decided" in alone["dataset_reason"]
+
+
 def test_reference_rows_round_trip_and_old_references_fall_back_to_fixed(tmp_path):
     rng = np.random.default_rng(2)
     df = _frame(rng.normal(size=3000)).with_columns(c=pl.Series(rng.choice(["a", "b"], 3000)))

@@ -52,7 +52,7 @@ def test_contract_fields_and_json_safety():
     out = detect_drift(fit_reference(ref_df, numeric=["a", "b"], categorical=["c"]), cur_df)
     assert set(out) == {"features", "drift_share", "dataset_drift", "dataset_status", "dataset_reason", "calibration",
                         "quality",
-                        "n_features", "n_drifted", "n_insufficient", "cur_rows", "policy",
+                        "n_features", "n_drifted", "n_insufficient", "n_unjudgeable", "cur_rows", "policy",
                             "reference_values"}
     assert set(out["features"]["a"]) == NUMERIC_FIELDS
     assert set(out["features"]["c"]) == CATEGORICAL_FIELDS

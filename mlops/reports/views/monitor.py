@@ -12,8 +12,9 @@ from mlops.reports.small_multiples import small_multiples
 
 STAT_KEYS = ("psi", "js", "ks_stat", "ks_pvalue", "wasserstein", "chi2_stat", "chi2_pvalue",
              "unseen_share")
-_STATUS_ORDER = {"drift": 0, "insufficient_data": 1, "no_drift": 2}
-_BADGE = {"drift": "drift", "no_drift": "ok", "insufficient_data": "insufficient data"}
+_STATUS_ORDER = {"drift": 0, "insufficient_data": 1, "reference_too_variable": 1, "no_drift": 2}
+_BADGE = {"drift": "drift", "no_drift": "ok", "insufficient_data": "insufficient data",
+          "reference_too_variable": "not judged"}
 
 
 def feature_order(feats: dict) -> list[str]:
@@ -59,6 +60,9 @@ def drift_cards(result: dict) -> list[dict]:
     if result.get("n_insufficient"):
         cards.append({"label": "too little data", "value": result["n_insufficient"],
                       "status": "warn", "hint": "features without a verdict (min_rows)"})
+    if result.get("n_unjudgeable"):
+        cards.append({"label": "not judged", "value": result["n_unjudgeable"], "status": "warn",
+                      "hint": "the reference varies more than the statistic can reach"})
     mv = result.get("multivariate")
     if mv and mv.get("auc") is not None:
         cards.append({"label": "multivariate drift", "value": "yes" if mv["drift"] else "no",
