@@ -45,6 +45,7 @@ training:                     # train {t0} .. {t1}, validate .. {t2}, test .. {t
 monitoring:
   window: {{days: {window_days}, detector_burn_in_days: {window_days}}}
   performance: {{chunk: {window_days}d}}
+  reference: {reference}
 registry:
   approvers: {{}}
   policies:
@@ -84,7 +85,8 @@ def project_yaml(ds: DataSet) -> str:
         title=f"{ds.name}: {ds.task} of {ds.label!r} per {ds.entity!r} (benchmarks/alarms_data.py)",
         name=ds.name, model=ds.model, task=ds.task, t0=t0.date(), t1=t1.date(), t2=t2.date(),
         t3=t3.date(), train_days=(t1 - t0).days, valid_days=(t2 - t1).days,
-        test_days=(t3 - t2).days, window_days=365 if ds.window == "year" else 7, gate=gate)
+        test_days=(t3 - t2).days, window_days=365 if ds.window == "year" else 7, gate=gate,
+        reference=ds.reference)
 
 
 def reference_rows(ds: DataSet, events: pl.DataFrame) -> pl.DataFrame:

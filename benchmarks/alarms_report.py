@@ -47,7 +47,18 @@ def _cell(s: dict | None) -> tuple[str, str]:
     if s.get("undecided"):
         fa += f", {s['undecided']} undecided"
     delay = "never" if s["delay"] is None else str(s["delay"])
-    return fa, f"{delay} ({s['hits']}/{s['shifted']} shifted)" if s.get("shifted") else delay
+    if not s.get("shifted"):
+        return fa, delay
+    return fa, f"{delay} ({s['hits']}/{s['shifted']} shifted; {s.get('unshifted_hits', 0)} unshifted)"
+
+
+def _sizes(sizes: dict | None) -> str:
+    """The input shift per column, against how far the column's window mean moves by itself."""
+    if not sizes:
+        return ""
+    return "; input shift: " + ", ".join(
+        f"{c} +{v['shift']:.3g} ({v['sd']:g} reference sd; {v['shift'] / v['natural_move']:.2f}x the sd of "
+        f"its window-to-window mean change)" for c, v in sizes.items() if v.get("natural_move"))
 
 
 def _met(value) -> str:
@@ -59,8 +70,13 @@ def dataset_table(name: str, result: dict) -> str:
     n, k = len(result["windows"]), result["shift_index"]
     head = (f"**{name}** ({result['task']}; {result['model']}); {n} windows per scenario, shift from "
             f"window {k + 1} ({result['shift_at']}); false alarms over the unshifted windows, "
-            f"delay in windows after the shift (0 = the first shifted window; in brackets the "
-            f"shifted windows that alarmed)\n\n")
+            f"delay in windows after the shift to the first alarm the unshifted run did not also "
+            f"raise in that window (0 = the first shifted window; in brackets the shifted windows "
+            f"that alarmed, and the same windows of the unshifted run that alarmed)"
+            + (f"; our monitor runs with {', '.join(result['monitor_overrides'])}"
+               if result.get("monitor_overrides") else "")
+            + (f"; our reference: `monitoring.reference: {result['reference']}`" if result.get("reference") else "")
+            + _sizes(result.get("input_shift_sizes")) + "\n\n")
     cols = ["judgment"] + [f"{NAMES[s]} {x}" for s in SIDES for x in ("false alarms", "delay")] + \
         [f"false alarms <= {MAX_FALSE_ALARM_RATE:.0%}", f"delay <= {MAX_DELAY}", "beats both peers"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -14,7 +14,9 @@ of ``none``, before the shift of ``inputs``, and anywhere in ``labels`` (its inp
 change); its delay comes from ``inputs``. A judgment that watches performance (concept
 drift) may fire in no window of ``none`` and before the shift of ``inputs`` and ``labels``;
 its delay comes from ``labels``; after the shift of ``inputs`` it is not scored (a moved
-input can change performance legitimately).
+input can change performance legitimately). The delay runs to the first alarm in a shifted
+window that the unshifted run (``none``) did not also raise in the same window: an alarm
+that fires with or without the shift is no evidence of detecting it.
 """
 from __future__ import annotations
 
@@ -94,10 +96,12 @@ class Score:
 
     false_alarms: int
     opportunities: int
-    delay: int | None          # windows after the shift's first window; None: never fired
+    delay: int | None          # windows after the shift's first window to the first alarm the
+    #                            unshifted run did not also raise; None: never
     undecided: int = 0         # unshifted windows where it gave no verdict (e.g. too few rows)
     hits: int = 0              # shifted windows (of the scenario it watches) with an alarm
     shifted: int = 0           # ... out of this many
+    unshifted_hits: int = 0    # alarms in those same windows of the unshifted run (``none``)
 
     @property
     def false_alarm_rate(self) -> float | None:
@@ -106,7 +110,8 @@ class Score:
     def as_dict(self) -> dict:
         return {"false_alarms": self.false_alarms, "opportunities": self.opportunities,
                 "false_alarm_rate": self.false_alarm_rate, "delay": self.delay,
-                "undecided": self.undecided, "hits": self.hits, "shifted": self.shifted}
+                "undecided": self.undecided, "hits": self.hits, "shifted": self.shifted,
+                "unshifted_hits": self.unshifted_hits}
 
 
 def first_alarm(alarms: list[bool | None], start: int) -> int | None:
@@ -128,8 +133,13 @@ def score(judgment: str, alarms: dict[str, list[bool | None]], shift_index: int)
             opp += 1
             fa += bool(calls[i])
     after = alarms.get(WATCHES[judgment], [])[shift_index:]
-    return Score(false_alarms=fa, opportunities=opp, delay=first_alarm(after, 0), undecided=undecided,
-                 hits=sum(bool(a) for a in after), shifted=len(after))
+    # An alarm in a shifted window counts as detecting the shift only when the unshifted run
+    # was quiet in that same window: a natural event there (a stormy week) would have fired anyway.
+    plain = (alarms.get("none") or [])[shift_index:]
+    caused = [bool(a) and not (i < len(plain) and plain[i]) for i, a in enumerate(after)]
+    return Score(false_alarms=fa, opportunities=opp, delay=first_alarm(caused, 0), undecided=undecided,
+                 hits=sum(bool(a) for a in after), shifted=len(after),
+                 unshifted_hits=sum(bool(a) for a in plain[:len(after)]))
 
 
 def targets(ours: Score, peers: list[Score]) -> dict[str, bool | None]:

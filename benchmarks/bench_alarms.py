@@ -38,7 +38,7 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # measure the mlops of this checkout, not an installed one
 sys.path.insert(0, str(HERE))
-from alarms_data import DATASETS, DataSet  # noqa: E402
+from alarms_data import DATASETS, DataSet, natural_moves  # noqa: E402
 from alarms_ours import Project, monitor_window, replay_window, scored_rows, train_and_promote  # noqa: E402
 from alarms_project import reference_rows, write_project  # noqa: E402
 from alarms_report import dataset_table, score_dataset  # noqa: E402
@@ -112,7 +112,11 @@ def run_dataset(ds: DataSet, work: Path, peers_python: str | None, breaker: bool
     windows = [(lo, hi) for lo, hi in zip(starts, [*starts[1:], _end(ds, starts)])]
     shift_index = starts.index(datetime.fromisoformat(ds.shift_at))
     ref = reference_rows(ds, events)
-    out = {"task": ds.task, "model": trained["headline"], "windows": [[str(a), str(b)] for a, b in windows],
+    moves = natural_moves(events, ds, list(ds.inputs_shift))
+    sizes = {c: {"sd": k, "shift": k * float(ref[c].std()), "natural_move": moves[c]}
+             for c, k in ds.inputs_shift.items()}
+    out = {"task": ds.task, "model": trained["headline"], "reference": ds.reference,
+           "input_shift_sizes": sizes, "windows": [[str(a), str(b)] for a, b in windows],
            "shift_at": ds.shift_at, "shift_index": shift_index, "inputs_shift": ds.inputs_shift,
            "labels_shift": ds.labels_shift, "monitor_overrides": list(extra), "scenarios": {}}
     for scenario in SCENARIOS:

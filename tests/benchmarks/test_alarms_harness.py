@@ -103,6 +103,20 @@ def test_score_counts_false_alarms_over_unshifted_windows_and_the_delay_after_th
     assert first_alarm([False, False], 0) is None
 
 
+def test_an_alarm_the_unshifted_run_also_raises_is_no_detection():
+    """Window 2 alarms with and without the shift (a natural event): the delay starts at
+    window 3, the first alarm only the shifted run raises."""
+    calls = {"none": [False, False, True, False, False],
+             "inputs": [False, False, True, True, True],
+             "labels": [False] * 5}
+    s = score("data_drift", calls, shift_index=2)
+    assert s.delay == 1 and (s.hits, s.shifted, s.unshifted_hits) == (3, 3, 1)
+    assert s.false_alarms == 1                        # the none run's alarm is a false one
+    never = score("breaker", {"none": [False, True, False], "inputs": [False, True, False],
+                              "labels": [False] * 3}, shift_index=1)
+    assert never.delay is None and never.hits == 1    # the only hit is the natural one
+
+
 def test_targets_need_fewer_false_alarms_than_each_peer_at_no_longer_delay():
     ours = score("data_drift", {"none": [False] * 20, "inputs": [False] * 10 + [True] * 10}, 10)
     assert ours.false_alarm_rate == 0 and ours.delay == 0
@@ -128,7 +142,9 @@ def test_report_scores_and_tables_every_side_and_marks_a_skipped_peer():
     assert result["scores"]["data_drift"]["evidently"] is None
     assert result["scores"]["data_drift"]["ours"]["false_alarms"] == 2 + 0 + 2
     table = dataset_table("storms", result)
-    assert "| data drift | 57% (4/7) | 0 (2/2 shifted) | 100% (7/7) | 0 (2/2 shifted) | n/a | n/a |" in table
+    # every shifted alarm also fires in the unshifted run: no detection on either side
+    assert ("| data drift | 57% (4/7) | never (2/2 shifted; 2 unshifted) | 100% (7/7) | "
+            "never (2/2 shifted; 2 unshifted) | n/a | n/a |") in table
 
 
 def test_windows_are_consecutive_calendar_periods_after_the_test_period():
