@@ -167,6 +167,20 @@ def interval_multiplier(k: float, n: int) -> float:
     return float(sps.t.ppf(sps.norm.cdf(k), n - 1) * math.sqrt(1.0 + 1.0 / n))
 
 
+def family_k(k: float, family: int) -> float:
+    """The per-member sigma level that gives a family of ``family`` statistics, judged
+    together ("any of them past its limit"), the false-alarm rate one ``k``-sigma test has
+    (Sidak: each member gets ``1 - (1 - a) ** (1 / family)`` of the one-sided tail ``a``).
+
+    >>> round(family_k(3.0, 1), 3), round(family_k(3.0, 12), 3)
+    (3.0, 3.767)
+    """
+    if family <= 1:
+        return float(k)
+    tail = float(sps.norm.sf(k))
+    return float(sps.norm.isf(-math.expm1(math.log1p(-tail) / family)))
+
+
 def fixed_limit(statistic: str, threshold: float, direction: str = "above") -> Limit:
     """A limit given by the user, not calibrated."""
     return Limit(statistic=statistic, direction=direction, threshold=float(threshold), source="fixed")

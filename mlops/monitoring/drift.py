@@ -24,8 +24,10 @@ limit past the most its statistic can reach (a JS distance or KS statistic above
 reference's own chunks differ that much, e.g. a season inside the training period) would
 never fire: the feature is ``reference_too_variable``, counted in ``n_unjudgeable``, and the
 note names the fix (a reference like the current period). The dataset drifts only when the window
-has at least ``min_rows_dataset`` rows, at least one feature could be decided, and the share of
-drifted features (over all features) reaches ``drift_share``; ``dataset_reason`` says why not.
+has at least ``min_rows_dataset`` rows, at least one feature could be decided, and either any
+feature is past its limit (the default with calibrated limits: each set for the family judged
+together) or the share of drifted features (over all features) reaches a declared
+``drift_share``; ``dataset_reason`` says why.
 
 Speed: each current column is sorted once (numpy's vectorised sort) and reused for binning
 (binary searches on the edges), KS and Wasserstein (one merge with the pre-sorted reference);
@@ -35,6 +37,7 @@ loop in the same run by ``benchmarks/bench_drift.py``.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -61,11 +64,13 @@ OTHER_LABEL = "<other>"
 
 def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolicy | None = None,
                  *, progress: Callable[[int, int, str], None] | None = None,
-                 n_jobs: int | None = None) -> dict:
+                 n_jobs: int | None = None, family_size: int | None = None) -> dict:
     """Compare ``current`` with ``reference``: all statistics per feature, drift decisions,
     and the dataset-level rule. ``progress(done, total, feature)`` is called after each feature
     (in feature order). Features run on ``n_jobs`` threads (default: the CPU count, at most 8);
     the sorts and merges release the GIL. Results do not depend on ``n_jobs``.
+    ``family_size``: how many statistics are judged together (default: the reference's
+    features); the calibrated limits are set for that family (``DriftPolicy.drift_k``).
 
     >>> from mlops.monitoring.reference import fit_reference
     >>> ref = fit_reference(pl.DataFrame({"x": [float(i) for i in range(100)]}),
@@ -76,6 +81,7 @@ def detect_drift(reference: Reference, current: pl.DataFrame, policy: DriftPolic
     ('ks', True, True)
     """
     policy = policy if policy is not None else DriftPolicy(n_bins=reference.n_bins)
+    policy = dataclasses.replace(policy, family_size=max(family_size or len(reference.features), 1))
     _check_inputs(reference, current, policy, n_jobs)
     layout = None
     if policy.calibrated and reference.rows is not None and current.height:
@@ -109,7 +115,7 @@ def _calibration_info(reference: Reference, policy: DriftPolicy, layout: ChunkLa
         return {"method": "fixed", "note": f"fixed thresholds: {why}"}
     ordered = "time order" if reference.rows.time is not None else "file order (no time column)"
     return {"method": "calibrated", "chunks": layout.n_chunks, "chunk_rows": layout.chunk_rows,
-            "reference_rows": layout.total_rows, "order": ordered, "k": policy.std_multiplier,
+            "reference_rows": layout.total_rows, "order": ordered, "k": policy.drift_k,
             "thinned_every": reference.rows.step, "note": layout.note}
 
 
@@ -176,9 +182,15 @@ def _dataset_status(rows: int, total: int, n_undecided: int, drift_share: float,
     if total == 0 or n_undecided == total:
         return INSUFFICIENT, ("no feature could be decided (too few valid values, or a reference "
                               "that varies more than the statistics can)")
-    if drift_share >= policy.drift_share:
-        return DRIFT, f"drift share {drift_share:.0%} >= {policy.drift_share:.0%} (drift_share)"
-    return NO_DRIFT, f"drift share {drift_share:.0%} < {policy.drift_share:.0%} (drift_share)"
+    share = policy.share
+    if share is None:
+        k = f"{policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
+        if drift_share > 0:
+            return DRIFT, f"features past their limits ({k})"
+        return NO_DRIFT, f"no feature past its limit ({k})"
+    if drift_share >= share:
+        return DRIFT, f"drift share {drift_share:.0%} >= {share:.0%} (drift_share)"
+    return NO_DRIFT, f"drift share {drift_share:.0%} < {share:.0%} (drift_share)"
 
 
 def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
@@ -204,7 +216,7 @@ def _numeric_feature(name: str, ref: NumericReference, series: pl.Series,
                    ks_stat=ks_stat, ks_pvalue=ks_pvalue, wasserstein=wasserstein)
         limit = _calibrated(name, policy, calib, notes, lambda values, layout, shared: numeric_limit(
             values, test=test, ref_std=ref.std, edges=ref.edges, layout=layout,
-            k=policy.std_multiplier, floor=policy.floor(test, cur.size), all_sorted=shared))
+            k=policy.drift_k, floor=policy.floor(test, cur.size), all_sorted=shared))
         pvalue_score = ks_pvalue if limit is None else ks_stat  # a limit is on the statistic
         out["score"] = {"ks": pvalue_score, "wasserstein": wasserstein, "psi": out["psi"],
                         "js": out["js"]}[test]
@@ -255,7 +267,7 @@ def _categorical_feature(name: str, ref: CategoricalReference, series: pl.Series
             notes.append("decided by Jensen-Shannon because chi-square is undefined here")
         limit = _calibrated(name, policy, calib, notes, lambda codes, layout: categorical_limit(
             codes, test=test, n_categories=len(categories), layout=layout,
-            k=policy.std_multiplier, floor=policy.floor(test, cur_valid)))
+            k=policy.drift_k, floor=policy.floor(test, cur_valid)))
         chi2_score = chi2_pvalue if limit is None else chi2_stat
         out["score"] = {"chi2": chi2_score, "psi": out["psi"], "js": out["js"]}[test]
         _decide(out, policy, ref_valid=ref.valid, cur_valid=cur_valid, notes=notes,
@@ -335,7 +347,9 @@ def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
     With a calibrated ``limit`` the score is judged against it (drift when past it).
     """
     if limit is not None:
-        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe())
+        family = (f" = {policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
+                  if policy.any_feature and policy.family_size > 1 and limit.source != "fixed" else "")
+        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe() + family)
     why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
     if why is not None:
         out.update(status=INSUFFICIENT, drift=False)

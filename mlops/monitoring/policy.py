@@ -18,8 +18,15 @@ Two methods (``method``):
   per-feature ``threshold`` override is always fixed.
 
 Everything is overridable: the method, the multiplier and floors, default thresholds per
-test, the default test per type, and per-feature ``{"test": ..., "threshold": ...}``. The
-dataset drifts when the share of drifted features reaches ``drift_share`` (0.5).
+test, the default test per type, and per-feature ``{"test": ..., "threshold": ...}``.
+
+The dataset verdict (``drift_share``): by default (``None``) with calibrated limits the data
+drifted when *any* feature is past its limit, and each limit is set for the family of
+``family_size`` statistics judged together (the inputs, and the model's score when its drift
+acts): ``std_multiplier`` sigma for the family (Sidak), so a window of 12 features raises a
+false alarm as rarely as one 3-sigma test does, and a shift in one or two features of many is
+still found. A number (e.g. 0.5, Evidently's convention) asks for that share of features past
+their own ``std_multiplier``-sigma limits instead; fixed thresholds use 0.5 when it is None.
 
 Minimum sample sizes (``min_rows`` per deciding test, ``min_reference_rows``): below them a
 feature is ``insufficient_data``, never drift. Fixed thresholds need more: the distances
@@ -38,7 +45,7 @@ from typing import Mapping
 
 from mlops.constraints import Check, Interval, Options, check, validate
 from mlops.errors import ConfigError
-from mlops.monitoring.calibration import DEFAULT_MAX_CHUNKS, DEFAULT_MIN_CHUNKS, DEFAULT_STD_MULTIPLIER
+from mlops.monitoring.calibration import DEFAULT_MAX_CHUNKS, DEFAULT_MIN_CHUNKS, DEFAULT_STD_MULTIPLIER, family_k
 from mlops.monitoring.feature_limits import DEFAULT_FLOORS, chi2_floor
 
 NUMERIC_TESTS = ("ks", "wasserstein", "psi", "js")
@@ -82,7 +89,7 @@ class DriftPolicy:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     small_sample_rows: int = 1000
     overrides: dict[str, dict] = field(default_factory=dict)
-    drift_share: float = 0.5
+    drift_share: float | None = None    # None: any feature past its family-wise limit (module doc)
     numeric_test: str | None = None
     categorical_test: str | None = None
     min_rows: dict[str, int] = field(default_factory=dict)   # empty: the method's defaults
@@ -93,10 +100,33 @@ class DriftPolicy:
     effect_floors: dict[str, float] = field(default_factory=dict)   # empty: DEFAULT_FLOORS
     min_chunks: int = DEFAULT_MIN_CHUNKS
     max_chunks: int = DEFAULT_MAX_CHUNKS
+    family_size: int = 1        # statistics judged together (set by detect_drift)
 
     @property
     def calibrated(self) -> bool:
         return self.method == "calibrated"
+
+    @property
+    def any_feature(self) -> bool:
+        """The dataset drifts when any feature does (limits set for the family)."""
+        return self.calibrated and self.drift_share is None
+
+    @property
+    def share(self) -> float | None:
+        """The share of drifted features that makes dataset drift (None: any feature)."""
+        if self.drift_share is not None:
+            return self.drift_share
+        return None if self.calibrated else 0.5
+
+    @property
+    def drift_k(self) -> float:
+        """The sigma level of each feature's calibrated drift limit: ``std_multiplier`` for the
+        whole family when any feature decides, else for the feature alone.
+
+        >>> round(DriftPolicy(family_size=12).drift_k, 3), DriftPolicy(drift_share=0.5, family_size=12).drift_k
+        (3.689, 3.0)
+        """
+        return family_k(self.std_multiplier, self.family_size) if self.any_feature else self.std_multiplier
 
     def __post_init__(self) -> None:
         validate(self, {
@@ -104,7 +134,8 @@ class DriftPolicy:
             "thresholds": [dict], "overrides": [dict], "min_rows": [dict],
             "numeric_test": [_one_of_tests(NUMERIC_TESTS), None],
             "categorical_test": [_one_of_tests(CATEGORICAL_TESTS), None],
-            "drift_share": [Interval(float, 0, 1, closed="right")],
+            "drift_share": [Interval(float, 0, 1, closed="right"), None],
+            "family_size": [Interval(int, 1, None)],
             "min_reference_rows": _COUNT, "min_rows_dataset": _COUNT,
             "method": [Options(*METHODS)], "std_multiplier": [Interval(float, 0, None, closed="neither")],
             "effect_floors": [dict], "min_chunks": [Interval(int, 2, None)],
@@ -121,7 +152,7 @@ class DriftPolicy:
         self.thresholds = {test: check_threshold(test, value, key=f"thresholds.{test}")
                            for test, value in merged.items()}
         self.overrides = {str(k): self._check_override(str(k), v) for k, v in self.overrides.items()}
-        self.drift_share = float(self.drift_share)
+        self.drift_share = None if self.drift_share is None else float(self.drift_share)
         for test, value in self.min_rows.items():
             check(f"min_rows.{test}", test, [_one_of_tests(ALL_TESTS)])
             check(f"min_rows.{test}", value, _COUNT)
@@ -192,7 +223,9 @@ class DriftPolicy:
                 "drift_share": self.drift_share, "numeric_test": self.numeric_test,
                 "categorical_test": self.categorical_test, "method": self.method,
                 "std_multiplier": self.std_multiplier, "effect_floors": dict(self.effect_floors),
-                "min_chunks": self.min_chunks, "max_chunks": self.max_chunks}
+                "min_chunks": self.min_chunks, "max_chunks": self.max_chunks,
+                "dataset_rule": "any feature" if self.share is None else f"share >= {self.share:g}",
+                "family_size": self.family_size, "drift_k": self.drift_k}
 
     def _check_override(self, feature: str, override: object) -> dict:
         key = f"overrides.{feature}"

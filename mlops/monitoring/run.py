@@ -150,10 +150,13 @@ def run_monitor(reference: Reference, stream: pl.DataFrame, settings: MonitorSet
     """
     inputs_ref, pred_ref = split_reference(reference)
     cur = stream.filter(pl.col(IN_WINDOW))
-    drift = detect_drift(inputs_ref, cur, settings.policy,
+    judged_pred = pred_ref is not None and PREDICTION in cur.columns
+    # the score's drift acts beside the inputs': one family, judged together
+    family = len(inputs_ref.features) + int(judged_pred and settings.prediction_drift_acts)
+    drift = detect_drift(inputs_ref, cur, settings.policy, family_size=family,
                          progress=progress_for(cur.height, len(inputs_ref.features)))
-    pred_drift = (detect_drift(pred_ref, cur, settings.policy)["features"][PREDICTION]
-                  if pred_ref is not None and PREDICTION in cur.columns else None)
+    pred_drift = (detect_drift(pred_ref, cur, settings.policy, family_size=family)["features"][PREDICTION]
+                  if judged_pred else None)
     drift["multivariate"] = multivariate_check(
         settings.multivariate, inputs_ref.sample_frame(), cur, list(inputs_ref.numeric),
         list(inputs_ref.categorical), min_rows=settings.policy.min_rows_dataset)

@@ -82,7 +82,7 @@ class MonitoringSettings(Constrained):
     thresholds: dict[str, float] = field(default_factory=dict)
     small_sample_rows: int = 1000
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
-    drift_share: float = 0.5
+    drift_share: float | None = None  # None: any feature past its family-wise limit
     prediction_drift_acts: bool = True    # the model's score drifting past its limit is data drift
     method: str = "calibrated"            # calibrated (spread over reference chunks) | fixed (thresholds)
     std_multiplier: float = 3.0           # calibrated limit = mean + this x std of the chunk statistic

@@ -51,8 +51,10 @@ def drift_headline(drift: dict) -> str:
                  + (")" if mv.get("acts") else ", reported only)"))
     if drift["dataset_status"] == "insufficient_data":
         return f"{text}; insufficient data for a dataset verdict ({drift['dataset_reason']})"
-    share = (drift.get("policy") or {}).get("drift_share")
-    below = "no dataset drift" if share is None else f"under the {share:.0%} share for dataset drift"
+    policy = drift.get("policy") or {}
+    share = policy.get("drift_share")
+    below = ("no feature past its limit" if policy.get("dataset_rule") == "any feature"
+             else f"under the {0.5 if share is None else share:.0%} share for dataset drift")
     return f"{text}; " + ("dataset drift" if drift["dataset_drift"] else below)
 
 

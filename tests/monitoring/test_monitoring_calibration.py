@@ -214,3 +214,56 @@ def test_reference_rows_round_trip_and_old_references_fall_back_to_fixed(tmp_pat
 def test_thinned_reference_keeps_time_order():
     ref = fit_reference(_frame(np.arange(1000.0)), numeric=["x"], categorical=[], timestamp="ts", max_rows=100)
     assert ref.rows.step == 10 and ref.rows.numeric["x"].tolist() == list(np.arange(0.0, 1000.0, 10.0))
+
+
+# --- the dataset verdict: any feature past a limit set for the family -----------------------
+
+def test_family_level_gives_the_family_the_false_alarm_rate_of_one_k_sigma_test():
+    """Independent truth: for F independent normal statistics, P(any past the family level)
+    = 1 - Phi(k_F)**F must equal one k-sigma tail, Phi(-k)."""
+    from mlops.monitoring.calibration import family_k
+    for k, family in [(3.0, 1), (3.0, 2), (3.0, 12), (2.5, 40), (3.0, 500)]:
+        kf = family_k(k, family)
+        assert 1 - scipy.stats.norm.cdf(kf) ** family == pytest.approx(scipy.stats.norm.sf(k), rel=1e-9)
+    assert family_k(3.0, 12) > family_k(3.0, 2) > 3.0
+
+
+def _features_frame(rng, n, shifts=None, start=T0, columns=12):
+    shifts = shifts or {}
+    data = {f"f{i}": rng.normal(shifts.get(f"f{i}", 0.0), 1.0, n) for i in range(columns)}
+    return pl.DataFrame({"ts": [start + timedelta(minutes=i) for i in range(n)], **data})
+
+
+def test_a_shift_in_one_feature_of_twelve_is_data_drift_without_a_share_rule():
+    """0.5 sd in 1 of 12 features: the default (any feature past its family-wise limit) calls
+    it data drift and names only that feature; Evidently's share rule (0.5) does not."""
+    rng = np.random.default_rng(4)
+    cols = [f"f{i}" for i in range(12)]
+    ref = fit_reference(_features_frame(rng, 40_000), numeric=cols, categorical=[], timestamp="ts")
+    cur = _features_frame(rng, 2_000, {"f3": 0.5}).drop("ts")
+    out = detect_drift(ref, cur)
+    assert out["dataset_drift"] and [n for n, f in out["features"].items() if f["drift"]] == ["f3"]
+    assert out["policy"]["family_size"] == 12 and "judged together" in out["features"]["f3"]["limit_text"]
+    assert out["policy"]["drift_k"] == pytest.approx(3.6890, abs=1e-4)
+    shared = detect_drift(ref, cur, DriftPolicy(drift_share=0.5))
+    assert shared["features"]["f3"]["drift"] and not shared["dataset_drift"]
+    assert "under the 50% share" in __import__("mlops.monitoring.verdict", fromlist=["x"]).drift_headline(shared)
+
+
+def test_stable_windows_of_many_features_stay_quiet_with_family_limits():
+    """20 windows drawn like the reference, 12 features, no effect-size floor (so only the
+    calibration decides): the family-wise limits stay quiet, while the same features each at
+    a looser 2-sigma limit of their own ("any of them") alarm often: the test can tell."""
+    rng = np.random.default_rng(5)
+    cols = [f"f{i}" for i in range(12)]
+    ref = fit_reference(_features_frame(rng, 24_000), numeric=cols, categorical=[], timestamp="ts")
+    family = DriftPolicy(effect_floors={"js": 0.0})
+    loose = DriftPolicy(effect_floors={"js": 0.0}, std_multiplier=2.0)
+    family_alarms = loose_alarms = 0
+    for _ in range(20):
+        cur = _features_frame(rng, 1_500).drop("ts")
+        family_alarms += detect_drift(ref, cur, family)["dataset_drift"]
+        per_feature = detect_drift(ref, cur, loose, family_size=1)
+        loose_alarms += any(f["drift"] for f in per_feature["features"].values())
+    assert family_alarms <= 1            # nominal: 0.13% of windows for normal statistics
+    assert loose_alarms >= 5

@@ -53,10 +53,12 @@ def test_data_drift_equals_detect_drift_on_the_inputs_only():
     result = _run(ref, stream)
     inputs, pred = split_reference(ref)
     cur = stream.filter(pl.col("__in_window"))
-    expected = detect_drift(inputs, cur, DriftPolicy())
+    # x, c and the score are one family of 3, judged together
+    expected = detect_drift(inputs, cur, DriftPolicy(), family_size=3)
     out = result.to_json()
     assert out["features"] == expected["features"] and "prediction" not in out["features"]
-    assert out["prediction_drift"] == detect_drift(pred, cur, DriftPolicy())["features"]["prediction"]
+    assert out["prediction_drift"] == detect_drift(pred, cur, DriftPolicy(), family_size=3)["features"]["prediction"]
+    assert out["policy"]["family_size"] == 3 and out["policy"]["dataset_rule"] == "any feature"
     assert out["features"]["x"]["drift"] and result.data_drift and result.status == "fail"
     assert out["model"] == {"name": "m", "version": 3, "alias": "production"}
     assert out["reference"] == {"path": "ref.npz"} and out["multivariate"] is None

@@ -48,13 +48,21 @@ def hist_charts(feats: dict, max_charts: int) -> list[dict]:
     return out
 
 
+def _rule_hint(policy: dict) -> str:
+    if policy.get("dataset_rule") == "any feature":
+        return (f"dataset drift when any feature is past its limit ({policy['std_multiplier']:g} sigma "
+                f"for the {policy.get('family_size')} judged together)")
+    share = policy.get("drift_share")
+    return f"dataset drift at >= {0.5 if share is None else share:.0%}"
+
+
 def drift_cards(result: dict) -> list[dict]:
     status = result.get("dataset_status")
     cards = [{"label": "features drifted", "value": f"{result['n_drifted']} / {result['n_features']}",
               "status": "fail" if result["dataset_drift"] else
               ("warn" if status == "insufficient_data" else "ok")},
              {"label": "drift share", "value": result["drift_share"], "format": "pct",
-              "hint": f"dataset drift at >= {result['policy']['drift_share']:.0%}"},
+              "hint": _rule_hint(result["policy"])},
              {"label": "current rows", "value": result.get("cur_rows"),
               "hint": f"dataset verdict needs >= {result['policy']['min_rows_dataset']}"}]
     if result.get("n_insufficient"):
