@@ -5,10 +5,10 @@ this process with the project's ``conf/`` in front, exactly as the ``mlops`` com
 (``mlops.cli.hydra_main``), minus a process start per window. The judgments are read from
 what a user reads: ``monitor.json`` and ``replay.json``.
 
-The monitoring API is being rewritten: each judgment is one small adapter below
-(``data_drift``, ``concept_drift``, ``detectors``, ``breaker_tripped``) that turns one
-run's result into True (alarm), False (quiet) or None (no verdict: too few rows, no
-labels). Re-point them when the result's shape changes.
+Each monitor judgment is one small adapter below (``data_drift``, ``concept_drift``,
+``detectors``) that turns one run's result into True (alarm), False (quiet) or None (no
+verdict: too few rows, no labels); the breaker's is a trip within the window
+(:func:`replay_window`).
 """
 from __future__ import annotations
 
@@ -46,11 +46,6 @@ def detectors(monitor: dict) -> bool | None:
     if not found:
         return None
     return any(d.get("first_detection") is not None for d in found.values())
-
-
-def breaker_tripped(replay: dict) -> bool | None:
-    """Whether the circuit breaker tripped while the window was served."""
-    return bool(replay["breaker_tripped"])
 
 
 MONITOR_JUDGMENTS = {"data_drift": data_drift, "concept_drift": concept_drift,
@@ -133,19 +128,36 @@ def monitor_window(project: Project, data_path: str, lo: datetime, hi: datetime,
 
 
 def replay_window(project: Project, data_path: str, lo: datetime, hi: datetime,
-                  first: datetime, home_snapshot: Path) -> dict:
-    """``mlops action=replay`` of ``[lo, hi)`` from a fresh copy of the trained home.
+                  first: datetime, home_snapshot: Path, warm_from: datetime | None = None) -> dict:
+    """``mlops action=replay`` of ``[warm_from, hi)`` from a fresh copy of the trained home;
+    the window's verdict is a trip at or after ``lo``.
 
-    A fresh home per window: a trip latched in the store must not be inherited by the
-    next window's verdict (each window is judged on its own, as the peers' are).
+    The breaker judges a sliding window of the last records; in production it enters a
+    period already holding the traffic before it. ``warm_from`` (the previous window's start)
+    replays that traffic first, so a period with fewer records than the breaker's calibrated
+    minimum is still judged. A trip during the warm-up belongs to the previous window. A fresh
+    home per window: no trip is inherited from the window before.
     """
     home = project.root / "outputs" / "bench-home"
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(home_snapshot, home)
+    start = warm_from or lo
     res = project.must("action=replay", f"data.path={data_path}", f"paths.home={home}",
-                       f"serving.replay.start_day={day_offset(lo, first)}",
-                       f"serving.replay.days={day_offset(hi, lo)}")
-    return {"breaker": breaker_tripped(res), "trips": res.get("trips")}
+                       f"serving.replay.start_day={day_offset(start, first)}",
+                       f"serving.replay.days={day_offset(hi, start)}")
+    return trips_in_window(res.get("trips") or [], lo)
+
+
+def trips_in_window(trips: list[dict], lo: datetime) -> dict:
+    """The breaker's verdict on a window replayed after a warm-up: a trip at or after ``lo``.
+
+    >>> trips_in_window([{"time": "2013-05-01 06:00:00"}], datetime(2013, 1, 1))["breaker"]
+    True
+    >>> trips_in_window([{"time": "2012-11-01 06:00:00"}], datetime(2013, 1, 1))["tripped_in_warm_up"]
+    True
+    """
+    inside = [t for t in trips if datetime.fromisoformat(str(t["time"])) >= lo]
+    return {"breaker": bool(inside), "trips": inside, "tripped_in_warm_up": bool(trips) and not inside}
 
 
 def scored_rows(project: Project, data_path: str) -> tuple[pl.DataFrame, list[str], str]:

@@ -58,7 +58,8 @@ def our_windows(project: Project, data_path: str, windows: list, first: datetime
                               "why": [], "breaker_trip": []}
     for i, (lo, hi) in enumerate(windows):
         found = monitor_window(project, data_path, lo, hi, first, extra)
-        replayed = replay_window(project, data_path, lo, hi, first, snapshot) if breaker else {}
+        warm = windows[i - 1][0] if i else lo - (hi - lo)   # the period before (the test period's end)
+        replayed = replay_window(project, data_path, lo, hi, first, snapshot, warm) if breaker else {}
         found["breaker"] = replayed.get("breaker")
         found["breaker_trip"] = (replayed.get("trips") or [None])[0]  # when and why it tripped
         for k in calls:

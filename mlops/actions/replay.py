@@ -17,9 +17,15 @@ def run(ctx: RunContext) -> ActionResult:
     # the breaker state of a dry run is its own: it neither inherits a trip (of
     # production or of an earlier replay) nor leaves one behind
     state = ctx.serving_state(breaker_scope=f"replay-{ctx.output_dir.name}")
+    cap = ctx.cfg.serving.breaker.max_records_per_request
+    step = rc.records_per_request or cap
     result = replay_window(state, ctx.scan_events().collect(), days=rc.days,
-                           start_day=rc.start_day, records_per_request=rc.records_per_request,
-                           event_id=ctx.event_id)
+                           start_day=rc.start_day, records_per_request=step, event_id=ctx.event_id)
+    if state.breaker is not None and step > cap:
+        # one request adds at most `cap` records to the breaker's window (one client cannot trip it)
+        result["breaker_note"] = (f"the breaker observed at most {cap} of each request's {step} records "
+                                  "(serving.breaker.max_records_per_request); leave "
+                                  "serving.replay.records_per_request null to let it see every record")
     result["duration_s"] = round(time.perf_counter() - t0, 3)
     write_report(ctx, "replay", result, title=f"Live traffic: {state.info.name} v{state.info.version}",
                  context=replay_display(result, state.plan.label.column))

@@ -131,7 +131,8 @@ class ReplayConfig:
 
     start_day: Optional[float] = None     # null = the last `days` of the data
     days: float = 14.0
-    records_per_request: int = 50
+    records_per_request: Optional[int] = None   # null = breaker.max_records_per_request (the
+    # breaker observes every replayed record); more per request: the breaker sees only that many of each
 
 
 @dataclass

@@ -125,6 +125,16 @@ async def _send(client, state, window: pl.DataFrame, cols: list[str], eid: str |
     return out
 
 
+def _closed(breaker: dict) -> str:
+    """Why a breaker that did not trip did not: it judged and found nothing, or never armed."""
+    if breaker.get("state") == "absent":
+        return "no circuit breaker"
+    if breaker.get("armed") is False:
+        return (f"circuit breaker never armed ({breaker.get('window_records', 0):,} of the "
+                f"{breaker.get('min_records', 0):,} records it needs)")
+    return "circuit breaker stayed closed"
+
+
 def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_text: str) -> dict:
     breaker = state.breaker.status().as_dict() if state.breaker else {"state": "absent"}
     trips = sent["trips"]
@@ -134,7 +144,7 @@ def _result(state, sent: dict, start, end, n_events: int, ready: dict, metrics_t
         "status": "warn" if tripped else "ok",
         "headline": (f"circuit breaker tripped after {trips[0]['at_event']:,} of {n_events:,} "
                      f"live events: {trips[0]['reason']}" if tripped else
-                     f"served {n_events:,} live events; circuit breaker stayed closed"),
+                     f"served {n_events:,} live events; " + _closed(breaker)),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "events": n_events},
         "model": state.info.as_dict(), "decision": state.info.extra.get("decision"),
         "requests": len(sent["latencies"]),

@@ -197,7 +197,7 @@ def test_peer_rows_are_tagged_reference_perf_reference_or_their_window():
 
 
 def test_our_adapters_read_alarm_quiet_or_no_verdict_from_the_reports():
-    from alarms_ours import breaker_tripped, concept_drift, data_drift, detectors
+    from alarms_ours import concept_drift, data_drift, detectors, trips_in_window
     monitor = {"dataset_status": "drift", "data_drift": True,
                "performance": {"chunks": [{"flag": False}], "concept_drift": False},
                "detectors": {"page_hinkley": {"first_detection": None}, "adwin": {"first_detection": 7}}}
@@ -205,4 +205,10 @@ def test_our_adapters_read_alarm_quiet_or_no_verdict_from_the_reports():
     quiet = {"dataset_status": "insufficient_data", "data_drift": False,
              "performance": {"chunks": [], "concept_drift": False}, "detectors": {}}
     assert (data_drift(quiet), concept_drift(quiet), detectors(quiet)) == (None, None, None)
-    assert breaker_tripped({"breaker_tripped": False}) is False
+    # the breaker: only a trip inside the window counts; one in the warm-up is the previous window's
+    lo = datetime(2013, 1, 1)
+    assert trips_in_window([], lo) == {"breaker": False, "trips": [], "tripped_in_warm_up": False}
+    late = trips_in_window([{"time": "2013-06-01 00:00:00"}], lo)
+    early = trips_in_window([{"time": "2012-12-31 18:00:00"}], lo)
+    assert (late["breaker"], late["tripped_in_warm_up"]) == (True, False)
+    assert (early["breaker"], early["tripped_in_warm_up"]) == (False, True)

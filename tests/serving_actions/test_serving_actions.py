@@ -141,3 +141,24 @@ def test_replay_trips_the_breaker_on_shifted_traffic_only(live):
     # while tripped the server keeps answering (action=default: safe score + a warning)
     assert shifted["statuses"] == {"200": shifted["requests"]}
     assert shifted["records_with_breaker_warning"] > 0
+
+
+def test_replay_lets_the_breaker_see_every_record_and_says_when_it_cannot(live):
+    """By default the replay sends requests no larger than what the breaker observes per
+    request, so its window holds every replayed record; a larger explicit batch is said in
+    the result. A window too short to arm the breaker is 'never armed', not 'stayed closed'."""
+    code, d = live("action=replay", *DATA, "serving.replay.start_day=60", "serving.replay.days=1",
+                   out="short")
+    short = _json(d, "replay")
+    cap = 20                                   # serving.breaker.max_records_per_request
+    assert code == 0 and short["latency_ms"]["records_per_request"] == cap
+    assert "breaker_note" not in short
+    events, held = short["window"]["events"], short["breaker"]["window_records"]
+    assert held == min(events, 500)            # serving.breaker.window: every record observed
+    assert not short["breaker"]["armed"] and short["breaker"]["min_records"] > held   # a day: 119
+    assert f"never armed ({held:,} of the {short['breaker']['min_records']:,} records" in short["headline"]
+    code, d = live("action=replay", *DATA, "serving.replay.start_day=60", "serving.replay.days=1",
+                   "serving.replay.records_per_request=50", out="big")
+    big = _json(d, "replay")
+    assert code == 0 and "observed at most 20 of each request's 50 records" in big["breaker_note"]
+    assert big["breaker"]["window_records"] < events
