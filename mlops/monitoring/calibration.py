@@ -142,8 +142,9 @@ class Limit:
                 "std": self.std, "k": self.k, "floor": self.floor, "chunks": self.chunks,
                 "chunk_rows": self.chunk_rows, "note": self.note, "multiplier": self.multiplier}
 
-    def describe(self) -> str:
-        """One line for reports: the limit and where it comes from."""
+    def describe(self, family: str | None = None) -> str:
+        """One line for reports: the limit and where it comes from (``family``: what the
+        sigma level stands for when the limit belongs to a family judged together)."""
         sign = ">" if self.direction == "above" else "<"
         if self.source == "fixed":
             return f"{self.statistic} {sign} {self.threshold:.4g} (fixed)"
@@ -151,7 +152,8 @@ class Limit:
         m = self.multiplier if self.multiplier is not None else self.k
         text = (f"{self.statistic} {sign} {self.threshold:.4g}: mean {self.mean:.4g} {pm} "
                 f"{m:.3g} x std {self.std:.4g} over {self.chunks} reference chunks of {self.chunk_rows} rows"
-                + (f" ({self.k:g} sigma for one new chunk)" if m != self.k else ""))
+                + (f" ({self.k:.3g} sigma for one new chunk{': ' + family if family else ''})"
+                   if m != self.k else ""))
         if self.source == "floor":
             text += f", raised to the effect-size floor {self.floor:.4g}"
         return text

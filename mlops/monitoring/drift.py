@@ -347,9 +347,9 @@ def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
     With a calibrated ``limit`` the score is judged against it (drift when past it).
     """
     if limit is not None:
-        family = (f" = {policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
-                  if policy.any_feature and policy.family_size > 1 and limit.source != "fixed" else "")
-        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe() + family)
+        family = (f"{policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
+                  if policy.any_feature and policy.family_size > 1 else None)
+        out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe(family))
     why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
     if why is not None:
         out.update(status=INSUFFICIENT, drift=False)
