@@ -130,15 +130,22 @@ class _CountingJson:
         return json.loads(text)
 
 
+# SPEC without its one window whose value is a category: every stored value a number
+NUMBERS_SPEC = {**SPEC, "windows": [*SPEC["windows"][:1], {"column": "cat", "aggs": ["distinct"], "periods": ["10m"]},
+                                    *SPEC["windows"][2:]]}
+
+
 @pytest.mark.parametrize("rule", ["missing", "reject"])
 @pytest.mark.parametrize("policy", ["warn", "default"])
-def test_hundred_entity_hybrid_read_equals_batch(rule, policy, monkeypatch):
+@pytest.mark.parametrize("spec", [SPEC, NUMBERS_SPEC], ids=["mixed", "numbers"])
+def test_hundred_entity_hybrid_read_equals_batch(spec, rule, policy, monkeypatch):
     """One call for 100 points (a hybrid micro-batch of 100: the store's rows decoded in
     one parse) gives, point by point, what the batch engine computes: fresh rows, stale
     ones (``warn``: served as stored; ``default``: empty windows, as for an entity with no
-    events), entities with no row, one entity asked twice."""
+    events), entities with no row, one entity asked twice. With numbers only and no
+    non-finite window kept aside (``missing``), the decoded rows are taken as they are."""
     history = _crowd()
-    plan = compile_plan({**SPEC, "rules": {"nonfinite": rule}}, history.schema)
+    plan = compile_plan({**spec, "rules": {"nonfinite": rule}}, history.schema)
     as_of = history["ts"].max() + timedelta(seconds=1)
     store = SQLiteStore(":memory:")
     materialize(plan, history, store, as_of=as_of)
@@ -149,6 +156,9 @@ def test_hundred_entity_hybrid_read_equals_batch(rule, policy, monkeypatch):
     pts = pl.DataFrame({"user": entities, "ts": [as_of] * 100,
                         "x": [HOSTILE[i % len(HOSTILE)] for i in range(100)],
                         "cat": [["u", None, "never-seen", "v"][i % 4] for i in range(100)]}, schema=history.schema)
+    stored = [p for _, p in store.read_features(entities).values()]
+    assert online_request._floats_or_nulls([json.loads(p) for p in stored]) == (spec is NUMBERS_SPEC
+                                                                                and rule == "missing")
     batch_history = history.filter(~pl.col("user").is_in(old)) if policy == "default" else history
     truth = compute_at(plan, batch_history, pts, status=True).collect()
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, stale_policy=policy, status=True)

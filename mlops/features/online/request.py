@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import polars as pl
 
@@ -178,7 +179,11 @@ def _row_windows(plan: FeaturePlan, payloads: list[str | None],
     ``WINDOW_NONFINITE``), else the empty-window defaults; and whether it had any."""
     wschema = _window_schema(plan)
     numbers = tuple((n, dtype == pl.Float64) for n, dtype in wschema.items())
-    decoded = iter(_decoded([p for p in payloads if p is not None]))
+    rows = _decoded([p for p in payloads if p is not None])
+    # every window a number and every stored value a float or null: a row holding exactly
+    # the window names is its own values (the conversion below would copy it unchanged)
+    as_is = all(number for _, number in numbers) and _floats_or_nulls(rows)
+    decoded, names = iter(rows), wschema.keys()
     fallback = None
     windows, rejected = [], []
     for payload in payloads:
@@ -188,6 +193,9 @@ def _row_windows(plan: FeaturePlan, payloads: list[str | None],
             windows.append(dict(fallback)), rejected.append(False)
             continue
         stored = next(decoded)
+        if as_is and stored.keys() == names:
+            windows.append(stored), rejected.append(False)
+            continue
         get = stored.get
         values = {n: v if (v := get(n)) is None or not number else float(v) for n, number in numbers}
         kept = get(WINDOW_NONFINITE)
@@ -198,6 +206,17 @@ def _row_windows(plan: FeaturePlan, payloads: list[str | None],
                     values[name] = float(value)
         windows.append(values), rejected.append(kept is not None)
     return windows, rejected
+
+
+def _floats_or_nulls(rows: list) -> bool:
+    """Whether every decoded row is an object whose values are all floats or nulls."""
+    try:
+        return set(map(type, chain.from_iterable(map(dict.values, rows)))) <= _FLOAT_OR_NULL
+    except TypeError:  # a row that is no object: the row-by-row path says what it is
+        return False
+
+
+_FLOAT_OR_NULL = {float, type(None)}
 
 
 def _decoded(payloads: list[str]) -> list:
