@@ -43,18 +43,16 @@ HUNDRED_PASSES = 10
 def _hybrid_call(plan, store, template: pl.DataFrame, keys: list[str], backend: str):
     """A zero-argument call of the hybrid path for ``keys`` (giving its HybridResult), as a
     hybrid server runs it on a micro-batch of those records: the rows backend on the
-    request's columns (one dict per record built inside the call), or the frames backend
-    on the points frame."""
-    from mlops.features.backends import frame_rows
+    request's columns (as the request pipeline holds a batch), or the frames backend on
+    the points frame."""
+    from mlops.features.backends import frame_columns
     from mlops.features.online import hybrid_features, hybrid_rows
     ent, now_us = plan.entity, int(time.time() * 1e6)
     points = template.head(1).select(pl.exclude(ent)).join(pl.DataFrame({ent: keys}), how="cross")
     if backend == "frames":
         return lambda: hybrid_features(plan, store, points, now_us=now_us, ttl_seconds=TTL_SECONDS, status=True)
-    rows = frame_rows(plan, points)
-    cols = {c: [r[c] for r in rows] for c in rows[0]}  # what the request pipeline holds
-    return lambda: hybrid_rows(plan, store, [dict(zip(cols, v)) for v in zip(*cols.values())],
-                               now_us=now_us, ttl_seconds=TTL_SECONDS, status=True)
+    cols = frame_columns(plan, points)  # what the request pipeline holds
+    return lambda: hybrid_rows(plan, store, cols, now_us=now_us, ttl_seconds=TTL_SECONDS, status=True)
 
 
 def _hybrid_latency(plan, store, template: pl.DataFrame, keys: list[str], batch: int,

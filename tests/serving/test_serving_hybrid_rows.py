@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "features"))
 from backend_cases import SCHEMA, frame, histories, points, specs  # noqa: E402
 
 from mlops.errors import FeatureSpecError  # noqa: E402
-from mlops.features.backends import frame_rows, same_value  # noqa: E402
+from mlops.features.backends import frame_columns, same_value  # noqa: E402
 from mlops.features.backends.frames import compute_at  # noqa: E402
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.online import SQLiteStore, hybrid_features, hybrid_rows, materialize  # noqa: E402
@@ -89,8 +89,8 @@ def test_one_entity_hybrid_read_equals_batch_on_hostile_values(rule):
     names = [*plan.feature_names, STATUS]
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, status=True)
     checked = 0
-    for i, point in enumerate(frame_rows(plan, pts)):
-        one = hybrid_rows(plan, store, [point], **kw)                       # the one-entity read
+    for i in range(len(entities)):
+        one = hybrid_rows(plan, store, frame_columns(plan, pts[i:i + 1]), **kw)  # the one-entity read
         framed = hybrid_features(plan, store, pts[i:i + 1], **kw).features.row(0, named=True)
         want = truth.row(i, named=True)
         for n in names:
@@ -164,7 +164,7 @@ def test_hundred_entity_hybrid_read_equals_batch(spec, rule, policy, monkeypatch
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, stale_policy=policy, status=True)
     counting = _CountingJson()
     monkeypatch.setattr(online_request, "json", counting)
-    got = hybrid_rows(plan, store, frame_rows(plan, pts), **kw)
+    got = hybrid_rows(plan, store, frame_columns(plan, pts), **kw)
     assert counting.calls == 1  # every row in one parse
     framed = hybrid_features(plan, store, pts, **kw).features
     names = [*plan.feature_names, STATUS]
@@ -189,10 +189,11 @@ def test_hybrid_rows_refuse_a_payload_that_is_two_values():
     names = [w.name for w in plan.windows]
     good = json.dumps(dict.fromkeys(names, 1.0))
     store.write_features(["a", "b", "c"], 1, [good, good + "," + good, good])
-    pts = [{"user": e, "ts": 1, "x": 1.0, "cat": "u"} for e in ("a", "b", "c")]
+    pts = {"user": ["a", "b", "c"], "ts": [1] * 3, "x": [1.0] * 3, "cat": ["u"] * 3}
     with pytest.raises(ValueError):
         hybrid_rows(plan, store, pts, now_us=1, ttl_seconds=3600)
-    assert hybrid_rows(plan, store, [pts[0], pts[2]], now_us=1, ttl_seconds=3600).features[1]["x_sum_10m"] == 1.0
+    pts = {**{k: v[:2] for k, v in pts.items()}, "user": ["a", "c"]}
+    assert hybrid_rows(plan, store, pts, now_us=1, ttl_seconds=3600).features[1]["x_sum_10m"] == 1.0
 
 
 def _cases_differ(case) -> list | None:
@@ -212,7 +213,7 @@ def _cases_differ(case) -> list | None:
     at = frame(pts).with_columns(pl.lit(as_of).cast(SCHEMA["ts"]).alias("ts"))
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, status=True)
     framed = hybrid_features(plan, store, at, **kw).features
-    rows = hybrid_rows(plan, store, frame_rows(plan, at), **kw).features
+    rows = hybrid_rows(plan, store, frame_columns(plan, at), **kw).features
     names = [*plan.feature_names, STATUS]
     return [(i, n, w[n], g[n]) for i, (w, g) in enumerate(zip(framed.select(names).iter_rows(named=True), rows))
             for n in names if not same_value(w[n], g[n])]
@@ -235,7 +236,7 @@ def test_hybrid_rows_restore_kept_nonfinite_windows_and_type_defaults():
     materialize(plan, history, store, as_of=as_of)
     payload = json.loads(store.read_features(["big"])["big"][1])
     assert payload["x_sum_10m"] is None and "x_sum_10m:inf" in payload[online_request.WINDOW_NONFINITE]
-    pts = [{"user": u, "ts": _us(as_of), "x": 1.0, "cat": "u"} for u in ("big", "nobody")]
+    pts = {"user": ["big", "nobody"], "ts": [_us(as_of)] * 2, "x": [1.0] * 2, "cat": ["u"] * 2}
     res = hybrid_rows(plan, store, pts, now_us=_us(as_of), ttl_seconds=3600, status=True,
                       defaults={"x_mean_10m": 3, "cat_last_10m": "none"})
     big, nobody = res.features

@@ -176,9 +176,15 @@ def _row_stage(plan: FeaturePlan, steps: RowSteps, src: dict) -> tuple[dict, boo
     """(row values, valid input), as the frames backend's ``row_stage``: row-level
     derived features over the typed sources, then raw and categorical features, the
     nonfinite rule applied to every numeric row-level value."""
-    null_rule = not steps.reject
     get = src.get
     row = {c: get(c) for c in steps.sources}
+    return row, _stage(steps, row)
+
+
+def _stage(steps: RowSteps, row: dict) -> bool:
+    """:func:`_row_stage` on ``row``, a fresh dict of source values (changed in place);
+    whether its input is valid."""
+    null_rule = not steps.reject
     for c in steps.numbers:
         v = row[c]
         if v is not None:
@@ -198,7 +204,7 @@ def _row_stage(plan: FeaturePlan, steps: RowSteps, src: dict) -> tuple[dict, boo
     for c in steps.categorical:
         v = row[c]
         row[c] = MISSING_CATEGORY if v is None else str(v)
-    return row, not bad or null_rule
+    return not bad or null_rule
 
 
 def _identity(plan: FeaturePlan, steps: RowSteps, src: dict):
@@ -320,26 +326,30 @@ def row_features(plan: FeaturePlan, history: list[dict], points: list[dict], *,
     return [_point(plan, steps, events, p, status) for p in points]
 
 
-def hybrid_row_features(plan: FeaturePlan, points: list[dict], windows: list[dict],
+def hybrid_row_features(plan: FeaturePlan, points: dict[str, list], windows: list[dict],
                         rejected: list[bool], *, status: bool = False) -> list[dict]:
     """Features of every point whose window values are given (the hybrid path: read from
     the online store), as the frames backend finishes them there
     (:func:`mlops.features.online.hybrid_features`): row-level features from the point,
-    the windows as given, then the derived features after the windows. ``rejected[i]``
+    the windows as given, then the derived features after the windows. ``points`` are
+    source columns (a list of values each; one absent is null). ``rejected[i]``
     says point ``i``'s windows came out non-finite when materialized under
     ``rules.nonfinite: reject`` (its status is then ``REJECTED_FEATURE``).
 
     Example:
-        >>> hybrid_row_features(plan, [{"user": "a", "ts": 0, "amount": 2.0}],
+        >>> hybrid_row_features(plan, {"user": ["a"], "ts": [0], "amount": [2.0]},
         ...                     [{"amount_sum_1h": 5.0}], [False])  # doctest: +SKIP
         [{'amount': 2.0, 'amount_sum_1h': 5.0}]
     """
     steps = plan.row_steps
     if steps is None:
         raise ValueError(f"plan {plan.name!r} has no rows backend (backends: {plan.backends})")
-    ts, out = plan.timestamp, []
-    for src, found, bad in zip(points, windows, rejected, strict=True):
-        row, valid = _row_stage(plan, steps, src)
+    ts, sources, out = plan.timestamp, steps.sources, []
+    absent = [None] * len(windows)
+    values = zip(*[points.get(c, absent) for c in sources], strict=True)
+    for vals, found, bad in zip(values, windows, rejected, strict=True):
+        row = dict(zip(sources, vals))  # a point's source values: no dict per request to copy
+        t, valid = row[ts], _stage(steps, row)
         row.update(found)
-        out.append(_finished(plan, steps, row, src.get(ts), valid, bad, status))
+        out.append(_finished(plan, steps, row, t, valid, bad, status))
     return out

@@ -149,24 +149,25 @@ def hybrid_features(plan: FeaturePlan, store: FeatureStore, points: pl.DataFrame
     return HybridResult(out, found.as_of, found.stale, found.warnings)
 
 
-def hybrid_rows(plan: FeaturePlan, store: FeatureStore, points: list[dict], *,
+def hybrid_rows(plan: FeaturePlan, store: FeatureStore, points: dict[str, list], *,
                 now_us: int, ttl_seconds: float, stale_policy: str = "warn",
                 defaults: dict | None = None, status: bool = False) -> HybridResult:
     """:func:`hybrid_features` of a few points by the rows backend: no frame is built.
 
-    ``points`` are dicts of source values (the timestamp in epoch microseconds); the
-    features come back as one dict per point, bit for bit what :func:`hybrid_features`
-    gives (one ``json.loads`` per stored row; Python's and polars' float parsing are both
-    correctly rounded). Raises ValueError when the plan has no rows backend.
+    ``points`` are the source columns, one list of values each (the timestamp in epoch
+    microseconds), as the request pipeline holds a batch; the features come back as one
+    dict per point, bit for bit what :func:`hybrid_features` gives (the stored rows
+    decoded by ``json.loads``; Python's and polars' float parsing are both correctly
+    rounded). Raises ValueError when the plan has no rows backend.
 
     Example:
-        >>> res = hybrid_rows(plan, store, [{"user": "a", "ts": t, "amount": 2.0}],
+        >>> res = hybrid_rows(plan, store, {"user": ["a"], "ts": [t], "amount": [2.0]},
         ...                   now_us=t, ttl_seconds=3600)  # doctest: +SKIP
         >>> res.features[0]["amount_sum_1h"]              # doctest: +SKIP
         5.0
     """
-    ent = plan.entity
-    entities = [None if p.get(ent) is None else str(p[ent]) for p in points]
+    n = len(next(iter(points.values()), ()))
+    entities = [None if e is None else str(e) for e in points.get(plan.entity, [None] * n)]
     found = _materialized(plan, store, entities, now_us, ttl_seconds, stale_policy)
     windows, rejected = _row_windows(plan, found.payloads, defaults)
     feats = hybrid_row_features(plan, points, windows, rejected, status=status)
