@@ -53,7 +53,7 @@ class RowSteps:
     key_floats: tuple[int, ...]           # positions of float columns in an event's identity
     direct: tuple | None                  # (column, convert) of window inputs, when an event
     #                                       needs no row stage (missing rule, no derived input)
-    names: tuple[str, ...] = ()           # the plan's features, in order (what a point returns)
+    extras: tuple[str, ...] = ()          # what a row holds besides the plan's features
     checked: tuple[str, ...] = ()         # raw + inputs: numbers the nonfinite rule reads
     reject: bool = False                  # plan.rules.reject, read once per row
 
@@ -102,8 +102,16 @@ def compile_row_steps(plan: FeaturePlan, frame_schema: dict) -> RowSteps | None:
                                  if w.column and w.column not in features))
     floats = tuple(i for i, c in enumerate(plan.source_columns) if plan.schema[c].is_float())
     return RowSteps(tuple(plan.source_columns), numbers, raw, cats, inputs, before, after, strings,
-                    floats, _direct(plan, raw, cats, inputs, kinds), tuple(plan.feature_names),
+                    floats, _direct(plan, raw, cats, inputs, kinds), _extras(plan, before),
                     raw + inputs, plan.rules.reject)
+
+
+def _extras(plan: FeaturePlan, before: tuple) -> tuple[str, ...]:
+    """The names a row holds that are no feature of the plan (the entity, the timestamp,
+    sources read only by expressions or windows): dropped from a finished row."""
+    names = set(plan.feature_names)
+    held = [*plan.source_columns, *(name for name, _, _ in before)]
+    return tuple(c for c in dict.fromkeys(held) if c not in names)
 
 
 def _float_or_null(v):
@@ -288,18 +296,21 @@ def _point(plan: FeaturePlan, steps: RowSteps, events: dict, src: dict, status: 
 
 def _finished(plan: FeaturePlan, steps: RowSteps, row: dict, t, valid: bool, bad_feature: bool,
               status: bool) -> dict:
-    """The derived features after the windows (each under the nonfinite rule), then the
-    plan's features of ``row`` (and the engine's status)."""
+    """The derived features after the windows (each under the nonfinite rule), then
+    ``row`` reduced to the plan's features (and the engine's status)."""
     for name, fn, numeric in steps.after:
         v = fn(row)
         if numeric and isinstance(v, float) and not isfinite(v):
             bad_feature, v = True, (v if steps.reject else None)
         row[name] = v
-    out = {name: row[name] for name in steps.names}
     if status:  # the usual verdict (None) without the call
-        out[STATUS] = (None if valid and not bad_feature and t is not None and row.get(plan.entity) is not None
-                       else _status(plan, row, t, valid, bad_feature))
-    return out
+        verdict = (None if valid and not bad_feature and t is not None and row.get(plan.entity) is not None
+                   else _status(plan, row, t, valid, bad_feature))
+    for name in steps.extras:  # the row becomes the features: no copy
+        del row[name]
+    if status:
+        row[STATUS] = verdict
+    return row
 
 
 def _status(plan: FeaturePlan, row: dict, t, valid: bool, bad_feature: bool) -> str | None:
