@@ -1,6 +1,6 @@
 """Feast's side of ``bench_serving.py --only store``, in Feast's own virtualenv.
 
-    python feast_peer.py FEATURES.parquet KEYS.json OUT.json
+    python feast_peer.py FEATURES.parquet KEYS.json OUT.json [PASSES]
 
 FEATURES.parquet holds one row per entity (``e``, ``event_timestamp`` and float features),
 the same rows our store is given. Feast (local provider, SQLite online store, the file
@@ -8,8 +8,8 @@ offline store) registers one FeatureView over them and:
 
 - ``materialize``: offline parquet to the online SQLite store, timed (Feast's bulk load);
 - ``get_online_features`` for one entity at a time (p50, p99 over KEYS) and for 100
-  entities per call, timed in this process after a warm-up call (imports excluded, as on
-  our side);
+  entities per call (PASSES times over KEYS, as on our side), timed in this process after
+  a warm-up call (imports excluded, as on our side);
 - the values it returns for the first 50 keys, which must equal ours.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("FEAST_USAGE", "False")  # no telemetry (no network here)
 
 
-def main(features_path: str, keys_path: str, out_path: str) -> int:
+def main(features_path: str, keys_path: str, out_path: str, passes: str = "1") -> int:
     warnings.filterwarnings("ignore")
     import feast
     import numpy as np
@@ -60,7 +60,7 @@ def main(features_path: str, keys_path: str, out_path: str) -> int:
         store.get_online_features(features=refs, entity_rows=[{"e": k}]).to_dict()
         one.append(time.perf_counter() - t)
     hundred = []
-    for i in range(0, len(keys) - 99, 100):
+    for i in list(range(0, len(keys) - 99, 100)) * int(passes):
         t = time.perf_counter()
         store.get_online_features(features=refs, entity_rows=[{"e": k} for k in keys[i:i + 100]]).to_dict()
         hundred.append(time.perf_counter() - t)
@@ -74,4 +74,4 @@ def main(features_path: str, keys_path: str, out_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:5]))

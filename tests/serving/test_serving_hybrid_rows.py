@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "features"))
 from backend_cases import SCHEMA, frame, histories, points, specs  # noqa: E402
 
 from mlops.errors import FeatureSpecError  # noqa: E402
-from mlops.features.backends import frame_rows, same_value  # noqa: E402
+from mlops.features.backends import frame_columns, same_value  # noqa: E402
 from mlops.features.backends.frames import compute_at  # noqa: E402
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.online import SQLiteStore, hybrid_features, hybrid_rows, materialize  # noqa: E402
@@ -89,8 +89,8 @@ def test_one_entity_hybrid_read_equals_batch_on_hostile_values(rule):
     names = [*plan.feature_names, STATUS]
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, status=True)
     checked = 0
-    for i, point in enumerate(frame_rows(plan, pts)):
-        one = hybrid_rows(plan, store, [point], **kw)                       # the one-entity read
+    for i in range(len(entities)):
+        one = hybrid_rows(plan, store, frame_columns(plan, pts[i:i + 1]), **kw)  # the one-entity read
         framed = hybrid_features(plan, store, pts[i:i + 1], **kw).features.row(0, named=True)
         want = truth.row(i, named=True)
         for n in names:
@@ -105,6 +105,95 @@ def test_one_entity_hybrid_read_equals_batch_on_hostile_values(rule):
         assert truth[STATUS][big] is not None and math.isinf(truth["x_sum_10m"][big])
     else:
         assert truth["x_sum_10m"][big] is None
+
+
+def _crowd() -> pl.DataFrame:
+    """Sixty entities of ten hostile events each within the 10-minute window (ties, an
+    exact duplicate), plus the entity whose 1.7e308 pair overflows its window sums."""
+    rows = [{"user": f"c{i % 60}", "ts": T0 + timedelta(seconds=2 * (i // 60)),
+             "x": HOSTILE[(7 * i) % len(HOSTILE)], "cat": [None, "u", "v", "w", "u"][(i + i // 60) % 5]}
+            for i in range(600)]
+    rows += [dict(rows[61]), {**rows[62], "ts": rows[2]["ts"]}]   # a duplicate, a tie
+    rows += [{"user": "big", "ts": T0 + timedelta(seconds=s), "x": 1.7e308, "cat": "u"} for s in (5, 9)]
+    return pl.DataFrame(rows, schema={"user": pl.String, "ts": pl.Datetime("us"), "x": pl.Float64,
+                                      "cat": pl.String})
+
+
+class _CountingJson:
+    """``json`` as the online read sees it, counting its ``loads`` calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def loads(self, text):
+        self.calls += 1
+        return json.loads(text)
+
+
+# SPEC without its one window whose value is a category: every stored value a number
+NUMBERS_SPEC = {**SPEC, "windows": [*SPEC["windows"][:1], {"column": "cat", "aggs": ["distinct"], "periods": ["10m"]},
+                                    *SPEC["windows"][2:]]}
+
+
+@pytest.mark.parametrize("rule", ["missing", "reject"])
+@pytest.mark.parametrize("policy", ["warn", "default"])
+@pytest.mark.parametrize("spec", [SPEC, NUMBERS_SPEC], ids=["mixed", "numbers"])
+def test_hundred_entity_hybrid_read_equals_batch(spec, rule, policy, monkeypatch):
+    """One call for 100 points (a hybrid micro-batch of 100: the store's rows decoded in
+    one parse) gives, point by point, what the batch engine computes: fresh rows, stale
+    ones (``warn``: served as stored; ``default``: empty windows, as for an entity with no
+    events), entities with no row, one entity asked twice. With numbers only and no
+    non-finite window kept aside (``missing``), the decoded rows are taken as they are."""
+    history = _crowd()
+    plan = compile_plan({**spec, "rules": {"nonfinite": rule}}, history.schema)
+    as_of = history["ts"].max() + timedelta(seconds=1)
+    store = SQLiteStore(":memory:")
+    materialize(plan, history, store, as_of=as_of)
+    old = [f"c{i}" for i in range(0, 60, 7)]  # their rows two hours old: stale at ttl 1 h
+    kept = store.read_features(old)
+    store.write_features(old, _us(as_of - timedelta(hours=2)), [kept[e][1] for e in old])
+    entities = [f"c{i}" for i in range(60)] + ["big", "c3", "c7"] + [f"nobody{i}" for i in range(37)]
+    pts = pl.DataFrame({"user": entities, "ts": [as_of] * 100,
+                        "x": [HOSTILE[i % len(HOSTILE)] for i in range(100)],
+                        "cat": [["u", None, "never-seen", "v"][i % 4] for i in range(100)]}, schema=history.schema)
+    stored = [p for _, p in store.read_features(entities).values()]
+    assert online_request._floats_or_nulls([json.loads(p) for p in stored]) == (spec is NUMBERS_SPEC
+                                                                                and rule == "missing")
+    batch_history = history.filter(~pl.col("user").is_in(old)) if policy == "default" else history
+    truth = compute_at(plan, batch_history, pts, status=True).collect()
+    kw = dict(now_us=_us(as_of), ttl_seconds=3600, stale_policy=policy, status=True)
+    counting = _CountingJson()
+    monkeypatch.setattr(online_request, "json", counting)
+    got = hybrid_rows(plan, store, frame_columns(plan, pts), **kw)
+    assert counting.calls == 1  # every row in one parse
+    framed = hybrid_features(plan, store, pts, **kw).features
+    names = [*plan.feature_names, STATUS]
+    for i, (row, want, frame_row) in enumerate(zip(got.features, truth.iter_rows(named=True),
+                                                   framed.iter_rows(named=True), strict=True)):
+        for n in names:
+            assert same_value(row[n], want[n]), (rule, policy, entities[i], n, row[n], want[n])
+            assert same_value(frame_row[n], want[n]), (rule, policy, entities[i], n)
+    assert got.stale == [e in old for e in entities]
+    assert [bool(w) for w in got.warnings] == [e in old or e.startswith("nobody") for e in entities]
+    assert got.as_of_us == [None if e.startswith("nobody") else _us(as_of - timedelta(hours=2)) if e in old
+                            else _us(as_of) for e in entities]
+    counts = [c for c, e in zip(truth["events_count_10m"], entities) if e in old]  # both cases reached
+    assert all(c == 0 for c in counts) if policy == "default" else all(c > 0 for c in counts)
+
+
+def test_hybrid_rows_refuse_a_payload_that_is_two_values():
+    """The one-parse decode never shifts a row onto another entity: a corrupt payload
+    holding two JSON objects is an error, as it is decoded alone."""
+    plan = compile_plan(SPEC, _history().schema)
+    store = SQLiteStore(":memory:")
+    names = [w.name for w in plan.windows]
+    good = json.dumps(dict.fromkeys(names, 1.0))
+    store.write_features(["a", "b", "c"], 1, [good, good + "," + good, good])
+    pts = {"user": ["a", "b", "c"], "ts": [1] * 3, "x": [1.0] * 3, "cat": ["u"] * 3}
+    with pytest.raises(ValueError):
+        hybrid_rows(plan, store, pts, now_us=1, ttl_seconds=3600)
+    pts = {**{k: v[:2] for k, v in pts.items()}, "user": ["a", "c"]}
+    assert hybrid_rows(plan, store, pts, now_us=1, ttl_seconds=3600).features[1]["x_sum_10m"] == 1.0
 
 
 def _cases_differ(case) -> list | None:
@@ -124,7 +213,7 @@ def _cases_differ(case) -> list | None:
     at = frame(pts).with_columns(pl.lit(as_of).cast(SCHEMA["ts"]).alias("ts"))
     kw = dict(now_us=_us(as_of), ttl_seconds=3600, status=True)
     framed = hybrid_features(plan, store, at, **kw).features
-    rows = hybrid_rows(plan, store, frame_rows(plan, at), **kw).features
+    rows = hybrid_rows(plan, store, frame_columns(plan, at), **kw).features
     names = [*plan.feature_names, STATUS]
     return [(i, n, w[n], g[n]) for i, (w, g) in enumerate(zip(framed.select(names).iter_rows(named=True), rows))
             for n in names if not same_value(w[n], g[n])]
@@ -147,7 +236,7 @@ def test_hybrid_rows_restore_kept_nonfinite_windows_and_type_defaults():
     materialize(plan, history, store, as_of=as_of)
     payload = json.loads(store.read_features(["big"])["big"][1])
     assert payload["x_sum_10m"] is None and "x_sum_10m:inf" in payload[online_request.WINDOW_NONFINITE]
-    pts = [{"user": u, "ts": _us(as_of), "x": 1.0, "cat": "u"} for u in ("big", "nobody")]
+    pts = {"user": ["big", "nobody"], "ts": [_us(as_of)] * 2, "x": [1.0] * 2, "cat": ["u"] * 2}
     res = hybrid_rows(plan, store, pts, now_us=_us(as_of), ttl_seconds=3600, status=True,
                       defaults={"x_mean_10m": 3, "cat_last_10m": "none"})
     big, nobody = res.features
@@ -158,16 +247,20 @@ def test_hybrid_rows_restore_kept_nonfinite_windows_and_type_defaults():
     assert nobody["events_since_last_10m"] == 600.0
 
 
+def _one_ulp_off(text):
+    """A decoder that rounds every float one ulp the wrong way (of one payload or of many)."""
+    return json.loads(text, parse_float=lambda s: math.nextafter(float(s), math.inf))
+
+
+_ONE_ULP_OFF = type("J", (), {"loads": staticmethod(_one_ulp_off)})
+
+
 def test_probe_hybrid_rows_is_clean_and_catches_a_wrong_decode(monkeypatch):
     history = _history()
     plan = compile_plan(SPEC, history.schema)
     assert probe_hybrid_rows(plan, history, sample=50) == []
 
-    def one_ulp_off(text):  # a decoder that rounds a float the wrong way
-        out = json.loads(text)
-        return {k: math.nextafter(v, math.inf) if isinstance(v, float) and math.isfinite(v) else v
-                for k, v in out.items()}
-    monkeypatch.setattr(online_request, "json", type("J", (), {"loads": staticmethod(one_ulp_off)}))
+    monkeypatch.setattr(online_request, "json", _ONE_ULP_OFF)
     diffs = probe_hybrid_rows(plan, history, sample=50)
     assert diffs and all(d["rows"] != d["frames"] for d in diffs)
 
@@ -225,11 +318,7 @@ def test_hybrid_start_up_probe_refuses_a_wrong_rows_backend(tmp_path, monkeypatc
     history = _history()
     plan = compile_plan(SPEC, history.schema)
 
-    def one_ulp_off(text):
-        out = json.loads(text)
-        return {k: math.nextafter(v, math.inf) if isinstance(v, float) and math.isfinite(v) else v
-                for k, v in out.items()}
-    monkeypatch.setattr(online_request, "json", type("J", (), {"loads": staticmethod(one_ulp_off)}))
+    monkeypatch.setattr(online_request, "json", _ONE_ULP_OFF)
     state = _state(plan, SQLiteStore(":memory:"), history, tmp_path, probe_history=history)
     assert state.backends.usable == ("frames",)
     assert "differ" in state.backends.checks["rows"]["reason"]

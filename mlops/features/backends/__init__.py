@@ -32,13 +32,21 @@ from mlops.features.rules import STATUS
 BACKENDS = ("frames", "rows")
 
 
+def _sources(plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+    ts = plan.timestamp
+    return (frame.select([c for c in plan.source_columns if c in frame.columns])
+            .with_columns(pl.col(ts).cast(pl.Datetime("us")).dt.epoch("us")))
+
+
 def frame_rows(plan: FeaturePlan, frame: pl.DataFrame) -> list[dict]:
     """The plan's source columns of ``frame`` as row dicts (timestamp: epoch us)."""
-    ts = plan.timestamp
-    cols = [c for c in plan.source_columns if c in frame.columns]
-    return (frame.select(cols)
-            .with_columns(pl.col(ts).cast(pl.Datetime("us")).dt.epoch("us"))
-            .to_dicts())
+    return _sources(plan, frame).to_dicts()
+
+
+def frame_columns(plan: FeaturePlan, frame: pl.DataFrame) -> dict[str, list]:
+    """The plan's source columns of ``frame`` as lists (timestamp: epoch us), as the
+    request pipeline holds a batch."""
+    return _sources(plan, frame).to_dict(as_series=False)
 
 
 def same_value(a, b, rel: float = 0.0) -> bool:

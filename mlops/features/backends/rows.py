@@ -26,6 +26,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import isfinite
 
 import polars as pl
 
@@ -41,7 +42,8 @@ Step = tuple[str, Callable[[dict], object], bool]   # (name, fn(row), numeric)
 class RowSteps:
     """A plan as Python steps (built once per plan)."""
 
-    convert: dict[str, Callable]          # source column -> typed value (float, str, ...)
+    sources: tuple[str, ...]              # source columns, as they come
+    numbers: tuple[str, ...]              # ... of which those read as float (None stays None)
     raw: tuple[str, ...]
     categorical: tuple[str, ...]
     inputs: tuple[str, ...]               # numeric window inputs that are source columns only
@@ -51,10 +53,9 @@ class RowSteps:
     key_floats: tuple[int, ...]           # positions of float columns in an event's identity
     direct: tuple | None                  # (column, convert) of window inputs, when an event
     #                                       needs no row stage (missing rule, no derived input)
-
-
-def _to_float(v):
-    return None if v is None else float(v)
+    extras: tuple[str, ...] = ()          # what a row holds besides the plan's features
+    checked: tuple[str, ...] = ()         # raw + inputs: numbers the nonfinite rule reads
+    reject: bool = False                  # plan.rules.reject, read once per row
 
 
 def _to_str(v):
@@ -77,12 +78,11 @@ def _source_kind(name: str, dtype: pl.DataType, plan_ts: str) -> str | None:
 def compile_row_steps(plan: FeaturePlan, frame_schema: dict) -> RowSteps | None:
     """The plan's row program, or None when some part has no exact row form."""
     kinds: dict[str, str] = {}
-    convert: dict[str, Callable] = {}
     for c in plan.source_columns:
         kind = _source_kind(c, plan.schema[c], plan.timestamp)
         if kind is not None:
             kinds[c] = kind
-        convert[c] = _to_float if c != plan.timestamp and _number(plan.schema[c]) else _to_str
+    numbers = tuple(c for c in plan.source_columns if c != plan.timestamp and _number(plan.schema[c]))
     raw = tuple(f.name for f in plan.features if f.source == "raw")
     cats = tuple(f.name for f in plan.features if f.source == "categorical")
     if any(plan.schema[c] != pl.String and not plan.schema[c].is_integer() for c in cats):
@@ -101,8 +101,17 @@ def compile_row_steps(plan: FeaturePlan, frame_schema: dict) -> RowSteps | None:
     inputs = tuple(dict.fromkeys(w.column for w in plan.windows
                                  if w.column and w.column not in features))
     floats = tuple(i for i, c in enumerate(plan.source_columns) if plan.schema[c].is_float())
-    return RowSteps(convert, raw, cats, inputs, before, after, strings, floats,
-                    _direct(plan, raw, cats, inputs, kinds))
+    return RowSteps(tuple(plan.source_columns), numbers, raw, cats, inputs, before, after, strings,
+                    floats, _direct(plan, raw, cats, inputs, kinds), _extras(plan, before),
+                    raw + inputs, plan.rules.reject)
+
+
+def _extras(plan: FeaturePlan, before: tuple) -> tuple[str, ...]:
+    """The names a row holds that are no feature of the plan (the entity, the timestamp,
+    sources read only by expressions or windows): dropped from a finished row."""
+    names = set(plan.feature_names)
+    held = [*plan.source_columns, *(name for name, _, _ in before)]
+    return tuple(c for c in dict.fromkeys(held) if c not in names)
 
 
 def _float_or_null(v):
@@ -175,23 +184,35 @@ def _row_stage(plan: FeaturePlan, steps: RowSteps, src: dict) -> tuple[dict, boo
     """(row values, valid input), as the frames backend's ``row_stage``: row-level
     derived features over the typed sources, then raw and categorical features, the
     nonfinite rule applied to every numeric row-level value."""
-    null_rule = not plan.rules.reject
-    row = {c: conv(src.get(c)) for c, conv in steps.convert.items()}
+    get = src.get
+    row = {c: get(c) for c in steps.sources}
+    return row, _stage(steps, row)
+
+
+def _stage(steps: RowSteps, row: dict) -> bool:
+    """:func:`_row_stage` on ``row``, a fresh dict of source values (changed in place);
+    whether its input is valid."""
+    null_rule = not steps.reject
+    for c in steps.numbers:
+        v = row[c]
+        if v is not None:
+            row[c] = float(v)
     bad = False
     for name, fn, numeric in steps.before:
         v = fn(row)
         if numeric and _nonfinite(v):
             bad, v = True, (None if null_rule else v)
         row[name] = v
-    for c in steps.raw + steps.inputs:
-        if _nonfinite(row[c]):
+    for c in steps.checked:
+        v = row[c]
+        if isinstance(v, float) and not isfinite(v):
             bad = True
             if null_rule:
                 row[c] = None
     for c in steps.categorical:
         v = row[c]
         row[c] = MISSING_CATEGORY if v is None else str(v)
-    return row, not bad or null_rule
+    return not bad or null_rule
 
 
 def _identity(plan: FeaturePlan, steps: RowSteps, src: dict):
@@ -275,18 +296,21 @@ def _point(plan: FeaturePlan, steps: RowSteps, events: dict, src: dict, status: 
 
 def _finished(plan: FeaturePlan, steps: RowSteps, row: dict, t, valid: bool, bad_feature: bool,
               status: bool) -> dict:
-    """The derived features after the windows (each under the nonfinite rule), then the
-    plan's features of ``row`` (and the engine's status)."""
-    null_rule = not plan.rules.reject
+    """The derived features after the windows (each under the nonfinite rule), then
+    ``row`` reduced to the plan's features (and the engine's status)."""
     for name, fn, numeric in steps.after:
         v = fn(row)
-        if numeric and _nonfinite(v):
-            bad_feature, v = True, (None if null_rule else v)
+        if numeric and isinstance(v, float) and not isfinite(v):
+            bad_feature, v = True, (v if steps.reject else None)
         row[name] = v
-    out = {name: row[name] for name in plan.feature_names}
+    if status:  # the usual verdict (None) without the call
+        verdict = (None if valid and not bad_feature and t is not None and row.get(plan.entity) is not None
+                   else _status(plan, row, t, valid, bad_feature))
+    for name in steps.extras:  # the row becomes the features: no copy
+        del row[name]
     if status:
-        out[STATUS] = _status(plan, row, t, valid, bad_feature)
-    return out
+        row[STATUS] = verdict
+    return row
 
 
 def _status(plan: FeaturePlan, row: dict, t, valid: bool, bad_feature: bool) -> str | None:
@@ -313,26 +337,30 @@ def row_features(plan: FeaturePlan, history: list[dict], points: list[dict], *,
     return [_point(plan, steps, events, p, status) for p in points]
 
 
-def hybrid_row_features(plan: FeaturePlan, points: list[dict], windows: list[dict],
+def hybrid_row_features(plan: FeaturePlan, points: dict[str, list], windows: list[dict],
                         rejected: list[bool], *, status: bool = False) -> list[dict]:
     """Features of every point whose window values are given (the hybrid path: read from
     the online store), as the frames backend finishes them there
     (:func:`mlops.features.online.hybrid_features`): row-level features from the point,
-    the windows as given, then the derived features after the windows. ``rejected[i]``
+    the windows as given, then the derived features after the windows. ``points`` are
+    source columns (a list of values each; one absent is null). ``rejected[i]``
     says point ``i``'s windows came out non-finite when materialized under
     ``rules.nonfinite: reject`` (its status is then ``REJECTED_FEATURE``).
 
     Example:
-        >>> hybrid_row_features(plan, [{"user": "a", "ts": 0, "amount": 2.0}],
+        >>> hybrid_row_features(plan, {"user": ["a"], "ts": [0], "amount": [2.0]},
         ...                     [{"amount_sum_1h": 5.0}], [False])  # doctest: +SKIP
         [{'amount': 2.0, 'amount_sum_1h': 5.0}]
     """
     steps = plan.row_steps
     if steps is None:
         raise ValueError(f"plan {plan.name!r} has no rows backend (backends: {plan.backends})")
-    ts, out = plan.timestamp, []
-    for src, found, bad in zip(points, windows, rejected, strict=True):
-        row, valid = _row_stage(plan, steps, src)
+    ts, sources, out = plan.timestamp, steps.sources, []
+    absent = [None] * len(windows)
+    values = zip(*[points.get(c, absent) for c in sources], strict=True)
+    for vals, found, bad in zip(values, windows, rejected, strict=True):
+        row = dict(zip(sources, vals))  # a point's source values: no dict per request to copy
+        t, valid = row[ts], _stage(steps, row)
         row.update(found)
-        out.append(_finished(plan, steps, row, src.get(ts), valid, bad, status))
+        out.append(_finished(plan, steps, row, t, valid, bad, status))
     return out

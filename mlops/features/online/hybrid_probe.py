@@ -14,7 +14,7 @@ import random
 
 import polars as pl
 
-from mlops.features.backends import frame_rows, same_value
+from mlops.features.backends import frame_columns, same_value
 from mlops.features.compile import FeaturePlan
 from mlops.features.online.materialize import materialize
 from mlops.features.online.request import hybrid_features, hybrid_rows
@@ -42,7 +42,7 @@ def probe_hybrid_rows(plan: FeaturePlan, history: pl.DataFrame, *, sample: int =
         now_us = int(pl.Series([report.as_of]).cast(pl.Datetime("us")).dt.epoch("us")[0])
         kw = dict(now_us=now_us, ttl_seconds=float("inf"), status=True)
         frames = hybrid_features(plan, store, points.select(list(plan.source_columns)), **kw).features
-        rows = hybrid_rows(plan, store, frame_rows(plan, points), **kw).features
+        rows = hybrid_rows(plan, store, frame_columns(plan, points), **kw).features
     finally:
         store.close()
     names = [*plan.feature_names, STATUS]

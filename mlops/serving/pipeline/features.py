@@ -169,11 +169,9 @@ def _hybrid_rows(state, batch: Batch):
                                  else "frames")
     if wanted != "rows" or "rows" not in backends.usable:
         return None
-    cols = batch.cols
     try:
-        return hybrid_rows(state.plan, state.store, [dict(zip(cols, values)) for values in zip(*cols.values())],
-                           now_us=state.now_us(), ttl_seconds=s.ttl_seconds, stale_policy=s.stale_policy,
-                           defaults=s.feature_defaults, status=True)
+        return hybrid_rows(state.plan, state.store, batch.cols, now_us=state.now_us(), ttl_seconds=s.ttl_seconds,
+                           stale_policy=s.stale_policy, defaults=s.feature_defaults, status=True)
     except MlopsError:  # a busy store: the request's 503, not the backend's fault
         raise
     except Exception as exc:  # a bug in the rows backend: frames from now on
