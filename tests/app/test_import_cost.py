@@ -74,7 +74,7 @@ def test_serving_names_still_load_on_use():
     assert "fastapi" in loaded_after("from mlops.serving import create_app")
 
 
-@pytest.mark.parametrize("package", ["mlops.serving", "mlops.registry", "mlops.monitoring"])
+@pytest.mark.parametrize("package", ["mlops.serving", "mlops.registry", "mlops.monitoring", "mlops.experiments"])
 def test_every_lazily_exported_name_resolves(package):
     import importlib
     mod = importlib.import_module(package)
