@@ -22,7 +22,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
@@ -91,6 +90,7 @@ def fnv1a32_many(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
 
 def fnv1a32_utf8_series(values: pl.Series) -> np.ndarray:
     """:func:`fnv1a32_utf8` of every value of a Series (cast to strings; null hashes as "")."""
+    import pyarrow as pa  # here: ~0.15 s to import; the config schema imports this module
     arr = values.cast(pl.String).fill_null("").to_arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()

@@ -20,12 +20,9 @@ import math
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
-try:  # scipy's own exact two-sample routine; the public fallback is below.
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # pragma: no cover - depends on the scipy version
-    _attempt_exact_2kssamp = None
+# scipy.stats is imported in the functions that use it (KS p-values, chi-square): it takes
+# ~0.5 s to load, and the config schema and the serving breaker's PSI import this module.
 
 PSI_FLOOR = 1e-4
 WASSERSTEIN_STD_FLOOR = 1e-3
@@ -130,6 +127,7 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     Below an asymptotic p-value of 1e-13 the asymptotic value is returned instead of the
     slow exact one (both samples over 1,000 rows; within a factor ~2, no decision depends on it).
     """
+    from scipy import stats as sps
     d = float(d)
     m, n = sorted((float(n1), float(n2)), reverse=True)
     en = int(np.round(m * n / (m + n)))
@@ -143,8 +141,12 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     d = h * 1.0 / lcm
     if h == 0:
         return d, 1.0
-    if shortcut or _attempt_exact_2kssamp is None:
-        return d, asymptotic if shortcut else kstwo_sf(d, en)
+    if shortcut:
+        return d, asymptotic
+    try:  # scipy's own exact two-sample routine; the public fallback otherwise
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+    except ImportError:  # pragma: no cover - depends on the scipy version
+        return d, kstwo_sf(d, en)
     success, d, prob = _attempt_exact_2kssamp(int(n1), int(n2), g, d, "two-sided")
     if not success:  # scipy falls back to the asymptotic distribution too
         return float(d), kstwo_sf(d, en)
@@ -158,6 +160,7 @@ def kstwo_sf(d: float, n: int) -> float:
     Birnbaum-Tingey sum, one term at a time (~0.6 s at n = 5e5). The same sum is done here
     in log space with numpy (agrees with scipy to ~1e-9 relative); everything else is scipy.
     """
+    from scipy import stats as sps
     n = int(n)
     t = n * d
     if 140 < n <= _SMIRNOV_EXACT_MAX_N and 0.0 < d < 0.5 and 1.0 < t < n - 1 and 2.2 <= t * d < 370.0:
@@ -245,6 +248,7 @@ def chi2_gof(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float | No
     >>> stat, round(p, 7)
     (16.0, 6.33e-05)
     """
+    from scipy import stats as sps
     ref = np.asarray(ref_counts, dtype=np.float64)
     cur = np.asarray(cur_counts, dtype=np.float64)
     if ref.size < 2 or ref.sum() <= 0 or cur.sum() <= 0:

@@ -42,6 +42,26 @@ class ReportError(MlopsError):
 _ENVS: dict[Path, jinja2.Environment] = {}
 
 
+class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs, in Jinja's per-user cache directory (created
+    0700 under the temp dir; an entry is used only while its template's source is unchanged):
+    compiling ``base.html`` and the macros costs every command ~40 ms. Not being able to
+    write the cache (disk full, read-only) only means compiling again next time."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _CompiledTemplates()
+    except (RuntimeError, OSError):  # no private cache directory can be made: compile each time
+        return None
+
+
 def environment(templates_dir: Path | None = None) -> jinja2.Environment:
     """The (cached) Jinja2 environment over ``templates_dir`` (default: the project's
     ``templates/``): autoescape on for every template, ``StrictUndefined``, our filters
@@ -55,6 +75,7 @@ def environment(templates_dir: Path | None = None) -> jinja2.Environment:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            bytecode_cache=_bytecode_cache(),
         )
         env.filters.update(fmt=fmt, pct=pct, ts=ts, json=to_json_text, duration=duration,
                            status=normalize_status, cellfmt=format_cell)

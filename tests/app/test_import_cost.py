@@ -18,24 +18,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVING_AND_MODELS = ("sklearn", "fastapi", "uvicorn", "starlette", "prometheus_client", "skops")
 
-# runs the code, then prints the top-level packages loaded (whatever the code exits with)
+# the statistics stack (scipy.stats alone takes ~0.5 s to import): only the statistics load it
+STATISTICS = ("scipy.stats", "scipy.optimize")
+
+# runs the code, then prints the modules loaded (whatever the code exits with)
 PROBE = """\
 import json, sys
 try:
     exec(sys.argv[1])
 except SystemExit:
     pass
-print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
-def loaded_after(code: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> set[str]:
-    """Top-level packages a fresh interpreter holds after running ``code`` (this checkout's mlops)."""
+def modules_after(code: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> set[str]:
+    """Modules a fresh interpreter holds after running ``code`` (this checkout's mlops)."""
     proc = subprocess.run([sys.executable, "-c", PROBE, code, *args], cwd=cwd, text=True,
                           capture_output=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def loaded_after(code: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> set[str]:
+    """Top-level packages a fresh interpreter holds after running ``code``."""
+    return {name.split(".")[0] for name in modules_after(code, *args, cwd=cwd, env=env)}
 
 
 def test_import_mlops_cli_loads_neither_hydra_nor_the_serving_stack():
@@ -47,6 +55,27 @@ def test_help_loads_no_model_serving_or_statistics_library():
     loaded = loaded_after("import mlops.cli; mlops.cli.main(['--help'])")
     assert "mlops" in loaded
     assert not loaded & {*SERVING_AND_MODELS, "scipy"}, loaded
+
+
+def test_the_config_layer_loads_no_statistics_serving_or_models():
+    """Composing needs the schemas, not the engines behind them: ``import mlops.config``
+    and registering its schemas load neither scipy.stats nor scikit-learn nor the server."""
+    loaded = modules_after("import mlops.config; mlops.config.register()")
+    assert "mlops.config.schema" in loaded
+    unwanted = {*SERVING_AND_MODELS, *STATISTICS, "pyarrow"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+
+
+def test_the_drift_chain_loads_scipy_stats_only_for_its_statistics():
+    """Up to the action's own work (config, app, run context, the drift module) nothing
+    loads scipy.stats; the first KS p-value does."""
+    chain = ("import mlops.config, mlops.app, mlops.actions.context; mlops.config.register(); "
+             "from mlops.actions.dispatch import entry_point; entry_point('drift')")
+    before = modules_after(chain)
+    assert "mlops.actions.drift" in before and "mlops.monitoring.stats" in before
+    assert not before & {*SERVING_AND_MODELS, *STATISTICS}, sorted(before & {*SERVING_AND_MODELS, *STATISTICS})
+    after = modules_after(chain + "; from mlops.monitoring.stats import ks_pvalue; ks_pvalue(0.5, 40, 50)")
+    assert "scipy.stats" in after  # the probe can fail: the statistics do load it
 
 
 def test_the_drift_entry_point_loads_no_serving_stack_or_scikit_learn():
@@ -67,6 +96,7 @@ def test_a_real_drift_run_loads_no_serving_stack_or_scikit_learn(tmp_path):
     drift = json.loads((tmp_path / "out" / "drift.json").read_text())
     assert drift["features"]["x"]["ks_stat"] == 1.0  # the run did its work (disjoint ranges: KS = 1)
     assert not loaded & set(SERVING_AND_MODELS), loaded
+    assert "pyarrow" not in loaded  # polars reads the files; pyarrow costs ~0.15 s to import
 
 
 def test_serving_names_still_load_on_use():
@@ -74,7 +104,7 @@ def test_serving_names_still_load_on_use():
     assert "fastapi" in loaded_after("from mlops.serving import create_app")
 
 
-@pytest.mark.parametrize("package", ["mlops.serving", "mlops.registry", "mlops.monitoring"])
+@pytest.mark.parametrize("package", ["mlops.serving", "mlops.registry", "mlops.monitoring", "mlops.experiments"])
 def test_every_lazily_exported_name_resolves(package):
     import importlib
     mod = importlib.import_module(package)

@@ -185,3 +185,69 @@ def test_bar_chart_with_only_a_threshold_is_an_empty_chart_not_a_crash():
     from mlops.reports.svg import bar_chart
     out = str(bar_chart([], xlabel="PSI", ylabel="feature", threshold=(0.25, "trip")))
     assert "no data" in out and out.startswith("<svg")
+
+
+@pytest.fixture
+def fresh_template_cache(tmp_path, monkeypatch):
+    """A private temp dir (Jinja's cache lives under it) and a counter of template compilations;
+    ``new_process()`` drops the cached environments as a new command would start without them."""
+    import tempfile
+
+    import jinja2
+
+    from mlops.reports import render
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    compiled: list[str] = []
+    original = jinja2.Environment.compile
+
+    def counting_compile(self, source, name=None, filename=None, *args, **kwargs):
+        compiled.append(name)
+        return original(self, source, name, filename, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting_compile)
+
+    def new_process():
+        monkeypatch.setattr(render, "_ENVS", {})
+
+    new_process()
+    return compiled, new_process
+
+
+def test_compiled_templates_are_reused_by_the_next_command_until_the_source_changes(tmp_path,
+                                                                                   fresh_template_cache):
+    compiled, new_process = fresh_template_cache
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "t.html").write_text("A {{ x }}")
+    assert render_string("t.html", {"x": 1}, title="t", templates_dir=templates) == "A 1"
+    assert compiled == ["t.html"]
+    new_process()
+    assert render_string("t.html", {"x": 2}, title="t", templates_dir=templates) == "A 2"
+    assert compiled == ["t.html"]  # the second command loaded the compiled code
+    (templates / "t.html").write_text("B {{ x }}")
+    new_process()
+    assert render_string("t.html", {"x": 3}, title="t", templates_dir=templates) == "B 3"
+    assert compiled == ["t.html", "t.html"]  # a changed source is compiled again
+
+
+def test_a_template_cache_that_cannot_be_written_only_costs_a_compilation(tmp_path, monkeypatch,
+                                                                         fresh_template_cache):
+    import errno
+
+    import jinja2.bccache
+
+    compiled, new_process = fresh_template_cache
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jinja2.bccache.tempfile, "NamedTemporaryFile", disk_full)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "t.html").write_text("A {{ x }}")
+    assert render_string("t.html", {"x": 1}, title="t", templates_dir=templates) == "A 1"
+    new_process()
+    assert render_string("t.html", {"x": 2}, title="t", templates_dir=templates) == "A 2"
+    assert compiled == ["t.html", "t.html"]
