@@ -7,7 +7,7 @@ Names are imported lazily so that the config schema, which needs only the specs
 """
 from __future__ import annotations
 
-import importlib
+from mlops.lazy_exports import module_getattr
 
 _EXPORTS = {
     "analyze": "analysis",
@@ -28,7 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _EXPORTS)

@@ -11,7 +11,7 @@ Names are imported lazily so that ``import mlops.monitoring`` stays cheap.
 """
 from __future__ import annotations
 
-import importlib
+from mlops.lazy_exports import module_getattr
 
 _EXPORTS = {
     "Reference": "reference", "fit_reference": "reference",
@@ -23,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _EXPORTS)

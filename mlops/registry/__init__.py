@@ -9,7 +9,7 @@ with :mod:`mlops.registry.redact`, and must not pay for skops unless it opens a 
 """
 from __future__ import annotations
 
-import importlib
+from mlops.lazy_exports import module_getattr
 
 _EXPORTS = {
     "DEFAULT_TRUSTED_TYPES": "artifacts",
@@ -20,7 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _EXPORTS)
