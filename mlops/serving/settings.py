@@ -22,6 +22,9 @@ from mlops.serving.prediction_log.fleet import default_replica_id, replica_id_pr
 MODES = ("realtime", "hybrid", "batch")
 STALE_POLICIES = ("warn", "default", "refuse")
 ON_TRIP = ("abstain", "refuse", "fallback", "default")
+# what the live window is compared with: the model's training reference, or the window of
+# traffic just before it (data with seasons the training period did not see)
+BREAKER_REFERENCES = ("training", "previous")
 STORE_TYPES = ALIASES  # or a dotted class path (features.online.store)
 INVALID_RECORD_POLICIES = ("reject", "default")
 UNKNOWN_FIELD_POLICIES = ("reject", "ignore")
@@ -34,6 +37,9 @@ class BreakerSettings:
 
     enabled: bool = True
     window: int = 500            # rolling window, in records
+    # training: PSI against the model's training reference | previous: against the `window`
+    # records before the window (limits calibrated on consecutive reference chunks)
+    reference: str = "training"
     # Limits are calibrated on the model's reference (serving.breaker_limits): null keeps
     # the calibrated value, a number overrides it for every column
     min_requests: Optional[int] = None      # armed from this many records; null: calibrated
@@ -166,6 +172,7 @@ class ServingSettings:
             "store.type": [Check(is_store_type, f"one of {list(STORE_TYPES)} or a dotted class "
                                                 "path 'package.module.Class'")],
             "breaker.window": [Interval(int, 10, None)],
+            "breaker.reference": [Options(*BREAKER_REFERENCES)],
             # never trip on fewer records than the window can hold
             "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both"), None],
             "breaker.min_values": [*count, None], "breaker.on_trip": [Options(*ON_TRIP)],

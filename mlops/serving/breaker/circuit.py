@@ -15,7 +15,13 @@ chunks of the window's size, never below an effect-size floor) unless ``feature_
 minimum (or ``min_requests``); a feature with fewer finite values than that (or
 ``min_values``) has no PSI yet (None) and does not vote. Armed, it trips when more than
 ``max_drift_share`` of the voting features are past their limits or the score is past
-its limit. It stays tripped (latched) until :meth:`CircuitBreaker.reset`, which also
+its limit. With ``reference="previous"`` the window is compared, column by column, with the
+``window`` records before it instead (the records leaving the window enter a lagged window
+kept by the same rules, :class:`~mlops.serving.breaker.window.EntityWindow`), against limits
+calibrated on consecutive reference chunks; it is armed once both windows hold the minimum,
+and a feature votes once both hold its minimum of finite values. A slow change (a season the
+training period did not see) moves consecutive windows little; an abrupt one trips it.
+It stays tripped (latched) until :meth:`CircuitBreaker.reset`, which also
 empties the window.
 
 One client cannot trip it: each request adds at most ``max_records_per_request``
@@ -54,6 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlops.errors import ConfigError
 from mlops.serving.breaker.bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
 from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
 from mlops.serving.breaker.window import EntityWindow
@@ -111,6 +118,8 @@ class BreakerStatus:
     feature_limits: dict[str, float | None] = field(default_factory=dict)
     prediction_limit: float | None = None
     calibration: str | None = None   # where the limits come from
+    reference: str = "training"      # serving.breaker.reference
+    compared_with: str | None = None  # what the window was compared with, in words
 
     def as_dict(self) -> dict:
         return {"state": self.state, "reason": self.reason, "on_trip": self.on_trip,
@@ -119,7 +128,8 @@ class BreakerStatus:
                 "feature_limits": self.feature_limits, "prediction_psi": self.prediction_psi,
                 "prediction_limit": self.prediction_limit, "drifting": self.drifting,
                 "tripped_at": self.tripped_at, "scope": self.scope,
-                "calibration": self.calibration}
+                "calibration": self.calibration, "reference": self.reference,
+                "compared_with": self.compared_with}
 
 
 class CircuitBreaker:
@@ -139,12 +149,18 @@ class CircuitBreaker:
 
     def _use(self, reference: BreakerReference) -> None:
         """Adopt ``reference`` with an empty window and no trip."""
+        s = self.settings
+        if reference.limits is not None and reference.limits.reference != s.reference:
+            raise ConfigError(f"is {s.reference!r} but the breaker's limits were calibrated for "
+                              f"{reference.limits.reference!r}", key="serving.breaker.reference",
+                              fix=f"calibrate them with calibrated_reference(..., "
+                                  f"reference={s.reference!r})")
         self.reference = reference
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
-        self.window = EntityWindow(size=self.settings.window, columns=len(self._bins),
+        self.window = EntityWindow(size=s.window, columns=len(self._bins),
                                    width=max(b.n_bins for b in self._bins),
-                                   per_entity=self.settings.per_entity)
+                                   per_entity=s.per_entity, lagged=s.reference == "previous")
         # every column's reference shares in one matrix, floored as psi() floors them; a
         # column's bins past its own count hold the floor on both sides (they add 0)
         self._ref_floored = np.full(self.window.counts.shape, SHARE_FLOOR)
@@ -282,10 +298,14 @@ class CircuitBreaker:
         feature, e.g. a mean over a short window): PSI would be noise, so it is None."""
         needed = min(self.settings.min_values or self.min_records, self.settings.window)
         # psi() of every column at once (one numpy pass instead of one call per column)
-        counts = self.window.counts
+        counts, lagged = self.window.counts, self.window.lagged
         totals = counts.sum(axis=1)
         cur = np.maximum(counts / np.maximum(totals, 1)[:, None], SHARE_FLOOR)
         ref = self._ref_floored
+        if lagged is not None:  # against the window before: its shares, and the smaller count
+            before = lagged.counts.sum(axis=1)
+            ref = np.maximum(lagged.counts / np.maximum(before, 1)[:, None], SHARE_FLOOR)
+            totals = np.minimum(totals, before)
         found = ((cur - ref) * np.log(cur / ref)).sum(axis=1)
         values = np.where(totals > 0, found, np.nan).tolist()  # no values: no distribution
         return [(v if n >= needed else None, n) for v, n in zip(values, totals.tolist())]
@@ -300,7 +320,7 @@ class CircuitBreaker:
         pred, pred_n = values[-1]
         pred_limit = None if pred is None else self._limit(None, pred_n)
         self._last = (feats, pred, drifting, limits, pred_limit)
-        if self.tripped or not s.enabled or self.window.filled < self.min_records:
+        if self.tripped or not s.enabled or not self._armed():
             return
         voting = [n for n in feats if limits[n] is not None]
         share = len(drifting) / max(len(voting), 1)
@@ -314,6 +334,17 @@ class CircuitBreaker:
         if reasons:
             self.tripped, self.reason, self.tripped_at = True, "; ".join(reasons), time.time()
 
+    def _armed(self) -> bool:
+        """Enough records to judge: in the window and, against the window before, in both."""
+        lagged = self.window.lagged
+        judged = self.window.filled if lagged is None else min(self.window.filled, lagged.filled)
+        return judged >= self.min_records
+
+    def _compared_with(self) -> str:
+        if self.settings.reference == "previous":
+            return f"the {self.settings.window:,} records before"
+        return "the training reference"
+
     def _status(self) -> BreakerStatus:
         feats, pred, drifting, limits, pred_limit = self._last
         state = "disabled" if not self.settings.enabled else (
@@ -321,12 +352,16 @@ class CircuitBreaker:
         calibrated = self.reference.limits
         return BreakerStatus(state, self.reason, self.window.filled, dict(feats), pred,
                              list(drifting), self.tripped_at, self.settings.on_trip,
-                             armed=self.window.filled >= self.min_records,
+                             armed=self._armed(),
                              scope=None if self.shared is None else self.shared.key,
                              min_records=self.min_records, feature_limits=dict(limits),
                              prediction_limit=pred_limit,
-                             calibration="calibrated on the model's reference"
-                             if calibrated is not None else LEGACY_NOTE)
+                             calibration=LEGACY_NOTE if calibrated is None else
+                             "calibrated on consecutive chunks of the model's reference"
+                             if self.settings.reference == "previous" else
+                             "calibrated on the model's reference",
+                             reference=self.settings.reference,
+                             compared_with=self._compared_with())
 
     def status(self) -> BreakerStatus:
         """Current state, reason and PSIs (after polling the shared state when due)."""

@@ -20,6 +20,12 @@ i.e. the reference's own noise at that size is below the effect worth pausing fo
 size gets there, the full window. Chunks are contiguous slices of the reference (no
 per-entity cap), which varies at least as much as the capped live window: conservative too.
 
+With ``serving.breaker.reference: previous`` the live window is compared with the window of
+traffic before it, so each level's limit is calibrated on the PSI between CONSECUTIVE chunks
+of the reference's rows of that size (chunk i against chunk i-1, every chunk: a slow change
+such as a season moves consecutive chunks little, an abrupt one a lot), with the same
+multiplier, floor, levels and arming rule (:func:`consecutive_psis`).
+
 A reference without its rows in time order (registered before calibrated thresholds)
 cannot be calibrated: :func:`calibrate` returns None and the breaker keeps the fixed limits
 it had (:data:`LEGACY_PSI`, armed at :data:`LEGACY_MIN_RECORDS`), saying so.
@@ -47,7 +53,7 @@ from mlops.monitoring.feature_limits import DEFAULT_FLOORS
 from mlops.monitoring.reference import Reference
 from mlops.monitoring.reference_rows import ReferenceRows
 from mlops.monitoring.stats import psi
-from mlops.serving.breaker.bins import PREDICTION, BreakerReference
+from mlops.serving.breaker.bins import PREDICTION, SHARE_FLOOR, BreakerReference
 
 PSI_FLOOR = DEFAULT_FLOORS["psi"]
 PER_BIN = 5                 # records per bin a chunk needs for its PSI to mean something
@@ -78,6 +84,7 @@ class BreakerLimits:
     levels: tuple[LevelLimits, ...]
     min_records: int
     note: str | None = None
+    reference: str = "training"   # what they judge: the training reference or the window before
 
     def at(self, records: int) -> LevelLimits | None:
         """The limits for a window of ``records``: the largest size not above it."""
@@ -85,7 +92,7 @@ class BreakerLimits:
         return fitting[-1] if fitting else None
 
     def as_dict(self) -> dict:
-        return {"min_records": self.min_records, "note": self.note,
+        return {"min_records": self.min_records, "note": self.note, "reference": self.reference,
                 "levels": [lv.as_dict() for lv in self.levels]}
 
     @classmethod
@@ -94,7 +101,8 @@ class BreakerLimits:
             return None if d is None else Limit(**d)
         return cls(tuple(LevelLimits(lv["size"], limit(lv["score"]),
                                      {n: limit(d) for n, d in lv["features"].items()})
-                         for lv in data["levels"]), int(data["min_records"]), data.get("note"))
+                         for lv in data["levels"]), int(data["min_records"]), data.get("note"),
+                   data.get("reference", "training"))
 
 
 def column_bins(bins, rows: ReferenceRows) -> np.ndarray | None:
@@ -122,6 +130,33 @@ def chunk_psis(idx: np.ndarray, n_bins: int, layout) -> list[float]:
     return out
 
 
+def consecutive_psis(idx: np.ndarray, n_bins: int, layout) -> list[float]:
+    """PSI of each chunk of ``layout`` against the chunk before it (rows with -1 dropped, as in
+    the live windows; a pair with fewer than 2 values on a side is skipped): what
+    ``reference: previous`` sees, the live window against the window before it."""
+    chunk_of = np.full(idx.size, -1, dtype=np.int64)
+    for i, rows in enumerate(layout.slices()):
+        chunk_of[rows] = i
+    keep = (idx >= 0) & (chunk_of >= 0)
+    n = layout.n_chunks
+    counts = np.bincount(chunk_of[keep] * n_bins + idx[keep],
+                         minlength=n * n_bins).reshape(n, n_bins)
+    totals = counts.sum(axis=1)
+    shares = np.maximum(counts / np.maximum(totals, 1)[:, None], SHARE_FLOOR)
+    before, now = shares[:-1], shares[1:]
+    found = ((now - before) * np.log(now / before)).sum(axis=1)
+    ok = (totals[:-1] >= 2) & (totals[1:] >= 2)
+    return found[ok].tolist()
+
+
+def consecutive_layout(total_rows: int, size: int):
+    """Every whole chunk of ``size`` consecutive rows (so chunk i follows chunk i-1), at least
+    ``DEFAULT_MIN_CHUNKS`` pairs (else smaller chunks, noted as ``chunk_layout`` does)."""
+    least = DEFAULT_MIN_CHUNKS + 1
+    return chunk_layout(total_rows, size, min_chunks=least,
+                        max_chunks=max(total_rows // max(size, 1), least))
+
+
 def window_sizes(window: int, widest_bins: int) -> list[int]:
     """``window, window/2, ...`` while a window holds :data:`PER_BIN` records per bin (at
     least ``window`` itself), ascending."""
@@ -133,39 +168,45 @@ def window_sizes(window: int, widest_bins: int) -> list[int]:
 
 
 def calibrate(bins, rows: ReferenceRows | None, *, window: int,
-              k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR) -> BreakerLimits | None:
+              k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR,
+              reference: str = "training") -> BreakerLimits | None:
     """Limits of every column of ``bins`` (a :class:`~mlops.serving.breaker.bins.BreakerReference`)
-    for the window sizes of :func:`window_sizes`; None without rows to calibrate on."""
+    for the window sizes of :func:`window_sizes`; None without rows to calibrate on.
+    ``reference``: "training" (each chunk against the rest of the reference) or "previous"
+    (each chunk against the one before it)."""
     if rows is None or rows.rows < 2 * DEFAULT_MIN_CHUNKS:
         return None
+    previous = reference == "previous"
+    statistic = consecutive_psis if previous else chunk_psis
     columns = {b.name: (b, column_bins(b, rows)) for b in bins.features}
     # the score's values are the reference's prediction column
     score_idx = column_bins(replace(bins.score, name=PREDICTION), rows)
     levels, notes = [], []
     for size in window_sizes(window, max(b.n_bins for b in (*bins.features, bins.score))):
-        layout = chunk_layout(rows.rows, size, min_chunks=DEFAULT_MIN_CHUNKS,
-                              max_chunks=DEFAULT_MAX_CHUNKS)
+        layout = consecutive_layout(rows.rows, size) if previous else chunk_layout(
+            rows.rows, size, min_chunks=DEFAULT_MIN_CHUNKS, max_chunks=DEFAULT_MAX_CHUNKS)
         if layout is None:
             continue
         if layout.note:
             notes.append(layout.note)
         feats = {n: lim for n, (b, idx) in columns.items()
-                 if (lim := _column_limit(b, idx, n, layout, k, floor)) is not None}
+                 if (lim := _column_limit(b, idx, n, layout, k, floor, statistic)) is not None}
         levels.append(LevelLimits(size, _column_limit(bins.score, score_idx, "the score", layout,
-                                                      k, floor), feats))
+                                                      k, floor, statistic), feats))
     if not levels:
         return None
     at_floor = [lv.size for lv in levels if lv.score is not None and lv.score.source == "floor"]
     return BreakerLimits(tuple(levels), at_floor[0] if at_floor else levels[-1].size,
-                         note=notes[-1] if notes else None)
+                         note=notes[-1] if notes else None, reference=reference)
 
 
 def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
-                  floor: float) -> Limit | None:
+                  floor: float, statistic=chunk_psis) -> Limit | None:
     if idx is None:
         return None
-    return upper_limit(chunk_psis(idx, b.n_bins, layout), k=k, floor=floor,
-                       statistic=f"psi of {name}", layout=layout)
+    what = " against the chunk before" if statistic is consecutive_psis else ""
+    return upper_limit(statistic(idx, b.n_bins, layout), k=k, floor=floor,
+                       statistic=f"psi of {name}{what}", layout=layout)
 
 
 def reference_for_breaker(path, features: list[str], settings) -> BreakerReference | None:
@@ -177,7 +218,8 @@ def reference_for_breaker(path, features: list[str], settings) -> BreakerReferen
         return None
     try:
         return calibrated_reference(Reference.load(path), features, window=settings.window,
-                                    k=settings.std_multiplier, floor=settings.psi_floor)
+                                    k=settings.std_multiplier, floor=settings.psi_floor,
+                                    reference=settings.reference)
     except Exception as exc:
         if not hasattr(exc, "exit_code"):  # ours (missing, unreadable): no breaker; else a bug
             raise
@@ -185,9 +227,11 @@ def reference_for_breaker(path, features: list[str], settings) -> BreakerReferen
 
 
 def calibrated_reference(fitted: Reference, features: list[str], *, window: int,
-                         k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR
-                         ) -> BreakerReference:
+                         k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR,
+                         reference: str = "training") -> BreakerReference:
     """The breaker's bins of ``features`` and the score from a model's fitted reference,
-    with their calibrated limits (``limits`` None: the reference has no rows in time order)."""
+    with their limits calibrated for ``reference`` (``serving.breaker.reference``; ``limits``
+    None: the reference has no rows in time order)."""
     bins = BreakerReference.from_reference(fitted, features)
-    return replace(bins, limits=calibrate(bins, fitted.rows, window=window, k=k, floor=floor))
+    return replace(bins, limits=calibrate(bins, fitted.rows, window=window, k=k, floor=floor,
+                                          reference=reference))

@@ -8,6 +8,13 @@ one busy entity can neither fill the window nor push other entities out of it. W
 entity has more than ``per_entity`` records among the last ``size``, the sample IS the
 last ``size`` records.
 
+The lagged window (``lagged=True``, for ``serving.breaker.reference: previous``): the records
+that left this window, in the order they left (the oldest record of the ring when a new one
+takes its slot, or an entity's oldest when the entity is past its cap), go through the same
+definition (the last ``size`` of them, each entity's latest ``per_entity``): the window of
+traffic before this one, sampled by the same rules. Without entities it IS the ``size``
+records before the last ``size``.
+
 (The earlier rule, "skip an entity's records once it holds its cap", kept each entity's
 FIRST records: on entities with long histories the window froze on their beginnings, a
 biased sample that also filled only ``per_entity`` x active entities slots.)
@@ -35,7 +42,8 @@ _FEW = 8  # touched slots up to which a batch is written slot by slot
 class EntityWindow:
     """Ring of the last ``size`` records with at most ``per_entity`` per entity."""
 
-    def __init__(self, *, size: int, columns: int, width: int, per_entity: int | None = None):
+    def __init__(self, *, size: int, columns: int, width: int, per_entity: int | None = None,
+                 lagged: bool = False):
         self.size, self.per_entity = int(size), per_entity
         self.buf = np.full((self.size, columns), -1, dtype=np.int16)
         self.counts = np.zeros((columns, width), dtype=np.int64)
@@ -44,6 +52,9 @@ class EntityWindow:
         self._slots: dict = {}                          # entity -> its slots, oldest first
         self._pos = 0
         self.replaced = 0                               # records that replaced their entity's oldest
+        # the records that left this window, by the same rules (None: not kept)
+        self.lagged = EntityWindow(size=size, columns=columns, width=width,
+                                   per_entity=per_entity) if lagged else None
 
     @property
     def filled(self) -> int:
@@ -56,15 +67,20 @@ class EntityWindow:
         if idx.shape[0] == 0:
             return
         final: dict[int, int] = {}   # slot -> row now in it (-1: emptied), last write wins
+        left: list | None = [] if self.lagged is not None else None  # (bins, entity) leaving
         for r in range(idx.shape[0]):
             key = entities[r] if entities is not None and self.per_entity else None
             slot = self._pos
             self._pos = (self._pos + 1) % self.size
+            if left is not None:
+                self._leaving(slot, final, idx, left)
             self._evict(slot)
             if key is not None:
                 own = self._slots.setdefault(key, deque())
                 if len(own) >= self.per_entity:  # past the cap: its own oldest goes
                     oldest = own.popleft()
+                    if left is not None:
+                        self._leaving(oldest, final, idx, left)
                     self._owner[oldest] = None
                     final[oldest] = -1
                     self.replaced += 1
@@ -72,6 +88,18 @@ class EntityWindow:
             self._owner[slot] = key
             final[slot] = r
         self._write(final, idx)
+        if left:
+            self.lagged.push(np.stack([row for row, _ in left]), [e for _, e in left])
+
+    def _leaving(self, slot: int, final: dict[int, int], idx: np.ndarray, left: list) -> None:
+        """Note the record ``slot`` holds now (written earlier in this batch or before it),
+        which is about to leave the window, with its entity."""
+        if slot in final:
+            row = None if final[slot] < 0 else idx[final[slot]]
+        else:
+            row = self.buf[slot].copy() if self.occupied[slot] else None
+        if row is not None:
+            left.append((row, self._owner[slot]))
 
     def _evict(self, slot: int) -> None:
         """The ring's oldest slot is reused: its entity loses it (its oldest slot)."""
@@ -120,7 +148,9 @@ class EntityWindow:
             occupied[slot] = True
 
     def clear(self) -> None:
-        """Empty the window (a reset)."""
+        """Empty the window and its lagged window (a reset)."""
+        if self.lagged is not None:
+            self.lagged.clear()
         self.buf.fill(-1)
         self.counts.fill(0)
         self.occupied.fill(False)
