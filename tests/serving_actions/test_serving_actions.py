@@ -162,3 +162,25 @@ def test_replay_lets_the_breaker_see_every_record_and_says_when_it_cannot(live):
     big = _json(d, "replay")
     assert code == 0 and "observed at most 20 of each request's 50 records" in big["breaker_note"]
     assert big["breaker"]["window_records"] < events
+
+
+def test_replay_against_the_window_before_from_yaml_says_so_and_catches_the_change(live):
+    """``serving.breaker.reference=previous`` reaches the served breaker from the config: its
+    limits are calibrated on consecutive reference chunks, the replay catches the abrupt
+    change at day 80 against the traffic before it, and the result and report say what the
+    window was compared with."""
+    from datetime import datetime, timedelta
+    code, d = live("action=replay", *DATA, "serving.breaker.reference=previous",
+                   "serving.replay.start_day=60", "serving.replay.days=14", out="calm")
+    calm = _json(d, "replay")
+    assert code == 0 and calm["breaker"]["armed"] and calm["breaker_tripped"] is False
+    code, d = live("action=replay", *DATA, "serving.breaker.reference=previous",
+                   "serving.replay.start_day=74", "serving.replay.days=14", out="previous")
+    r = _json(d, "replay")
+    assert code == 0 and r["breaker"]["reference"] == "previous"
+    assert r["breaker"]["compared_with"] == "the 500 records before"
+    assert "consecutive chunks" in r["breaker"]["calibration"]
+    day80 = datetime.fromisoformat(r["window"]["start"]) + timedelta(days=6)
+    assert r["breaker_tripped"] is True and datetime.fromisoformat(r["trips"][0]["time"]) >= day80
+    html = next(d.glob("*.html")).read_text()
+    assert "the 500 records before" in html and "<code>previous</code>" in html
