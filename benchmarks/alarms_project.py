@@ -46,6 +46,8 @@ monitoring:
   window: {{days: {window_days}, detector_burn_in_days: {window_days}}}
   performance: {{chunk: {window_days}d}}
   reference: {reference}
+serving:
+  breaker: {{reference: {breaker_reference}}}
 registry:
   approvers: {{}}
   policies:
@@ -86,7 +88,7 @@ def project_yaml(ds: DataSet) -> str:
         name=ds.name, model=ds.model, task=ds.task, t0=t0.date(), t1=t1.date(), t2=t2.date(),
         t3=t3.date(), train_days=(t1 - t0).days, valid_days=(t2 - t1).days,
         test_days=(t3 - t2).days, window_days=365 if ds.window == "year" else 7, gate=gate,
-        reference=ds.reference)
+        reference=ds.reference, breaker_reference=ds.breaker_reference)
 
 
 def reference_rows(ds: DataSet, events: pl.DataFrame) -> pl.DataFrame:
