@@ -180,9 +180,9 @@ def test_project_folder_composes_and_compiles_against_its_data(tmp_path, name):
     plan = compile_plan(feature_spec(typed.features), dict(events.schema))
     assert set(ds.raw) <= set(plan.feature_names)
     assert f"entity: {ds.entity}" in features_yaml(ds)
-    # the breaker compares with what the data set declares (flights: the window before)
+    # the breaker compares with what the data set declares, written into the project's YAML
     assert typed.serving.breaker.reference == ds.breaker_reference
-    assert DATASETS["flights"].breaker_reference == "previous"
+    assert f"breaker: {{reference: {ds.breaker_reference}}}" in (tmp_path / "conf" / "project.yaml").read_text()
 
 
 def test_peer_rows_are_tagged_reference_perf_reference_or_their_window():
