@@ -7,6 +7,7 @@ import time
 
 from mlops.actions.context import RunContext
 from mlops.actions.outputs import ActionResult, write_report
+from mlops.errors import ConfigError
 from mlops.reports.views.replay import replay_display
 from mlops.serving.replay import replay_window
 
@@ -18,6 +19,9 @@ def run(ctx: RunContext) -> ActionResult:
     # production or of an earlier replay) nor leaves one behind
     state = ctx.serving_state(breaker_scope=f"replay-{ctx.output_dir.name}")
     cap = ctx.cfg.serving.breaker.max_records_per_request
+    if rc.records_per_request is not None and rc.records_per_request < 1:
+        raise ConfigError(f"must be >= 1; got {rc.records_per_request}", key="serving.replay.records_per_request",
+                          fix="give a positive number, or null for the breaker's per-request cap")
     step = rc.records_per_request or cap
     result = replay_window(state, ctx.scan_events().collect(), days=rc.days,
                            start_day=rc.start_day, records_per_request=step, event_id=ctx.event_id)

@@ -184,3 +184,8 @@ def test_replay_against_the_window_before_from_yaml_says_so_and_catches_the_chan
     assert r["breaker_tripped"] is True and datetime.fromisoformat(r["trips"][0]["time"]) >= day80
     html = next(d.glob("*.html")).read_text()
     assert "the 500 records before" in html and "<code>previous</code>" in html
+
+
+def test_replay_refuses_a_batch_size_below_one(live):
+    code, d = live("action=replay", *DATA, "serving.replay.records_per_request=0", out="zero")
+    assert code == 2
