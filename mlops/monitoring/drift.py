@@ -184,10 +184,9 @@ def _dataset_status(rows: int, total: int, n_undecided: int, drift_share: float,
                               "that varies more than the statistics can)")
     share = policy.share
     if share is None:
-        k = f"{policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
         if drift_share > 0:
-            return DRIFT, f"features past their limits ({k})"
-        return NO_DRIFT, f"no feature past its limit ({k})"
+            return DRIFT, f"features past their limits ({policy.family_rule})"
+        return NO_DRIFT, f"no feature past its limit ({policy.family_rule})"
     if drift_share >= share:
         return DRIFT, f"drift share {drift_share:.0%} >= {share:.0%} (drift_share)"
     return NO_DRIFT, f"drift share {drift_share:.0%} < {share:.0%} (drift_share)"
@@ -347,8 +346,7 @@ def _decide(out: dict, policy: DriftPolicy, *, ref_valid: int, cur_valid: int,
     With a calibrated ``limit`` the score is judged against it (drift when past it).
     """
     if limit is not None:
-        family = (f"{policy.std_multiplier:g} sigma for the {policy.family_size} judged together"
-                  if policy.any_feature and policy.family_size > 1 else None)
+        family = policy.family_rule if policy.any_feature and policy.family_size > 1 else None
         out.update(threshold=limit.threshold, limit=limit.to_dict(), limit_text=limit.describe(family))
     why = policy.sufficient(rows_test or out["test"], ref_valid=ref_valid, cur_valid=cur_valid)
     if why is not None:

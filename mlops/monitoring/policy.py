@@ -109,7 +109,12 @@ class DriftPolicy:
     @property
     def any_feature(self) -> bool:
         """The dataset drifts when any feature does (limits set for the family)."""
-        return self.calibrated and self.drift_share is None
+        return self.share is None
+
+    @property
+    def family_rule(self) -> str:
+        """What each limit's sigma level stands for when any feature decides."""
+        return f"{self.std_multiplier:g} sigma for the {self.family_size} judged together"
 
     @property
     def share(self) -> float | None:
@@ -225,6 +230,7 @@ class DriftPolicy:
                 "std_multiplier": self.std_multiplier, "effect_floors": dict(self.effect_floors),
                 "min_chunks": self.min_chunks, "max_chunks": self.max_chunks,
                 "dataset_rule": "any feature" if self.share is None else f"share >= {self.share:g}",
+                "family_rule": self.family_rule if self.any_feature else None,
                 "family_size": self.family_size, "drift_k": self.drift_k}
 
     def _check_override(self, feature: str, override: object) -> dict:

@@ -50,8 +50,7 @@ def hist_charts(feats: dict, max_charts: int) -> list[dict]:
 
 def _rule_hint(policy: dict) -> str:
     if policy.get("dataset_rule") == "any feature":
-        return (f"dataset drift when any feature is past its limit ({policy['std_multiplier']:g} sigma "
-                f"for the {policy.get('family_size')} judged together)")
+        return f"dataset drift when any feature is past its limit ({policy['family_rule']})"
     share = policy.get("drift_share")
     return f"dataset drift at >= {0.5 if share is None else share:.0%}"
 
