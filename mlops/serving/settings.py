@@ -36,7 +36,9 @@ class BreakerSettings:
     a tripped breaker answers (``on_trip``)."""
 
     enabled: bool = True
-    window: int = 500            # rolling window, in records
+    # (the smallest window whose own noise on the reference is within psi_floor:
+    # serving.breaker.limits.choose_window)
+    window: Optional[int] = None  # rolling window, in records; null: calibrated on the reference
     # training: PSI against the model's training reference | previous: against the `window`
     # records before the window (limits calibrated on consecutive reference chunks)
     reference: str = "training"
@@ -63,10 +65,10 @@ class BreakerSettings:
     default_score: Optional[float] = None  # removed: on_trip + default_value
     max_records_per_entity: Optional[int] = None  # removed: max_entity_share
 
-    @property
-    def per_entity(self) -> int:
-        """Records one entity may hold in the window (its latest ones), at least 1."""
-        return max(1, int(self.max_entity_share * self.window))
+    def per_entity(self, window: int) -> int:
+        """Records one entity may hold in a window of ``window`` records (its latest ones),
+        at least 1."""
+        return max(1, int(self.max_entity_share * window))
 
     def check_removed(self, prefix: str = "serving.breaker") -> None:
         """The keys this breaker no longer has are errors naming their replacement."""
@@ -83,7 +85,8 @@ class BreakerSettings:
                               "records (its first ones froze the window on old traffic), up to "
                               "a share of the window", key=f"{prefix}.max_records_per_entity",
                               fix=f"drop it, or write {prefix}.max_entity_share: "
-                                  f"{self.max_records_per_entity / max(self.window, 1):.4g}")
+                                  f"{self.max_records_per_entity / max(self.window or 500, 1):.4g}"
+                                  f"{'' if self.window else ' (of a 500-record window)'}")
         if self.default_score is not None:
             raise ConfigError("was replaced by default_value, answered only with on_trip: "
                               "default (a constant is never served unless declared)",
@@ -171,10 +174,11 @@ class ServingSettings:
             "max_connections": [Interval(int, 1, None), None],
             "store.type": [Check(is_store_type, f"one of {list(STORE_TYPES)} or a dotted class "
                                                 "path 'package.module.Class'")],
-            "breaker.window": [Interval(int, 10, None)],
+            "breaker.window": [Interval(int, 10, None), None],
             "breaker.reference": [Options(*BREAKER_REFERENCES)],
             # never trip on fewer records than the window can hold
-            "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both"), None],
+            "breaker.min_requests": [Interval(int, 1, self.breaker.window, closed="both"), None]
+            if self.breaker.window else [Interval(int, 1, None), None],
             "breaker.min_values": [*count, None], "breaker.on_trip": [Options(*ON_TRIP)],
             "breaker.feature_psi": [*positive, None],
             "breaker.max_drift_share": [Interval(float, 0, 1)],

@@ -58,7 +58,8 @@ def test_configuration_reference_lists_every_serving_key_with_default_and_rule(h
     kind, default, rule, meaning = rows["serving.unknown_fields"]
     assert (kind, default, rule) == ("str", "reject", "one of ['reject', 'ignore']")
     assert "reject (422)" in meaning
-    assert rows["serving.breaker.window"][2] == "an int >= 10"
+    assert rows["serving.breaker.window"][1:3] == ("null", "an int >= 10 or None")
+    assert "calibrated" in rows["serving.breaker.window"][3]
     assert rows["serving.breaker.on_trip"][1] == "abstain"   # conf/serving/realtime.yaml
     assert rows["serving.threshold"][1] == "null"            # the version's own, unless overridden
     assert rows["serving.log_dir"][1] == "${paths.home}/predictions"

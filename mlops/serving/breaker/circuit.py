@@ -1,6 +1,7 @@
 """Circuit breaker: stop trusting the model when its inputs or scores drift.
 
-Over a rolling window of the last ``window`` records, each monitored feature and the
+Over a rolling window of the last ``window`` records (``None``: the window the reference's
+limits were calibrated for, :func:`~mlops.serving.breaker.limits.choose_window`), each monitored feature and the
 prediction score are binned with the reference bins the caller gives (numeric inner
 edges, bins ``[e_i, e_i+1)`` with open outer bins; or categories plus one ``unseen``
 bin) and compared with the reference shares by PSI::
@@ -62,7 +63,7 @@ import numpy as np
 
 from mlops.errors import ConfigError
 from mlops.serving.breaker.bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
-from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI
+from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI, LEGACY_WINDOW
 from mlops.serving.breaker.window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
@@ -120,6 +121,8 @@ class BreakerStatus:
     calibration: str | None = None   # where the limits come from
     reference: str = "training"      # serving.breaker.reference
     compared_with: str | None = None  # what the window was compared with, in words
+    window: int | None = None        # the window's size, in records
+    window_note: str | None = None   # how that size was chosen
 
     def as_dict(self) -> dict:
         return {"state": self.state, "reason": self.reason, "on_trip": self.on_trip,
@@ -129,7 +132,8 @@ class BreakerStatus:
                 "prediction_limit": self.prediction_limit, "drifting": self.drifting,
                 "tripped_at": self.tripped_at, "scope": self.scope,
                 "calibration": self.calibration, "reference": self.reference,
-                "compared_with": self.compared_with}
+                "compared_with": self.compared_with, "window": self.window,
+                "window_note": self.window_note}
 
 
 class CircuitBreaker:
@@ -156,11 +160,18 @@ class CircuitBreaker:
                               fix=f"calibrate them with calibrated_reference(..., "
                                   f"reference={s.reference!r})")
         self.reference = reference
+        self.size = s.window or (reference.limits.window if reference.limits is not None
+                                 and reference.limits.window else LEGACY_WINDOW)
+        self._window_note = ("set by serving.breaker.window" if s.window else
+                             reference.limits.window_note if reference.limits is not None
+                             and reference.limits.window_note else
+                             f"{LEGACY_WINDOW:,} records: no reference rows to calibrate it on")
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
-        self.window = EntityWindow(size=s.window, columns=len(self._bins),
+        self.window = EntityWindow(size=self.size, columns=len(self._bins),
                                    width=max(b.n_bins for b in self._bins),
-                                   per_entity=s.per_entity, lagged=s.reference == "previous")
+                                   per_entity=s.per_entity(self.size),
+                                   lagged=s.reference == "previous")
         # every column's reference shares in one matrix, floored as psi() floors them; a
         # column's bins past its own count hold the floor on both sides (they add 0)
         self._ref_floored = np.full(self.window.counts.shape, SHARE_FLOOR)
@@ -276,7 +287,7 @@ class CircuitBreaker:
         s, limits = self.settings, self.reference.limits
         if s.min_requests is not None:
             return int(s.min_requests)
-        return limits.min_records if limits is not None else min(LEGACY_MIN_RECORDS, s.window)
+        return limits.min_records if limits is not None else min(LEGACY_MIN_RECORDS, self.size)
 
     def _limit(self, column: str | None, values: int) -> float | None:
         """The PSI limit of a feature (``column``; None: the score) judged on ``values``
@@ -296,7 +307,7 @@ class CircuitBreaker:
     def _psis(self) -> list[tuple[float | None, int]]:
         """(PSI, finite values) per column, the score last; too few finite values (a sparse
         feature, e.g. a mean over a short window): PSI would be noise, so it is None."""
-        needed = min(self.settings.min_values or self.min_records, self.settings.window)
+        needed = min(self.settings.min_values or self.min_records, self.size)
         # psi() of every column at once (one numpy pass instead of one call per column)
         counts, lagged = self.window.counts, self.window.lagged
         totals = counts.sum(axis=1)
@@ -342,7 +353,7 @@ class CircuitBreaker:
 
     def _compared_with(self) -> str:
         if self.settings.reference == "previous":
-            return f"the {self.settings.window:,} records before"
+            return f"the {self.size:,} records before"
         return "the training reference"
 
     def _status(self) -> BreakerStatus:
@@ -361,7 +372,8 @@ class CircuitBreaker:
                              if self.settings.reference == "previous" else
                              "calibrated on the model's reference",
                              reference=self.settings.reference,
-                             compared_with=self._compared_with())
+                             compared_with=self._compared_with(), window=self.size,
+                             window_note=self._window_note)
 
     def status(self) -> BreakerStatus:
         """Current state, reason and PSIs (after polling the shared state when due)."""

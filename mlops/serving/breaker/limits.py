@@ -26,6 +26,15 @@ of the reference's rows of that size (chunk i against chunk i-1, every chunk: a 
 such as a season moves consecutive chunks little, an abrupt one a lot), with the same
 multiplier, floor, levels and arming rule (:func:`consecutive_psis`).
 
+The window itself (``serving.breaker.window: null``, the default) is calibrated too
+(:func:`choose_window`): the smallest of 125, 250, 500, 1,000, ... records at which the
+reference's own windows differ from the whole reference by a score PSI below the effect floor
+on average. A window that varies more than that by itself (one day of traffic when the
+weather makes days differ) cannot tell a shift from its own noise: on a real data set of
+flights, a window of about two days' traffic tripped in 24 of 52 unshifted weeks (every
+stormy stretch), one of about four days in 5. Past the largest size the reference can
+calibrate (six chunks of it), that largest size, noted.
+
 A reference without its rows in time order (registered before calibrated thresholds)
 cannot be calibrated: :func:`calibrate` returns None and the breaker keeps the fixed limits
 it had (:data:`LEGACY_PSI`, armed at :data:`LEGACY_MIN_RECORDS`), saying so.
@@ -59,6 +68,8 @@ PSI_FLOOR = DEFAULT_FLOORS["psi"]
 PER_BIN = 5                 # records per bin a chunk needs for its PSI to mean something
 LEGACY_PSI = 0.25           # the fixed limits of references that cannot be calibrated
 LEGACY_MIN_RECORDS = 200
+LEGACY_WINDOW = 500         # the window of references that cannot be calibrated
+WINDOW_BASE = 125           # calibrated windows are WINDOW_BASE x 2^k records
 LEGACY_NOTE = ("fixed limits (PSI 0.25, armed at 200 records): the model's reference has no "
                "rows in time order to calibrate on; retrain to calibrate")
 
@@ -85,6 +96,8 @@ class BreakerLimits:
     min_records: int
     note: str | None = None
     reference: str = "training"   # what they judge: the training reference or the window before
+    window: int | None = None     # the window they were calibrated for
+    window_note: str | None = None  # how that window was chosen (None: set in the config)
 
     def at(self, records: int) -> LevelLimits | None:
         """The limits for a window of ``records``: the largest size not above it."""
@@ -93,6 +106,7 @@ class BreakerLimits:
 
     def as_dict(self) -> dict:
         return {"min_records": self.min_records, "note": self.note, "reference": self.reference,
+                "window": self.window, "window_note": self.window_note,
                 "levels": [lv.as_dict() for lv in self.levels]}
 
     @classmethod
@@ -102,7 +116,7 @@ class BreakerLimits:
         return cls(tuple(LevelLimits(lv["size"], limit(lv["score"]),
                                      {n: limit(d) for n, d in lv["features"].items()})
                          for lv in data["levels"]), int(data["min_records"]), data.get("note"),
-                   data.get("reference", "training"))
+                   data.get("reference", "training"), data.get("window"), data.get("window_note"))
 
 
 def column_bins(bins, rows: ReferenceRows) -> np.ndarray | None:
@@ -167,13 +181,13 @@ def window_sizes(window: int, widest_bins: int) -> list[int]:
     return sorted(sizes)
 
 
-def calibrate(bins, rows: ReferenceRows | None, *, window: int,
+def calibrate(bins, rows: ReferenceRows | None, *, window: int | None,
               k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR,
               reference: str = "training") -> BreakerLimits | None:
     """Limits of every column of ``bins`` (a :class:`~mlops.serving.breaker.bins.BreakerReference`)
     for the window sizes of :func:`window_sizes`; None without rows to calibrate on.
-    ``reference``: "training" (each chunk against the rest of the reference) or "previous"
-    (each chunk against the one before it)."""
+    ``window`` None: chosen by :func:`choose_window`. ``reference``: "training" (each chunk
+    against the rest of the reference) or "previous" (each chunk against the one before it)."""
     if rows is None or rows.rows < 2 * DEFAULT_MIN_CHUNKS:
         return None
     previous = reference == "previous"
@@ -181,10 +195,14 @@ def calibrate(bins, rows: ReferenceRows | None, *, window: int,
     columns = {b.name: (b, column_bins(b, rows)) for b in bins.features}
     # the score's values are the reference's prediction column
     score_idx = column_bins(replace(bins.score, name=PREDICTION), rows)
+    widest = max(b.n_bins for b in (*bins.features, bins.score))
+    window_note = None
+    if window is None:
+        window, window_note = choose_window(score_idx, bins.score.n_bins, rows.rows, widest=widest,
+                                            floor=floor, previous=previous)
     levels, notes = [], []
-    for size in window_sizes(window, max(b.n_bins for b in (*bins.features, bins.score))):
-        layout = consecutive_layout(rows.rows, size) if previous else chunk_layout(
-            rows.rows, size, min_chunks=DEFAULT_MIN_CHUNKS, max_chunks=DEFAULT_MAX_CHUNKS)
+    for size in window_sizes(window, widest):
+        layout = _layout(rows.rows, size, previous)
         if layout is None:
             continue
         if layout.note:
@@ -197,7 +215,54 @@ def calibrate(bins, rows: ReferenceRows | None, *, window: int,
         return None
     at_floor = [lv.size for lv in levels if lv.score is not None and lv.score.source == "floor"]
     return BreakerLimits(tuple(levels), at_floor[0] if at_floor else levels[-1].size,
-                         note=notes[-1] if notes else None, reference=reference)
+                         note=notes[-1] if notes else None, reference=reference,
+                         window=window, window_note=window_note)
+
+
+def _layout(total_rows: int, size: int, previous: bool):
+    if previous:
+        return consecutive_layout(total_rows, size)
+    return chunk_layout(total_rows, size, min_chunks=DEFAULT_MIN_CHUNKS, max_chunks=DEFAULT_MAX_CHUNKS)
+
+
+def choose_window(score_idx: np.ndarray | None, n_bins: int, total_rows: int, *, widest: int,
+                  floor: float = PSI_FLOOR, previous: bool = False) -> tuple[int, str]:
+    """(window, why): the smallest of ``WINDOW_BASE x 2^k`` records (holding at least
+    :data:`PER_BIN` records per bin of the widest column) whose score PSI over the
+    reference's own windows of that size (each against the rest of the reference, or against
+    the window before with ``previous``) is at most ``floor`` on average; past the largest
+    size the reference holds :data:`~mlops.monitoring.calibration.DEFAULT_MIN_CHUNKS` whole
+    windows of, that largest size.
+
+    >>> idx = np.random.default_rng(0).integers(0, 10, 20_000)    # a stable score: 10 bins
+    >>> choose_window(idx, 10, idx.size, widest=10)[0]
+    125
+    """
+    size = WINDOW_BASE
+    while size < PER_BIN * widest:
+        size *= 2
+    if score_idx is None:
+        return LEGACY_WINDOW, (f"{LEGACY_WINDOW:,} records: the reference holds no scores to "
+                               f"calibrate the window on")
+    chunks = DEFAULT_MIN_CHUNKS + (1 if previous else 0)
+    statistic = consecutive_psis if previous else chunk_psis
+    against = "the window before" if previous else "the whole reference"
+    tried = None
+    while total_rows // size >= chunks:
+        mean = float(np.mean(statistic(score_idx, n_bins, _layout(total_rows, size, previous))))
+        if mean <= floor:
+            return size, (f"{size:,} records: the smallest window whose score differs from "
+                          f"{against} by a PSI at most {floor:g} on average over the reference's "
+                          f"own windows ({mean:.3f})")
+        tried, size = (size, mean), size * 2
+    if tried is None:
+        return size, (
+            f"the reference's {total_rows:,} rows are too few to calibrate a window on "
+            f"({chunks} windows of at least {WINDOW_BASE:,} records)")
+    return tried[0], (f"{tried[0]:,} records, the longest the reference's {total_rows:,} rows "
+                      f"calibrate: even its windows of that size differ from {against} by a "
+                      f"score PSI of {tried[1]:.3f} on average (above {floor:g}), so its limits "
+                      f"are wide; a longer reference calibrates a longer window")
 
 
 def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
@@ -226,7 +291,7 @@ def reference_for_breaker(path, features: list[str], settings) -> BreakerReferen
         return None
 
 
-def calibrated_reference(fitted: Reference, features: list[str], *, window: int,
+def calibrated_reference(fitted: Reference, features: list[str], *, window: int | None,
                          k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR,
                          reference: str = "training") -> BreakerReference:
     """The breaker's bins of ``features`` and the score from a model's fitted reference,
