@@ -26,14 +26,14 @@ of the reference's rows of that size (chunk i against chunk i-1, every chunk: a 
 such as a season moves consecutive chunks little, an abrupt one a lot), with the same
 multiplier, floor, levels and arming rule (:func:`consecutive_psis`).
 
-The window itself (``serving.breaker.window: null``, the default) is calibrated too
-(:func:`choose_window`): the smallest of 125, 250, 500, 1,000, ... records at which the
-reference's own windows differ from the whole reference by a score PSI below the effect floor
-on average. A window that varies more than that by itself (one day of traffic when the
-weather makes days differ) cannot tell a shift from its own noise: on a real data set of
-flights, a window of about two days' traffic tripped in 24 of 52 unshifted weeks (every
-stormy stretch), one of about four days in 5. Past the largest size the reference can
-calibrate (six chunks of it), that largest size, noted.
+The window itself (``serving.breaker.window: null``, the default) is calibrated by the same
+rule that arms the breaker (:func:`choose_window`): the smallest of 125, 250, 500, 1,000, ...
+records at which the score's limit is within the effect floor, i.e. the reference's own
+windows of that size, at 3 sigma, differ from it by less than the effect worth pausing for.
+A shorter window varies by itself more than that (one day of traffic, when the weather makes
+days differ): it trips on a stormy day, or, where the reference holds such days, its limits
+are so wide that it misses a real shift. Past the largest size the reference can calibrate
+(six windows of it), that largest size, noted.
 
 A reference without its rows in time order (registered before calibrated thresholds)
 cannot be calibrated: :func:`calibrate` returns None and the breaker keeps the fixed limits
@@ -199,7 +199,7 @@ def calibrate(bins, rows: ReferenceRows | None, *, window: int | None,
     window_note = None
     if window is None:
         window, window_note = choose_window(score_idx, bins.score.n_bins, rows.rows, widest=widest,
-                                            floor=floor, previous=previous)
+                                            k=k, floor=floor, previous=previous)
     levels, notes = [], []
     for size in window_sizes(window, widest):
         layout = _layout(rows.rows, size, previous)
@@ -226,17 +226,20 @@ def _layout(total_rows: int, size: int, previous: bool):
 
 
 def choose_window(score_idx: np.ndarray | None, n_bins: int, total_rows: int, *, widest: int,
-                  floor: float = PSI_FLOOR, previous: bool = False) -> tuple[int, str]:
+                  k: float = DEFAULT_STD_MULTIPLIER, floor: float = PSI_FLOOR,
+                  previous: bool = False) -> tuple[int, str]:
     """(window, why): the smallest of ``WINDOW_BASE x 2^k`` records (holding at least
-    :data:`PER_BIN` records per bin of the widest column) whose score PSI over the
-    reference's own windows of that size (each against the rest of the reference, or against
-    the window before with ``previous``) is at most ``floor`` on average; past the largest
-    size the reference holds :data:`~mlops.monitoring.calibration.DEFAULT_MIN_CHUNKS` whole
-    windows of, that largest size.
+    :data:`PER_BIN` records per bin of the widest column) at which the score's limit, from
+    its PSI over the reference's own windows of that size (each against the rest of the
+    reference, or against the window before with ``previous``), is within ``floor``: the
+    reference's own noise at that size, at ``k`` sigma, is below the effect worth pausing
+    for (the rule that arms the breaker, applied to its window). Past the largest size the
+    reference holds :data:`~mlops.monitoring.calibration.DEFAULT_MIN_CHUNKS` whole windows
+    of, that largest size.
 
     >>> idx = np.random.default_rng(0).integers(0, 10, 20_000)    # a stable score: 10 bins
     >>> choose_window(idx, 10, idx.size, widest=10)[0]
-    125
+    250
     """
     size = WINDOW_BASE
     while size < PER_BIN * widest:
@@ -249,20 +252,22 @@ def choose_window(score_idx: np.ndarray | None, n_bins: int, total_rows: int, *,
     against = "the window before" if previous else "the whole reference"
     tried = None
     while total_rows // size >= chunks:
-        mean = float(np.mean(statistic(score_idx, n_bins, _layout(total_rows, size, previous))))
-        if mean <= floor:
-            return size, (f"{size:,} records: the smallest window whose score differs from "
-                          f"{against} by a PSI at most {floor:g} on average over the reference's "
-                          f"own windows ({mean:.3f})")
-        tried, size = (size, mean), size * 2
+        layout = _layout(total_rows, size, previous)
+        limit = upper_limit(statistic(score_idx, n_bins, layout), k=k, floor=None,
+                            statistic="psi of the score", layout=layout)
+        if limit is not None and limit.threshold <= floor:
+            return size, (f"{size:,} records: the smallest window at which the reference's own "
+                          f"windows differ from {against} by a score PSI within {floor:g} at "
+                          f"{k:g} sigma ({limit.threshold:.3f})")
+        tried, size = (size, limit), size * 2
     if tried is None:
-        return size, (
-            f"the reference's {total_rows:,} rows are too few to calibrate a window on "
-            f"({chunks} windows of at least {WINDOW_BASE:,} records)")
+        return size, (f"the reference's {total_rows:,} rows are too few to calibrate a window on "
+                      f"({chunks} windows of at least {WINDOW_BASE:,} records)")
+    found = "" if tried[1] is None else f" by a score PSI up to {tried[1].threshold:.3f}"
     return tried[0], (f"{tried[0]:,} records, the longest the reference's {total_rows:,} rows "
-                      f"calibrate: even its windows of that size differ from {against} by a "
-                      f"score PSI of {tried[1]:.3f} on average (above {floor:g}), so its limits "
-                      f"are wide; a longer reference calibrates a longer window")
+                      f"calibrate: even its windows of that size differ from {against}"
+                      f"{found} at {k:g} sigma (above {floor:g}), so its limits are wide; a "
+                      f"longer reference calibrates a longer window")
 
 
 def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
