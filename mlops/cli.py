@@ -73,6 +73,7 @@ def hydra_main(argv: list[str] | None = None):
     from mlops.config import register
     from mlops.filesystem import disk_full_detail
     from mlops.project.compose_errors import is_compose_error
+    from mlops.project.compose_once import compose_once
     from mlops.project.searchpath import BUILTIN_CONF, use_project_conf
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -100,7 +101,8 @@ def hydra_main(argv: list[str] | None = None):
 
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        return _main()
+        with compose_once():  # Hydra would compose twice (once only to read hydra.mode)
+            return _main()
     except Exception as exc:
         if users_choice != "1" and disk_full_detail(exc) is not None:
             _hydra_disk_full(exc)
