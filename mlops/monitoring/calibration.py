@@ -175,7 +175,7 @@ def family_k(k: float, family: int) -> float:
     (Sidak: each member gets ``1 - (1 - a) ** (1 / family)`` of the one-sided tail ``a``).
 
     >>> round(family_k(3.0, 1), 3), round(family_k(3.0, 12), 3)
-    (3.0, 3.767)
+    (3.0, 3.689)
     """
     if family <= 1:
         return float(k)

@@ -228,8 +228,8 @@ def chi2_sf(x: float, df: int) -> float:
     """``scipy.stats.chi2.sf(x, df)``: its ``scipy.special.chdtrc`` with its edge cases
     (1 at ``x <= 0``, NaN for ``df < 1``).
 
-    >>> chi2_sf(3.841458820694124, 1)  # the 5% critical value of one degree of freedom
-    0.05000000000000003
+    >>> round(chi2_sf(3.841458820694124, 1), 12)  # the 5% critical value of one degree of freedom
+    0.05
     """
     if not df > 0:
         return math.nan
@@ -275,7 +275,9 @@ def _ks_statistic(merged: np.ndarray, diff: np.ndarray) -> float:
 
 def _wasserstein(merged: np.ndarray, diff: np.ndarray) -> float:
     # Partial ECDF values inside tie runs meet a zero-width interval, so they add nothing.
-    return float(np.dot(np.abs(diff[:-1]), np.diff(merged)))
+    # np.sum of the products, as scipy: np.dot goes to the BLAS, whose threads can take
+    # ~10-50 ms per call on a loaded machine for what takes 0.1 ms on one core.
+    return float(np.sum(np.multiply(np.abs(diff[:-1]), np.diff(merged))))
 
 
 def _clip01(p: float) -> float:
