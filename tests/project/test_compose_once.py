@@ -98,6 +98,16 @@ def test_a_command_line_sweep_is_unchanged(tmp_path):
     assert ours["composed"] == stock["composed"]
 
 
+@pytest.mark.slow  # six jobs, each composed, twice over
+def test_a_named_sweep_that_sets_hydra_mode_is_unchanged(tmp_path):
+    """``sweep=models`` sets ``hydra.mode: MULTIRUN`` in a config group (no ``-m``): composing
+    once in run mode reads that mode, and the multirun composes as Hydra does."""
+    stock, ours = same_as_hydra("builtin", ["sweep=models", "hydra/launcher=basic"], tmp_path, way="cli")
+    assert stock["error"] is None and len(ours["jobs"]) == 6
+    assert all("mode: MULTIRUN" in job["hydra"] for job in ours["jobs"])
+    assert ours["composed"] == stock["composed"]
+
+
 def test_hydra_is_restored_after_the_run(mini, tmp_path):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.hydra import Hydra
