@@ -26,12 +26,12 @@ from mlops.features.compile import FeaturePlan, compile_plan
 from mlops.features.online.store import OnlineStore, check_trusted, open_store
 from mlops.features.spec import parse_spec
 from mlops.home import private_home
-from mlops.registry import ModelVersion, Registry
 from mlops.registry.policy import DecisionPolicy, decision_policy
 from mlops.registry.redact import redact
 from mlops.training.settings import TrainingSettings
 
-if TYPE_CHECKING:  # imported where used: action=drift loads no scikit-learn, no server
+if TYPE_CHECKING:  # imported where used: action=drift loads no scikit-learn, no server, no registry
+    from mlops.registry import ModelVersion, Registry
     from mlops.serving.deployment import Deployment
     from mlops.serving.state import ServingState
     from mlops.training.run import TrainingJob

@@ -165,8 +165,8 @@ def interval_multiplier(k: float, n: int) -> float:
     >>> round(interval_multiplier(3.0, 40), 2), round(interval_multiplier(3.0, 6), 2)
     (3.24, 5.95)
     """
-    from scipy import stats as sps  # here: ~0.5 s to import; the config schema imports this module
-    return float(sps.t.ppf(sps.norm.cdf(k), n - 1) * math.sqrt(1.0 + 1.0 / n))
+    from scipy import special  # scipy.stats.t.ppf(norm.cdf(k), n - 1), without scipy.stats' import
+    return float(special.stdtrit(n - 1, special.ndtr(k)) * math.sqrt(1.0 + 1.0 / n))
 
 
 def family_k(k: float, family: int) -> float:
@@ -175,13 +175,13 @@ def family_k(k: float, family: int) -> float:
     (Sidak: each member gets ``1 - (1 - a) ** (1 / family)`` of the one-sided tail ``a``).
 
     >>> round(family_k(3.0, 1), 3), round(family_k(3.0, 12), 3)
-    (3.0, 3.767)
+    (3.0, 3.689)
     """
     if family <= 1:
         return float(k)
-    from scipy import stats as sps  # here: ~0.5 s to import; the config schema imports this module
-    tail = float(sps.norm.sf(k))
-    return float(sps.norm.isf(-math.expm1(math.log1p(-tail) / family)))
+    from scipy import special  # scipy.stats.norm.sf and .isf, without scipy.stats' import
+    tail = float(special.ndtr(-k))
+    return float(-special.ndtri(-math.expm1(math.log1p(-tail) / family)))
 
 
 def fixed_limit(statistic: str, threshold: float, direction: str = "above") -> Limit:

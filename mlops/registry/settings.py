@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from mlops.constraints import Constrained, Interval
 from mlops.errors import ConfigError
 from mlops.registry.approvals import check_identity
 from mlops.registry.artifacts import DEFAULT_TRUSTED_TYPES
 from mlops.registry.database import open_database, read_password_file
-from mlops.registry.registry import Registry
+
+if TYPE_CHECKING:  # the registry loads when opened: the config schema imports these settings
+    from mlops.registry.registry import Registry
 
 KEY = "registry"
 
@@ -63,6 +65,7 @@ class RegistrySettings(Constrained):
         """The registry ``url`` / ``artifacts`` name (default: under ``home``) with the gate
         policies and approvers; ``counts_approvals``: a missing public key file is an
         error (actions that count or check approvals), else that approver is left out."""
+        from mlops.registry.registry import Registry
         return Registry(home, policies=self.policies,
                         approvers=self.approver_keys(home, required=counts_approvals),
                         url=self.url, artifacts=self.artifacts, password=self.password(home),

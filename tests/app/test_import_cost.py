@@ -99,6 +99,24 @@ def test_a_real_drift_run_loads_no_serving_stack_or_scikit_learn(tmp_path):
     assert "pyarrow" not in loaded  # polars reads the files; pyarrow costs ~0.15 s to import
 
 
+def test_a_drift_run_on_large_samples_loads_no_scipy_stats_and_no_registry(tmp_path):
+    """Above 10,000 rows the KS p-values come from scipy.special (monitoring/kolmogorov.py);
+    a drift run opens no model registry. The real command line, run to its end."""
+    rng = __import__("numpy").random.default_rng(0)
+    pl.DataFrame({"x": rng.normal(size=12_000)}).write_parquet(tmp_path / "ref.parquet")
+    pl.DataFrame({"x": rng.normal(0.01, size=12_000)}).write_parquet(tmp_path / "cur.parquet")
+    code = ("import sys, runpy; sys.argv = ['run.py', *sys.argv[2:]]; "
+            f"runpy.run_path({str(ROOT / 'run.py')!r}, run_name='__main__')")
+    loaded = modules_after(code, "action=drift", f"monitoring.reference={tmp_path / 'ref.parquet'}",
+                           f"monitoring.current={tmp_path / 'cur.parquet'}", f"hydra.run.dir={tmp_path / 'out'}",
+                           "monitoring.on_drift=[]", cwd=tmp_path, env={"MLOPS_HOME": str(tmp_path / "home")})
+    drift = json.loads((tmp_path / "out" / "drift.json").read_text())
+    assert 0 < drift["features"]["x"]["ks_pvalue"] < 1  # the run computed its p-value
+    unwanted = {"scipy.stats", "mlops.registry.registry"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+    assert "mlops.monitoring.kolmogorov" in loaded
+
+
 def test_serving_names_still_load_on_use():
     """The probe can fail: asking mlops.serving for its app brings FastAPI in."""
     assert "fastapi" in loaded_after("from mlops.serving import create_app")

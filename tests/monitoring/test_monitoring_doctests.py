@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["stats", "columns", "reference", "policy", "drift", "detectors", "performance",
-           "compare", "history", "multivariate"]
+           "compare", "history", "multivariate", "kolmogorov", "calibration"]
 
 
 @pytest.mark.parametrize("name", MODULES)
