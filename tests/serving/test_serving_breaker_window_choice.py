@@ -138,3 +138,14 @@ def test_an_explicit_window_wins_and_the_status_says_how_the_window_was_chosen()
     assert fixed["window"] == 400 and fixed["window_note"] == "set by serving.breaker.window"
     back = BreakerLimits.from_dict(ref.limits.as_dict())
     assert (back.window, back.window_note) == (ref.limits.window, ref.limits.window_note)
+
+
+def test_a_minimum_the_calibrated_window_cannot_hold_is_a_config_error_naming_the_key():
+    from mlops.errors import ConfigError
+    rng = np.random.default_rng(6)
+    _, ref = _reference(_episodes(12_000, rng), rng)
+    size = ref.limits.window
+    with pytest.raises(ConfigError, match="serving.breaker.min_requests") as err:
+        CircuitBreaker(ref, BreakerSettings(min_requests=size + 1))
+    assert f"at most {size}" in err.value.fix
+    assert CircuitBreaker(ref, BreakerSettings(min_requests=size)).min_records == size

@@ -162,6 +162,12 @@ class CircuitBreaker:
         self.reference = reference
         self.size = s.window or (reference.limits.window if reference.limits is not None
                                  and reference.limits.window else LEGACY_WINDOW)
+        if s.min_requests is not None and s.min_requests > self.size:
+            raise ConfigError(f"is {s.min_requests} but the breaker's window holds {self.size:,} "
+                              f"records (calibrated on the model's reference), so it would never "
+                              f"arm", key="serving.breaker.min_requests",
+                              fix=f"set it to at most {self.size}, or set serving.breaker.window "
+                                  f"to at least {s.min_requests}")
         self._window_note = ("set by serving.breaker.window" if s.window else
                              reference.limits.window_note if reference.limits is not None
                              and reference.limits.window_note else
