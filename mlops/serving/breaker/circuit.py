@@ -168,10 +168,10 @@ class CircuitBreaker:
                               f"arm", key="serving.breaker.min_requests",
                               fix=f"set it to at most {self.size}, or set serving.breaker.window "
                                   f"to at least {s.min_requests}")
-        self._window_note = ("set by serving.breaker.window" if s.window else
+        self._window_note = ("as set by serving.breaker.window" if s.window else
                              reference.limits.window_note if reference.limits is not None
                              and reference.limits.window_note else
-                             f"{LEGACY_WINDOW:,} records: no reference rows to calibrate it on")
+                             "a default: no reference rows to calibrate it on")
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
         self.window = EntityWindow(size=self.size, columns=len(self._bins),

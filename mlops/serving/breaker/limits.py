@@ -245,8 +245,7 @@ def choose_window(score_idx: np.ndarray | None, n_bins: int, total_rows: int, *,
     while size < PER_BIN * widest:
         size *= 2
     if score_idx is None:
-        return LEGACY_WINDOW, (f"{LEGACY_WINDOW:,} records: the reference holds no scores to "
-                               f"calibrate the window on")
+        return LEGACY_WINDOW, "a default: the reference holds no scores to calibrate the window on"
     chunks = DEFAULT_MIN_CHUNKS + (1 if previous else 0)
     statistic = consecutive_psis if previous else chunk_psis
     against = "the window before" if previous else "the whole reference"
@@ -256,18 +255,18 @@ def choose_window(score_idx: np.ndarray | None, n_bins: int, total_rows: int, *,
         limit = upper_limit(statistic(score_idx, n_bins, layout), k=k, floor=None,
                             statistic="psi of the score", layout=layout)
         if limit is not None and limit.threshold <= floor:
-            return size, (f"{size:,} records: the smallest window at which the reference's own "
-                          f"windows differ from {against} by a score PSI within {floor:g} at "
-                          f"{k:g} sigma ({limit.threshold:.3f})")
+            return size, (f"the smallest window at which the reference's own windows differ from "
+                          f"{against} by a score PSI within {floor:g} at {k:g} sigma "
+                          f"({limit.threshold:.3f})")
         tried, size = (size, limit), size * 2
     if tried is None:
-        return size, (f"the reference's {total_rows:,} rows are too few to calibrate a window on "
-                      f"({chunks} windows of at least {WINDOW_BASE:,} records)")
+        return size, (f"the smallest: the reference's {total_rows:,} rows are too few to calibrate "
+                      f"a window on ({chunks} windows of at least {WINDOW_BASE:,} records)")
     found = "" if tried[1] is None else f" by a score PSI up to {tried[1].threshold:.3f}"
-    return tried[0], (f"{tried[0]:,} records, the longest the reference's {total_rows:,} rows "
-                      f"calibrate: even its windows of that size differ from {against}"
-                      f"{found} at {k:g} sigma (above {floor:g}), so its limits are wide; a "
-                      f"longer reference calibrates a longer window")
+    return tried[0], (f"the longest the reference's {total_rows:,} rows calibrate: even its "
+                      f"windows of that size differ from {against}{found} at {k:g} sigma "
+                      f"(above {floor:g}), so its limits are wide; a longer reference "
+                      f"calibrates a longer window")
 
 
 def _column_limit(b, idx: np.ndarray | None, name: str, layout, k: float,
