@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from mlops.features.backends import window_arrays
+from mlops.features.backends.entity_order import RowOrder
 from mlops.features.plan import WindowFeature
 
 IS_EVENT = "__is_event"
@@ -34,11 +35,14 @@ def input_column(column: str) -> str:
 
 
 def add_windows(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
-                ts: str) -> pl.LazyFrame:
-    """``lf`` (sorted by (entity, timestamp)) plus one raw column per ``count``, ``min``,
-    ``max``, ``sum``, ``mean``, ``std`` and ``distinct`` feature, computed as arrays over
-    the whole frame (:mod:`.window_arrays`): count, sum and distinct 0 on an empty window,
-    the others null (the caller applies the defaults)."""
+                ts: str, presorted: bool = True) -> pl.LazyFrame:
+    """``lf`` plus one raw column per ``count``, ``min``, ``max``, ``sum``, ``mean``,
+    ``std`` and ``distinct`` feature, computed as arrays over the whole frame
+    (:mod:`.window_arrays`): count, sum and distinct 0 on an empty window, the others
+    null (the caller applies the defaults). ``presorted``: ``lf`` is sorted by (entity,
+    timestamp); otherwise its rows stay in their order and the windows are computed
+    through a permutation (:class:`.entity_order.RowOrder`), so no column is reordered
+    but the window inputs."""
     if not windows:
         return lf
     schema = lf.collect_schema()
@@ -46,23 +50,28 @@ def add_windows(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
     coded = list(dict.fromkeys(w.column for w in windows if w.agg == "distinct"))
     codes = [_value_code(input_column(c), schema[input_column(c)]).alias(_code(c)) for c in coded
              if not schema[input_column(c)].is_float()]
-    lf = lf.with_columns(t_int.alias(_T), pl.col(entity).rle_id().alias(_E), *codes)
+    run = [pl.col(entity).rle_id().alias(_E)] if presorted else []
+    lf = lf.with_columns(t_int.alias(_T), *run, *codes)
     out_schema = {**schema, **{w.name: pl.Float64 for w in windows}}
-    return lf.map_batches(partial(_window_frame, windows, per_second), schema=out_schema)
+    order = None if presorted else (entity, ts)
+    return lf.map_batches(partial(_window_frame, windows, per_second, order), schema=out_schema)
 
 
 def _code(column: str) -> str:
     return f"__code_{column}"
 
 
-def _window_frame(windows: list[WindowFeature], per_second: int, df: pl.DataFrame) -> pl.DataFrame:
-    """The frame plus its window columns, without the working columns."""
+def _window_frame(windows: list[WindowFeature], per_second: int, order: tuple[str, str] | None,
+                  df: pl.DataFrame) -> pl.DataFrame:
+    """The frame plus its window columns, without the working columns (``order``: the
+    entity and time columns of a frame not sorted by them)."""
+    rows = RowOrder(df[_E].to_numpy()) if order is None else RowOrder.of(df[order[0]], df[order[1]])
     t = df[_T]
-    bounds = window_arrays.SortedWindows(df[_E].to_numpy(), t.fill_null(t.min() or 0).to_numpy(),
+    bounds = window_arrays.SortedWindows(rows.run, rows.take(t.fill_null(t.min() or 0).to_numpy()),
                                          max(w.seconds for w in windows) * per_second)
     ticks = {w.seconds: w.seconds * per_second for w in windows}
     spans = {s: (bounds.start(p), bounds.end) for s, p in ticks.items()}
-    events = df[IS_EVENT].fill_null(False).to_numpy()
+    events = rows.take(df[IS_EVENT].fill_null(False).to_numpy())
     out: dict[str, np.ndarray] = {}
     by_column: dict[str, list[WindowFeature]] = {}
     for w in windows:
@@ -71,18 +80,18 @@ def _window_frame(windows: list[WindowFeature], per_second: int, df: pl.DataFram
         else:
             by_column.setdefault(w.column, []).append(w)
     for column, ws in by_column.items():
-        out.update(_column_windows(df, column, ws, bounds, spans, ticks))
+        out.update(_column_windows(df, rows, column, ws, bounds, spans, ticks))
     work = [c for c in (_T, _E, *(_code(c) for c in by_column)) if c in df.columns]
     return df.drop(work).with_columns(
-        [pl.Series(w.name, out[w.name], dtype=pl.Float64, nan_to_null=True) for w in windows])
+        [pl.Series(w.name, rows.put(out[w.name]), dtype=pl.Float64).fill_nan(None) for w in windows])
 
 
-def _column_windows(df: pl.DataFrame, column: str, windows: list[WindowFeature],
+def _column_windows(df: pl.DataFrame, rows: RowOrder, column: str, windows: list[WindowFeature],
                     bounds: window_arrays.SortedWindows, spans: dict, ticks: dict) -> dict:
-    """The window columns of one input column."""
+    """The window columns of one input column (in ``rows`` order)."""
     values = df[input_column(column)]
-    present = values.is_not_null().to_numpy()
-    x = values.to_numpy() if values.dtype.is_float() else None
+    present = rows.take(values.is_not_null().to_numpy())
+    x = rows.take(values.to_numpy()) if values.dtype.is_float() else None
     out = {}
     sums = [w for w in windows if w.agg in ("sum", "mean", "std")]
     if sums:
@@ -96,7 +105,7 @@ def _column_windows(df: pl.DataFrame, column: str, windows: list[WindowFeature],
             out[w.name] = window_arrays.window_extreme(x, present, *spans[w.seconds], w.agg == "max")
         elif w.agg == "distinct":
             codes = ((x + 0.0).view(np.int64) if x is not None  # -0.0 and 0.0: one value
-                     else df[_code(column)].fill_null(0).cast(pl.Int64).to_numpy())
+                     else rows.take(df[_code(column)].fill_null(0).cast(pl.Int64).to_numpy()))
             out[w.name] = window_arrays.window_distinct(codes, present, bounds, ticks[w.seconds])
     return out
 

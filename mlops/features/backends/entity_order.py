@@ -1,0 +1,108 @@
+"""Rows sorted by (entity, time, input order) without a multi-column string sort.
+
+``frame.sort([entity, ts], maintain_order=True)`` compares strings row against row
+(0.35 s for 1M events over 20,000 entities here). The same order comes from integer
+keys: each entity's rank among the distinct entities (a hash pass and a sort of the few
+distinct values), then a stable integer sort, or, when the times are already in order
+(event logs usually are), a stable radix sort of the ranks alone (two 16-bit passes).
+Nulls sort first, as in polars' default sort, for the entity and the time.
+
+Example:
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"e": ["b", None, "a", "b"], "t": [2, 1, 3, 1]})
+    >>> entity_time_order(df["e"], df["t"]).tolist()
+    [1, 2, 3, 0]
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import polars as pl
+
+
+def entity_time_order(entity: pl.Series, t: pl.Series) -> np.ndarray:
+    """The permutation that sorts rows by (``entity``, ``t``, input order), nulls first:
+    ``frame[perm]`` equals ``frame.sort([entity, t], maintain_order=True)``."""
+    return order_by_rank(entity_rank(entity), t)
+
+
+def order_by_rank(rank: np.ndarray, t: pl.Series) -> np.ndarray:
+    """:func:`entity_time_order` from the entities' ranks (:func:`entity_rank`)."""
+    times = t.to_physical()
+    nulls = times.null_count()
+    if nulls == 0 and times.is_sorted():
+        return _stable_radix(rank)
+    ti = times.fill_null(0).to_numpy().astype(np.int64)
+    if nulls:  # a null time sorts before every time of its entity
+        return np.lexsort((ti, times.is_not_null().to_numpy(), rank))
+    span = int(ti.max()) - int(ti.min()) + 1 if len(ti) else 1
+    if (int(rank.max(initial=0)) + 1) * span < 1 << 62:
+        return np.argsort(rank.astype(np.int64) * span + (ti - ti.min()), kind="stable")
+    return np.lexsort((ti, rank))
+
+
+def entity_rank(entity: pl.Series) -> np.ndarray:
+    """Each row's entity as its rank among the distinct entities in sort order (uint32;
+    null is rank 0, before every value)."""
+    keys = entity.unique().sort()  # nulls first
+    ranks = pl.int_range(len(keys), dtype=pl.UInt32, eager=True)
+    valid = keys.drop_nulls()
+    coded = entity.replace_strict(valid, ranks[len(keys) - len(valid):], default=0,
+                                  return_dtype=pl.UInt32)
+    return coded.to_numpy()
+
+
+def _stable_radix(rank: np.ndarray) -> np.ndarray:
+    """Stable argsort of non-negative ranks below 2**32: numpy sorts 16-bit keys stably
+    by radix, so two passes (low half, then high half) order 32-bit ones."""
+    if len(rank) == 0 or int(rank.max()) < 1 << 16:
+        return np.argsort(rank.astype(np.uint16), kind="stable")
+    low = np.argsort((rank & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((rank[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
+
+
+class RowOrder:
+    """A frame's rows in (entity, time) order: its own order (``perm`` None: already
+    sorted) or ``perm``; ``run`` numbers the entities in that order (0, 1, ...).
+    :meth:`take` reads a column in that order, :meth:`put` writes results back in the
+    frame's order, so a frame can get its window columns without being reordered."""
+
+    def __init__(self, run: np.ndarray, perm: np.ndarray | None = None):
+        self.run, self.perm = run, perm
+
+    @classmethod
+    def of(cls, entity: pl.Series, t: pl.Series) -> RowOrder:
+        """The order of a frame in any order, from its entity and time columns."""
+        rank = entity_rank(entity)
+        perm = order_by_rank(rank, t)
+        sorted_rank = rank[perm]
+        run = np.zeros(len(perm), dtype=np.int64)
+        if len(perm):
+            np.cumsum(sorted_rank[1:] != sorted_rank[:-1], out=run[1:])
+        return cls(run, perm)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        return values if self.perm is None else values[self.perm]
+
+    def put(self, values: np.ndarray) -> np.ndarray:
+        if self.perm is None:
+            return values
+        out = np.empty_like(values)
+        out[self.perm] = values
+        return out
+
+
+def sort_by_entity_time(lf: pl.LazyFrame, entity: str, ts: str) -> pl.LazyFrame:
+    """``lf.sort([entity, ts], maintain_order=True)``, the same rows in the same order,
+    by :func:`entity_time_order` (float entities, whose NaN polars orders its own way,
+    keep polars' sort)."""
+    schema = lf.collect_schema()
+    if schema[entity].is_float():
+        return lf.sort([entity, ts], maintain_order=True)
+    return lf.map_batches(partial(_gathered, entity, ts), schema=schema)
+
+
+def _gathered(entity: str, ts: str, df: pl.DataFrame) -> pl.DataFrame:
+    return df[entity_time_order(df[entity], df[ts])]
