@@ -2,9 +2,11 @@
 features computed in the input's order (``compute_features(input_order=True)``, what
 ``sink_features`` writes).
 
-Truth: polars' own ``sort([entity, ts], maintain_order=True)`` for the permutation, and
-the sorted ``compute_features`` output, put back in input order, for the features (every
-generated spec of the backend-equality property: all aggregates, rules, duplicates,
+Truth: polars' own ``sort([entity, ts], maintain_order=True)`` for the permutation; for
+the features, the sorted ``compute_features`` output put back in input order, and
+``compute_at`` at the same rows (which applies the duplicates rule by hashing every row,
+where ``compute_features`` compares only rows tied on entity and time), on every
+generated spec of the backend-equality property (all aggregates, rules, duplicates,
 ties, rows out of time order, hostile values).
 """
 from __future__ import annotations
@@ -16,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops.errors import FeatureSpecError
+from mlops.features.backends import frame_windows, window_arrays
 from mlops.features.backends.entity_order import RowOrder, entity_time_order
 from mlops.features.compile import compile_plan
-from mlops.features.offline import compute_features, sink_features
+from mlops.features.offline import compute_at, compute_features, sink_features
 
 from .backend_cases import SCHEMA, frame, histories, specs
 
@@ -57,6 +60,13 @@ def test_order_of_datetimes_and_an_empty_frame():
     assert entity_time_order(df["e"][:0], df["t"][:0]).tolist() == []
 
 
+def test_entity_blocks_cut_only_between_entities():
+    run = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    assert window_arrays.entity_blocks(run, 3) == [(0, 3), (3, 9), (9, 10)]
+    assert window_arrays.entity_blocks(np.zeros(10, dtype=np.int64), 3) == [(0, 10)]
+    assert window_arrays.entity_blocks(np.zeros(0, dtype=np.int64), 3) == []
+
+
 def test_row_order_numbers_entities_and_puts_values_back():
     df = pl.DataFrame({"e": ["b", "a", "b", None, "a"], "t": [3, 2, 1, 5, 2]})
     rows = RowOrder.of(df["e"], df["t"])
@@ -81,6 +91,10 @@ def _input_order_case(spec: dict, rows: list[dict]) -> None:
     mine = compute_features(plan, df, keep=["rid"], input_order=True).collect()
     assert mine["rid"].to_list() == list(range(df.height))
     assert mine.equals(truth, null_equal=True)
+    # compute_at applies the duplicates rule by hashing every row (compute_features only
+    # compares rows tied on entity and time): the same features at the same rows
+    at = compute_at(plan, df, df).collect()
+    assert mine.select(plan.feature_names).equals(at.select(plan.feature_names), null_equal=True)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -88,6 +102,24 @@ def _input_order_case(spec: dict, rows: list[dict]) -> None:
 @given(specs(), histories())
 def test_input_order_features_equal_sorted_features(spec, rows):
     _input_order_case(spec, rows)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs(), histories(), st.integers(1, 9))
+def test_blocks_of_whole_entities_give_the_features_of_one_block(spec, rows, block):
+    """The windows run over blocks of whole entities (``frame_windows.BLOCK`` rows):
+    tiny blocks (many cuts, entities bigger than a block) change nothing."""
+    df = frame(rows).with_row_index("rid")
+    try:
+        plan = compile_plan(spec, {**SCHEMA, "rid": pl.UInt32})
+        whole = compute_features(plan, df, keep=["rid"], event_flag=True).collect()
+    except (FeatureSpecError, pl.exceptions.PolarsError):
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frame_windows, "BLOCK", block)
+        cut = compute_features(plan, df, keep=["rid"], event_flag=True).collect()
+    assert cut.equals(whole, null_equal=True)
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)

@@ -15,6 +15,7 @@ entity holding every event costs what 20,000 entities do.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -34,15 +35,21 @@ def input_column(column: str) -> str:
     return f"__in_{column}"
 
 
-def add_windows(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
-                ts: str, presorted: bool = True) -> pl.LazyFrame:
+def add_windows(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str, ts: str,
+                order: str = "presorted", identity: str | None = None) -> pl.LazyFrame:
     """``lf`` plus one raw column per ``count``, ``min``, ``max``, ``sum``, ``mean``,
     ``std`` and ``distinct`` feature, computed as arrays over the whole frame
     (:mod:`.window_arrays`): count, sum and distinct 0 on an empty window, the others
-    null (the caller applies the defaults). ``presorted``: ``lf`` is sorted by (entity,
-    timestamp); otherwise its rows stay in their order and the windows are computed
-    through a permutation (:class:`.entity_order.RowOrder`), so no column is reordered
-    but the window inputs."""
+    null (the caller applies the defaults).
+
+    ``order``: ``"presorted"`` (``lf`` is sorted by (entity, timestamp)), ``"input"``
+    (rows stay in ``lf``'s order: the windows are computed through a permutation,
+    :class:`.entity_order.RowOrder`, and only their inputs are reordered) or ``"sort"``
+    (rows come out sorted by (entity, timestamp, input order)). ``identity`` (not with
+    ``"presorted"``): a column whose equal values make one event; of equal rows only the
+    first in ``lf``'s order stays an event (``IS_EVENT``; the duplicates rule, applied
+    here because only rows tied on (entity, time) can be equal: a few rows to compare
+    instead of a hash of every row). The column is dropped."""
     if not windows:
         return lf
     schema = lf.collect_schema()
@@ -50,63 +57,126 @@ def add_windows(lf: pl.LazyFrame, windows: list[WindowFeature], *, entity: str,
     coded = list(dict.fromkeys(w.column for w in windows if w.agg == "distinct"))
     codes = [_value_code(input_column(c), schema[input_column(c)]).alias(_code(c)) for c in coded
              if not schema[input_column(c)].is_float()]
-    run = [pl.col(entity).rle_id().alias(_E)] if presorted else []
+    run = [pl.col(entity).rle_id().alias(_E)] if order == "presorted" else []
     lf = lf.with_columns(t_int.alias(_T), *run, *codes)
-    out_schema = {**schema, **{w.name: pl.Float64 for w in windows}}
-    order = None if presorted else (entity, ts)
-    return lf.map_batches(partial(_window_frame, windows, per_second, order), schema=out_schema)
+    out_schema = {**{k: v for k, v in schema.items() if k != identity},
+                  **{w.name: pl.Float64 for w in windows}}
+    how = _How(entity, ts, order, identity, per_second)
+    return lf.map_batches(partial(_window_frame, windows, how), schema=out_schema)
+
+
+@dataclass(frozen=True)
+class _How:
+    entity: str
+    ts: str
+    order: str             # presorted | input | sort
+    identity: str | None   # the duplicates rule's row identity, or None
+    per_second: int        # time ticks per second
 
 
 def _code(column: str) -> str:
     return f"__code_{column}"
 
 
-def _window_frame(windows: list[WindowFeature], per_second: int, order: tuple[str, str] | None,
-                  df: pl.DataFrame) -> pl.DataFrame:
-    """The frame plus its window columns, without the working columns (``order``: the
-    entity and time columns of a frame not sorted by them)."""
-    rows = RowOrder(df[_E].to_numpy()) if order is None else RowOrder.of(df[order[0]], df[order[1]])
+def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> pl.DataFrame:
+    """The frame plus its window columns, without the working columns. The sorted rows
+    are cut at entity boundaries into blocks of about :data:`BLOCK` rows, computed one
+    after the other: the working arrays follow the block, not the frame."""
+    rows = (RowOrder(df[_E].to_numpy()) if how.order == "presorted"
+            else RowOrder.of(df[how.entity], df[how.ts]))
     t = df[_T]
-    bounds = window_arrays.SortedWindows(rows.run, rows.take(t.fill_null(t.min() or 0).to_numpy()),
-                                         max(w.seconds for w in windows) * per_second)
+    times = rows.take(t.fill_null(t.min() or 0).to_numpy())
+    events = rows.take(df[IS_EVENT].fill_null(False).to_numpy())
+    inputs = {c: _Input.of(df, rows, c) for c in dict.fromkeys(w.column for w in windows if w.column)}
+    identity = df[how.identity] if how.identity else None
+    max_ticks = max(w.seconds for w in windows) * how.per_second
+    out = {w.name: np.empty(len(times)) for w in windows}
+    for lo, hi in window_arrays.entity_blocks(rows.run, BLOCK):
+        bounds = window_arrays.SortedWindows(rows.run[lo:hi] - rows.run[lo], times[lo:hi], max_ticks)
+        if identity is not None:
+            events[lo:hi] = first_of_identity(identity, rows, bounds.end, events[lo:hi], lo)
+        for name, values in _block(windows, how.per_second, bounds, events[lo:hi], inputs, lo).items():
+            out[name][lo:hi] = values
+    work = [c for c in (_T, _E, how.identity, *(_code(c) for c in inputs)) if c in df.columns]
+    if how.order == "sort":
+        df, rows = df.drop(work)[rows.perm], RowOrder(rows.run)  # results are in sorted order
+    else:
+        df = df.drop(work)
+    return df.with_columns(pl.Series(IS_EVENT, rows.put(events)), *(
+        pl.Series(w.name, rows.put(out[w.name]), dtype=pl.Float64).fill_nan(None) for w in windows))
+
+
+BLOCK = 1 << 17  # rows per block of whole entities (a bigger entity is a block of its own)
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One window input column in sorted order: where it has a value, and the values
+    (floats) or codes (equal values, equal codes; for ``distinct``)."""
+
+    present: np.ndarray
+    x: np.ndarray | None
+    codes: np.ndarray | None
+
+    @classmethod
+    def of(cls, df: pl.DataFrame, rows: RowOrder, column: str) -> _Input:
+        values = df[input_column(column)]
+        present = rows.take(values.is_not_null().to_numpy())
+        if values.dtype.is_float():
+            return cls(present, rows.take(values.to_numpy()), None)
+        codes = df[_code(column)] if _code(column) in df.columns else None
+        return cls(present, None, None if codes is None
+                   else rows.take(codes.fill_null(0).cast(pl.Int64).to_numpy()))
+
+
+def first_of_identity(identity: pl.Series, rows: RowOrder, group: np.ndarray,
+                      events: np.ndarray, offset: int = 0) -> np.ndarray:
+    """``events`` (a block of sorted rows from ``offset``) without the events equal in
+    ``identity`` to an earlier event: only events sharing their (entity, time) group
+    (``group``: the group's first row in the block, :attr:`.window_arrays.SortedWindows.end`)
+    are compared; ties keep input order within a group, so the first in the group is the
+    first in input order."""
+    n = len(group)
+    next_same = np.zeros(n, dtype=bool)
+    next_same[:-1] = group[1:] == group[:-1]
+    tied = np.flatnonzero(events & (next_same | (group != np.arange(n))))
+    if not len(tied):
+        return events
+    source = tied + offset if rows.perm is None else rows.perm[tied + offset]
+    pairs = pl.DataFrame({"g": group[tied], "k": identity.gather(source)})
+    first = pairs.select(pl.struct("g", "k").is_first_distinct()).to_series().to_numpy()
+    events = events.copy()
+    events[tied[~first]] = False
+    return events
+
+
+def _block(windows: list[WindowFeature], per_second: int, bounds: window_arrays.SortedWindows,
+           events: np.ndarray, inputs: dict[str, _Input], lo: int) -> dict[str, np.ndarray]:
+    """Every window column over one block of sorted rows (from row ``lo``)."""
+    hi = lo + bounds.n
     ticks = {w.seconds: w.seconds * per_second for w in windows}
     spans = {s: (bounds.start(p), bounds.end) for s, p in ticks.items()}
-    events = rows.take(df[IS_EVENT].fill_null(False).to_numpy())
     out: dict[str, np.ndarray] = {}
-    by_column: dict[str, list[WindowFeature]] = {}
     for w in windows:
         if w.agg == "count":
             out[w.name] = window_arrays.window_count(events, *spans[w.seconds])
-        else:
-            by_column.setdefault(w.column, []).append(w)
-    for column, ws in by_column.items():
-        out.update(_column_windows(df, rows, column, ws, bounds, spans, ticks))
-    work = [c for c in (_T, _E, *(_code(c) for c in by_column)) if c in df.columns]
-    return df.drop(work).with_columns(
-        [pl.Series(w.name, rows.put(out[w.name]), dtype=pl.Float64).fill_nan(None) for w in windows])
-
-
-def _column_windows(df: pl.DataFrame, rows: RowOrder, column: str, windows: list[WindowFeature],
-                    bounds: window_arrays.SortedWindows, spans: dict, ticks: dict) -> dict:
-    """The window columns of one input column (in ``rows`` order)."""
-    values = df[input_column(column)]
-    present = rows.take(values.is_not_null().to_numpy())
-    x = rows.take(values.to_numpy()) if values.dtype.is_float() else None
-    out = {}
-    sums = [w for w in windows if w.agg in ("sum", "mean", "std")]
-    if sums:
-        aggs: dict[int, list[str]] = {}
-        for w in sums:
-            aggs.setdefault(w.seconds, []).append(w.agg)
-        done = window_arrays.exact_windows(x, present, aggs, spans)
-        out.update({w.name: done[(w.seconds, w.agg)] for w in sums})
-    for w in windows:
-        if w.agg in ("min", "max"):
-            out[w.name] = window_arrays.window_extreme(x, present, *spans[w.seconds], w.agg == "max")
-        elif w.agg == "distinct":
-            codes = ((x + 0.0).view(np.int64) if x is not None  # -0.0 and 0.0: one value
-                     else rows.take(df[_code(column)].fill_null(0).cast(pl.Int64).to_numpy()))
-            out[w.name] = window_arrays.window_distinct(codes, present, bounds, ticks[w.seconds])
+    for column, data in inputs.items():
+        ws = [w for w in windows if w.column == column and w.agg != "count"]
+        present = data.present[lo:hi] & events
+        x = data.x[lo:hi] if data.x is not None else None
+        sums = [w for w in ws if w.agg in ("sum", "mean", "std")]
+        if sums:
+            aggs: dict[int, list[str]] = {}
+            for w in sums:
+                aggs.setdefault(w.seconds, []).append(w.agg)
+            done = window_arrays.exact_windows(x, present, aggs, spans)
+            out.update({w.name: done[(w.seconds, w.agg)] for w in sums})
+        for w in ws:
+            if w.agg in ("min", "max"):
+                out[w.name] = window_arrays.window_extreme(x, present, *spans[w.seconds], w.agg == "max")
+            elif w.agg == "distinct":
+                codes = (x + 0.0).view(np.int64) if x is not None else data.codes[lo:hi]  # -0.0 is 0.0
+                out[w.name] = window_arrays.window_distinct(codes, present, bounds, ticks[w.seconds])
     return out
 
 

@@ -103,9 +103,11 @@ def _identity(plan: FeaturePlan, schema) -> pl.Expr:
     return pl.struct(parts).alias(_KEY)
 
 
-def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+def event_flags(plan: FeaturePlan, lf: pl.LazyFrame, *, identical: bool = True) -> pl.LazyFrame:
     """``__is_event``: the row counts in windows (valid, first of its identity in input
-    order); non-events get null window inputs. Call before any sort."""
+    order); non-events get null window inputs. Call before any sort. Without
+    ``identical`` the duplicates rule's identity is left to the windows
+    (:func:`~.frame_windows.add_windows`, ``identity=``)."""
     rules, ent, ts = plan.rules, plan.entity, plan.timestamp
     valid = pl.col(ent).is_not_null() & pl.col(ts).is_not_null()
     if rules.reject:
@@ -113,7 +115,7 @@ def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
     if rules.event_id is not None:
         key = pl.col(rules.event_id)
         first = key.is_null() | key.is_first_distinct().over(valid)
-    elif rules.duplicates == "identical":
+    elif rules.duplicates == "identical" and identical:
         first = pl.col(_KEY).is_first_distinct().over(valid)
     else:
         first = pl.lit(True)
@@ -129,12 +131,16 @@ def _by_form(plan: FeaturePlan) -> dict[str, list[WindowFeature]]:
     return out
 
 
-def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *,
-               presorted: bool = True) -> pl.LazyFrame:
-    """``lf`` (``presorted``: sorted by entity, timestamp) plus the count, extreme, exact
-    and distinct window columns (raw: not yet defaulted), rows in ``lf``'s order."""
-    windows = [w for form in ("count", "extreme", "exact", "distinct") for w in forms.get(form, [])]
-    return add_windows(lf, windows, entity=plan.entity, ts=plan.timestamp, presorted=presorted)
+def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *, order: str = "presorted",
+               identity: str | None = None) -> pl.LazyFrame:
+    """``lf`` plus the count, extreme, exact and distinct window columns (raw: not yet
+    defaulted); ``order`` and ``identity`` as :func:`~.frame_windows.add_windows`."""
+    return add_windows(lf, _multi_windows(forms), entity=plan.entity, ts=plan.timestamp,
+                       order=order, identity=identity)
+
+
+def _multi_windows(forms: dict) -> list[WindowFeature]:
+    return [w for form in ("count", "extreme", "exact", "distinct") for w in forms.get(form, [])]
 
 
 def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
@@ -209,9 +215,16 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     base_cols = [ent, ts, *[k for k in keep if k not in skip]]
     lf = events.lazy().select(list(dict.fromkeys([*plan.source_columns, *base_cols])))
     forms = _by_form(plan)
-    # the identity key has done its work: not carried through the sort
-    lf = event_flags(plan, row_stage(plan, lf)).drop(_KEY, strict=False)
-    lf = _post(plan, _windowed(plan, _needed(plan, lf, base_cols), forms, input_order=input_order))
+    # duplicates are equal rows, so tied on (entity, time): the windows, which group rows
+    # by (entity, time), find them among the few tied rows instead of hashing every row
+    defer = bool(_multi_windows(forms)) and plan.rules.event_id is None \
+        and plan.rules.duplicates == "identical"
+    lf = event_flags(plan, row_stage(plan, lf), identical=not defer)
+    if not defer:
+        lf = lf.drop(_KEY, strict=False)  # the identity key has done its work
+    lf = _windowed(plan, _needed(plan, lf, base_cols), forms, input_order=input_order,
+                   identity=_KEY if defer else None)
+    lf = _post(plan, lf)
     restore = input_order and bool(forms.get("lookup"))
     out = lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else []),
                      *([IS_EVENT] if event_flag else []), *([_ROW] if restore else [])])
@@ -225,16 +238,19 @@ def _needed(plan: FeaturePlan, lf: pl.LazyFrame, base_cols: list[str]) -> pl.Laz
     return lf.select([c for c in lf.collect_schema() if c not in plan.source_columns or c in read])
 
 
-def _windowed(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *, input_order: bool) -> pl.LazyFrame:
+def _windowed(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *, input_order: bool,
+              identity: str | None) -> pl.LazyFrame:
     """``lf`` plus its raw window columns: rows sorted by (entity, time), or (``input_order``)
     in ``lf``'s order (lookups join on rows in time order: then ``_ROW`` restores it)."""
     ent, ts = plan.entity, plan.timestamp
     lookups = forms.get("lookup")
-    if input_order and not lookups:
-        return _multi_row(plan, lf, forms, presorted=False)
-    if input_order:
+    if input_order and lookups:
         lf = lf.with_row_index(_ROW)
-    lf = _multi_row(plan, sort_by_entity_time(lf, ent, ts), forms)
+    if _multi_windows(forms):
+        order = "input" if input_order and not lookups else "sort"
+        lf = _multi_row(plan, lf, forms, order=order, identity=identity)
+    elif lookups or not input_order:
+        lf = sort_by_entity_time(lf, ent, ts)
     if lookups:
         lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), lookups, entity=ent, ts=ts)
     return lf

@@ -224,3 +224,17 @@ def _pair_order(run: np.ndarray, code: np.ndarray) -> np.ndarray:
     if (int(run.max()) + 1) * (hi - lo + 1) < 1 << 62:
         return np.argsort(run * (hi - lo + 1) + (code - lo), kind="stable")
     return np.lexsort((code, run))
+
+
+def entity_blocks(run: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` blocks of rows sorted by ``run`` (entity numbers), each about ``size``
+    rows and cut only where the entity changes (an entity bigger than ``size`` is one
+    block): windows never cross an entity, so each block is computed on its own."""
+    n = len(run)
+    if n <= size:
+        return [(0, n)] if n else []
+    starts = np.flatnonzero(run[1:] != run[:-1]) + 1
+    cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(size, n, size)), len(starts) - 1)]) \
+        if len(starts) else np.zeros(0, dtype=np.int64)
+    edges = [0, *cuts.tolist(), n]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
