@@ -16,10 +16,11 @@ FRAMES = {"exclude": "RANGE BETWEEN INTERVAL {} PRECEDING AND CURRENT ROW EXCLUD
 
 
 def duckdb_sql(source: str, window_set: str = "set1", frame: str = "1us") -> str:
-    """A window set in DuckDB SQL, RANGE frames over [t - p, t) (ties excluded)."""
+    """A window set in DuckDB SQL, RANGE frames over [t - p, t) (ties excluded), writing
+    the columns ours writes (the entity, the time, the id, the features)."""
     w = "(PARTITION BY user_id ORDER BY event_ts " + FRAMES[frame] + ")"
     if window_set == "set2":
-        return f"""SELECT event_id, coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h,
+        return f"""SELECT event_id, user_id, event_ts, coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h,
             CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d,
             count(DISTINCT item) OVER w30d AS item_distinct_30d
           FROM {source}

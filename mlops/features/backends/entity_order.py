@@ -45,12 +45,34 @@ def order_by_rank(rank: np.ndarray, t: pl.Series) -> np.ndarray:
 def entity_rank(entity: pl.Series) -> np.ndarray:
     """Each row's entity as its rank among the distinct entities in sort order (uint32;
     null is rank 0, before every value)."""
+    if entity.dtype == pl.String:
+        return _string_rank(entity)
     keys = entity.unique().sort()  # nulls first
     ranks = pl.int_range(len(keys), dtype=pl.UInt32, eager=True)
     valid = keys.drop_nulls()
     coded = entity.replace_strict(valid, ranks[len(keys) - len(valid):], default=0,
                                   return_dtype=pl.UInt32)
     return coded.to_numpy()
+
+
+def _string_rank(entity: pl.Series) -> np.ndarray:
+    """:func:`entity_rank` of strings through categorical codes (one hash pass, about
+    10 MB for 1M rows where a hash join took 60 MB): the distinct values (one row of
+    each, found by its code), sorted, rank their codes."""
+    codes = entity.cast(pl.Categorical).to_physical()
+    nulls = codes.is_null().to_numpy() if codes.null_count() else None
+    codes = codes.fill_null(0).to_numpy() if nulls is not None else codes.to_numpy()
+    first = np.full(int(codes.max(initial=0)) + 1, len(codes), dtype=np.int64)
+    rows = np.arange(len(codes) - 1, -1, -1)
+    valid = rows if nulls is None else rows[~nulls[rows]]
+    first[codes[valid]] = valid  # the last write is the code's first row
+    present = np.flatnonzero(first < len(codes))
+    table = np.zeros(len(first), dtype=np.uint32)
+    table[present[entity.gather(first[present]).arg_sort().to_numpy()]] = np.arange(1, len(present) + 1)
+    rank = table[codes]
+    if nulls is not None:
+        rank[nulls] = 0
+    return rank
 
 
 def _stable_radix(rank: np.ndarray) -> np.ndarray:

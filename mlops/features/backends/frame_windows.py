@@ -102,8 +102,14 @@ def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> 
         df, rows = df.drop(work)[rows.perm], RowOrder(rows.run)  # results are in sorted order
     else:
         df = df.drop(work)
-    return df.with_columns(pl.Series(IS_EVENT, rows.put(events)), *(
-        pl.Series(w.name, rows.put(out[w.name]), dtype=pl.Float64).fill_nan(None) for w in windows))
+    columns = [pl.Series(IS_EVENT, rows.put(events))]
+    for w in windows:  # one result at a time in both orders (memory)
+        column = pl.Series(w.name, rows.put(out.pop(w.name)), dtype=pl.Float64)
+        columns.append(column.fill_nan(None) if w.agg in _MAY_BE_NAN else column)
+    return df.with_columns(columns)
+
+
+_MAY_BE_NAN = ("mean", "std", "min", "max")  # NaN: no value in the window (null in the frame)
 
 
 BLOCK = 1 << 17  # rows per block of whole entities (a bigger entity is a block of its own)

@@ -351,14 +351,14 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
     windows. ``metadata`` goes into the parquet footer (see :mod:`mlops.features.tables`).
     Returns rows.
     """
-    import pyarrow.parquet as pq
-
     lf = events.lazy()
     n = total_rows if total_rows is not None else lf.select(pl.len()).collect().item()
     parts = max(1, -(-n // rows_per_partition))
     if parts == 1:
         compute_features(plan, lf, keep=keep, input_order=True).sink_parquet(path, metadata=metadata)
         return n
+    import pyarrow.parquet as pq  # here: one partition needs no pyarrow
+
     writer = None
     try:
         for k in range(parts):
