@@ -87,9 +87,8 @@ def _stable_radix(rank: np.ndarray) -> np.ndarray:
 
 class RowOrder:
     """A frame's rows in (entity, time) order: its own order (``perm`` None: already
-    sorted) or ``perm``; ``run`` numbers the entities in that order (0, 1, ...).
-    :meth:`take` reads a column in that order, :meth:`put` writes results back in the
-    frame's order, so a frame can get its window columns without being reordered."""
+    sorted) or ``perm`` (``frame[perm]`` is sorted); ``run`` numbers the entities in
+    that order (0, 1, ...)."""
 
     def __init__(self, run: np.ndarray, perm: np.ndarray | None = None):
         self.run, self.perm = run, perm
@@ -104,16 +103,6 @@ class RowOrder:
         if len(perm):
             np.cumsum(sorted_rank[1:] != sorted_rank[:-1], out=run[1:])
         return cls(run, perm)
-
-    def take(self, values: np.ndarray) -> np.ndarray:
-        return values if self.perm is None else values[self.perm]
-
-    def put(self, values: np.ndarray) -> np.ndarray:
-        if self.perm is None:
-            return values
-        out = np.empty_like(values)
-        out[self.perm] = values
-        return out
 
 
 def sort_by_entity_time(lf: pl.LazyFrame, entity: str, ts: str) -> pl.LazyFrame:

@@ -81,30 +81,35 @@ def _code(column: str) -> str:
 def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> pl.DataFrame:
     """The frame plus its window columns, without the working columns. The sorted rows
     are cut at entity boundaries into blocks of about :data:`BLOCK` rows, computed one
-    after the other: the working arrays follow the block, not the frame."""
+    after the other: each block gathers its inputs and writes its results in place (the
+    frame's order, or the sorted order with ``"sort"``), so the working arrays follow the
+    block, not the frame."""
     rows = (RowOrder(df[_E].to_numpy()) if how.order == "presorted"
             else RowOrder.of(df[how.entity], df[how.ts]))
     t = df[_T]
-    times = rows.take(t.fill_null(t.min() or 0).to_numpy())
-    events = rows.take(df[IS_EVENT].fill_null(False).to_numpy())
-    inputs = {c: _Input.of(df, rows, c) for c in dict.fromkeys(w.column for w in windows if w.column)}
+    times = t.fill_null(t.min() or 0).to_numpy()
+    flags = df[IS_EVENT].fill_null(False).to_numpy()
+    inputs = {c: _Input.of(df, c) for c in dict.fromkeys(w.column for w in windows if w.column)}
     identity = df[how.identity] if how.identity else None
     max_ticks = max(w.seconds for w in windows) * how.per_second
     out = {w.name: np.empty(len(times)) for w in windows}
+    events_out = np.empty(len(times), dtype=bool)
     for lo, hi in window_arrays.entity_blocks(rows.run, BLOCK):
-        bounds = window_arrays.SortedWindows(rows.run[lo:hi] - rows.run[lo], times[lo:hi], max_ticks)
+        at = slice(lo, hi) if rows.perm is None else rows.perm[lo:hi]  # the block's frame rows
+        to = slice(lo, hi) if how.order == "sort" else at  # where its results go
+        bounds = window_arrays.SortedWindows(rows.run[lo:hi] - rows.run[lo], times[at], max_ticks)
+        events = flags[at]
         if identity is not None:
-            events[lo:hi] = first_of_identity(identity, rows, bounds.end, events[lo:hi], lo)
-        for name, values in _block(windows, how.per_second, bounds, events[lo:hi], inputs, lo).items():
-            out[name][lo:hi] = values
+            events = first_of_identity(identity, at, bounds.end, events)
+        for name, values in _block(windows, how.per_second, bounds, events,
+                                   {c: data.block(at) for c, data in inputs.items()}).items():
+            out[name][to] = values
+        events_out[to] = events
     work = [c for c in (_T, _E, how.identity, *(_code(c) for c in inputs)) if c in df.columns]
-    if how.order == "sort":
-        df, rows = df.drop(work)[rows.perm], RowOrder(rows.run)  # results are in sorted order
-    else:
-        df = df.drop(work)
-    columns = [pl.Series(IS_EVENT, rows.put(events))]
-    for w in windows:  # one result at a time in both orders (memory)
-        column = pl.Series(w.name, rows.put(out.pop(w.name)), dtype=pl.Float64)
+    df = df.drop(work)[rows.perm] if how.order == "sort" else df.drop(work)
+    columns = [pl.Series(IS_EVENT, events_out)]
+    for w in windows:  # one result at a time (memory)
+        column = pl.Series(w.name, out.pop(w.name), dtype=pl.Float64)
         columns.append(column.fill_nan(None) if w.agg in _MAY_BE_NAN else column)
     return df.with_columns(columns)
 
@@ -117,38 +122,41 @@ BLOCK = 1 << 17  # rows per block of whole entities (a bigger entity is a block 
 
 @dataclass(frozen=True)
 class _Input:
-    """One window input column in sorted order: where it has a value, and the values
-    (floats) or codes (equal values, equal codes; for ``distinct``)."""
+    """One window input column in the frame's order: where it has a value, and the
+    values (floats) or codes (equal values, equal codes; for ``distinct``)."""
 
     present: np.ndarray
     x: np.ndarray | None
     codes: np.ndarray | None
 
     @classmethod
-    def of(cls, df: pl.DataFrame, rows: RowOrder, column: str) -> _Input:
+    def of(cls, df: pl.DataFrame, column: str) -> _Input:
         values = df[input_column(column)]
-        present = rows.take(values.is_not_null().to_numpy())
+        present = values.is_not_null().to_numpy()
         if values.dtype.is_float():
-            return cls(present, rows.take(values.to_numpy()), None)
+            return cls(present, values.to_numpy(), None)
         codes = df[_code(column)] if _code(column) in df.columns else None
-        return cls(present, None, None if codes is None
-                   else rows.take(codes.fill_null(0).cast(pl.Int64).to_numpy()))
+        return cls(present, None, None if codes is None else codes.fill_null(0).to_numpy())
+
+    def block(self, at) -> _Input:
+        """The rows ``at`` (a slice or row numbers), in that order."""
+        return _Input(self.present[at], None if self.x is None else self.x[at],
+                      None if self.codes is None else self.codes[at].astype(np.int64))
 
 
-def first_of_identity(identity: pl.Series, rows: RowOrder, group: np.ndarray,
-                      events: np.ndarray, offset: int = 0) -> np.ndarray:
-    """``events`` (a block of sorted rows from ``offset``) without the events equal in
-    ``identity`` to an earlier event: only events sharing their (entity, time) group
-    (``group``: the group's first row in the block, :attr:`.window_arrays.SortedWindows.end`)
-    are compared; ties keep input order within a group, so the first in the group is the
-    first in input order."""
+def first_of_identity(identity: pl.Series, at, group: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """``events`` of a block of sorted rows (``at``: their rows in the frame, a slice or
+    row numbers) without the events equal in ``identity`` to an earlier event: only
+    events sharing their (entity, time) group (``group``: the group's first row in the
+    block, :attr:`.window_arrays.SortedWindows.end`) are compared; ties keep input order
+    within a group, so the first in the group is the first in input order."""
     n = len(group)
     next_same = np.zeros(n, dtype=bool)
     next_same[:-1] = group[1:] == group[:-1]
     tied = np.flatnonzero(events & (next_same | (group != np.arange(n))))
     if not len(tied):
         return events
-    source = tied + offset if rows.perm is None else rows.perm[tied + offset]
+    source = tied + at.start if isinstance(at, slice) else at[tied]
     pairs = pl.DataFrame({"g": group[tied], "k": identity.gather(source)})
     first = pairs.select(pl.struct("g", "k").is_first_distinct()).to_series().to_numpy()
     events = events.copy()
@@ -157,9 +165,8 @@ def first_of_identity(identity: pl.Series, rows: RowOrder, group: np.ndarray,
 
 
 def _block(windows: list[WindowFeature], per_second: int, bounds: window_arrays.SortedWindows,
-           events: np.ndarray, inputs: dict[str, _Input], lo: int) -> dict[str, np.ndarray]:
-    """Every window column over one block of sorted rows (from row ``lo``)."""
-    hi = lo + bounds.n
+           events: np.ndarray, inputs: dict[str, _Input]) -> dict[str, np.ndarray]:
+    """Every window column over one block of sorted rows (``inputs``: the block's)."""
     ticks = {w.seconds: w.seconds * per_second for w in windows}
     spans = {s: (bounds.start(p), bounds.end) for s, p in ticks.items()}
     out: dict[str, np.ndarray] = {}
@@ -168,8 +175,7 @@ def _block(windows: list[WindowFeature], per_second: int, bounds: window_arrays.
             out[w.name] = window_arrays.window_count(events, *spans[w.seconds])
     for column, data in inputs.items():
         ws = [w for w in windows if w.column == column and w.agg != "count"]
-        present = data.present[lo:hi] & events
-        x = data.x[lo:hi] if data.x is not None else None
+        present, x = data.present & events, data.x
         sums = [w for w in ws if w.agg in ("sum", "mean", "std")]
         if sums:
             aggs: dict[int, list[str]] = {}
@@ -181,7 +187,7 @@ def _block(windows: list[WindowFeature], per_second: int, bounds: window_arrays.
             if w.agg in ("min", "max"):
                 out[w.name] = window_arrays.window_extreme(x, present, *spans[w.seconds], w.agg == "max")
             elif w.agg == "distinct":
-                codes = (x + 0.0).view(np.int64) if x is not None else data.codes[lo:hi]  # -0.0 is 0.0
+                codes = (x + 0.0).view(np.int64) if x is not None else data.codes  # -0.0 is 0.0
                 out[w.name] = window_arrays.window_distinct(codes, present, bounds, ticks[w.seconds])
     return out
 
