@@ -8,6 +8,7 @@ optional (``pip install -e '.[bench]'``): a missing one is skipped with one line
     python benchmarks/bench_features.py                        # everything at 1M events
     python benchmarks/bench_features.py --only skew,lookup     # some sections
     python benchmarks/bench_features.py --only duckdb --duckdb-rows 1000000,10000000
+    python benchmarks/bench_features.py --only duckdb --peers duckdb-1us --before /work/main  # and main
 
 Sections: ``engine`` (ours vs hand-written polars rolling, pandas), ``skew`` (uniform vs
 Zipf vs one entity, every aggregation kind), ``lookup`` (``last`` within 30 days vs a
@@ -248,9 +249,11 @@ def _assert_same(d: Path, engines: list[str], cols: list[str], n: int) -> None:
                                        rtol=1e-9, equal_nan=True, err_msg=f"{engine} {c}")
 
 
-def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], json_path: str | None) -> None:
+def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], json_path: str | None,
+                  before: str | None = None) -> None:
     """Ours against DuckDB (both frame forms; the faster is the peer) and pandas, each engine a
-    whole process timed from outside (imports included on both sides), values asserted equal."""
+    whole process timed from outside (imports included on both sides), values asserted equal.
+    ``before``: another checkout whose ``--child ours`` runs interleaved too (printed, not a row)."""
     from measure import Row, emit, load_average, run_process
     engines = [e for e in peers if not missing(e.split("-")[0], f"{e} peer")]
     for n in sizes:
@@ -260,16 +263,17 @@ def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], j
                 d = Path(d)
                 src = str(d / "events.parquet")
                 make_events(n, max(users, n // 50)).write_parquet(src)
-                runs: dict[str, list] = {e: [] for e in ["ours", *mine]}
+                runs: dict[str, list] = {e: [] for e in ["ours", *mine, *(["before"] if before else [])]}
                 load = [load_average()]
                 for _ in range(repeat):
                     for engine in runs:
-                        script = [__file__, "--child"] if engine == "ours" else [PEERS]
+                        script = {"ours": [__file__, "--child"], "before": [
+                            f"{before}/benchmarks/bench_features.py", "--child", "ours"]}.get(engine, [PEERS])
                         runs[engine].append(run_process(
-                            [sys.executable, *script, engine, window_set, src,
+                            [sys.executable, *script, *([] if engine == "before" else [engine]), window_set, src,
                              str(d / f"{engine}.parquet")]).check(engine))
                     load.append(load_average())
-                _assert_same(d, mine, cols, n)
+                _assert_same(d, [*mine, *(["before"] if before else [])], cols, n)
             best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
             rows = []
             duck = sorted((e for e in mine if e.startswith("duckdb")), key=lambda e: best[e].seconds)
@@ -283,6 +287,10 @@ def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], j
                                 values="every feature (rtol 1e-9)", load=load,
                                 note="; ".join([f"parquet in, parquet out, best of {repeat}", *other])))
             emit(rows, json_path)
+            if before:
+                b, o = best["before"], best["ours"]
+                print(f"  before ({before}): {b.seconds:.3g} s, peak {b.peak_mb:,.0f} MB; "
+                      f"before/ours {b.seconds / o.seconds:.2f}x", flush=True)
 
 
 def _version(engine: str) -> str:
@@ -301,6 +309,8 @@ def main() -> None:
     ap.add_argument("--peers", default="duckdb-1us,duckdb-exclude,pandas",
                     help="engines against ours in the duckdb section (whole processes)")
     ap.add_argument("--json", default=None, help="append the result rows here (JSON lines)")
+    ap.add_argument("--before", default=None,
+                    help="another checkout (e.g. /work/main) whose engine runs interleaved in the duckdb section")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -318,7 +328,7 @@ def main() -> None:
     if only & {"duckdb", "pandas"}:
         print("duckdb, pandas: the same windows in DuckDB SQL frames and pandas rolling, whole processes")
         peers = [p for p in a.peers.split(",") if p.split("-")[0] in only]
-        section_peers([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat, peers, a.json)
+        section_peers([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat, peers, a.json, a.before)
 
 
 if __name__ == "__main__":

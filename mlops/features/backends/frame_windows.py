@@ -1,17 +1,21 @@
 """Multi-row window aggregates over ``[t - period, t)``, per entity (frames backend).
 
-:func:`add_windows` takes a frame sorted by (entity, timestamp) and adds columns aligned
-row for row with it. The frame mixes events with rows that must never count (evaluation
-points, duplicates, rejected records): ``__is_event`` is false for them and their
-window inputs (:func:`input_column`) are null.
+:func:`add_windows` adds columns aligned row for row with its frame, which is sorted by
+(entity, timestamp) or in any order (the rows are then visited through a permutation,
+:class:`.entity_order.RowOrder`, and stay where they are, or come out sorted). The frame
+mixes events with rows that must never count (evaluation points, duplicates, rejected
+records): ``__is_event`` is false for them and their window inputs (:func:`input_column`)
+are null; duplicates of the ``identical`` rule can be left to this module, which compares
+only rows tied on (entity, time).
 
-The aggregates are array operations over the whole sorted frame, every entity at once
-(:mod:`.window_arrays`): each row's window is a range of rows found by one
-``searchsorted`` per period, ``count`` and the exact ``sum``/``mean``/``std`` are
-differences of prefix sums (of the event flag, of each value's exact digits), ``min`` and
-``max`` range queries on a disjoint sparse table, ``distinct`` interval counting. Each is
-O(n) or O(n log n) in the frame's rows, however the events are spread over entities: one
-entity holding every event costs what 20,000 entities do.
+The aggregates are array operations over blocks of whole entities in sorted order
+(:mod:`.window_arrays`, about :data:`BLOCK` rows a block): each row's window is a range
+of rows found by one ``searchsorted`` per period, ``count`` and the exact
+``sum``/``mean``/``std`` are differences of prefix sums (of the event flag, of each
+value's exact digits), ``min`` and ``max`` range queries on a disjoint sparse table,
+``distinct`` interval counting. Each is O(n) or O(n log n) in the frame's rows, however
+the events are spread over entities: one entity holding every event costs what 20,000
+entities do.
 """
 from __future__ import annotations
 
