@@ -19,6 +19,7 @@ entities do.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -98,7 +99,8 @@ def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> 
     max_ticks = max(w.seconds for w in windows) * how.per_second
     out = {w.name: np.empty(len(times)) for w in windows}
     events_out = np.empty(len(times), dtype=bool)
-    for lo, hi in window_arrays.entity_blocks(rows.run, BLOCK):
+
+    def one_block(lo: int, hi: int) -> None:  # writes only its own rows of the results
         at = slice(lo, hi) if rows.perm is None else rows.perm[lo:hi]  # the block's frame rows
         to = slice(lo, hi) if how.order == "sort" else at  # where its results go
         bounds = window_arrays.SortedWindows(rows.run[lo:hi] - rows.run[lo], times[at], max_ticks)
@@ -109,6 +111,7 @@ def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> 
                                    {c: data.block(at) for c, data in inputs.items()}).items():
             out[name][to] = values
         events_out[to] = events
+    _each_block(one_block, window_arrays.entity_blocks(rows.run, BLOCK))
     work = [c for c in (_T, _E, how.identity, *(_code(c) for c in inputs)) if c in df.columns]
     df = df.drop(work)[rows.perm] if how.order == "sort" else df.drop(work)
     columns = [pl.Series(IS_EVENT, events_out)]
@@ -116,6 +119,20 @@ def _window_frame(windows: list[WindowFeature], how: _How, df: pl.DataFrame) -> 
         column = pl.Series(w.name, out.pop(w.name), dtype=pl.Float64)
         columns.append(column.fill_nan(None) if w.agg in _MAY_BE_NAN else column)
     return df.with_columns(columns)
+
+
+def _each_block(run, blocks: list[tuple[int, int]]) -> None:
+    """``run(lo, hi)`` for every block, on polars' thread pool size of threads (numpy
+    releases the GIL in its array loops, so blocks of whole entities run side by side
+    on as many cores as polars itself uses; ``POLARS_MAX_THREADS`` caps both)."""
+    workers = min(pl.thread_pool_size(), len(blocks))
+    if workers <= 1:
+        for lo, hi in blocks:
+            run(lo, hi)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done in [pool.submit(run, lo, hi) for lo, hi in blocks]:
+            done.result()  # re-raises a block's error
 
 
 _MAY_BE_NAN = ("mean", "std", "min", "max")  # NaN: no value in the window (null in the frame)
