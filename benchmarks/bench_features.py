@@ -8,12 +8,14 @@ optional (``pip install -e '.[bench]'``): a missing one is skipped with one line
     python benchmarks/bench_features.py                        # everything at 1M events
     python benchmarks/bench_features.py --only skew,lookup     # some sections
     python benchmarks/bench_features.py --only duckdb --duckdb-rows 1000000,10000000
+    python benchmarks/bench_features.py --only duckdb --peers duckdb-1us --before /work/main  # and main
 
 Sections: ``engine`` (ours vs hand-written polars rolling, pandas), ``skew`` (uniform vs
 Zipf vs one entity, every aggregation kind), ``lookup`` (``last`` within 30 days vs a
 hand-written ``join_asof``, over events and over a label spine), ``duckdb`` and ``pandas``
 (parquet in, parquet out, each engine a whole process timed from outside, imports included
-on both sides: time and peak RSS; DuckDB in both frame forms, ``EXCLUDE GROUP`` and a frame
+on both sides, each importing only its own: ours polars, numpy and mlops, a peer only its
+library, from ``feature_peers.py``; time and peak RSS; DuckDB in both frame forms, ``EXCLUDE GROUP`` and a frame
 ending 1 microsecond before the row, with ``preserve_insertion_order = false``, the faster
 form is the peer; on the 6-window set and on a second set: sum 1h, count 1d, distinct 30d).
 """
@@ -33,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mlops.features.compile import compile_plan  # noqa: E402
 from mlops.features.offline import compute_at, compute_features, sink_features  # noqa: E402
+
+PEERS = str(Path(__file__).resolve().parent / "feature_peers.py")
 
 SPEC = {"name": "bench", "entity": "user_id", "timestamp": "event_ts", "raw": ["amount"],
         "windows": [{"column": "amount", "aggs": ["sum", "mean"], "periods": ["1h", "30d"]},
@@ -225,64 +229,13 @@ SPEC2 = {"name": "bench2", "entity": "user_id", "timestamp": "event_ts",
                      {"aggs": ["count"], "periods": ["1d"]},
                      {"column": "item", "aggs": ["distinct"], "periods": ["30d"]}]}
 SETS = {"set1": (SPEC, WINDOW_COLS), "set2": (SPEC2, ["amount_sum_1h", "events_count_1d", "item_distinct_30d"])}
-# DuckDB's two ways to say [t - p, t): the frame up to the current row minus its peers
-# (EXCLUDE GROUP), or a frame ending 1 microsecond before the row (timestamps are in us).
-FRAMES = {"exclude": "RANGE BETWEEN INTERVAL {} PRECEDING AND CURRENT ROW EXCLUDE GROUP",
-          "1us": "RANGE BETWEEN INTERVAL {} PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"}
-
-
-def duckdb_sql(source: str, window_set: str = "set1", frame: str = "1us") -> str:
-    """A window set in DuckDB SQL, RANGE frames over [t - p, t) (ties excluded)."""
-    w = "(PARTITION BY user_id ORDER BY event_ts " + FRAMES[frame] + ")"
-    if window_set == "set2":
-        return f"""SELECT event_id, coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h,
-            CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d,
-            count(DISTINCT item) OVER w30d AS item_distinct_30d
-          FROM {source}
-          WINDOW w1h AS {w.format("1 HOUR")}, w1d AS {w.format("1 DAY")}, w30d AS {w.format("30 DAY")}"""
-    return f"""SELECT *, amount / (amount_mean_30d + 1) AS ratio_30d,
-        amount_sum_1h / (amount_sum_30d + 1) AS burst
-      FROM (SELECT event_id, user_id, event_ts, amount,
-        coalesce(sum(amount) OVER w1h, 0) AS amount_sum_1h, avg(amount) OVER w1h AS amount_mean_1h,
-        coalesce(sum(amount) OVER w30d, 0) AS amount_sum_30d, avg(amount) OVER w30d AS amount_mean_30d,
-        CAST(count(*) OVER w1d AS DOUBLE) AS events_count_1d, max(amount) OVER w1d AS amount_max_1d
-      FROM {source}
-      WINDOW w1h AS {w.format("1 HOUR")}, w30d AS {w.format("30 DAY")}, w1d AS {w.format("1 DAY")})"""
-
-
-def pandas_file(src: str, out: str) -> None:
-    """Set 1 with pandas ``groupby().rolling(closed='left')``, parquet in and out."""
-    import pandas as pd
-    p = pd.read_parquet(src).sort_values(["user_id", "event_ts"], kind="stable")
-    g = p.set_index("event_ts").groupby("user_id", sort=False)["amount"]
-    res = pd.DataFrame({"event_id": p["event_id"].to_numpy()})
-    for period, name, aggs in (("1h", "1h", ("sum", "mean")), ("30D", "30d", ("sum", "mean")),
-                               ("1D", "1d", ("count", "max"))):
-        r = g.rolling(period, closed="left")
-        for a in aggs:
-            col = "events_count_1d" if a == "count" else f"amount_{a}_{name}"
-            res[col] = getattr(r, a)().to_numpy()
-    for c in ("amount_sum_1h", "amount_sum_30d", "events_count_1d"):
-        res[c] = res[c].fillna(0.0)
-    res["ratio_30d"] = p["amount"].to_numpy() / (res["amount_mean_30d"] + 1)
-    res["burst"] = res["amount_sum_1h"] / (res["amount_sum_30d"] + 1)
-    res.to_parquet(out)
+# DuckDB SQL, its frame forms and pandas: feature_peers.py (a peer's process imports only its own)
 
 
 def child(engine: str, window_set: str, src: str, out: str) -> None:
-    """One engine in this fresh process: parquet in, zstd parquet out (timed from outside)."""
-    if engine == "ours":
-        lf = pl.scan_parquet(src)
-        sink_features(compile_plan(SETS[window_set][0], lf.collect_schema()), lf, out, keep=["event_id"])
-    elif engine == "pandas":
-        pandas_file(src, out)
-    else:
-        import duckdb
-        con = duckdb.connect()
-        # DuckDB's performance guide: no insertion order to keep lets operators run in parallel
-        con.execute("SET preserve_insertion_order = false")
-        sql = duckdb_sql(f"read_parquet({src!r})", window_set, engine.split("-", 1)[1])
-        con.execute(f"COPY ({sql}) TO {out!r} (FORMAT parquet, COMPRESSION zstd)")
+    """Ours in this fresh process: parquet in, zstd parquet out (timed from outside)."""
+    lf = pl.scan_parquet(src)
+    sink_features(compile_plan(SETS[window_set][0], lf.collect_schema()), lf, out, keep=["event_id"])
 
 
 def _assert_same(d: Path, engines: list[str], cols: list[str], n: int) -> None:
@@ -296,9 +249,11 @@ def _assert_same(d: Path, engines: list[str], cols: list[str], n: int) -> None:
                                        rtol=1e-9, equal_nan=True, err_msg=f"{engine} {c}")
 
 
-def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], json_path: str | None) -> None:
+def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], json_path: str | None,
+                  before: str | None = None) -> None:
     """Ours against DuckDB (both frame forms; the faster is the peer) and pandas, each engine a
-    whole process timed from outside (imports included on both sides), values asserted equal."""
+    whole process timed from outside (imports included on both sides), values asserted equal.
+    ``before``: another checkout whose ``--child ours`` runs interleaved too (printed, not a row)."""
     from measure import Row, emit, load_average, run_process
     engines = [e for e in peers if not missing(e.split("-")[0], f"{e} peer")]
     for n in sizes:
@@ -308,15 +263,17 @@ def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], j
                 d = Path(d)
                 src = str(d / "events.parquet")
                 make_events(n, max(users, n // 50)).write_parquet(src)
-                runs: dict[str, list] = {e: [] for e in ["ours", *mine]}
+                runs: dict[str, list] = {e: [] for e in ["ours", *mine, *(["before"] if before else [])]}
                 load = [load_average()]
                 for _ in range(repeat):
                     for engine in runs:
+                        script = {"ours": [__file__, "--child"], "before": [
+                            f"{before}/benchmarks/bench_features.py", "--child", "ours"]}.get(engine, [PEERS])
                         runs[engine].append(run_process(
-                            [sys.executable, __file__, "--child", engine, window_set, src,
+                            [sys.executable, *script, *([] if engine == "before" else [engine]), window_set, src,
                              str(d / f"{engine}.parquet")]).check(engine))
                     load.append(load_average())
-                _assert_same(d, mine, cols, n)
+                _assert_same(d, [*mine, *(["before"] if before else [])], cols, n)
             best = {k: min(v, key=lambda m: m.seconds) for k, v in runs.items()}
             rows = []
             duck = sorted((e for e in mine if e.startswith("duckdb")), key=lambda e: best[e].seconds)
@@ -330,6 +287,10 @@ def section_peers(sizes: list[int], users: int, repeat: int, peers: list[str], j
                                 values="every feature (rtol 1e-9)", load=load,
                                 note="; ".join([f"parquet in, parquet out, best of {repeat}", *other])))
             emit(rows, json_path)
+            if before:
+                b, o = best["before"], best["ours"]
+                print(f"  before ({before}): {b.seconds:.3g} s, peak {b.peak_mb:,.0f} MB; "
+                      f"before/ours {b.seconds / o.seconds:.2f}x", flush=True)
 
 
 def _version(engine: str) -> str:
@@ -348,6 +309,8 @@ def main() -> None:
     ap.add_argument("--peers", default="duckdb-1us,duckdb-exclude,pandas",
                     help="engines against ours in the duckdb section (whole processes)")
     ap.add_argument("--json", default=None, help="append the result rows here (JSON lines)")
+    ap.add_argument("--before", default=None,
+                    help="another checkout (e.g. /work/main) whose engine runs interleaved in the duckdb section")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -365,7 +328,7 @@ def main() -> None:
     if only & {"duckdb", "pandas"}:
         print("duckdb, pandas: the same windows in DuckDB SQL frames and pandas rolling, whole processes")
         peers = [p for p in a.peers.split(",") if p.split("-")[0] in only]
-        section_peers([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat, peers, a.json)
+        section_peers([int(x) for x in a.duckdb_rows.split(",")], a.users, a.repeat, peers, a.json, a.before)
 
 
 if __name__ == "__main__":

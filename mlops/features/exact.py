@@ -154,11 +154,21 @@ def _digit(m: np.ndarray, p: np.ndarray, level) -> np.ndarray:
 
 
 def value_digits(x: np.ndarray, first: int, last: int) -> list[np.ndarray]:
-    """Signed digits of each value at levels first..last (nulls/NaN as 0)."""
+    """Signed digits of each value at levels first..last (nulls/NaN as 0): from the top
+    level down, each digit is the floor of the remainder scaled by a power of two, and
+    the remainder loses it, every step exact in floating point (the values' bits lie in
+    those levels, so a scaled remainder is below 2**W and never leaves the float range)."""
     x = np.where(np.isfinite(x), x, 0.0)
-    m, p = _mantissa(x)
-    sign = np.where(x < 0, -1, 1)
-    return [sign * _digit(m, p, k) for k in range(first, last + 1)]
+    rest = np.abs(x)
+    negative = x < 0
+    out = []
+    for k in range(last, first - 1, -1):
+        d = np.floor(np.ldexp(rest, -(k * W + BASE)))
+        rest -= np.ldexp(d, k * W + BASE)
+        digit = d.astype(np.int64)
+        np.negative(digit, out=digit, where=negative)
+        out.append(digit)
+    return out[::-1]
 
 
 def square_digits(x: np.ndarray, first: int, last: int) -> list[np.ndarray]:

@@ -64,7 +64,7 @@ def test_the_scipy_peer_agrees_with_ours_and_a_wrong_value_fails(tmp_path):
 
 
 def test_duckdb_frames_say_the_same_half_open_window():
-    sql = {frame: __import__("bench_features").duckdb_sql("t", "set2", frame) for frame in ("1us", "exclude")}
+    sql = {frame: __import__("feature_peers").duckdb_sql("t", "set2", frame) for frame in ("1us", "exclude")}
     assert "INTERVAL 1 MICROSECOND PRECEDING" in sql["1us"] and "EXCLUDE GROUP" in sql["exclude"]
     assert "count(DISTINCT item)" in sql["1us"]
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import polars as pl
 
 from mlops.features.aggregates import AGGREGATES, empty_value
+from mlops.features.backends.entity_order import sort_by_entity_time
 from mlops.features.backends.frame_lookups import add_lookups
 from mlops.features.backends.frame_windows import IS_EVENT, add_windows, input_column
 from mlops.features.plan import MISSING_CATEGORY, FeaturePlan, WindowFeature
@@ -35,6 +36,7 @@ _POINT = "__point"
 _BAD_INPUT = "__bad_input"
 _BAD_FEATURE = "__bad_feature"
 _KEY = "__key"
+_ROW = "__row"
 
 
 def _ruled(plan: FeaturePlan, lf: pl.LazyFrame, names: list[str], flag: str) -> pl.LazyFrame:
@@ -101,9 +103,11 @@ def _identity(plan: FeaturePlan, schema) -> pl.Expr:
     return pl.struct(parts).alias(_KEY)
 
 
-def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+def event_flags(plan: FeaturePlan, lf: pl.LazyFrame, *, identical: bool = True) -> pl.LazyFrame:
     """``__is_event``: the row counts in windows (valid, first of its identity in input
-    order); non-events get null window inputs. Call before any sort."""
+    order); non-events get null window inputs. Call before any sort. Without
+    ``identical`` the duplicates rule's identity is left to the windows
+    (:func:`~.frame_windows.add_windows`, ``identity=``)."""
     rules, ent, ts = plan.rules, plan.entity, plan.timestamp
     valid = pl.col(ent).is_not_null() & pl.col(ts).is_not_null()
     if rules.reject:
@@ -111,7 +115,7 @@ def event_flags(plan: FeaturePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
     if rules.event_id is not None:
         key = pl.col(rules.event_id)
         first = key.is_null() | key.is_first_distinct().over(valid)
-    elif rules.duplicates == "identical":
+    elif rules.duplicates == "identical" and identical:
         first = pl.col(_KEY).is_first_distinct().over(valid)
     else:
         first = pl.lit(True)
@@ -127,11 +131,16 @@ def _by_form(plan: FeaturePlan) -> dict[str, list[WindowFeature]]:
     return out
 
 
-def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict) -> pl.LazyFrame:
-    """``lf`` (sorted by entity, timestamp) plus the count, extreme, exact and distinct
-    window columns (raw: not yet defaulted)."""
-    windows = [w for form in ("count", "extreme", "exact", "distinct") for w in forms.get(form, [])]
-    return add_windows(lf, windows, entity=plan.entity, ts=plan.timestamp)
+def _multi_row(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *, order: str = "presorted",
+               identity: str | None = None) -> pl.LazyFrame:
+    """``lf`` plus the count, extreme, exact and distinct window columns (raw: not yet
+    defaulted); ``order`` and ``identity`` as :func:`~.frame_windows.add_windows`."""
+    return add_windows(lf, _multi_windows(forms), entity=plan.entity, ts=plan.timestamp,
+                       order=order, identity=identity)
+
+
+def _multi_windows(forms: dict) -> list[WindowFeature]:
+    return [w for form in ("count", "extreme", "exact", "distinct") for w in forms.get(form, [])]
 
 
 def _finish_window(w: WindowFeature, ts: str) -> pl.Expr:
@@ -189,8 +198,9 @@ def status_expr(plan: FeaturePlan) -> pl.Expr:
 
 def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
                      keep: list[str] | tuple[str, ...] = (), status: bool = False,
-                     event_flag: bool = False) -> pl.LazyFrame:
-    """Features for every row, sorted by (entity, timestamp, input order).
+                     event_flag: bool = False, input_order: bool = False) -> pl.LazyFrame:
+    """Features for every row, sorted by (entity, timestamp, input order), or with
+    ``input_order`` in the input's own order (cheaper: no column is reordered).
 
     ``keep`` names extra source columns to carry through (ids, labels); ``status`` adds
     :data:`mlops.features.rules.STATUS` (null when the row is scorable); ``event_flag``
@@ -205,14 +215,45 @@ def compute_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, *,
     base_cols = [ent, ts, *[k for k in keep if k not in skip]]
     lf = events.lazy().select(list(dict.fromkeys([*plan.source_columns, *base_cols])))
     forms = _by_form(plan)
-    # the identity key has done its work: not carried through the sort
-    lf = event_flags(plan, row_stage(plan, lf)).drop(_KEY, strict=False)
-    lf = _multi_row(plan, lf.sort([ent, ts], maintain_order=True), forms)
-    if forms.get("lookup"):
-        lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), forms["lookup"], entity=ent, ts=ts)
+    # duplicates are equal rows, so tied on (entity, time): the windows, which group rows
+    # by (entity, time), find them among the few tied rows instead of hashing every row
+    defer = bool(_multi_windows(forms)) and plan.rules.event_id is None \
+        and plan.rules.duplicates == "identical"
+    lf = event_flags(plan, row_stage(plan, lf), identical=not defer)
+    if not defer:
+        lf = lf.drop(_KEY, strict=False)  # the identity key has done its work
+    lf = _windowed(plan, _needed(plan, lf, base_cols), forms, input_order=input_order,
+                   identity=_KEY if defer else None)
     lf = _post(plan, lf)
-    return lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else []),
-                      *([IS_EVENT] if event_flag else [])])
+    restore = input_order and bool(forms.get("lookup"))
+    out = lf.select([*base_cols, *plan.feature_names, *([status_expr(plan)] if status else []),
+                     *([IS_EVENT] if event_flag else []), *([_ROW] if restore else [])])
+    return out.sort(_ROW).drop(_ROW) if restore else out
+
+
+def _needed(plan: FeaturePlan, lf: pl.LazyFrame, base_cols: list[str]) -> pl.LazyFrame:
+    """Only the columns the windows and the output read (a sort moves every column)."""
+    read = {*base_cols, *plan.feature_names,
+            *(c for _, e in plan.post_exprs for c in e.meta.root_names())}
+    return lf.select([c for c in lf.collect_schema() if c not in plan.source_columns or c in read])
+
+
+def _windowed(plan: FeaturePlan, lf: pl.LazyFrame, forms: dict, *, input_order: bool,
+              identity: str | None) -> pl.LazyFrame:
+    """``lf`` plus its raw window columns: rows sorted by (entity, time), or (``input_order``)
+    in ``lf``'s order (lookups join on rows in time order: then ``_ROW`` restores it)."""
+    ent, ts = plan.entity, plan.timestamp
+    lookups = forms.get("lookup")
+    if input_order and lookups:
+        lf = lf.with_row_index(_ROW)
+    if _multi_windows(forms):
+        order = "input" if input_order and not lookups else "sort"
+        lf = _multi_row(plan, lf, forms, order=order, identity=identity)
+    elif lookups or not input_order:
+        lf = sort_by_entity_time(lf, ent, ts)
+    if lookups:
+        lf = add_lookups(lf, lf.filter(pl.col(IS_EVENT)), lookups, entity=ent, ts=ts)
+    return lf
 
 
 def compute_at(plan: FeaturePlan, history: pl.LazyFrame | pl.DataFrame,
@@ -305,23 +346,25 @@ def sink_features(plan: FeaturePlan, events: pl.LazyFrame | pl.DataFrame, path, 
     into entity partitions (by hash: an entity's whole history stays together, which
     keeps every window exact), each computed on its own and appended to the one output
     file as row groups (no second pass over the output). Peak memory follows the
-    partition, not the dataset. ``metadata`` goes into the parquet footer (see
-    :mod:`mlops.features.tables`). Returns rows.
+    partition, not the dataset. Rows keep the input's order (within each partition):
+    a table needs no particular order, and reordering every column costs more than the
+    windows. ``metadata`` goes into the parquet footer (see :mod:`mlops.features.tables`).
+    Returns rows.
     """
-    import pyarrow.parquet as pq
-
     lf = events.lazy()
     n = total_rows if total_rows is not None else lf.select(pl.len()).collect().item()
     parts = max(1, -(-n // rows_per_partition))
     if parts == 1:
-        compute_features(plan, lf, keep=keep).sink_parquet(path, metadata=metadata)
+        compute_features(plan, lf, keep=keep, input_order=True).sink_parquet(path, metadata=metadata)
         return n
+    import pyarrow.parquet as pq  # here: one partition needs no pyarrow
+
     writer = None
     try:
         for k in range(parts):
             # hash() is stable within a process, which is all a partition needs
             part = lf.filter(pl.col(plan.entity).hash(seed=0) % parts == k)
-            table = compute_features(plan, part, keep=keep).collect().to_arrow()
+            table = compute_features(plan, part, keep=keep, input_order=True).collect().to_arrow()
             if writer is None:
                 schema = table.schema.with_metadata({**(table.schema.metadata or {}),
                                                      **(metadata or {})})

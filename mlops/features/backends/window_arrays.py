@@ -102,26 +102,59 @@ def exact_windows(x: np.ndarray, present: np.ndarray, aggs: dict[str, list[str]]
                   bounds: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """Exact ``sum``/``mean``/``std`` of ``x`` over windows: ``aggs`` maps a window key to
     its aggregates, ``bounds`` the key to (start, end). Returns ``{(key, agg): values}``
-    with NaN where undefined (a mean without values, a std below two)."""
-    first, last = value_levels(x, present)
-    xs = np.where(present, x, 0.0)
-    values = _digit_prefixes(exact.value_digits(xs, first, last))
-    need_sq = any("std" in a for a in aggs.values())
-    sq_levels = exact.square_levels(first, last) if need_sq else None
-    squares = _digit_prefixes(exact.square_digits(xs, *sq_levels)) if need_sq else None
+    with NaN where undefined (a mean without values, a std below two). Windows holding
+    one value or none (most short windows) need no digits: their sum and mean are that
+    value (or 0 and NaN); only the others go through the digit sums."""
     counts = prefix(present)
+    last = np.maximum.accumulate(np.where(present, np.arange(len(present)), -1)) if len(present) else None
+    digits = None
     out = {}
     for key, names in aggs.items():
         start, end = bounds[key]
-        parts = [_finish_exact(names, values, squares, counts, first, sq_levels,
-                               start[a:a + CHUNK], end[a:a + CHUNK])
-                 for a in range(0, len(start), CHUNK)] or [{name: np.zeros(0) for name in names}]
-        for name in names:
-            out[(key, name)] = np.concatenate([p[name] for p in parts])
+        n = counts[end] - counts[start]
+        done = _few_values(names, x, last, n, end)
+        many = np.flatnonzero(n >= 2)
+        if len(many):
+            digits = digits or _digit_sums(x, present, any("std" in a for a in aggs.values()))
+            s, e = start[many], end[many]
+            parts = [_finish_exact(names, *digits, counts, s[a:a + CHUNK], e[a:a + CHUNK])
+                     for a in range(0, len(many), CHUNK)]
+            for name in names:
+                done[name][many] = np.concatenate([p[name] for p in parts])
+        out.update({(key, name): done[name] for name in names})
     return out
 
 
-def _finish_exact(names, values, squares, counts, first, sq_levels, start, end) -> dict:
+def _few_values(names: list[str], x: np.ndarray, last: np.ndarray | None, n: np.ndarray,
+                end: np.ndarray) -> dict[str, np.ndarray]:
+    """Sum, mean and std of windows of one value or none (others: to be filled): the
+    value itself is its exact sum and mean (-0.0 as 0.0, as the digit sums give)."""
+    one = np.flatnonzero(n == 1)
+    value = np.zeros(len(n))
+    value[one] = x[last[end[one] - 1]] + 0.0 if len(one) else 0.0
+    out = {}
+    if "sum" in names:
+        out["sum"] = value.copy()
+    if "mean" in names:
+        out["mean"] = np.where(n == 1, value, np.nan)
+    if "std" in names:
+        out["std"] = np.full(len(n), np.nan)
+    return out
+
+
+def _digit_sums(x: np.ndarray, present: np.ndarray, need_sq: bool) -> tuple:
+    """(value digit prefix sums, square digit prefix sums or None, first value level,
+    square levels or None) of the present values."""
+    first, last = value_levels(x, present)
+    xs = np.where(present, x, 0.0)
+    values = _digit_prefixes(exact.value_digits(xs, first, last))
+    if not need_sq:
+        return values, None, first, None
+    sq_levels = exact.square_levels(first, last)
+    return values, _digit_prefixes(exact.square_digits(xs, *sq_levels)), first, sq_levels
+
+
+def _finish_exact(names, values, squares, first, sq_levels, counts, start, end) -> dict:
     """One chunk of rows: window digit sums by differences (levels x rows), then one
     rounding."""
     n = (counts[end] - counts[start]).astype(np.float64)
@@ -224,3 +257,17 @@ def _pair_order(run: np.ndarray, code: np.ndarray) -> np.ndarray:
     if (int(run.max()) + 1) * (hi - lo + 1) < 1 << 62:
         return np.argsort(run * (hi - lo + 1) + (code - lo), kind="stable")
     return np.lexsort((code, run))
+
+
+def entity_blocks(run: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` blocks of rows sorted by ``run`` (entity numbers), each about ``size``
+    rows and cut only where the entity changes (an entity bigger than ``size`` is one
+    block): windows never cross an entity, so each block is computed on its own."""
+    n = len(run)
+    if n <= size:
+        return [(0, n)] if n else []
+    starts = np.flatnonzero(run[1:] != run[:-1]) + 1
+    cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(size, n, size)), len(starts) - 1)]) \
+        if len(starts) else np.zeros(0, dtype=np.int64)
+    edges = [0, *cuts.tolist(), n]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
