@@ -63,7 +63,7 @@ import numpy as np
 
 from mlops.errors import ConfigError
 from mlops.serving.breaker.bins import SCORE, SHARE_FLOOR, BreakerReference, FeatureBins, _floats, psi
-from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI, LEGACY_WINDOW
+from mlops.serving.breaker.limits import LEGACY_MIN_RECORDS, LEGACY_NOTE, LEGACY_PSI, window_of
 from mlops.serving.breaker.window import EntityWindow
 from mlops.serving.settings import BreakerSettings
 
@@ -160,18 +160,7 @@ class CircuitBreaker:
                               fix=f"calibrate them with calibrated_reference(..., "
                                   f"reference={s.reference!r})")
         self.reference = reference
-        self.size = s.window or (reference.limits.window if reference.limits is not None
-                                 and reference.limits.window else LEGACY_WINDOW)
-        if s.min_requests is not None and s.min_requests > self.size:
-            raise ConfigError(f"is {s.min_requests} but the breaker's window holds {self.size:,} "
-                              f"records (calibrated on the model's reference), so it would never "
-                              f"arm", key="serving.breaker.min_requests",
-                              fix=f"set it to at most {self.size}, or set serving.breaker.window "
-                                  f"to at least {s.min_requests}")
-        self._window_note = ("as set by serving.breaker.window" if s.window else
-                             reference.limits.window_note if reference.limits is not None
-                             and reference.limits.window_note else
-                             "a default: no reference rows to calibrate it on")
+        self.size, self._window_note = window_of(s, reference.limits)
         self._bins = [*reference.features, reference.score]
         self._ref_shares = [np.asarray(b.shares) for b in self._bins]
         self.window = EntityWindow(size=self.size, columns=len(self._bins),

@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mlops.errors import ConfigError
 from mlops.monitoring.calibration import (
     DEFAULT_MAX_CHUNKS,
     DEFAULT_MIN_CHUNKS,
@@ -217,6 +218,26 @@ def calibrate(bins, rows: ReferenceRows | None, *, window: int | None,
     return BreakerLimits(tuple(levels), at_floor[0] if at_floor else levels[-1].size,
                          note=notes[-1] if notes else None, reference=reference,
                          window=window, window_note=window_note)
+
+
+def window_of(settings, limits: BreakerLimits | None) -> tuple[int, str]:
+    """(size, how it was chosen) of the breaker's window: ``settings.window``
+    (:class:`~mlops.serving.settings.BreakerSettings`) when set, else the one ``limits`` were
+    calibrated for, else :data:`LEGACY_WINDOW`. A ``min_requests`` the window cannot hold is a
+    config error (the breaker would never arm)."""
+    if settings.window:
+        size, note = int(settings.window), "as set by serving.breaker.window"
+    elif limits is not None and limits.window:
+        size, note = limits.window, limits.window_note or "calibrated on the model's reference"
+    else:
+        size, note = LEGACY_WINDOW, "a default: no reference rows to calibrate it on"
+    if settings.min_requests is not None and settings.min_requests > size:
+        raise ConfigError(f"is {settings.min_requests} but the breaker's window holds {size:,} "
+                          f"records ({note}), so it would never arm",
+                          key="serving.breaker.min_requests",
+                          fix=f"set it to at most {size}, or set serving.breaker.window to at "
+                              f"least {settings.min_requests}")
+    return size, note
 
 
 def _layout(total_rows: int, size: int, previous: bool):
